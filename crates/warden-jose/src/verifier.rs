@@ -1,0 +1,137 @@
+//! The token verifier: every rule of DESIGN.md § Tokens, in order, and
+//! the only place a [`VerifiedToken`] is made.
+//!
+//! Order: size cap → three strict base64url segments → header (`alg` not
+//! none and allow-listed, no `crit`, no embedded keys, `typ`) → payload is a
+//! strict JSON object → issuer trusted → key by (issuer, `kid`), bound to the
+//! header's `alg` → signature → claims (`iss` exact, `aud` contains ours,
+//! `exp`/`nbf`/`iat` with bounded leeway, required claims present).
+//! Revocation and policy are the caller's next steps.
+
+use std::collections::HashMap;
+
+use crate::alg::AlgorithmSet;
+use crate::claims::Claims;
+use crate::compact;
+use crate::error::JoseError;
+use crate::header::Header;
+use crate::key_set::KeySet;
+use crate::validation::Validation;
+
+/// An issuer whose tokens are trusted, with its keys and algorithms.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    issuer: String,
+    keys: KeySet,
+    algorithms: AlgorithmSet,
+}
+
+impl TrustedIssuer {
+    /// Trusts `issuer` (matched exactly) with `keys`, for the algorithms in
+    /// `algorithms` only.
+    pub fn new(issuer: impl Into<String>, keys: KeySet, algorithms: AlgorithmSet) -> Self {
+        TrustedIssuer {
+            issuer: issuer.into(),
+            keys,
+            algorithms,
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The issuer's keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+}
+
+/// Verifies tokens from a fixed set of trusted issuers under one
+/// [`Validation`].
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    issuers: HashMap<String, TrustedIssuer>,
+    validation: Validation,
+}
+
+/// A token that passed every check. Only [`TokenVerifier`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    header: Header,
+    claims: Claims,
+}
+
+impl VerifiedToken {
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The checked claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+impl TokenVerifier {
+    /// A verifier for `issuers` under `validation`.
+    pub fn new(issuers: impl IntoIterator<Item = TrustedIssuer>, validation: Validation) -> Self {
+        TokenVerifier {
+            issuers: issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect(),
+            validation,
+        }
+    }
+
+    /// The rules this verifier applies.
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// Verifies `token` at `now` (seconds since the Unix epoch).
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, JoseError> {
+        let v = &self.validation;
+        let parsed = compact::parse(token, v.max_token_bytes, v.algorithms)?;
+        v.check_typ(parsed.header.typ())?;
+        let payload = parsed.payload_object()?;
+        let issuer = match payload.get("iss") {
+            Some(serde_json::Value::String(iss)) => {
+                self.issuers.get(iss).ok_or(JoseError::UntrustedIssuer)?
+            }
+            Some(_) => {
+                return Err(JoseError::InvalidClaim {
+                    claim: "iss",
+                    reason: "must be a string",
+                });
+            }
+            None => return Err(JoseError::MissingClaim("iss")),
+        };
+        if !issuer.algorithms.contains(parsed.header.alg()) {
+            return Err(JoseError::AlgNotAllowed(parsed.header.alg()));
+        }
+        parsed.verify_signature(&issuer.keys)?;
+
+        let claims = Claims::from_object(payload)?;
+        if claims.iss() != issuer.issuer {
+            return Err(JoseError::IssuerMismatch);
+        }
+        if !claims.aud().iter().any(|a| *a == v.audience) {
+            return Err(JoseError::AudienceMismatch);
+        }
+        claims.check_times(now, v.leeway)?;
+        if v.require_jti && claims.jti().is_none_or(str::is_empty) {
+            return Err(JoseError::MissingClaim("jti"));
+        }
+        if v.require_sub && claims.sub().is_none_or(str::is_empty) {
+            return Err(JoseError::MissingClaim("sub"));
+        }
+        if v.require_iat && claims.iat().is_none() {
+            return Err(JoseError::MissingClaim("iat"));
+        }
+        Ok(VerifiedToken {
+            header: parsed.header,
+            claims,
+        })
+    }
+}
