@@ -1,0 +1,363 @@
+//! Signing-key records and the rotation rules over them.
+//!
+//! Every state is derived from timestamps, so any replica reading the same
+//! records at the same time agrees on which key signs and which are
+//! published:
+//!
+//! - **Pending**: created, published in the JWKS, not yet signing. A new key
+//!   waits `publish_lead` seconds so that relying parties that cache the
+//!   JWKS have it before the first token signed with it arrives.
+//! - **Active**: the newest key whose activation time has passed; it signs.
+//! - **Overlap**: superseded, still published until every token it signed
+//!   has expired: its successor's activation + the maximum token lifetime +
+//!   the maximum leeway.
+//! - **Expired**: past that point; no valid token can carry it. A sweep
+//!   retires it.
+//! - **Retired**: withdrawn from the JWKS for good.
+
+use std::fmt;
+
+use warden_jose::{Algorithm, Jwk, SigningKey};
+
+use crate::envelope;
+use crate::error::KeyError;
+use crate::master_key::MasterKey;
+
+/// A stored signing key: public JWK in clear, private key sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// The one algorithm the key signs with.
+    pub alg: Algorithm,
+    /// When the key was made (seconds since the epoch).
+    pub created_at: u64,
+    /// When the key may start signing.
+    pub activates_at: u64,
+    /// When the key was withdrawn, if it was.
+    pub retired_at: Option<u64>,
+    /// The public JWK (JSON).
+    pub public_jwk: String,
+    /// The private key sealed by [`envelope::seal`].
+    pub sealed_private: Vec<u8>,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retired_at", &self.retired_at)
+            .field("sealed_private", &format_args!("<{} sealed bytes>", self.sealed_private.len()))
+            .finish()
+    }
+}
+
+/// The associated data that binds a sealed key to its record.
+fn seal_context(kid: &str, alg: Algorithm) -> Vec<u8> {
+    format!("warden signing key v1|{kid}|{alg}").into_bytes()
+}
+
+impl KeyRecord {
+    /// Generates a key for `alg`, sealed under `master`.
+    pub fn generate(master: &MasterKey, alg: Algorithm, now: u64, activates_at: u64) -> Result<Self, KeyError> {
+        let (key, pkcs8) = SigningKey::generate(alg)?;
+        let public_jwk = Jwk::from_verifying_key(key.verifying_key())?.to_json().to_string();
+        let sealed_private = envelope::seal(master, &seal_context(key.kid(), alg), &pkcs8)?;
+        Ok(KeyRecord {
+            kid: key.kid().to_owned(),
+            alg,
+            created_at: now,
+            activates_at,
+            retired_at: None,
+            public_jwk,
+            sealed_private,
+        })
+    }
+
+    /// Opens the private key. Fails with a clear error under the wrong
+    /// master key, or when the record was tampered with.
+    pub fn open(&self, master: &MasterKey) -> Result<SigningKey, KeyError> {
+        let pkcs8 = envelope::open(master, &seal_context(&self.kid, self.alg), &self.sealed_private, &self.kid)?;
+        let key = SigningKey::from_pkcs8(self.alg, &pkcs8)?;
+        if key.kid() != self.kid {
+            return Err(KeyError::Tampered(self.kid.clone()));
+        }
+        Ok(key)
+    }
+
+    /// The public key, bound to the record's algorithm.
+    pub fn verifying_key(&self) -> Result<warden_jose::VerifyingKey, KeyError> {
+        Ok(Jwk::parse(self.public_jwk.as_bytes())?.to_verifying_key(Some(self.alg))?)
+    }
+}
+
+/// Timing rules for rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// Seconds a new key is published before it signs.
+    pub publish_lead: u64,
+    /// The longest lifetime any token signed by a key can have.
+    pub max_token_ttl: u64,
+    /// The largest leeway any verifier applies.
+    pub leeway: u64,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        RotationPolicy { publish_lead: 300, max_token_ttl: 3600, leeway: warden_jose::MAX_LEEWAY }
+    }
+}
+
+/// The derived state of a key at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, signs from the given time.
+    Pending {
+        /// Activation time.
+        from: u64,
+    },
+    /// Signs now.
+    Active,
+    /// Published, no longer signs, retirable from `until`.
+    Overlap {
+        /// When the last token it signed is past expiry.
+        until: u64,
+    },
+    /// No valid token can carry it; awaiting the sweep.
+    Expired,
+    /// Withdrawn.
+    Retired {
+        /// When.
+        at: u64,
+    },
+}
+
+impl KeyState {
+    /// Whether the key belongs in the published JWKS.
+    pub fn is_published(self) -> bool {
+        matches!(self, KeyState::Pending { .. } | KeyState::Active | KeyState::Overlap { .. })
+    }
+
+    /// A short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyState::Pending { .. } => "pending",
+            KeyState::Active => "active",
+            KeyState::Overlap { .. } => "overlap",
+            KeyState::Expired => "expired",
+            KeyState::Retired { .. } => "retired",
+        }
+    }
+}
+
+/// The set of key records and the rotation policy, with the rules.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    records: Vec<KeyRecord>,
+    policy: RotationPolicy,
+}
+
+impl Keyring {
+    /// Orders records by activation (then creation, then kid).
+    pub fn new(mut records: Vec<KeyRecord>, policy: RotationPolicy) -> Self {
+        records.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+        Keyring { records, policy }
+    }
+
+    /// The records, oldest activation first.
+    pub fn records(&self) -> &[KeyRecord] {
+        &self.records
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> RotationPolicy {
+        self.policy
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &KeyRecord)> {
+        self.records.iter().enumerate().filter(|(_, r)| r.retired_at.is_none())
+    }
+
+    /// The state of the record at `index` at `now`.
+    fn state_at(&self, index: usize, now: u64) -> Option<KeyState> {
+        let record = self.records.get(index)?;
+        if let Some(at) = record.retired_at {
+            return Some(KeyState::Retired { at });
+        }
+        if record.activates_at > now {
+            return Some(KeyState::Pending { from: record.activates_at });
+        }
+        let successor = self.live().find(|(i, r)| *i > index && r.activates_at <= now);
+        Some(match successor {
+            None => KeyState::Active,
+            Some((_, next)) => {
+                let until = next
+                    .activates_at
+                    .saturating_add(self.policy.max_token_ttl)
+                    .saturating_add(self.policy.leeway);
+                if now < until { KeyState::Overlap { until } } else { KeyState::Expired }
+            }
+        })
+    }
+
+    /// Every record with its state at `now`.
+    pub fn states(&self, now: u64) -> Vec<(&KeyRecord, KeyState)> {
+        (0..self.records.len())
+            .filter_map(|i| Some((self.records.get(i)?, self.state_at(i, now)?)))
+            .collect()
+    }
+
+    /// The state of `kid` at `now`.
+    pub fn state(&self, kid: &str, now: u64) -> Result<KeyState, KeyError> {
+        let index = self.index(kid)?;
+        self.state_at(index, now).ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
+    }
+
+    fn index(&self, kid: &str) -> Result<usize, KeyError> {
+        self.records.iter().position(|r| r.kid == kid).ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
+    }
+
+    /// The key that signs at `now`.
+    pub fn signing(&self, now: u64) -> Result<&KeyRecord, KeyError> {
+        self.states(now)
+            .into_iter()
+            .find(|(_, s)| *s == KeyState::Active)
+            .map(|(r, _)| r)
+            .ok_or(KeyError::NoSigningKey)
+    }
+
+    /// The keys to publish in the JWKS at `now`.
+    pub fn published(&self, now: u64) -> Vec<&KeyRecord> {
+        self.states(now).into_iter().filter(|(_, s)| s.is_published()).map(|(r, _)| r).collect()
+    }
+
+    /// When a key made now should start signing: at once when nothing
+    /// signs (first key) or when `immediately` is asked for, else after the
+    /// publication lead. Refuses while another key is still pending.
+    pub fn next_activation(&self, now: u64, immediately: bool) -> Result<u64, KeyError> {
+        if let Some((r, KeyState::Pending { from })) =
+            self.states(now).into_iter().find(|(_, s)| matches!(s, KeyState::Pending { .. }))
+        {
+            return Err(KeyError::Rotation(format!(
+                "key `{}` is already pending and signs from {from}; retire it or wait",
+                r.kid
+            )));
+        }
+        if immediately || self.signing(now).is_err() {
+            Ok(now)
+        } else {
+            Ok(now.saturating_add(self.policy.publish_lead))
+        }
+    }
+
+    /// Checks that `kid` may be retired at `now`. The active key never may;
+    /// a key in overlap only with `force` (its tokens stop verifying).
+    pub fn check_retire(&self, kid: &str, now: u64, force: bool) -> Result<(), KeyError> {
+        match self.state(kid, now)? {
+            KeyState::Active => Err(KeyError::Rotation(format!(
+                "key `{kid}` is the active signing key; rotate first"
+            ))),
+            KeyState::Retired { .. } => Err(KeyError::Rotation(format!("key `{kid}` is already retired"))),
+            KeyState::Overlap { until } if !force => Err(KeyError::Rotation(format!(
+                "tokens signed by `{kid}` may be valid until {until}; pass --force to retire it now and reject them"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keys whose tokens have all expired and which should be retired.
+    pub fn sweep(&self, now: u64) -> Vec<String> {
+        self.states(now)
+            .into_iter()
+            .filter(|(_, s)| *s == KeyState::Expired)
+            .map(|(r, _)| r.kid.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kid: &str, activates_at: u64) -> KeyRecord {
+        KeyRecord {
+            kid: kid.into(),
+            alg: Algorithm::EdDSA,
+            created_at: activates_at.saturating_sub(1),
+            activates_at,
+            retired_at: None,
+            public_jwk: String::new(),
+            sealed_private: Vec::new(),
+        }
+    }
+
+    fn policy() -> RotationPolicy {
+        RotationPolicy { publish_lead: 100, max_token_ttl: 1000, leeway: 60 }
+    }
+
+    #[test]
+    fn rotation_overlaps_then_expires() {
+        let ring = Keyring::new(vec![record("new", 2000), record("old", 1000)], policy());
+        assert_eq!(ring.state("old", 1500).unwrap(), KeyState::Active);
+        assert_eq!(ring.state("new", 1500).unwrap(), KeyState::Pending { from: 2000 });
+        assert_eq!(ring.published(1500).len(), 2);
+        assert_eq!(ring.signing(1999).unwrap().kid, "old");
+        assert_eq!(ring.signing(2000).unwrap().kid, "new");
+        assert_eq!(ring.state("old", 2000).unwrap(), KeyState::Overlap { until: 3060 });
+        assert_eq!(ring.state("old", 3059).unwrap(), KeyState::Overlap { until: 3060 });
+        assert_eq!(ring.state("old", 3060).unwrap(), KeyState::Expired);
+        assert_eq!(ring.published(3060).len(), 1);
+        assert_eq!(ring.sweep(3060), vec!["old".to_string()]);
+    }
+
+    #[test]
+    fn retirement_rules() {
+        let ring = Keyring::new(vec![record("old", 1000), record("new", 2000)], policy());
+        assert!(ring.check_retire("new", 2500, true).is_err(), "active key");
+        assert!(ring.check_retire("old", 2500, false).is_err(), "overlap without force");
+        assert!(ring.check_retire("old", 2500, true).is_ok());
+        assert!(ring.check_retire("old", 3100, false).is_ok());
+        assert!(ring.check_retire("new", 1500, false).is_ok(), "pending may be cancelled");
+        assert!(matches!(ring.check_retire("nope", 1, false), Err(KeyError::UnknownKid(_))));
+    }
+
+    #[test]
+    fn first_key_activates_at_once_and_pending_blocks_rotation() {
+        let empty = Keyring::new(vec![], policy());
+        assert_eq!(empty.next_activation(500, false).unwrap(), 500);
+        assert!(matches!(empty.signing(500), Err(KeyError::NoSigningKey)));
+        let ring = Keyring::new(vec![record("a", 100)], policy());
+        assert_eq!(ring.next_activation(500, false).unwrap(), 600);
+        assert_eq!(ring.next_activation(500, true).unwrap(), 500);
+        let pending = Keyring::new(vec![record("a", 100), record("b", 600)], policy());
+        assert!(matches!(pending.next_activation(500, false), Err(KeyError::Rotation(_))));
+    }
+
+    #[test]
+    fn retired_successor_does_not_supersede() {
+        let mut new = record("new", 2000);
+        new.retired_at = Some(2100);
+        let ring = Keyring::new(vec![record("old", 1000), new], policy());
+        assert_eq!(ring.signing(2500).unwrap().kid, "old");
+    }
+
+    #[test]
+    fn generated_records_open_only_under_their_master_key() {
+        let master = MasterKey::generate().unwrap();
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384] {
+            let rec = KeyRecord::generate(&master, alg, 10, 10).unwrap();
+            let key = rec.open(&master).unwrap();
+            assert_eq!(key.kid(), rec.kid);
+            assert_eq!(rec.verifying_key().unwrap().alg(), alg);
+            let other = MasterKey::generate().unwrap();
+            assert!(matches!(rec.open(&other), Err(KeyError::WrongMasterKey { .. })));
+            let mut moved = rec.clone();
+            moved.kid = "another".into();
+            assert!(matches!(moved.open(&master), Err(KeyError::Tampered(_))));
+            assert!(!format!("{rec:?}").contains("sealed_private: ["));
+        }
+    }
+}
