@@ -23,12 +23,15 @@ const WRAPPED_LEN: usize = 32 + TAG_LEN;
 const HEADER_LEN: usize = MAGIC.len() + FP_LEN + NONCE_LEN + WRAPPED_LEN + NONCE_LEN;
 
 fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, KeyError> {
-    UnboundKey::new(&AES_256_GCM, bytes).map(LessSafeKey::new).map_err(|_| KeyError::Crypto("AEAD key setup"))
+    UnboundKey::new(&AES_256_GCM, bytes)
+        .map(LessSafeKey::new)
+        .map_err(|_| KeyError::Crypto("AEAD key setup"))
 }
 
 fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], KeyError> {
     let mut out = [0u8; N];
-    rng.fill(&mut out).map_err(|_| KeyError::Crypto("randomness"))?;
+    rng.fill(&mut out)
+        .map_err(|_| KeyError::Crypto("randomness"))?;
     Ok(out)
 }
 
@@ -36,7 +39,10 @@ fn fingerprint_bytes(master: &MasterKey) -> [u8; FP_LEN] {
     let hex = master.fingerprint();
     let mut out = [0u8; FP_LEN];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte = hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+        *byte = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
     }
     out
 }
@@ -59,14 +65,22 @@ pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<
 
     let mut wrapped = data_key.to_vec();
     aead_key(master.bytes())?
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(wrap_nonce), Aad::from(context), &mut wrapped)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(wrap_nonce),
+            Aad::from(context),
+            &mut wrapped,
+        )
         .map_err(|_| KeyError::Crypto("key wrapping"))?;
     out.extend_from_slice(&wrapped);
     out.extend_from_slice(&data_nonce);
 
     let mut body = plaintext.to_vec();
     aead_key(data_key.as_slice())?
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(data_nonce), Aad::from(context), &mut body)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(data_nonce),
+            Aad::from(context),
+            &mut body,
+        )
         .map_err(|_| KeyError::Crypto("key sealing"))?;
     out.extend_from_slice(&body);
     Ok(out)
@@ -74,13 +88,21 @@ pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<
 
 /// Opens a sealed key. A wrong master key and a damaged or moved envelope
 /// give distinct errors; `label` names the record in the latter.
-pub fn open(master: &MasterKey, context: &[u8], sealed: &[u8], label: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+pub fn open(
+    master: &MasterKey,
+    context: &[u8],
+    sealed: &[u8],
+    label: &str,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let tampered = || KeyError::Tampered(label.to_owned());
     let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or_else(tampered)?;
     let (fp, rest) = rest.split_at_checked(FP_LEN).ok_or_else(tampered)?;
     let expected_fp = fingerprint_bytes(master);
     if fp != expected_fp {
-        return Err(KeyError::WrongMasterKey { expected: hex(fp), actual: master.fingerprint() });
+        return Err(KeyError::WrongMasterKey {
+            expected: hex(fp),
+            actual: master.fingerprint(),
+        });
     }
     let (wrap_nonce, rest) = rest.split_at_checked(NONCE_LEN).ok_or_else(tampered)?;
     let (wrapped, rest) = rest.split_at_checked(WRAPPED_LEN).ok_or_else(tampered)?;
@@ -112,15 +134,26 @@ mod tests {
         let master = MasterKey::generate().unwrap();
         let sealed = seal(&master, b"kid-1|EdDSA", b"secret pkcs8 bytes").unwrap();
         assert!(!sealed.windows(18).any(|w| w == b"secret pkcs8 bytes"));
-        assert_eq!(open(&master, b"kid-1|EdDSA", &sealed, "kid-1").unwrap().as_slice(), b"secret pkcs8 bytes");
-        assert_eq!(open(&master, b"kid-2|EdDSA", &sealed, "kid-1"), Err(KeyError::Tampered("kid-1".into())));
+        assert_eq!(
+            open(&master, b"kid-1|EdDSA", &sealed, "kid-1")
+                .unwrap()
+                .as_slice(),
+            b"secret pkcs8 bytes"
+        );
+        assert_eq!(
+            open(&master, b"kid-2|EdDSA", &sealed, "kid-1"),
+            Err(KeyError::Tampered("kid-1".into()))
+        );
     }
 
     #[test]
     fn wrong_master_key_is_named() {
         let sealed = seal(&MasterKey::generate().unwrap(), b"c", b"x").unwrap();
         let other = MasterKey::generate().unwrap();
-        assert!(matches!(open(&other, b"c", &sealed, "k"), Err(KeyError::WrongMasterKey { .. })));
+        assert!(matches!(
+            open(&other, b"c", &sealed, "k"),
+            Err(KeyError::WrongMasterKey { .. })
+        ));
     }
 
     #[test]
@@ -142,7 +175,13 @@ mod tests {
         let again = MasterKey::from_base64(&format!("{}\n", text.as_str())).unwrap();
         assert_eq!(key.fingerprint(), again.fingerprint());
         assert!(!format!("{key:?}").contains(text.as_str()));
-        assert_eq!(MasterKey::from_base64("c2hvcnQ=").unwrap_err(), KeyError::MalformedMasterKey);
-        assert_eq!(MasterKey::from_base64("not base64!").unwrap_err(), KeyError::MalformedMasterKey);
+        assert_eq!(
+            MasterKey::from_base64("c2hvcnQ=").unwrap_err(),
+            KeyError::MalformedMasterKey
+        );
+        assert_eq!(
+            MasterKey::from_base64("not base64!").unwrap_err(),
+            KeyError::MalformedMasterKey
+        );
     }
 }

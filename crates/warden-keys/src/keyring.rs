@@ -50,7 +50,10 @@ impl fmt::Debug for KeyRecord {
             .field("created_at", &self.created_at)
             .field("activates_at", &self.activates_at)
             .field("retired_at", &self.retired_at)
-            .field("sealed_private", &format_args!("<{} sealed bytes>", self.sealed_private.len()))
+            .field(
+                "sealed_private",
+                &format_args!("<{} sealed bytes>", self.sealed_private.len()),
+            )
             .finish()
     }
 }
@@ -62,13 +65,31 @@ fn seal_context(kid: &str, alg: Algorithm) -> Vec<u8> {
 
 impl KeyRecord {
     /// Generates a key for `alg`, sealed under `master`.
-    pub fn generate(master: &MasterKey, alg: Algorithm, now: u64, activates_at: u64) -> Result<Self, KeyError> {
+    pub fn generate(
+        master: &MasterKey,
+        alg: Algorithm,
+        now: u64,
+        activates_at: u64,
+    ) -> Result<Self, KeyError> {
         let (key, pkcs8) = SigningKey::generate(alg)?;
-        let public_jwk = Jwk::from_verifying_key(key.verifying_key())?.to_json().to_string();
-        let sealed_private = envelope::seal(master, &seal_context(key.kid(), alg), &pkcs8)?;
+        Self::seal(master, &key, &pkcs8, now, activates_at)
+    }
+
+    /// Seals an existing key (`pkcs8` must be `key`'s PKCS#8 encoding).
+    pub fn seal(
+        master: &MasterKey,
+        key: &SigningKey,
+        pkcs8: &[u8],
+        now: u64,
+        activates_at: u64,
+    ) -> Result<Self, KeyError> {
+        let public_jwk = Jwk::from_verifying_key(key.verifying_key())?
+            .to_json()
+            .to_string();
+        let sealed_private = envelope::seal(master, &seal_context(key.kid(), key.alg()), pkcs8)?;
         Ok(KeyRecord {
             kid: key.kid().to_owned(),
-            alg,
+            alg: key.alg(),
             created_at: now,
             activates_at,
             retired_at: None,
@@ -80,7 +101,12 @@ impl KeyRecord {
     /// Opens the private key. Fails with a clear error under the wrong
     /// master key, or when the record was tampered with.
     pub fn open(&self, master: &MasterKey) -> Result<SigningKey, KeyError> {
-        let pkcs8 = envelope::open(master, &seal_context(&self.kid, self.alg), &self.sealed_private, &self.kid)?;
+        let pkcs8 = envelope::open(
+            master,
+            &seal_context(&self.kid, self.alg),
+            &self.sealed_private,
+            &self.kid,
+        )?;
         let key = SigningKey::from_pkcs8(self.alg, &pkcs8)?;
         if key.kid() != self.kid {
             return Err(KeyError::Tampered(self.kid.clone()));
@@ -107,7 +133,11 @@ pub struct RotationPolicy {
 
 impl Default for RotationPolicy {
     fn default() -> Self {
-        RotationPolicy { publish_lead: 300, max_token_ttl: 3600, leeway: warden_jose::MAX_LEEWAY }
+        RotationPolicy {
+            publish_lead: 300,
+            max_token_ttl: 3600,
+            leeway: warden_jose::MAX_LEEWAY,
+        }
     }
 }
 
@@ -138,7 +168,10 @@ pub enum KeyState {
 impl KeyState {
     /// Whether the key belongs in the published JWKS.
     pub fn is_published(self) -> bool {
-        matches!(self, KeyState::Pending { .. } | KeyState::Active | KeyState::Overlap { .. })
+        matches!(
+            self,
+            KeyState::Pending { .. } | KeyState::Active | KeyState::Overlap { .. }
+        )
     }
 
     /// A short lowercase name.
@@ -163,7 +196,9 @@ pub struct Keyring {
 impl Keyring {
     /// Orders records by activation (then creation, then kid).
     pub fn new(mut records: Vec<KeyRecord>, policy: RotationPolicy) -> Self {
-        records.sort_by(|a, b| (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid)));
+        records.sort_by(|a, b| {
+            (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid))
+        });
         Keyring { records, policy }
     }
 
@@ -178,7 +213,10 @@ impl Keyring {
     }
 
     fn live(&self) -> impl Iterator<Item = (usize, &KeyRecord)> {
-        self.records.iter().enumerate().filter(|(_, r)| r.retired_at.is_none())
+        self.records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.retired_at.is_none())
     }
 
     /// The state of the record at `index` at `now`.
@@ -188,9 +226,13 @@ impl Keyring {
             return Some(KeyState::Retired { at });
         }
         if record.activates_at > now {
-            return Some(KeyState::Pending { from: record.activates_at });
+            return Some(KeyState::Pending {
+                from: record.activates_at,
+            });
         }
-        let successor = self.live().find(|(i, r)| *i > index && r.activates_at <= now);
+        let successor = self
+            .live()
+            .find(|(i, r)| *i > index && r.activates_at <= now);
         Some(match successor {
             None => KeyState::Active,
             Some((_, next)) => {
@@ -198,7 +240,11 @@ impl Keyring {
                     .activates_at
                     .saturating_add(self.policy.max_token_ttl)
                     .saturating_add(self.policy.leeway);
-                if now < until { KeyState::Overlap { until } } else { KeyState::Expired }
+                if now < until {
+                    KeyState::Overlap { until }
+                } else {
+                    KeyState::Expired
+                }
             }
         })
     }
@@ -213,11 +259,15 @@ impl Keyring {
     /// The state of `kid` at `now`.
     pub fn state(&self, kid: &str, now: u64) -> Result<KeyState, KeyError> {
         let index = self.index(kid)?;
-        self.state_at(index, now).ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
+        self.state_at(index, now)
+            .ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
     }
 
     fn index(&self, kid: &str) -> Result<usize, KeyError> {
-        self.records.iter().position(|r| r.kid == kid).ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
+        self.records
+            .iter()
+            .position(|r| r.kid == kid)
+            .ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
     }
 
     /// The key that signs at `now`.
@@ -231,15 +281,21 @@ impl Keyring {
 
     /// The keys to publish in the JWKS at `now`.
     pub fn published(&self, now: u64) -> Vec<&KeyRecord> {
-        self.states(now).into_iter().filter(|(_, s)| s.is_published()).map(|(r, _)| r).collect()
+        self.states(now)
+            .into_iter()
+            .filter(|(_, s)| s.is_published())
+            .map(|(r, _)| r)
+            .collect()
     }
 
     /// When a key made now should start signing: at once when nothing
     /// signs (first key) or when `immediately` is asked for, else after the
     /// publication lead. Refuses while another key is still pending.
     pub fn next_activation(&self, now: u64, immediately: bool) -> Result<u64, KeyError> {
-        if let Some((r, KeyState::Pending { from })) =
-            self.states(now).into_iter().find(|(_, s)| matches!(s, KeyState::Pending { .. }))
+        if let Some((r, KeyState::Pending { from })) = self
+            .states(now)
+            .into_iter()
+            .find(|(_, s)| matches!(s, KeyState::Pending { .. }))
         {
             return Err(KeyError::Rotation(format!(
                 "key `{}` is already pending and signs from {from}; retire it or wait",
@@ -260,7 +316,9 @@ impl Keyring {
             KeyState::Active => Err(KeyError::Rotation(format!(
                 "key `{kid}` is the active signing key; rotate first"
             ))),
-            KeyState::Retired { .. } => Err(KeyError::Rotation(format!("key `{kid}` is already retired"))),
+            KeyState::Retired { .. } => Err(KeyError::Rotation(format!(
+                "key `{kid}` is already retired"
+            ))),
             KeyState::Overlap { until } if !force => Err(KeyError::Rotation(format!(
                 "tokens signed by `{kid}` may be valid until {until}; pass --force to retire it now and reject them"
             ))),
@@ -295,19 +353,32 @@ mod tests {
     }
 
     fn policy() -> RotationPolicy {
-        RotationPolicy { publish_lead: 100, max_token_ttl: 1000, leeway: 60 }
+        RotationPolicy {
+            publish_lead: 100,
+            max_token_ttl: 1000,
+            leeway: 60,
+        }
     }
 
     #[test]
     fn rotation_overlaps_then_expires() {
         let ring = Keyring::new(vec![record("new", 2000), record("old", 1000)], policy());
         assert_eq!(ring.state("old", 1500).unwrap(), KeyState::Active);
-        assert_eq!(ring.state("new", 1500).unwrap(), KeyState::Pending { from: 2000 });
+        assert_eq!(
+            ring.state("new", 1500).unwrap(),
+            KeyState::Pending { from: 2000 }
+        );
         assert_eq!(ring.published(1500).len(), 2);
         assert_eq!(ring.signing(1999).unwrap().kid, "old");
         assert_eq!(ring.signing(2000).unwrap().kid, "new");
-        assert_eq!(ring.state("old", 2000).unwrap(), KeyState::Overlap { until: 3060 });
-        assert_eq!(ring.state("old", 3059).unwrap(), KeyState::Overlap { until: 3060 });
+        assert_eq!(
+            ring.state("old", 2000).unwrap(),
+            KeyState::Overlap { until: 3060 }
+        );
+        assert_eq!(
+            ring.state("old", 3059).unwrap(),
+            KeyState::Overlap { until: 3060 }
+        );
         assert_eq!(ring.state("old", 3060).unwrap(), KeyState::Expired);
         assert_eq!(ring.published(3060).len(), 1);
         assert_eq!(ring.sweep(3060), vec!["old".to_string()]);
@@ -317,11 +388,20 @@ mod tests {
     fn retirement_rules() {
         let ring = Keyring::new(vec![record("old", 1000), record("new", 2000)], policy());
         assert!(ring.check_retire("new", 2500, true).is_err(), "active key");
-        assert!(ring.check_retire("old", 2500, false).is_err(), "overlap without force");
+        assert!(
+            ring.check_retire("old", 2500, false).is_err(),
+            "overlap without force"
+        );
         assert!(ring.check_retire("old", 2500, true).is_ok());
         assert!(ring.check_retire("old", 3100, false).is_ok());
-        assert!(ring.check_retire("new", 1500, false).is_ok(), "pending may be cancelled");
-        assert!(matches!(ring.check_retire("nope", 1, false), Err(KeyError::UnknownKid(_))));
+        assert!(
+            ring.check_retire("new", 1500, false).is_ok(),
+            "pending may be cancelled"
+        );
+        assert!(matches!(
+            ring.check_retire("nope", 1, false),
+            Err(KeyError::UnknownKid(_))
+        ));
     }
 
     #[test]
@@ -333,7 +413,10 @@ mod tests {
         assert_eq!(ring.next_activation(500, false).unwrap(), 600);
         assert_eq!(ring.next_activation(500, true).unwrap(), 500);
         let pending = Keyring::new(vec![record("a", 100), record("b", 600)], policy());
-        assert!(matches!(pending.next_activation(500, false), Err(KeyError::Rotation(_))));
+        assert!(matches!(
+            pending.next_activation(500, false),
+            Err(KeyError::Rotation(_))
+        ));
     }
 
     #[test]
@@ -353,7 +436,10 @@ mod tests {
             assert_eq!(key.kid(), rec.kid);
             assert_eq!(rec.verifying_key().unwrap().alg(), alg);
             let other = MasterKey::generate().unwrap();
-            assert!(matches!(rec.open(&other), Err(KeyError::WrongMasterKey { .. })));
+            assert!(matches!(
+                rec.open(&other),
+                Err(KeyError::WrongMasterKey { .. })
+            ));
             let mut moved = rec.clone();
             moved.kid = "another".into();
             assert!(matches!(moved.open(&master), Err(KeyError::Tampered(_))));

@@ -24,15 +24,24 @@ impl MasterKey {
     /// Parses standard base64 of exactly 32 bytes (surrounding whitespace
     /// is ignored, as a key file ends with a newline).
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let decoded = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| KeyError::MalformedMasterKey)?);
-        let bytes: [u8; 32] = decoded.as_slice().try_into().map_err(|_| KeyError::MalformedMasterKey)?;
+        let decoded = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| KeyError::MalformedMasterKey)?,
+        );
+        let bytes: [u8; 32] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::MalformedMasterKey)?;
         Ok(MasterKey::from_bytes(bytes))
     }
 
     /// A fresh random master key.
     pub fn generate() -> Result<Self, KeyError> {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| KeyError::Crypto("master key generation"))?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| KeyError::Crypto("master key generation"))?;
         let key = MasterKey::from_bytes(bytes);
         zeroize::Zeroize::zeroize(&mut bytes);
         Ok(key)
@@ -46,8 +55,15 @@ impl MasterKey {
     /// A public, non-reversible identifier of this key (8 bytes of
     /// HMAC-SHA-256 under the key, hex), to tell keys apart in errors.
     pub fn fingerprint(&self) -> String {
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, self.0.as_slice()), b"warden master key fingerprint v1");
-        tag.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, self.0.as_slice()),
+            b"warden master key fingerprint v1",
+        );
+        tag.as_ref()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
@@ -57,6 +73,10 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey(<redacted>, fingerprint {})", self.fingerprint())
+        write!(
+            f,
+            "MasterKey(<redacted>, fingerprint {})",
+            self.fingerprint()
+        )
     }
 }

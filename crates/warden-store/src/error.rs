@@ -1,0 +1,61 @@
+//! The one error type of `warden-store`.
+
+use std::path::PathBuf;
+
+/// Errors from storage and the data directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// A database operation failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A file or directory operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key file may be read by other users.
+    #[error(
+        "refusing to use {path}: it is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`",
+        path = .path.display()
+    )]
+    InsecurePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key operation failed.
+    #[error(transparent)]
+    Key(#[from] warden_keys::KeyError),
+    /// This database belongs to another master key.
+    #[error(
+        "this database was set up with master key {expected}, but master key {actual} was given: \
+         set WARDEN_MASTER_KEY or the data dir's master.key to the original key"
+    )]
+    MasterKeyMismatch {
+        /// Fingerprint recorded in the database.
+        expected: String,
+        /// Fingerprint of the key given.
+        actual: String,
+    },
+    /// A stored row is not what this version writes.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+}

@@ -1,0 +1,275 @@
+//! One storage suite, run against every backend: SQLite in a temp dir and
+//! PostgreSQL in a fresh schema per test (`WARDEN_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that
+//! cannot be reached fails the suite; it is never skipped.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::future::Future;
+
+use warden_jose::{Algorithm, SigningKey};
+use warden_keys::{KeyRecord, KeyState, MasterKey, RotationPolicy};
+use warden_store::postgres::PgStore;
+use warden_store::sqlite::SqliteStore;
+use warden_store::{KeyManager, KeyStore, Store, StoreError};
+
+const POLICY: RotationPolicy = RotationPolicy {
+    publish_lead: 100,
+    max_token_ttl: 1000,
+    leeway: 60,
+};
+
+/// A backend under test, with whatever it needs kept alive.
+trait Harness: Sized {
+    type S: Store;
+    fn start() -> impl Future<Output = Self>;
+    fn store(&self) -> &Self::S;
+    /// Every byte the backend persisted, for secrecy checks.
+    fn persisted_bytes(&self) -> impl Future<Output = Vec<u8>>;
+    fn finish(self) -> impl Future<Output = ()>;
+}
+
+struct SqliteHarness {
+    dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+impl Harness for SqliteHarness {
+    type S = SqliteStore;
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        SqliteHarness { dir, store }
+    }
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+    async fn persisted_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        all
+    }
+    async fn finish(self) {
+        self.store.close().await;
+    }
+}
+
+struct PgHarness {
+    url: String,
+    schema: String,
+    store: PgStore,
+}
+
+fn pg_url() -> String {
+    std::env::var("WARDEN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl Harness for PgHarness {
+    type S = PgStore;
+    async fn start() -> Self {
+        let url = pg_url();
+        let schema = format!("t_{}", hex_random());
+        let store = PgStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
+        PgHarness { url, schema, store }
+    }
+    fn store(&self) -> &PgStore {
+        &self.store
+    }
+    async fn persisted_bytes(&self) -> Vec<u8> {
+        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+        let q = format!(
+            "SELECT kid, public_jwk, sealed_private FROM \"{}\".signing_keys",
+            self.schema
+        );
+        let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(q))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        rows.into_iter()
+            .flat_map(|(k, j, s)| [k.into_bytes(), j.into_bytes(), s].concat())
+            .collect()
+    }
+    async fn finish(self) {
+        self.store.close().await;
+        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+        let q = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+fn hex_random() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn keys_round_trip<H: Harness>() {
+    let h = H::start().await;
+    let master = MasterKey::generate().unwrap();
+    let rec = KeyRecord::generate(&master, Algorithm::ES256, 10, 10).unwrap();
+    h.store().insert_key(&rec).await.unwrap();
+    let listed = h.store().list_keys().await.unwrap();
+    assert_eq!(listed, vec![rec.clone()]);
+    assert!(h.store().retire_key(&rec.kid, 20).await.unwrap());
+    assert!(
+        !h.store().retire_key(&rec.kid, 30).await.unwrap(),
+        "retiring twice"
+    );
+    assert!(!h.store().retire_key("nope", 30).await.unwrap());
+    assert_eq!(h.store().list_keys().await.unwrap()[0].retired_at, Some(20));
+    // A duplicate kid is refused by the database.
+    assert!(h.store().insert_key(&rec).await.is_err());
+    h.finish().await;
+}
+
+async fn master_key_binding<H: Harness>() {
+    let h = H::start().await;
+    let master = MasterKey::generate().unwrap();
+    KeyManager::open(h.store().clone(), master.clone(), POLICY)
+        .await
+        .unwrap();
+    KeyManager::open(h.store().clone(), master, POLICY)
+        .await
+        .unwrap();
+    let other = MasterKey::generate().unwrap();
+    let err = KeyManager::open(h.store().clone(), other, POLICY)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::MasterKeyMismatch { .. }), "{err}");
+    h.finish().await;
+}
+
+async fn rotation_lifecycle<H: Harness>() {
+    let h = H::start().await;
+    let keys = KeyManager::open(h.store().clone(), MasterKey::generate().unwrap(), POLICY)
+        .await
+        .unwrap();
+    assert!(keys.signing_key(1000).await.is_err(), "no key yet");
+    let first = keys.rotate(Algorithm::EdDSA, 1000, false).await.unwrap();
+    assert_eq!(first.activates_at, 1000, "first key signs at once");
+    assert_eq!(keys.signing_key(1000).await.unwrap().kid(), first.kid);
+
+    let second = keys.rotate(Algorithm::ES256, 2000, false).await.unwrap();
+    assert_eq!(second.activates_at, 2100, "published before it signs");
+    assert!(
+        keys.rotate(Algorithm::ES256, 2001, false).await.is_err(),
+        "one pending key at a time"
+    );
+    let jwks = keys.jwks(2050).await.unwrap();
+    assert_eq!(jwks.keys().len(), 2);
+    assert_eq!(keys.signing_key(2050).await.unwrap().kid(), first.kid);
+    assert_eq!(keys.signing_key(2100).await.unwrap().kid(), second.kid);
+
+    assert!(
+        keys.retire(&second.kid, 2200, true).await.is_err(),
+        "active key"
+    );
+    assert!(
+        keys.retire(&first.kid, 2200, false).await.is_err(),
+        "overlap needs force"
+    );
+    assert_eq!(keys.sweep(2200).await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        keys.sweep(2100 + 1000 + 60).await.unwrap(),
+        vec![first.kid.clone()]
+    );
+    let states = keys.list(4000).await.unwrap();
+    assert_eq!(states.len(), 2);
+    assert!(matches!(states[0].1, KeyState::Retired { at: 3160 }));
+    assert_eq!(states[1].1, KeyState::Active);
+    assert_eq!(keys.jwks(4000).await.unwrap().keys().len(), 1);
+    h.finish().await;
+}
+
+async fn private_keys_never_stored_in_clear<H: Harness>() {
+    let h = H::start().await;
+    let master = MasterKey::generate().unwrap();
+    let (key, pkcs8) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let rec = KeyRecord::seal(&master, &key, &pkcs8, 1, 1).unwrap();
+    h.store().insert_key(&rec).await.unwrap();
+    let bytes = h.persisted_bytes().await;
+    // Ed25519 PKCS#8: a 16-byte prefix, then the 32-byte seed.
+    let seed = &pkcs8[16..48];
+    assert!(
+        !bytes.windows(seed.len()).any(|w| w == seed),
+        "seed found in clear"
+    );
+    assert!(!bytes.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()));
+    assert!(
+        !bytes
+            .windows(master.to_base64().len())
+            .any(|w| w == master.to_base64().as_bytes())
+    );
+    h.finish().await;
+}
+
+async fn migrations_are_idempotent<H: Harness>() {
+    let h = H::start().await;
+    // Re-running migrations through a second KeyManager on the same store is a no-op.
+    let m = MasterKey::generate().unwrap();
+    let k = KeyManager::open(h.store().clone(), m.clone(), POLICY)
+        .await
+        .unwrap();
+    k.rotate(Algorithm::ES384, 5, false).await.unwrap();
+    let again = KeyManager::open(h.store().clone(), m, POLICY)
+        .await
+        .unwrap();
+    assert_eq!(again.list(5).await.unwrap().len(), 1);
+    h.finish().await;
+}
+
+macro_rules! suite {
+    ($backend:ident, $harness:ty) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test]
+            async fn keys_round_trip() {
+                super::keys_round_trip::<$harness>().await
+            }
+            #[tokio::test]
+            async fn master_key_binding() {
+                super::master_key_binding::<$harness>().await
+            }
+            #[tokio::test]
+            async fn rotation_lifecycle() {
+                super::rotation_lifecycle::<$harness>().await
+            }
+            #[tokio::test]
+            async fn private_keys_never_stored_in_clear() {
+                super::private_keys_never_stored_in_clear::<$harness>().await
+            }
+            #[tokio::test]
+            async fn migrations_are_idempotent() {
+                super::migrations_are_idempotent::<$harness>().await
+            }
+        }
+    };
+}
+
+suite!(sqlite, SqliteHarness);
+suite!(postgres, PgHarness);
+
+#[tokio::test]
+async fn sqlite_file_is_private() {
+    use std::os::unix::fs::MetadataExt as _;
+    let h = SqliteHarness::start().await;
+    let mode = std::fs::metadata(h.dir.path().join("warden.db"))
+        .unwrap()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    h.finish().await;
+}
