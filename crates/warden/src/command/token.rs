@@ -1,0 +1,202 @@
+//! `warden token issue | verify | inspect`.
+
+use std::io::Read as _;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::json;
+use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
+use warden_jose::{
+    AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, base64url, strict_json,
+};
+use warden_keys::Keyring;
+use warden_store::Store;
+
+use super::{Context, now};
+use crate::cli::{IssueArgs, TokenCommand, VerifyArgs};
+use crate::exit::{Rejected, UsageError};
+use crate::store_select::{StoreTask, with_store};
+
+/// Subject namespaces (DESIGN.md § Tokens), so that a user and a service
+/// of the same name can never be confused.
+const SUBJECT_KINDS: [&str; 3] = ["user:", "svc:", "agent:"];
+
+/// Runs a token subcommand.
+pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Issue(args) => {
+            check_issue_args(&args, ctx)?;
+            let token = with_store(&ctx.settings, false, IssueTask { args, ctx }).await?;
+            println!("{token}");
+            Ok(())
+        }
+        TokenCommand::Verify(args) => verify(args, ctx).await,
+        TokenCommand::Inspect { token } => inspect(&read_token(&token)?),
+    }
+}
+
+fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Result<()> {
+    let valid_sub = SUBJECT_KINDS.iter().any(|k| {
+        args.sub
+            .strip_prefix(k)
+            .is_some_and(|name| !name.is_empty())
+    });
+    if !valid_sub {
+        return Err(UsageError(format!(
+            "--sub `{}` must be namespaced: user:NAME, svc:NAME or agent:NAME",
+            args.sub
+        ))
+        .into());
+    }
+    if args.aud.iter().any(String::is_empty) {
+        return Err(UsageError("--aud must not be empty".into()).into());
+    }
+    if let Some(ttl) = args.ttl
+        && (ttl == 0 || ttl > ctx.settings.max_ttl)
+    {
+        return Err(UsageError(format!(
+            "--ttl must be between 1 and tokens.max_ttl ({})",
+            ctx.settings.max_ttl
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+struct IssueTask<'a> {
+    args: IssueArgs,
+    ctx: &'a Context,
+}
+
+impl StoreTask for IssueTask<'_> {
+    type Output = String;
+
+    async fn run<S: Store>(self, store: S) -> anyhow::Result<String> {
+        let now = now();
+        let settings = &self.ctx.settings;
+        let key = self.ctx.key_manager(store).await?.signing_key(now).await?;
+        let args = self.args;
+        let claims = AccessTokenClaims {
+            iss: args.iss.unwrap_or_else(|| settings.issuer.clone()),
+            sub: args.sub,
+            aud: args.aud,
+            exp: now + args.ttl.unwrap_or(settings.default_ttl),
+            iat: now,
+            nbf: now,
+            jti: new_jti()?,
+            client_id: args.client_id,
+            scope: args.scope.split_whitespace().collect::<Vec<_>>().join(" "),
+            roles: args.roles,
+            tenant: args.tenant,
+            act: None,
+        };
+        Ok(encode(&key, "at+jwt", &claims)?)
+    }
+}
+
+/// Reads the published keys of the data dir's store.
+struct PublishedKeys<'a>(&'a Context);
+
+impl StoreTask for PublishedKeys<'_> {
+    type Output = KeySet;
+
+    async fn run<S: Store>(self, store: S) -> anyhow::Result<KeySet> {
+        let ring = Keyring::new(store.list_keys().await?, self.0.rotation_policy());
+        let keys = ring
+            .published(now())
+            .into_iter()
+            .map(|r| r.verifying_key())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(KeySet::new(keys)?)
+    }
+}
+
+async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
+    let settings = &ctx.settings;
+    let algorithms = if args.algs.is_empty() {
+        settings.algorithms
+    } else {
+        args.algs
+            .iter()
+            .map(|a| warden_jose::Algorithm::parse(a))
+            .collect::<Result<AlgorithmSet, _>>()?
+    };
+    let leeway = args.leeway.unwrap_or(settings.leeway);
+    let mut validation = Validation::access_token(args.aud.clone())
+        .with_leeway(leeway)
+        .map_err(|e| UsageError(format!("--leeway: {e}")))?
+        .with_max_token_bytes(settings.max_bytes)
+        .with_algorithms(algorithms);
+    if !args.typs.is_empty() {
+        validation = validation.with_typ(Some(args.typs.clone()));
+    }
+    let token = read_token(&args.token)?;
+    let keys = match &args.jwks {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| UsageError(format!("reading --jwks {}: {e}", path.display())))?;
+            let set = JwkSet::parse(&bytes)
+                .map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?;
+            for skipped in set.skipped() {
+                eprintln!(
+                    "warning: ignoring key {} in {}: {}",
+                    skipped.kid.as_deref().unwrap_or("(no kid)"),
+                    path.display(),
+                    skipped.reason
+                );
+            }
+            KeySet::new(set.into_keys())
+                .map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?
+        }
+        None => with_store(settings, false, PublishedKeys(ctx)).await?,
+    };
+    let verifier = TokenVerifier::new(
+        [TrustedIssuer::new(args.iss.clone(), keys, algorithms)],
+        validation,
+    );
+    match verifier.verify(&token, now()) {
+        Ok(verified) => {
+            println!("{}", serde_json::to_string_pretty(verified.claims().raw())?);
+            Ok(())
+        }
+        Err(e) => Err(Rejected(e.to_string()).into()),
+    }
+}
+
+/// Reads a token argument; `-` reads stdin. Surrounding whitespace is
+/// dropped (a shell pipe adds a newline); anything else is kept as given.
+fn read_token(arg: &str) -> anyhow::Result<String> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .context("reading the token from stdin")?;
+        Ok(text.trim().to_owned())
+    } else {
+        Ok(arg.trim().to_owned())
+    }
+}
+
+fn inspect(token: &str) -> anyhow::Result<()> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        bail!("not a compact JWS: expected three dot-separated segments");
+    };
+    let decode = |segment: &str, name: &str| -> anyhow::Result<serde_json::Value> {
+        let bytes =
+            base64url::decode(segment).ok_or_else(|| anyhow!("{name} is not strict base64url"))?;
+        let map = strict_json::parse_object(&bytes)
+            .map_err(|e| anyhow!("{name} is not a strict JSON object: {e:?}"))?;
+        Ok(serde_json::Value::Object(map))
+    };
+    let out = json!({
+        "UNVERIFIED": "the signature, issuer, audience and times were NOT checked; use `warden token verify`",
+        "header": decode(h, "header")?,
+        "claims": decode(p, "payload")?,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    eprintln!("UNVERIFIED: nothing about this token has been checked");
+    Ok(())
+}

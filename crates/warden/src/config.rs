@@ -1,0 +1,397 @@
+//! `warden.toml` and `WARDEN_*` overrides: one typed [`Config`], validated
+//! once, with errors that name the key or variable at fault.
+//!
+//! Precedence, highest first: command-line flag, environment variable,
+//! config file, built-in default. Every file key `a.b` has the variable
+//! `WARDEN_A_B`. Unknown file keys and unknown `WARDEN_*` variables are
+//! errors, so a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use warden_jose::{Algorithm, AlgorithmSet, MAX_LEEWAY};
+
+/// Hard cap on access-token lifetime (DESIGN.md § Tokens).
+pub const TOKEN_TTL_CAP: u64 = 3600;
+
+/// Environment variables that are not config keys.
+const RESERVED_ENV: [&str; 3] = ["WARDEN_MASTER_KEY", "WARDEN_CONFIG", "WARDEN_LOG"];
+/// Prefix left to test harnesses.
+const TEST_ENV_PREFIX: &str = "WARDEN_TEST_";
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    List,
+}
+
+/// Every config key with its type, for environment overrides.
+const KEYS: [(&str, Kind); 11] = [
+    ("data_dir", Kind::Str),
+    ("database_url", Kind::Str),
+    ("database_schema", Kind::Str),
+    ("issuer", Kind::Str),
+    ("tokens.default_ttl", Kind::Int),
+    ("tokens.max_ttl", Kind::Int),
+    ("tokens.leeway", Kind::Int),
+    ("tokens.max_bytes", Kind::Int),
+    ("tokens.algorithms", Kind::List),
+    ("keys.algorithm", Kind::Str),
+    ("keys.publish_lead", Kind::Int),
+];
+
+fn env_name(key: &str) -> String {
+    format!("WARDEN_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// The configuration as written (file + environment), before validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database and master key live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; default: SQLite in the data dir.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to keep Warden's tables in (default: `public`).
+    #[serde(default)]
+    pub database_schema: Option<String>,
+    /// The issuer identifier put in and required of tokens.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Token rules.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    /// Signing-key rules.
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Lifetime of issued access tokens when none is asked for (seconds).
+    pub default_ttl: u64,
+    /// Longest lifetime that may be asked for (seconds, at most 3600).
+    pub max_ttl: u64,
+    /// Clock-skew leeway when verifying (seconds, at most 60).
+    pub leeway: u64,
+    /// Longest token accepted (bytes).
+    pub max_bytes: usize,
+    /// Algorithms accepted when verifying.
+    pub algorithms: Vec<String>,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            default_ttl: 300,
+            max_ttl: TOKEN_TTL_CAP,
+            leeway: warden_jose::DEFAULT_LEEWAY,
+            max_bytes: warden_jose::DEFAULT_MAX_TOKEN_BYTES,
+            algorithms: Algorithm::ASYMMETRIC
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Algorithm of new signing keys.
+    pub algorithm: String,
+    /// Seconds a new key is published before it signs.
+    pub publish_lead: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            algorithm: "EdDSA".into(),
+            publish_lead: 300,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./warden-data")
+}
+
+fn default_issuer() -> String {
+    "http://127.0.0.1:8080".into()
+}
+
+/// Validated configuration, resolved into ready values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database URL (defaulted).
+    pub database_url: String,
+    /// PostgreSQL schema, if set.
+    pub database_schema: Option<String>,
+    /// Issuer identifier.
+    pub issuer: String,
+    /// Default token lifetime.
+    pub default_ttl: u64,
+    /// Largest token lifetime.
+    pub max_ttl: u64,
+    /// Verification leeway.
+    pub leeway: u64,
+    /// Token size cap.
+    pub max_bytes: usize,
+    /// Verification allow-list.
+    pub algorithms: AlgorithmSet,
+    /// Algorithm of new keys.
+    pub key_algorithm: Algorithm,
+    /// Publication lead of new keys.
+    pub publish_lead: u64,
+}
+
+/// Reads `file` (if given, or `./warden.toml` if present) and the
+/// environment `env`, and returns the unvalidated config.
+pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+    let mut table = match file {
+        Some(path) => read_table(path)?,
+        None if Path::new("warden.toml").exists() => read_table(Path::new("warden.toml"))?,
+        None => toml::Table::new(),
+    };
+    apply_env(&mut table, env)?;
+    let config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow!("config key `{path}`: {}", e.into_inner().message())
+        })?;
+    Ok(config)
+}
+
+fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| anyhow!("config file {}: {}", path.display(), e.message()))
+}
+
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    for name in env.keys().filter(|n| n.starts_with("WARDEN_")) {
+        let known = RESERVED_ENV.contains(&name.as_str())
+            || name.starts_with(TEST_ENV_PREFIX)
+            || KEYS.iter().any(|(key, _)| env_name(key) == *name);
+        if !known {
+            bail!("unknown environment variable {name}: it matches no config key");
+        }
+    }
+    for (key, kind) in KEYS {
+        let name = env_name(key);
+        let Some(raw) = env.get(&name) else { continue };
+        let value = match kind {
+            Kind::Str => toml::Value::String(raw.clone()),
+            Kind::Int => toml::Value::Integer(
+                raw.trim()
+                    .parse::<i64>()
+                    .map_err(|_| anyhow!("environment variable {name}: expected an integer"))?,
+            ),
+            Kind::List => toml::Value::Array(
+                raw.split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            ),
+        };
+        let mut slot = &mut *table;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                slot.insert(part.to_owned(), value);
+                break;
+            }
+            let entry = slot
+                .entry(part.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            slot = entry
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("config key `{part}` must be a table"))?;
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every value and resolves defaults.
+    pub fn validate(self) -> anyhow::Result<Settings> {
+        let t = &self.tokens;
+        if t.leeway > MAX_LEEWAY {
+            bail!(
+                "config key `tokens.leeway`: {} s exceeds the {MAX_LEEWAY} s maximum",
+                t.leeway
+            );
+        }
+        if t.max_ttl == 0 || t.max_ttl > TOKEN_TTL_CAP {
+            bail!("config key `tokens.max_ttl`: must be between 1 and {TOKEN_TTL_CAP} seconds");
+        }
+        if t.default_ttl == 0 || t.default_ttl > t.max_ttl {
+            bail!(
+                "config key `tokens.default_ttl`: must be between 1 and tokens.max_ttl ({})",
+                t.max_ttl
+            );
+        }
+        if !(1024..=65536).contains(&t.max_bytes) {
+            bail!("config key `tokens.max_bytes`: must be between 1024 and 65536");
+        }
+        let mut algorithms = AlgorithmSet::EMPTY;
+        for name in &t.algorithms {
+            let alg = Algorithm::parse(name)
+                .map_err(|e| anyhow!("config key `tokens.algorithms`: {e}"))?;
+            if !alg.is_asymmetric() {
+                bail!("config key `tokens.algorithms`: HS256 is never accepted for Warden tokens");
+            }
+            algorithms.insert(alg);
+        }
+        if algorithms.is_empty() {
+            bail!("config key `tokens.algorithms`: at least one algorithm is required");
+        }
+        let key_algorithm = Algorithm::parse(&self.keys.algorithm)
+            .map_err(|e| anyhow!("config key `keys.algorithm`: {e}"))?;
+        if !key_algorithm.is_asymmetric() {
+            bail!(
+                "config key `keys.algorithm`: signing keys must be asymmetric (EdDSA, ES256, ES384, RS256, PS256)"
+            );
+        }
+        if !algorithms.contains(key_algorithm) {
+            bail!("config key `keys.algorithm`: `{key_algorithm}` is not in tokens.algorithms");
+        }
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
+            bail!(
+                "config key `issuer`: must be an http(s) URL, got `{}`",
+                self.issuer
+            );
+        }
+        if self.keys.publish_lead > 86_400 {
+            bail!("config key `keys.publish_lead`: at most 86400 seconds");
+        }
+        let database_url = match self.database_url {
+            Some(url) if !url.is_empty() => url,
+            _ => format!(
+                "sqlite://{}",
+                self.data_dir.join(warden_store::DATABASE_FILE).display()
+            ),
+        };
+        warden_store::Backend::from_url(&database_url)
+            .map_err(|e| anyhow!("config key `database_url`: {e}"))?;
+        Ok(Settings {
+            data_dir: self.data_dir,
+            database_url,
+            database_schema: self.database_schema.filter(|s| !s.is_empty()),
+            issuer: self.issuer,
+            default_ttl: t.default_ttl,
+            max_ttl: t.max_ttl,
+            leeway: t.leeway,
+            max_bytes: t.max_bytes,
+            algorithms,
+            key_algorithm,
+            publish_lead: self.keys.publish_lead,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn from_toml(text: &str, vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.toml");
+        std::fs::write(&path, text).unwrap();
+        load(Some(&path), &env(vars))?.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!(s.default_ttl, 300);
+        assert_eq!(s.leeway, 30);
+        assert!(s.database_url.ends_with("warden-data/warden.db"));
+        assert!(!s.algorithms.contains(Algorithm::HS256));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = from_toml("[tokens]\nleway = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leway"), "{e}");
+        let e = from_toml("colour = 1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = from_toml("", &[("WARDEN_TOKENS_LEEWAYY", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("WARDEN_TOKENS_LEEWAYY"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = from_toml("[tokens]\nleeway = 61\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.leeway"), "{e}");
+        let e = from_toml("[tokens]\nleeway = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.leeway"), "{e}");
+        let e = from_toml("[tokens]\nalgorithms = [\"HS256\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HS256"), "{e}");
+        let e = from_toml("[tokens]\nmax_ttl = 7200\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.max_ttl"), "{e}");
+        let e = from_toml("", &[("WARDEN_TOKENS_LEEWAY", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("WARDEN_TOKENS_LEEWAY"), "{e}");
+        let e = from_toml("database_url = \"mysql://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database_url"), "{e}");
+        let e = from_toml(
+            "[keys]\nalgorithm = \"ES256\"\n[tokens]\nalgorithms = [\"EdDSA\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("keys.algorithm"));
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let s = from_toml(
+            "issuer = \"https://a.example\"\n[tokens]\nleeway = 10\n",
+            &[
+                ("WARDEN_TOKENS_LEEWAY", "20"),
+                ("WARDEN_TOKENS_ALGORITHMS", "EdDSA,ES256"),
+                ("WARDEN_ISSUER", "https://b.example"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.leeway, 20);
+        assert_eq!(s.issuer, "https://b.example");
+        assert!(
+            s.algorithms.contains(Algorithm::ES256) && !s.algorithms.contains(Algorithm::RS256)
+        );
+    }
+}
