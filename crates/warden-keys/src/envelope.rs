@@ -30,8 +30,7 @@ fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, KeyError> {
 
 fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], KeyError> {
     let mut out = [0u8; N];
-    rng.fill(&mut out)
-        .map_err(|_| KeyError::Crypto("randomness"))?;
+    rng.fill(&mut out).map_err(|_| KeyError::Crypto("randomness"))?;
     Ok(out)
 }
 
@@ -76,11 +75,7 @@ pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<
 
     let mut body = plaintext.to_vec();
     aead_key(data_key.as_slice())?
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(data_nonce),
-            Aad::from(context),
-            &mut body,
-        )
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(data_nonce), Aad::from(context), &mut body)
         .map_err(|_| KeyError::Crypto("key sealing"))?;
     out.extend_from_slice(&body);
     Ok(out)
@@ -88,12 +83,7 @@ pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<
 
 /// Opens a sealed key. A wrong master key and a damaged or moved envelope
 /// give distinct errors; `label` names the record in the latter.
-pub fn open(
-    master: &MasterKey,
-    context: &[u8],
-    sealed: &[u8],
-    label: &str,
-) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+pub fn open(master: &MasterKey, context: &[u8], sealed: &[u8], label: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let tampered = || KeyError::Tampered(label.to_owned());
     let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or_else(tampered)?;
     let (fp, rest) = rest.split_at_checked(FP_LEN).ok_or_else(tampered)?;
@@ -135,9 +125,7 @@ mod tests {
         let sealed = seal(&master, b"kid-1|EdDSA", b"secret pkcs8 bytes").unwrap();
         assert!(!sealed.windows(18).any(|w| w == b"secret pkcs8 bytes"));
         assert_eq!(
-            open(&master, b"kid-1|EdDSA", &sealed, "kid-1")
-                .unwrap()
-                .as_slice(),
+            open(&master, b"kid-1|EdDSA", &sealed, "kid-1").unwrap().as_slice(),
             b"secret pkcs8 bytes"
         );
         assert_eq!(

@@ -8,9 +8,7 @@ pub enum KeyError {
     #[error("master key must be base64 of exactly 32 bytes")]
     MalformedMasterKey,
     /// The sealed key was made under another master key.
-    #[error(
-        "the master key does not match the one these keys were sealed with (fingerprint {expected}, got {actual})"
-    )]
+    #[error("the master key does not match the one these keys were sealed with (fingerprint {expected}, got {actual})")]
     WrongMasterKey {
         /// Fingerprint recorded in the sealed key.
         expected: String,

@@ -28,6 +28,10 @@ use crate::master_key::MasterKey;
 pub struct KeyRecord {
     /// RFC 7638 thumbprint of the public key.
     pub kid: String,
+    /// Position in creation order, unique per key store: orders keys that
+    /// activate in the same second, and makes two concurrent rotations
+    /// collide instead of both succeeding.
+    pub generation: u64,
     /// The one algorithm the key signs with.
     pub alg: Algorithm,
     /// When the key was made (seconds since the epoch).
@@ -46,6 +50,7 @@ impl fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRecord")
             .field("kid", &self.kid)
+            .field("generation", &self.generation)
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
             .field("activates_at", &self.activates_at)
@@ -65,33 +70,21 @@ fn seal_context(kid: &str, alg: Algorithm) -> Vec<u8> {
 
 impl KeyRecord {
     /// Generates a key for `alg`, sealed under `master`.
-    pub fn generate(
-        master: &MasterKey,
-        alg: Algorithm,
-        now: u64,
-        activates_at: u64,
-    ) -> Result<Self, KeyError> {
+    pub fn generate(master: &MasterKey, alg: Algorithm, schedule: KeySchedule) -> Result<Self, KeyError> {
         let (key, pkcs8) = SigningKey::generate(alg)?;
-        Self::seal(master, &key, &pkcs8, now, activates_at)
+        Self::seal(master, &key, &pkcs8, schedule)
     }
 
     /// Seals an existing key (`pkcs8` must be `key`'s PKCS#8 encoding).
-    pub fn seal(
-        master: &MasterKey,
-        key: &SigningKey,
-        pkcs8: &[u8],
-        now: u64,
-        activates_at: u64,
-    ) -> Result<Self, KeyError> {
-        let public_jwk = Jwk::from_verifying_key(key.verifying_key())?
-            .to_json()
-            .to_string();
+    pub fn seal(master: &MasterKey, key: &SigningKey, pkcs8: &[u8], schedule: KeySchedule) -> Result<Self, KeyError> {
+        let public_jwk = Jwk::from_verifying_key(key.verifying_key())?.to_json().to_string();
         let sealed_private = envelope::seal(master, &seal_context(key.kid(), key.alg()), pkcs8)?;
         Ok(KeyRecord {
             kid: key.kid().to_owned(),
+            generation: schedule.generation,
             alg: key.alg(),
-            created_at: now,
-            activates_at,
+            created_at: schedule.created_at,
+            activates_at: schedule.activates_at,
             retired_at: None,
             public_jwk,
             sealed_private,
@@ -118,6 +111,17 @@ impl KeyRecord {
     pub fn verifying_key(&self) -> Result<warden_jose::VerifyingKey, KeyError> {
         Ok(Jwk::parse(self.public_jwk.as_bytes())?.to_verifying_key(Some(self.alg))?)
     }
+}
+
+/// When a new key is made and starts signing, and its place in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// One more than the highest generation so far.
+    pub generation: u64,
+    /// Creation time.
+    pub created_at: u64,
+    /// When it may start signing.
+    pub activates_at: u64,
 }
 
 /// Timing rules for rotation.
@@ -194,11 +198,9 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// Orders records by activation (then creation, then kid).
+    /// Orders records by activation, then generation.
     pub fn new(mut records: Vec<KeyRecord>, policy: RotationPolicy) -> Self {
-        records.sort_by(|a, b| {
-            (a.activates_at, a.created_at, &a.kid).cmp(&(b.activates_at, b.created_at, &b.kid))
-        });
+        records.sort_by(|a, b| (a.activates_at, a.generation, &a.kid).cmp(&(b.activates_at, b.generation, &b.kid)));
         Keyring { records, policy }
     }
 
@@ -213,10 +215,7 @@ impl Keyring {
     }
 
     fn live(&self) -> impl Iterator<Item = (usize, &KeyRecord)> {
-        self.records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.retired_at.is_none())
+        self.records.iter().enumerate().filter(|(_, r)| r.retired_at.is_none())
     }
 
     /// The state of the record at `index` at `now`.
@@ -230,9 +229,7 @@ impl Keyring {
                 from: record.activates_at,
             });
         }
-        let successor = self
-            .live()
-            .find(|(i, r)| *i > index && r.activates_at <= now);
+        let successor = self.live().find(|(i, r)| *i > index && r.activates_at <= now);
         Some(match successor {
             None => KeyState::Active,
             Some((_, next)) => {
@@ -288,10 +285,10 @@ impl Keyring {
             .collect()
     }
 
-    /// When a key made now should start signing: at once when nothing
-    /// signs (first key) or when `immediately` is asked for, else after the
-    /// publication lead. Refuses while another key is still pending.
-    pub fn next_activation(&self, now: u64, immediately: bool) -> Result<u64, KeyError> {
+    /// Schedules a key made now: it signs at once when nothing signs (first
+    /// key) or when `immediately` is asked for, else after the publication
+    /// lead. Refuses while another key is still pending.
+    pub fn schedule_new_key(&self, now: u64, immediately: bool) -> Result<KeySchedule, KeyError> {
         if let Some((r, KeyState::Pending { from })) = self
             .states(now)
             .into_iter()
@@ -302,11 +299,22 @@ impl Keyring {
                 r.kid
             )));
         }
-        if immediately || self.signing(now).is_err() {
-            Ok(now)
+        let activates_at = if immediately || self.signing(now).is_err() {
+            now
         } else {
-            Ok(now.saturating_add(self.policy.publish_lead))
-        }
+            now.saturating_add(self.policy.publish_lead)
+        };
+        let generation = self
+            .records
+            .iter()
+            .map(|r| r.generation)
+            .max()
+            .map_or(1, |g| g.saturating_add(1));
+        Ok(KeySchedule {
+            generation,
+            created_at: now,
+            activates_at,
+        })
     }
 
     /// Checks that `kid` may be retired at `now`. The active key never may;
@@ -316,9 +324,7 @@ impl Keyring {
             KeyState::Active => Err(KeyError::Rotation(format!(
                 "key `{kid}` is the active signing key; rotate first"
             ))),
-            KeyState::Retired { .. } => Err(KeyError::Rotation(format!(
-                "key `{kid}` is already retired"
-            ))),
+            KeyState::Retired { .. } => Err(KeyError::Rotation(format!("key `{kid}` is already retired"))),
             KeyState::Overlap { until } if !force => Err(KeyError::Rotation(format!(
                 "tokens signed by `{kid}` may be valid until {until}; pass --force to retire it now and reject them"
             ))),
@@ -343,6 +349,7 @@ mod tests {
     fn record(kid: &str, activates_at: u64) -> KeyRecord {
         KeyRecord {
             kid: kid.into(),
+            generation: activates_at,
             alg: Algorithm::EdDSA,
             created_at: activates_at.saturating_sub(1),
             activates_at,
@@ -364,21 +371,12 @@ mod tests {
     fn rotation_overlaps_then_expires() {
         let ring = Keyring::new(vec![record("new", 2000), record("old", 1000)], policy());
         assert_eq!(ring.state("old", 1500).unwrap(), KeyState::Active);
-        assert_eq!(
-            ring.state("new", 1500).unwrap(),
-            KeyState::Pending { from: 2000 }
-        );
+        assert_eq!(ring.state("new", 1500).unwrap(), KeyState::Pending { from: 2000 });
         assert_eq!(ring.published(1500).len(), 2);
         assert_eq!(ring.signing(1999).unwrap().kid, "old");
         assert_eq!(ring.signing(2000).unwrap().kid, "new");
-        assert_eq!(
-            ring.state("old", 2000).unwrap(),
-            KeyState::Overlap { until: 3060 }
-        );
-        assert_eq!(
-            ring.state("old", 3059).unwrap(),
-            KeyState::Overlap { until: 3060 }
-        );
+        assert_eq!(ring.state("old", 2000).unwrap(), KeyState::Overlap { until: 3060 });
+        assert_eq!(ring.state("old", 3059).unwrap(), KeyState::Overlap { until: 3060 });
         assert_eq!(ring.state("old", 3060).unwrap(), KeyState::Expired);
         assert_eq!(ring.published(3060).len(), 1);
         assert_eq!(ring.sweep(3060), vec!["old".to_string()]);
@@ -388,10 +386,7 @@ mod tests {
     fn retirement_rules() {
         let ring = Keyring::new(vec![record("old", 1000), record("new", 2000)], policy());
         assert!(ring.check_retire("new", 2500, true).is_err(), "active key");
-        assert!(
-            ring.check_retire("old", 2500, false).is_err(),
-            "overlap without force"
-        );
+        assert!(ring.check_retire("old", 2500, false).is_err(), "overlap without force");
         assert!(ring.check_retire("old", 2500, true).is_ok());
         assert!(ring.check_retire("old", 3100, false).is_ok());
         assert!(
@@ -407,16 +402,35 @@ mod tests {
     #[test]
     fn first_key_activates_at_once_and_pending_blocks_rotation() {
         let empty = Keyring::new(vec![], policy());
-        assert_eq!(empty.next_activation(500, false).unwrap(), 500);
+        assert_eq!(
+            empty.schedule_new_key(500, false).unwrap(),
+            KeySchedule {
+                generation: 1,
+                created_at: 500,
+                activates_at: 500
+            }
+        );
         assert!(matches!(empty.signing(500), Err(KeyError::NoSigningKey)));
         let ring = Keyring::new(vec![record("a", 100)], policy());
-        assert_eq!(ring.next_activation(500, false).unwrap(), 600);
-        assert_eq!(ring.next_activation(500, true).unwrap(), 500);
+        assert_eq!(ring.schedule_new_key(500, false).unwrap().activates_at, 600);
+        assert_eq!(ring.schedule_new_key(500, true).unwrap().activates_at, 500);
+        assert_eq!(ring.schedule_new_key(500, true).unwrap().generation, 101);
         let pending = Keyring::new(vec![record("a", 100), record("b", 600)], policy());
         assert!(matches!(
-            pending.next_activation(500, false),
+            pending.schedule_new_key(500, false),
             Err(KeyError::Rotation(_))
         ));
+    }
+
+    #[test]
+    fn same_second_rotation_is_ordered_by_generation() {
+        let mut old = record("zzz-old", 1000);
+        old.generation = 1;
+        let mut new = record("aaa-new", 1000);
+        new.generation = 2;
+        let ring = Keyring::new(vec![new, old], policy());
+        assert_eq!(ring.signing(1000).unwrap().kid, "aaa-new");
+        assert_eq!(ring.state("zzz-old", 1000).unwrap(), KeyState::Overlap { until: 2060 });
     }
 
     #[test]
@@ -431,15 +445,21 @@ mod tests {
     fn generated_records_open_only_under_their_master_key() {
         let master = MasterKey::generate().unwrap();
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384] {
-            let rec = KeyRecord::generate(&master, alg, 10, 10).unwrap();
+            let rec = KeyRecord::generate(
+                &master,
+                alg,
+                KeySchedule {
+                    generation: 1,
+                    created_at: 10,
+                    activates_at: 10,
+                },
+            )
+            .unwrap();
             let key = rec.open(&master).unwrap();
             assert_eq!(key.kid(), rec.kid);
             assert_eq!(rec.verifying_key().unwrap().alg(), alg);
             let other = MasterKey::generate().unwrap();
-            assert!(matches!(
-                rec.open(&other),
-                Err(KeyError::WrongMasterKey { .. })
-            ));
+            assert!(matches!(rec.open(&other), Err(KeyError::WrongMasterKey { .. })));
             let mut moved = rec.clone();
             moved.kid = "another".into();
             assert!(matches!(moved.open(&master), Err(KeyError::Tampered(_))));

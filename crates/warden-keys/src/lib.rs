@@ -25,5 +25,5 @@ mod keyring;
 mod master_key;
 
 pub use error::KeyError;
-pub use keyring::{KeyRecord, KeyState, Keyring, RotationPolicy};
+pub use keyring::{KeyRecord, KeySchedule, KeyState, Keyring, RotationPolicy};
 pub use master_key::MasterKey;

@@ -24,11 +24,7 @@ impl MasterKey {
     /// Parses standard base64 of exactly 32 bytes (surrounding whitespace
     /// is ignored, as a key file ends with a newline).
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let decoded = Zeroizing::new(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| KeyError::MalformedMasterKey)?,
-        );
+        let decoded = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| KeyError::MalformedMasterKey)?);
         let bytes: [u8; 32] = decoded
             .as_slice()
             .try_into()
@@ -59,11 +55,7 @@ impl MasterKey {
             &hmac::Key::new(hmac::HMAC_SHA256, self.0.as_slice()),
             b"warden master key fingerprint v1",
         );
-        tag.as_ref()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        tag.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
@@ -73,10 +65,6 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "MasterKey(<redacted>, fingerprint {})",
-            self.fingerprint()
-        )
+        write!(f, "MasterKey(<redacted>, fingerprint {})", self.fingerprint())
     }
 }

@@ -51,10 +51,7 @@ impl DataDir {
         if !meta.is_dir() {
             return Err(StoreError::Io {
                 path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotADirectory,
-                    "data dir is not a directory",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "data dir is not a directory"),
             });
         }
         Ok(DataDir { path })
@@ -73,10 +70,7 @@ impl DataDir {
     /// Resolves the master key: from `from_env` (the value of
     /// `WARDEN_MASTER_KEY`) when given, else from `master.key`, which is
     /// created (0600) when absent.
-    pub fn master_key(
-        &self,
-        from_env: Option<&str>,
-    ) -> Result<(MasterKey, MasterKeySource), StoreError> {
+    pub fn master_key(&self, from_env: Option<&str>) -> Result<(MasterKey, MasterKeySource), StoreError> {
         if let Some(text) = from_env {
             return Ok((MasterKey::from_base64(text)?, MasterKeySource::Environment));
         }
@@ -121,12 +115,7 @@ pub fn check_private(path: &Path) -> Result<(), StoreError> {
 /// Creates `path` empty with mode 0600 if it does not exist, so that a
 /// database file is never world-readable, not even for a moment.
 pub fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::Io {
@@ -164,10 +153,7 @@ mod tests {
         for mode in [0o644, 0o640, 0o604, 0o660] {
             fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
             let err = dir.master_key(None).unwrap_err();
-            assert!(
-                matches!(err, StoreError::InsecurePermissions { .. }),
-                "{mode:o}"
-            );
+            assert!(matches!(err, StoreError::InsecurePermissions { .. }), "{mode:o}");
             assert!(err.to_string().contains("chmod 600"));
         }
         fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).unwrap();

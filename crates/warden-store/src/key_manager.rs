@@ -18,21 +18,13 @@ pub struct KeyManager<S> {
 impl<S: Store> KeyManager<S> {
     /// Binds `master` to the store (first use records its fingerprint;
     /// later uses must present the same key) and returns the manager.
-    pub async fn open(
-        store: S,
-        master: MasterKey,
-        policy: RotationPolicy,
-    ) -> Result<Self, StoreError> {
+    pub async fn open(store: S, master: MasterKey, policy: RotationPolicy) -> Result<Self, StoreError> {
         let actual = master.fingerprint();
         let expected = store.bind_master_key(&actual).await?;
         if expected != actual {
             return Err(StoreError::MasterKeyMismatch { expected, actual });
         }
-        Ok(KeyManager {
-            store,
-            master,
-            policy,
-        })
+        Ok(KeyManager { store, master, policy })
     }
 
     /// The store.
@@ -48,23 +40,14 @@ impl<S: Store> KeyManager<S> {
     /// Every key and its state at `now`.
     pub async fn list(&self, now: u64) -> Result<Vec<(KeyRecord, KeyState)>, StoreError> {
         let ring = self.keyring().await?;
-        Ok(ring
-            .states(now)
-            .into_iter()
-            .map(|(r, s)| (r.clone(), s))
-            .collect())
+        Ok(ring.states(now).into_iter().map(|(r, s)| (r.clone(), s)).collect())
     }
 
     /// Makes a new key for `alg`. It is published at once and signs after
     /// the publication lead (at once for the first key or `immediately`).
-    pub async fn rotate(
-        &self,
-        alg: Algorithm,
-        now: u64,
-        immediately: bool,
-    ) -> Result<KeyRecord, StoreError> {
-        let activates_at = self.keyring().await?.next_activation(now, immediately)?;
-        let record = KeyRecord::generate(&self.master, alg, now, activates_at)?;
+    pub async fn rotate(&self, alg: Algorithm, now: u64, immediately: bool) -> Result<KeyRecord, StoreError> {
+        let schedule = self.keyring().await?.schedule_new_key(now, immediately)?;
+        let record = KeyRecord::generate(&self.master, alg, schedule)?;
         self.store.insert_key(&record).await?;
         Ok(record)
     }
@@ -73,10 +56,7 @@ impl<S: Store> KeyManager<S> {
     pub async fn retire(&self, kid: &str, now: u64, force: bool) -> Result<(), StoreError> {
         self.keyring().await?.check_retire(kid, now, force)?;
         if !self.store.retire_key(kid, now).await? {
-            return Err(warden_keys::KeyError::Rotation(format!(
-                "key `{kid}` was retired concurrently"
-            ))
-            .into());
+            return Err(warden_keys::KeyError::Rotation(format!("key `{kid}` was retired concurrently")).into());
         }
         Ok(())
     }

@@ -27,8 +27,7 @@ pub mod sqlite;
 use std::future::Future;
 
 pub use data_dir::{
-    DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file,
-    read_key_file,
+    DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file, read_key_file,
 };
 pub use error::StoreError;
 pub use key_manager::KeyManager;
@@ -38,22 +37,14 @@ use warden_keys::KeyRecord;
 /// Persistence of signing keys and the master key binding.
 pub trait KeyStore: Send + Sync {
     /// Stores a new key record.
-    fn insert_key(&self, record: &KeyRecord)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_key(&self, record: &KeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every key record, retired ones included.
     fn list_keys(&self) -> impl Future<Output = Result<Vec<KeyRecord>, StoreError>> + Send;
     /// Marks a key retired at `at`; false when no unretired key has that kid.
-    fn retire_key(
-        &self,
-        kid: &str,
-        at: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn retire_key(&self, kid: &str, at: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Records `fingerprint` as this database's master key on first use and
     /// returns the recorded one.
-    fn bind_master_key(
-        &self,
-        fingerprint: &str,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn bind_master_key(&self, fingerprint: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// Everything Warden stores. Implemented by each backend.
@@ -102,16 +93,14 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// A row of `signing_keys` as both backends read it.
-pub(crate) type KeyRow = (String, String, i64, i64, Option<i64>, String, Vec<u8>);
+pub(crate) type KeyRow = (String, i64, String, i64, i64, Option<i64>, String, Vec<u8>);
 
 pub(crate) fn key_from_row(row: KeyRow) -> Result<KeyRecord, StoreError> {
-    let (kid, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) = row;
-    let time = |v: i64| {
-        u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative time for key `{kid}`")))
-    };
+    let (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) = row;
+    let time = |v: i64| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative time for key `{kid}`")));
     Ok(KeyRecord {
-        alg: Algorithm::parse(&alg)
-            .map_err(|_| StoreError::Corrupt(format!("unknown alg for key `{kid}`")))?,
+        generation: time(generation)?,
+        alg: Algorithm::parse(&alg).map_err(|_| StoreError::Corrupt(format!("unknown alg for key `{kid}`")))?,
         created_at: time(created_at)?,
         activates_at: time(activates_at)?,
         retired_at: retired_at.map(time).transpose()?,
@@ -122,7 +111,7 @@ pub(crate) fn key_from_row(row: KeyRow) -> Result<KeyRecord, StoreError> {
 }
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("time {v} is out of range")))
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{v} is out of range")))
 }
 
 /// Implements [`KeyStore`] for a backend from its SQL, so that both
@@ -131,12 +120,10 @@ macro_rules! impl_key_store {
     ($store:ty, insert = $insert:expr, list = $list:expr, retire = $retire:expr,
      bind_insert = $bind_insert:expr, bind_select = $bind_select:expr $(,)?) => {
         impl $crate::KeyStore for $store {
-            async fn insert_key(
-                &self,
-                r: &warden_keys::KeyRecord,
-            ) -> Result<(), $crate::StoreError> {
+            async fn insert_key(&self, r: &warden_keys::KeyRecord) -> Result<(), $crate::StoreError> {
                 sqlx::query($insert)
                     .bind(&r.kid)
+                    .bind($crate::to_i64(r.generation)?)
                     .bind(r.alg.as_str())
                     .bind($crate::to_i64(r.created_at)?)
                     .bind($crate::to_i64(r.activates_at)?)
@@ -166,17 +153,12 @@ macro_rules! impl_key_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn bind_master_key(
-                &self,
-                fingerprint: &str,
-            ) -> Result<String, $crate::StoreError> {
+            async fn bind_master_key(&self, fingerprint: &str) -> Result<String, $crate::StoreError> {
                 sqlx::query($bind_insert)
                     .bind(fingerprint)
                     .execute(self.writer())
                     .await?;
-                let (value,): (String,) = sqlx::query_as($bind_select)
-                    .fetch_one(self.writer())
-                    .await?;
+                let (value,): (String,) = sqlx::query_as($bind_select).fetch_one(self.writer()).await?;
                 Ok(value)
             }
         }
@@ -202,9 +184,7 @@ mod tests {
             Backend::from_url("postgresql://u@h/db").unwrap(),
             Backend::Postgres(_)
         ));
-        let err = Backend::from_url("mysql://root:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
+        let err = Backend::from_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 

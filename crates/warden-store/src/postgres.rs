@@ -23,11 +23,7 @@ impl PgStore {
     /// Connects to `url` with every table in `schema` (created when
     /// absent): isolated tests, or several deployments in one database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        if schema.is_empty()
-            || !schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(StoreError::Corrupt(format!(
                 "schema name `{schema}` must be [A-Za-z0-9_]+"
             )));
@@ -38,20 +34,15 @@ impl PgStore {
             .connect_with(options.clone())
             .await?;
         // INVARIANT: `schema` was checked to be [A-Za-z0-9_]+ above.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-        )))
-        .execute(&admin)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+            .execute(&admin)
+            .await?;
         admin.close().await;
         Self::connect_with(options.options([("search_path", schema)])).await
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(options)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool })
     }
@@ -78,11 +69,12 @@ impl Store for PgStore {
 
 impl_key_store!(
     PgStore,
-    insert = "INSERT INTO signing_keys (kid, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
-              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    list = "SELECT kid, alg, created_at, activates_at, retired_at, public_jwk, sealed_private FROM signing_keys \
-            ORDER BY activates_at, created_at, kid",
+    insert = "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    list = "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
+            FROM signing_keys ORDER BY activates_at, generation",
     retire = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
-    bind_insert = "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', $1) ON CONFLICT (name) DO NOTHING",
+    bind_insert =
+        "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', $1) ON CONFLICT (name) DO NOTHING",
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::StoreError;
 use crate::{Store, create_private_file, impl_key_store};
@@ -73,11 +71,12 @@ impl Store for SqliteStore {
 
 impl_key_store!(
     SqliteStore,
-    insert = "INSERT INTO signing_keys (kid, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
-              VALUES (?, ?, ?, ?, ?, ?, ?)",
-    list = "SELECT kid, alg, created_at, activates_at, retired_at, public_jwk, sealed_private FROM signing_keys \
-            ORDER BY activates_at, created_at, kid",
+    insert = "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    list = "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
+            FROM signing_keys ORDER BY activates_at, generation",
     retire = "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
-    bind_insert = "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', ?) ON CONFLICT (name) DO NOTHING",
+    bind_insert =
+        "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', ?) ON CONFLICT (name) DO NOTHING",
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );

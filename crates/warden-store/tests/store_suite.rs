@@ -2,17 +2,12 @@
 //! PostgreSQL in a fresh schema per test (`WARDEN_TEST_POSTGRES_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that
 //! cannot be reached fails the suite; it is never skipped.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::future::Future;
 
 use warden_jose::{Algorithm, SigningKey};
-use warden_keys::{KeyRecord, KeyState, MasterKey, RotationPolicy};
+use warden_keys::{KeyRecord, KeySchedule, KeyState, MasterKey, RotationPolicy};
 use warden_store::postgres::PgStore;
 use warden_store::sqlite::SqliteStore;
 use warden_store::{KeyManager, KeyStore, Store, StoreError};
@@ -68,8 +63,7 @@ struct PgHarness {
 }
 
 fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl Harness for PgHarness {
@@ -91,10 +85,8 @@ impl Harness for PgHarness {
             "SELECT kid, public_jwk, sealed_private FROM \"{}\".signing_keys",
             self.schema
         );
-        let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(q))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let rows: Vec<(String, String, Vec<u8>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(&pool).await.unwrap();
         rows.into_iter()
             .flat_map(|(k, j, s)| [k.into_bytes(), j.into_bytes(), s].concat())
             .collect()
@@ -103,10 +95,7 @@ impl Harness for PgHarness {
         self.store.close().await;
         let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
         let q = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
-        sqlx::query(sqlx::AssertSqlSafe(q))
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
     }
 }
 
@@ -119,19 +108,37 @@ fn hex_random() -> String {
 async fn keys_round_trip<H: Harness>() {
     let h = H::start().await;
     let master = MasterKey::generate().unwrap();
-    let rec = KeyRecord::generate(&master, Algorithm::ES256, 10, 10).unwrap();
+    let rec = KeyRecord::generate(
+        &master,
+        Algorithm::ES256,
+        KeySchedule {
+            generation: 1,
+            created_at: 10,
+            activates_at: 10,
+        },
+    )
+    .unwrap();
     h.store().insert_key(&rec).await.unwrap();
     let listed = h.store().list_keys().await.unwrap();
     assert_eq!(listed, vec![rec.clone()]);
     assert!(h.store().retire_key(&rec.kid, 20).await.unwrap());
-    assert!(
-        !h.store().retire_key(&rec.kid, 30).await.unwrap(),
-        "retiring twice"
-    );
+    assert!(!h.store().retire_key(&rec.kid, 30).await.unwrap(), "retiring twice");
     assert!(!h.store().retire_key("nope", 30).await.unwrap());
     assert_eq!(h.store().list_keys().await.unwrap()[0].retired_at, Some(20));
-    // A duplicate kid is refused by the database.
+    // A duplicate kid, or a second key of the same generation (two
+    // concurrent rotations), is refused by the database.
     assert!(h.store().insert_key(&rec).await.is_err());
+    let twin = KeyRecord::generate(
+        &master,
+        Algorithm::ES256,
+        KeySchedule {
+            generation: 1,
+            created_at: 11,
+            activates_at: 11,
+        },
+    )
+    .unwrap();
+    assert!(h.store().insert_key(&twin).await.is_err());
     h.finish().await;
 }
 
@@ -141,13 +148,9 @@ async fn master_key_binding<H: Harness>() {
     KeyManager::open(h.store().clone(), master.clone(), POLICY)
         .await
         .unwrap();
-    KeyManager::open(h.store().clone(), master, POLICY)
-        .await
-        .unwrap();
+    KeyManager::open(h.store().clone(), master, POLICY).await.unwrap();
     let other = MasterKey::generate().unwrap();
-    let err = KeyManager::open(h.store().clone(), other, POLICY)
-        .await
-        .unwrap_err();
+    let err = KeyManager::open(h.store().clone(), other, POLICY).await.unwrap_err();
     assert!(matches!(err, StoreError::MasterKeyMismatch { .. }), "{err}");
     h.finish().await;
 }
@@ -173,19 +176,13 @@ async fn rotation_lifecycle<H: Harness>() {
     assert_eq!(keys.signing_key(2050).await.unwrap().kid(), first.kid);
     assert_eq!(keys.signing_key(2100).await.unwrap().kid(), second.kid);
 
-    assert!(
-        keys.retire(&second.kid, 2200, true).await.is_err(),
-        "active key"
-    );
+    assert!(keys.retire(&second.kid, 2200, true).await.is_err(), "active key");
     assert!(
         keys.retire(&first.kid, 2200, false).await.is_err(),
         "overlap needs force"
     );
     assert_eq!(keys.sweep(2200).await.unwrap(), Vec::<String>::new());
-    assert_eq!(
-        keys.sweep(2100 + 1000 + 60).await.unwrap(),
-        vec![first.kid.clone()]
-    );
+    assert_eq!(keys.sweep(2100 + 1000 + 60).await.unwrap(), vec![first.kid.clone()]);
     let states = keys.list(4000).await.unwrap();
     assert_eq!(states.len(), 2);
     assert!(matches!(states[0].1, KeyState::Retired { at: 3160 }));
@@ -198,15 +195,22 @@ async fn private_keys_never_stored_in_clear<H: Harness>() {
     let h = H::start().await;
     let master = MasterKey::generate().unwrap();
     let (key, pkcs8) = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let rec = KeyRecord::seal(&master, &key, &pkcs8, 1, 1).unwrap();
+    let rec = KeyRecord::seal(
+        &master,
+        &key,
+        &pkcs8,
+        KeySchedule {
+            generation: 1,
+            created_at: 1,
+            activates_at: 1,
+        },
+    )
+    .unwrap();
     h.store().insert_key(&rec).await.unwrap();
     let bytes = h.persisted_bytes().await;
     // Ed25519 PKCS#8: a 16-byte prefix, then the 32-byte seed.
     let seed = &pkcs8[16..48];
-    assert!(
-        !bytes.windows(seed.len()).any(|w| w == seed),
-        "seed found in clear"
-    );
+    assert!(!bytes.windows(seed.len()).any(|w| w == seed), "seed found in clear");
     assert!(!bytes.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()));
     assert!(
         !bytes
@@ -220,13 +224,9 @@ async fn migrations_are_idempotent<H: Harness>() {
     let h = H::start().await;
     // Re-running migrations through a second KeyManager on the same store is a no-op.
     let m = MasterKey::generate().unwrap();
-    let k = KeyManager::open(h.store().clone(), m.clone(), POLICY)
-        .await
-        .unwrap();
+    let k = KeyManager::open(h.store().clone(), m.clone(), POLICY).await.unwrap();
     k.rotate(Algorithm::ES384, 5, false).await.unwrap();
-    let again = KeyManager::open(h.store().clone(), m, POLICY)
-        .await
-        .unwrap();
+    let again = KeyManager::open(h.store().clone(), m, POLICY).await.unwrap();
     assert_eq!(again.list(5).await.unwrap().len(), 1);
     h.finish().await;
 }
@@ -266,10 +266,7 @@ suite!(postgres, PgHarness);
 async fn sqlite_file_is_private() {
     use std::os::unix::fs::MetadataExt as _;
     let h = SqliteHarness::start().await;
-    let mode = std::fs::metadata(h.dir.path().join("warden.db"))
-        .unwrap()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(h.dir.path().join("warden.db")).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o600);
     h.finish().await;
 }

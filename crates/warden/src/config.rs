@@ -94,10 +94,7 @@ impl Default for TokensConfig {
             max_ttl: TOKEN_TTL_CAP,
             leeway: warden_jose::DEFAULT_LEEWAY,
             max_bytes: warden_jose::DEFAULT_MAX_TOKEN_BYTES,
-            algorithms: Algorithm::ASYMMETRIC
-                .iter()
-                .map(|a| a.as_str().to_owned())
-                .collect(),
+            algorithms: Algorithm::ASYMMETRIC.iter().map(|a| a.as_str().to_owned()).collect(),
         }
     }
 }
@@ -165,17 +162,15 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Resu
         None => toml::Table::new(),
     };
     apply_env(&mut table, env)?;
-    let config: Config =
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow!("config key `{path}`: {}", e.into_inner().message())
-        })?;
+    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow!("config key `{path}`: {}", e.into_inner().message())
+    })?;
     Ok(config)
 }
 
 fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
     text.parse::<toml::Table>()
         .map_err(|e| anyhow!("config file {}: {}", path.display(), e.message()))
 }
@@ -248,8 +243,7 @@ impl Config {
         }
         let mut algorithms = AlgorithmSet::EMPTY;
         for name in &t.algorithms {
-            let alg = Algorithm::parse(name)
-                .map_err(|e| anyhow!("config key `tokens.algorithms`: {e}"))?;
+            let alg = Algorithm::parse(name).map_err(|e| anyhow!("config key `tokens.algorithms`: {e}"))?;
             if !alg.is_asymmetric() {
                 bail!("config key `tokens.algorithms`: HS256 is never accepted for Warden tokens");
             }
@@ -258,34 +252,25 @@ impl Config {
         if algorithms.is_empty() {
             bail!("config key `tokens.algorithms`: at least one algorithm is required");
         }
-        let key_algorithm = Algorithm::parse(&self.keys.algorithm)
-            .map_err(|e| anyhow!("config key `keys.algorithm`: {e}"))?;
+        let key_algorithm =
+            Algorithm::parse(&self.keys.algorithm).map_err(|e| anyhow!("config key `keys.algorithm`: {e}"))?;
         if !key_algorithm.is_asymmetric() {
-            bail!(
-                "config key `keys.algorithm`: signing keys must be asymmetric (EdDSA, ES256, ES384, RS256, PS256)"
-            );
+            bail!("config key `keys.algorithm`: signing keys must be asymmetric (EdDSA, ES256, ES384, RS256, PS256)");
         }
         if !algorithms.contains(key_algorithm) {
             bail!("config key `keys.algorithm`: `{key_algorithm}` is not in tokens.algorithms");
         }
         if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
-            bail!(
-                "config key `issuer`: must be an http(s) URL, got `{}`",
-                self.issuer
-            );
+            bail!("config key `issuer`: must be an http(s) URL, got `{}`", self.issuer);
         }
         if self.keys.publish_lead > 86_400 {
             bail!("config key `keys.publish_lead`: at most 86400 seconds");
         }
         let database_url = match self.database_url {
             Some(url) if !url.is_empty() => url,
-            _ => format!(
-                "sqlite://{}",
-                self.data_dir.join(warden_store::DATABASE_FILE).display()
-            ),
+            _ => format!("sqlite://{}", self.data_dir.join(warden_store::DATABASE_FILE).display()),
         };
-        warden_store::Backend::from_url(&database_url)
-            .map_err(|e| anyhow!("config key `database_url`: {e}"))?;
+        warden_store::Backend::from_url(&database_url).map_err(|e| anyhow!("config key `database_url`: {e}"))?;
         Ok(Settings {
             data_dir: self.data_dir,
             database_url,
@@ -307,10 +292,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn from_toml(text: &str, vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
@@ -331,9 +313,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = from_toml("[tokens]\nleway = 5\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = from_toml("[tokens]\nleway = 5\n", &[]).unwrap_err().to_string();
         assert!(e.contains("leway"), "{e}");
         let e = from_toml("colour = 1\n", &[]).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
@@ -345,21 +325,15 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = from_toml("[tokens]\nleeway = 61\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = from_toml("[tokens]\nleeway = 61\n", &[]).unwrap_err().to_string();
         assert!(e.contains("tokens.leeway"), "{e}");
-        let e = from_toml("[tokens]\nleeway = \"x\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = from_toml("[tokens]\nleeway = \"x\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("tokens.leeway"), "{e}");
         let e = from_toml("[tokens]\nalgorithms = [\"HS256\"]\n", &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("HS256"), "{e}");
-        let e = from_toml("[tokens]\nmax_ttl = 7200\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = from_toml("[tokens]\nmax_ttl = 7200\n", &[]).unwrap_err().to_string();
         assert!(e.contains("tokens.max_ttl"), "{e}");
         let e = from_toml("", &[("WARDEN_TOKENS_LEEWAY", "soon")])
             .unwrap_err()
@@ -390,8 +364,6 @@ mod tests {
         .unwrap();
         assert_eq!(s.leeway, 20);
         assert_eq!(s.issuer, "https://b.example");
-        assert!(
-            s.algorithms.contains(Algorithm::ES256) && !s.algorithms.contains(Algorithm::RS256)
-        );
+        assert!(s.algorithms.contains(Algorithm::ES256) && !s.algorithms.contains(Algorithm::RS256));
     }
 }

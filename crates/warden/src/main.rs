@@ -18,16 +18,10 @@ use crate::exit::UsageError;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -42,17 +36,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let mut config =
-        config::load(cli.config.as_deref(), &env).map_err(|e| UsageError(format!("{e:#}")))?;
+    let mut config = config::load(cli.config.as_deref(), &env).map_err(|e| UsageError(format!("{e:#}")))?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
     if let Some(url) = cli.database_url {
         config.database_url = Some(url);
     }
-    let settings = config
-        .validate()
-        .map_err(|e| UsageError(format!("{e:#}")))?;
+    let settings = config.validate().map_err(|e| UsageError(format!("{e:#}")))?;
     let ctx = Context {
         settings,
         master_key_env: env.get("WARDEN_MASTER_KEY").cloned(),

@@ -19,11 +19,7 @@ pub trait StoreTask {
 /// Opens the configured backend and runs `task` on it. For the embedded
 /// backend the data dir is created (0700) when `create` is set, and must
 /// exist otherwise.
-pub async fn with_store<T: StoreTask>(
-    settings: &Settings,
-    create: bool,
-    task: T,
-) -> anyhow::Result<T::Output> {
+pub async fn with_store<T: StoreTask>(settings: &Settings, create: bool, task: T) -> anyhow::Result<T::Output> {
     match Backend::from_url(&settings.database_url)? {
         Backend::Sqlite(url) => {
             if !create && !settings.data_dir.exists() {

@@ -1,6 +1,7 @@
 -- Signing keys: public JWK in clear, private key sealed (AES-256-GCM envelope).
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY,
+    generation     BIGINT NOT NULL UNIQUE,
     alg            TEXT NOT NULL,
     created_at     BIGINT NOT NULL,
     activates_at   BIGINT NOT NULL,

@@ -1,6 +1,7 @@
 -- Signing keys: public JWK in clear, private key sealed (AES-256-GCM envelope).
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY NOT NULL,
+    generation     INTEGER NOT NULL UNIQUE,
     alg            TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
     activates_at   INTEGER NOT NULL,

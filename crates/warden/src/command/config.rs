@@ -21,11 +21,7 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("tokens.max_ttl = {}", s.max_ttl);
             println!("tokens.leeway = {}", s.leeway);
             println!("tokens.max_bytes = {}", s.max_bytes);
-            let algs: Vec<_> = s
-                .algorithms
-                .iter()
-                .map(|a| format!("{:?}", a.as_str()))
-                .collect();
+            let algs: Vec<_> = s.algorithms.iter().map(|a| format!("{:?}", a.as_str())).collect();
             println!("tokens.algorithms = [{}]", algs.join(", "));
             println!("keys.algorithm = {:?}", s.key_algorithm.as_str());
             println!("keys.publish_lead = {}", s.publish_lead);

@@ -38,10 +38,7 @@ impl StoreTask for KeysTask<'_> {
                     .into_iter()
                     .map(|r| r.verifying_key())
                     .collect::<Result<Vec<_>, _>>()?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&JwkSet::from_keys(keys).to_json())?
-                );
+                println!("{}", serde_json::to_string_pretty(&JwkSet::from_keys(keys).to_json())?);
             }
             KeysCommand::Rotate { alg, immediately } => {
                 let alg = match alg {
@@ -52,10 +49,7 @@ impl StoreTask for KeysTask<'_> {
                 let record = manager.rotate(alg, now, immediately).await?;
                 println!("{}", record.kid);
                 if record.activates_at <= now {
-                    eprintln!(
-                        "created {alg} key {}: published and signing now",
-                        record.kid
-                    );
+                    eprintln!("created {alg} key {}: published and signing now", record.kid);
                 } else {
                     eprintln!(
                         "created {alg} key {}: published now, signs from {} (after the {} s publication lead)",
@@ -66,10 +60,7 @@ impl StoreTask for KeysTask<'_> {
                 }
             }
             KeysCommand::Retire { kid, force } => {
-                ctx.key_manager(store)
-                    .await?
-                    .retire(&kid, now, force)
-                    .await?;
+                ctx.key_manager(store).await?.retire(&kid, now, force).await?;
                 eprintln!("retired key {kid}: it is no longer published");
             }
             KeysCommand::Sweep => {
@@ -113,10 +104,7 @@ fn print_list(ring: &Keyring, now: u64, json: bool) {
         eprintln!("no keys yet: create one with `warden keys rotate`");
         return;
     }
-    println!(
-        "{:<44}  {:<6}  {:<8}  {:<20}  DETAIL",
-        "KID", "ALG", "STATE", "CREATED"
-    );
+    println!("{:<44}  {:<6}  {:<8}  {:<20}  DETAIL", "KID", "ALG", "STATE", "CREATED");
     for (r, s) in states {
         println!(
             "{:<44}  {:<6}  {:<8}  {:<20}  {}",

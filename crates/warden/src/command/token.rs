@@ -5,9 +5,7 @@ use std::io::Read as _;
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
 use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
-use warden_jose::{
-    AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, base64url, strict_json,
-};
+use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, base64url, strict_json};
 use warden_keys::Keyring;
 use warden_store::Store;
 
@@ -35,11 +33,9 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
 }
 
 fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Result<()> {
-    let valid_sub = SUBJECT_KINDS.iter().any(|k| {
-        args.sub
-            .strip_prefix(k)
-            .is_some_and(|name| !name.is_empty())
-    });
+    let valid_sub = SUBJECT_KINDS
+        .iter()
+        .any(|k| args.sub.strip_prefix(k).is_some_and(|name| !name.is_empty()));
     if !valid_sub {
         return Err(UsageError(format!(
             "--sub `{}` must be namespaced: user:NAME, svc:NAME or agent:NAME",
@@ -132,10 +128,9 @@ async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
     let token = read_token(&args.token)?;
     let keys = match &args.jwks {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| UsageError(format!("reading --jwks {}: {e}", path.display())))?;
-            let set = JwkSet::parse(&bytes)
-                .map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| UsageError(format!("reading --jwks {}: {e}", path.display())))?;
+            let set = JwkSet::parse(&bytes).map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?;
             for skipped in set.skipped() {
                 eprintln!(
                     "warning: ignoring key {} in {}: {}",
@@ -144,15 +139,11 @@ async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
                     skipped.reason
                 );
             }
-            KeySet::new(set.into_keys())
-                .map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?
+            KeySet::new(set.into_keys()).map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?
         }
         None => with_store(settings, false, PublishedKeys(ctx)).await?,
     };
-    let verifier = TokenVerifier::new(
-        [TrustedIssuer::new(args.iss.clone(), keys, algorithms)],
-        validation,
-    );
+    let verifier = TokenVerifier::new([TrustedIssuer::new(args.iss.clone(), keys, algorithms)], validation);
     match verifier.verify(&token, now()) {
         Ok(verified) => {
             println!("{}", serde_json::to_string_pretty(verified.claims().raw())?);
@@ -179,16 +170,13 @@ fn read_token(arg: &str) -> anyhow::Result<String> {
 
 fn inspect(token: &str) -> anyhow::Result<()> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         bail!("not a compact JWS: expected three dot-separated segments");
     };
     let decode = |segment: &str, name: &str| -> anyhow::Result<serde_json::Value> {
-        let bytes =
-            base64url::decode(segment).ok_or_else(|| anyhow!("{name} is not strict base64url"))?;
-        let map = strict_json::parse_object(&bytes)
-            .map_err(|e| anyhow!("{name} is not a strict JSON object: {e:?}"))?;
+        let bytes = base64url::decode(segment).ok_or_else(|| anyhow!("{name} is not strict base64url"))?;
+        let map =
+            strict_json::parse_object(&bytes).map_err(|e| anyhow!("{name} is not a strict JSON object: {e:?}"))?;
         Ok(serde_json::Value::Object(map))
     };
     let out = json!({
