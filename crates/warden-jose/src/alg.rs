@@ -148,14 +148,8 @@ mod tests {
 
     #[test]
     fn names_are_case_sensitive() {
-        assert!(matches!(
-            Algorithm::parse("eddsa"),
-            Err(JoseError::UnsupportedAlg(_))
-        ));
-        assert!(matches!(
-            Algorithm::parse("rs256"),
-            Err(JoseError::UnsupportedAlg(_))
-        ));
+        assert!(matches!(Algorithm::parse("eddsa"), Err(JoseError::UnsupportedAlg(_))));
+        assert!(matches!(Algorithm::parse("rs256"), Err(JoseError::UnsupportedAlg(_))));
         assert_eq!(Algorithm::parse("ES384"), Ok(Algorithm::ES384));
     }
 

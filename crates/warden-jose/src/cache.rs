@@ -44,10 +44,7 @@ impl VerifiedTokenCache {
         }
     }
 
-    fn shard(
-        &self,
-        key: &TokenHash,
-    ) -> Option<MutexGuard<'_, HashMap<TokenHash, Arc<VerifiedToken>>>> {
+    fn shard(&self, key: &TokenHash) -> Option<MutexGuard<'_, HashMap<TokenHash, Arc<VerifiedToken>>>> {
         let shard = self.shards.get(usize::from(key[0]) % SHARDS)?;
         // A poisoned shard only means another thread panicked mid-insert;
         // the map itself is still consistent.
@@ -96,18 +93,10 @@ impl VerifiedTokenCache {
     }
 
     /// Verifies `token`, answering from the cache when it can.
-    pub fn verify(
-        &self,
-        verifier: &TokenVerifier,
-        token: &str,
-        now: u64,
-    ) -> Result<Arc<VerifiedToken>, JoseError> {
+    pub fn verify(&self, verifier: &TokenVerifier, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
         let max = verifier.validation().max_token_bytes;
         if token.len() > max {
-            return Err(JoseError::TokenTooLarge {
-                len: token.len(),
-                max,
-            });
+            return Err(JoseError::TokenTooLarge { len: token.len(), max });
         }
         if let Some(hit) = self.get(token, now) {
             return Ok(hit);
@@ -133,8 +122,7 @@ impl VerifiedTokenCache {
     /// Removes one token.
     pub fn invalidate_token(&self, token: &str) -> bool {
         let key = hash(token);
-        self.shard(&key)
-            .is_some_and(|mut s| s.remove(&key).is_some())
+        self.shard(&key).is_some_and(|mut s| s.remove(&key).is_some())
     }
 
     /// Empties the cache (after key or rule changes).

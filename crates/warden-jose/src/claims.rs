@@ -56,10 +56,7 @@ fn numeric_date(map: &Map<String, Value>, claim: &'static str) -> Result<Option<
     }
 }
 
-fn string_claim(
-    map: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<String>, JoseError> {
+fn string_claim(map: &Map<String, Value>, claim: &'static str) -> Result<Option<String>, JoseError> {
     match map.get(claim) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -70,23 +67,17 @@ fn string_claim(
     }
 }
 
-fn string_list(
-    map: &Map<String, Value>,
-    claim: &'static str,
-    single_allowed: bool,
-) -> Result<Vec<String>, JoseError> {
+fn string_list(map: &Map<String, Value>, claim: &'static str, single_allowed: bool) -> Result<Vec<String>, JoseError> {
     match map.get(claim) {
         None => Ok(Vec::new()),
         Some(Value::String(s)) if single_allowed => Ok(vec![s.clone()]),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or(JoseError::InvalidClaim {
-                        claim,
-                        reason: "must hold only strings",
-                    })
+                v.as_str().map(str::to_owned).ok_or(JoseError::InvalidClaim {
+                    claim,
+                    reason: "must hold only strings",
+                })
             })
             .collect(),
         Some(_) => Err(JoseError::InvalidClaim {
@@ -243,15 +234,11 @@ mod tests {
         ];
         for v in bad {
             assert!(
-                matches!(
-                    with_exp(v.clone()),
-                    Err(JoseError::InvalidClaim { claim: "exp", .. })
-                ),
+                matches!(with_exp(v.clone()), Err(JoseError::InvalidClaim { claim: "exp", .. })),
                 "{v}"
             );
         }
-        let huge: Map<String, Value> =
-            serde_json::from_str(r#"{"iss":"i","aud":"a","exp":1e400}"#).unwrap_or_default();
+        let huge: Map<String, Value> = serde_json::from_str(r#"{"iss":"i","aud":"a","exp":1e400}"#).unwrap_or_default();
         assert!(huge.is_empty() || Claims::from_object(huge).is_err());
         assert!(with_exp(json!(MAX_NUMERIC_DATE)).is_ok());
         assert!(with_exp(json!(0)).is_ok());
@@ -259,14 +246,8 @@ mod tests {
 
     #[test]
     fn required_claims() {
-        assert_eq!(
-            claims(json!({"aud":"a","exp":1})),
-            Err(JoseError::MissingClaim("iss"))
-        );
-        assert_eq!(
-            claims(json!({"iss":"i","exp":1})),
-            Err(JoseError::MissingClaim("aud"))
-        );
+        assert_eq!(claims(json!({"aud":"a","exp":1})), Err(JoseError::MissingClaim("iss")));
+        assert_eq!(claims(json!({"iss":"i","exp":1})), Err(JoseError::MissingClaim("aud")));
         assert_eq!(
             claims(json!({"iss":"i","aud":"a"})),
             Err(JoseError::MissingClaim("exp"))

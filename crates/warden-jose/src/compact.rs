@@ -44,11 +44,7 @@ fn bounded_reason(reason: &str) -> String {
 
 /// Splits and decodes `token` and checks its header. The signature is not
 /// checked yet; nothing from the payload is trusted.
-pub(crate) fn parse(
-    token: &str,
-    max_len: usize,
-    algorithms: AlgorithmSet,
-) -> Result<Parsed<'_>, JoseError> {
+pub(crate) fn parse(token: &str, max_len: usize, algorithms: AlgorithmSet) -> Result<Parsed<'_>, JoseError> {
     if token.len() > max_len {
         return Err(JoseError::TokenTooLarge {
             len: token.len(),
@@ -56,9 +52,7 @@ pub(crate) fn parse(
         });
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(JoseError::Malformed(if token.split('.').count() == 5 {
             "five segments (JWE) are not accepted"
         } else {
@@ -66,8 +60,7 @@ pub(crate) fn parse(
         }));
     };
     let header_bytes = base64url::decode(h).ok_or(JoseError::InvalidBase64(Segment::Header))?;
-    let header_map =
-        strict_json::parse_object(&header_bytes).map_err(|e| json_error(Segment::Header, e))?;
+    let header_map = strict_json::parse_object(&header_bytes).map_err(|e| json_error(Segment::Header, e))?;
     let header = Header::from_object(&header_map)?;
     if !algorithms.contains(header.alg()) {
         return Err(JoseError::AlgNotAllowed(header.alg()));
@@ -93,11 +86,7 @@ impl Parsed<'_> {
     /// Checks the signature with the key `keys` selects for this header.
     pub(crate) fn verify_signature(&self, keys: &KeySet) -> Result<(), JoseError> {
         let key = keys.select(self.header.kid())?;
-        key.verify(
-            self.header.alg(),
-            self.signing_input.as_bytes(),
-            &self.signature,
-        )
+        key.verify(self.header.alg(), self.signing_input.as_bytes(), &self.signature)
     }
 
     /// Parses the payload as a strict JSON object.

@@ -74,8 +74,6 @@ pub fn hs256_signing_key(kid: impl Into<String>, key: HmacKey) -> SigningKey {
 
 /// Builds an HS256 key from an `oct` JWK object (`k` member); `use`,
 /// `key_ops` and `alg`, when present, must allow signatures with HS256.
-pub fn hs256_key_from_jwk(
-    jwk: &serde_json::Map<String, serde_json::Value>,
-) -> Result<VerifyingKey, JoseError> {
+pub fn hs256_key_from_jwk(jwk: &serde_json::Map<String, serde_json::Value>) -> Result<VerifyingKey, JoseError> {
     crate::jwk::hmac_from_object(jwk)
 }

@@ -96,10 +96,7 @@ impl Header {
     }
 }
 
-fn optional_string(
-    map: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, JoseError> {
+fn optional_string(map: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JoseError> {
     match map.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

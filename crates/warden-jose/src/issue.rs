@@ -55,8 +55,7 @@ pub fn new_jti() -> Result<String, JoseError> {
 /// Signs `claims` with `key` as a compact JWS whose header is
 /// `{"alg","kid","typ"}`.
 pub fn encode<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, JoseError> {
-    let payload =
-        serde_json::to_vec(claims).map_err(|_| JoseError::Crypto("claims serialisation"))?;
+    let payload = serde_json::to_vec(claims).map_err(|_| JoseError::Crypto("claims serialisation"))?;
     let header = Header::to_json(key.alg(), key.kid(), typ);
     let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
     base64url::encode_into(&header, &mut token);
@@ -69,10 +68,6 @@ pub fn encode<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<S
 }
 
 /// Signs an arbitrary claims object (for tests and tools).
-pub fn encode_map(
-    key: &SigningKey,
-    typ: &str,
-    claims: &Map<String, Value>,
-) -> Result<String, JoseError> {
+pub fn encode_map(key: &SigningKey, typ: &str, claims: &Map<String, Value>) -> Result<String, JoseError> {
     encode(key, typ, claims)
 }

@@ -61,9 +61,7 @@ impl Jwk {
     /// Parses one JWK from JSON text under the strict JSON rules.
     pub fn parse(json: &[u8]) -> Result<Self, JoseError> {
         let map = strict_json::parse_object(json).map_err(|e| match e {
-            StrictJsonError::Duplicate(name) => {
-                invalid(format!("repeats the member `{}`", bounded(&name)))
-            }
+            StrictJsonError::Duplicate(name) => invalid(format!("repeats the member `{}`", bounded(&name))),
             StrictJsonError::TooDeep => invalid("nests too deeply"),
             StrictJsonError::Syntax(_) => invalid("is not a JSON object"),
         })?;
@@ -79,9 +77,7 @@ impl Jwk {
             Some(Value::Array(items)) => {
                 let mut ops = Vec::with_capacity(items.len());
                 for item in items {
-                    let op = item
-                        .as_str()
-                        .ok_or_else(|| invalid("`key_ops` must hold strings"))?;
+                    let op = item.as_str().ok_or_else(|| invalid("`key_ops` must hold strings"))?;
                     if ops.iter().any(|o: &String| o == op) {
                         return Err(invalid("`key_ops` repeats a value"));
                     }
@@ -94,8 +90,8 @@ impl Jwk {
         let mut members = BTreeMap::new();
         for name in ["x", "y", "n", "e"] {
             if let Some(text) = string_member(map, name)? {
-                let bytes = base64url::decode(&text)
-                    .ok_or_else(|| invalid(format!("`{name}` is not strict base64url")))?;
+                let bytes =
+                    base64url::decode(&text).ok_or_else(|| invalid(format!("`{name}` is not strict base64url")))?;
                 members.insert(name, bytes);
             }
         }
@@ -114,9 +110,7 @@ impl Jwk {
 
     /// The public JWK of a verifying key. HMAC keys have no public form.
     pub fn from_verifying_key(key: &VerifyingKey) -> Result<Self, JoseError> {
-        let (kty, crv, members): (&str, Option<&str>, Vec<(&'static str, Vec<u8>)>) = match key
-            .material()
-        {
+        let (kty, crv, members): (&str, Option<&str>, Vec<(&'static str, Vec<u8>)>) = match key.material() {
             PublicMaterial::Ed25519 { x, .. } => ("OKP", Some("Ed25519"), vec![("x", x.to_vec())]),
             PublicMaterial::Ec { x, y, .. } => {
                 let crv = if key.alg() == Algorithm::ES384 {
@@ -126,9 +120,7 @@ impl Jwk {
                 };
                 ("EC", Some(crv), vec![("x", x.clone()), ("y", y.clone())])
             }
-            PublicMaterial::Rsa { n, e, .. } => {
-                ("RSA", None, vec![("n", n.clone()), ("e", e.clone())])
-            }
+            PublicMaterial::Rsa { n, e, .. } => ("RSA", None, vec![("n", n.clone()), ("e", e.clone())]),
             PublicMaterial::Hmac(_) => return Err(JoseError::KeyUnsuitable(Algorithm::HS256)),
         };
         Ok(Jwk {
@@ -149,20 +141,15 @@ impl Jwk {
     }
 
     fn member(&self, name: &'static str) -> Result<&[u8], JoseError> {
-        self.members.get(name).map(Vec::as_slice).ok_or_else(|| {
-            invalid(format!(
-                "`{name}` is required for kty `{}`",
-                bounded(&self.kty)
-            ))
-        })
+        self.members
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| invalid(format!("`{name}` is required for kty `{}`", bounded(&self.kty))))
     }
 
     fn forbid_members(&self, names: &[&'static str]) -> Result<(), JoseError> {
         match names.iter().find(|n| self.members.contains_key(*n)) {
-            Some(n) => Err(invalid(format!(
-                "`{n}` contradicts kty `{}`",
-                bounded(&self.kty)
-            ))),
+            Some(n) => Err(invalid(format!("`{n}` contradicts kty `{}`", bounded(&self.kty)))),
             None => Ok(()),
         }
     }
@@ -204,11 +191,7 @@ impl Jwk {
     /// Resolves the one algorithm this key is bound to: the JWK's `alg`,
     /// else the one its curve implies, else `expected`; all that are given
     /// must agree.
-    fn bound_alg(
-        &self,
-        implied: Option<Algorithm>,
-        expected: Option<Algorithm>,
-    ) -> Result<Algorithm, JoseError> {
+    fn bound_alg(&self, implied: Option<Algorithm>, expected: Option<Algorithm>) -> Result<Algorithm, JoseError> {
         let declared = self.declared_alg()?;
         let mut chosen: Option<Algorithm> = None;
         for candidate in [declared, implied, expected].into_iter().flatten() {
@@ -240,10 +223,7 @@ impl Jwk {
                 match self.crv.as_deref() {
                     Some("Ed25519") => {}
                     Some(other) => {
-                        return Err(invalid(format!(
-                            "OKP curve `{}` is not supported",
-                            bounded(other)
-                        )));
+                        return Err(invalid(format!("OKP curve `{}` is not supported", bounded(other))));
                     }
                     None => return Err(invalid("`crv` is required for kty `OKP`")),
                 }
@@ -257,10 +237,7 @@ impl Jwk {
                     Some("P-256") => Algorithm::ES256,
                     Some("P-384") => Algorithm::ES384,
                     Some(other) => {
-                        return Err(invalid(format!(
-                            "EC curve `{}` is not supported",
-                            bounded(other)
-                        )));
+                        return Err(invalid(format!("EC curve `{}` is not supported", bounded(other))));
                     }
                     None => return Err(invalid("`crv` is required for kty `EC`")),
                 };
@@ -282,10 +259,7 @@ impl Jwk {
             "oct" => Err(invalid(
                 "symmetric keys are refused (HS256 needs the explicit `danger` opt-in)",
             )),
-            other => Err(invalid(format!(
-                "kty `{}` is not supported",
-                bounded(other)
-            ))),
+            other => Err(invalid(format!("kty `{}` is not supported", bounded(other)))),
         }
     }
 
@@ -376,9 +350,7 @@ impl JwkSet {
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         for entry in entries {
-            let object = entry
-                .as_object()
-                .ok_or_else(|| invalid("`keys` holds a non-object"))?;
+            let object = entry.as_object().ok_or_else(|| invalid("`keys` holds a non-object"))?;
             let jwk = Jwk::from_object(object)?;
             if let Some(kid) = jwk.kid()
                 && !kids.insert(kid.to_owned())
@@ -402,9 +374,7 @@ impl JwkSet {
             }
         }
         if symmetric && asymmetric {
-            return Err(JoseError::AmbiguousKeySet(
-                "mixes symmetric and asymmetric keys".into(),
-            ));
+            return Err(JoseError::AmbiguousKeySet("mixes symmetric and asymmetric keys".into()));
         }
         // Keys without a kid got their thumbprint as kid; those may collide too.
         let mut all = HashSet::new();
@@ -460,9 +430,7 @@ pub(crate) fn hmac_from_object(map: &Map<String, Value>) -> Result<VerifyingKey,
     jwk.check_intended_use()?;
     jwk.bound_alg(Some(Algorithm::HS256), None)?;
     let k = match map.get("k") {
-        Some(Value::String(k)) => {
-            base64url::decode(k).ok_or_else(|| invalid("`k` is not strict base64url"))?
-        }
+        Some(Value::String(k)) => base64url::decode(k).ok_or_else(|| invalid("`k` is not strict base64url"))?,
         _ => return Err(invalid("`k` is required for kty `oct`")),
     };
     let kid = jwk.kid.clone().unwrap_or_default();

@@ -30,9 +30,7 @@ impl KeySet {
     pub fn select(&self, kid: Option<&str>) -> Result<&VerifyingKey, JoseError> {
         match kid {
             Some(kid) => self.by_kid.get(kid).ok_or(JoseError::UnknownKid),
-            None if self.by_kid.len() == 1 => {
-                self.by_kid.values().next().ok_or(JoseError::UnknownKid)
-            }
+            None if self.by_kid.len() == 1 => self.by_kid.values().next().ok_or(JoseError::UnknownKid),
             None => Err(JoseError::MissingKid),
         }
     }

@@ -54,8 +54,7 @@ impl SigningKey {
             }
             Algorithm::RS256 | Algorithm::PS256 => {
                 let kp = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| failed())?;
-                let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
-                    kp.as_der().map_err(|_| failed())?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = kp.as_der().map_err(|_| failed())?;
                 Zeroizing::new(der.as_ref().to_vec())
             }
             Algorithm::HS256 => return Err(JoseError::KeyUnsuitable(alg)),
@@ -67,8 +66,7 @@ impl SigningKey {
     /// Loads a PKCS#8 private key for `alg`. The kid is the RFC 7638
     /// thumbprint of the public key.
     pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Self, JoseError> {
-        let rejected =
-            || JoseError::InvalidJwk(format!("private key is not a valid {alg} PKCS#8 key"));
+        let rejected = || JoseError::InvalidJwk(format!("private key is not a valid {alg} PKCS#8 key"));
         let (pair, public) = match alg {
             Algorithm::EdDSA => {
                 let kp = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| rejected())?;
@@ -76,14 +74,10 @@ impl SigningKey {
                 (KeyPair::Ed25519(kp), public)
             }
             Algorithm::ES256 | Algorithm::ES384 => {
-                let kp =
-                    EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg)?, der).map_err(|_| rejected())?;
+                let kp = EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg)?, der).map_err(|_| rejected())?;
                 let point = kp.public_key().as_ref();
                 let size = (point.len().saturating_sub(1)) / 2;
-                let (x, y) = point
-                    .get(1..)
-                    .map(|xy| xy.split_at(size))
-                    .ok_or_else(rejected)?;
+                let (x, y) = point.get(1..).map(|xy| xy.split_at(size)).ok_or_else(rejected)?;
                 let public = VerifyingKey::ec(alg, "", x, y)?;
                 (KeyPair::Ecdsa(kp), public)
             }

@@ -31,11 +31,9 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError>
     }
     let duplicate = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictSeed {
-        duplicate: &duplicate,
-    }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v));
+    let value = StrictSeed { duplicate: &duplicate }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
     match value {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(StrictJsonError::Syntax("top level is not an object".into())),
@@ -170,22 +168,10 @@ mod tests {
 
     #[test]
     fn rejects_non_objects_and_trailing_bytes() {
-        assert!(matches!(
-            parse_object(b"[1]"),
-            Err(StrictJsonError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_object(b"\"a\""),
-            Err(StrictJsonError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_object(b"{} {}"),
-            Err(StrictJsonError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_object(b"{}x"),
-            Err(StrictJsonError::Syntax(_))
-        ));
+        assert!(matches!(parse_object(b"[1]"), Err(StrictJsonError::Syntax(_))));
+        assert!(matches!(parse_object(b"\"a\""), Err(StrictJsonError::Syntax(_))));
+        assert!(matches!(parse_object(b"{} {}"), Err(StrictJsonError::Syntax(_))));
+        assert!(matches!(parse_object(b"{}x"), Err(StrictJsonError::Syntax(_))));
         assert!(matches!(parse_object(b""), Err(StrictJsonError::Syntax(_))));
         assert!(matches!(
             parse_object(br#"{"a":"\ud800"}"#),

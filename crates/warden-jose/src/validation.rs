@@ -97,9 +97,7 @@ impl Validation {
         };
         let expected = || accepted.first().cloned().unwrap_or_default();
         match typ {
-            None => Err(JoseError::MissingTyp {
-                expected: expected(),
-            }),
+            None => Err(JoseError::MissingTyp { expected: expected() }),
             Some(t) if accepted.iter().any(|a| a == t) => Ok(()),
             Some(t) => Err(JoseError::WrongTyp {
                 expected: expected(),

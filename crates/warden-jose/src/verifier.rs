@@ -96,9 +96,7 @@ impl TokenVerifier {
         v.check_typ(parsed.header.typ())?;
         let payload = parsed.payload_object()?;
         let issuer = match payload.get("iss") {
-            Some(serde_json::Value::String(iss)) => {
-                self.issuers.get(iss).ok_or(JoseError::UntrustedIssuer)?
-            }
+            Some(serde_json::Value::String(iss)) => self.issuers.get(iss).ok_or(JoseError::UntrustedIssuer)?,
             Some(_) => {
                 return Err(JoseError::InvalidClaim {
                     claim: "iss",

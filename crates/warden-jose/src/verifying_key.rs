@@ -54,8 +54,7 @@ impl VerifyingKey {
         let x: [u8; 32] = x
             .try_into()
             .map_err(|_| JoseError::InvalidJwk("Ed25519 `x` must be 32 bytes".into()))?;
-        ed25519_policy::check_point(&x)
-            .map_err(|why| JoseError::InvalidJwk(format!("Ed25519 public key {why}")))?;
+        ed25519_policy::check_point(&x).map_err(|why| JoseError::InvalidJwk(format!("Ed25519 public key {why}")))?;
         let parsed = ParsedPublicKey::new(&signature::ED25519, x)
             .map_err(|_| JoseError::InvalidJwk("Ed25519 public key is not a curve point".into()))?;
         Ok(VerifyingKey {
@@ -67,14 +66,8 @@ impl VerifyingKey {
 
     /// An EC key from its affine coordinates; `alg` must be ES256 or ES384.
     /// The point is checked to lie on the curve.
-    pub fn ec(
-        alg: Algorithm,
-        kid: impl Into<String>,
-        x: &[u8],
-        y: &[u8],
-    ) -> Result<Self, JoseError> {
-        let (size, verify_alg): (usize, &'static signature::EcdsaVerificationAlgorithm) = match alg
-        {
+    pub fn ec(alg: Algorithm, kid: impl Into<String>, x: &[u8], y: &[u8]) -> Result<Self, JoseError> {
+        let (size, verify_alg): (usize, &'static signature::EcdsaVerificationAlgorithm) = match alg {
             Algorithm::ES256 => (32, &signature::ECDSA_P256_SHA256_FIXED),
             Algorithm::ES384 => (48, &signature::ECDSA_P384_SHA384_FIXED),
             other => return Err(JoseError::KeyUnsuitable(other)),
@@ -105,12 +98,7 @@ impl VerifyingKey {
     /// RS256 or PS256. The modulus must have 2048 to 8192 bits and no leading
     /// zero octet; the exponent must be odd, at least 65537 and below 2^32
     /// (NIST SP 800-89 §5.3.3 bounds; tiny exponents are refused).
-    pub fn rsa(
-        alg: Algorithm,
-        kid: impl Into<String>,
-        n: &[u8],
-        e: &[u8],
-    ) -> Result<Self, JoseError> {
+    pub fn rsa(alg: Algorithm, kid: impl Into<String>, n: &[u8], e: &[u8]) -> Result<Self, JoseError> {
         let params: &'static signature::RsaParameters = match alg {
             Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
@@ -139,9 +127,7 @@ impl VerifyingKey {
         }
         let exponent = match e {
             [] | [0, ..] => None,
-            bytes if bytes.len() <= 4 => {
-                Some(bytes.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
-            }
+            bytes if bytes.len() <= 4 => Some(bytes.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b))),
             _ => None,
         };
         match exponent {
@@ -197,12 +183,7 @@ impl VerifyingKey {
 
     /// Checks `signature` over `message` with algorithm `alg`, which must be
     /// the algorithm this key is bound to.
-    pub fn verify(
-        &self,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), JoseError> {
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
         if alg != self.alg {
             return Err(JoseError::KeyAlgMismatch {
                 key: self.alg,
@@ -211,19 +192,14 @@ impl VerifyingKey {
         }
         let ok = match &self.material {
             PublicMaterial::Ed25519 { parsed, .. } => {
-                ed25519_policy::check_signature(signature).is_ok()
-                    && parsed.verify_sig(message, signature).is_ok()
+                ed25519_policy::check_signature(signature).is_ok() && parsed.verify_sig(message, signature).is_ok()
             }
             PublicMaterial::Ec { parsed, .. } | PublicMaterial::Rsa { parsed, .. } => {
                 parsed.verify_sig(message, signature).is_ok()
             }
             PublicMaterial::Hmac(key) => key.verify(message, signature),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(JoseError::InvalidSignature)
-        }
+        if ok { Ok(()) } else { Err(JoseError::InvalidSignature) }
     }
 }
 
@@ -242,17 +218,13 @@ impl PartialEq for VerifyingKey {
         self.kid == other.kid
             && self.alg == other.alg
             && match (&self.material, &other.material) {
-                (PublicMaterial::Ed25519 { x: a, .. }, PublicMaterial::Ed25519 { x: b, .. }) => {
-                    a == b
+                (PublicMaterial::Ed25519 { x: a, .. }, PublicMaterial::Ed25519 { x: b, .. }) => a == b,
+                (PublicMaterial::Ec { x: ax, y: ay, .. }, PublicMaterial::Ec { x: bx, y: by, .. }) => {
+                    ax == bx && ay == by
                 }
-                (
-                    PublicMaterial::Ec { x: ax, y: ay, .. },
-                    PublicMaterial::Ec { x: bx, y: by, .. },
-                ) => ax == bx && ay == by,
-                (
-                    PublicMaterial::Rsa { n: an, e: ae, .. },
-                    PublicMaterial::Rsa { n: bn, e: be, .. },
-                ) => an == bn && ae == be,
+                (PublicMaterial::Rsa { n: an, e: ae, .. }, PublicMaterial::Rsa { n: bn, e: be, .. }) => {
+                    an == bn && ae == be
+                }
                 (PublicMaterial::Hmac(a), PublicMaterial::Hmac(b)) => a.same_secret(b),
                 _ => false,
             }
