@@ -99,6 +99,9 @@ impl VerifiedTokenCache {
             return Err(JoseError::TokenTooLarge { len: token.len(), max });
         }
         if let Some(hit) = self.get(token, now) {
+            // The same time rules as a fresh verification, so that a clock
+            // stepped backwards cannot revive a token before its `nbf`.
+            hit.claims().check_times(now, verifier.validation().leeway)?;
             return Ok(hit);
         }
         let verified = Arc::new(verifier.verify(token, now)?);
@@ -143,5 +146,74 @@ impl VerifiedTokenCache {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issue::{AccessTokenClaims, encode};
+    use crate::{Algorithm, AlgorithmSet, KeySet, SigningKey, TrustedIssuer, Validation};
+
+    fn setup(nbf: u64, exp: u64) -> (TokenVerifier, String) {
+        let (key, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let claims = AccessTokenClaims {
+            iss: "https://i".into(),
+            sub: "user:a".into(),
+            aud: vec!["api".into()],
+            exp,
+            iat: nbf,
+            nbf,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            roles: vec![],
+            tenant: None,
+            act: None,
+        };
+        let token = encode(&key, "at+jwt", &claims).unwrap();
+        let issuer = TrustedIssuer::new(
+            "https://i",
+            KeySet::new([key.verifying_key().clone()]).unwrap(),
+            AlgorithmSet::asymmetric(),
+        );
+        (TokenVerifier::new([issuer], Validation::access_token("api")), token)
+    }
+
+    #[test]
+    fn hits_obey_the_same_time_rules_as_fresh_verification() {
+        let (verifier, token) = setup(1000, 2000);
+        let cache = VerifiedTokenCache::new(16);
+        assert!(cache.verify(&verifier, &token, 1500).is_ok());
+        assert_eq!(cache.len(), 1);
+        // A clock stepped backwards before nbf - leeway must not revive the token.
+        assert_eq!(
+            cache.verify(&verifier, &token, 900).unwrap_err(),
+            JoseError::NotYetValid
+        );
+        // Expiry removes the entry.
+        assert!(cache.get(&token, 2000).is_none());
+        assert!(cache.is_empty());
+        assert_eq!(cache.verify(&verifier, &token, 2100).unwrap_err(), JoseError::Expired);
+    }
+
+    #[test]
+    fn bounded_and_invalidated() {
+        let (verifier, token) = setup(1000, 2000);
+        let cache = VerifiedTokenCache::new(16);
+        let verified = Arc::new(verifier.verify(&token, 1500).unwrap());
+        for i in 0..1000 {
+            cache.insert(&format!("{token}{i}"), Arc::clone(&verified), 1500);
+        }
+        assert!(cache.len() <= 16 + SHARDS, "{}", cache.len());
+        cache.insert(&token, Arc::clone(&verified), 1500);
+        assert!(cache.invalidate_jti("j") >= 1);
+        assert!(cache.get(&token, 1500).is_none());
+        // Oversize tokens are refused before hashing.
+        let huge = "a".repeat(9000);
+        assert!(matches!(
+            cache.verify(&verifier, &huge, 1500),
+            Err(JoseError::TokenTooLarge { .. })
+        ));
     }
 }

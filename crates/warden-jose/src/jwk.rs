@@ -21,6 +21,9 @@ use crate::verifying_key::{PublicMaterial, VerifyingKey};
 /// Members that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// Key members (`x`, `y`, `n`, `e`) with their decoded bytes.
+type Members = Vec<(&'static str, Vec<u8>)>;
+
 /// A parsed, not yet trusted, JWK.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Jwk {
@@ -110,7 +113,7 @@ impl Jwk {
 
     /// The public JWK of a verifying key. HMAC keys have no public form.
     pub fn from_verifying_key(key: &VerifyingKey) -> Result<Self, JoseError> {
-        let (kty, crv, members): (&str, Option<&str>, Vec<(&'static str, Vec<u8>)>) = match key.material() {
+        let (kty, crv, members): (&str, Option<&str>, Members) = match key.material() {
             PublicMaterial::Ed25519 { x, .. } => ("OKP", Some("Ed25519"), vec![("x", x.to_vec())]),
             PublicMaterial::Ec { x, y, .. } => {
                 let crv = if key.alg() == Algorithm::ES384 {

@@ -60,6 +60,7 @@ mod header;
 pub mod issue;
 mod jwk;
 mod key_set;
+mod roca;
 mod signing_key;
 pub mod strict_json;
 mod validation;

@@ -28,7 +28,7 @@ enum KeyPair {
     Ed25519(Ed25519KeyPair),
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
-    Hmac(HmacKey),
+    Hmac(Box<HmacKey>),
 }
 
 /// PKCS#8 DER of a private key, wiped from memory on drop.
@@ -104,7 +104,7 @@ impl SigningKey {
     pub(crate) fn hmac(kid: String, key: HmacKey) -> Self {
         let public = VerifyingKey::hmac(kid, key.clone());
         SigningKey {
-            pair: KeyPair::Hmac(key),
+            pair: KeyPair::Hmac(Box::new(key)),
             public,
         }
     }

@@ -98,7 +98,8 @@ impl Validation {
         let expected = || accepted.first().cloned().unwrap_or_default();
         match typ {
             None => Err(JoseError::MissingTyp { expected: expected() }),
-            Some(t) if accepted.iter().any(|a| a == t) => Ok(()),
+            // Media types compare case-insensitively (RFC 7515 §4.1.9, RFC 2045).
+            Some(t) if accepted.iter().any(|a| a.eq_ignore_ascii_case(t)) => Ok(()),
             Some(t) => Err(JoseError::WrongTyp {
                 expected: expected(),
                 found: crate::error::bounded(t),

@@ -114,7 +114,7 @@ impl TokenVerifier {
         if claims.iss() != issuer.issuer {
             return Err(JoseError::IssuerMismatch);
         }
-        if !claims.aud().iter().any(|a| *a == v.audience) {
+        if !claims.aud().contains(&v.audience) {
             return Err(JoseError::AudienceMismatch);
         }
         claims.check_times(now, v.leeway)?;

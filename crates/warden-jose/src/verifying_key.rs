@@ -45,7 +45,7 @@ pub(crate) enum PublicMaterial {
         e: Vec<u8>,
         parsed: ParsedPublicKey,
     },
-    Hmac(HmacKey),
+    Hmac(Box<HmacKey>),
 }
 
 impl VerifyingKey {
@@ -97,7 +97,8 @@ impl VerifyingKey {
     /// An RSA key from its big-endian modulus and exponent; `alg` must be
     /// RS256 or PS256. The modulus must have 2048 to 8192 bits and no leading
     /// zero octet; the exponent must be odd, at least 65537 and below 2^32
-    /// (NIST SP 800-89 §5.3.3 bounds; tiny exponents are refused).
+    /// (NIST SP 800-89 §5.3.3 bounds; tiny exponents are refused). Moduli with
+    /// the ROCA fingerprint (CVE-2017-15361) are refused.
     pub fn rsa(alg: Algorithm, kid: impl Into<String>, n: &[u8], e: &[u8]) -> Result<Self, JoseError> {
         let params: &'static signature::RsaParameters = match alg {
             Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -124,6 +125,11 @@ impl VerifyingKey {
                     return Err(JoseError::InvalidJwk("RSA modulus is even".into()));
                 }
             }
+        }
+        if crate::roca::has_fingerprint(n) {
+            return Err(JoseError::InvalidJwk(
+                "RSA modulus has the ROCA weakness (CVE-2017-15361): its private key can be recovered".into(),
+            ));
         }
         let exponent = match e {
             [] | [0, ..] => None,
@@ -156,7 +162,7 @@ impl VerifyingKey {
         VerifyingKey {
             kid: kid.into(),
             alg: Algorithm::HS256,
-            material: PublicMaterial::Hmac(key),
+            material: PublicMaterial::Hmac(Box::new(key)),
         }
     }
 
