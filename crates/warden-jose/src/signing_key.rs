@@ -166,3 +166,28 @@ impl fmt::Debug for SigningKey {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base64url;
+
+    /// Debug output of every key kind shows the kid and alg, never private bytes.
+    #[test]
+    fn debug_never_shows_private_material() {
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384, Algorithm::RS256] {
+            let (key, pkcs8) = SigningKey::generate(alg).unwrap();
+            let shown = format!("{key:?} {:?}", key.verifying_key());
+            assert!(shown.contains(key.kid()) && shown.contains("<redacted>"), "{shown}");
+            for window in pkcs8.windows(16).step_by(8) {
+                let hex: String = window.iter().map(|b| format!("{b:02x}")).collect();
+                assert!(!shown.contains(&hex) && !shown.contains(&base64url::encode(window)), "{alg}");
+                assert!(!shown.contains(&format!("{:?}", &window[..4])), "{alg}: bytes printed");
+            }
+        }
+        let secret = [7u8; 32];
+        let hmac = crate::danger::hs256_signing_key("h", HmacKey::new(&secret).unwrap());
+        let shown = format!("{hmac:?} {:?}", hmac.verifying_key());
+        assert!(!shown.contains("7, 7, 7") && !shown.contains(&base64url::encode(&secret)), "{shown}");
+    }
+}
