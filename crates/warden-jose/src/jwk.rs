@@ -99,13 +99,19 @@ impl Jwk {
             }
         }
         let private_member = PRIVATE_MEMBERS.into_iter().find(|m| map.contains_key(*m));
+        let kid = string_member(map, "kid")?;
+        if kid.as_deref().is_some_and(str::is_empty) {
+            // An empty kid could never be published back as given (emitters
+            // drop it) and matches no token header; refuse it outright.
+            return Err(invalid("`kid` must not be empty"));
+        }
         Ok(Jwk {
             kty,
             crv: string_member(map, "crv")?,
             alg: string_member(map, "alg")?,
             use_: string_member(map, "use")?,
             key_ops,
-            kid: string_member(map, "kid")?,
+            kid,
             members,
             private_member,
         })
