@@ -181,13 +181,19 @@ mod tests {
             assert!(shown.contains(key.kid()) && shown.contains("<redacted>"), "{shown}");
             for window in pkcs8.windows(16).step_by(8) {
                 let hex: String = window.iter().map(|b| format!("{b:02x}")).collect();
-                assert!(!shown.contains(&hex) && !shown.contains(&base64url::encode(window)), "{alg}");
+                assert!(
+                    !shown.contains(&hex) && !shown.contains(&base64url::encode(window)),
+                    "{alg}"
+                );
                 assert!(!shown.contains(&format!("{:?}", &window[..4])), "{alg}: bytes printed");
             }
         }
         let secret = [7u8; 32];
         let hmac = crate::danger::hs256_signing_key("h", HmacKey::new(&secret).unwrap());
         let shown = format!("{hmac:?} {:?}", hmac.verifying_key());
-        assert!(!shown.contains("7, 7, 7") && !shown.contains(&base64url::encode(&secret)), "{shown}");
+        assert!(
+            !shown.contains("7, 7, 7") && !shown.contains(&base64url::encode(&secret)),
+            "{shown}"
+        );
     }
 }
