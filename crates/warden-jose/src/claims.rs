@@ -18,16 +18,14 @@ pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 /// Claims of a token whose signature and rules have been checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
-    iss: String,
-    sub: Option<String>,
     aud: Vec<String>,
     exp: u64,
     nbf: Option<u64>,
     iat: Option<u64>,
-    jti: Option<String>,
-    client_id: Option<String>,
-    scope: Option<String>,
     roles: Vec<String>,
+    // INVARIANT: `iss` is a string, and `sub`, `jti`, `client_id` and
+    // `scope` are strings when present (checked in `from_object`), so the
+    // accessors read them from here without copies.
     raw: Map<String, Value>,
 }
 
@@ -56,10 +54,10 @@ fn numeric_date(map: &Map<String, Value>, claim: &'static str) -> Result<Option<
     }
 }
 
-fn string_claim(map: &Map<String, Value>, claim: &'static str) -> Result<Option<String>, JoseError> {
+fn string_claim<'m>(map: &'m Map<String, Value>, claim: &'static str) -> Result<Option<&'m str>, JoseError> {
     match map.get(claim) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(JoseError::InvalidClaim {
             claim,
             reason: "must be a string",
@@ -95,7 +93,10 @@ impl Claims {
     /// Reads and type-checks the registered claims and the Warden claims
     /// (`client_id`, `scope`, `roles`). `iss`, `aud` and `exp` are required.
     pub fn from_object(raw: Map<String, Value>) -> Result<Self, JoseError> {
-        let iss = string_claim(&raw, "iss")?.ok_or(JoseError::MissingClaim("iss"))?;
+        string_claim(&raw, "iss")?.ok_or(JoseError::MissingClaim("iss"))?;
+        for claim in ["sub", "jti", "client_id", "scope"] {
+            string_claim(&raw, claim)?;
+        }
         let aud = string_list(&raw, "aud", true)?;
         if !raw.contains_key("aud") {
             return Err(JoseError::MissingClaim("aud"));
@@ -116,15 +117,10 @@ impl Claims {
             });
         }
         Ok(Claims {
-            iss,
-            sub: string_claim(&raw, "sub")?,
             aud,
             exp,
             nbf: numeric_date(&raw, "nbf")?,
             iat: numeric_date(&raw, "iat")?,
-            jti: string_claim(&raw, "jti")?,
-            client_id: string_claim(&raw, "client_id")?,
-            scope: string_claim(&raw, "scope")?,
             roles: string_list(&raw, "roles", false)?,
             raw,
         })
@@ -149,13 +145,17 @@ impl Claims {
         Ok(())
     }
 
+    fn str_claim(&self, name: &str) -> Option<&str> {
+        self.raw.get(name).and_then(Value::as_str)
+    }
+
     /// `iss`.
     pub fn iss(&self) -> &str {
-        &self.iss
+        self.str_claim("iss").unwrap_or_default()
     }
     /// `sub`, if present.
     pub fn sub(&self) -> Option<&str> {
-        self.sub.as_deref()
+        self.str_claim("sub")
     }
     /// `aud` as a list (a single string becomes one element).
     pub fn aud(&self) -> &[String] {
@@ -175,16 +175,15 @@ impl Claims {
     }
     /// `jti`, if present.
     pub fn jti(&self) -> Option<&str> {
-        self.jti.as_deref()
+        self.str_claim("jti")
     }
     /// `client_id`, if present.
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.str_claim("client_id")
     }
     /// The space-separated `scope` claim split into scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope
-            .as_deref()
+        self.str_claim("scope")
             .unwrap_or_default()
             .split(' ')
             .filter(|s| !s.is_empty())

@@ -26,56 +26,51 @@ pub enum StrictJsonError {
 
 /// Parses `bytes` as a JSON object under the strict rules.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
-    if nesting_depth(bytes) > MAX_DEPTH {
-        return Err(StrictJsonError::TooDeep);
-    }
-    let duplicate = Cell::new(None);
+    let state = State::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictSeed { duplicate: &duplicate }
+    let value = StrictSeed { state: &state }
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
     match value {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(StrictJsonError::Syntax("top level is not an object".into())),
-        Err(e) => match duplicate.take() {
-            Some(name) => Err(StrictJsonError::Duplicate(name)),
-            None => Err(StrictJsonError::Syntax(e.to_string())),
+        Err(e) => match (state.duplicate.take(), state.too_deep.get()) {
+            (Some(name), _) => Err(StrictJsonError::Duplicate(name)),
+            (None, true) => Err(StrictJsonError::TooDeep),
+            (None, false) => Err(StrictJsonError::Syntax(e.to_string())),
         },
     }
 }
 
-/// Maximum bracket depth of a JSON text, ignoring brackets inside strings.
-/// Runs before parsing so that a deep document never reaches the recursive
-/// parser.
-fn nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
+/// What the visitor found, reported beside serde's error. Depth is counted
+/// here rather than by a pre-scan: serde_json's own recursion limit (128)
+/// keeps the stack safe until the visitor refuses at [`MAX_DEPTH`].
+#[derive(Default)]
+struct State {
+    duplicate: Cell<Option<String>>,
+    depth: Cell<usize>,
+    too_deep: Cell<bool>,
+}
+
+impl State {
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        let depth = self.depth.get() + 1;
+        if depth > MAX_DEPTH {
+            self.too_deep.set(true);
+            return Err(E::custom("nesting too deep"));
         }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+        self.depth.set(depth);
+        Ok(())
     }
-    max
+
+    fn leave(&self) {
+        self.depth.set(self.depth.get().saturating_sub(1));
+    }
 }
 
 #[derive(Clone, Copy)]
 struct StrictSeed<'a> {
-    duplicate: &'a Cell<Option<String>>,
+    state: &'a State,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
@@ -115,22 +110,26 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
         Ok(Value::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.state.enter()?;
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
+        self.state.leave();
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        self.state.enter()?;
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             if map.contains_key(&key) {
-                self.duplicate.set(Some(key));
+                self.state.duplicate.set(Some(key));
                 return Err(de::Error::custom("duplicate member"));
             }
             let value = access.next_value_seed(self)?;
             map.insert(key, value);
         }
+        self.state.leave();
         Ok(Value::Object(map))
     }
 }
@@ -180,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_deep_nesting_before_parsing() {
+    fn rejects_deep_nesting() {
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
         assert_eq!(parse_object(deep.as_bytes()), Err(StrictJsonError::TooDeep));
         let brackets_in_strings = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
