@@ -19,6 +19,7 @@
 
 use std::hint::black_box;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use criterion::Criterion;
@@ -211,7 +212,67 @@ fn run() -> BenchResult<()> {
         .ok_or("no EdDSA fixture")?;
     bench_cache(&mut c, eddsa)?;
     c.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        interleaved_ratios(&fixtures);
+    }
     Ok(())
+}
+
+/// Runs of a few milliseconds of each routine, alternated, so that both see
+/// the same machine state; returns nanoseconds per call of each run.
+fn alternate(rounds: usize, mut a: impl FnMut() -> bool, mut b: impl FnMut() -> bool) -> (Vec<f64>, Vec<f64>) {
+    let batch = |f: &mut dyn FnMut() -> bool| {
+        let start = Instant::now();
+        let mut calls = 0u32;
+        while start.elapsed() < Duration::from_millis(20) {
+            black_box(f());
+            calls += 1;
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(calls)
+    };
+    let (mut xs, mut ys) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        xs.push(batch(&mut a));
+        ys.push(batch(&mut b));
+    }
+    (xs, ys)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The verify/raw ratio per algorithm, measured with raw and full
+/// verification interleaved (this machine's speed drifts by ±20% between
+/// criterion's separate runs, which swamps a few microseconds).
+fn interleaved_ratios(fixtures: &[Fixture]) {
+    println!("\ninterleaved verify vs raw signature check (median of 40 alternating 20 ms runs):");
+    println!(
+        "{:<6} {:>10} {:>10} {:>8} {:>12}",
+        "alg", "raw µs", "verify µs", "ratio", "overhead µs"
+    );
+    for f in fixtures {
+        let (raw, full) = alternate(
+            40,
+            || {
+                f.raw_key
+                    .verify_sig(black_box(&f.signing_input), black_box(&f.signature))
+                    .is_ok()
+            },
+            || f.verifier.verify(black_box(&f.token), black_box(NOW)).is_ok(),
+        );
+        let ratios: Vec<f64> = full.iter().zip(&raw).map(|(v, r)| v / r).collect();
+        let (raw, full) = (median(raw) / 1000.0, median(full) / 1000.0);
+        println!(
+            "{:<6} {:>10.2} {:>10.2} {:>8.3} {:>12.2}",
+            f.alg.as_str(),
+            raw,
+            full,
+            median(ratios),
+            full - raw
+        );
+    }
 }
 
 fn main() -> ExitCode {
