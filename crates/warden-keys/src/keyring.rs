@@ -214,8 +214,15 @@ impl Keyring {
         self.policy
     }
 
-    fn live(&self) -> impl Iterator<Item = (usize, &KeyRecord)> {
-        self.records.iter().enumerate().filter(|(_, r)| r.retired_at.is_none())
+    /// Keys that have ever signed by `now`: activated, and not withdrawn
+    /// before activating. Once a key has signed it supersedes its
+    /// predecessors for good, even if it is retired later, so that retiring
+    /// a key can never bring an older, expired key back.
+    fn ever_signed(&self, now: u64) -> impl Iterator<Item = (usize, &KeyRecord)> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.activates_at <= now && r.retired_at.is_none_or(|at| at > r.activates_at))
     }
 
     /// The state of the record at `index` at `now`.
@@ -229,7 +236,7 @@ impl Keyring {
                 from: record.activates_at,
             });
         }
-        let successor = self.live().find(|(i, r)| *i > index && r.activates_at <= now);
+        let successor = self.ever_signed(now).find(|(i, _)| *i > index);
         Some(match successor {
             None => KeyState::Active,
             Some((_, next)) => {
@@ -434,11 +441,29 @@ mod tests {
     }
 
     #[test]
-    fn retired_successor_does_not_supersede() {
-        let mut new = record("new", 2000);
-        new.retired_at = Some(2100);
-        let ring = Keyring::new(vec![record("old", 1000), new], policy());
-        assert_eq!(ring.signing(2500).unwrap().kid, "old");
+    fn retiring_a_key_never_revives_its_predecessor() {
+        // A signed until B activated; B is force-retired (compromise): A must
+        // not sign again, nothing signs until a new rotation.
+        let mut b = record("b", 2000);
+        b.retired_at = Some(2100);
+        let ring = Keyring::new(vec![record("a", 1000), b.clone()], policy());
+        assert!(matches!(ring.signing(2500), Err(KeyError::NoSigningKey)));
+        assert_eq!(ring.state("a", 2500).unwrap(), KeyState::Overlap { until: 3060 });
+        // A expired, B replaced it, C replaced B; retiring B keeps A expired.
+        let mut c = record("c", 5000);
+        c.generation = 5000;
+        let ring = Keyring::new(vec![record("a", 1000), b, c], policy());
+        assert_eq!(ring.state("a", 6000).unwrap(), KeyState::Expired);
+        assert!(!ring.published(6000).iter().any(|r| r.kid == "a"));
+        assert_eq!(ring.signing(6000).unwrap().kid, "c");
+    }
+
+    #[test]
+    fn a_pending_key_withdrawn_before_activation_supersedes_nothing() {
+        let mut b = record("b", 2000);
+        b.retired_at = Some(1500);
+        let ring = Keyring::new(vec![record("a", 1000), b], policy());
+        assert_eq!(ring.signing(2500).unwrap().kid, "a");
     }
 
     #[test]
