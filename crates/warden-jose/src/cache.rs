@@ -7,10 +7,18 @@
 //! claims and expires at the token's `exp`; revocation removes entries
 //! explicitly. Policy is still evaluated on every request by the caller.
 //!
-//! A cache belongs to one [`TokenVerifier`]: when the verifier's keys or
-//! rules change, call [`VerifiedTokenCache::clear`].
+//! A cache owns its [`TokenVerifier`], so a token verified for one audience
+//! or issuer can never be answered from the cache of another. To change
+//! keys or rules, build a new cache.
+//!
+//! Revocation is by `jti` ([`VerifiedTokenCache::invalidate_jti`]): ECDSA
+//! signatures are malleable, so one token can have several valid
+//! encodings, and only the `jti` names them all. An invalidation that runs
+//! while a token is being verified also stops that token from being cached
+//! (an epoch counter checked under the shard lock).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use aws_lc_rs::digest;
@@ -22,11 +30,15 @@ const SHARDS: usize = 16;
 
 type TokenHash = [u8; 32];
 
-/// Bounded, sharded cache of verified tokens.
+/// A [`TokenVerifier`] with a bounded, sharded cache of the tokens it
+/// verified.
 #[derive(Debug)]
 pub struct VerifiedTokenCache {
+    verifier: TokenVerifier,
     shards: Vec<Mutex<HashMap<TokenHash, Arc<VerifiedToken>>>>,
     per_shard: usize,
+    /// Incremented by every invalidation.
+    epoch: AtomicU64,
 }
 
 fn hash(token: &str) -> TokenHash {
@@ -36,12 +48,19 @@ fn hash(token: &str) -> TokenHash {
 }
 
 impl VerifiedTokenCache {
-    /// A cache holding at most about `capacity` tokens.
-    pub fn new(capacity: usize) -> Self {
+    /// Wraps `verifier` with a cache of at most about `capacity` tokens.
+    pub fn new(verifier: TokenVerifier, capacity: usize) -> Self {
         VerifiedTokenCache {
+            verifier,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// The verifier behind the cache.
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
     }
 
     fn shard(&self, key: &TokenHash) -> Option<MutexGuard<'_, HashMap<TokenHash, Arc<VerifiedToken>>>> {
@@ -64,8 +83,9 @@ impl VerifiedTokenCache {
         }
     }
 
-    /// Remembers a verified token until its `exp`.
-    pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>, now: u64) {
+    /// Remembers a verified token until its `exp`, unless an invalidation
+    /// happened since `epoch` was read.
+    fn insert(&self, token: &str, verified: Arc<VerifiedToken>, now: u64, epoch: u64) {
         if now >= verified.claims().exp() {
             return;
         }
@@ -74,6 +94,11 @@ impl VerifiedTokenCache {
         let Some(mut shard) = self.shard(&key) else {
             return;
         };
+        // Checked under the shard lock: an invalidation either sees this
+        // entry when it scans the shard, or has already moved the epoch.
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
         if shard.len() >= per_shard {
             // Drop expired entries and, if that is not enough, an eighth of
             // the shard, so eviction costs O(1) amortised per insert.
@@ -93,25 +118,28 @@ impl VerifiedTokenCache {
     }
 
     /// Verifies `token`, answering from the cache when it can.
-    pub fn verify(&self, verifier: &TokenVerifier, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
-        let max = verifier.validation().max_token_bytes;
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
+        let validation = self.verifier.validation();
+        let max = validation.max_token_bytes;
         if token.len() > max {
             return Err(JoseError::TokenTooLarge { len: token.len(), max });
         }
         if let Some(hit) = self.get(token, now) {
             // The same time rules as a fresh verification, so that a clock
             // stepped backwards cannot revive a token before its `nbf`.
-            hit.claims().check_times(now, verifier.validation().leeway)?;
+            hit.claims().check_times(now, validation.leeway)?;
             return Ok(hit);
         }
-        let verified = Arc::new(verifier.verify(token, now)?);
-        self.insert(token, Arc::clone(&verified), now);
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let verified = Arc::new(self.verifier.verify(token, now)?);
+        self.insert(token, Arc::clone(&verified), now, epoch);
         Ok(verified)
     }
 
     /// Removes every cached token with this `jti` (on revocation). Returns
     /// how many were removed.
     pub fn invalidate_jti(&self, jti: &str) -> usize {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut removed = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,14 +150,9 @@ impl VerifiedTokenCache {
         removed
     }
 
-    /// Removes one token.
-    pub fn invalidate_token(&self, token: &str) -> bool {
-        let key = hash(token);
-        self.shard(&key).is_some_and(|mut s| s.remove(&key).is_some())
-    }
-
-    /// Empties the cache (after key or rule changes).
+    /// Empties the cache.
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
@@ -183,36 +206,36 @@ mod tests {
     #[test]
     fn hits_obey_the_same_time_rules_as_fresh_verification() {
         let (verifier, token) = setup(1000, 2000);
-        let cache = VerifiedTokenCache::new(16);
-        assert!(cache.verify(&verifier, &token, 1500).is_ok());
+        let cache = VerifiedTokenCache::new(verifier, 16);
+        assert!(cache.verify(&token, 1500).is_ok());
         assert_eq!(cache.len(), 1);
         // A clock stepped backwards before nbf - leeway must not revive the token.
-        assert_eq!(
-            cache.verify(&verifier, &token, 900).unwrap_err(),
-            JoseError::NotYetValid
-        );
+        assert_eq!(cache.verify(&token, 900).unwrap_err(), JoseError::NotYetValid);
         // Expiry removes the entry.
         assert!(cache.get(&token, 2000).is_none());
         assert!(cache.is_empty());
-        assert_eq!(cache.verify(&verifier, &token, 2100).unwrap_err(), JoseError::Expired);
+        assert_eq!(cache.verify(&token, 2100).unwrap_err(), JoseError::Expired);
     }
 
     #[test]
     fn bounded_and_invalidated() {
         let (verifier, token) = setup(1000, 2000);
-        let cache = VerifiedTokenCache::new(16);
         let verified = Arc::new(verifier.verify(&token, 1500).unwrap());
+        let cache = VerifiedTokenCache::new(verifier, 16);
         for i in 0..1000 {
-            cache.insert(&format!("{token}{i}"), Arc::clone(&verified), 1500);
+            cache.insert(&format!("{token}{i}"), Arc::clone(&verified), 1500, 0);
         }
         assert!(cache.len() <= 16 + SHARDS, "{}", cache.len());
-        cache.insert(&token, Arc::clone(&verified), 1500);
+        cache.insert(&token, Arc::clone(&verified), 1500, 0);
         assert!(cache.invalidate_jti("j") >= 1);
+        // An insert that started before the invalidation is dropped.
+        cache.insert(&token, Arc::clone(&verified), 1500, 0);
+        assert!(cache.get(&token, 1500).is_none());
         assert!(cache.get(&token, 1500).is_none());
         // Oversize tokens are refused before hashing.
         let huge = "a".repeat(9000);
         assert!(matches!(
-            cache.verify(&verifier, &huge, 1500),
+            cache.verify(&huge, 1500),
             Err(JoseError::TokenTooLarge { .. })
         ));
     }

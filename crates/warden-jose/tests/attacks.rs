@@ -607,8 +607,8 @@ fn oversize_tokens_are_refused_before_parsing() {
         ),
         JoseError::TokenTooLarge { .. }
     );
-    let cache = VerifiedTokenCache::new(16);
-    assert_rejects!(cache.verify(&verifier(), &token, NOW), JoseError::TokenTooLarge { .. });
+    let cache = VerifiedTokenCache::new(verifier(), 16);
+    assert_rejects!(cache.verify(&token, NOW), JoseError::TokenTooLarge { .. });
 }
 
 fn nested(depth: usize) -> String {
