@@ -39,7 +39,11 @@ pub(crate) fn json_error(segment: Segment, e: StrictJsonError) -> JoseError {
 }
 
 fn bounded_reason(reason: &str) -> String {
-    reason.chars().take(80).collect()
+    reason
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Splits and decodes `token` and checks its header. The signature is not

@@ -360,7 +360,18 @@ impl JwkSet {
         let mut skipped = Vec::new();
         for entry in entries {
             let object = entry.as_object().ok_or_else(|| invalid("`keys` holds a non-object"))?;
-            let jwk = Jwk::from_object(object)?;
+            let jwk = match Jwk::from_object(object) {
+                Ok(jwk) => jwk,
+                Err(e) => {
+                    // Malformed members: unusable, but no reason to refuse its neighbours.
+                    let kid = object.get("kid").and_then(Value::as_str).map(|k| bounded(k));
+                    skipped.push(SkippedKey {
+                        kid,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
             if let Some(kid) = jwk.kid()
                 && !kids.insert(kid.to_owned())
             {

@@ -51,10 +51,10 @@ mod tests {
 
     #[test]
     fn ordinary_moduli_do_not() {
-        // Multiplying by 2 moves the residue out of the subgroup mod 3
-        // (65537 = 2 mod 3 generates {1, 2}, but 0 is never reached).
+        // A multiple of 3 is 0 mod 3, and no power of 65537 is.
         let n = (3u64 * 65_537).to_be_bytes();
         assert!(!has_fingerprint(&n));
-        assert!(!has_fingerprint(&[0xff; 256]) || !has_fingerprint(&[0xfe; 256]));
+        // 65537 = 2 mod 5 generates {1, 2, 4, 3}: never 0, so any multiple of 5 fails too.
+        assert!(!has_fingerprint(&(5u64 * 65_537 * 65_537).to_be_bytes()));
     }
 }

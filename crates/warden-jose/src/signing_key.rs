@@ -69,7 +69,7 @@ impl SigningKey {
         let rejected = || JoseError::InvalidJwk(format!("private key is not a valid {alg} PKCS#8 key"));
         let (pair, public) = match alg {
             Algorithm::EdDSA => {
-                let kp = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| rejected())?;
+                let kp = Ed25519KeyPair::from_pkcs8(der).map_err(|_| rejected())?;
                 let public = VerifyingKey::ed25519("", kp.public_key().as_ref())?;
                 (KeyPair::Ed25519(kp), public)
             }
