@@ -364,7 +364,7 @@ impl JwkSet {
                 Ok(jwk) => jwk,
                 Err(e) => {
                     // Malformed members: unusable, but no reason to refuse its neighbours.
-                    let kid = object.get("kid").and_then(Value::as_str).map(|k| bounded(k));
+                    let kid = object.get("kid").and_then(Value::as_str).map(bounded);
                     skipped.push(SkippedKey {
                         kid,
                         reason: e.to_string(),

@@ -30,7 +30,46 @@ pub enum KeyError {
     /// The kid names no key.
     #[error("no key with kid `{0}`")]
     UnknownKid(String),
-    /// The request breaks a rotation rule; the message says which.
-    #[error("{0}")]
-    Rotation(String),
+    /// Another key is already waiting to sign; one rotation at a time.
+    #[error("key `{kid}` is already pending and signs from {from} (Unix time); retire it or wait")]
+    AlreadyPending {
+        /// The pending key.
+        kid: String,
+        /// When it starts signing.
+        from: u64,
+    },
+    /// The active signing key cannot be retired.
+    #[error("key `{0}` is the active signing key; rotate first")]
+    ActiveKey(String),
+    /// The key is already retired.
+    #[error("key `{0}` is already retired")]
+    AlreadyRetired(String),
+    /// Tokens signed by the key may still be valid.
+    #[error(
+        "tokens signed by `{kid}` may be valid until {until} (Unix time); pass --force to retire it now and reject them"
+    )]
+    InOverlap {
+        /// The key.
+        kid: String,
+        /// When its last token expires.
+        until: u64,
+    },
+    /// Another process retired the key between the check and the write.
+    #[error("key `{0}` was retired concurrently")]
+    RetiredConcurrently(String),
+}
+
+impl KeyError {
+    /// Whether the error is a rotation rule refusing the request (as
+    /// opposed to a failure to carry it out).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            KeyError::AlreadyPending { .. }
+                | KeyError::ActiveKey(_)
+                | KeyError::AlreadyRetired(_)
+                | KeyError::InOverlap { .. }
+                | KeyError::RetiredConcurrently(_)
+        )
+    }
 }

@@ -301,10 +301,10 @@ impl Keyring {
             .into_iter()
             .find(|(_, s)| matches!(s, KeyState::Pending { .. }))
         {
-            return Err(KeyError::Rotation(format!(
-                "key `{}` is already pending and signs from {from}; retire it or wait",
-                r.kid
-            )));
+            return Err(KeyError::AlreadyPending {
+                kid: r.kid.clone(),
+                from,
+            });
         }
         let activates_at = if immediately || self.signing(now).is_err() {
             now
@@ -328,13 +328,12 @@ impl Keyring {
     /// a key in overlap only with `force` (its tokens stop verifying).
     pub fn check_retire(&self, kid: &str, now: u64, force: bool) -> Result<(), KeyError> {
         match self.state(kid, now)? {
-            KeyState::Active => Err(KeyError::Rotation(format!(
-                "key `{kid}` is the active signing key; rotate first"
-            ))),
-            KeyState::Retired { .. } => Err(KeyError::Rotation(format!("key `{kid}` is already retired"))),
-            KeyState::Overlap { until } if !force => Err(KeyError::Rotation(format!(
-                "tokens signed by `{kid}` may be valid until {until}; pass --force to retire it now and reject them"
-            ))),
+            KeyState::Active => Err(KeyError::ActiveKey(kid.to_owned())),
+            KeyState::Retired { .. } => Err(KeyError::AlreadyRetired(kid.to_owned())),
+            KeyState::Overlap { until } if !force => Err(KeyError::InOverlap {
+                kid: kid.to_owned(),
+                until,
+            }),
             _ => Ok(()),
         }
     }
@@ -425,7 +424,7 @@ mod tests {
         let pending = Keyring::new(vec![record("a", 100), record("b", 600)], policy());
         assert!(matches!(
             pending.schedule_new_key(500, false),
-            Err(KeyError::Rotation(_))
+            Err(KeyError::AlreadyPending { .. })
         ));
     }
 

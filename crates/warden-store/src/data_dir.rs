@@ -69,14 +69,19 @@ impl DataDir {
 
     /// Resolves the master key: from `from_env` (the value of
     /// `WARDEN_MASTER_KEY`) when given, else from `master.key`, which is
-    /// created (0600) when absent.
-    pub fn master_key(&self, from_env: Option<&str>) -> Result<(MasterKey, MasterKeySource), StoreError> {
+    /// created (0600) when absent if `create` is set. Only the command that
+    /// makes the first signing key should create it: a stray key made by
+    /// another command would bind a fresh shared database to one machine.
+    pub fn master_key(&self, from_env: Option<&str>, create: bool) -> Result<(MasterKey, MasterKeySource), StoreError> {
         if let Some(text) = from_env {
             return Ok((MasterKey::from_base64(text)?, MasterKeySource::Environment));
         }
         let file = self.path.join(MASTER_KEY_FILE);
         if file.exists() {
             return Ok((read_key_file(&file)?, MasterKeySource::File(file)));
+        }
+        if !create {
+            return Err(StoreError::NoMasterKey(file));
         }
         let key = MasterKey::generate()?;
         let mut out = OpenOptions::new()
@@ -135,11 +140,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open_or_create(tmp.path().join("data")).unwrap();
         assert_eq!(fs::metadata(dir.path()).unwrap().mode() & 0o777, 0o700);
-        let (first, source) = dir.master_key(None).unwrap();
+        let (first, source) = dir.master_key(None, true).unwrap();
         assert!(matches!(source, MasterKeySource::Created(_)));
         let file = dir.path().join(MASTER_KEY_FILE);
         assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
-        let (again, source) = dir.master_key(None).unwrap();
+        let (again, source) = dir.master_key(None, true).unwrap();
         assert!(matches!(source, MasterKeySource::File(_)));
         assert_eq!(first.fingerprint(), again.fingerprint());
     }
@@ -148,16 +153,16 @@ mod tests {
     fn refuses_a_readable_key_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open_or_create(tmp.path()).unwrap();
-        dir.master_key(None).unwrap();
+        dir.master_key(None, true).unwrap();
         let file = dir.path().join(MASTER_KEY_FILE);
         for mode in [0o644, 0o640, 0o604, 0o660] {
             fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
-            let err = dir.master_key(None).unwrap_err();
+            let err = dir.master_key(None, true).unwrap_err();
             assert!(matches!(err, StoreError::InsecurePermissions { .. }), "{mode:o}");
             assert!(err.to_string().contains("chmod 600"));
         }
         fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).unwrap();
-        assert!(dir.master_key(None).is_ok());
+        assert!(dir.master_key(None, true).is_ok());
     }
 
     #[test]
@@ -165,10 +170,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open_or_create(tmp.path()).unwrap();
         let key = MasterKey::generate().unwrap();
-        let (got, source) = dir.master_key(Some(&key.to_base64())).unwrap();
+        let (got, source) = dir.master_key(Some(&key.to_base64()), true).unwrap();
         assert_eq!(source, MasterKeySource::Environment);
         assert_eq!(got.fingerprint(), key.fingerprint());
         assert!(!dir.path().join(MASTER_KEY_FILE).exists());
-        assert!(dir.master_key(Some("too-short")).is_err());
+        assert!(dir.master_key(Some("too-short"), true).is_err());
+        assert!(matches!(dir.master_key(None, false), Err(StoreError::NoMasterKey(_))));
     }
 }

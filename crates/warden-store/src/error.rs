@@ -48,6 +48,21 @@ pub enum StoreError {
         /// Fingerprint of the key given.
         actual: String,
     },
+    /// A value does not fit the database's signed 64-bit integers.
+    #[error("value {0} is out of range for the database")]
+    OutOfRange(u64),
+    /// A PostgreSQL schema name outside `[A-Za-z0-9_]+`.
+    #[error("schema name `{0}` must match [A-Za-z0-9_]+")]
+    InvalidSchemaName(String),
+    /// The master key file does not exist and this command may not create it.
+    #[error(
+        "no master key at {path} and WARDEN_MASTER_KEY is not set: create the first key with `warden keys rotate`",
+        path = .0.display()
+    )]
+    NoMasterKey(PathBuf),
+    /// The embedded database does not exist and this command may not create it.
+    #[error("no database at {}: create the first key with `warden keys rotate`", .0.display())]
+    NoDatabase(PathBuf),
     /// A stored row is not what this version writes.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -1,7 +1,7 @@
 //! Signing-key operations over any [`Store`]: the rules come from
 //! [`warden_keys::Keyring`], the records from the store.
 
-use warden_jose::{Algorithm, JwkSet, SigningKey};
+use warden_jose::{Algorithm, JwkSet, SigningKey, VerifyingKey};
 use warden_keys::{KeyRecord, KeyState, Keyring, MasterKey, RotationPolicy};
 
 use crate::Store;
@@ -56,7 +56,7 @@ impl<S: Store> KeyManager<S> {
     pub async fn retire(&self, kid: &str, now: u64, force: bool) -> Result<(), StoreError> {
         self.keyring().await?.check_retire(kid, now, force)?;
         if !self.store.retire_key(kid, now).await? {
-            return Err(warden_keys::KeyError::Rotation(format!("key `{kid}` was retired concurrently")).into());
+            return Err(warden_keys::KeyError::RetiredConcurrently(kid.to_owned()).into());
         }
         Ok(())
     }
@@ -78,12 +78,21 @@ impl<S: Store> KeyManager<S> {
 
     /// The public keys to publish at `now`.
     pub async fn jwks(&self, now: u64) -> Result<JwkSet, StoreError> {
-        let ring = self.keyring().await?;
-        let keys = ring
-            .published(now)
-            .into_iter()
-            .map(KeyRecord::verifying_key)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(JwkSet::from_keys(keys))
+        Ok(JwkSet::from_keys(published_keys(&self.store, self.policy, now).await?))
     }
+}
+
+/// The public keys published at `now` (pending, active and in overlap).
+/// Needs no master key: only public halves are read.
+pub async fn published_keys<S: Store>(
+    store: &S,
+    policy: RotationPolicy,
+    now: u64,
+) -> Result<Vec<VerifyingKey>, StoreError> {
+    let ring = Keyring::new(store.list_keys().await?, policy);
+    Ok(ring
+        .published(now)
+        .into_iter()
+        .map(KeyRecord::verifying_key)
+        .collect::<Result<Vec<_>, _>>()?)
 }

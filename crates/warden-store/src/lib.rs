@@ -30,7 +30,7 @@ pub use data_dir::{
     DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file, read_key_file,
 };
 pub use error::StoreError;
-pub use key_manager::KeyManager;
+pub use key_manager::{KeyManager, published_keys};
 use warden_jose::Algorithm;
 use warden_keys::KeyRecord;
 
@@ -75,20 +75,40 @@ impl Backend {
     }
 }
 
-/// Removes a password from a URL for messages.
+/// Removes passwords from a database URL for messages: the userinfo
+/// password and any `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = url.get(scheme_end + 3..at).unwrap_or_default();
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!(
-                "{}{}:***{}",
-                url.get(..scheme_end + 3).unwrap_or_default(),
-                user,
-                url.get(at..).unwrap_or_default()
-            )
+            let userinfo = base.get(scheme_end + 3..at).unwrap_or_default();
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    let scheme = base.get(..scheme_end + 3).unwrap_or_default();
+                    format!("{scheme}{user}:***{}", base.get(at..).unwrap_or_default())
+                }
+                None => base.to_owned(),
+            }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => {
+                        format!("{k}=***")
+                    }
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
     }
 }
 
@@ -111,7 +131,7 @@ pub(crate) fn key_from_row(row: KeyRow) -> Result<KeyRecord, StoreError> {
 }
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{v} is out of range")))
+    i64::try_from(v).map_err(|_| StoreError::OutOfRange(v))
 }
 
 /// Implements [`KeyStore`] for a backend from its SQL, so that both
@@ -195,5 +215,9 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
     }
 }

@@ -80,3 +80,10 @@ impl_key_store!(
         "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', ?) ON CONFLICT (name) DO NOTHING",
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );
+
+/// The file an `sqlite:` URL names (`None` for in-memory databases).
+pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    let file = options.get_filename();
+    Ok((file != Path::new(":memory:")).then(|| file.to_path_buf()))
+}

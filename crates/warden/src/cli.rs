@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// Warden: an AI governance gateway built on JSON Web Tokens.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "warden", version, about, propagate_version = true)]
 pub struct Cli {
     /// Data directory (embedded database and master key).

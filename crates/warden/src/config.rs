@@ -48,7 +48,7 @@ fn env_name(key: &str) -> String {
 }
 
 /// The configuration as written (file + environment), before validation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the embedded database and master key live.
@@ -126,8 +126,9 @@ fn default_issuer() -> String {
     "http://127.0.0.1:8080".into()
 }
 
-/// Validated configuration, resolved into ready values.
-#[derive(Debug, Clone)]
+/// Validated configuration, resolved into ready values. `Debug` hides
+/// database passwords.
+#[derive(Clone)]
 pub struct Settings {
     /// The data directory.
     pub data_dir: PathBuf,
@@ -151,6 +152,24 @@ pub struct Settings {
     pub key_algorithm: Algorithm,
     /// Publication lead of new keys.
     pub publish_lead: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &warden_store::redact_url(&self.database_url))
+            .field("database_schema", &self.database_schema)
+            .field("issuer", &self.issuer)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("leeway", &self.leeway)
+            .field("max_bytes", &self.max_bytes)
+            .field("algorithms", &self.algorithms)
+            .field("key_algorithm", &self.key_algorithm)
+            .field("publish_lead", &self.publish_lead)
+            .finish()
+    }
 }
 
 /// Reads `file` (if given, or `./warden.toml` if present) and the

@@ -1,9 +1,14 @@
-//! Exit statuses: 0 success, 1 a negative answer (a token was rejected, a
-//! rule refused an action, an operation failed), 2 a usage or
-//! configuration error.
+//! Exit statuses: 0 success; 1 a negative answer (a token was rejected, or
+//! a key-rotation rule refused the action); 2 anything that kept the
+//! command from answering (bad arguments or configuration, missing files,
+//! an unreachable database, a wrong master key). A script that treats
+//! non-zero as "no" stays fail-closed either way.
 
 use std::fmt;
 use std::process::ExitCode;
+
+use warden_keys::KeyError;
+use warden_store::StoreError;
 
 /// A token was checked and rejected; the message is the one-line reason.
 #[derive(Debug)]
@@ -36,9 +41,10 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::from(1);
     }
     eprintln!("error: {err:#}");
-    if err.downcast_ref::<UsageError>().is_some() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(1)
-    }
+    let refused = err.chain().any(|e| {
+        e.downcast_ref::<StoreError>()
+            .is_some_and(|s| matches!(s, StoreError::Key(k) if k.is_refusal()))
+            || e.downcast_ref::<KeyError>().is_some_and(KeyError::is_refusal)
+    });
+    if refused { ExitCode::from(1) } else { ExitCode::from(2) }
 }

@@ -35,7 +35,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    // The master key leaves the environment map at once, into a buffer that
+    // is wiped on drop.
+    let master_key_env = env.remove("WARDEN_MASTER_KEY").map(zeroize::Zeroizing::new);
     let mut config = config::load(cli.config.as_deref(), &env).map_err(|e| UsageError(format!("{e:#}")))?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
@@ -46,7 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = config.validate().map_err(|e| UsageError(format!("{e:#}")))?;
     let ctx = Context {
         settings,
-        master_key_env: env.get("WARDEN_MASTER_KEY").cloned(),
+        master_key_env,
     };
     match cli.command {
         Command::Keys(cmd) => command::keys::run(cmd, &ctx).await,

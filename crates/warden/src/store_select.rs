@@ -3,8 +3,8 @@
 
 use anyhow::Context as _;
 use warden_store::postgres::PgStore;
-use warden_store::sqlite::SqliteStore;
-use warden_store::{Backend, DataDir, Store, redact_url};
+use warden_store::sqlite::{self, SqliteStore};
+use warden_store::{Backend, DataDir, Store, StoreError, redact_url};
 
 use crate::config::Settings;
 
@@ -16,19 +16,20 @@ pub trait StoreTask {
     fn run<S: Store>(self, store: S) -> impl Future<Output = anyhow::Result<Self::Output>>;
 }
 
-/// Opens the configured backend and runs `task` on it. For the embedded
-/// backend the data dir is created (0700) when `create` is set, and must
-/// exist otherwise.
+/// Opens the configured backend and runs `task` on it. With `create`, the
+/// embedded backend's data dir (0700) and database (0600) are created when
+/// absent; without it they must exist, so that read-only commands never
+/// leave files behind.
 pub async fn with_store<T: StoreTask>(settings: &Settings, create: bool, task: T) -> anyhow::Result<T::Output> {
     match Backend::from_url(&settings.database_url)? {
         Backend::Sqlite(url) => {
-            if !create && !settings.data_dir.exists() {
-                anyhow::bail!(
-                    "data dir {} does not exist: create a key first with `warden keys rotate`",
-                    settings.data_dir.display()
-                );
+            if create {
+                DataDir::open_or_create(&settings.data_dir)?;
+            } else if let Some(path) = sqlite::database_path(&url)?
+                && !path.exists()
+            {
+                return Err(StoreError::NoDatabase(path).into());
             }
-            DataDir::open_or_create(&settings.data_dir)?;
             let store = SqliteStore::connect(&url)
                 .await
                 .with_context(|| format!("opening {}", redact_url(&url)))?;

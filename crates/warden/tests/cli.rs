@@ -424,7 +424,7 @@ fn master_key_protection(b: Backend) {
     let mut wrong = w.command(&["token", "issue", "--sub", "user:a", "--aud", "x"]);
     wrong.env("WARDEN_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let out = wrong.output().unwrap();
-    assert_eq!(code(&out), 1);
+    assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("master key"), "{}", stderr(&out));
     // The right key from the environment works.
     let mut right = w.command(&["token", "issue", "--sub", "user:a", "--aud", "x"]);
@@ -434,8 +434,23 @@ fn master_key_protection(b: Backend) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = w.run(&["token", "issue", "--sub", "user:a", "--aud", "x"]);
-    assert_eq!(code(&out), 1);
+    assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Only `keys rotate` may create a master key: with the file gone, other
+    // commands fail instead of binding the database to a new, stray key.
+    let saved = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    for args in [
+        vec!["token", "issue", "--sub", "user:a", "--aud", "x"],
+        vec!["keys", "sweep"],
+    ] {
+        let out = w.run(&args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(stderr(&out).contains("no master key"), "{}", stderr(&out));
+        assert!(!key_file.exists(), "{args:?} created a master key");
+    }
+    std::fs::write(&key_file, saved).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
@@ -516,16 +531,35 @@ fn inspect_is_marked_unverified() {
     assert!(out["UNVERIFIED"].as_str().unwrap().contains("NOT checked"));
     assert_eq!(out["header"]["typ"], "at+jwt");
     assert_eq!(out["claims"]["sub"], "user:alice");
-    assert_eq!(code(&w.run(&["token", "inspect", "abc"])), 1);
+    assert_eq!(code(&w.run(&["token", "inspect", "abc"])), 2);
 }
 
 #[test]
-fn verify_without_keys_is_an_error_not_a_pass() {
+fn read_only_commands_need_keys_and_create_nothing() {
     let w = Warden::new(Backend::Sqlite);
-    let out = w.run(&["token", "verify", "--iss", ISS, "--aud", "x", "a.b.c"]);
-    assert_ne!(code(&out), 0);
-    assert!(stderr(&out).contains("keys rotate"), "{}", stderr(&out));
-    assert!(!w.data_dir().exists(), "verify must not create a data dir");
+    for args in [
+        vec!["token", "verify", "--iss", ISS, "--aud", "x", "a.b.c"],
+        vec!["keys", "list"],
+        vec!["keys", "jwks"],
+        vec!["token", "issue", "--sub", "user:a", "--aud", "x"],
+    ] {
+        let out = w.run(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("keys rotate"), "{}", stderr(&out));
+        assert!(!w.data_dir().exists(), "{args:?} created the data dir");
+    }
+}
+
+#[test]
+fn rotate_refuses_an_algorithm_verification_would_reject() {
+    let w = Warden::new(Backend::Sqlite);
+    let out = w
+        .command(&["keys", "rotate", "--alg", "RS256"])
+        .env("WARDEN_TOKENS_ALGORITHMS", "EdDSA")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("tokens.algorithms"), "{}", stderr(&out));
 }
 
 #[test]

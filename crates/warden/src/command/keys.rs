@@ -7,6 +7,7 @@ use warden_store::Store;
 
 use super::{Context, now, rfc3339};
 use crate::cli::KeysCommand;
+use crate::exit::UsageError;
 use crate::store_select::{StoreTask, with_store};
 
 /// Runs a keys subcommand.
@@ -45,7 +46,13 @@ impl StoreTask for KeysTask<'_> {
                     Some(name) => Algorithm::parse(&name)?,
                     None => ctx.settings.key_algorithm,
                 };
-                let manager = ctx.key_manager(store).await?;
+                if !ctx.settings.algorithms.contains(alg) {
+                    return Err(UsageError(format!(
+                        "--alg {alg} is not in tokens.algorithms: tokens it signs would be rejected"
+                    ))
+                    .into());
+                }
+                let manager = ctx.key_manager(store, true).await?;
                 let record = manager.rotate(alg, now, immediately).await?;
                 println!("{}", record.kid);
                 if record.activates_at <= now {
@@ -60,11 +67,11 @@ impl StoreTask for KeysTask<'_> {
                 }
             }
             KeysCommand::Retire { kid, force } => {
-                ctx.key_manager(store).await?.retire(&kid, now, force).await?;
+                ctx.key_manager(store, false).await?.retire(&kid, now, force).await?;
                 eprintln!("retired key {kid}: it is no longer published");
             }
             KeysCommand::Sweep => {
-                let retired = ctx.key_manager(store).await?.sweep(now).await?;
+                let retired = ctx.key_manager(store, false).await?.sweep(now).await?;
                 for kid in &retired {
                     println!("{kid}");
                 }

@@ -9,31 +9,36 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use warden_keys::{MasterKey, RotationPolicy};
 use warden_store::{DataDir, KeyManager, MasterKeySource, Store};
 
-use crate::config::Settings;
+use zeroize::Zeroizing;
+
+use crate::config::{Settings, TOKEN_TTL_CAP};
 
 /// What every command gets: validated settings and the master key text
 /// from the environment, if any.
 pub struct Context {
     /// Validated settings.
     pub settings: Settings,
-    /// `WARDEN_MASTER_KEY`, if set.
-    pub master_key_env: Option<String>,
+    /// `WARDEN_MASTER_KEY`, if set (wiped on drop).
+    pub master_key_env: Option<Zeroizing<String>>,
 }
 
 impl Context {
-    /// The rotation policy the settings imply.
+    /// The rotation policy. Retirement waits for the hard lifetime cap, not
+    /// the configured `tokens.max_ttl`, so that lowering the setting can
+    /// never withdraw a key while tokens it signed under the old setting
+    /// are still valid.
     pub fn rotation_policy(&self) -> RotationPolicy {
         RotationPolicy {
             publish_lead: self.settings.publish_lead,
-            max_token_ttl: self.settings.max_ttl,
+            max_token_ttl: TOKEN_TTL_CAP,
             leeway: warden_jose::MAX_LEEWAY,
         }
     }
 
-    /// Loads (creating on first run) the master key.
-    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+    /// Loads the master key; only `create` may make the key file.
+    pub fn master_key(&self, create: bool) -> anyhow::Result<MasterKey> {
         let dir = DataDir::open_or_create(&self.settings.data_dir)?;
-        let (key, source) = dir.master_key(self.master_key_env.as_deref())?;
+        let (key, source) = dir.master_key(self.master_key_env.as_ref().map(|k| k.as_str()), create)?;
         if let MasterKeySource::Created(path) = source {
             eprintln!(
                 "created master key {} (mode 0600): back it up; without it no key can be opened",
@@ -44,8 +49,13 @@ impl Context {
     }
 
     /// A key manager over `store`, bound to the master key.
-    pub async fn key_manager<S: Store>(&self, store: S) -> anyhow::Result<KeyManager<S>> {
-        Ok(KeyManager::open(store, self.master_key()?, self.rotation_policy()).await?)
+    pub async fn key_manager<S: Store>(&self, store: S, create: bool) -> anyhow::Result<KeyManager<S>> {
+        Ok(KeyManager::open(store, self.master_key(create)?, self.rotation_policy()).await?)
+    }
+
+    /// The public keys published now.
+    pub async fn published_keys<S: Store>(&self, store: &S) -> anyhow::Result<Vec<warden_jose::VerifyingKey>> {
+        Ok(warden_store::published_keys(store, self.rotation_policy(), now()).await?)
     }
 }
 

@@ -6,7 +6,6 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
 use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
 use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, base64url, strict_json};
-use warden_keys::Keyring;
 use warden_store::Store;
 
 use super::{Context, now};
@@ -69,7 +68,7 @@ impl StoreTask for IssueTask<'_> {
     async fn run<S: Store>(self, store: S) -> anyhow::Result<String> {
         let now = now();
         let settings = &self.ctx.settings;
-        let key = self.ctx.key_manager(store).await?.signing_key(now).await?;
+        let key = self.ctx.key_manager(store, false).await?.signing_key(now).await?;
         let args = self.args;
         let claims = AccessTokenClaims {
             iss: args.iss.unwrap_or_else(|| settings.issuer.clone()),
@@ -96,13 +95,7 @@ impl StoreTask for PublishedKeys<'_> {
     type Output = KeySet;
 
     async fn run<S: Store>(self, store: S) -> anyhow::Result<KeySet> {
-        let ring = Keyring::new(store.list_keys().await?, self.0.rotation_policy());
-        let keys = ring
-            .published(now())
-            .into_iter()
-            .map(|r| r.verifying_key())
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(KeySet::new(keys)?)
+        Ok(KeySet::new(self.0.published_keys(&store).await?)?)
     }
 }
 
