@@ -34,18 +34,6 @@ fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], KeyError> {
     Ok(out)
 }
 
-fn fingerprint_bytes(master: &MasterKey) -> [u8; FP_LEN] {
-    let hex = master.fingerprint();
-    let mut out = [0u8; FP_LEN];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = hex
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    out
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -59,7 +47,7 @@ pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<
 
     let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&fingerprint_bytes(master));
+    out.extend_from_slice(&master.fingerprint_bytes());
     out.extend_from_slice(&wrap_nonce);
 
     let mut wrapped = data_key.to_vec();
@@ -87,7 +75,7 @@ pub fn open(master: &MasterKey, context: &[u8], sealed: &[u8], label: &str) -> R
     let tampered = || KeyError::Tampered(label.to_owned());
     let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or_else(tampered)?;
     let (fp, rest) = rest.split_at_checked(FP_LEN).ok_or_else(tampered)?;
-    let expected_fp = fingerprint_bytes(master);
+    let expected_fp = master.fingerprint_bytes();
     if fp != expected_fp {
         return Err(KeyError::WrongMasterKey {
             expected: hex(fp),

@@ -51,11 +51,19 @@ impl MasterKey {
     /// A public, non-reversible identifier of this key (8 bytes of
     /// HMAC-SHA-256 under the key, hex), to tell keys apart in errors.
     pub fn fingerprint(&self) -> String {
+        self.fingerprint_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(crate) fn fingerprint_bytes(&self) -> [u8; 8] {
         let tag = hmac::sign(
             &hmac::Key::new(hmac::HMAC_SHA256, self.0.as_slice()),
             b"warden master key fingerprint v1",
         );
-        tag.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+        let mut out = [0u8; 8];
+        for (o, t) in out.iter_mut().zip(tag.as_ref()) {
+            *o = *t;
+        }
+        out
     }
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
