@@ -76,7 +76,9 @@ impl VerifiedToken {
 }
 
 impl TokenVerifier {
-    /// A verifier for `issuers` under `validation`.
+    /// A verifier for `issuers` under `validation`. Issuers are keyed by
+    /// their identifier: list each once (a repeated issuer keeps its last
+    /// entry).
     pub fn new(issuers: impl IntoIterator<Item = TrustedIssuer>, validation: Validation) -> Self {
         TokenVerifier {
             issuers: issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect(),
