@@ -66,6 +66,28 @@ pub enum StoreError {
     /// A stored row is not what this version writes.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// An audit-log computation failed: a proof asked with inconsistent
+    /// sizes or indices, or a subtree hash that is not stored.
+    #[error(transparent)]
+    Audit(#[from] warden_audit::AuditError),
+    /// A tree size or event index past the end of the audit log.
+    #[error("{requested} is beyond the end of the audit log (size {size})")]
+    AuditBeyondEnd {
+        /// The size or index asked for.
+        requested: u64,
+        /// The log's size.
+        size: u64,
+    },
+    /// An event and the leaf given with it do not match.
+    #[error("invalid audit event: {0}")]
+    InvalidAuditEvent(&'static str),
+    /// The audit writer has stopped: nothing was recorded.
+    #[error("the audit writer is closed; the event was not recorded")]
+    AuditWriterClosed,
+    /// The batch holding this append could not be committed: nothing was
+    /// recorded, and the action must not be acknowledged.
+    #[error("the audit log could not be written: {0}")]
+    AuditAppend(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {

@@ -18,6 +18,7 @@
 //! HTTP, CLI parsing and token rules. Secrets pass through only sealed.
 #![deny(missing_docs)]
 
+pub mod audit;
 mod data_dir;
 mod error;
 mod key_manager;
@@ -26,6 +27,9 @@ pub mod sqlite;
 
 use std::future::Future;
 
+pub use audit::{
+    AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead, WriterOptions,
+};
 pub use data_dir::{
     DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file, read_key_file,
 };

@@ -78,3 +78,102 @@ impl_key_store!(
         "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', $1) ON CONFLICT (name) DO NOTHING",
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );
+
+impl PgStore {
+    /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
+    /// non-empty batch. The state row is locked `FOR UPDATE` before it is
+    /// read, so appenders on every replica take turns; events and subtrees
+    /// go in as arrays, one statement each.
+    async fn audit_append_batch(&self, events: &[crate::PreparedEvent]) -> Result<std::ops::Range<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (size, frontier): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let plan = crate::audit::BatchPlan::new(size, &frontier, events.iter().map(crate::PreparedEvent::leaf_hash))?;
+        let first = crate::to_i64(plan.start)?;
+        let idx: Vec<i64> = (first..).take(events.len()).collect();
+        sqlx::query(
+            "INSERT INTO audit_events (idx, time, type, subject, resource, body, salt, leaf_hash) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+                                  $6::bytea[], $7::bytea[], $8::bytea[])",
+        )
+        .bind(idx)
+        .bind(events.iter().map(crate::PreparedEvent::time).collect::<Vec<_>>())
+        .bind(events.iter().map(crate::PreparedEvent::kind).collect::<Vec<_>>())
+        .bind(events.iter().map(crate::PreparedEvent::subject).collect::<Vec<_>>())
+        .bind(events.iter().map(crate::PreparedEvent::resource).collect::<Vec<_>>())
+        .bind(events.iter().map(crate::PreparedEvent::body).collect::<Vec<_>>())
+        .bind(events.iter().map(crate::PreparedEvent::salt_bytes).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        if !plan.nodes.is_empty() {
+            let levels: Vec<i32> = plan
+                .nodes
+                .iter()
+                .map(|(level, ..)| i32::try_from(*level).map_err(|_| StoreError::OutOfRange(u64::from(*level))))
+                .collect::<Result<_, _>>()?;
+            let indices: Vec<i64> = plan
+                .nodes
+                .iter()
+                .map(|(_, idx, _)| crate::to_i64(*idx))
+                .collect::<Result<_, _>>()?;
+            let hashes: Vec<&[u8]> = plan.nodes.iter().map(|(.., hash)| hash.as_slice()).collect();
+            sqlx::query(
+                "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::int4[], $2::int8[], $3::bytea[])",
+            )
+            .bind(levels)
+            .bind(indices)
+            .bind(hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE audit_state SET size = $1, frontier = $2 WHERE id = 0")
+            .bind(crate::to_i64(plan.frontier.size())?)
+            .bind(plan.frontier.to_bytes())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(plan.range())
+    }
+
+    /// [`AuditStore::subtrees`](crate::AuditStore::subtrees): positions go
+    /// in as arrays, so the statement text never changes.
+    async fn audit_subtrees(&self, nodes: &[warden_audit::Subtree]) -> Result<Vec<warden_audit::Hash>, StoreError> {
+        let inner = || nodes.iter().filter(|n| n.level > 0);
+        let levels: Vec<i32> = inner()
+            .map(|n| i32::try_from(n.level).map_err(|_| StoreError::OutOfRange(u64::from(n.level))))
+            .collect::<Result<_, _>>()?;
+        let indices: Vec<i64> = inner().map(|n| crate::to_i64(n.index)).collect::<Result<_, _>>()?;
+        let leaves: Vec<i64> = nodes
+            .iter()
+            .filter(|n| n.level == 0)
+            .map(|n| crate::to_i64(n.index))
+            .collect::<Result<_, _>>()?;
+        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT n.level::int8, n.idx, n.hash FROM audit_nodes AS n \
+             JOIN UNNEST($1::int4[], $2::int8[]) AS q(level, idx) ON n.level = q.level AND n.idx = q.idx \
+             UNION ALL \
+             SELECT 0::int8, e.idx, e.leaf_hash FROM audit_events AS e WHERE e.idx = ANY($3::int8[])",
+        )
+        .bind(levels)
+        .bind(indices)
+        .bind(leaves)
+        .fetch_all(self.reader())
+        .await?;
+        crate::audit::subtrees_from_rows(nodes, rows)
+    }
+}
+
+crate::audit::impl_audit_store!(
+    PgStore,
+    db = sqlx::Postgres,
+    leaf_hashes = "SELECT idx, leaf_hash FROM audit_events WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    put_checkpoint =
+        "INSERT INTO audit_checkpoints (size, time, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+    checkpoints = "SELECT size, time, note FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+    erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
+             WHERE idx = $3 AND erased_at IS NULL",
+    erased = "SELECT erased_at FROM audit_events WHERE idx = $1",
+);

@@ -87,3 +87,96 @@ pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError
     let file = options.get_filename();
     Ok((file != Path::new(":memory:")).then(|| file.to_path_buf()))
 }
+
+/// Most events (8 columns each) and subtrees (3 columns) in one multi-row
+/// `INSERT`, well under SQLite's 32,766 bound parameters.
+const EVENTS_PER_INSERT: usize = 256;
+const NODES_PER_INSERT: usize = 512;
+
+impl SqliteStore {
+    /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
+    /// non-empty batch. `BEGIN IMMEDIATE` takes the write lock before the
+    /// state is read, so even another process writing the same file cannot
+    /// interleave.
+    async fn audit_append_batch(&self, events: &[crate::PreparedEvent]) -> Result<std::ops::Range<u64>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+            .fetch_one(&mut *tx)
+            .await?;
+        let plan = crate::audit::BatchPlan::new(size, &frontier, events.iter().map(crate::PreparedEvent::leaf_hash))?;
+        let first = crate::to_i64(plan.start)?;
+        let numbered: Vec<(i64, &crate::PreparedEvent)> = (first..).zip(events).collect();
+        for run in crate::audit::runs(&numbered, EVENTS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit_events (idx, time, type, subject, resource, body, salt, leaf_hash) ",
+            );
+            insert.push_values(run, |mut row, (idx, e)| {
+                row.push_bind(*idx)
+                    .push_bind(e.time())
+                    .push_bind(e.kind())
+                    .push_bind(e.subject())
+                    .push_bind(e.resource())
+                    .push_bind(e.body())
+                    .push_bind(e.salt_bytes())
+                    .push_bind(e.leaf_hash().as_slice());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let nodes = plan
+            .nodes
+            .iter()
+            .map(|(level, idx, hash)| Ok((i64::from(*level), crate::to_i64(*idx)?, hash)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for run in crate::audit::runs(&nodes, NODES_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO audit_nodes (level, idx, hash) ");
+            insert.push_values(run, |mut row, (level, idx, hash)| {
+                row.push_bind(*level).push_bind(*idx).push_bind(hash.as_slice());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE audit_state SET size = ?, frontier = ? WHERE id = 0")
+            .bind(crate::to_i64(plan.frontier.size())?)
+            .bind(plan.frontier.to_bytes())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(plan.range())
+    }
+
+    /// [`AuditStore::subtrees`](crate::AuditStore::subtrees): the positions
+    /// go in as JSON arrays so that the statement text never changes.
+    async fn audit_subtrees(&self, nodes: &[warden_audit::Subtree]) -> Result<Vec<warden_audit::Hash>, StoreError> {
+        let inner: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.level > 0)
+            .map(|n| format!("[{},{}]", n.level, n.index))
+            .collect();
+        let leaves: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.level == 0)
+            .map(|n| n.index.to_string())
+            .collect();
+        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT n.level, n.idx, n.hash FROM json_each(?1) AS j \
+             JOIN audit_nodes AS n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1 \
+             UNION ALL \
+             SELECT 0, e.idx, e.leaf_hash FROM json_each(?2) AS k JOIN audit_events AS e ON e.idx = k.value",
+        )
+        .bind(format!("[{}]", inner.join(",")))
+        .bind(format!("[{}]", leaves.join(",")))
+        .fetch_all(self.reader())
+        .await?;
+        crate::audit::subtrees_from_rows(nodes, rows)
+    }
+}
+
+crate::audit::impl_audit_store!(
+    SqliteStore,
+    db = sqlx::Sqlite,
+    leaf_hashes = "SELECT idx, leaf_hash FROM audit_events WHERE idx >= ? AND idx < ? ORDER BY idx",
+    put_checkpoint = "INSERT INTO audit_checkpoints (size, time, note) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING",
+    checkpoints = "SELECT size, time, note FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT ?",
+    erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
+             WHERE idx = ? AND erased_at IS NULL",
+    erased = "SELECT erased_at FROM audit_events WHERE idx = ?",
+);

@@ -1,0 +1,1187 @@
+//! Storage of the audit log: events, every perfect-subtree hash, the
+//! frontier, and checkpoints; plus [`AuditWriter`], the group-commit
+//! front end that appenders share.
+//!
+//! # Tables (both backends, `migrations/*/0002_audit_log.sql`)
+//! - `audit_events`: one row per leaf, `idx` from 0 with no gap: time,
+//!   type, subject and resource (copied out of the event for queries), the
+//!   canonical body and its salt (both `NULL` once erased), the leaf hash
+//!   (kept forever), and `erased_at`/`erasure_reason`.
+//! - `audit_nodes`: the root of every *complete* perfect subtree of level
+//!   1 and above, keyed by `(level, idx)` (level 0 is the leaf hash in
+//!   `audit_events`). A log of n leaves holds n - popcount(n) of them, and
+//!   any proof at any size up to n reads O(log n) of them by key.
+//! - `audit_state`: one row, the size and the serialised
+//!   [`Frontier`]; it is the append lock and gives
+//!   the root in O(log n) without reading the tree.
+//! - `audit_checkpoints`: signed notes by tree size.
+//!
+//! # Appending
+//! [`AuditStore::append_batch`] writes a batch in one transaction: it locks
+//! the state row (PostgreSQL `SELECT … FOR UPDATE`; SQLite `BEGIN
+//! IMMEDIATE` on its single writer connection), numbers the events from the
+//! stored size, inserts them with the subtrees they complete, stores the new
+//! frontier and commits. It returns only after the commit is durable
+//! (SQLite `synchronous = FULL`, PostgreSQL commit), so several replicas
+//! appending to one PostgreSQL serialise on the row lock and the indices
+//! stay contiguous.
+//!
+//! [`AuditWriter`] puts many concurrent appends into each such transaction
+//! (group commit) and answers each caller only once its batch is committed;
+//! if the commit fails, every caller of the batch gets the error and must
+//! fail closed.
+//!
+//! # Proofs
+//! [`AuditStore::inclusion_proof`], [`AuditStore::consistency_proof`] and
+//! [`AuditStore::root_at`] ask `warden-audit` which subtrees they need,
+//! fetch them in one query ([`AuditStore::subtrees`]), and run the pure
+//! proof code over them. Proofs at an older size work the same: every
+//! subtree complete at that size is stored.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use warden_audit::merkle::{self, HASH_LEN, Hash};
+use warden_audit::{AuditError, AuditEvent, EventKind, EventLeaf, Frontier, Record, Salt, Subtree};
+
+use crate::error::StoreError;
+use crate::to_i64;
+
+/// The most rows [`AuditStore::events`] and [`AuditStore::checkpoints`]
+/// return at once; a larger limit is reduced to it.
+pub const MAX_PAGE: u32 = 10_000;
+
+/// An event ready to append: its canonical body sealed under a salt, and
+/// the columns extracted for queries.
+///
+/// Built by [`PreparedEvent::seal`] (or [`PreparedEvent::from_sealed`]) in
+/// the caller's task, so that hashing runs outside the writer.
+///
+/// Query columns by kind: `subject` is the token's `sub` for token events
+/// and refresh reuse, the principal for access decisions, registry changes
+/// and admin actions, and the approver for approvals; `resource` is the
+/// Cedar resource for access decisions, registry changes and approvals and
+/// the target of an admin action. Other kinds have neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEvent {
+    time: i64,
+    kind: String,
+    subject: Option<String>,
+    resource: Option<String>,
+    body: Vec<u8>,
+    salt: Salt,
+    leaf_hash: Hash,
+}
+
+/// The members of a body that the query columns take; the others are
+/// skipped, not parsed.
+#[derive(serde::Deserialize)]
+struct BodyHead<'a> {
+    time: u64,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+impl PreparedEvent {
+    /// Serialises `event` canonically and seals it under a fresh random salt.
+    pub fn seal(event: &AuditEvent) -> Result<Self, StoreError> {
+        Self::from_sealed(event, event.seal()?)
+    }
+
+    /// Uses a leaf already sealed from `event` (`event.seal()`). The time and
+    /// type stored for queries are read from the sealed body, and must agree
+    /// with `event`.
+    pub fn from_sealed(event: &AuditEvent, leaf: EventLeaf) -> Result<Self, StoreError> {
+        let head: BodyHead<'_> = serde_json::from_slice(leaf.body())
+            .map_err(|_| StoreError::InvalidAuditEvent("the sealed body is not an event"))?;
+        if head.time != event.time {
+            return Err(StoreError::InvalidAuditEvent("the sealed body is not this event's"));
+        }
+        let kind = head.kind.into_owned();
+        let (subject, resource) = query_columns(&event.kind);
+        let time = to_i64(event.time)?;
+        let (body, salt, leaf_hash) = leaf.into_parts();
+        Ok(Self {
+            time,
+            kind,
+            subject: subject.map(str::to_owned),
+            resource: resource.map(str::to_owned),
+            body,
+            salt,
+            leaf_hash,
+        })
+    }
+
+    /// The leaf hash this event adds to the tree.
+    pub fn leaf_hash(&self) -> &Hash {
+        &self.leaf_hash
+    }
+
+    /// The event type (`token_issued`, …).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Event time, seconds since the Unix epoch, as stored.
+    pub(crate) fn time(&self) -> i64 {
+        self.time
+    }
+
+    /// The subject column.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The resource column.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// The canonical body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The salt bytes.
+    pub(crate) fn salt_bytes(&self) -> &[u8] {
+        self.salt.as_bytes()
+    }
+}
+
+/// `(subject, resource)` of an event, for the query columns.
+fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
+    match kind {
+        EventKind::TokenIssued { subject, .. }
+        | EventKind::TokenRefreshed { subject, .. }
+        | EventKind::TokenExchanged { subject, .. }
+        | EventKind::RefreshTokenReuseDetected { subject, .. } => (Some(subject), None),
+        EventKind::AccessDecision {
+            principal, resource, ..
+        }
+        | EventKind::RegistryChange {
+            principal, resource, ..
+        } => (Some(principal), Some(resource)),
+        EventKind::Approval { approver, resource, .. } => (Some(approver), Some(resource)),
+        EventKind::AdminAction { principal, target, .. } => (Some(principal), Some(target)),
+        _ => (None, None),
+    }
+}
+
+/// Size and root of the log, read together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// Number of events.
+    pub size: u64,
+    /// RFC 9162 root of those events.
+    pub root: Hash,
+}
+
+/// When and why an event's body was erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+    /// Why (e.g. a GDPR request reference).
+    pub reason: String,
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Log index.
+    pub index: u64,
+    /// Event time, seconds since the Unix epoch.
+    pub time: u64,
+    /// Event type (`token_issued`, …).
+    pub kind: String,
+    /// Subject column (see [`PreparedEvent`]).
+    pub subject: Option<String>,
+    /// Resource column (see [`PreparedEvent`]).
+    pub resource: Option<String>,
+    /// Canonical body and its salt; `None` once erased.
+    pub content: Option<(Vec<u8>, Salt)>,
+    /// The leaf hash, kept after erasure.
+    pub leaf_hash: Hash,
+    /// Set once the body was erased.
+    pub erasure: Option<Erasure>,
+}
+
+impl StoredEvent {
+    /// The record [`warden_audit::verify_log`] checks.
+    pub fn into_record(self) -> Record {
+        Record {
+            index: self.index,
+            leaf_hash: self.leaf_hash,
+            content: self.content,
+        }
+    }
+}
+
+/// Which events [`AuditStore::events`] returns: those from index `from`
+/// on that match every filter given, in index order, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// First index to consider.
+    pub from: u64,
+    /// Most events to return (reduced to [`MAX_PAGE`]).
+    pub limit: u32,
+    /// Only this event type.
+    pub kind: Option<String>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only this resource.
+    pub resource: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<u64>,
+    /// Only events before this time.
+    pub until: Option<u64>,
+}
+
+impl EventQuery {
+    /// Events from index `from`, at most `limit`, unfiltered.
+    pub fn page(from: u64, limit: u32) -> Self {
+        Self {
+            from,
+            limit,
+            ..Self::default()
+        }
+    }
+}
+
+/// A stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size it signs.
+    pub size: u64,
+    /// When it was signed, seconds since the Unix epoch.
+    pub time: u64,
+    /// The signed note.
+    pub note: String,
+}
+
+/// Persistence of the audit log. Implemented by each backend.
+pub trait AuditStore: Send + Sync {
+    /// Appends `events` in one durable transaction and returns their
+    /// indices. Concurrent callers (other replicas included) serialise on
+    /// the log's state, so indices never repeat or skip.
+    fn append_batch(&self, events: &[PreparedEvent]) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
+
+    /// Number of events.
+    fn size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Size and root, from the stored frontier.
+    fn tree_head(&self) -> impl Future<Output = Result<TreeHead, StoreError>> + Send;
+
+    /// Events matching `query`, in index order.
+    fn events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The leaf hashes of `range`, in order (shorter if the log ends
+    /// first). A missing row inside the log is reported as corruption.
+    fn leaf_hashes(&self, range: Range<u64>) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
+
+    /// The hashes of complete perfect subtrees, in the order asked, in one
+    /// query. A subtree that is not stored is an
+    /// [`AuditError::MissingNode`].
+    fn subtrees(&self, nodes: &[Subtree]) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
+
+    /// Stores a signed checkpoint of tree size `size`; false when one of
+    /// that size is already stored (it is kept).
+    fn put_checkpoint(&self, size: u64, time: u64, note: &str)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Checkpoints of size `from_size` and above, by size, at most `limit`
+    /// (reduced to [`MAX_PAGE`]).
+    fn checkpoints(
+        &self,
+        from_size: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredCheckpoint>, StoreError>> + Send;
+
+    /// The checkpoint of the largest size, if any.
+    fn latest_checkpoint(&self) -> impl Future<Output = Result<Option<StoredCheckpoint>, StoreError>> + Send;
+
+    /// Erases the body and salt of event `index` and records when and why;
+    /// the leaf hash stays, so the tree is unchanged. False when it was
+    /// already erased. The caller appends an `erasure` event itself.
+    fn erase(&self, index: u64, reason: &str, time: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The root of the first `size` events, in one query.
+    fn root_at(&self, size: u64) -> impl Future<Output = Result<Hash, StoreError>> + Send {
+        async move {
+            let source = self.fetch_below(range_nodes(size), size).await?;
+            Ok(warden_audit::root_at(&source, size)?)
+        }
+    }
+
+    /// The inclusion proof of event `index` in the tree of the first `size`
+    /// events, in one query.
+    fn inclusion_proof(&self, index: u64, size: u64) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send {
+        async move {
+            let nodes = warden_audit::inclusion_nodes(index, size)?;
+            let source = self.fetch_below(nodes, size).await?;
+            Ok(warden_audit::inclusion_proof(&source, index, size)?)
+        }
+    }
+
+    /// The consistency proof from the first `old_size` events to the first
+    /// `new_size`, in one query.
+    fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send {
+        async move {
+            let nodes = warden_audit::consistency_nodes(old_size, new_size)?;
+            let source = self.fetch_below(nodes, new_size).await?;
+            Ok(warden_audit::consistency_proof(&source, old_size, new_size)?)
+        }
+    }
+
+    /// [`subtrees`](Self::subtrees) as a [`NodeSource`](warden_audit::NodeSource)
+    /// for a proof at tree size `size`, which must not exceed the log's.
+    ///
+    /// The last leaf below `size` is fetched too: the log is contiguous and
+    /// each batch stores its subtrees with its leaves, so when that leaf
+    /// exists every subtree complete at `size` does, and a proof can never
+    /// be served for a tree the log has not reached (an inclusion proof
+    /// does not read the leaf it proves).
+    #[doc(hidden)]
+    fn fetch_below(
+        &self,
+        mut nodes: Vec<Subtree>,
+        size: u64,
+    ) -> impl Future<Output = Result<HashMap<Subtree, Hash>, StoreError>> + Send {
+        async move {
+            if let Some(last) = size.checked_sub(1) {
+                nodes.push(Subtree::new(0, last));
+            }
+            match self.subtrees(&nodes).await {
+                Ok(hashes) => Ok(nodes.into_iter().zip(hashes).collect()),
+                Err(StoreError::Audit(missing @ AuditError::MissingNode { .. })) => {
+                    check_within(self.size().await?, size)?;
+                    Err(StoreError::Audit(missing))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn check_within(log_size: u64, requested: u64) -> Result<(), StoreError> {
+    if requested > log_size {
+        return Err(StoreError::AuditBeyondEnd {
+            requested,
+            size: log_size,
+        });
+    }
+    Ok(())
+}
+
+/// The perfect subtrees `[0, size)` splits into, largest first.
+fn range_nodes(size: u64) -> Vec<Subtree> {
+    let mut nodes = Vec::new();
+    let mut start = 0u64;
+    for level in (0..u64::BITS).rev().filter(|l| size >> l & 1 == 1) {
+        nodes.push(Subtree::new(level, start >> level));
+        start += 1 << level;
+    }
+    nodes
+}
+
+/// What one batch writes besides its events: the subtrees it completes
+/// and the new frontier.
+#[derive(Debug)]
+pub(crate) struct BatchPlan {
+    /// Index of the batch's first event.
+    pub(crate) start: u64,
+    /// Every subtree of level 1 and above that the batch completes, as
+    /// `(level, index, hash)`, in the order they complete.
+    pub(crate) nodes: Vec<(u32, u64, Hash)>,
+    /// The frontier after the batch.
+    pub(crate) frontier: Frontier,
+}
+
+impl BatchPlan {
+    /// Plans appending `leaves` to the log whose state row holds `size` and
+    /// `frontier`.
+    pub(crate) fn new<'a>(
+        size: i64,
+        frontier: &[u8],
+        leaves: impl ExactSizeIterator<Item = &'a Hash>,
+    ) -> Result<Self, StoreError> {
+        let frontier = load_frontier(size, frontier)?;
+        let start = frontier.size();
+        // The frontier's subtrees, largest first; pushing a leaf merges the
+        // smallest ones like a binary counter carries, and each merge is a
+        // subtree that just became complete.
+        let mut stack: Vec<(u32, Hash)> = frontier.entries().collect();
+        let mut nodes = Vec::with_capacity(leaves.len());
+        let mut size = start;
+        for leaf in leaves {
+            size = size
+                .checked_add(1)
+                .filter(|s| *s <= i64::MAX as u64)
+                .ok_or(StoreError::OutOfRange(size))?;
+            let mut level = 0;
+            let mut hash = *leaf;
+            while let Some(&(top, left)) = stack.last()
+                && top == level
+            {
+                stack.pop();
+                hash = merkle::node_hash(&left, &hash);
+                level += 1;
+                // `size` is a multiple of 2^level here, and at least 2^level.
+                nodes.push((level, (size >> level) - 1, hash));
+            }
+            stack.push((level, hash));
+        }
+        let frontier = Frontier::from_entries(stack)?;
+        Ok(Self { start, nodes, frontier })
+    }
+
+    /// The indices of the events planned.
+    pub(crate) fn range(&self) -> Range<u64> {
+        self.start..self.frontier.size()
+    }
+}
+
+/// Splits `items` into runs of `max` (a power of two), then the rest into
+/// decreasing powers of two, so that a backend that builds one multi-row
+/// statement per run prepares at most `log2(max) + 1` distinct statements.
+pub(crate) fn runs<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (run, tail) = rest.split_at_checked(take)?;
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// A row of `audit_events` as both backends read it.
+pub(crate) type EventRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<u8>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The columns of [`EventRow`], for `SELECT`.
+pub(crate) const EVENT_COLUMNS: &str =
+    "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
+
+fn non_negative(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} in the audit log")))
+}
+
+pub(crate) fn to_hash(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
+    <Hash>::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{} is not {HASH_LEN} bytes", what())))
+}
+
+pub(crate) fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
+    let (idx, time, kind, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason) = row;
+    let index = non_negative(idx, "event index")?;
+    let content = match (body, salt) {
+        (Some(body), Some(salt)) => {
+            let salt = <[u8; 32]>::try_from(salt.as_slice())
+                .map_err(|_| StoreError::Corrupt(format!("salt of audit event {index} is not 32 bytes")))?;
+            Some((body, Salt::from_bytes(salt)))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "audit event {index} has a body without a salt or a salt without a body"
+            )));
+        }
+    };
+    let erasure = match (erased_at, erasure_reason) {
+        (Some(at), Some(reason)) => Some(Erasure {
+            at: non_negative(at, "erasure time")?,
+            reason,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "erasure record of audit event {index} is partial"
+            )));
+        }
+    };
+    Ok(StoredEvent {
+        index,
+        time: non_negative(time, "event time")?,
+        kind,
+        subject,
+        resource,
+        content,
+        leaf_hash: to_hash(&leaf_hash, || format!("leaf hash of audit event {index}"))?,
+        erasure,
+    })
+}
+
+pub(crate) fn checkpoint_from_row((size, time, note): (i64, i64, String)) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: non_negative(size, "checkpoint size")?,
+        time: non_negative(time, "checkpoint time")?,
+        note,
+    })
+}
+
+/// The frontier stored in `audit_state`, checked against the size beside it.
+fn load_frontier(size: i64, bytes: &[u8]) -> Result<Frontier, StoreError> {
+    let size = non_negative(size, "log size")?;
+    let frontier =
+        Frontier::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("audit_state frontier: {e}")))?;
+    if frontier.size() != size {
+        return Err(StoreError::Corrupt(format!(
+            "audit_state size {size} disagrees with its frontier of size {}",
+            frontier.size()
+        )));
+    }
+    Ok(frontier)
+}
+
+pub(crate) fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead, StoreError> {
+    let frontier = load_frontier(size, &frontier)?;
+    Ok(TreeHead {
+        size: frontier.size(),
+        root: frontier.root(),
+    })
+}
+
+/// Checks that `rows` (index, leaf hash) are `range.start`, `range.start +
+/// 1`, … and returns the hashes.
+pub(crate) fn leaf_hashes_from_rows(start: u64, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
+    (start..)
+        .zip(rows)
+        .map(|(expected, (idx, hash))| {
+            if non_negative(idx, "event index")? != expected {
+                return Err(StoreError::Corrupt(format!("audit event {expected} is missing")));
+            }
+            to_hash(&hash, || format!("leaf hash of audit event {expected}"))
+        })
+        .collect()
+}
+
+/// Orders the `(level, index, hash)` rows a backend found as `nodes` asked.
+pub(crate) fn subtrees_from_rows(
+    nodes: &[Subtree],
+    rows: impl IntoIterator<Item = (i64, i64, Vec<u8>)>,
+) -> Result<Vec<Hash>, StoreError> {
+    let mut found = HashMap::with_capacity(nodes.len());
+    for (level, index, hash) in rows {
+        let (Ok(level), Ok(index)) = (u32::try_from(level), u64::try_from(index)) else {
+            return Err(StoreError::Corrupt("negative subtree position in the audit log".into()));
+        };
+        let hash = to_hash(&hash, || format!("subtree ({level}, {index})"))?;
+        found.insert(Subtree::new(level, index), hash);
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            found
+                .get(node)
+                .copied()
+                .ok_or(StoreError::Audit(AuditError::MissingNode {
+                    level: node.level,
+                    index: node.index,
+                }))
+        })
+        .collect()
+}
+
+/// Implements [`AuditStore`] for a backend: the methods whose bodies are
+/// the same everywhere take the backend's SQL; `append_batch` and
+/// `subtrees` call the backend's own `audit_append_batch` and
+/// `audit_subtrees`.
+macro_rules! impl_audit_store {
+    ($store:ty, db = $db:ty, leaf_hashes = $leaf_hashes:expr, put_checkpoint = $put_checkpoint:expr,
+     checkpoints = $checkpoints:expr, erase = $erase:expr, erased = $erased:expr $(,)?) => {
+        impl $crate::audit::AuditStore for $store {
+            async fn append_batch(
+                &self,
+                events: &[$crate::audit::PreparedEvent],
+            ) -> Result<std::ops::Range<u64>, $crate::StoreError> {
+                if events.is_empty() {
+                    let size = self.size().await?;
+                    return Ok(size..size);
+                }
+                self.audit_append_batch(events).await
+            }
+
+            async fn size(&self) -> Result<u64, $crate::StoreError> {
+                let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
+                    .fetch_one(self.reader())
+                    .await?;
+                u64::try_from(size).map_err(|_| $crate::StoreError::Corrupt("audit_state size is negative".into()))
+            }
+
+            async fn tree_head(&self) -> Result<$crate::audit::TreeHead, $crate::StoreError> {
+                let row: (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+                    .fetch_one(self.reader())
+                    .await?;
+                $crate::audit::head_from_row(row)
+            }
+
+            async fn events(
+                &self,
+                q: &$crate::audit::EventQuery,
+            ) -> Result<Vec<$crate::audit::StoredEvent>, $crate::StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ");
+                qb.push($crate::audit::EVENT_COLUMNS);
+                qb.push(" FROM audit_events WHERE idx >= ");
+                qb.push_bind($crate::to_i64(q.from)?);
+                if let Some(kind) = &q.kind {
+                    qb.push(" AND type = ").push_bind(kind.clone());
+                }
+                if let Some(subject) = &q.subject {
+                    qb.push(" AND subject = ").push_bind(subject.clone());
+                }
+                if let Some(resource) = &q.resource {
+                    qb.push(" AND resource = ").push_bind(resource.clone());
+                }
+                if let Some(since) = q.since {
+                    qb.push(" AND time >= ").push_bind($crate::to_i64(since)?);
+                }
+                if let Some(until) = q.until {
+                    qb.push(" AND time < ").push_bind($crate::to_i64(until)?);
+                }
+                qb.push(" ORDER BY idx LIMIT ")
+                    .push_bind(i64::from(q.limit.min($crate::audit::MAX_PAGE)));
+                qb.build_query_as::<$crate::audit::EventRow>()
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::audit::event_from_row)
+                    .collect()
+            }
+
+            async fn leaf_hashes(
+                &self,
+                range: std::ops::Range<u64>,
+            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($leaf_hashes)
+                    .bind($crate::to_i64(range.start)?)
+                    .bind($crate::to_i64(range.end)?)
+                    .fetch_all(self.reader())
+                    .await?;
+                $crate::audit::leaf_hashes_from_rows(range.start, rows)
+            }
+
+            async fn subtrees(
+                &self,
+                nodes: &[warden_audit::Subtree],
+            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
+                if nodes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.audit_subtrees(nodes).await
+            }
+
+            async fn put_checkpoint(&self, size: u64, time: u64, note: &str) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($put_checkpoint)
+                    .bind($crate::to_i64(size)?)
+                    .bind($crate::to_i64(time)?)
+                    .bind(note)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn checkpoints(
+                &self,
+                from_size: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
+                sqlx::query_as::<_, (i64, i64, String)>($checkpoints)
+                    .bind($crate::to_i64(from_size)?)
+                    .bind(i64::from(limit.min($crate::audit::MAX_PAGE)))
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::audit::checkpoint_from_row)
+                    .collect()
+            }
+
+            async fn latest_checkpoint(&self) -> Result<Option<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
+                sqlx::query_as::<_, (i64, i64, String)>(
+                    "SELECT size, time, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+                )
+                .fetch_optional(self.reader())
+                .await?
+                .map($crate::audit::checkpoint_from_row)
+                .transpose()
+            }
+
+            async fn erase(&self, index: u64, reason: &str, time: u64) -> Result<bool, $crate::StoreError> {
+                let idx = $crate::to_i64(index)?;
+                let done = sqlx::query($erase)
+                    .bind($crate::to_i64(time)?)
+                    .bind(reason)
+                    .bind(idx)
+                    .execute(self.writer())
+                    .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                let row: Option<(Option<i64>,)> = sqlx::query_as($erased)
+                    .bind(idx)
+                    .fetch_optional(self.writer())
+                    .await?;
+                match row {
+                    Some(_) => Ok(false),
+                    None => {
+                        let size = self.size().await?;
+                        if index >= size {
+                            Err($crate::StoreError::AuditBeyondEnd {
+                                requested: index,
+                                size,
+                            })
+                        } else {
+                            Err($crate::StoreError::Corrupt(format!(
+                                "audit event {index} is missing"
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_audit_store;
+
+/// Tuning of an [`AuditWriter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Most events committed in one transaction.
+    pub max_batch: usize,
+    /// Appends waiting for a batch, beyond which `append` waits for room.
+    pub queue: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            queue: 16 * 1024,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<u64, StoreError>>;
+
+enum Message {
+    Append(PreparedEvent, Reply),
+    Close(oneshot::Sender<()>),
+}
+
+/// Group commit over an [`AuditStore`]: a cloneable handle to one task that
+/// owns the store and writes queued appends in batches.
+///
+/// [`append`](Self::append) returns an event's index only after the
+/// transaction holding it has committed durably; when that transaction
+/// fails, every append in it gets the error, and the caller must treat the
+/// action it records as not done (fail closed). Later appends try again in
+/// a new batch. After [`close`](Self::close), or if the task is gone,
+/// appends fail at once.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Append(..) => f.write_str("Append"),
+            Message::Close(..) => f.write_str("Close"),
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Starts the writer task on the current Tokio runtime (call it from
+    /// within one: `tokio::spawn` panics outside a runtime).
+    pub fn spawn<S: AuditStore + 'static>(store: S, options: WriterOptions) -> Self {
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        tokio::spawn(run(store, rx, options.max_batch.max(1)));
+        Self { tx }
+    }
+
+    /// Seals `event` (in the caller's task) and appends it; returns its
+    /// index once it is durable.
+    pub async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+        self.append_prepared(PreparedEvent::seal(event)?).await
+    }
+
+    /// Appends a prepared event; returns its index once it is durable.
+    pub async fn append_prepared(&self, event: PreparedEvent) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Message::Append(event, reply))
+            .await
+            .map_err(|_| StoreError::AuditWriterClosed)?;
+        answer.await.map_err(|_| StoreError::AuditWriterClosed)?
+    }
+
+    /// Stops accepting appends, commits those already queued, and waits for
+    /// the task to end. Appends through any clone fail afterwards.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.tx.send(Message::Close(done)).await.is_ok() {
+            // An error means the task is already gone: closed either way.
+            let _ = finished.await;
+        }
+    }
+
+    /// Whether the writer no longer accepts appends.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+async fn run<S: AuditStore>(store: S, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+    let mut inbox = Vec::with_capacity(max_batch);
+    let mut closers = Vec::new();
+    // Ends when every handle is dropped, or after a close once the queue is
+    // drained.
+    while rx.recv_many(&mut inbox, max_batch).await > 0 {
+        // Appenders woken by the last commit are sending their next events:
+        // let them run, and take what they send, until a round brings none.
+        while inbox.len() < max_batch {
+            tokio::task::yield_now().await;
+            let before = inbox.len();
+            while inbox.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(message) => inbox.push(message),
+                    Err(_) => break,
+                }
+            }
+            if inbox.len() == before {
+                break;
+            }
+        }
+        let mut events = Vec::with_capacity(inbox.len());
+        let mut replies = Vec::with_capacity(inbox.len());
+        for message in inbox.drain(..) {
+            match message {
+                Message::Append(event, reply) => {
+                    events.push(event);
+                    replies.push(reply);
+                }
+                Message::Close(done) => {
+                    rx.close();
+                    closers.push(done);
+                }
+            }
+        }
+        if events.is_empty() {
+            continue;
+        }
+        match store.append_batch(&events).await {
+            Ok(range) if range.end - range.start == replies.len() as u64 => {
+                for (index, reply) in range.zip(replies) {
+                    // A caller that went away no longer needs its answer.
+                    let _ = reply.send(Ok(index));
+                }
+            }
+            Ok(range) => {
+                let error = Arc::new(StoreError::Corrupt(format!(
+                    "a batch of {} events was given {} indices",
+                    replies.len(),
+                    range.end - range.start
+                )));
+                answer_all(replies, &error);
+            }
+            Err(error) => answer_all(replies, &Arc::new(error)),
+        }
+    }
+    for done in closers {
+        let _ = done.send(());
+    }
+}
+
+fn answer_all(replies: Vec<Reply>, error: &Arc<StoreError>) {
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::AuditAppend(Arc::clone(error))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use warden_audit::{MemoryTree, NodeSource};
+
+    /// A store that only appends, records its batch sizes, and fails on
+    /// demand; each batch takes a few milliseconds, like a durable commit.
+    #[derive(Clone, Default)]
+    struct FakeStore {
+        size: Arc<Mutex<u64>>,
+        batches: Arc<Mutex<Vec<usize>>>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl AuditStore for FakeStore {
+        async fn append_batch(&self, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Corrupt("disk on fire".into()));
+            }
+            self.batches.lock().unwrap().push(events.len());
+            let mut size = self.size.lock().unwrap();
+            let start = *size;
+            *size += events.len() as u64;
+            Ok(start..*size)
+        }
+        async fn size(&self) -> Result<u64, StoreError> {
+            Ok(*self.size.lock().unwrap())
+        }
+        async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+            unimplemented!()
+        }
+        async fn events(&self, _: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+            unimplemented!()
+        }
+        async fn leaf_hashes(&self, _: Range<u64>) -> Result<Vec<Hash>, StoreError> {
+            unimplemented!()
+        }
+        async fn subtrees(&self, _: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+            unimplemented!()
+        }
+        async fn put_checkpoint(&self, _: u64, _: u64, _: &str) -> Result<bool, StoreError> {
+            unimplemented!()
+        }
+        async fn checkpoints(&self, _: u64, _: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
+            unimplemented!()
+        }
+        async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+            unimplemented!()
+        }
+        async fn erase(&self, _: u64, _: &str, _: u64) -> Result<bool, StoreError> {
+            unimplemented!()
+        }
+    }
+
+    fn key(i: u64) -> AuditEvent {
+        AuditEvent::new(i, EventKind::KeyRetired { kid: format!("k{i}") })
+    }
+
+    async fn append_all(writer: &AuditWriter, n: u64) -> Vec<Result<u64, StoreError>> {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.append(&key(i)).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writer_groups_concurrent_appends_within_the_batch_limit() {
+        let store = FakeStore::default();
+        let options = WriterOptions {
+            max_batch: 16,
+            queue: 8,
+        };
+        let writer = AuditWriter::spawn(store.clone(), options);
+        let mut indices: Vec<u64> = append_all(&writer, 200).await.into_iter().map(Result::unwrap).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, (0..200).collect::<Vec<_>>());
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 200);
+        assert!(batches.iter().all(|b| *b <= 16), "{batches:?}");
+        assert!(batches.len() < 50, "appends were not grouped: {batches:?}");
+        writer.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_batch_fails_every_waiter_and_the_writer_recovers() {
+        let store = FakeStore::default();
+        let writer = AuditWriter::spawn(store.clone(), WriterOptions::default());
+        store.fail.store(true, Ordering::SeqCst);
+        for result in append_all(&writer, 30).await {
+            match result {
+                Err(StoreError::AuditAppend(e)) => assert!(e.to_string().contains("disk on fire")),
+                other => panic!("expected the batch error, got {other:?}"),
+            }
+        }
+        assert_eq!(store.size().await.unwrap(), 0);
+        store.fail.store(false, Ordering::SeqCst);
+        assert_eq!(writer.append(&key(1)).await.unwrap(), 0);
+        writer.close().await;
+        assert!(writer.is_closed());
+        assert!(matches!(
+            writer.append(&key(2)).await,
+            Err(StoreError::AuditWriterClosed)
+        ));
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_was_queued() {
+        let store = FakeStore::default();
+        let writer = AuditWriter::spawn(store.clone(), WriterOptions::default());
+        let pending: Vec<_> = (0..5)
+            .map(|i| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.append(&key(i)).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        writer.close().await;
+        for task in pending {
+            // Each was either committed before the close or refused by it;
+            // none hangs.
+            match task.await.unwrap() {
+                Ok(index) => assert!(index < 5),
+                Err(e) => assert!(matches!(e, StoreError::AuditWriterClosed), "{e}"),
+            }
+        }
+    }
+
+    fn leaf(i: u64) -> Hash {
+        merkle::leaf_hash(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn batch_plans_store_exactly_the_complete_subtrees() {
+        let n = 300u64;
+        let tree = MemoryTree::from_leaves((0..n).map(leaf));
+        for batch in [1usize, 2, 3, 7, 64, 300] {
+            let mut frontier = Frontier::new().to_bytes();
+            let mut size = 0u64;
+            let mut stored = HashMap::new();
+            let leaves: Vec<Hash> = (0..n).map(leaf).collect();
+            for chunk in leaves.chunks(batch) {
+                let plan = BatchPlan::new(size as i64, &frontier, chunk.iter()).unwrap();
+                assert_eq!(plan.start, size);
+                assert_eq!(plan.range(), size..size + chunk.len() as u64);
+                for (level, index, hash) in plan.nodes {
+                    assert!(level >= 1);
+                    assert!(stored.insert((level, index), hash).is_none(), "stored twice");
+                }
+                size += chunk.len() as u64;
+                assert_eq!(plan.frontier.size(), size);
+                assert_eq!(plan.frontier.root(), merkle::root(&leaves[..size as usize]));
+                frontier = plan.frontier.to_bytes();
+            }
+            // Every complete subtree of level >= 1, and nothing else.
+            let mut expected = 0;
+            for level in 1..10u32 {
+                for index in 0..(n >> level) {
+                    expected += 1;
+                    let hash = stored.get(&(level, index)).copied();
+                    assert_eq!(hash, tree.subtree(Subtree::new(level, index)).ok(), "{level}/{index}");
+                }
+            }
+            assert_eq!(stored.len(), expected, "batch {batch}");
+            assert_eq!(expected as u64, n - u64::from(n.count_ones()));
+        }
+    }
+
+    #[test]
+    fn batch_plan_rejects_a_state_that_disagrees() {
+        let mut f = Frontier::new();
+        f.push(leaf(0)).unwrap();
+        assert!(matches!(
+            BatchPlan::new(2, &f.to_bytes(), [leaf(1)].iter()),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            BatchPlan::new(1, &[1, 2, 3], [leaf(1)].iter()),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            BatchPlan::new(-1, &f.to_bytes(), [leaf(1)].iter()),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn runs_are_powers_of_two_after_the_full_ones() {
+        let items: Vec<u32> = (0..1000).collect();
+        let sizes: Vec<usize> = runs(&items, 256).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![256, 256, 256, 128, 64, 32, 8]);
+        let joined: Vec<u32> = runs(&items, 256).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(runs(&items[..0], 256).count(), 0);
+        assert_eq!(runs(&items[..1], 256).map(<[u32]>::len).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn range_nodes_cover_the_tree() {
+        for size in 0..200u64 {
+            let nodes = range_nodes(size);
+            let mut pos = 0;
+            for node in &nodes {
+                assert_eq!(node.start(), pos);
+                pos = node.end();
+            }
+            assert_eq!(pos, size);
+        }
+    }
+
+    #[test]
+    fn prepared_events_carry_their_query_columns() {
+        let event = AuditEvent::new(
+            1_800_000_000,
+            EventKind::Approval {
+                approver: "user:carol".into(),
+                requester: "user:bob".into(),
+                resource: "ModelVersion::\"m/3\"".into(),
+                action: "model.promote".into(),
+            },
+        );
+        let prepared = PreparedEvent::seal(&event).unwrap();
+        assert_eq!(prepared.kind(), "approval");
+        assert_eq!(prepared.subject(), Some("user:carol"));
+        assert_eq!(prepared.resource(), Some("ModelVersion::\"m/3\""));
+        assert_eq!(prepared.time(), 1_800_000_000);
+        assert_eq!(prepared.body(), event.body().unwrap());
+        assert_eq!(
+            prepared.leaf_hash(),
+            &warden_audit::leaf::event_leaf_hash(
+                &Salt::from_bytes(prepared.salt_bytes().try_into().unwrap()),
+                prepared.body()
+            )
+        );
+
+        let key = AuditEvent::new(5, EventKind::KeyRetired { kid: "k1".into() });
+        let prepared = PreparedEvent::seal(&key).unwrap();
+        assert_eq!(
+            (prepared.kind(), prepared.subject(), prepared.resource()),
+            ("key_retired", None, None)
+        );
+
+        // A leaf sealed from another event is refused.
+        let other = AuditEvent::new(6, EventKind::KeyRetired { kid: "k1".into() });
+        assert!(matches!(
+            PreparedEvent::from_sealed(&key, other.seal().unwrap()),
+            Err(StoreError::InvalidAuditEvent(_))
+        ));
+        assert!(matches!(
+            PreparedEvent::from_sealed(&key, EventLeaf::seal(b"not json".to_vec()).unwrap()),
+            Err(StoreError::InvalidAuditEvent(_))
+        ));
+    }
+}

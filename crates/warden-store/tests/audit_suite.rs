@@ -1,0 +1,642 @@
+//! The audit-log storage suite, run against every backend: SQLite in a
+//! temp dir and PostgreSQL in a fresh schema per test
+//! (`WARDEN_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that cannot be
+//! reached fails the suite; it is never skipped.
+//!
+//! Every root and proof the store serves is checked against
+//! `warden_audit::merkle` over the raw leaf hashes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_lc_rs::signature::Ed25519KeyPair;
+use warden_audit::{
+    AuditEvent, Checkpoint, Decision, EventKind, Hash, NoteSigner, Subtree, merkle, verify_consistency,
+    verify_inclusion, verify_log,
+};
+use warden_store::postgres::PgStore;
+use warden_store::sqlite::SqliteStore;
+use warden_store::{AuditStore, AuditWriter, EventQuery, PreparedEvent, StoreError, WriterOptions};
+
+/// A backend under test, with whatever it needs kept alive.
+trait Harness: Sized {
+    type S: AuditStore + Clone + 'static;
+    fn start() -> impl Future<Output = Self>;
+    fn store(&self) -> &Self::S;
+    /// Another, independent store on the same database (a second replica,
+    /// or a second process on the same SQLite file).
+    fn another(&self) -> impl Future<Output = Self::S>;
+    /// Closes the store and opens the database again.
+    fn reopen(&mut self) -> impl Future<Output = ()>;
+    fn close_store(store: &Self::S) -> impl Future<Output = ()>;
+    fn finish(self) -> impl Future<Output = ()>;
+}
+
+struct SqliteHarness {
+    _dir: tempfile::TempDir,
+    url: String,
+    store: SqliteStore,
+}
+
+impl Harness for SqliteHarness {
+    type S = SqliteStore;
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        SqliteHarness { _dir: dir, url, store }
+    }
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+    async fn another(&self) -> SqliteStore {
+        SqliteStore::connect(&self.url).await.unwrap()
+    }
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = SqliteStore::connect(&self.url).await.unwrap();
+    }
+    async fn close_store(store: &SqliteStore) {
+        store.close().await;
+    }
+    async fn finish(self) {
+        self.store.close().await;
+    }
+}
+
+struct PgHarness {
+    url: String,
+    schema: String,
+    store: PgStore,
+}
+
+fn pg_url() -> String {
+    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl Harness for PgHarness {
+    type S = PgStore;
+    async fn start() -> Self {
+        let url = pg_url();
+        let schema = format!("t_{}", hex_random());
+        let store = PgStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
+        PgHarness { url, schema, store }
+    }
+    fn store(&self) -> &PgStore {
+        &self.store
+    }
+    async fn another(&self) -> PgStore {
+        PgStore::connect_in_schema(&self.url, &self.schema).await.unwrap()
+    }
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = PgStore::connect_in_schema(&self.url, &self.schema).await.unwrap();
+    }
+    async fn close_store(store: &PgStore) {
+        store.close().await;
+    }
+    async fn finish(self) {
+        self.store.close().await;
+        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+        let q = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+    }
+}
+
+fn hex_random() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn key_event(time: u64, kid: &str) -> AuditEvent {
+    AuditEvent::new(
+        time,
+        EventKind::KeyCreated {
+            kid: kid.into(),
+            alg: "EdDSA".into(),
+        },
+    )
+}
+
+fn access(time: u64, principal: &str, resource: &str) -> AuditEvent {
+    AuditEvent::new(
+        time,
+        EventKind::AccessDecision {
+            principal: principal.into(),
+            actor_chain: vec![],
+            client_id: "cli".into(),
+            jti: format!("j-{time}"),
+            action: "inference.invoke".into(),
+            resource: resource.into(),
+            decision: Decision::Allow,
+            policy_ids: vec!["policy0".into()],
+            request_id: format!("r-{time}"),
+            route: "/v1/chat".into(),
+            source_ip: IpAddr::from([192, 0, 2, 1]),
+            upstream_status: Some(200),
+        },
+    )
+}
+
+fn prepare(events: &[AuditEvent]) -> Vec<PreparedEvent> {
+    events.iter().map(|e| PreparedEvent::seal(e).unwrap()).collect()
+}
+
+/// Appends `n` key events in one batch; returns their leaf hashes.
+async fn append_keys<S: AuditStore>(store: &S, first: u64, n: u64) -> Vec<Hash> {
+    let events: Vec<AuditEvent> = (first..first + n)
+        .map(|i| key_event(1000 + i, &format!("k{i}")))
+        .collect();
+    let prepared = prepare(&events);
+    let range = store.append_batch(&prepared).await.unwrap();
+    assert_eq!(range, first..first + n);
+    prepared.iter().map(|p| *p.leaf_hash()).collect()
+}
+
+/// Every leaf hash in the store, checked against `expected` when given.
+async fn all_leaves<S: AuditStore>(store: &S) -> Vec<Hash> {
+    let size = store.size().await.unwrap();
+    let leaves = store.leaf_hashes(0..size).await.unwrap();
+    assert_eq!(leaves.len() as u64, size);
+    leaves
+}
+
+/// The store's root and every proof at every size up to its size agree
+/// with the reference implementation over `leaves` (all pairs when
+/// `every_pair`, else a sample).
+async fn check_tree<S: AuditStore>(store: &S, leaves: &[Hash], every_pair: bool) {
+    let n = leaves.len() as u64;
+    let head = store.tree_head().await.unwrap();
+    assert_eq!(head.size, n);
+    assert_eq!(head.root, merkle::root(leaves));
+    let sizes: Vec<u64> = if every_pair {
+        (0..=n).collect()
+    } else {
+        let mut s: Vec<u64> = [0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 127, 128, n / 2, n - 1, n]
+            .into_iter()
+            .filter(|s| *s <= n)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    for &size in &sizes {
+        let root = merkle::root(&leaves[..size as usize]);
+        assert_eq!(store.root_at(size).await.unwrap(), root, "root at {size}");
+        let indices: Vec<u64> = if every_pair {
+            (0..size).collect()
+        } else {
+            [0, size / 3, size / 2, size.saturating_sub(1)]
+                .into_iter()
+                .filter(|i| *i < size)
+                .collect()
+        };
+        for index in indices {
+            let proof = store.inclusion_proof(index, size).await.unwrap();
+            assert_eq!(
+                proof,
+                merkle::inclusion_proof(leaves, index, size).unwrap(),
+                "inclusion {index} in {size}"
+            );
+            verify_inclusion(&leaves[index as usize], index, size, &proof, &root).unwrap();
+        }
+        for &old in sizes.iter().filter(|s| **s <= size) {
+            let proof = store.consistency_proof(old, size).await.unwrap();
+            assert_eq!(
+                proof,
+                merkle::consistency_proof(leaves, old, size).unwrap(),
+                "consistency {old} -> {size}"
+            );
+            let old_root = merkle::root(&leaves[..old as usize]);
+            verify_consistency(old, size, &old_root, &root, &proof).unwrap();
+        }
+    }
+}
+
+async fn empty_log<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    assert_eq!(s.size().await.unwrap(), 0);
+    assert_eq!(s.tree_head().await.unwrap().root, merkle::empty_root());
+    assert_eq!(s.root_at(0).await.unwrap(), merkle::empty_root());
+    assert_eq!(s.append_batch(&[]).await.unwrap(), 0..0);
+    assert_eq!(s.consistency_proof(0, 0).await.unwrap(), Vec::<Hash>::new());
+    assert!(s.events(&EventQuery::page(0, 10)).await.unwrap().is_empty());
+    assert!(s.leaf_hashes(0..10).await.unwrap().is_empty());
+    assert_eq!(s.latest_checkpoint().await.unwrap(), None);
+    assert!(matches!(
+        s.inclusion_proof(0, 1).await,
+        Err(StoreError::AuditBeyondEnd { requested: 1, size: 0 })
+    ));
+    assert!(matches!(s.inclusion_proof(0, 0).await, Err(StoreError::Audit(_))));
+    assert!(matches!(
+        s.erase(0, "x", 1).await,
+        Err(StoreError::AuditBeyondEnd { requested: 0, size: 0 })
+    ));
+    h.finish().await;
+}
+
+async fn append_and_read_back<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    let events = vec![
+        key_event(100, "k1"),
+        access(101, "user:alice", "Endpoint::\"chat\""),
+        access(102, "user:bob", "Endpoint::\"chat\""),
+        access(103, "user:alice", "Endpoint::\"embed\""),
+        AuditEvent::new(
+            104,
+            EventKind::TokenIssued {
+                subject: "user:alice".into(),
+                client_id: "cli".into(),
+                jti: "j".into(),
+                kid: "k1".into(),
+                scope: "inference.invoke".into(),
+                audience: vec!["inference".into()],
+                grant: "client_credentials".into(),
+                expires_at: 404,
+            },
+        ),
+        key_event(105, "k2"),
+    ];
+    let prepared = prepare(&events);
+    assert_eq!(s.append_batch(&prepared[..2]).await.unwrap(), 0..2);
+    assert_eq!(s.append_batch(&prepared[2..]).await.unwrap(), 2..6);
+    assert_eq!(s.size().await.unwrap(), 6);
+
+    let stored = s.events(&EventQuery::page(0, 100)).await.unwrap();
+    assert_eq!(stored.len(), 6);
+    for (i, (got, (event, prep))) in stored.iter().zip(events.iter().zip(&prepared)).enumerate() {
+        assert_eq!(got.index, i as u64);
+        assert_eq!(got.time, event.time);
+        assert_eq!(got.kind, prep.kind());
+        assert_eq!(got.subject.as_deref(), prep.subject());
+        assert_eq!(got.resource.as_deref(), prep.resource());
+        assert_eq!(&got.leaf_hash, prep.leaf_hash());
+        assert_eq!(got.erasure, None);
+        let (body, salt) = got.content.as_ref().unwrap();
+        assert_eq!(body, &event.body().unwrap());
+        assert_eq!(&warden_audit::leaf::event_leaf_hash(salt, body), prep.leaf_hash());
+        assert_eq!(&AuditEvent::from_body(body).unwrap(), event);
+    }
+    let leaves: Vec<Hash> = prepared.iter().map(|p| *p.leaf_hash()).collect();
+    assert_eq!(s.leaf_hashes(0..6).await.unwrap(), leaves);
+    assert_eq!(s.leaf_hashes(2..4).await.unwrap(), leaves[2..4]);
+    assert_eq!(s.leaf_hashes(4..100).await.unwrap(), leaves[4..]);
+    assert_eq!(s.tree_head().await.unwrap().root, merkle::root(&leaves));
+
+    let find = |q: EventQuery| async move {
+        s.events(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.index)
+            .collect::<Vec<u64>>()
+    };
+    let q = || EventQuery::page(0, 100);
+    assert_eq!(
+        find(EventQuery {
+            kind: Some("access_decision".into()),
+            ..q()
+        })
+        .await,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        find(EventQuery {
+            subject: Some("user:alice".into()),
+            ..q()
+        })
+        .await,
+        vec![1, 3, 4]
+    );
+    assert_eq!(
+        find(EventQuery {
+            resource: Some("Endpoint::\"chat\"".into()),
+            ..q()
+        })
+        .await,
+        vec![1, 2]
+    );
+    assert_eq!(
+        find(EventQuery {
+            since: Some(102),
+            until: Some(105),
+            ..q()
+        })
+        .await,
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        find(EventQuery {
+            subject: Some("user:alice".into()),
+            kind: Some("access_decision".into()),
+            from: 2,
+            ..q()
+        })
+        .await,
+        vec![3]
+    );
+    assert_eq!(find(EventQuery::page(1, 2)).await, vec![1, 2]);
+    assert_eq!(find(EventQuery::page(5, 2)).await, vec![5]);
+    assert_eq!(find(EventQuery::page(0, 0)).await, Vec::<u64>::new());
+    h.finish().await;
+}
+
+async fn proofs_match_reference_for_every_pair<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    // 37 leaves in batches of varying size, a checkpoint after each.
+    let mut leaves = Vec::new();
+    for batch in [1u64, 2, 3, 1, 8, 5, 16, 1] {
+        leaves.extend(append_keys(s, leaves.len() as u64, batch).await);
+        let head = s.tree_head().await.unwrap();
+        assert_eq!(head.root, merkle::root(&leaves), "root at size {}", leaves.len());
+        assert!(s.put_checkpoint(head.size, head.size, "note").await.unwrap());
+    }
+    assert_eq!(leaves.len(), 37);
+    for cp in s.checkpoints(0, 100).await.unwrap() {
+        assert_eq!(
+            s.root_at(cp.size).await.unwrap(),
+            merkle::root(&leaves[..cp.size as usize])
+        );
+    }
+    check_tree(s, &leaves, true).await;
+    assert!(matches!(
+        s.inclusion_proof(37, 38).await,
+        Err(StoreError::AuditBeyondEnd {
+            requested: 38,
+            size: 37
+        })
+    ));
+    assert!(matches!(
+        s.consistency_proof(5, 38).await,
+        Err(StoreError::AuditBeyondEnd { .. })
+    ));
+    assert!(matches!(s.consistency_proof(6, 5).await, Err(StoreError::Audit(_))));
+    assert!(matches!(s.root_at(38).await, Err(StoreError::AuditBeyondEnd { .. })));
+    // A subtree that is not complete is not stored.
+    assert!(matches!(
+        s.subtrees(&[Subtree::new(1, 0), Subtree::new(3, 4)]).await,
+        Err(StoreError::Audit(warden_audit::AuditError::MissingNode {
+            level: 3,
+            index: 4
+        }))
+    ));
+    assert_eq!(
+        s.subtrees(&[Subtree::new(5, 0), Subtree::new(0, 36), Subtree::new(2, 8)])
+            .await
+            .unwrap(),
+        vec![merkle::root(&leaves[..32]), leaves[36], merkle::root(&leaves[32..36])]
+    );
+    h.finish().await;
+}
+
+async fn writer_appends_are_contiguous_under_concurrency<H: Harness>() {
+    let h = H::start().await;
+    let writer = AuditWriter::spawn(h.store().clone(), WriterOptions::default());
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..50u64 {
+                let kid = format!("t{t}-{i}");
+                let index = writer.append(&key_event(t * 1000 + i, &kid)).await.unwrap();
+                got.push((index, kid));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(
+        all.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..400).collect::<Vec<_>>()
+    );
+    // Each index holds the event its caller was told.
+    let stored = h.store().events(&EventQuery::page(0, 1000)).await.unwrap();
+    assert_eq!(stored.len(), 400);
+    for ((index, kid), event) in all.iter().zip(&stored) {
+        assert_eq!(event.index, *index);
+        let body = AuditEvent::from_body(&event.content.as_ref().unwrap().0).unwrap();
+        assert!(matches!(&body.kind, EventKind::KeyCreated { kid: k, .. } if k == kid));
+    }
+    let leaves = all_leaves(h.store()).await;
+    check_tree(h.store(), &leaves, false).await;
+    writer.close().await;
+    h.finish().await;
+}
+
+async fn two_instances_append_concurrently<H: Harness>() {
+    let h = H::start().await;
+    let second = h.another().await;
+    let writers = [
+        AuditWriter::spawn(h.store().clone(), WriterOptions::default()),
+        AuditWriter::spawn(second.clone(), WriterOptions::default()),
+    ];
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let writer = writers[(t % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..50u64 {
+                got.push(writer.append(&key_event(t * 1000 + i, "k")).await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..400).collect::<Vec<_>>());
+    // Both instances see one tree, with every subtree stored right.
+    let leaves = all_leaves(h.store()).await;
+    assert_eq!(second.tree_head().await.unwrap().root, merkle::root(&leaves));
+    check_tree(h.store(), &leaves, false).await;
+    check_tree(&second, &leaves, false).await;
+    for w in &writers {
+        w.close().await;
+    }
+    H::close_store(&second).await;
+    h.finish().await;
+}
+
+async fn erase_keeps_the_leaf<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    let events: Vec<AuditEvent> = (0..5).map(|i| access(10 + i, "user:erin", "Dataset::\"d\"")).collect();
+    let prepared = prepare(&events);
+    s.append_batch(&prepared).await.unwrap();
+    let before = s.tree_head().await.unwrap();
+
+    assert!(s.erase(2, "gdpr-1", 99).await.unwrap());
+    assert!(!s.erase(2, "again", 100).await.unwrap(), "already erased");
+    assert!(matches!(
+        s.erase(5, "x", 1).await,
+        Err(StoreError::AuditBeyondEnd { requested: 5, size: 5 })
+    ));
+    let erased = &s.events(&EventQuery::page(2, 1)).await.unwrap()[0];
+    assert_eq!(erased.content, None);
+    assert_eq!(
+        erased.erasure,
+        Some(warden_store::audit::Erasure {
+            at: 99,
+            reason: "gdpr-1".into()
+        })
+    );
+    assert_eq!(&erased.leaf_hash, prepared[2].leaf_hash());
+    assert_eq!(erased.subject.as_deref(), Some("user:erin"), "query columns stay");
+    assert_eq!(s.tree_head().await.unwrap(), before);
+    let leaves: Vec<Hash> = prepared.iter().map(|p| *p.leaf_hash()).collect();
+    check_tree(s, &leaves, true).await;
+
+    // An auditor's offline check of the stored log reports the erasure.
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let signer = NoteSigner::new("warden.test/audit", Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()).unwrap();
+    let note = Checkpoint::new("warden.test/audit", before.size, before.root)
+        .sign(&signer)
+        .unwrap();
+    s.put_checkpoint(before.size, 100, &note).await.unwrap();
+    let records = s
+        .events(&EventQuery::page(0, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.into_record());
+    let notes: Vec<String> = s
+        .checkpoints(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
+    let report = verify_log(records, &notes, &signer.verifier().unwrap(), "warden.test/audit").unwrap();
+    assert_eq!((report.leaves, report.erased, report.checkpoints), (5, 1, 1));
+    h.finish().await;
+}
+
+async fn checkpoints_round_trip<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    append_keys(s, 0, 5).await;
+    assert!(s.put_checkpoint(1, 10, "one\n").await.unwrap());
+    assert!(s.put_checkpoint(5, 30, "five\n").await.unwrap());
+    assert!(s.put_checkpoint(3, 20, "three\n").await.unwrap());
+    assert!(!s.put_checkpoint(3, 40, "other\n").await.unwrap(), "first one kept");
+    let all = s.checkpoints(0, 100).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|c| (c.size, c.time, c.note.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, 10, "one\n"), (3, 20, "three\n"), (5, 30, "five\n")]
+    );
+    assert_eq!(s.checkpoints(2, 1).await.unwrap(), all[1..2]);
+    assert_eq!(s.latest_checkpoint().await.unwrap().as_ref(), all.last());
+    h.finish().await;
+}
+
+async fn reopened_store_continues_the_tree<H: Harness>() {
+    let mut h = H::start().await;
+    let mut leaves = append_keys(h.store(), 0, 5).await;
+    h.reopen().await;
+    assert_eq!(h.store().size().await.unwrap(), 5);
+    leaves.extend(append_keys(h.store(), 5, 6).await);
+    h.reopen().await;
+    leaves.extend(append_keys(h.store(), 11, 1).await);
+    check_tree(h.store(), &leaves, true).await;
+    h.finish().await;
+}
+
+async fn writer_fails_closed<H: Harness>() {
+    let h = H::start().await;
+    let limit = Duration::from_secs(30);
+    // A closed writer refuses at once, through every clone.
+    let writer = AuditWriter::spawn(h.store().clone(), WriterOptions::default());
+    let clone = writer.clone();
+    assert_eq!(writer.append(&key_event(1, "a")).await.unwrap(), 0);
+    writer.close().await;
+    assert!(clone.is_closed());
+    let refused = tokio::time::timeout(limit, clone.append(&key_event(2, "b")))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Err(StoreError::AuditWriterClosed)), "{refused:?}");
+    writer.close().await;
+
+    // A store that cannot be written fails every waiter, and keeps failing.
+    let broken = h.another().await;
+    let writer = AuditWriter::spawn(broken.clone(), WriterOptions::default());
+    H::close_store(&broken).await;
+    let mut waiters = Vec::new();
+    for i in 0..20 {
+        let writer = writer.clone();
+        waiters.push(tokio::spawn(async move {
+            tokio::time::timeout(limit, writer.append(&key_event(i, "c"))).await
+        }));
+    }
+    for waiter in waiters {
+        let result = waiter.await.unwrap().expect("an append hung");
+        assert!(matches!(result, Err(StoreError::AuditAppend(_))), "{result:?}");
+    }
+    writer.close().await;
+    assert_eq!(h.store().size().await.unwrap(), 1, "nothing else was recorded");
+    h.finish().await;
+}
+
+macro_rules! suite {
+    ($backend:ident, $harness:ty) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test]
+            async fn empty_log() {
+                super::empty_log::<$harness>().await
+            }
+            #[tokio::test]
+            async fn append_and_read_back() {
+                super::append_and_read_back::<$harness>().await
+            }
+            #[tokio::test]
+            async fn proofs_match_reference_for_every_pair() {
+                super::proofs_match_reference_for_every_pair::<$harness>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn writer_appends_are_contiguous_under_concurrency() {
+                super::writer_appends_are_contiguous_under_concurrency::<$harness>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn two_instances_append_concurrently() {
+                super::two_instances_append_concurrently::<$harness>().await
+            }
+            #[tokio::test]
+            async fn erase_keeps_the_leaf() {
+                super::erase_keeps_the_leaf::<$harness>().await
+            }
+            #[tokio::test]
+            async fn checkpoints_round_trip() {
+                super::checkpoints_round_trip::<$harness>().await
+            }
+            #[tokio::test]
+            async fn reopened_store_continues_the_tree() {
+                super::reopened_store_continues_the_tree::<$harness>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn writer_fails_closed() {
+                super::writer_fails_closed::<$harness>().await
+            }
+        }
+    };
+}
+
+suite!(sqlite, SqliteHarness);
+suite!(postgres, PgHarness);
