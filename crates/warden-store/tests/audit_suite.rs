@@ -8,6 +8,8 @@
 //! `warden_audit::merkle` over the raw leaf hashes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -44,8 +46,7 @@ struct SqliteHarness {
 impl Harness for SqliteHarness {
     type S = SqliteStore;
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let (dir, url) = support::sqlite_in_temp_dir();
         let store = SqliteStore::connect(&url).await.unwrap();
         SqliteHarness { _dir: dir, url, store }
     }
@@ -73,15 +74,11 @@ struct PgHarness {
     store: PgStore,
 }
 
-fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 impl Harness for PgHarness {
     type S = PgStore;
     async fn start() -> Self {
-        let url = pg_url();
-        let schema = format!("t_{}", hex_random());
+        let url = support::pg_url();
+        let schema = support::fresh_schema();
         let store = PgStore::connect_in_schema(&url, &schema)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
@@ -102,16 +99,8 @@ impl Harness for PgHarness {
     }
     async fn finish(self) {
         self.store.close().await;
-        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-        let q = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
-        sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        support::drop_schema(&self.url, &self.schema).await;
     }
-}
-
-fn hex_random() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn key_event(time: u64, kid: &str) -> AuditEvent {
