@@ -953,29 +953,35 @@ mod tests {
             Ok(*self.size.lock().unwrap())
         }
         async fn tree_head(&self) -> Result<TreeHead, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn events(&self, _: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn leaf_hashes(&self, _: Range<u64>) -> Result<Vec<Hash>, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn subtrees(&self, _: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn put_checkpoint(&self, _: u64, _: u64, _: &str) -> Result<bool, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn checkpoints(&self, _: u64, _: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
         async fn erase(&self, _: u64, _: &str, _: u64) -> Result<bool, StoreError> {
-            unimplemented!()
+            not_used_by_the_writer()
         }
+    }
+
+    /// The writer only appends; a call to any reader is a test failure,
+    /// reported as an error rather than a panic inside the writer task.
+    fn not_used_by_the_writer<T>() -> Result<T, StoreError> {
+        Err(StoreError::Corrupt("FakeStore: the writer called a read method".into()))
     }
 
     fn key(i: u64) -> AuditEvent {

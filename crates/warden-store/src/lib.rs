@@ -52,7 +52,7 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Everything Warden stores. Implemented by each backend.
-pub trait Store: KeyStore + Clone + std::fmt::Debug + 'static {
+pub trait Store: KeyStore + AuditStore + Clone + std::fmt::Debug + 'static {
     /// A short backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 }
