@@ -7,6 +7,7 @@
 //! errors, so a typo never silently falls back to a default.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -29,8 +30,9 @@ enum Kind {
 }
 
 /// Every config key with its type, for environment overrides.
-const KEYS: [(&str, Kind); 11] = [
+const KEYS: [(&str, Kind); 24] = [
     ("data_dir", Kind::Str),
+    ("listen", Kind::Str),
     ("database_url", Kind::Str),
     ("database_schema", Kind::Str),
     ("issuer", Kind::Str),
@@ -41,6 +43,18 @@ const KEYS: [(&str, Kind); 11] = [
     ("tokens.algorithms", Kind::List),
     ("keys.algorithm", Kind::Str),
     ("keys.publish_lead", Kind::Int),
+    ("keys.rotate_every", Kind::Int),
+    ("audit.origin", Kind::Str),
+    ("audit.checkpoint_interval", Kind::Int),
+    ("audit.retention_days", Kind::Int),
+    ("oauth.refresh_idle_ttl", Kind::Int),
+    ("oauth.refresh_absolute_ttl", Kind::Int),
+    ("oauth.refresh_grace", Kind::Int),
+    ("oauth.max_delegation_depth", Kind::Int),
+    ("oauth.max_body_bytes", Kind::Int),
+    ("oauth.auth_failures_per_minute", Kind::Int),
+    ("oauth.assertion_max_ttl", Kind::Int),
+    ("oauth.introspection_scope", Kind::Str),
 ];
 
 fn env_name(key: &str) -> String {
@@ -60,15 +74,136 @@ pub struct Config {
     /// PostgreSQL schema to keep Warden's tables in (default: `public`).
     #[serde(default)]
     pub database_schema: Option<String>,
-    /// The issuer identifier put in and required of tokens.
-    #[serde(default = "default_issuer")]
-    pub issuer: String,
+    /// Address `warden serve` listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The issuer identifier put in and required of tokens (default:
+    /// `http://<listen>`).
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// Token rules.
     #[serde(default)]
     pub tokens: TokensConfig,
     /// Signing-key rules.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// OAuth token service.
+    #[serde(default)]
+    pub oauth: OAuthConfig,
+    /// Trusted external issuers (`[[federation]]`), for token exchange.
+    #[serde(default)]
+    pub federation: Vec<FederationConfig>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Checkpoint origin line (default: the issuer without its scheme, plus `/audit`).
+    pub origin: Option<String>,
+    /// Seconds between signed checkpoints when there are new events.
+    pub checkpoint_interval: u64,
+    /// Days an event body must be kept before it may be erased.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            origin: None,
+            checkpoint_interval: 10,
+            retention_days: 180,
+        }
+    }
+}
+
+/// `[oauth]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// A refresh token unused this long (seconds) expires.
+    pub refresh_idle_ttl: u64,
+    /// A refresh-token family expires this long (seconds) after its first token.
+    pub refresh_absolute_ttl: u64,
+    /// Seconds in which the immediately previous refresh token may be
+    /// retried once (a lost response); 0 disables.
+    pub refresh_grace: u64,
+    /// Longest `act` chain token exchange may build.
+    pub max_delegation_depth: u32,
+    /// Largest request body the token endpoints read (bytes).
+    pub max_body_bytes: usize,
+    /// Failed client authentications allowed per minute, per client id and per source address.
+    pub auth_failures_per_minute: u32,
+    /// Longest lifetime of a private_key_jwt client assertion (seconds).
+    pub assertion_max_ttl: u64,
+    /// Scope that lets a bearer token call /oauth/introspect.
+    pub introspection_scope: String,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            refresh_idle_ttl: 86_400,
+            refresh_absolute_ttl: 30 * 86_400,
+            refresh_grace: 0,
+            max_delegation_depth: 2,
+            max_body_bytes: 64 * 1024,
+            auth_failures_per_minute: 10,
+            assertion_max_ttl: 300,
+            introspection_scope: "warden.introspect".into(),
+        }
+    }
+}
+
+/// One `[[federation]]` entry: an external issuer whose tokens may be
+/// exchanged (as `subject_token`) for Warden tokens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The issuer's `iss`, exactly.
+    pub issuer: String,
+    /// Where its JWKS is fetched from (`https://` or, on loopback, `http://`).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Or a local JWKS file.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Algorithms accepted from it.
+    #[serde(default = "default_federation_algs")]
+    pub algorithms: Vec<String>,
+    /// The audience its tokens must carry.
+    pub audience: String,
+    /// Accepted `typ` values (default: JWT, at+jwt, application/at+jwt).
+    #[serde(default)]
+    pub typ: Vec<String>,
+    /// The claim holding the user's groups or roles (default `groups`).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// External group or role → Warden role.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// The claim holding the user's scopes (default `scope`, space-separated).
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    /// Namespace of its subjects (default `user`: `sub` becomes `user:<sub>`).
+    #[serde(default = "default_subject_kind")]
+    pub subject_kind: String,
+}
+
+fn default_federation_algs() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_role_claim() -> String {
+    "groups".into()
+}
+fn default_scope_claim() -> String {
+    "scope".into()
+}
+fn default_subject_kind() -> String {
+    "user".into()
 }
 
 /// `[tokens]`.
@@ -107,6 +242,9 @@ pub struct KeysConfig {
     pub algorithm: String,
     /// Seconds a new key is published before it signs.
     pub publish_lead: u64,
+    /// `warden serve` rotates the signing key when it is this old
+    /// (seconds; 0 = never, rotate by hand).
+    pub rotate_every: u64,
 }
 
 impl Default for KeysConfig {
@@ -114,6 +252,7 @@ impl Default for KeysConfig {
         KeysConfig {
             algorithm: "EdDSA".into(),
             publish_lead: 300,
+            rotate_every: 0,
         }
     }
 }
@@ -122,8 +261,8 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("./warden-data")
 }
 
-fn default_issuer() -> String {
-    "http://127.0.0.1:8080".into()
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
 }
 
 /// Validated configuration, resolved into ready values. `Debug` hides
@@ -152,6 +291,59 @@ pub struct Settings {
     pub key_algorithm: Algorithm,
     /// Publication lead of new keys.
     pub publish_lead: u64,
+    /// Automatic rotation age (0 = never).
+    pub rotate_every: u64,
+    /// Listen address of `warden serve`.
+    pub listen: SocketAddr,
+    /// Audit-log settings.
+    pub audit: AuditSettings,
+    /// Token-service settings.
+    pub oauth: OAuthConfig,
+    /// Trusted external issuers.
+    pub federation: Vec<Federation>,
+}
+
+/// Validated `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Checkpoint origin.
+    pub origin: String,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval: u64,
+    /// Minimum retention of event bodies, in seconds.
+    pub retention_secs: u64,
+}
+
+/// Where a trusted issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// Fetched over HTTP(S).
+    Url(String),
+    /// Read from a file.
+    File(PathBuf),
+}
+
+/// A validated `[[federation]]` entry.
+#[derive(Debug, Clone)]
+pub struct Federation {
+    /// `iss`, exactly.
+    pub issuer: String,
+    /// Its keys.
+    pub jwks: JwksSource,
+    /// Accepted algorithms.
+    pub algorithms: AlgorithmSet,
+    /// Required audience.
+    pub audience: String,
+    /// Accepted `typ` values.
+    pub typ: Vec<String>,
+    /// Claim with groups/roles.
+    pub role_claim: String,
+    /// External → Warden role.
+    pub roles: BTreeMap<String, String>,
+    /// Claim with scopes.
+    pub scope_claim: String,
+    /// `user`, `svc` or `agent`.
+    pub subject_kind: String,
 }
 
 impl std::fmt::Debug for Settings {
@@ -168,6 +360,11 @@ impl std::fmt::Debug for Settings {
             .field("algorithms", &self.algorithms)
             .field("key_algorithm", &self.key_algorithm)
             .field("publish_lead", &self.publish_lead)
+            .field("rotate_every", &self.rotate_every)
+            .field("listen", &self.listen)
+            .field("audit", &self.audit)
+            .field("oauth", &self.oauth)
+            .field("federation", &self.federation)
             .finish()
     }
 }
@@ -279,8 +476,33 @@ impl Config {
         if !algorithms.contains(key_algorithm) {
             bail!("config key `keys.algorithm`: `{key_algorithm}` is not in tokens.algorithms");
         }
-        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
-            bail!("config key `issuer`: must be an http(s) URL, got `{}`", self.issuer);
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| anyhow!("config key `listen`: expected IP:PORT, got `{}`", self.listen))?;
+        let issuer = match self.issuer {
+            Some(issuer) if !issuer.is_empty() => issuer,
+            _ => format!("http://{listen}"),
+        };
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            bail!("config key `issuer`: must be an http(s) URL, got `{issuer}`");
+        }
+        if issuer.ends_with('/') {
+            bail!("config key `issuer`: must not end with `/` (tokens carry it byte for byte), got `{issuer}`");
+        }
+        let audit = validate_audit(&self.audit, &issuer)?;
+        let oauth = validate_oauth(self.oauth)?;
+        let federation = self
+            .federation
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| validate_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
+            bail!(
+                "config key `keys.rotate_every`: 0 (never) or at least {} seconds, so that each key outlives the tokens it signed",
+                2 * TOKEN_TTL_CAP
+            );
         }
         if self.keys.publish_lead > 86_400 {
             bail!("config key `keys.publish_lead`: at most 86400 seconds");
@@ -294,7 +516,7 @@ impl Config {
             data_dir: self.data_dir,
             database_url,
             database_schema: self.database_schema.filter(|s| !s.is_empty()),
-            issuer: self.issuer,
+            issuer,
             default_ttl: t.default_ttl,
             max_ttl: t.max_ttl,
             leeway: t.leeway,
@@ -302,8 +524,117 @@ impl Config {
             algorithms,
             key_algorithm,
             publish_lead: self.keys.publish_lead,
+            rotate_every: self.keys.rotate_every,
+            listen,
+            audit,
+            oauth,
+            federation,
         })
     }
+}
+
+fn validate_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditSettings> {
+    let origin = match &a.origin {
+        Some(o) if !o.is_empty() => o.clone(),
+        _ => {
+            let bare = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+            format!("{}/audit", bare.trim_end_matches('/'))
+        }
+    };
+    if origin.contains(['\n', ' ']) || origin.chars().any(char::is_control) {
+        bail!("config key `audit.origin`: must be one line without spaces, got `{origin}`");
+    }
+    if a.checkpoint_interval == 0 || a.checkpoint_interval > 86_400 {
+        bail!("config key `audit.checkpoint_interval`: must be between 1 and 86400 seconds");
+    }
+    if a.retention_days > 36_500 {
+        bail!("config key `audit.retention_days`: at most 36500 days");
+    }
+    Ok(AuditSettings {
+        origin,
+        checkpoint_interval: a.checkpoint_interval,
+        retention_secs: a.retention_days * 86_400,
+    })
+}
+
+fn validate_oauth(o: OAuthConfig) -> anyhow::Result<OAuthConfig> {
+    if o.refresh_idle_ttl == 0 || o.refresh_idle_ttl > o.refresh_absolute_ttl {
+        bail!("config key `oauth.refresh_idle_ttl`: must be between 1 and oauth.refresh_absolute_ttl");
+    }
+    if o.refresh_absolute_ttl > 365 * 86_400 {
+        bail!("config key `oauth.refresh_absolute_ttl`: at most 365 days");
+    }
+    if o.refresh_grace > 60 {
+        bail!("config key `oauth.refresh_grace`: at most 60 seconds");
+    }
+    if o.max_delegation_depth == 0 || o.max_delegation_depth > 8 {
+        bail!("config key `oauth.max_delegation_depth`: must be between 1 and 8");
+    }
+    if !(1024..=1024 * 1024).contains(&o.max_body_bytes) {
+        bail!("config key `oauth.max_body_bytes`: must be between 1024 and 1048576");
+    }
+    if o.auth_failures_per_minute == 0 {
+        bail!("config key `oauth.auth_failures_per_minute`: must be at least 1");
+    }
+    if o.assertion_max_ttl == 0 || o.assertion_max_ttl > 3600 {
+        bail!("config key `oauth.assertion_max_ttl`: must be between 1 and 3600 seconds");
+    }
+    if o.introspection_scope.is_empty() || o.introspection_scope.contains(' ') {
+        bail!("config key `oauth.introspection_scope`: one scope token");
+    }
+    Ok(o)
+}
+
+fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<Federation> {
+    if f.issuer.is_empty() || f.issuer == own_issuer {
+        bail!("`issuer` must be set and differ from Warden's own issuer");
+    }
+    let jwks = match (f.jwks_url, f.jwks_file) {
+        (Some(url), None) => {
+            let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !url.starts_with("https://") && !loopback {
+                bail!("`jwks_url` must be https:// (plain http only on loopback), got `{url}`");
+            }
+            JwksSource::Url(url)
+        }
+        (None, Some(file)) => JwksSource::File(file),
+        _ => bail!("exactly one of `jwks_url` and `jwks_file` is required"),
+    };
+    let mut algorithms = AlgorithmSet::EMPTY;
+    for name in &f.algorithms {
+        let alg = Algorithm::parse(name).map_err(|e| anyhow!("`algorithms`: {e}"))?;
+        if !alg.is_asymmetric() {
+            bail!("`algorithms`: HS256 is never accepted from an external issuer");
+        }
+        algorithms.insert(alg);
+    }
+    if algorithms.is_empty() {
+        bail!("`algorithms`: at least one algorithm is required");
+    }
+    if f.audience.is_empty() {
+        bail!("`audience` is required");
+    }
+    if !["user", "svc", "agent"].contains(&f.subject_kind.as_str()) {
+        bail!("`subject_kind` must be user, svc or agent");
+    }
+    let typ = if f.typ.is_empty() {
+        vec!["JWT".into(), "at+jwt".into(), "application/at+jwt".into()]
+    } else {
+        f.typ
+    };
+    Ok(Federation {
+        issuer: f.issuer,
+        jwks,
+        algorithms,
+        audience: f.audience,
+        typ,
+        role_claim: f.role_claim,
+        roles: f.roles,
+        scope_claim: f.scope_claim,
+        subject_kind: f.subject_kind,
+    })
 }
 
 #[cfg(test)]

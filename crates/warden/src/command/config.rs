@@ -16,6 +16,7 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             if let Some(schema) = &s.database_schema {
                 println!("database_schema = {schema:?}");
             }
+            println!("listen = \"{}\"", s.listen);
             println!("issuer = {:?}", s.issuer);
             println!("tokens.default_ttl = {}", s.default_ttl);
             println!("tokens.max_ttl = {}", s.max_ttl);
@@ -25,6 +26,30 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("tokens.algorithms = [{}]", algs.join(", "));
             println!("keys.algorithm = {:?}", s.key_algorithm.as_str());
             println!("keys.publish_lead = {}", s.publish_lead);
+            println!("keys.rotate_every = {}", s.rotate_every);
+            println!("audit.origin = {:?}", s.audit.origin);
+            println!("audit.checkpoint_interval = {}", s.audit.checkpoint_interval);
+            println!("audit.retention_days = {}", s.audit.retention_secs / 86_400);
+            let o = &s.oauth;
+            println!("oauth.refresh_idle_ttl = {}", o.refresh_idle_ttl);
+            println!("oauth.refresh_absolute_ttl = {}", o.refresh_absolute_ttl);
+            println!("oauth.refresh_grace = {}", o.refresh_grace);
+            println!("oauth.max_delegation_depth = {}", o.max_delegation_depth);
+            println!("oauth.max_body_bytes = {}", o.max_body_bytes);
+            println!("oauth.auth_failures_per_minute = {}", o.auth_failures_per_minute);
+            println!("oauth.assertion_max_ttl = {}", o.assertion_max_ttl);
+            println!("oauth.introspection_scope = {:?}", o.introspection_scope);
+            for f in &s.federation {
+                let source = match &f.jwks {
+                    crate::config::JwksSource::Url(u) => u.clone(),
+                    crate::config::JwksSource::File(p) => p.display().to_string(),
+                };
+                let algs: Vec<_> = f.algorithms.iter().map(|a| a.as_str()).collect();
+                println!(
+                    "federation: issuer={:?} jwks={source:?} algorithms={algs:?} audience={:?} typ={:?} subject_kind={:?} role_claim={:?} roles={:?} scope_claim={:?}",
+                    f.issuer, f.audience, f.typ, f.subject_kind, f.role_claim, f.roles, f.scope_claim
+                );
+            }
             println!(
                 "master_key = {}",
                 if ctx.master_key_env.is_some() {
