@@ -18,6 +18,7 @@ pub const ACCESS_TOKEN_TYPES: [&str; 2] = ["at+jwt", "application/at+jwt"];
 #[derive(Debug, Clone)]
 pub struct Validation {
     pub(crate) audience: String,
+    pub(crate) any_audience: bool,
     pub(crate) typ: Option<Vec<String>>,
     pub(crate) leeway: u64,
     pub(crate) max_token_bytes: usize,
@@ -34,6 +35,7 @@ impl Validation {
     pub fn access_token(audience: impl Into<String>) -> Self {
         Validation {
             audience: audience.into(),
+            any_audience: false,
             typ: Some(ACCESS_TOKEN_TYPES.iter().map(|s| (*s).to_owned()).collect()),
             leeway: DEFAULT_LEEWAY,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -78,6 +80,16 @@ impl Validation {
         self.require_jti = jti;
         self.require_sub = sub;
         self.require_iat = iat;
+        self
+    }
+
+    /// Accepts any audience (an empty `aud` is still refused). Only for
+    /// tokens whose audience is checked by the caller afterwards or does not
+    /// matter for their use: the token service reading its own tokens as a
+    /// token-exchange `subject_token`, RFC 7523 client assertions (whose
+    /// `aud` may be the issuer or the token endpoint), introspection.
+    pub fn with_any_audience(mut self) -> Self {
+        self.any_audience = true;
         self
     }
 

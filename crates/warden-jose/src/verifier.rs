@@ -116,7 +116,12 @@ impl TokenVerifier {
         if claims.iss() != issuer.issuer {
             return Err(JoseError::IssuerMismatch);
         }
-        if !claims.aud().contains(&v.audience) {
+        let audience_ok = if v.any_audience {
+            !claims.aud().is_empty()
+        } else {
+            claims.aud().contains(&v.audience)
+        };
+        if !audience_ok {
             return Err(JoseError::AudienceMismatch);
         }
         claims.check_times(now, v.leeway)?;

@@ -88,6 +88,32 @@ pub enum StoreError {
     /// recorded, and the action must not be acknowledged.
     #[error("the audit log could not be written: {0}")]
     AuditAppend(std::sync::Arc<StoreError>),
+    /// The database has no audit-log signing key and this command may not
+    /// create one.
+    #[error("this database has no audit log signing key yet: create it with `warden audit vkey`")]
+    NoAuditKey,
+    /// The configured origin cannot name a log key.
+    #[error("audit.origin `{0}` cannot name the audit log key: it must be non-empty, without spaces or `+`")]
+    InvalidAuditOrigin(String),
+    /// The stored audit-log key signs for another origin than configured.
+    #[error(
+        "the audit log key in this database signs for origin `{stored}`, but audit.origin is `{configured}`: \
+         a log keeps its origin for life (checkpoints already name it); set audit.origin = \"{stored}\""
+    )]
+    AuditOriginMismatch {
+        /// The origin (key name) stored with the key.
+        stored: String,
+        /// The configured origin.
+        configured: String,
+    },
+    /// Refusing to sign a checkpoint that would contradict the latest one.
+    #[error("refusing to sign a checkpoint of size {size}: {reason}; run `warden audit verify`")]
+    CheckpointRefused {
+        /// The tree size that would have been signed.
+        size: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StoreError {

@@ -19,10 +19,13 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+mod audit_signer;
 mod data_dir;
 mod error;
 mod key_manager;
+pub mod oauth;
 pub mod postgres;
+mod settings;
 pub mod sqlite;
 
 use std::future::Future;
@@ -30,11 +33,14 @@ use std::future::Future;
 pub use audit::{
     AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead, WriterOptions,
 };
+pub use audit_signer::{AUDIT_KEY_SETTING, AuditSigner, sign_checkpoint};
 pub use data_dir::{
     DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file, read_key_file,
 };
 pub use error::StoreError;
 pub use key_manager::{KeyManager, published_keys};
+pub use oauth::OAuthStore;
+pub use settings::SettingsStore;
 use warden_jose::Algorithm;
 use warden_keys::KeyRecord;
 
@@ -52,7 +58,7 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Everything Warden stores. Implemented by each backend.
-pub trait Store: KeyStore + AuditStore + Clone + std::fmt::Debug + 'static {
+pub trait Store: KeyStore + AuditStore + OAuthStore + SettingsStore + Clone + std::fmt::Debug + 'static {
     /// A short backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 }

@@ -79,6 +79,12 @@ impl_key_store!(
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );
 
+crate::settings::impl_settings_store!(
+    PgStore,
+    get = "SELECT value FROM settings WHERE name = $1",
+    insert_if_absent = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+);
+
 impl PgStore {
     /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
     /// non-empty batch. The state row is locked `FOR UPDATE` before it is
@@ -176,4 +182,38 @@ crate::audit::impl_audit_store!(
     erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
              WHERE idx = $3 AND erased_at IS NULL",
     erased = "SELECT erased_at FROM audit_events WHERE idx = $1",
+);
+
+crate::oauth::impl_oauth_store!(
+    PgStore,
+    db = sqlx::Postgres,
+    insert_client = "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (client_id) DO NOTHING",
+    get_client = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = $1",
+    list_clients = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
+    set_disabled = "UPDATE oauth_clients SET disabled = $1, updated_at = $2 WHERE client_id = $3",
+    set_secret =
+        "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3 AND auth_method = 'secret'",
+    touch = "UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2",
+    insert_family =
+        "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    insert_refresh = "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    find_refresh = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1",
+    find_refresh_locked = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1 FOR UPDATE OF t",
+    successor = "SELECT used_at FROM refresh_tokens WHERE family = $1 AND seq = $2",
+    max_seq = "SELECT MAX(seq) FROM refresh_tokens WHERE family = $1",
+    mark_used = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    mark_successor = "UPDATE refresh_tokens SET used_at = $1 WHERE family = $2 AND seq = $3 AND used_at IS NULL",
+    mark_grace = "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = $1",
+    revoke_family = "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = $1 AND access_exp > $2",
+    revoke_token =
+        "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= $1 AND expires_at > $2",
+    consume_assertion = "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
+    purge = [
+        "DELETE FROM revoked_tokens WHERE expires_at <= $1",
+        "DELETE FROM client_assertions WHERE expires_at <= $1",
+        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= $1)",
+        "DELETE FROM refresh_families WHERE expires_at <= $1",
+    ],
 );

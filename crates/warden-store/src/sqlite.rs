@@ -81,6 +81,12 @@ impl_key_store!(
     bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
 );
 
+crate::settings::impl_settings_store!(
+    SqliteStore,
+    get = "SELECT value FROM settings WHERE name = ?",
+    insert_if_absent = "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+);
+
 /// The file an `sqlite:` URL names (`None` for in-memory databases).
 pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
     let options = SqliteConnectOptions::from_str(url)?;
@@ -179,4 +185,38 @@ crate::audit::impl_audit_store!(
     erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
              WHERE idx = ? AND erased_at IS NULL",
     erased = "SELECT erased_at FROM audit_events WHERE idx = ?",
+);
+
+crate::oauth::impl_oauth_store!(
+    SqliteStore,
+    db = sqlx::Sqlite,
+    insert_client = "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
+    get_client = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = ?",
+    list_clients = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
+    set_disabled = "UPDATE oauth_clients SET disabled = ?, updated_at = ? WHERE client_id = ?",
+    set_secret =
+        "UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE client_id = ? AND auth_method = 'secret'",
+    touch = "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ?",
+    insert_family =
+        "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    insert_refresh = "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    find_refresh = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
+    find_refresh_locked = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
+    successor = "SELECT used_at FROM refresh_tokens WHERE family = ? AND seq = ?",
+    max_seq = "SELECT MAX(seq) FROM refresh_tokens WHERE family = ?",
+    mark_used = "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+    mark_successor = "UPDATE refresh_tokens SET used_at = ? WHERE family = ? AND seq = ? AND used_at IS NULL",
+    mark_grace = "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = ?",
+    revoke_family = "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp > ?",
+    revoke_token =
+        "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
+    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at > ?",
+    consume_assertion = "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
+    purge = [
+        "DELETE FROM revoked_tokens WHERE expires_at <= ?",
+        "DELETE FROM client_assertions WHERE expires_at <= ?",
+        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ?)",
+        "DELETE FROM refresh_families WHERE expires_at <= ?",
+    ],
 );

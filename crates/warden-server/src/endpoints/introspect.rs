@@ -1,0 +1,135 @@
+//! `POST /oauth/introspect` (RFC 7662). The caller is an authenticated
+//! client or presents a bearer token with the introspection scope.
+//! Inactive, unknown, revoked, expired or foreign tokens (another issuer's,
+//! or another client's refresh token) all get exactly `{"active":false}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use warden_store::Store;
+
+use super::read_body;
+use crate::bearer;
+use crate::client_auth::authenticate;
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::grants::{Grant, hash_refresh};
+use crate::options::roles;
+use crate::state::{AppState, now};
+
+/// The introspection endpoint.
+pub async fn introspect<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let now = now();
+    let bytes = read_body(body, state.options.oauth.max_body_bytes).await?;
+    let form = Form::parse(&headers, &bytes)?;
+    let caller_client = if bearer::bearer(&headers).is_some() {
+        bearer::require(
+            &state,
+            &headers,
+            roles::ADMIN,
+            &state.options.oauth.introspection_scope,
+            now,
+        )?;
+        None
+    } else {
+        let endpoint = format!("{}/oauth/introspect", state.options.issuer);
+        Some(
+            authenticate(&state, &headers, &form, peer.ip(), &endpoint, now)
+                .await?
+                .client
+                .client_id,
+        )
+    };
+    let token = form.require("token")?;
+    let answer = match form.get("token_type_hint") {
+        Some("refresh_token") => match refresh(&state, token, caller_client.as_deref(), now).await? {
+            Some(v) => Some(v),
+            None => access(&state, token, now),
+        },
+        _ => match access(&state, token, now) {
+            Some(v) => Some(v),
+            None => refresh(&state, token, caller_client.as_deref(), now).await?,
+        },
+    };
+    let mut response = Json(answer.unwrap_or_else(|| json!({"active": false}))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn access<S: Store>(state: &AppState<S>, token: &str, now: u64) -> Option<Value> {
+    let verified = state.keys.get().any_audience.verify(token, now).ok()?;
+    let c = verified.claims();
+    // The issuer answers for its own clock: no leeway here, a token past
+    // its `exp` is inactive.
+    if c.exp() <= now || c.jti().is_none_or(|j| state.revocations.is_revoked(j)) {
+        return None;
+    }
+    let mut v = json!({
+        "active": true,
+        "token_type": "Bearer",
+        "iss": c.iss(),
+        "sub": c.sub(),
+        "aud": c.aud(),
+        "exp": c.exp(),
+        "iat": c.iat(),
+        "nbf": c.nbf(),
+        "jti": c.jti(),
+        "client_id": c.client_id(),
+        "scope": c.scopes().collect::<Vec<_>>().join(" "),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        if !c.roles().is_empty() {
+            obj.insert("roles".into(), json!(c.roles()));
+        }
+        if let Some(act) = c.act() {
+            obj.insert("act".into(), Value::Object(act.clone()));
+        }
+        if let Some(tenant) = c.raw().get("tenant") {
+            obj.insert("tenant".into(), tenant.clone());
+        }
+    }
+    Some(v)
+}
+
+async fn refresh<S: Store>(
+    state: &AppState<S>,
+    token: &str,
+    caller: Option<&str>,
+    now: u64,
+) -> Result<Option<Value>, ApiError> {
+    let Some(row) = state.store.find_refresh(&hash_refresh(token)).await? else {
+        return Ok(None);
+    };
+    let foreign = caller.is_some_and(|c| c != row.family.client_id);
+    let live =
+        row.used_at.is_none() && row.family.revoked_at.is_none() && now < row.expires_at && now < row.family.expires_at;
+    if foreign || !live {
+        return Ok(None);
+    }
+    let grant: Grant =
+        serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
+    Ok(Some(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "iss": state.options.issuer,
+        "sub": grant.subject,
+        "client_id": grant.client_id,
+        "scope": grant.scopes.join(" "),
+        "aud": grant.audience,
+        "iat": row.issued_at,
+        "exp": row.expires_at.min(row.family.expires_at),
+    })))
+}

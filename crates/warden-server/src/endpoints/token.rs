@@ -1,0 +1,44 @@
+//! `POST /oauth/token` (RFC 6749 §3.2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use warden_store::Store;
+
+use super::read_body;
+use crate::client_auth::authenticate;
+use crate::clients::grant;
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::grants;
+use crate::state::{AppState, now};
+
+/// The token endpoint.
+pub async fn token<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let now = now();
+    let bytes = read_body(body, state.options.oauth.max_body_bytes).await?;
+    let form = Form::parse(&headers, &bytes)?;
+    let grant_type = form.require("grant_type")?;
+    if !grant::ALL.contains(&grant_type) {
+        return Err(ApiError::unsupported_grant_type(format!(
+            "grant_type `{}` is not supported",
+            grant_type.chars().take(80).collect::<String>()
+        )));
+    }
+    let endpoint = format!("{}/oauth/token", state.options.issuer);
+    let client = authenticate(&state, &headers, &form, peer.ip(), &endpoint, now).await?;
+    match grant_type {
+        grant::CLIENT_CREDENTIALS => grants::client_credentials::grant(&state, client, &form, now).await,
+        grant::REFRESH_TOKEN => grants::refresh::grant(&state, client, &form, now).await,
+        _ => grants::token_exchange::grant(&state, client, &form, now).await,
+    }
+}

@@ -1,0 +1,225 @@
+//! HTTP errors: RFC 6749 §5.2 bodies for the token service, RFC 6750 §3
+//! challenges for bearer-protected APIs.
+//!
+//! Every error a handler returns is an [`ApiError`]; its body is always
+//! `{"error": CODE, "error_description": TEXT}` with `Cache-Control:
+//! no-store`, and 401s carry `WWW-Authenticate`. Descriptions name the rule
+//! that failed, never a credential.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {description}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// RFC 6749 / 6750 / 7009 / 8693 error code.
+    pub code: &'static str,
+    /// Human-readable reason (no secrets).
+    pub description: String,
+    /// `WWW-Authenticate` value, for 401s.
+    pub challenge: Option<String>,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+            challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`: a malformed or incomplete request.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 401 `invalid_client`: client authentication failed. `basic` says the
+    /// client tried HTTP Basic, which gets a `Basic` challenge (RFC 6749 §5.2).
+    pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        e.challenge = Some(if basic {
+            "Basic realm=\"warden\", charset=\"UTF-8\"".to_owned()
+        } else {
+            "Bearer realm=\"warden\"".to_owned()
+        });
+        e
+    }
+
+    /// 400 `invalid_grant`: the grant (refresh token, subject token) is
+    /// invalid, expired, revoked or another client's.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    /// 400 `unauthorized_client`: the client may not use this grant.
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    /// 400 `unsupported_grant_type`.
+    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", description)
+    }
+
+    /// 400 `invalid_scope`.
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    /// 400 `invalid_target` (RFC 8707 / RFC 8693): an audience or resource
+    /// the client may not ask for.
+    pub fn invalid_target(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
+    /// 400 `unsupported_token_type` (RFC 7009 / RFC 8693).
+    pub fn unsupported_token_type(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", description)
+    }
+
+    /// 401 `invalid_token` with a Bearer challenge (RFC 6750 §3.1).
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        let description = description.into();
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description.clone());
+        e.challenge = Some(format!(
+            "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
+            quote_safe(&description)
+        ));
+        e
+    }
+
+    /// 401 with a bare Bearer challenge: no token was sent (RFC 6750 §3.1
+    /// says no error code then; the body still says `invalid_token`).
+    pub fn missing_token() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a Bearer access token is required",
+        );
+        e.challenge = Some("Bearer realm=\"warden\"".to_owned());
+        e
+    }
+
+    /// 403 `insufficient_scope` (RFC 6750 §3.1), naming what would do.
+    pub fn insufficient_scope(needed: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this requires {needed}"),
+        );
+        e.challenge = Some(format!(
+            "Bearer realm=\"warden\", error=\"insufficient_scope\", error_description=\"this requires {}\"",
+            quote_safe(needed)
+        ));
+        e
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+    }
+
+    /// 409 `conflict`.
+    pub fn conflict(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", description)
+    }
+
+    /// 429: too many failed authentications.
+    pub fn too_many_failures(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_client",
+            "too many failed client authentications; retry later",
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 413: the body is larger than the configured cap.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// 503 `temporarily_unavailable`: storage or the audit log cannot be
+    /// written, so nothing was issued (fail closed).
+    pub fn unavailable(description: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 500 `server_error`. Log the cause; the client sees only this.
+    pub fn internal(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", description)
+    }
+}
+
+/// Removes what cannot appear in a quoted-string of a challenge.
+fn quote_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
+        .collect()
+}
+
+impl From<warden_store::StoreError> for ApiError {
+    fn from(e: warden_store::StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        ApiError::unavailable("storage is unavailable; nothing was changed")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "error_description": self.description});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_header_safe() {
+        let e = ApiError::invalid_token("bad \"quote\"\n and \\ newline");
+        let c = e.challenge.unwrap();
+        assert!(HeaderValue::from_str(&c).is_ok(), "{c}");
+        assert!(c.contains("error=\"invalid_token\""));
+    }
+
+    #[test]
+    fn body_and_headers() {
+        let r = ApiError::invalid_client("nope", true).into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    }
+}

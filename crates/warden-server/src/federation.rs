@@ -1,0 +1,233 @@
+//! Trusted external issuers (a corporate IdP) whose tokens may be
+//! exchanged for Warden tokens.
+//!
+//! Each issuer's JWKS is cached. A token signed with an unknown `kid`
+//! triggers at most one refetch per issuer per minute; a failed fetch keeps
+//! the last good set. Verification is the same strict pipeline as for
+//! Warden's own tokens, with the issuer's algorithms, audience and `typ`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use warden_jose::{JoseError, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, VerifiedToken};
+
+use crate::options::{FederatedIssuer, JwksLocation};
+
+/// Least time between two fetches of one issuer's JWKS.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Time allowed for one JWKS fetch.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS document read.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// What an external token says about its subject, mapped to Warden terms.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    /// `<subject_kind>:<sub>`.
+    pub subject: String,
+    /// Warden roles mapped from the role claim.
+    pub roles: Vec<String>,
+    /// Scopes from the scope claim.
+    pub scopes: Vec<String>,
+    /// The token's `exp`.
+    pub exp: u64,
+    /// The issuer.
+    pub issuer: String,
+    /// `may_act`, if present.
+    pub may_act: Option<Value>,
+}
+
+#[derive(Debug)]
+struct External {
+    config: FederatedIssuer,
+    verifier: RwLock<Option<Arc<TokenVerifier>>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+/// Every trusted external issuer, by `iss`.
+#[derive(Debug, Default)]
+pub struct Federation {
+    issuers: HashMap<String, External>,
+    http: Option<reqwest::Client>,
+}
+
+/// Why an external token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// Not from a trusted external issuer.
+    #[error("the token's issuer is not trusted")]
+    UnknownIssuer,
+    /// The issuer's keys could not be loaded and none were cached.
+    #[error("the issuer's keys are unavailable: {0}")]
+    NoKeys(String),
+    /// The token failed verification.
+    #[error("the token is invalid: {0}")]
+    Invalid(#[from] JoseError),
+    /// The token lacks a usable `sub`.
+    #[error("the token has no usable `sub`")]
+    NoSubject,
+}
+
+/// The unverified `iss` of a compact JWS, only to pick which issuer's keys
+/// verify it (the verifier then checks `iss` exactly).
+pub fn peek_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = warden_jose::base64url::decode(payload)?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("iss")?.as_str().map(str::to_owned)
+}
+
+impl Federation {
+    /// Sets up the issuers; keys load lazily on first use.
+    pub fn new(issuers: Vec<FederatedIssuer>) -> Result<Self, FederationError> {
+        let needs_http = issuers.iter().any(|i| matches!(i.jwks, JwksLocation::Url(_)));
+        let http = if needs_http {
+            Some(
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| FederationError::NoKeys(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let issuers = issuers
+            .into_iter()
+            .map(|config| {
+                (
+                    config.issuer.clone(),
+                    External {
+                        config,
+                        verifier: RwLock::new(None),
+                        last_fetch: Mutex::new(None),
+                    },
+                )
+            })
+            .collect();
+        Ok(Federation { issuers, http })
+    }
+
+    /// Whether `iss` is a trusted external issuer.
+    pub fn trusts(&self, iss: &str) -> bool {
+        self.issuers.contains_key(iss)
+    }
+
+    /// Verifies an external token and maps its identity.
+    pub async fn verify(&self, token: &str, now: u64) -> Result<ExternalIdentity, FederationError> {
+        let iss = peek_issuer(token).ok_or(FederationError::UnknownIssuer)?;
+        let ext = self.issuers.get(&iss).ok_or(FederationError::UnknownIssuer)?;
+        let current = ext.verifier.read().ok().and_then(|v| v.clone());
+        let verifier = match current {
+            Some(v) => v,
+            None => self.refresh(ext, true).await?,
+        };
+        let verified = match verifier.verify(token, now) {
+            Err(JoseError::UnknownKid | JoseError::MissingKid) => {
+                let fresh = self.refresh(ext, false).await?;
+                fresh.verify(token, now)?
+            }
+            other => other?,
+        };
+        map_identity(&ext.config, &verified)
+    }
+
+    /// Fetches the issuer's JWKS unless it was fetched within the last
+    /// minute (`force` for the very first load). A failure keeps the last
+    /// good set.
+    async fn refresh(&self, ext: &External, force: bool) -> Result<Arc<TokenVerifier>, FederationError> {
+        let cached = ext.verifier.read().ok().and_then(|v| v.clone());
+        let allowed = {
+            let Ok(mut last) = ext.last_fetch.lock() else {
+                return cached.ok_or_else(|| FederationError::NoKeys("lock poisoned".into()));
+            };
+            let allowed = force || last.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+            if allowed {
+                *last = Some(Instant::now());
+            }
+            allowed
+        };
+        if !allowed {
+            return cached.ok_or_else(|| FederationError::NoKeys("refetch limited to once a minute".into()));
+        }
+        match self.load(&ext.config).await {
+            Ok(verifier) => {
+                let verifier = Arc::new(verifier);
+                if let Ok(mut slot) = ext.verifier.write() {
+                    *slot = Some(Arc::clone(&verifier));
+                }
+                Ok(verifier)
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %ext.config.issuer, error = %e, "JWKS fetch failed; keeping the last good set");
+                cached.ok_or(FederationError::NoKeys(e))
+            }
+        }
+    }
+
+    async fn load(&self, c: &FederatedIssuer) -> Result<TokenVerifier, String> {
+        let bytes = match &c.jwks {
+            JwksLocation::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            JwksLocation::Url(url) => {
+                let http = self.http.as_ref().ok_or("no HTTP client")?;
+                let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("{url} answered {}", response.status()));
+                }
+                let body = response.bytes().await.map_err(|e| e.to_string())?;
+                if body.len() > MAX_JWKS_BYTES {
+                    return Err(format!("{url}: JWKS larger than {MAX_JWKS_BYTES} bytes"));
+                }
+                body.to_vec()
+            }
+        };
+        let set = JwkSet::parse(&bytes).map_err(|e| e.to_string())?;
+        let keys = KeySet::new(set.into_keys()).map_err(|e| e.to_string())?;
+        let validation = Validation::access_token(c.audience.clone())
+            .with_typ(Some(c.typ.clone()))
+            .with_algorithms(c.algorithms)
+            .with_required(false, true, false);
+        Ok(TokenVerifier::new(
+            [TrustedIssuer::new(c.issuer.clone(), keys, c.algorithms)],
+            validation,
+        ))
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn map_identity(c: &FederatedIssuer, token: &VerifiedToken) -> Result<ExternalIdentity, FederationError> {
+    let claims = token.claims();
+    let sub = claims
+        .sub()
+        .filter(|s| !s.is_empty() && !s.contains(char::is_control))
+        .ok_or(FederationError::NoSubject)?;
+    let raw = claims.raw();
+    let mut roles: Vec<String> = Vec::new();
+    for external in strings(raw.get(&c.role_claim)) {
+        if let Some(role) = c.roles.get(&external)
+            && !roles.contains(role)
+        {
+            roles.push(role.clone());
+        }
+    }
+    Ok(ExternalIdentity {
+        subject: format!("{}:{sub}", c.subject_kind),
+        roles,
+        scopes: strings(raw.get(&c.scope_claim)),
+        exp: claims.exp(),
+        issuer: c.issuer.clone(),
+        may_act: raw.get("may_act").cloned(),
+    })
+}

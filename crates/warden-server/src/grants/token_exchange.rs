@@ -1,0 +1,273 @@
+//! RFC 8693 token exchange: the calling client (typically an AI agent)
+//! obtains a token to act for a subject (a user), never as the subject.
+//!
+//! - `subject_token`: a Warden access token (any audience) or a token from
+//!   a trusted external issuer (`[[federation]]`).
+//! - `actor_token` (optional): the calling agent's own Warden token; it
+//!   must have been issued to the calling client. Without it the actor is
+//!   the calling client.
+//! - Result: `sub` = the subject, `act` = `{sub: actor, act: previous act}`,
+//!   scope = requested ∩ subject's ∩ the client's allowed, lifetime no
+//!   longer than the subject token's remaining lifetime, `may_act` honoured,
+//!   delegation depth capped. Bad tokens and policy refusals are
+//!   `invalid_request` (RFC 8693 §2.2.2), bad audiences `invalid_target`.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+use warden_audit::{AuditEvent, EventKind};
+use warden_jose::VerifiedToken;
+use warden_store::Store;
+
+use super::{
+    ACCESS_TOKEN_TYPE, Grant, JWT_TOKEN_TYPE, audiences, check_grant, gets_refresh_tokens, jti, mint, start_family,
+    token_response,
+};
+use crate::client_auth::Authenticated;
+use crate::clients::grant;
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::state::AppState;
+
+/// What the subject token says.
+struct Subject {
+    subject: String,
+    scopes: Vec<String>,
+    roles: Vec<String>,
+    act: Option<Value>,
+    tenant: Option<String>,
+    exp: u64,
+    may_act: Option<Value>,
+}
+
+/// Number of actors in an `act` chain.
+pub fn depth(act: Option<&Value>) -> u32 {
+    let mut n = 0;
+    let mut cur = act;
+    while let Some(Value::Object(obj)) = cur {
+        n += 1;
+        cur = obj.get("act");
+        if n > 64 {
+            break;
+        }
+    }
+    n
+}
+
+/// The actors of a chain, outermost first.
+pub fn actors(act: Option<&Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = act;
+    while let Some(Value::Object(obj)) = cur {
+        if let Some(Value::String(sub)) = obj.get("sub") {
+            out.push(sub.clone());
+        }
+        cur = obj.get("act");
+        if out.len() > 64 {
+            break;
+        }
+    }
+    out
+}
+
+/// Whether `may_act` (RFC 8693 §4.4) lets `actor` act. Absent: yes.
+/// `{"sub": "agent:x"}` or `{"sub": ["agent:x", "agent:y"]}`.
+pub fn may_act_allows(may_act: Option<&Value>, actor: &str) -> bool {
+    match may_act {
+        None => true,
+        Some(Value::Object(obj)) => match obj.get("sub") {
+            Some(Value::String(s)) => s == actor,
+            Some(Value::Array(list)) => list.iter().any(|v| v.as_str() == Some(actor)),
+            _ => false,
+        },
+        Some(_) => false,
+    }
+}
+
+fn from_warden(token: &VerifiedToken) -> Result<Subject, ApiError> {
+    let c = token.claims();
+    Ok(Subject {
+        subject: c.sub().unwrap_or_default().to_owned(),
+        scopes: c.scopes().map(str::to_owned).collect(),
+        roles: c.roles().to_vec(),
+        act: c.act().map(|m| Value::Object(m.clone())),
+        tenant: c.raw().get("tenant").and_then(Value::as_str).map(str::to_owned),
+        exp: c.exp(),
+        may_act: c.raw().get("may_act").cloned(),
+    })
+}
+
+fn check_type(form: &Form, name: &str) -> Result<(), ApiError> {
+    match form.get(name) {
+        Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) => Ok(()),
+        Some(other) => Err(ApiError::invalid_request(format!(
+            "{name} `{other}` is not supported: use {ACCESS_TOKEN_TYPE} or {JWT_TOKEN_TYPE}"
+        ))),
+        None => Err(ApiError::invalid_request(format!("parameter `{name}` is required"))),
+    }
+}
+
+async fn verify_subject<S: Store>(state: &AppState<S>, token: &str, now: u64) -> Result<Subject, ApiError> {
+    let issuer = crate::federation::peek_issuer(token);
+    if issuer.as_deref() == Some(state.options.issuer.as_str()) {
+        let verified = state
+            .keys
+            .get()
+            .any_audience
+            .verify(token, now)
+            .map_err(|e| ApiError::invalid_request(format!("subject_token is invalid: {e}")))?;
+        if verified.claims().jti().is_some_and(|j| state.revocations.is_revoked(j)) {
+            return Err(ApiError::invalid_request("subject_token is revoked"));
+        }
+        return from_warden(&verified);
+    }
+    if issuer.as_deref().is_some_and(|i| state.federation.trusts(i)) {
+        let id = state
+            .federation
+            .verify(token, now)
+            .await
+            .map_err(|e| ApiError::invalid_request(format!("subject_token: {e}")))?;
+        return Ok(Subject {
+            subject: id.subject,
+            scopes: id.scopes,
+            roles: id.roles,
+            act: None,
+            tenant: None,
+            exp: id.exp,
+            may_act: id.may_act,
+        });
+    }
+    Err(ApiError::invalid_request(
+        "subject_token is not from Warden or a trusted issuer",
+    ))
+}
+
+/// Exchanges a subject token (and optional actor token) for a delegated token.
+pub async fn grant<S: Store>(
+    state: &AppState<S>,
+    client: Authenticated,
+    form: &Form,
+    now: u64,
+) -> Result<Response, ApiError> {
+    check_grant(&client.client, grant::TOKEN_EXCHANGE)?;
+    if let Some(t) = form.get("requested_token_type")
+        && t != ACCESS_TOKEN_TYPE
+    {
+        return Err(ApiError::invalid_request(format!(
+            "requested_token_type `{t}` is not supported: only {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    let subject_token = form.require("subject_token")?;
+    check_type(form, "subject_token_type")?;
+    let subject = verify_subject(state, subject_token, now).await?;
+
+    let actor = match form.get("actor_token") {
+        Some(actor_token) => {
+            check_type(form, "actor_token_type")?;
+            let verified = state
+                .keys
+                .get()
+                .any_audience
+                .verify(actor_token, now)
+                .map_err(|e| ApiError::invalid_request(format!("actor_token is invalid: {e}")))?;
+            let c = verified.claims();
+            if c.jti().is_some_and(|j| state.revocations.is_revoked(j)) {
+                return Err(ApiError::invalid_request("actor_token is revoked"));
+            }
+            if c.client_id() != Some(client.client.client_id.as_str()) {
+                return Err(ApiError::invalid_request(
+                    "actor_token was not issued to the calling client",
+                ));
+            }
+            c.sub().unwrap_or_default().to_owned()
+        }
+        None if form.get("actor_token_type").is_some() => {
+            return Err(ApiError::invalid_request("actor_token_type without actor_token"));
+        }
+        None => client.subject(),
+    };
+    if actor == subject.subject {
+        return Err(ApiError::invalid_request("the actor and the subject are the same"));
+    }
+    if !may_act_allows(subject.may_act.as_ref(), &actor) {
+        return Err(ApiError::invalid_request(format!(
+            "`{actor}` may not act for `{}` (may_act)",
+            subject.subject
+        )));
+    }
+    let new_depth = depth(subject.act.as_ref()) + 1;
+    let max = state.options.oauth.max_delegation_depth;
+    if new_depth > max {
+        return Err(ApiError::invalid_request(format!(
+            "the delegation chain would be {new_depth} deep; at most {max} is allowed"
+        )));
+    }
+    let c = &client.client;
+    let granted = super::scopes(form, &subject.scopes, &[&subject.scopes, &c.scopes])?;
+    if granted.is_empty() {
+        return Err(ApiError::invalid_scope("the subject and the client share no scope"));
+    }
+    let exp = (now + state.options.default_ttl).min(subject.exp);
+    if exp <= now {
+        return Err(ApiError::invalid_request("subject_token has expired"));
+    }
+    let mut act = json!({"sub": actor});
+    if let (Some(prev), Some(obj)) = (subject.act.clone(), act.as_object_mut()) {
+        obj.insert("act".into(), prev);
+    }
+    let grant = Grant {
+        subject: subject.subject,
+        client_id: c.client_id.clone(),
+        scopes: granted,
+        roles: subject.roles,
+        audience: audiences(form, c, &state.options.issuer)?,
+        act: Some(act),
+        tenant: subject.tenant,
+    };
+    let minted = mint(state, &grant, jti()?, exp, now)?;
+    let refresh = if gets_refresh_tokens(c) {
+        let absolute = (now + state.options.oauth.refresh_absolute_ttl).min(subject.exp);
+        Some(start_family(state, &grant, &minted, absolute, now).await?)
+    } else {
+        None
+    };
+    let event = EventKind::TokenExchanged {
+        subject: grant.subject.clone(),
+        actor_chain: actors(grant.act.as_ref()),
+        client_id: grant.client_id.clone(),
+        jti: minted.jti.clone(),
+        kid: minted.kid.clone(),
+        scope: crate::scope::join(&grant.scopes),
+        audience: grant.audience.clone(),
+    };
+    state.audit.record(AuditEvent::new(now, event)).await?;
+    state.touch_client(&c.client_id, now).await;
+    Ok(token_response(
+        &minted,
+        &grant.scopes,
+        refresh,
+        Some(ACCESS_TOKEN_TYPE),
+        now,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains() {
+        let act = json!({"sub": "agent:b", "act": {"sub": "agent:a"}});
+        assert_eq!(depth(Some(&act)), 2);
+        assert_eq!(depth(None), 0);
+        assert_eq!(actors(Some(&act)), ["agent:b", "agent:a"]);
+    }
+
+    #[test]
+    fn may_act() {
+        assert!(may_act_allows(None, "agent:x"));
+        assert!(may_act_allows(Some(&json!({"sub": "agent:x"})), "agent:x"));
+        assert!(!may_act_allows(Some(&json!({"sub": "agent:y"})), "agent:x"));
+        assert!(may_act_allows(Some(&json!({"sub": ["agent:y", "agent:x"]})), "agent:x"));
+        assert!(!may_act_allows(Some(&json!("agent:x")), "agent:x"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The server's view of its signing keys: the key that signs now and the
+//! verifiers built from the published set, reloaded from the store every
+//! few seconds so that a rotation made by the CLI or another replica is
+//! picked up without a restart. A key is published before it signs
+//! (the keyring's publication lead), so every replica that reloads within
+//! the lead verifies tokens signed with a new key at once.
+
+use std::sync::{Arc, RwLock};
+
+use warden_jose::{
+    JwkSet, KeySet, SigningKey, TokenVerifier, TrustedIssuer, Validation, VerifiedTokenCache, VerifyingKey,
+};
+use warden_keys::KeyState;
+use warden_store::{KeyManager, Store, StoreError};
+
+use crate::options::ServerOptions;
+
+/// Capacity of the verified-token cache.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// One consistent set of keys and the verifiers built from them.
+#[derive(Debug)]
+pub struct KeySnapshot {
+    /// The key that signs now, if any.
+    pub signing: Option<Arc<SigningKey>>,
+    /// Verifies Warden tokens meant for Warden's own APIs (`aud` = issuer), cached.
+    pub api: VerifiedTokenCache,
+    /// Verifies Warden tokens of any audience (token exchange, introspection, revocation).
+    pub any_audience: TokenVerifier,
+    /// The public JWKS.
+    pub jwks: serde_json::Value,
+    kids: Vec<String>,
+}
+
+/// The current [`KeySnapshot`], swapped whole on reload.
+#[derive(Debug)]
+pub struct KeyCache {
+    current: RwLock<Arc<KeySnapshot>>,
+}
+
+fn validation(options: &ServerOptions, audience: &str) -> Result<Validation, warden_jose::JoseError> {
+    Ok(Validation::access_token(audience)
+        .with_leeway(options.leeway)?
+        .with_max_token_bytes(options.max_token_bytes)
+        .with_algorithms(options.algorithms))
+}
+
+fn build(
+    options: &ServerOptions,
+    published: Vec<VerifyingKey>,
+    signing: Option<Arc<SigningKey>>,
+) -> Result<KeySnapshot, StoreError> {
+    let kids = published.iter().map(|k| k.kid().to_owned()).collect();
+    let jwks = JwkSet::from_keys(published.clone()).to_json();
+    let keys = KeySet::new(published).map_err(|e| StoreError::Corrupt(format!("published keys: {e}")))?;
+    let issuer = TrustedIssuer::new(options.issuer.clone(), keys, options.algorithms);
+    let v = validation(options, &options.issuer).map_err(|e| StoreError::Corrupt(format!("validation: {e}")))?;
+    let api = TokenVerifier::new([issuer.clone()], v.clone());
+    let any = TokenVerifier::new([issuer], v.with_any_audience());
+    Ok(KeySnapshot {
+        signing,
+        api: VerifiedTokenCache::new(api, CACHE_CAPACITY),
+        any_audience: any,
+        jwks,
+        kids,
+    })
+}
+
+impl KeyCache {
+    /// Loads the keys for the first time.
+    pub async fn load<S: Store>(
+        manager: &KeyManager<S>,
+        options: &ServerOptions,
+        now: u64,
+    ) -> Result<Self, StoreError> {
+        let snapshot = Self::read(manager, options, now, None).await?;
+        Ok(KeyCache {
+            current: RwLock::new(Arc::new(snapshot)),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn get(&self) -> Arc<KeySnapshot> {
+        match self.current.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reloads from the store; rebuilds only when the published set or the
+    /// signing key changed (so the verified-token cache survives). Returns
+    /// whether anything changed.
+    pub async fn reload<S: Store>(
+        &self,
+        manager: &KeyManager<S>,
+        options: &ServerOptions,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let old = self.get();
+        let fresh = Self::read(manager, options, now, Some(&old)).await?;
+        let Some(fresh) = fresh.changed(&old) else {
+            return Ok(false);
+        };
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Arc::new(fresh);
+        }
+        Ok(true)
+    }
+
+    async fn read<S: Store>(
+        manager: &KeyManager<S>,
+        options: &ServerOptions,
+        now: u64,
+        old: Option<&KeySnapshot>,
+    ) -> Result<KeySnapshot, StoreError> {
+        let ring = manager.keyring().await?;
+        let published = ring
+            .published(now)
+            .into_iter()
+            .map(warden_keys::KeyRecord::verifying_key)
+            .collect::<Result<Vec<_>, _>>()?;
+        let active_kid = ring
+            .states(now)
+            .into_iter()
+            .find(|(_, s)| *s == KeyState::Active)
+            .map(|(r, _)| r.kid.clone());
+        let signing = match (active_kid, old.and_then(|o| o.signing.clone())) {
+            (Some(kid), Some(current)) if current.kid() == kid => Some(current),
+            (Some(_), _) => Some(Arc::new(manager.signing_key(now).await?)),
+            (None, _) => None,
+        };
+        build(options, published, signing)
+    }
+}
+
+impl KeySnapshot {
+    fn changed(self, old: &KeySnapshot) -> Option<KeySnapshot> {
+        let same_signing = match (&self.signing, &old.signing) {
+            (Some(a), Some(b)) => a.kid() == b.kid(),
+            (None, None) => true,
+            _ => false,
+        };
+        if same_signing && self.kids == old.kids {
+            None
+        } else {
+            Some(self)
+        }
+    }
+}

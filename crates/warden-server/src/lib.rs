@@ -1,0 +1,278 @@
+//! Warden's HTTP server: the OAuth 2.0 token service (RFC 6749, 7009,
+//! 7523, 7662, 8414, 8693, 9068), the client admin API and the read-only
+//! audit API, on axum.
+//!
+//! # Layout
+//! - [`App`] (this file): assembles the state, the router and the
+//!   background work (key reload and rotation, revocation sync, purging,
+//!   signed audit checkpoints), and serves with graceful shutdown.
+//! - `endpoints/`: one module per endpoint group; `grants/`: one module per
+//!   grant of the token endpoint.
+//! - Pure helpers: [`scope`] (RFC 6749 scopes), [`form`] (strict form
+//!   bodies), [`failures`] (failed-authentication limits), [`error`] (RFC
+//!   6749/6750 error bodies).
+//! - Shells over the store: [`clients`], [`client_auth`], [`keys`],
+//!   [`revocation`], [`federation`], [`audit_sink`].
+//!
+//! # What it must not touch
+//! Token parsing and signature rules (warden-jose), storage SQL
+//! (warden-store), Merkle hashing (warden-audit). Secrets never reach logs,
+//! audit events or error bodies.
+
+pub mod audit_sink;
+pub mod bearer;
+pub mod client_auth;
+pub mod clients;
+pub mod endpoints;
+pub mod error;
+pub mod failures;
+pub mod federation;
+pub mod form;
+pub mod grants;
+pub mod keys;
+pub mod options;
+pub mod revocation;
+pub mod scope;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use warden_audit::{AuditEvent, EventKind};
+use warden_keys::MasterKey;
+use warden_store::{AuditSigner, AuditWriter, KeyManager, OAuthStore, Store, StoreError, WriterOptions};
+
+pub use crate::audit_sink::{AuditSink, MerkleSink};
+pub use crate::options::ServerOptions;
+use crate::state::{AppState, now};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A trusted issuer is misconfigured.
+    #[error(transparent)]
+    Federation(#[from] federation::FederationError),
+    /// Binding or serving failed.
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The assembled server.
+pub struct App<S: Store> {
+    state: Arc<AppState<S>>,
+    sink: MerkleSink,
+    signer: Arc<AuditSigner>,
+}
+
+impl<S: Store> std::fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("issuer", &self.state.options.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Opens everything the server needs over `store`: binds the master key,
+    /// loads the signing keys (creating the first one when there is none),
+    /// the audit-log key and the revocation list.
+    pub async fn new(store: S, master: MasterKey, options: ServerOptions) -> Result<Self, ServerError> {
+        let now = now();
+        let manager = KeyManager::open(store.clone(), master.clone(), options.rotation).await?;
+        let writer = AuditWriter::spawn(store.clone(), WriterOptions::default());
+        let sink = MerkleSink::new(writer);
+        if manager.keyring().await?.signing(now).is_err() && manager.list(now).await?.is_empty() {
+            let record = manager.rotate(options.key_algorithm, now, true).await?;
+            tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
+            let event = EventKind::KeyCreated {
+                kid: record.kid.clone(),
+                alg: record.alg.as_str().to_owned(),
+            };
+            sink.record(AuditEvent::new(now, event))
+                .await
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        let keys = keys::KeyCache::load(&manager, &options, now).await?;
+        let signer = Arc::new(AuditSigner::load_or_create(&store, &master, &options.audit.origin, true).await?);
+        let federation = federation::Federation::new(options.federation.clone())?;
+        let hasher = clients::SecretHasher::from_master(&master);
+        let state = AppState::new(
+            store,
+            options,
+            keys,
+            manager,
+            Arc::new(sink.clone()),
+            federation,
+            hasher,
+        );
+        state.revocations.sync(&state.store, now).await?;
+        Ok(App {
+            state: Arc::new(state),
+            sink,
+            signer,
+        })
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &Arc<AppState<S>> {
+        &self.state
+    }
+
+    /// The audit log's verifier key (`warden audit vkey`).
+    pub fn vkey(&self) -> String {
+        self.signer.vkey()
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        use endpoints::{admin, audit, health, introspect, metadata, revoke, token};
+        Router::new()
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz::<S>))
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(metadata::oauth_server::<S>),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                get(metadata::openid_configuration::<S>),
+            )
+            .route("/.well-known/jwks.json", get(metadata::jwks::<S>))
+            .route("/oauth/token", post(token::token::<S>))
+            .route("/oauth/revoke", post(revoke::revoke::<S>))
+            .route("/oauth/introspect", post(introspect::introspect::<S>))
+            .route("/api/v1/admin/clients", get(admin::list::<S>).post(admin::create::<S>))
+            .route("/api/v1/admin/clients/{id}", get(admin::show::<S>))
+            .route("/api/v1/admin/clients/{id}/disable", post(admin::disable::<S>))
+            .route("/api/v1/admin/clients/{id}/enable", post(admin::enable::<S>))
+            .route(
+                "/api/v1/admin/clients/{id}/rotate-secret",
+                post(admin::rotate_secret::<S>),
+            )
+            .route("/api/v1/audit/events", get(audit::events::<S>))
+            .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
+            .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
+            .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>))
+            .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops taking
+    /// connections, lets requests in flight finish, flushes the audit log
+    /// and signs a last checkpoint.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
+        let router = self.router();
+        let state = Arc::clone(&self.state);
+        let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                state.set_ready(false);
+                tracing::info!("shutting down: draining requests in flight");
+            })
+            .await;
+        background.abort();
+        self.sink.close().await;
+        if let Err(e) = warden_store::sign_checkpoint(&self.state.store, &self.signer, now()).await {
+            tracing::warn!(error = %e, "could not sign the final checkpoint");
+        }
+        result.map_err(ServerError::Io)
+    }
+}
+
+/// Periodic work, each step logged and retried on its next tick.
+async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    let mut last_checkpoint = now();
+    loop {
+        tick.tick().await;
+        n += 1;
+        let t = now();
+        match state.revocations.sync(&state.store, t).await {
+            Ok(fresh) => {
+                let keys = state.keys.get();
+                for jti in fresh {
+                    keys.api.invalidate_jti(&jti);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
+        }
+        if n.is_multiple_of(5) {
+            rotate_if_due(&state, t).await;
+            if let Err(e) = state.keys.reload(&state.manager, &state.options, t).await {
+                tracing::warn!(error = %e, "key reload failed");
+            }
+        }
+        if n.is_multiple_of(300)
+            && let Err(e) = state.store.purge_expired(t).await
+        {
+            tracing::warn!(error = %e, "purging expired rows failed");
+        }
+        if t >= last_checkpoint + state.options.audit.checkpoint_interval {
+            last_checkpoint = t;
+            match warden_store::sign_checkpoint(&state.store, &signer, t).await {
+                Ok(Some(cp)) => tracing::debug!(size = cp.size, "signed audit checkpoint"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "signing the audit checkpoint failed"),
+            }
+        }
+    }
+}
+
+/// Rotates the signing key when it is older than `keys.rotate_every`.
+async fn rotate_if_due<S: Store>(state: &AppState<S>, now: u64) {
+    let every = state.options.rotate_every;
+    if every == 0 {
+        return;
+    }
+    let Ok(list) = state.manager.list(now).await else {
+        return;
+    };
+    let newest = list
+        .iter()
+        .filter(|(r, _)| r.retired_at.is_none())
+        .map(|(r, _)| r.created_at)
+        .max();
+    if newest.is_some_and(|created| now < created + every) {
+        return;
+    }
+    let previous = state.keys.get().signing.as_ref().map(|k| k.kid().to_owned());
+    match state.manager.rotate(state.options.key_algorithm, now, false).await {
+        Ok(record) => {
+            tracing::info!(kid = %record.kid, "rotated the signing key on schedule");
+            let event = EventKind::KeyRotated {
+                kid: record.kid.clone(),
+                previous_kid: previous,
+                alg: record.alg.as_str().to_owned(),
+            };
+            if let Err(e) = state.audit.record(AuditEvent::new(now, event)).await {
+                tracing::error!(error = %e, "could not audit the scheduled rotation");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "scheduled rotation refused"),
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    Ok(TcpListener::bind(addr).await?)
+}
+
+/// Convenience for tests: the store's revocations since `since`.
+pub async fn revocations<S: OAuthStore>(store: &S, since: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    store.revocations_since(since, now()).await
+}

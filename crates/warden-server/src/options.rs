@@ -1,0 +1,115 @@
+//! What the server needs to know, filled in by the binary from its
+//! validated configuration. No parsing here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use warden_jose::{Algorithm, AlgorithmSet};
+use warden_keys::RotationPolicy;
+
+/// Everything `warden serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The issuer identifier (`iss` of every token, the metadata's `issuer`).
+    pub issuer: String,
+    /// Lifetime of access tokens when none is asked for.
+    pub default_ttl: u64,
+    /// Longest access-token lifetime.
+    pub max_ttl: u64,
+    /// Verification leeway.
+    pub leeway: u64,
+    /// Token size cap.
+    pub max_token_bytes: usize,
+    /// Algorithms accepted for Warden's own tokens.
+    pub algorithms: AlgorithmSet,
+    /// Algorithm of keys rotated in automatically.
+    pub key_algorithm: Algorithm,
+    /// Rotation rules.
+    pub rotation: RotationPolicy,
+    /// Rotate the signing key when it is this old (0 = never).
+    pub rotate_every: u64,
+    /// Token-service rules.
+    pub oauth: OAuthOptions,
+    /// Audit-log settings.
+    pub audit: AuditOptions,
+    /// Trusted external issuers for token exchange.
+    pub federation: Vec<FederatedIssuer>,
+}
+
+/// `[oauth]`.
+#[derive(Debug, Clone)]
+pub struct OAuthOptions {
+    /// Refresh-token idle lifetime.
+    pub refresh_idle_ttl: u64,
+    /// Refresh-family absolute lifetime.
+    pub refresh_absolute_ttl: u64,
+    /// Grace for retrying the previous refresh token once (0 = none).
+    pub refresh_grace: u64,
+    /// Longest delegation chain.
+    pub max_delegation_depth: u32,
+    /// Body cap of the token endpoints.
+    pub max_body_bytes: usize,
+    /// Failed client authentications allowed per minute per client id and per address.
+    pub auth_failures_per_minute: u32,
+    /// Longest lifetime of a client assertion.
+    pub assertion_max_ttl: u64,
+    /// Scope that lets a bearer call the introspection endpoint.
+    pub introspection_scope: String,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Checkpoint origin.
+    pub origin: String,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval: u64,
+}
+
+/// Where an external issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksLocation {
+    /// Fetched over HTTP(S).
+    Url(String),
+    /// A local file.
+    File(PathBuf),
+}
+
+/// A trusted external issuer (a corporate IdP).
+#[derive(Debug, Clone)]
+pub struct FederatedIssuer {
+    /// Its `iss`.
+    pub issuer: String,
+    /// Its keys.
+    pub jwks: JwksLocation,
+    /// Accepted algorithms.
+    pub algorithms: AlgorithmSet,
+    /// Required audience.
+    pub audience: String,
+    /// Accepted `typ` values.
+    pub typ: Vec<String>,
+    /// Claim with its groups or roles.
+    pub role_claim: String,
+    /// External group or role → Warden role. Unmapped values are dropped.
+    pub roles: BTreeMap<String, String>,
+    /// Claim with its scopes.
+    pub scope_claim: String,
+    /// Subject namespace: `user`, `svc` or `agent`.
+    pub subject_kind: String,
+}
+
+/// Scopes with meaning to Warden itself.
+pub mod scopes {
+    /// Administers clients through the admin API.
+    pub const ADMIN: &str = "warden.admin";
+    /// Reads the audit log.
+    pub const AUDIT_READ: &str = "audit.read";
+}
+
+/// Roles with meaning to Warden itself.
+pub mod roles {
+    /// May administer clients.
+    pub const ADMIN: &str = "admin";
+    /// May read the audit log.
+    pub const AUDITOR: &str = "auditor";
+}

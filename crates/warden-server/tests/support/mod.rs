@@ -1,0 +1,308 @@
+//! A real `warden-server` on a random loopback port, over SQLite in a temp
+//! dir or a fresh PostgreSQL schema, and a small HTTP client for it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
+use warden_jose::{Algorithm, AlgorithmSet};
+use warden_keys::{MasterKey, RotationPolicy};
+use warden_server::clients::{self, ClientSpec};
+use warden_server::options::{AuditOptions, OAuthOptions, scopes};
+use warden_server::state::AppState;
+use warden_server::{App, ServerOptions};
+use warden_store::Store;
+use warden_store::oauth::ClientKind;
+use warden_store::postgres::PgStore;
+use warden_store::sqlite::SqliteStore;
+
+pub fn pg_url() -> String {
+    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn fresh_schema() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    format!("t_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+pub fn options(issuer: &str) -> ServerOptions {
+    ServerOptions {
+        issuer: issuer.to_owned(),
+        default_ttl: 300,
+        max_ttl: 3600,
+        leeway: 30,
+        max_token_bytes: 8192,
+        algorithms: AlgorithmSet::asymmetric(),
+        key_algorithm: Algorithm::EdDSA,
+        rotation: RotationPolicy {
+            publish_lead: 300,
+            max_token_ttl: 3600,
+            leeway: 60,
+        },
+        rotate_every: 0,
+        oauth: OAuthOptions {
+            refresh_idle_ttl: 86_400,
+            refresh_absolute_ttl: 30 * 86_400,
+            refresh_grace: 0,
+            max_delegation_depth: 2,
+            max_body_bytes: 64 * 1024,
+            auth_failures_per_minute: 10,
+            assertion_max_ttl: 300,
+            introspection_scope: "warden.introspect".into(),
+        },
+        audit: AuditOptions {
+            origin: "warden.test/audit".into(),
+            checkpoint_interval: 1,
+        },
+        federation: Vec::new(),
+    }
+}
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server<S: Store> {
+    pub base: String,
+    pub state: Arc<AppState<S>>,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<String>,
+}
+
+pub async fn start_sqlite(tweak: impl FnOnce(&mut ServerOptions)) -> Server<SqliteStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    start(store, tweak, Some(dir), None).await
+}
+
+pub async fn start_pg(tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore> {
+    let schema = fresh_schema();
+    let store = PgStore::connect_in_schema(&pg_url(), &schema).await.unwrap();
+    start(store, tweak, None, Some(schema)).await
+}
+
+async fn start<S: Store>(
+    store: S,
+    tweak: impl FnOnce(&mut ServerOptions),
+    dir: Option<tempfile::TempDir>,
+    schema: Option<String>,
+) -> Server<S> {
+    let listener = warden_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut opts = options(&base);
+    tweak(&mut opts);
+    let app = App::new(store, MasterKey::from_bytes([42; 32]), opts).await.unwrap();
+    let state = Arc::clone(app.state());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.serve(listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        base,
+        state,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        stop: Some(tx),
+        task: Some(task),
+        _dir: dir,
+        schema,
+    }
+}
+
+/// A response: status, headers and JSON body (Null when empty).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+async fn reply(r: reqwest::Response) -> Reply {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Reply { status, headers, body }
+}
+
+/// Client authentication for a request.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    Basic(&'a str, &'a str),
+    Post(&'a str, &'a str),
+    Bearer(&'a str),
+    None,
+}
+
+impl<S: Store> Server<S> {
+    pub async fn post_form(&self, path: &str, auth: Auth<'_>, pairs: &[(&str, &str)]) -> Reply {
+        let mut all: Vec<(&str, &str)> = pairs.to_vec();
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        match auth {
+            Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
+            Auth::Post(id, secret) => {
+                all.push(("client_id", id));
+                all.push(("client_secret", secret));
+            }
+            Auth::Bearer(t) => req = req.bearer_auth(t),
+            Auth::None => {}
+        }
+        let r = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&all))
+            .send()
+            .await
+            .unwrap();
+        reply(r).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, bearer: Option<&str>, body: &Value) -> Reply {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let r = req
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        reply(r).await
+    }
+
+    /// Registers a secret client; returns its secret.
+    pub async fn client(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        grants: &[&str],
+        scopes: &str,
+        audiences: &[&str],
+    ) -> String {
+        let spec = ClientSpec {
+            name: name.into(),
+            kind,
+            grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+            scopes: vec![scopes.to_owned()],
+            roles: vec!["ml-engineer".into()],
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            auth: "secret".into(),
+            jwks: None,
+        };
+        let (_, secret) = clients::create(
+            &self.state.store,
+            &self.state.hasher,
+            &spec,
+            warden_server::state::now(),
+        )
+        .await
+        .unwrap();
+        secret.unwrap().0.to_string()
+    }
+
+    /// A Warden access token minted directly (as `warden token issue` does).
+    pub fn user_token(
+        &self,
+        sub: &str,
+        aud: &[&str],
+        scope: &str,
+        roles: &[&str],
+        ttl: u64,
+        extra: Option<(&str, Value)>,
+    ) -> String {
+        let keys = self.state.keys.get();
+        let key = keys.signing.as_ref().unwrap();
+        let now = warden_server::state::now();
+        let claims = AccessTokenClaims {
+            iss: self.base.clone(),
+            sub: sub.into(),
+            aud: aud.iter().map(|a| (*a).to_owned()).collect(),
+            exp: now + ttl,
+            iat: now,
+            nbf: now,
+            jti: new_jti().unwrap(),
+            client_id: "warden-cli".into(),
+            scope: scope.into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            tenant: None,
+            act: None,
+        };
+        let mut value = serde_json::to_value(&claims).unwrap();
+        if let Some((k, v)) = extra {
+            value[k] = v;
+        }
+        encode(key, "at+jwt", &value).unwrap()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.user_token("user:root", &[&self.base], scopes::ADMIN, &["admin"], 300, None)
+    }
+
+    pub fn auditor_token(&self) -> String {
+        self.user_token("user:audrey", &[&self.base], "", &["auditor"], 300, None)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        if let Some(schema) = self.schema.take() {
+            let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
+            let q = format!("DROP SCHEMA \"{schema}\" CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+/// Decodes a JWS payload without verifying (tests only).
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&warden_jose::base64url::decode(payload).unwrap()).unwrap()
+}

@@ -1,0 +1,814 @@
+//! Storage for the OAuth token service: clients, refresh-token families,
+//! revoked token ids and single-use client-assertion ids.
+//!
+//! Both backends share one body ([`impl_oauth_store!`]) and differ only in
+//! their SQL. The rules that decide what a presented refresh token may do
+//! are a pure function, [`decide`], so they are tested without a database;
+//! [`OAuthStore::redeem_refresh`] applies its answer inside one
+//! transaction, so that of many concurrent redemptions of one token exactly
+//! one rotates it, on either backend.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// What a client is: a service (`svc:<id>`) or an AI agent (`agent:<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// A service or job.
+    Service,
+    /// An AI agent.
+    Agent,
+}
+
+impl ClientKind {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Service => "service",
+            ClientKind::Agent => "agent",
+        }
+    }
+
+    /// The subject namespace of its tokens.
+    pub fn subject_prefix(self) -> &'static str {
+        match self {
+            ClientKind::Service => "svc",
+            ClientKind::Agent => "agent",
+        }
+    }
+
+    /// Parses `service` or `agent`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "service" => Some(ClientKind::Service),
+            "agent" => Some(ClientKind::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// How a client proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A server-generated secret, kept as HMAC-SHA256 under the server pepper.
+    Secret {
+        /// HMAC-SHA256(pepper, secret).
+        hash: [u8; 32],
+    },
+    /// RFC 7523 client assertions signed by a key in this public JWKS.
+    PrivateKeyJwt {
+        /// The client's public JWKS (JSON).
+        jwks: String,
+    },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret { .. } => f.write_str("Secret { hash: <redacted> }"),
+            ClientAuth::PrivateKeyJwt { jwks } => f.debug_struct("PrivateKeyJwt").field("jwks", jwks).finish(),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// `secret` or `private_key_jwt`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            ClientAuth::Secret { .. } => "secret",
+            ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+        }
+    }
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Its id; also the name in its subject (`svc:<id>`).
+    pub client_id: String,
+    /// Service or agent.
+    pub kind: ClientKind,
+    /// Grant types it may use (`client_credentials`, `refresh_token`,
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`).
+    pub grants: Vec<String>,
+    /// Scopes it may be granted.
+    pub scopes: Vec<String>,
+    /// Roles put in its tokens.
+    pub roles: Vec<String>,
+    /// Audiences it may ask for; the first is the default.
+    pub audiences: Vec<String>,
+    /// How it authenticates.
+    pub auth: ClientAuth,
+    /// Disabled clients cannot authenticate.
+    pub disabled: bool,
+    /// When it was registered.
+    pub created_at: u64,
+    /// When it last changed.
+    pub updated_at: u64,
+    /// When it last obtained a token (updated at most once a minute).
+    pub last_used_at: Option<u64>,
+}
+
+/// A refresh-token family: every token rotated from one original grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// Random id (never the token).
+    pub id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The subject of its access tokens.
+    pub subject: String,
+    /// When the first token was issued.
+    pub created_at: u64,
+    /// Absolute expiry: no token of the family is valid after it.
+    pub expires_at: u64,
+    /// When the family was revoked, if it was.
+    pub revoked_at: Option<u64>,
+}
+
+/// A refresh token to store: the hash of the opaque value and what it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefresh {
+    /// SHA-256 of the opaque token.
+    pub token_hash: [u8; 32],
+    /// JSON the next access token is built from (scope, audience, roles, act, tenant).
+    pub grant_data: String,
+    /// When it was issued.
+    pub issued_at: u64,
+    /// Idle expiry.
+    pub expires_at: u64,
+    /// `jti` of the access token issued with it.
+    pub access_jti: String,
+    /// `exp` of that access token.
+    pub access_exp: u64,
+}
+
+/// A stored refresh token with its family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRow {
+    /// SHA-256 of the opaque token.
+    pub token_hash: [u8; 32],
+    /// Its family.
+    pub family: Family,
+    /// Position in the family (0 = the original).
+    pub seq: u64,
+    /// What it grants.
+    pub grant_data: String,
+    /// When it was issued.
+    pub issued_at: u64,
+    /// Idle expiry.
+    pub expires_at: u64,
+    /// `jti` of the access token issued with it.
+    pub access_jti: String,
+    /// `exp` of that access token.
+    pub access_exp: u64,
+    /// When it was redeemed, if it was.
+    pub used_at: Option<u64>,
+    /// Whether its one grace retry was spent.
+    pub grace_used: bool,
+}
+
+/// What a presented refresh token may do, by [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Unspent and valid: rotate it.
+    Rotate,
+    /// Spent moments ago and its successor never used: a retry after a
+    /// lost response, allowed once within the grace period.
+    GraceRetry,
+    /// Spent: someone replays it. Revoke the family.
+    Reuse,
+    /// Past its idle or absolute expiry.
+    Expired,
+    /// Its family was revoked.
+    Revoked,
+}
+
+/// The state of a token's successor, for the grace rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Successor {
+    /// The successor is the newest token of the family.
+    pub is_newest: bool,
+    /// The successor was redeemed.
+    pub used: bool,
+}
+
+/// Decides what a presented refresh token may do.
+///
+/// Order matters: a revoked family stays revoked (even a replay of an
+/// expired token says nothing new), then expiry, then spent-ness.
+pub fn decide(row: &RefreshRow, successor: Option<Successor>, now: u64, grace: u64) -> Verdict {
+    if row.family.revoked_at.is_some() {
+        return Verdict::Revoked;
+    }
+    if now >= row.family.expires_at || now >= row.expires_at {
+        return Verdict::Expired;
+    }
+    let Some(used_at) = row.used_at else {
+        return Verdict::Rotate;
+    };
+    let within_grace = grace > 0 && now.saturating_sub(used_at) <= grace && !row.grace_used;
+    match successor {
+        Some(Successor {
+            is_newest: true,
+            used: false,
+        }) if within_grace => Verdict::GraceRetry,
+        _ => Verdict::Reuse,
+    }
+}
+
+/// The outcome of [`OAuthStore::redeem_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The token was rotated; `row` is what it granted (now spent).
+    Rotated {
+        /// The presented token's row as it was.
+        row: RefreshRow,
+    },
+    /// A spent token was replayed: the family is now revoked, with the
+    /// access tokens issued from it.
+    Reused {
+        /// The revoked family.
+        family: Family,
+        /// `(jti, exp)` of the access tokens now revoked.
+        revoked: Vec<(String, u64)>,
+    },
+    /// Unknown token.
+    Unknown,
+    /// Expired token (idle or absolute).
+    Expired,
+    /// Token of a revoked family (revoked earlier).
+    Revoked,
+}
+
+/// The token service's storage.
+pub trait OAuthStore: Send + Sync {
+    /// Registers a client; false when the id is taken.
+    fn insert_client(&self, client: &ClientRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// One client by id.
+    fn get_client(&self, client_id: &str) -> impl Future<Output = Result<Option<ClientRecord>, StoreError>> + Send;
+    /// Every client, by id.
+    fn list_clients(&self) -> impl Future<Output = Result<Vec<ClientRecord>, StoreError>> + Send;
+    /// Enables or disables a client; false when there is no such client.
+    fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces a secret client's secret hash; false when there is no such
+    /// secret client.
+    fn set_client_secret(
+        &self,
+        client_id: &str,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records that a client obtained a token.
+    fn touch_client(&self, client_id: &str, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Starts a family with its first token.
+    fn start_family(&self, family: &Family, first: &NewRefresh) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A refresh token by hash, with its family.
+    fn find_refresh(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<RefreshRow>, StoreError>> + Send;
+    /// Redeems a refresh token in one transaction: by [`decide`], rotates it
+    /// (storing `next` as the family's newest token), or on reuse revokes the
+    /// family and the access tokens issued from it.
+    fn redeem_refresh(
+        &self,
+        token_hash: &[u8; 32],
+        next: &NewRefresh,
+        now: u64,
+        grace: u64,
+    ) -> impl Future<Output = Result<Redeemed, StoreError>> + Send;
+    /// Revokes a family and the access tokens issued from it; returns
+    /// those tokens' `(jti, exp)`.
+    fn revoke_family(
+        &self,
+        family_id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+
+    /// Revokes an access token until its `exp`.
+    fn revoke_token(&self, jti: &str, exp: u64, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Revocations recorded at or after `since` whose tokens have not expired.
+    fn revocations_since(
+        &self,
+        since: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+    /// Records a client assertion's `jti`; false when it was seen before.
+    fn consume_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        exp: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes expired revocations, assertion ids and refresh tokens.
+    fn purge_expired(&self, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A row of `oauth_clients` as both backends read it.
+pub(crate) type ClientRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// A row of `refresh_tokens` joined with its family.
+pub(crate) type RefreshJoinRow = (
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+fn time(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
+}
+
+fn list(text: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt(format!("client {what} is not a JSON list")))
+}
+
+pub(crate) fn list_json(items: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
+    let (client_id, kind, grants, scopes, roles, audiences, method, hash, jwks, disabled, created, updated, used) = row;
+    let kind = ClientKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("client `{client_id}` kind")))?;
+    let auth = match (method.as_str(), hash, jwks) {
+        ("secret", Some(hash), None) => ClientAuth::Secret {
+            hash: hash32(&hash, "client secret hash")?,
+        },
+        ("private_key_jwt", None, Some(jwks)) => ClientAuth::PrivateKeyJwt { jwks },
+        _ => return Err(StoreError::Corrupt(format!("client `{client_id}` authentication"))),
+    };
+    Ok(ClientRecord {
+        kind,
+        grants: list(&grants, "grants")?,
+        scopes: list(&scopes, "scopes")?,
+        roles: list(&roles, "roles")?,
+        audiences: list(&audiences, "audiences")?,
+        auth,
+        disabled: disabled != 0,
+        created_at: time(created, "created_at")?,
+        updated_at: time(updated, "updated_at")?,
+        last_used_at: used.map(|v| time(v, "last_used_at")).transpose()?,
+        client_id,
+    })
+}
+
+pub(crate) fn refresh_from_row(row: RefreshJoinRow) -> Result<RefreshRow, StoreError> {
+    let (
+        hash,
+        family,
+        seq,
+        grant_data,
+        issued_at,
+        expires_at,
+        access_jti,
+        access_exp,
+        used_at,
+        grace_used,
+        client_id,
+        subject,
+        f_created,
+        f_expires,
+        f_revoked,
+    ) = row;
+    Ok(RefreshRow {
+        token_hash: hash32(&hash, "refresh token hash")?,
+        family: Family {
+            id: family,
+            client_id,
+            subject,
+            created_at: time(f_created, "family created_at")?,
+            expires_at: time(f_expires, "family expires_at")?,
+            revoked_at: f_revoked.map(|v| time(v, "family revoked_at")).transpose()?,
+        },
+        seq: time(seq, "seq")?,
+        grant_data,
+        issued_at: time(issued_at, "issued_at")?,
+        expires_at: time(expires_at, "expires_at")?,
+        access_jti,
+        access_exp: time(access_exp, "access_exp")?,
+        used_at: used_at.map(|v| time(v, "used_at")).transpose()?,
+        grace_used: grace_used != 0,
+    })
+}
+
+pub(crate) fn pairs(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>, StoreError> {
+    rows.into_iter().map(|(j, e)| Ok((j, time(e, "exp")?))).collect()
+}
+
+/// Implements [`OAuthStore`] for a backend from its SQL: one body, SQL per backend.
+macro_rules! impl_oauth_store {
+    ($store:ty, db = $db:ty,
+     insert_client = $insert_client:expr, get_client = $get_client:expr, list_clients = $list_clients:expr,
+     set_disabled = $set_disabled:expr, set_secret = $set_secret:expr, touch = $touch:expr,
+     insert_family = $insert_family:expr, insert_refresh = $insert_refresh:expr, find_refresh = $find_refresh:expr,
+     find_refresh_locked = $find_refresh_locked:expr, successor = $successor:expr, max_seq = $max_seq:expr,
+     mark_used = $mark_used:expr, mark_successor = $mark_successor:expr, mark_grace = $mark_grace:expr, revoke_family = $revoke_family:expr,
+     family_jtis = $family_jtis:expr, revoke_token = $revoke_token:expr, revocations_since = $revocations_since:expr,
+     consume_assertion = $consume_assertion:expr,
+     purge = [$($purge:expr),+ $(,)?] $(,)?) => {
+        impl $store {
+            async fn revoke_family_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                family_id: &str,
+                now: i64,
+            ) -> Result<Vec<(String, u64)>, $crate::StoreError> {
+                sqlx::query($revoke_family).bind(now).bind(family_id).execute(&mut **tx).await?;
+                let rows: Vec<(String, i64)> = sqlx::query_as($family_jtis)
+                    .bind(family_id)
+                    .bind(now)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for (jti, exp) in &rows {
+                    sqlx::query($revoke_token).bind(jti).bind(exp).bind(now).execute(&mut **tx).await?;
+                }
+                $crate::oauth::pairs(rows)
+            }
+
+            async fn insert_refresh_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                family: &str,
+                seq: i64,
+                r: &$crate::oauth::NewRefresh,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query($insert_refresh)
+                    .bind(&r.token_hash[..])
+                    .bind(family)
+                    .bind(seq)
+                    .bind(&r.grant_data)
+                    .bind($crate::to_i64(r.issued_at)?)
+                    .bind($crate::to_i64(r.expires_at)?)
+                    .bind(&r.access_jti)
+                    .bind($crate::to_i64(r.access_exp)?)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        impl $crate::oauth::OAuthStore for $store {
+            async fn insert_client(&self, c: &$crate::oauth::ClientRecord) -> Result<bool, $crate::StoreError> {
+                let (hash, jwks) = match &c.auth {
+                    $crate::oauth::ClientAuth::Secret { hash } => (Some(hash.to_vec()), None),
+                    $crate::oauth::ClientAuth::PrivateKeyJwt { jwks } => (None, Some(jwks.clone())),
+                };
+                let done = sqlx::query($insert_client)
+                    .bind(&c.client_id)
+                    .bind(c.kind.as_str())
+                    .bind($crate::oauth::list_json(&c.grants)?)
+                    .bind($crate::oauth::list_json(&c.scopes)?)
+                    .bind($crate::oauth::list_json(&c.roles)?)
+                    .bind($crate::oauth::list_json(&c.audiences)?)
+                    .bind(c.auth.method())
+                    .bind(hash)
+                    .bind(jwks)
+                    .bind(i64::from(c.disabled))
+                    .bind($crate::to_i64(c.created_at)?)
+                    .bind($crate::to_i64(c.updated_at)?)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_client(
+                &self,
+                client_id: &str,
+            ) -> Result<Option<$crate::oauth::ClientRecord>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::oauth::ClientRow>($get_client)
+                    .bind(client_id)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map($crate::oauth::client_from_row)
+                    .transpose()
+            }
+
+            async fn list_clients(&self) -> Result<Vec<$crate::oauth::ClientRecord>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::oauth::ClientRow>($list_clients)
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::oauth::client_from_row)
+                    .collect()
+            }
+
+            async fn set_client_disabled(
+                &self,
+                client_id: &str,
+                disabled: bool,
+                now: u64,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($set_disabled)
+                    .bind(i64::from(disabled))
+                    .bind($crate::to_i64(now)?)
+                    .bind(client_id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_client_secret(
+                &self,
+                client_id: &str,
+                hash: &[u8; 32],
+                now: u64,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($set_secret)
+                    .bind(&hash[..])
+                    .bind($crate::to_i64(now)?)
+                    .bind(client_id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch_client(&self, client_id: &str, now: u64) -> Result<(), $crate::StoreError> {
+                sqlx::query($touch)
+                    .bind($crate::to_i64(now)?)
+                    .bind(client_id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn start_family(
+                &self,
+                f: &$crate::oauth::Family,
+                first: &$crate::oauth::NewRefresh,
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query($insert_family)
+                    .bind(&f.id)
+                    .bind(&f.client_id)
+                    .bind(&f.subject)
+                    .bind($crate::to_i64(f.created_at)?)
+                    .bind($crate::to_i64(f.expires_at)?)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_refresh_in(&mut tx, &f.id, 0, first).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_refresh(
+                &self,
+                token_hash: &[u8; 32],
+            ) -> Result<Option<$crate::oauth::RefreshRow>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::oauth::RefreshJoinRow>($find_refresh)
+                    .bind(&token_hash[..])
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map($crate::oauth::refresh_from_row)
+                    .transpose()
+            }
+
+            async fn redeem_refresh(
+                &self,
+                token_hash: &[u8; 32],
+                next: &$crate::oauth::NewRefresh,
+                now: u64,
+                grace: u64,
+            ) -> Result<$crate::oauth::Redeemed, $crate::StoreError> {
+                use $crate::oauth::{Redeemed, Successor, Verdict};
+                let now_i = $crate::to_i64(now)?;
+                let mut tx = self.writer().begin().await?;
+                let Some(row) = sqlx::query_as::<_, $crate::oauth::RefreshJoinRow>($find_refresh_locked)
+                    .bind(&token_hash[..])
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map($crate::oauth::refresh_from_row)
+                    .transpose()?
+                else {
+                    return Ok(Redeemed::Unknown);
+                };
+                let seq = $crate::to_i64(row.seq)?;
+                let successor = if row.used_at.is_some() {
+                    let (max_seq,): (i64,) =
+                        sqlx::query_as($max_seq).bind(&row.family.id).fetch_one(&mut *tx).await?;
+                    let next_used: Option<(Option<i64>,)> = sqlx::query_as($successor)
+                        .bind(&row.family.id)
+                        .bind(seq + 1)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    next_used.map(|(used,)| Successor {
+                        is_newest: max_seq == seq + 1,
+                        used: used.is_some(),
+                    })
+                } else {
+                    None
+                };
+                match $crate::oauth::decide(&row, successor, now, grace) {
+                    Verdict::Revoked => Ok(Redeemed::Revoked),
+                    Verdict::Expired => Ok(Redeemed::Expired),
+                    Verdict::Reuse => {
+                        let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
+                        tx.commit().await?;
+                        let mut family = row.family;
+                        family.revoked_at = Some(now);
+                        Ok(Redeemed::Reused { family, revoked })
+                    }
+                    Verdict::Rotate => {
+                        let done = sqlx::query($mark_used)
+                            .bind(now_i)
+                            .bind(&token_hash[..])
+                            .execute(&mut *tx)
+                            .await?;
+                        if done.rows_affected() != 1 {
+                            // Spent by a concurrent redemption between our read and write.
+                            let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
+                            tx.commit().await?;
+                            let mut family = row.family;
+                            family.revoked_at = Some(now);
+                            return Ok(Redeemed::Reused { family, revoked });
+                        }
+                        Self::insert_refresh_in(&mut tx, &row.family.id, seq + 1, next).await?;
+                        tx.commit().await?;
+                        Ok(Redeemed::Rotated { row })
+                    }
+                    Verdict::GraceRetry => {
+                        sqlx::query($mark_grace).bind(&token_hash[..]).execute(&mut *tx).await?;
+                        // The successor was never received: it is spent now.
+                        sqlx::query($mark_successor)
+                            .bind(now_i)
+                            .bind(&row.family.id)
+                            .bind(seq + 1)
+                            .execute(&mut *tx)
+                            .await?;
+                        Self::insert_refresh_in(&mut tx, &row.family.id, seq + 2, next).await?;
+                        tx.commit().await?;
+                        Ok(Redeemed::Rotated { row })
+                    }
+                }
+            }
+
+            async fn revoke_family(
+                &self,
+                family_id: &str,
+                now: u64,
+            ) -> Result<Vec<(String, u64)>, $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                let revoked = Self::revoke_family_in(&mut tx, family_id, $crate::to_i64(now)?).await?;
+                tx.commit().await?;
+                Ok(revoked)
+            }
+
+            async fn revoke_token(&self, jti: &str, exp: u64, now: u64) -> Result<(), $crate::StoreError> {
+                sqlx::query($revoke_token)
+                    .bind(jti)
+                    .bind($crate::to_i64(exp)?)
+                    .bind($crate::to_i64(now)?)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn revocations_since(
+                &self,
+                since: u64,
+                now: u64,
+            ) -> Result<Vec<(String, u64)>, $crate::StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as($revocations_since)
+                    .bind($crate::to_i64(since)?)
+                    .bind($crate::to_i64(now)?)
+                    .fetch_all(self.reader())
+                    .await?;
+                $crate::oauth::pairs(rows)
+            }
+
+            async fn consume_assertion(&self, client_id: &str, jti: &str, exp: u64) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($consume_assertion)
+                    .bind(client_id)
+                    .bind(jti)
+                    .bind($crate::to_i64(exp)?)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn purge_expired(&self, now: u64) -> Result<(), $crate::StoreError> {
+                let now = $crate::to_i64(now)?;
+                let mut tx = self.writer().begin().await?;
+                $( sqlx::query($purge).bind(now).execute(&mut *tx).await?; )+
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_oauth_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(used_at: Option<u64>, grace_used: bool) -> RefreshRow {
+        RefreshRow {
+            token_hash: [7; 32],
+            family: Family {
+                id: "f".into(),
+                client_id: "c".into(),
+                subject: "svc:c".into(),
+                created_at: 1000,
+                expires_at: 5000,
+                revoked_at: None,
+            },
+            seq: 0,
+            grant_data: "{}".into(),
+            issued_at: 1000,
+            expires_at: 2000,
+            access_jti: "j".into(),
+            access_exp: 1300,
+            used_at,
+            grace_used,
+        }
+    }
+
+    const FRESH: Option<Successor> = Some(Successor {
+        is_newest: true,
+        used: false,
+    });
+
+    #[test]
+    fn unspent_rotates_until_expiry() {
+        assert_eq!(decide(&row(None, false), None, 1500, 0), Verdict::Rotate);
+        assert_eq!(decide(&row(None, false), None, 2000, 0), Verdict::Expired);
+        let mut r = row(None, false);
+        r.expires_at = 9000;
+        assert_eq!(decide(&r, None, 5000, 0), Verdict::Expired, "absolute expiry wins");
+    }
+
+    #[test]
+    fn spent_is_reuse_without_grace() {
+        assert_eq!(decide(&row(Some(1500), false), FRESH, 1501, 0), Verdict::Reuse);
+    }
+
+    #[test]
+    fn grace_allows_one_retry_of_the_newest_predecessor() {
+        assert_eq!(decide(&row(Some(1500), false), FRESH, 1505, 10), Verdict::GraceRetry);
+        assert_eq!(decide(&row(Some(1500), false), FRESH, 1511, 10), Verdict::Reuse, "late");
+        assert_eq!(decide(&row(Some(1500), true), FRESH, 1505, 10), Verdict::Reuse, "twice");
+        let used = Some(Successor {
+            is_newest: true,
+            used: true,
+        });
+        assert_eq!(
+            decide(&row(Some(1500), false), used, 1505, 10),
+            Verdict::Reuse,
+            "successor used"
+        );
+        let older = Some(Successor {
+            is_newest: false,
+            used: false,
+        });
+        assert_eq!(
+            decide(&row(Some(1500), false), older, 1505, 10),
+            Verdict::Reuse,
+            "not the newest"
+        );
+    }
+
+    #[test]
+    fn revoked_family_stays_revoked() {
+        let mut r = row(None, false);
+        r.family.revoked_at = Some(1200);
+        assert_eq!(decide(&r, None, 1500, 0), Verdict::Revoked);
+    }
+}
