@@ -245,6 +245,13 @@ pub enum EventKind {
         index: u64,
         /// Why (e.g. a GDPR request reference).
         reason: String,
+        /// Whether the event was younger than the configured retention and
+        /// the erasure needed an explicit override.
+        #[serde(default)]
+        retention_overridden: bool,
+        /// Who asked, as the caller identified itself (e.g. `cli:alice`).
+        #[serde(default)]
+        actor: String,
     },
 }
 
@@ -371,6 +378,8 @@ mod tests {
             EventKind::Erasure {
                 index: 41,
                 reason: s("gdpr-2026-17"),
+                retention_overridden: false,
+                actor: s("cli:root"),
             },
         ]
     }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// The bearer token of `headers`, if any (`Bearer` scheme, case-insensitive).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -38,7 +38,10 @@ pub fn has(token: &VerifiedToken, role: &str, scope: &str) -> bool {
     c.roles().iter().any(|r| r == role) || c.scopes().any(|s| s == scope)
 }
 
-/// Verifies the bearer token and requires `role` or `scope`.
+/// Verifies the bearer token and requires `role` or `scope`. Delegated
+/// tokens (with `act`) are refused: Warden's own APIs (administration,
+/// audit, introspection) are for principals acting themselves, never for
+/// an agent acting for one.
 pub fn require<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
@@ -47,6 +50,11 @@ pub fn require<S: Store>(
     now: u64,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
     let token = caller(state, headers, now)?;
+    if token.claims().act().is_some() {
+        return Err(ApiError::insufficient_scope(&format!(
+            "a token of the principal itself (delegated tokens may not use this API; `{role}` or `{scope}`)"
+        )));
+    }
     if has(&token, role, scope) {
         Ok(token)
     } else {

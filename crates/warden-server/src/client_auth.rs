@@ -59,6 +59,12 @@ enum Presented<'a> {
         client_id: String,
         assertion: &'a str,
     },
+    /// Credentials that cannot be read, or none at all: a failure charged
+    /// to the source address only.
+    Unreadable {
+        method: &'static str,
+        reason: &'static str,
+    },
 }
 
 fn form_decode(part: &str) -> String {
@@ -72,7 +78,9 @@ fn presented<'a>(headers: &HeaderMap, form: &'a Form) -> Result<Presented<'a>, A
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, credentials)| credentials);
     let post = form.get("client_secret");
     let assertion = form.get("client_assertion");
     let count = usize::from(basic.is_some()) + usize::from(post.is_some()) + usize::from(assertion.is_some());
@@ -82,14 +90,20 @@ fn presented<'a>(headers: &HeaderMap, form: &'a Form) -> Result<Presented<'a>, A
         ));
     }
     if let Some(encoded) = basic {
-        let decoded = base64::engine::general_purpose::STANDARD
+        let unreadable = Presented::Unreadable {
+            method: method::BASIC,
+            reason: "malformed Basic credentials",
+        };
+        let Some(decoded) = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::invalid_client("malformed Basic credentials", true))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| ApiError::invalid_client("malformed Basic credentials", true))?;
+        else {
+            return Ok(unreadable);
+        };
+        let Some((id, secret)) = decoded.split_once(':') else {
+            return Ok(unreadable);
+        };
         let client_id = form_decode(id);
         if let Some(form_id) = form.get("client_id")
             && form_id != client_id
@@ -117,8 +131,12 @@ fn presented<'a>(headers: &HeaderMap, form: &'a Form) -> Result<Presented<'a>, A
                 "client_assertion_type must be {JWT_BEARER}"
             )));
         }
-        let claimed = crate::federation::peek_issuer(assertion)
-            .ok_or_else(|| ApiError::invalid_client("the client assertion is malformed", false))?;
+        let Some(claimed) = crate::federation::peek_issuer(assertion) else {
+            return Ok(Presented::Unreadable {
+                method: method::PRIVATE_KEY_JWT,
+                reason: "assertion malformed",
+            });
+        };
         if let Some(form_id) = form.get("client_id")
             && form_id != claimed
         {
@@ -131,7 +149,10 @@ fn presented<'a>(headers: &HeaderMap, form: &'a Form) -> Result<Presented<'a>, A
             assertion,
         });
     }
-    Err(ApiError::invalid_client("client authentication is required", false))
+    Ok(Presented::Unreadable {
+        method: "none",
+        reason: "no client authentication",
+    })
 }
 
 /// Authenticates the calling client. `endpoint` is the URL the request was
@@ -149,42 +170,62 @@ pub async fn authenticate<S: Store>(
     let (client_id, method) = match &presented {
         Presented::Secret { client_id, method, .. } => (client_id.clone(), *method),
         Presented::Assertion { client_id, .. } => (client_id.clone(), method::PRIVATE_KEY_JWT),
+        Presented::Unreadable { method, .. } => (String::new(), *method),
     };
-    let basic = method == method::BASIC;
-    let limit_keys = [format!("client:{client_id}"), format!("ip:{source_ip}")];
-    let limit_refs = [limit_keys[0].as_str(), limit_keys[1].as_str()];
-    if let Some(wait) = state.failures.blocked(&limit_refs, now) {
-        tracing::warn!(client_id, %source_ip, "client authentication refused: too many failures");
+    // The credential is checked first: a valid one is never refused, so no
+    // one can lock a client out by failing in its name. Failures are
+    // charged to the (well-formed) client id and to the source address.
+    let outcome = match &presented {
+        Presented::Unreadable { reason, .. } => Err(*reason),
+        _ if !crate::clients::valid_client_id(&client_id) => Err("unknown client"),
+        _ => match (state.client(&client_id).await?, &presented) {
+            (None, _) => Err("unknown client"),
+            (Some(c), _) if c.disabled => Err("client disabled"),
+            (Some(c), Presented::Secret { secret, .. }) => match &c.auth {
+                ClientAuth::Secret { hash } if state.hasher.matches(secret, hash) => Ok(c),
+                ClientAuth::Secret { .. } => Err("wrong secret"),
+                ClientAuth::PrivateKeyJwt { .. } => Err("client must use private_key_jwt"),
+            },
+            (Some(c), Presented::Assertion { assertion, .. }) => {
+                check_assertion(state, &c, assertion, endpoint, now).await.map(|()| c)
+            }
+            (Some(_), Presented::Unreadable { reason, .. }) => Err(*reason),
+        },
+    };
+    let reason = match outcome {
+        Ok(client) => return Ok(Authenticated { client, method }),
+        Err(reason) => reason,
+    };
+    let client_key = if crate::clients::valid_client_id(&client_id) {
+        format!("client:{client_id}")
+    } else {
+        "client:-".to_owned()
+    };
+    let ip_key = format!("ip:{source_ip}");
+    let keys = [client_key.as_str(), ip_key.as_str()];
+    if let Some(wait) = state.failures.blocked(&keys, now) {
+        tracing::warn!(client_id, %source_ip, reason, "client authentication failed again within the failure limit");
         return Err(ApiError::too_many_failures(wait));
     }
-    let client = state.client(&client_id).await?;
-    let outcome = match (client, &presented) {
-        (None, _) => Err("unknown client"),
-        (Some(c), _) if c.disabled => Err("client disabled"),
-        (Some(c), Presented::Secret { secret, .. }) => match &c.auth {
-            ClientAuth::Secret { hash } if state.hasher.matches(secret, hash) => Ok(c),
-            ClientAuth::Secret { .. } => Err("wrong secret"),
-            ClientAuth::PrivateKeyJwt { .. } => Err("client must use private_key_jwt"),
-        },
-        (Some(c), Presented::Assertion { assertion, .. }) => {
-            check_assertion(state, &c, assertion, endpoint, now).await.map(|()| c)
-        }
+    state.failures.record_failure(&keys, now);
+    tracing::info!(client_id, method, reason, %source_ip, "client authentication failed");
+    let event = EventKind::ClientAuthFailed {
+        client_id: client_id.chars().take(64).collect(),
+        method: method.to_owned(),
+        reason: reason.to_owned(),
+        source_ip,
     };
-    match outcome {
-        Ok(client) => Ok(Authenticated { client, method }),
-        Err(reason) => {
-            state.failures.record_failure(&limit_refs, now);
-            tracing::info!(client_id, method, reason, %source_ip, "client authentication failed");
-            let event = EventKind::ClientAuthFailed {
-                client_id: client_id.chars().take(128).collect(),
-                method: method.to_owned(),
-                reason: reason.to_owned(),
-                source_ip,
-            };
-            state.audit.record(AuditEvent::new(now, event)).await?;
-            Err(ApiError::invalid_client("client authentication failed", basic))
-        }
-    }
+    state.audit.record(AuditEvent::new(now, event)).await?;
+    // Say what was wrong with an assertion's form (it holds no secret);
+    // never whether a client exists or a secret was close.
+    let description = if reason.starts_with("assertion") && reason != "assertion invalid" {
+        format!("client authentication failed: {reason}")
+    } else if reason == "no client authentication" {
+        "client authentication is required".to_owned()
+    } else {
+        "client authentication failed".to_owned()
+    };
+    Err(ApiError::invalid_client(description))
 }
 
 async fn check_assertion<S: Store>(

@@ -42,15 +42,13 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
-    /// 401 `invalid_client`: client authentication failed. `basic` says the
-    /// client tried HTTP Basic, which gets a `Basic` challenge (RFC 6749 §5.2).
-    pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+    /// 401 `invalid_client`: client authentication failed. The challenge
+    /// names HTTP Basic, the one header scheme the token endpoint takes
+    /// (RFC 6749 §5.2: required when the client used the header, and the
+    /// way to say which schemes are supported otherwise).
+    pub fn invalid_client(description: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
-        e.challenge = Some(if basic {
-            "Basic realm=\"warden\", charset=\"UTF-8\"".to_owned()
-        } else {
-            "Bearer realm=\"warden\"".to_owned()
-        });
+        e.challenge = Some("Basic realm=\"warden\", charset=\"UTF-8\"".to_owned());
         e
     }
 
@@ -212,7 +210,7 @@ mod tests {
 
     #[test]
     fn body_and_headers() {
-        let r = ApiError::invalid_client("nope", true).into_response();
+        let r = ApiError::invalid_client("nope").into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(
             r.headers()[header::WWW_AUTHENTICATE]

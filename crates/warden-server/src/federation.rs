@@ -123,11 +123,11 @@ impl Federation {
         let current = ext.verifier.read().ok().and_then(|v| v.clone());
         let verifier = match current {
             Some(v) => v,
-            None => self.refresh(ext, true).await?,
+            None => self.refresh(ext).await?,
         };
         let verified = match verifier.verify(token, now) {
             Err(JoseError::UnknownKid | JoseError::MissingKid) => {
-                let fresh = self.refresh(ext, false).await?;
+                let fresh = self.refresh(ext).await?;
                 fresh.verify(token, now)?
             }
             other => other?,
@@ -135,16 +135,16 @@ impl Federation {
         map_identity(&ext.config, &verified)
     }
 
-    /// Fetches the issuer's JWKS unless it was fetched within the last
-    /// minute (`force` for the very first load). A failure keeps the last
-    /// good set.
-    async fn refresh(&self, ext: &External, force: bool) -> Result<Arc<TokenVerifier>, FederationError> {
+    /// Fetches the issuer's JWKS unless a fetch was tried within the last
+    /// minute (the first load too: an unreachable IdP is asked once a
+    /// minute, not once a request). A failure keeps the last good set.
+    async fn refresh(&self, ext: &External) -> Result<Arc<TokenVerifier>, FederationError> {
         let cached = ext.verifier.read().ok().and_then(|v| v.clone());
         let allowed = {
             let Ok(mut last) = ext.last_fetch.lock() else {
                 return cached.ok_or_else(|| FederationError::NoKeys("lock poisoned".into()));
             };
-            let allowed = force || last.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+            let allowed = last.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
             if allowed {
                 *last = Some(Instant::now());
             }
@@ -175,15 +175,22 @@ impl Federation {
                 .map_err(|e| format!("{}: {e}", path.display()))?,
             JwksLocation::Url(url) => {
                 let http = self.http.as_ref().ok_or("no HTTP client")?;
-                let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+                let mut response = http.get(url).send().await.map_err(|e| e.to_string())?;
                 if !response.status().is_success() {
                     return Err(format!("{url} answered {}", response.status()));
                 }
-                let body = response.bytes().await.map_err(|e| e.to_string())?;
-                if body.len() > MAX_JWKS_BYTES {
-                    return Err(format!("{url}: JWKS larger than {MAX_JWKS_BYTES} bytes"));
+                let too_large = || format!("{url}: JWKS larger than {MAX_JWKS_BYTES} bytes");
+                if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+                    return Err(too_large());
                 }
-                body.to_vec()
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+                    if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                body
             }
         };
         let set = JwkSet::parse(&bytes).map_err(|e| e.to_string())?;

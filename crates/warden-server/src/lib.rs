@@ -101,7 +101,15 @@ impl<S: Store> App<S> {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         let keys = keys::KeyCache::load(&manager, &options, now).await?;
-        let signer = Arc::new(AuditSigner::load_or_create(&store, &master, &options.audit.origin, true).await?);
+        let origin = &options.audit.origin;
+        let signer = match AuditSigner::load_or_create(&store, &master, origin, true).await {
+            // Not configured: the log keeps the origin it was created with.
+            Err(StoreError::AuditOriginMismatch { stored, .. }) if !options.audit.origin_explicit => {
+                AuditSigner::load_or_create(&store, &master, &stored, true).await?
+            }
+            other => other?,
+        };
+        let signer = Arc::new(signer);
         let federation = federation::Federation::new(options.federation.clone())?;
         let hasher = clients::SecretHasher::from_master(&master);
         let state = AppState::new(
@@ -113,7 +121,7 @@ impl<S: Store> App<S> {
             federation,
             hasher,
         );
-        state.revocations.sync(&state.store, now).await?;
+        state.revocations.sync(&state.store, now, true).await?;
         Ok(App {
             state: Arc::new(state),
             sink,
@@ -202,7 +210,7 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
         tick.tick().await;
         n += 1;
         let t = now();
-        match state.revocations.sync(&state.store, t).await {
+        match state.revocations.sync(&state.store, t, n.is_multiple_of(30)).await {
             Ok(fresh) => {
                 let keys = state.keys.get();
                 for jti in fresh {

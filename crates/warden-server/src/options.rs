@@ -62,6 +62,8 @@ pub struct OAuthOptions {
 pub struct AuditOptions {
     /// Checkpoint origin.
     pub origin: String,
+    /// Whether the origin was configured; if not, an existing log keeps its own.
+    pub origin_explicit: bool,
     /// Seconds between checkpoints.
     pub checkpoint_interval: u64,
 }

@@ -21,6 +21,9 @@ struct State {
 
 /// Seconds of overlap between syncs, for clock skew between replicas.
 const SYNC_OVERLAP: u64 = 10;
+/// A revocation is kept this long past the token's `exp`: the largest
+/// verification leeway, during which a verifier would still accept it.
+const KEEP_PAST_EXP: u64 = warden_jose::MAX_LEEWAY;
 
 impl Revocations {
     /// Records a revocation seen or made here.
@@ -38,12 +41,19 @@ impl Revocations {
         }
     }
 
-    /// Loads revocations recorded since the last sync (all on the first)
-    /// and drops expired ones. Returns the newly seen `jti`s.
-    pub async fn sync<S: OAuthStore>(&self, store: &S, now: u64) -> Result<Vec<String>, warden_store::StoreError> {
+    /// Loads revocations recorded since the last sync (all of them on the
+    /// first sync and with `full`, which heals anything an incremental sync
+    /// missed, e.g. a row committed late) and drops expired ones. Returns
+    /// the newly seen `jti`s.
+    pub async fn sync<S: OAuthStore>(
+        &self,
+        store: &S,
+        now: u64,
+        full: bool,
+    ) -> Result<Vec<String>, warden_store::StoreError> {
         let since = match self.inner.read() {
-            Ok(state) => state.synced_at.map_or(0, |t| t.saturating_sub(SYNC_OVERLAP)),
-            Err(_) => 0,
+            Ok(state) if !full => state.synced_at.map_or(0, |t| t.saturating_sub(SYNC_OVERLAP)),
+            _ => 0,
         };
         let rows = store.revocations_since(since, now).await?;
         let mut fresh = Vec::new();
@@ -53,7 +63,7 @@ impl Revocations {
                     fresh.push(jti);
                 }
             }
-            state.jtis.retain(|_, exp| *exp > now);
+            state.jtis.retain(|_, exp| exp.saturating_add(KEEP_PAST_EXP) > now);
             state.synced_at = Some(now);
         }
         Ok(fresh)

@@ -368,6 +368,71 @@ async fn token_exchange_delegation<S: Store>(srv: &Server<S>) {
     )
     .await;
     assert_eq!(r6.error(), "invalid_request");
+    // Warden's own roles never travel through an exchange, and a delegated
+    // token cannot reach Warden's APIs.
+    let root = srv.user_token(
+        "user:root",
+        &["inference", &srv.base],
+        "inference.invoke",
+        &["admin", "auditor", "ml-engineer"],
+        120,
+        None,
+    );
+    let r7 = exchange(srv, "report-bot", &bot, &root, &[]).await;
+    assert_eq!(r7.status, 200, "{}", r7.body);
+    let t7 = r7.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&t7)["roles"], json!(["ml-engineer"]));
+    assert_eq!(claims(&t7)["aud"], json!(["inference"]));
+    let r8 = exchange(srv, "report-bot", &bot, &root, &[("audience", &srv.base)]).await;
+    assert_eq!(r8.error(), "invalid_target");
+    let nowhere = srv
+        .client("nowhere-bot", ClientKind::Agent, &[EXCHANGE], "inference.invoke", &[])
+        .await;
+    assert_eq!(
+        exchange(srv, "nowhere-bot", &nowhere, &root, &[]).await.error(),
+        "invalid_target"
+    );
+    // A token the agent holds for somebody else is not an actor token.
+    let r9 = exchange(
+        srv,
+        "report-bot",
+        &bot,
+        &allowed,
+        &[("actor_token", &t1), ("actor_token_type", AT)],
+    )
+    .await;
+    assert_eq!(r9.error(), "invalid_request");
+    // Its own token is, and caps the lifetime.
+    let both = srv
+        .client(
+            "both-bot",
+            ClientKind::Agent,
+            &["client_credentials", EXCHANGE],
+            "inference.invoke",
+            &["inference"],
+        )
+        .await;
+    let own = srv
+        .post_form(
+            "/oauth/token",
+            Auth::Basic("both-bot", &both),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let own = own.body["access_token"].as_str().unwrap().to_owned();
+    let r10 = exchange(
+        srv,
+        "both-bot",
+        &both,
+        &user,
+        &[("actor_token", &own), ("actor_token_type", AT)],
+    )
+    .await;
+    assert_eq!(r10.status, 200, "{}", r10.body);
+    assert_eq!(
+        claims(r10.body["access_token"].as_str().unwrap())["act"],
+        json!({"sub": "agent:both-bot"})
+    );
     let events = srv
         .get("/api/v1/audit/events?type=token_exchanged", Some(&srv.auditor_token()))
         .await;
@@ -406,6 +471,50 @@ async fn revocation_and_introspection<S: Store>(srv: &Server<S>) {
         )
         .await;
     assert_eq!(foreign.body, json!({"active": false}));
+    let stranger = srv
+        .post_form("/oauth/introspect", Auth::Basic("other", &other), &[("token", &access)])
+        .await;
+    assert_eq!(
+        stranger.body,
+        json!({"active": false}),
+        "another client's access token is foreign"
+    );
+    // A resource server (a client named like the token's audience) may introspect it.
+    let rs_secret = srv.client("inference", ClientKind::Service, &[], "x", &[]).await;
+    let by_audience = srv
+        .post_form(
+            "/oauth/introspect",
+            Auth::Basic("inference", &rs_secret),
+            &[("token", &access)],
+        )
+        .await;
+    assert_eq!(by_audience.body["active"], true);
+    // Revocation through the endpoint is seen by Warden's own verifier at once.
+    let gw = srv
+        .client("gw", ClientKind::Service, &[], "warden.introspect", &[])
+        .await;
+    let gw_token = srv
+        .post_form(
+            "/oauth/token",
+            Auth::Basic("gw", &gw),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let gw_token = gw_token.body["access_token"].as_str().unwrap().to_owned();
+    let probe = srv
+        .post_form("/oauth/introspect", Auth::Bearer(&gw_token), &[("token", &access)])
+        .await;
+    assert_eq!((probe.status, probe.body["active"].as_bool()), (200, Some(true)));
+    assert_eq!(
+        srv.post_form("/oauth/revoke", Auth::Basic("gw", &gw), &[("token", &gw_token)])
+            .await
+            .status,
+        200
+    );
+    let after = srv
+        .post_form("/oauth/introspect", Auth::Bearer(&gw_token), &[("token", &access)])
+        .await;
+    assert_eq!((after.status, after.error()), (401, "invalid_token"));
     // Revoke the access token: at once inactive and refused by Warden's APIs.
     let admin_like = srv.admin_token();
     let rv = srv.post_form("/oauth/revoke", auth, &[("token", &access)]).await;
@@ -766,6 +875,21 @@ async fn error_table() {
         .await
         .unwrap();
     assert_eq!(wrong_ct.status(), 400);
+    for path in ["/oauth/revoke", "/oauth/introspect"] {
+        let r = srv.post_form(path, basic, &[]).await;
+        assert_eq!((r.status, r.error()), (400, "invalid_request"), "{path} without token");
+        let r = srv.post_form(path, Auth::None, &[("token", "x")]).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (401, "invalid_client"),
+            "{path} without client auth"
+        );
+        assert!(r.headers.contains_key("www-authenticate"));
+    }
+    let r = srv
+        .post_form("/oauth/introspect", Auth::Bearer("not.a.token"), &[("token", "x")])
+        .await;
+    assert_eq!((r.status, r.error()), (401, "invalid_token"));
     let missing = srv.get("/nope", None).await;
     assert_eq!((missing.status, missing.error()), (404, "not_found"));
     srv.stop().await;
@@ -788,12 +912,34 @@ async fn failed_authentications_are_limited_and_audited() {
     let blocked = srv
         .post_form(
             "/oauth/token",
+            Auth::Basic("trainer", "wsec_guess"),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(blocked.status, 429, "a fourth failure within the minute");
+    assert!(blocked.headers.contains_key("retry-after"));
+    let right = srv
+        .post_form(
+            "/oauth/token",
             Auth::Basic("trainer", &secret),
             &[("grant_type", "client_credentials")],
         )
         .await;
-    assert_eq!(blocked.status, 429, "even the right secret waits out the window");
-    assert!(blocked.headers.contains_key("retry-after"));
+    assert_eq!(
+        right.status, 200,
+        "failures in a client's name never lock the client out"
+    );
+    // Unreadable credentials count too (per source address).
+    let garbage = srv
+        .http
+        .post(format!("{}/oauth/token", srv.base))
+        .header("authorization", "Basic !!!")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 429, "the address is over its limit");
     let events = srv
         .get(
             "/api/v1/audit/events?type=client_auth_failed",

@@ -23,9 +23,9 @@ use warden_audit::note::check_key_name;
 use warden_audit::{Checkpoint, NoteSigner, NoteVerifier, verify_consistency};
 use warden_keys::{KeyError, MasterKey, envelope};
 
-use crate::Store;
 use crate::audit::{AuditStore, StoredCheckpoint};
 use crate::error::StoreError;
+use crate::{SettingsStore, Store};
 
 /// Name of the setting that holds the sealed audit-log key.
 pub const AUDIT_KEY_SETTING: &str = "audit_log_key";
@@ -99,6 +99,20 @@ impl AuditSigner {
             None => return Err(StoreError::NoAuditKey),
         };
         open(&stored, master, origin)
+    }
+
+    /// The origin (key name) of the log key stored in `store`, if there is
+    /// one, read without the master key. It is not authenticated: use it to
+    /// pick or show an origin, never to trust a signature.
+    pub async fn stored_origin<S: SettingsStore>(store: &S) -> Result<Option<String>, StoreError> {
+        let Some(stored) = store.get_setting(AUDIT_KEY_SETTING).await? else {
+            return Ok(None);
+        };
+        let stored: StoredKey = serde_json::from_str(&stored)
+            .map_err(|_| StoreError::Corrupt("the stored audit log key does not parse".into()))?;
+        let verifier = NoteVerifier::from_vkey(&stored.vkey)
+            .map_err(|_| StoreError::Corrupt("the stored audit log key has a malformed verifier key".into()))?;
+        Ok(Some(verifier.name().to_owned()))
     }
 
     /// The log's origin, which is also the key name.
@@ -239,7 +253,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
-    use crate::{AuditStore, PreparedEvent, SettingsStore};
+    use crate::{AuditStore, PreparedEvent};
     use warden_audit::{AuditEvent, EventKind};
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -278,6 +292,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(a.vkey(), b.vkey(), "created once");
+        assert_eq!(
+            AuditSigner::stored_origin(&store).await.unwrap().as_deref(),
+            Some("example.org/audit")
+        );
         assert!(a.vkey().starts_with("example.org/audit+"));
         assert!(!format!("{a:?}").contains(&a.vkey()[20..]), "Debug shows no key");
         let err = AuditSigner::load_or_create(&store, &master, "other.org/audit", true)

@@ -10,6 +10,8 @@
 //!   connect time.
 //! - [`DataDir`]: the data directory and its 0600 master key file.
 //! - [`KeyManager`]: rotation, retirement and JWKS over any [`Store`].
+//! - [`AuditSigner`] and [`sign_checkpoint`]: the audit log's sealed
+//!   Ed25519 key (in [`SettingsStore`]) and its signed checkpoints.
 //!
 //! The backend is chosen once, at the edge, from the database URL
 //! ([`Backend::from_url`]); code above this crate is generic over [`Store`].

@@ -199,17 +199,23 @@ pub struct Successor {
 
 /// Decides what a presented refresh token may do.
 ///
-/// Order matters: a revoked family stays revoked (even a replay of an
-/// expired token says nothing new), then expiry, then spent-ness.
+/// Order matters: a revoked family stays revoked; past the family's
+/// absolute expiry nothing is valid; then a *spent* token is reuse even
+/// after its own idle expiry (a thief who kept rotating must not be hidden
+/// by the victim coming back late); only an unspent token can be idle-expired.
 pub fn decide(row: &RefreshRow, successor: Option<Successor>, now: u64, grace: u64) -> Verdict {
     if row.family.revoked_at.is_some() {
         return Verdict::Revoked;
     }
-    if now >= row.family.expires_at || now >= row.expires_at {
+    if now >= row.family.expires_at {
         return Verdict::Expired;
     }
     let Some(used_at) = row.used_at else {
-        return Verdict::Rotate;
+        return if now >= row.expires_at {
+            Verdict::Expired
+        } else {
+            Verdict::Rotate
+        };
     };
     let within_grace = grace > 0 && now.saturating_sub(used_at) <= grace && !row.grace_used;
     match successor {
@@ -298,7 +304,8 @@ pub trait OAuthStore: Send + Sync {
 
     /// Revokes an access token until its `exp`.
     fn revoke_token(&self, jti: &str, exp: u64, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Revocations recorded at or after `since` whose tokens have not expired.
+    /// Revocations recorded at or after `since` whose tokens are not past
+    /// `exp` plus the largest verification leeway (60 s).
     fn revocations_since(
         &self,
         since: u64,
@@ -311,7 +318,10 @@ pub trait OAuthStore: Send + Sync {
         jti: &str,
         exp: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Deletes expired revocations, assertion ids and refresh tokens.
+    /// Deletes revocations and assertion ids past `exp` + 60 s (the largest
+    /// leeway, during which a verifier could still accept them), families
+    /// past their absolute expiry, and revoked families once every access
+    /// token they issued has expired (1 h cap + 60 s).
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -437,7 +447,7 @@ pub(crate) fn pairs(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>, Stor
 
 /// Implements [`OAuthStore`] for a backend from its SQL: one body, SQL per backend.
 macro_rules! impl_oauth_store {
-    ($store:ty, db = $db:ty,
+    ($store:ty, db = $db:ty, begin = $begin:expr,
      insert_client = $insert_client:expr, get_client = $get_client:expr, list_clients = $list_clients:expr,
      set_disabled = $set_disabled:expr, set_secret = $set_secret:expr, touch = $touch:expr,
      insert_family = $insert_family:expr, insert_refresh = $insert_refresh:expr, find_refresh = $find_refresh:expr,
@@ -574,7 +584,7 @@ macro_rules! impl_oauth_store {
                 f: &$crate::oauth::Family,
                 first: &$crate::oauth::NewRefresh,
             ) -> Result<(), $crate::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.writer().begin_with($begin).await?;
                 sqlx::query($insert_family)
                     .bind(&f.id)
                     .bind(&f.client_id)
@@ -609,7 +619,7 @@ macro_rules! impl_oauth_store {
             ) -> Result<$crate::oauth::Redeemed, $crate::StoreError> {
                 use $crate::oauth::{Redeemed, Successor, Verdict};
                 let now_i = $crate::to_i64(now)?;
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.writer().begin_with($begin).await?;
                 let Some(row) = sqlx::query_as::<_, $crate::oauth::RefreshJoinRow>($find_refresh_locked)
                     .bind(&token_hash[..])
                     .fetch_optional(&mut *tx)
@@ -665,11 +675,26 @@ macro_rules! impl_oauth_store {
                     }
                     Verdict::GraceRetry => {
                         sqlx::query($mark_grace).bind(&token_hash[..]).execute(&mut *tx).await?;
-                        // The successor was never received: it is spent now.
-                        sqlx::query($mark_successor)
+                        // The successor was never received: it is spent now,
+                        // and the access token issued with it revoked.
+                        let superseded: Option<(String, i64)> = sqlx::query_as($mark_successor)
                             .bind(now_i)
                             .bind(&row.family.id)
                             .bind(seq + 1)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let Some((lost_jti, lost_exp)) = superseded else {
+                            // Redeemed concurrently after all: reuse.
+                            let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
+                            tx.commit().await?;
+                            let mut family = row.family;
+                            family.revoked_at = Some(now);
+                            return Ok(Redeemed::Reused { family, revoked });
+                        };
+                        sqlx::query($revoke_token)
+                            .bind(&lost_jti)
+                            .bind(lost_exp)
+                            .bind(now_i)
                             .execute(&mut *tx)
                             .await?;
                         Self::insert_refresh_in(&mut tx, &row.family.id, seq + 2, next).await?;
@@ -684,7 +709,7 @@ macro_rules! impl_oauth_store {
                 family_id: &str,
                 now: u64,
             ) -> Result<Vec<(String, u64)>, $crate::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.writer().begin_with($begin).await?;
                 let revoked = Self::revoke_family_in(&mut tx, family_id, $crate::to_i64(now)?).await?;
                 tx.commit().await?;
                 Ok(revoked)
@@ -725,7 +750,7 @@ macro_rules! impl_oauth_store {
 
             async fn purge_expired(&self, now: u64) -> Result<(), $crate::StoreError> {
                 let now = $crate::to_i64(now)?;
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.writer().begin_with($begin).await?;
                 $( sqlx::query($purge).bind(now).execute(&mut *tx).await?; )+
                 tx.commit().await?;
                 Ok(())
@@ -778,6 +803,11 @@ mod tests {
     #[test]
     fn spent_is_reuse_without_grace() {
         assert_eq!(decide(&row(Some(1500), false), FRESH, 1501, 0), Verdict::Reuse);
+        assert_eq!(
+            decide(&row(Some(1500), false), FRESH, 2500, 0),
+            Verdict::Reuse,
+            "still reuse after the token's own idle expiry"
+        );
     }
 
     #[test]

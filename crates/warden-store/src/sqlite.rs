@@ -190,6 +190,7 @@ crate::audit::impl_audit_store!(
 crate::oauth::impl_oauth_store!(
     SqliteStore,
     db = sqlx::Sqlite,
+    begin = "BEGIN IMMEDIATE",
     insert_client = "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
     get_client = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = ?",
     list_clients = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
@@ -205,18 +206,18 @@ crate::oauth::impl_oauth_store!(
     successor = "SELECT used_at FROM refresh_tokens WHERE family = ? AND seq = ?",
     max_seq = "SELECT MAX(seq) FROM refresh_tokens WHERE family = ?",
     mark_used = "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
-    mark_successor = "UPDATE refresh_tokens SET used_at = ? WHERE family = ? AND seq = ? AND used_at IS NULL",
+    mark_successor = "UPDATE refresh_tokens SET used_at = ? WHERE family = ? AND seq = ? AND used_at IS NULL RETURNING access_jti, access_exp",
     mark_grace = "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = ?",
     revoke_family = "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp > ?",
+    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp + 60 > ?",
     revoke_token =
         "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
-    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at > ?",
+    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at + 60 > ?",
     consume_assertion = "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
     purge = [
-        "DELETE FROM revoked_tokens WHERE expires_at <= ?",
-        "DELETE FROM client_assertions WHERE expires_at <= ?",
-        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ?)",
-        "DELETE FROM refresh_families WHERE expires_at <= ?",
+        "DELETE FROM revoked_tokens WHERE expires_at + 60 <= ?",
+        "DELETE FROM client_assertions WHERE expires_at + 60 <= ?",
+        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?)",
+        "DELETE FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?",
     ],
 );

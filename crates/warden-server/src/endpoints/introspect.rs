@@ -1,7 +1,11 @@
 //! `POST /oauth/introspect` (RFC 7662). The caller is an authenticated
 //! client or presents a bearer token with the introspection scope.
-//! Inactive, unknown, revoked, expired or foreign tokens (another issuer's,
-//! or another client's refresh token) all get exactly `{"active":false}`.
+//! Inactive, unknown, revoked, expired or foreign tokens all get exactly
+//! `{"active":false}`. Foreign means: another issuer's token; for a
+//! client-authenticated caller, an access token neither issued to it nor
+//! meant for it (its id not in `aud`), or another client's refresh token.
+//! A bearer caller with the introspection scope (a resource server) may
+//! introspect any Warden access token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,9 +59,9 @@ pub async fn introspect<S: Store>(
     let answer = match form.get("token_type_hint") {
         Some("refresh_token") => match refresh(&state, token, caller_client.as_deref(), now).await? {
             Some(v) => Some(v),
-            None => access(&state, token, now),
+            None => access(&state, token, caller_client.as_deref(), now),
         },
-        _ => match access(&state, token, now) {
+        _ => match access(&state, token, caller_client.as_deref(), now) {
             Some(v) => Some(v),
             None => refresh(&state, token, caller_client.as_deref(), now).await?,
         },
@@ -69,9 +73,15 @@ pub async fn introspect<S: Store>(
     Ok(response)
 }
 
-fn access<S: Store>(state: &AppState<S>, token: &str, now: u64) -> Option<Value> {
+fn access<S: Store>(state: &AppState<S>, token: &str, caller: Option<&str>, now: u64) -> Option<Value> {
     let verified = state.keys.get().any_audience.verify(token, now).ok()?;
     let c = verified.claims();
+    if let Some(caller) = caller
+        && c.client_id() != Some(caller)
+        && !c.aud().iter().any(|a| a == caller)
+    {
+        return None;
+    }
     // The issuer answers for its own clock: no leeway here, a token past
     // its `exp` is inactive.
     if c.exp() <= now || c.jti().is_none_or(|j| state.revocations.is_revoked(j)) {

@@ -18,6 +18,11 @@ use crate::state::AppState;
 pub fn document<S: Store>(state: &AppState<S>) -> Value {
     let issuer = &state.options.issuer;
     let algs: Vec<&str> = state.options.algorithms.iter().map(|a| a.as_str()).collect();
+    // Client assertions are checked against every asymmetric algorithm.
+    let assertion_algs: Vec<&str> = warden_jose::AlgorithmSet::asymmetric()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     let auth_methods = [method::BASIC, method::POST, method::PRIVATE_KEY_JWT];
     json!({
         "issuer": issuer,
@@ -28,13 +33,12 @@ pub fn document<S: Store>(state: &AppState<S>) -> Value {
         "grant_types_supported": grant::ALL,
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "access_token_signing_alg_values_supported": algs,
-        "service_documentation": "https://example.invalid/warden#readme",
     })
 }
 

@@ -25,6 +25,13 @@ pub async fn grant<S: Store>(
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::REFRESH_TOKEN)?;
     let presented = form.require("refresh_token")?;
+    // Refuse before spending the token if no key could sign its successor's
+    // access token (the client could retry with the same refresh token).
+    if state.keys.get().signing.is_none() {
+        return Err(ApiError::unavailable(
+            "no signing key is active; run `warden keys rotate`",
+        ));
+    }
     let hash = hash_refresh(presented);
     let Some(row) = state.store.find_refresh(&hash).await? else {
         return Err(ApiError::invalid_grant(

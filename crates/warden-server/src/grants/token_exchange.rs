@@ -11,6 +11,11 @@
 //!   longer than the subject token's remaining lifetime, `may_act` honoured,
 //!   delegation depth capped. Bad tokens and policy refusals are
 //!   `invalid_request` (RFC 8693 §2.2.2), bad audiences `invalid_target`.
+//! - The new token is for one of the *client's registered* audiences, never
+//!   Warden itself, and carries the subject's roles except Warden's own
+//!   (`admin`, `auditor`): a delegated token can reach AI APIs for a user,
+//!   never administer Warden or read its audit log as that user (the admin
+//!   and audit APIs also refuse any token with `act`).
 
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -26,6 +31,7 @@ use crate::client_auth::Authenticated;
 use crate::clients::grant;
 use crate::error::ApiError;
 use crate::form::Form;
+use crate::options::roles;
 use crate::state::AppState;
 
 /// What the subject token says.
@@ -160,6 +166,7 @@ pub async fn grant<S: Store>(
     check_type(form, "subject_token_type")?;
     let subject = verify_subject(state, subject_token, now).await?;
 
+    let mut actor_exp = u64::MAX;
     let actor = match form.get("actor_token") {
         Some(actor_token) => {
             check_type(form, "actor_token_type")?;
@@ -173,12 +180,19 @@ pub async fn grant<S: Store>(
             if c.jti().is_some_and(|j| state.revocations.is_revoked(j)) {
                 return Err(ApiError::invalid_request("actor_token is revoked"));
             }
-            if c.client_id() != Some(client.client.client_id.as_str()) {
+            // The actor token must be the calling client's own token, not
+            // one it holds for somebody else: otherwise an agent could name
+            // any subject it ever acted for as the actor and vanish from the chain.
+            if c.client_id() != Some(client.client.client_id.as_str())
+                || c.sub() != Some(client.subject().as_str())
+                || c.act().is_some()
+            {
                 return Err(ApiError::invalid_request(
-                    "actor_token was not issued to the calling client",
+                    "actor_token must be the calling client's own token (its sub, not delegated)",
                 ));
             }
-            c.sub().unwrap_or_default().to_owned()
+            actor_exp = c.exp();
+            client.subject()
         }
         None if form.get("actor_token_type").is_some() => {
             return Err(ApiError::invalid_request("actor_token_type without actor_token"));
@@ -206,7 +220,7 @@ pub async fn grant<S: Store>(
     if granted.is_empty() {
         return Err(ApiError::invalid_scope("the subject and the client share no scope"));
     }
-    let exp = (now + state.options.default_ttl).min(subject.exp);
+    let exp = (now + state.options.default_ttl).min(subject.exp).min(actor_exp);
     if exp <= now {
         return Err(ApiError::invalid_request("subject_token has expired"));
     }
@@ -214,12 +228,29 @@ pub async fn grant<S: Store>(
     if let (Some(prev), Some(obj)) = (subject.act.clone(), act.as_object_mut()) {
         obj.insert("act".into(), prev);
     }
+    if c.audiences.is_empty() {
+        return Err(ApiError::invalid_target(format!(
+            "client `{}` has no registered audience to obtain delegated tokens for",
+            c.client_id
+        )));
+    }
+    let audience = audiences(form, c, &state.options.issuer)?;
+    if audience.contains(&state.options.issuer) {
+        return Err(ApiError::invalid_target(
+            "delegated tokens are never issued for Warden itself",
+        ));
+    }
+    let roles = subject
+        .roles
+        .into_iter()
+        .filter(|r| r != roles::ADMIN && r != roles::AUDITOR)
+        .collect();
     let grant = Grant {
         subject: subject.subject,
         client_id: c.client_id.clone(),
         scopes: granted,
-        roles: subject.roles,
-        audience: audiences(form, c, &state.options.issuer)?,
+        roles,
+        audience,
         act: Some(act),
         tenant: subject.tenant,
     };

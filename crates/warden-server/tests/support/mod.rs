@@ -61,6 +61,7 @@ pub fn options(issuer: &str) -> ServerOptions {
         },
         audit: AuditOptions {
             origin: "warden.test/audit".into(),
+            origin_explicit: true,
             checkpoint_interval: 1,
         },
         federation: Vec::new(),

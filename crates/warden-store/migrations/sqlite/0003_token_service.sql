@@ -28,6 +28,9 @@ CREATE TABLE refresh_families (
     revoked_at  INTEGER
 ) STRICT;
 
+CREATE INDEX refresh_families_expiry ON refresh_families (expires_at);
+CREATE INDEX refresh_families_revoked ON refresh_families (revoked_at);
+
 -- Refresh tokens, by SHA-256 of the opaque token. `grant_data` is the JSON
 -- the next access token is built from (scope, audience, roles, act, tenant).
 -- `access_jti`/`access_exp`: the access token issued with it, revoked with the family.
