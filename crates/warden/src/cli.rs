@@ -40,6 +40,88 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Audit log: verifier key, checkpoints, queries, export, verification, erasure.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run the server: token service, admin and audit APIs.
+    Serve(ServeArgs),
+    /// Manage OAuth clients (services and agents).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `warden serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `listen` from the config, 127.0.0.1:8080).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+}
+
+/// `warden client ...`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for secret auth, its secret (shown once).
+    Create(ClientCreateArgs),
+    /// List clients.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        /// The client id.
+        client_id: String,
+    },
+    /// Disable a client: it can no longer authenticate.
+    Disable {
+        /// The client id.
+        client_id: String,
+    },
+    /// Enable a disabled client.
+    Enable {
+        /// The client id.
+        client_id: String,
+    },
+    /// Replace a client's secret; the old one stops working at once. Prints the new one.
+    RotateSecret {
+        /// The client id.
+        client_id: String,
+    },
+}
+
+/// `warden client create`.
+#[derive(Debug, Args)]
+pub struct ClientCreateArgs {
+    /// Client id: [a-z0-9][a-z0-9._-]*; its tokens' subject is svc:NAME or agent:NAME.
+    #[arg(long)]
+    pub name: String,
+    /// What the client is.
+    #[arg(long, value_parser = ["service", "agent"])]
+    pub kind: String,
+    /// Grant it may use (repeatable): client_credentials (default), refresh_token, token_exchange.
+    /// With refresh_token, its other grants also return refresh tokens.
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+    /// Scopes it may be granted (space-separated; repeatable).
+    #[arg(long = "scope", value_name = "SCOPES")]
+    pub scopes: Vec<String>,
+    /// Role put in its tokens (repeatable).
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Audience it may ask for (repeatable; the first is the default; none = the issuer).
+    #[arg(long = "audience", value_name = "AUD")]
+    pub audiences: Vec<String>,
+    /// How it authenticates.
+    #[arg(long, default_value = "secret", value_parser = ["secret", "private_key_jwt"])]
+    pub auth: String,
+    /// Its public JWKS file, for --auth private_key_jwt.
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// Print JSON (with the secret as `client_secret`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `warden keys ...`
@@ -150,4 +232,96 @@ pub struct VerifyArgs {
 pub enum ConfigCommand {
     /// Validate the configuration and print the resolved values.
     Check,
+}
+
+/// `warden audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the log's verifier key, `<origin>+<key ID>+<base64 key>`
+    /// (creates the log key on first use).
+    Vkey,
+    /// Sign a checkpoint of the log now, if it grew, and print the latest one.
+    Checkpoint,
+    /// Print the last events.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+        lines: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the events matching every filter given, in log order.
+    Query(AuditQueryArgs),
+    /// Write the whole log (events with bodies, salts and leaf hashes, and
+    /// signed checkpoints) for offline verification.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Output file, created with mode 0600 (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Rebuild the tree from every event and check every checkpoint; exit 0
+    /// when the log is intact, 1 naming the first bad index.
+    Verify {
+        /// Verify this export file instead of the database.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// The verifier key to trust (default: the database's log key,
+        /// which needs the master key).
+        #[arg(long, value_name = "VKEY")]
+        vkey: Option<String>,
+    },
+    /// Erase an event's body and salt (GDPR); its leaf hash stays and an
+    /// erasure event is recorded.
+    Erase {
+        /// Log index of the event.
+        #[arg(long, value_name = "N")]
+        index: u64,
+        /// Why (e.g. the request reference); recorded in the log.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Erase even though the event is younger than audit.retention_days
+        /// (recorded in the erasure event).
+        #[arg(long)]
+        override_retention: bool,
+    },
+}
+
+/// `warden audit query`.
+#[derive(Debug, Args)]
+pub struct AuditQueryArgs {
+    /// Only this event type (e.g. key_rotated, token_issued).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only this subject (token subject or principal).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only events at or after this time (Unix seconds, or RFC 3339 UTC such as 2026-01-31T12:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// First log index to consider.
+    #[arg(long, default_value_t = 0, value_name = "INDEX")]
+    pub from: u64,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Formats of `warden audit export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line: a header, the checkpoints, then the events.
+    Jsonl,
 }

@@ -188,7 +188,7 @@ pub struct FederationConfig {
     /// The claim holding the user's scopes (default `scope`, space-separated).
     #[serde(default = "default_scope_claim")]
     pub scope_claim: String,
-    /// Namespace of its subjects (default `user`: `sub` becomes `user:<sub>`).
+    /// Namespace of its subjects; only `user` (`sub` becomes `user:<sub>`).
     #[serde(default = "default_subject_kind")]
     pub subject_kind: String,
 }
@@ -308,6 +308,10 @@ pub struct Settings {
 pub struct AuditSettings {
     /// Checkpoint origin.
     pub origin: String,
+    /// Whether `audit.origin` was set. When it was not, an existing log
+    /// keeps the origin it was created with (the default derives from the
+    /// issuer, which follows the listen address).
+    pub origin_explicit: bool,
     /// Seconds between checkpoints.
     pub checkpoint_interval: u64,
     /// Minimum retention of event bodies, in seconds.
@@ -496,7 +500,9 @@ impl Config {
             .federation
             .into_iter()
             .enumerate()
-            .map(|(i, f)| validate_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1)))
+            .map(|(i, f)| {
+                validate_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
             bail!(
@@ -551,6 +557,7 @@ fn validate_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditSettings
         bail!("config key `audit.retention_days`: at most 36500 days");
     }
     Ok(AuditSettings {
+        origin_explicit: a.origin.as_ref().is_some_and(|o| !o.is_empty()),
         origin,
         checkpoint_interval: a.checkpoint_interval,
         retention_secs: a.retention_days * 86_400,
@@ -616,8 +623,10 @@ fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<
     if f.audience.is_empty() {
         bail!("`audience` is required");
     }
-    if !["user", "svc", "agent"].contains(&f.subject_kind.as_str()) {
-        bail!("`subject_kind` must be user, svc or agent");
+    // svc: and agent: are Warden's own clients; an IdP's subjects must never
+    // be mistaken for them.
+    if f.subject_kind != "user" {
+        bail!("`subject_kind` must be `user`: svc: and agent: subjects are Warden clients");
     }
     let typ = if f.typ.is_empty() {
         vec!["JWT".into(), "at+jwt".into(), "application/at+jwt".into()]

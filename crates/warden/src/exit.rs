@@ -1,5 +1,6 @@
-//! Exit statuses: 0 success; 1 a negative answer (a token was rejected, or
-//! a key-rotation rule refused the action); 2 anything that kept the
+//! Exit statuses: 0 success; 1 a negative answer (a token was rejected, a
+//! key-rotation rule refused the action, the audit log failed verification,
+//! or the retention rule refused an erasure); 2 anything that kept the
 //! command from answering (bad arguments or configuration, missing files,
 //! an unreachable database, a wrong master key). A script that treats
 //! non-zero as "no" stays fail-closed either way.
@@ -22,6 +23,19 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
+/// Any other negative answer (a tampered audit log, an erasure the
+/// retention rule refuses); the message is printed as is.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Arguments or configuration are wrong.
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -38,6 +52,10 @@ impl std::error::Error for UsageError {}
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(rejected) = err.downcast_ref::<Rejected>() {
         eprintln!("{rejected}");
+        return ExitCode::from(1);
+    }
+    if let Some(refused) = err.downcast_ref::<Refused>() {
+        eprintln!("{refused}");
         return ExitCode::from(1);
     }
     eprintln!("error: {err:#}");

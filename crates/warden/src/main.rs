@@ -43,6 +43,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    if let Command::Serve(args) = &cli.command
+        && let Some(listen) = &args.listen
+    {
+        config.listen = listen.clone();
+    }
     if let Some(url) = cli.database_url {
         config.database_url = Some(url);
     }
@@ -58,5 +63,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command::config::run(cmd, &ctx);
             Ok(())
         }
+        Command::Audit(cmd) => command::audit::run(cmd, &ctx).await,
+        Command::Serve(_) => command::serve::run(&ctx).await,
+        Command::Client(cmd) => command::client::run(cmd, &ctx).await,
     }
 }

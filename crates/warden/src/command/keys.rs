@@ -1,11 +1,13 @@
-//! `warden keys list | rotate | retire | sweep | jwks`.
+//! `warden keys list | rotate | retire | sweep | jwks`. Rotations and
+//! retirements are recorded in the audit log before they are reported.
 
 use serde_json::json;
+use warden_audit::EventKind;
 use warden_jose::{Algorithm, JwkSet};
 use warden_keys::{KeyState, Keyring};
 use warden_store::Store;
 
-use super::{Context, now, rfc3339};
+use super::{Context, audit, now, rfc3339};
 use crate::cli::KeysCommand;
 use crate::exit::UsageError;
 use crate::store_select::{StoreTask, with_store};
@@ -53,7 +55,20 @@ impl StoreTask for KeysTask<'_> {
                     .into());
                 }
                 let manager = ctx.key_manager(store, true).await?;
+                let previous = manager.keyring().await?.signing(now).ok().map(|r| r.kid.clone());
                 let record = manager.rotate(alg, now, immediately).await?;
+                let mut events = vec![EventKind::KeyCreated {
+                    kid: record.kid.clone(),
+                    alg: alg.as_str().to_owned(),
+                }];
+                if record.activates_at <= now {
+                    events.push(EventKind::KeyRotated {
+                        kid: record.kid.clone(),
+                        previous_kid: previous,
+                        alg: alg.as_str().to_owned(),
+                    });
+                }
+                audit::record(manager.store(), now, events).await?;
                 println!("{}", record.kid);
                 if record.activates_at <= now {
                     eprintln!("created {alg} key {}: published and signing now", record.kid);
@@ -67,11 +82,19 @@ impl StoreTask for KeysTask<'_> {
                 }
             }
             KeysCommand::Retire { kid, force } => {
-                ctx.key_manager(store, false).await?.retire(&kid, now, force).await?;
+                let manager = ctx.key_manager(store, false).await?;
+                manager.retire(&kid, now, force).await?;
+                audit::record(manager.store(), now, vec![EventKind::KeyRetired { kid: kid.clone() }]).await?;
                 eprintln!("retired key {kid}: it is no longer published");
             }
             KeysCommand::Sweep => {
-                let retired = ctx.key_manager(store, false).await?.sweep(now).await?;
+                let manager = ctx.key_manager(store, false).await?;
+                let retired = manager.sweep(now).await?;
+                let events = retired
+                    .iter()
+                    .map(|kid| EventKind::KeyRetired { kid: kid.clone() })
+                    .collect();
+                audit::record(manager.store(), now, events).await?;
                 for kid in &retired {
                     println!("{kid}");
                 }

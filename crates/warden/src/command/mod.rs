@@ -1,7 +1,10 @@
 //! One module per subcommand group; each exposes `run`.
 
+pub mod audit;
+pub mod client;
 pub mod config;
 pub mod keys;
+pub mod serve;
 pub mod token;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,1447 @@
+//! `warden audit vkey | checkpoint | tail | query | export | verify | erase`.
+//!
+//! # Export format (`--format jsonl`)
+//! One JSON object per line, in this order:
+//! 1. a header: `{"kind":"header","format":"warden-audit-export","version":1,
+//!    "origin":…,"size":N,"root":"<base64>","exported_at":…}`;
+//! 2. every checkpoint of size at most N, by size:
+//!    `{"kind":"checkpoint","size":…,"time":…,"note":"<signed note>"}`;
+//! 3. the events 0 … N-1, by index: `{"kind":"event","index":…,"time":…,
+//!    "type":…,"subject":…,"resource":…,"body":"<canonical JSON text>",
+//!    "salt":"<hex>","leaf_hash":"<hex>","erased":false,"erased_at":null,
+//!    "erasure_reason":null}`. The body is the exact bytes the leaf commits
+//!    to, as a JSON string (`body_base64` instead when they are not UTF-8);
+//!    an erased event has `"body":null,"salt":null,"erased":true` and when
+//!    and why.
+//!
+//! `tail` and `query --json` print event objects of the same form.
+//!
+//! # Verification
+//! [`warden_audit::verify_log`] does the cryptography (leaves from bodies,
+//! the tree, every checkpoint's signature, root and consistency). Around
+//! it, this module checks what only a whole log can show: that the `time`
+//! and `type` beside each body are the body's, that every erased body is
+//! accounted for by an `erasure` event (a body removed by hand looks like
+//! an erasure otherwise), and that the log has as many events as its
+//! stored state (or the export's header) says, with the same root. Records
+//! are streamed, a page at a time, to a blocking thread that hashes them
+//! while the next page is read.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal as _, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use warden_audit::leaf::event_leaf_hash;
+use warden_audit::{
+    AuditError, AuditEvent, EntryProblem, EventKind, Hash, NoteSigner, NoteVerifier, Record, Salt, VerifyReport,
+    verify_log,
+};
+use warden_store::audit::MAX_PAGE;
+use warden_store::{
+    AuditSigner, AuditStore, EventQuery, PreparedEvent, Store, StoreError, StoredCheckpoint, StoredEvent,
+    sign_checkpoint,
+};
+
+use super::{Context, now, rfc3339};
+use crate::cli::{AuditCommand, AuditQueryArgs, ExportFormat};
+use crate::exit::{Refused, UsageError};
+use crate::store_select::{StoreTask, with_store};
+
+/// The `format` member of an export's header.
+const EXPORT_FORMAT: &str = "warden-audit-export";
+/// The `version` member of an export's header.
+const EXPORT_VERSION: u32 = 1;
+/// Longest erasure reason accepted.
+const MAX_REASON: usize = 1000;
+/// Records between two progress-bar updates.
+const PROGRESS_STEP: u64 = 4096;
+
+/// Runs an audit subcommand.
+pub async fn run(cmd: AuditCommand, ctx: &Context) -> anyhow::Result<()> {
+    if let AuditCommand::Verify {
+        export: Some(path),
+        vkey,
+    } = &cmd
+    {
+        let verifier = match vkey {
+            Some(vkey) => parse_vkey(vkey)?,
+            None => with_store(&ctx.settings, false, VerifierTask { ctx })
+                .await
+                .map_err(|e| {
+                    UsageError(format!(
+                        "give --vkey to verify an export: an auditor checks it against the verifier key they \
+                         trust (`warden audit vkey` prints it); without it the database's key is used, but \
+                         it could not be loaded: {e:#}"
+                    ))
+                })?,
+        };
+        return verify_export(path.clone(), verifier).await;
+    }
+    with_store(&ctx.settings, false, AuditTask { cmd, ctx }).await
+}
+
+/// Records `kinds` at `time` in the audit log, in one durable transaction:
+/// it returns only once they are committed. Commands call it after their
+/// action and before reporting success.
+pub async fn record<S: AuditStore>(store: &S, time: u64, kinds: Vec<EventKind>) -> anyhow::Result<Range<u64>> {
+    let events = kinds
+        .into_iter()
+        .map(|kind| PreparedEvent::seal(&AuditEvent::new(time, kind)))
+        .collect::<Result<Vec<_>, _>>()?;
+    store
+        .append_batch(&events)
+        .await
+        .context("recording the action in the audit log")
+}
+
+/// Opens (with `create`, makes) the log key. An origin derived from the
+/// issuer (`audit.origin` not set) yields to the one the log was created
+/// with, as in `warden serve`; a configured one must match it.
+pub async fn load_signer<S: Store>(store: &S, ctx: &Context, create: bool) -> anyhow::Result<AuditSigner> {
+    let master = ctx.master_key(false)?;
+    let audit = &ctx.settings.audit;
+    match AuditSigner::load_or_create(store, &master, &audit.origin, create).await {
+        Err(StoreError::AuditOriginMismatch { stored, .. }) if !audit.origin_explicit => {
+            Ok(AuditSigner::load_or_create(store, &master, &stored, create).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The origin of this database's log: the configured one, or when none is
+/// configured, the stored key's (read without the master key).
+async fn origin_of<S: Store>(store: &S, ctx: &Context) -> anyhow::Result<String> {
+    let audit = &ctx.settings.audit;
+    if !audit.origin_explicit
+        && let Some(stored) = AuditSigner::stored_origin(store).await?
+    {
+        return Ok(stored);
+    }
+    Ok(audit.origin.clone())
+}
+
+fn parse_vkey(vkey: &str) -> anyhow::Result<NoteVerifier> {
+    Ok(NoteVerifier::from_vkey(vkey.trim()).map_err(|e| UsageError(format!("--vkey: {e}")))?)
+}
+
+/// Loads the database's log key (never creating it) and returns its verifier.
+struct VerifierTask<'a> {
+    ctx: &'a Context,
+}
+
+impl StoreTask for VerifierTask<'_> {
+    type Output = NoteVerifier;
+
+    async fn run<S: Store>(self, store: S) -> anyhow::Result<NoteVerifier> {
+        Ok(load_signer(&store, self.ctx, false).await?.verifier())
+    }
+}
+
+struct AuditTask<'a> {
+    cmd: AuditCommand,
+    ctx: &'a Context,
+}
+
+impl StoreTask for AuditTask<'_> {
+    type Output = ();
+
+    async fn run<S: Store>(self, store: S) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        match self.cmd {
+            AuditCommand::Vkey => {
+                println!("{}", load_signer(&store, ctx, true).await?.vkey());
+            }
+            AuditCommand::Checkpoint => {
+                let signer = load_signer(&store, ctx, true).await?;
+                match sign_checkpoint(&store, &signer, now()).await? {
+                    Some(cp) => {
+                        print!("{}", cp.note);
+                        eprintln!("signed a checkpoint of size {}", cp.size);
+                    }
+                    None => match store.latest_checkpoint().await? {
+                        Some(cp) => {
+                            print!("{}", cp.note);
+                            eprintln!(
+                                "no new events: the latest checkpoint (size {}, signed {}) stands",
+                                cp.size,
+                                rfc3339(cp.time)
+                            );
+                        }
+                        None => eprintln!("the audit log is empty: nothing to sign"),
+                    },
+                }
+            }
+            AuditCommand::Tail { lines, json } => {
+                let size = store.size().await?;
+                let count = u64::from(lines);
+                let query = EventQuery::page(size.saturating_sub(count), 0);
+                print_events(&store, query, count, json).await?;
+            }
+            AuditCommand::Query(args) => {
+                let query = query_of(&args)?;
+                print_events(&store, query, args.limit, args.json).await?;
+            }
+            AuditCommand::Export { format, out } => {
+                let ExportFormat::Jsonl = format;
+                export(&store, &origin_of(&store, ctx).await?, out.as_deref()).await?;
+            }
+            AuditCommand::Verify { export: _, vkey } => {
+                let verifier = match vkey {
+                    Some(vkey) => Some(parse_vkey(&vkey)?),
+                    None => None,
+                };
+                verify_store(store, verifier, ctx).await?;
+            }
+            AuditCommand::Erase {
+                index,
+                reason,
+                override_retention,
+            } => erase(&store, ctx, index, &reason, override_retention).await?,
+        }
+        Ok(())
+    }
+}
+
+// --- tail and query ---
+
+fn query_of(args: &AuditQueryArgs) -> anyhow::Result<EventQuery> {
+    let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<u64>> {
+        value
+            .as_deref()
+            .map(|v| {
+                parse_time(v).ok_or_else(|| {
+                    UsageError(format!(
+                        "{flag} `{v}`: expected Unix seconds or RFC 3339 UTC (2026-01-31T12:00:00Z)"
+                    ))
+                })
+            })
+            .transpose()
+            .map_err(Into::into)
+    };
+    Ok(EventQuery {
+        from: args.from,
+        limit: 0,
+        kind: args.kind.clone(),
+        subject: args.subject.clone(),
+        resource: args.resource.clone(),
+        since: time("--since", &args.since)?,
+        until: time("--until", &args.until)?,
+    })
+}
+
+/// Unix seconds, `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_time(text: &str) -> Option<u64> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(secs);
+    }
+    let (date, clock) = match text.split_once('T') {
+        Some((date, clock)) => (date, Some(clock.strip_suffix('Z')?)),
+        None => (text, None),
+    };
+    let mut date_parts = date.splitn(3, '-');
+    let (y, mo, d) = (date_parts.next()?, date_parts.next()?, date_parts.next()?);
+    if y.len() != 4 || mo.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, mo, d): (i64, u32, u32) = (y.parse().ok()?, mo.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (h, mi, s) = match clock {
+        Some(clock) => {
+            let mut parts = clock.splitn(3, ':');
+            let (h, mi, s) = (parts.next()?, parts.next()?, parts.next()?);
+            if h.len() != 2 || mi.len() != 2 || s.len() != 2 {
+                return None;
+            }
+            let (h, mi, s): (u64, u64, u64) = (h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?);
+            if h > 23 || mi > 59 || s > 59 {
+                return None;
+            }
+            (h, mi, s)
+        }
+        None => (0, 0, 0),
+    };
+    let days = days_from_civil(y, mo, d);
+    let days = u64::try_from(days).ok()?;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    // Refuse dates that do not exist (2026-02-30) by a round trip.
+    (rfc3339(secs).get(..10) == Some(date)).then_some(secs)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Calls `each` on the events `query` selects, a page at a time, at most
+/// `limit` of them, and only those below `end` when given.
+async fn for_each_event<S: AuditStore>(
+    store: &S,
+    mut query: EventQuery,
+    limit: u64,
+    end: Option<u64>,
+    mut each: impl FnMut(&StoredEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut remaining = limit;
+    while remaining > 0 && end.is_none_or(|end| query.from < end) {
+        let page_limit = u32::try_from(remaining).unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        query.limit = page_limit;
+        let page = store.events(&query).await?;
+        let Some(last) = page.last() else { break };
+        query.from = last.index + 1;
+        let full = page.len() == page_limit as usize;
+        for event in page.iter().filter(|e| end.is_none_or(|end| e.index < end)) {
+            each(event)?;
+            remaining -= 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn print_events<S: AuditStore>(store: &S, query: EventQuery, limit: u64, json: bool) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut any = false;
+    if !json {
+        writeln!(out, "{:<8}  {:<20}  {:<28}  DETAIL", "INDEX", "TIME", "TYPE")?;
+    }
+    for_each_event(store, query, limit, None, |event| {
+        any = true;
+        if json {
+            serde_json::to_writer(&mut out, &EventLine::of(event))?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{:<8}  {:<20}  {:<28}  {}",
+                event.index,
+                rfc3339(event.time),
+                event.kind,
+                detail(event)
+            )?;
+        }
+        Ok(())
+    })
+    .await?;
+    out.flush()?;
+    if !any {
+        eprintln!("no events");
+    }
+    Ok(())
+}
+
+/// The members of an event other than its time and type, `name=value`.
+fn detail(event: &StoredEvent) -> String {
+    let Some((body, _)) = &event.content else {
+        return match &event.erasure {
+            Some(e) => format!("[erased {}: {}]", rfc3339(e.at), e.reason),
+            None => "[erased]".into(),
+        };
+    };
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(members) => members
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "time" | "type"))
+            .map(|(name, value)| match value {
+                serde_json::Value::String(s) => format!("{name}={s}"),
+                other => format!("{name}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => "[body is not a JSON object]".into(),
+    }
+}
+
+// --- export ---
+
+/// The header line of an export.
+#[derive(Debug, Serialize)]
+struct HeaderLine<'a> {
+    kind: &'static str,
+    format: &'static str,
+    version: u32,
+    origin: &'a str,
+    size: u64,
+    root: String,
+    exported_at: u64,
+}
+
+/// A checkpoint line of an export.
+#[derive(Debug, Serialize)]
+struct CheckpointLine<'a> {
+    kind: &'static str,
+    size: u64,
+    time: u64,
+    note: &'a str,
+}
+
+/// An event line of an export, and of `tail`/`query --json`.
+#[derive(Debug, Serialize)]
+struct EventLine<'a> {
+    kind: &'static str,
+    index: u64,
+    time: u64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    subject: Option<&'a str>,
+    resource: Option<&'a str>,
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+    salt: Option<String>,
+    leaf_hash: String,
+    erased: bool,
+    erased_at: Option<u64>,
+    erasure_reason: Option<&'a str>,
+}
+
+impl<'a> EventLine<'a> {
+    fn of(event: &'a StoredEvent) -> Self {
+        let (body, body_base64, salt) = match &event.content {
+            Some((body, salt)) => match std::str::from_utf8(body) {
+                Ok(text) => (Some(text), None, Some(hex(salt.as_bytes()))),
+                Err(_) => (None, Some(STANDARD.encode(body)), Some(hex(salt.as_bytes()))),
+            },
+            None => (None, None, None),
+        };
+        EventLine {
+            kind: "event",
+            index: event.index,
+            time: event.time,
+            event_type: &event.kind,
+            subject: event.subject.as_deref(),
+            resource: event.resource.as_deref(),
+            body,
+            body_base64,
+            salt,
+            leaf_hash: hex(&event.leaf_hash),
+            erased: event.content.is_none(),
+            erased_at: event.erasure.as_ref().map(|e| e.at),
+            erasure_reason: event.erasure.as_ref().map(|e| e.reason.as_str()),
+        }
+    }
+}
+
+/// Creates `path` with mode 0600 (an existing file is truncated and its
+/// mode reset): an export holds every body and salt.
+fn create_private(path: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(file)
+}
+
+async fn export<S: AuditStore>(store: &S, origin: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(create_private(path)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = BufWriter::with_capacity(1 << 16, sink);
+    // The tree head first: the checkpoints and events written are those of
+    // this size, whatever is appended meanwhile.
+    let head = store.tree_head().await?;
+    write_line(
+        &mut sink,
+        &HeaderLine {
+            kind: "header",
+            format: EXPORT_FORMAT,
+            version: EXPORT_VERSION,
+            origin,
+            size: head.size,
+            root: STANDARD.encode(head.root),
+            exported_at: now(),
+        },
+    )?;
+    let mut checkpoints = 0u64;
+    let mut from_size = 0;
+    loop {
+        let page = store.checkpoints(from_size, MAX_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        from_size = last.size + 1;
+        let full = page.len() == MAX_PAGE as usize;
+        for cp in page.iter().filter(|cp| cp.size <= head.size) {
+            write_line(
+                &mut sink,
+                &CheckpointLine {
+                    kind: "checkpoint",
+                    size: cp.size,
+                    time: cp.time,
+                    note: &cp.note,
+                },
+            )?;
+            checkpoints += 1;
+        }
+        if !full || from_size > head.size {
+            break;
+        }
+    }
+    let mut events = 0u64;
+    for_each_event(store, EventQuery::page(0, 0), u64::MAX, Some(head.size), |event| {
+        events += 1;
+        write_line(&mut sink, &EventLine::of(event))
+    })
+    .await?;
+    sink.flush().context("writing the export")?;
+    eprintln!(
+        "exported {events} events and {checkpoints} checkpoints (tree size {}){}",
+        head.size,
+        out.map(|p| format!(" to {}", p.display())).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn write_line(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value).context("writing the export")?;
+    out.write_all(b"\n").context("writing the export")?;
+    Ok(())
+}
+
+// --- verify ---
+
+/// One record to verify, with the columns stored beside its body.
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    time: u64,
+    kind: String,
+}
+
+impl From<StoredEvent> for Entry {
+    fn from(event: StoredEvent) -> Self {
+        Entry {
+            time: event.time,
+            kind: event.kind.clone(),
+            record: event.into_record(),
+        }
+    }
+}
+
+/// Why a verification stopped before `verify_log` could finish.
+#[derive(Debug)]
+enum Stop {
+    /// The log (or export) is wrong: exit 1 with this message.
+    Bad(String),
+    /// The records could not be read: exit 2.
+    Failed(anyhow::Error),
+}
+
+/// The members of a body that are checked against its columns.
+#[derive(Deserialize)]
+struct BodyHead<'a> {
+    time: u64,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// Wraps the record stream given to [`verify_log`]: checks each record's
+/// columns against its body, notes erasures and the erasure events that
+/// account for them, drives the progress bar, and stops the stream at the
+/// first problem it finds itself (remembered in `stop`).
+struct Audited<I> {
+    inner: I,
+    stop: Option<Stop>,
+    erased: Vec<u64>,
+    accounted: HashSet<u64>,
+    seen: u64,
+    progress: ProgressBar,
+}
+
+impl<I: Iterator<Item = Result<Entry, Stop>>> Audited<I> {
+    fn new(inner: I, progress: ProgressBar) -> Self {
+        Audited {
+            inner,
+            stop: None,
+            erased: Vec::new(),
+            accounted: HashSet::new(),
+            seen: 0,
+            progress,
+        }
+    }
+
+    /// Checks one entry; the message names its index.
+    fn check(&mut self, entry: &Entry) -> Result<(), String> {
+        let index = entry.record.index;
+        let Some((body, salt)) = &entry.record.content else {
+            self.erased.push(index);
+            return Ok(());
+        };
+        // A changed body is reported as such, whatever else is wrong with it.
+        let tampered = || {
+            (event_leaf_hash(salt, body) != entry.record.leaf_hash)
+                .then_some(AuditError::Entry {
+                    index,
+                    problem: EntryProblem::Tampered,
+                })
+                .map(|e| e.to_string())
+        };
+        let Ok(head) = serde_json::from_slice::<BodyHead<'_>>(body) else {
+            return Err(tampered().unwrap_or_else(|| format!("log entry {index}: the body is not an event")));
+        };
+        if head.time != entry.time || head.kind != entry.kind {
+            return Err(tampered().unwrap_or_else(|| {
+                format!("log entry {index}: the time or type stored beside the body differs from the body's")
+            }));
+        }
+        if head.kind == "erasure" {
+            match AuditEvent::from_body(body) {
+                Ok(AuditEvent {
+                    kind: EventKind::Erasure { index: erased, .. },
+                    ..
+                }) => {
+                    self.accounted.insert(erased);
+                }
+                _ => {
+                    return Err(tampered().unwrap_or_else(|| format!("log entry {index}: malformed erasure event")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The verdict, once `verify_log` has returned `result` over this stream.
+    /// `expected` is the size and root the log's state (or the export's
+    /// header) claims.
+    fn conclude(
+        mut self,
+        result: Result<VerifyReport, AuditError>,
+        checkpoint_sizes: &[u64],
+        expected: Option<(u64, Hash)>,
+        claimed_by: &str,
+    ) -> Result<VerifyReport, Stop> {
+        self.progress.finish_and_clear();
+        // A stream stopped by this wrapper ends early: `verify_log` can then
+        // only have found the end missing, which the stop explains.
+        if let Some(stop) = self.stop.take() {
+            return Err(stop);
+        }
+        let report = result.map_err(|e| match &e {
+            // A note that does not open says nothing trustworthy about its
+            // size: name the size it is stored under.
+            AuditError::CheckpointRejected { position, .. } => match checkpoint_sizes.get(*position) {
+                Some(size) => Stop::Bad(format!("{e} (the checkpoint stored for size {size})")),
+                None => Stop::Bad(e.to_string()),
+            },
+            _ => Stop::Bad(e.to_string()),
+        })?;
+        if let Some(index) = self.erased.iter().find(|i| !self.accounted.contains(i)) {
+            return Err(Stop::Bad(format!(
+                "log entry {index}: the body was removed, but no erasure event records it"
+            )));
+        }
+        if let Some((size, root)) = expected {
+            if report.leaves < size {
+                return Err(Stop::Bad(format!(
+                    "log entry {}: missing; {claimed_by} records {size} events",
+                    report.leaves
+                )));
+            }
+            if report.leaves > size {
+                return Err(Stop::Bad(format!(
+                    "log entry {size}: {claimed_by} records {size} events, but there are {}",
+                    report.leaves
+                )));
+            }
+            if report.root != root {
+                return Err(Stop::Bad(format!(
+                    "the root of the {size} events differs from the one {claimed_by} records"
+                )));
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl<I: Iterator<Item = Result<Entry, Stop>>> Iterator for Audited<I> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if self.stop.is_some() {
+            return None;
+        }
+        let entry = match self.inner.next()? {
+            Ok(entry) => entry,
+            Err(stop) => {
+                self.stop = Some(stop);
+                return None;
+            }
+        };
+        if let Err(message) = self.check(&entry) {
+            self.stop = Some(Stop::Bad(message));
+            return None;
+        }
+        self.seen += 1;
+        if self.seen.is_multiple_of(PROGRESS_STEP) {
+            self.progress.set_position(self.seen);
+        }
+        Some(entry.record)
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, {eta} left)") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs `verify_log` over `entries` with the extra checks, on this thread.
+/// `checkpoints` are `(size stored, note)`, by size.
+fn verify_entries(
+    entries: impl Iterator<Item = Result<Entry, Stop>>,
+    checkpoints: &[(u64, String)],
+    verifier: &NoteVerifier,
+    expected: Option<(u64, Hash)>,
+    claimed_by: &str,
+    progress: ProgressBar,
+) -> Result<VerifyReport, Stop> {
+    let (sizes, notes): (Vec<u64>, Vec<&str>) = checkpoints.iter().map(|(s, n)| (*s, n.as_str())).unzip();
+    let mut audited = Audited::new(entries, progress);
+    let result = verify_log(&mut audited, &notes, verifier, verifier.name());
+    audited.conclude(result, &sizes, expected, claimed_by)
+}
+
+/// Prints the verdict: a summary and exit 0, or the first problem and exit 1.
+fn report(outcome: Result<VerifyReport, Stop>, verifier: &NoteVerifier, source: &str) -> anyhow::Result<()> {
+    match outcome {
+        Ok(report) => {
+            println!(
+                "audit log OK ({source}): {} events, {} erased, {} checkpoints verified with key {}+{:08x}",
+                report.leaves,
+                report.erased,
+                report.checkpoints,
+                verifier.name(),
+                verifier.key_id()
+            );
+            println!("root at size {}: {}", report.leaves, STANDARD.encode(report.root));
+            Ok(())
+        }
+        Err(Stop::Bad(message)) => Err(Refused(format!("audit log verification FAILED ({source}): {message}")).into()),
+        Err(Stop::Failed(error)) => Err(error),
+    }
+}
+
+async fn all_checkpoints<S: AuditStore>(store: &S) -> anyhow::Result<Vec<StoredCheckpoint>> {
+    let mut all = Vec::new();
+    let mut from_size = 0;
+    loop {
+        let page = store.checkpoints(from_size, MAX_PAGE).await?;
+        let full = page.len() == MAX_PAGE as usize;
+        let Some(last) = page.last() else { break };
+        from_size = last.size + 1;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// The verifier of a log that has no key yet, so no checkpoint: any key
+/// does, since there is no signature to check.
+fn keyless_verifier(origin: &str) -> anyhow::Result<NoteVerifier> {
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("key generation failed"))?;
+    Ok(NoteSigner::new(origin, pair)?.verifier()?)
+}
+
+async fn verify_store<S: Store>(store: S, verifier: Option<NoteVerifier>, ctx: &Context) -> anyhow::Result<()> {
+    // Checkpoints before the tree head: every checkpoint read is then
+    // covered by the events read, whatever is appended meanwhile.
+    let checkpoints: Vec<(u64, String)> = all_checkpoints(&store)
+        .await?
+        .into_iter()
+        .map(|cp| (cp.size, cp.note))
+        .collect();
+    let verifier = match verifier {
+        Some(verifier) => verifier,
+        None => match load_signer(&store, ctx, false).await {
+            Ok(signer) => signer.verifier(),
+            Err(e)
+                if checkpoints.is_empty() && matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NoAuditKey)) =>
+            {
+                keyless_verifier(&ctx.settings.audit.origin)?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    let head = store.tree_head().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, StoreError>>(2);
+    let producer = tokio::spawn(read_pages(store, head.size, tx));
+    let progress = progress_bar(head.size);
+    let checked_verifier = verifier.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut page = Vec::new().into_iter();
+        let entries = std::iter::from_fn(move || {
+            loop {
+                if let Some(event) = page.next() {
+                    return Some(Ok(Entry::from(event)));
+                }
+                match rx.blocking_recv()? {
+                    Ok(next) => page = next.into_iter(),
+                    Err(e) => {
+                        return Some(Err(Stop::Failed(
+                            anyhow::Error::new(e).context("reading the audit log"),
+                        )));
+                    }
+                }
+            }
+        });
+        verify_entries(
+            entries,
+            &checkpoints,
+            &checked_verifier,
+            Some((head.size, head.root)),
+            "the log's stored state",
+            progress,
+        )
+    })
+    .await
+    .context("the verification task failed")?;
+    producer.abort();
+    report(outcome, &verifier, "database")
+}
+
+/// Sends the events `[0, end)` in pages, in index order, until the end,
+/// an error, or the receiver goes away.
+async fn read_pages<S: AuditStore>(
+    store: S,
+    end: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
+) {
+    let mut from = 0;
+    while from < end {
+        let limit = u32::try_from(end - from).unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        let page = match store.events(&EventQuery::page(from, limit)).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let Some(last) = page.last() else { return };
+        from = last.index.saturating_add(1);
+        let full = page.len() == limit as usize;
+        let page: Vec<StoredEvent> = page.into_iter().filter(|e| e.index < end).collect();
+        if page.is_empty() || tx.send(Ok(page)).await.is_err() || !full {
+            return;
+        }
+    }
+}
+
+/// Any line of an export, as read back.
+#[derive(Debug, Deserialize)]
+struct ExportLine<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    // header
+    format: Option<Cow<'a, str>>,
+    version: Option<u32>,
+    origin: Option<Cow<'a, str>>,
+    root: Option<Cow<'a, str>>,
+    // checkpoint and header
+    size: Option<u64>,
+    note: Option<String>,
+    // event (and checkpoint: time)
+    index: Option<u64>,
+    time: Option<u64>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    body: Option<Cow<'a, str>>,
+    body_base64: Option<Cow<'a, str>>,
+    salt: Option<Cow<'a, str>>,
+    leaf_hash: Option<Cow<'a, str>>,
+    erased: Option<bool>,
+}
+
+/// The header of an export.
+#[derive(Debug)]
+struct ExportHeader {
+    origin: String,
+    size: u64,
+    root: Hash,
+}
+
+/// An export's header, its checkpoints (`(size, note)`), and a reader of
+/// its events.
+type OpenedExport<R> = (ExportHeader, Vec<(u64, String)>, ExportReader<R>);
+
+/// Reads an export: the header, then the checkpoints, then a stream of
+/// its events.
+struct ExportReader<R> {
+    lines: std::io::Lines<R>,
+    line: u64,
+    first_event: Option<Entry>,
+}
+
+fn bad_line(line: u64, what: impl std::fmt::Display) -> Stop {
+    Stop::Bad(format!("export line {line}: {what}"))
+}
+
+impl<R: BufRead> ExportReader<R> {
+    /// Reads the header and the checkpoints (and the first event line).
+    fn open(reader: R) -> Result<OpenedExport<R>, Stop> {
+        let mut this = ExportReader {
+            lines: reader.lines(),
+            line: 0,
+            first_event: None,
+        };
+        let header = match this.next_line()? {
+            Some(text) => this.header(&text)?,
+            None => return Err(bad_line(1, "the file is empty")),
+        };
+        let mut checkpoints = Vec::new();
+        while let Some(text) = this.next_line()? {
+            let parsed = this.parse(&text)?;
+            match parsed.kind.as_ref() {
+                "checkpoint" => {
+                    let note = parsed
+                        .note
+                        .ok_or_else(|| bad_line(this.line, "checkpoint without a note"))?;
+                    let size = parsed
+                        .size
+                        .ok_or_else(|| bad_line(this.line, "checkpoint without a size"))?;
+                    checkpoints.push((size, note));
+                }
+                "event" => {
+                    this.first_event = Some(this.entry(parsed)?);
+                    break;
+                }
+                other => return Err(bad_line(this.line, format_args!("unexpected `{other}` line"))),
+            }
+        }
+        Ok((header, checkpoints, this))
+    }
+
+    fn next_line(&mut self) -> Result<Option<String>, Stop> {
+        match self.lines.next() {
+            None => Ok(None),
+            Some(Ok(text)) => {
+                self.line += 1;
+                Ok(Some(text))
+            }
+            Some(Err(e)) => Err(Stop::Failed(anyhow::Error::new(e).context("reading the export"))),
+        }
+    }
+
+    fn parse<'t>(&self, text: &'t str) -> Result<ExportLine<'t>, Stop> {
+        serde_json::from_str(text).map_err(|e| bad_line(self.line, format_args!("not an export line: {e}")))
+    }
+
+    fn header(&self, text: &str) -> Result<ExportHeader, Stop> {
+        let line = self.parse(text)?;
+        if line.kind != "header" || line.format.as_deref() != Some(EXPORT_FORMAT) {
+            return Err(bad_line(self.line, "not a Warden audit export (no header)"));
+        }
+        if line.version != Some(EXPORT_VERSION) {
+            return Err(bad_line(self.line, "unsupported export version"));
+        }
+        let root = line
+            .root
+            .and_then(|r| STANDARD.decode(r.as_bytes()).ok())
+            .and_then(|r| Hash::try_from(r.as_slice()).ok())
+            .ok_or_else(|| bad_line(self.line, "header root is not 32 bytes of base64"))?;
+        Ok(ExportHeader {
+            origin: line.origin.map(Cow::into_owned).unwrap_or_default(),
+            size: line.size.ok_or_else(|| bad_line(self.line, "header without a size"))?,
+            root,
+        })
+    }
+
+    fn entry(&self, line: ExportLine<'_>) -> Result<Entry, Stop> {
+        let at = self.line;
+        if line.kind != "event" {
+            return Err(bad_line(at, format_args!("`{}` line among the events", line.kind)));
+        }
+        let index = line.index.ok_or_else(|| bad_line(at, "event without an index"))?;
+        let bad = |what: &str| Stop::Bad(format!("log entry {index} (export line {at}): {what}"));
+        let leaf_hash = line
+            .leaf_hash
+            .as_deref()
+            .and_then(unhex)
+            .and_then(|h| Hash::try_from(h.as_slice()).ok())
+            .ok_or_else(|| bad("leaf_hash is not 32 bytes of hex"))?;
+        let body = match (line.body, line.body_base64) {
+            (Some(text), None) => Some(text.into_owned().into_bytes()),
+            (None, Some(b64)) => Some(
+                STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|_| bad("body_base64 is not base64"))?,
+            ),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(bad("both body and body_base64")),
+        };
+        let salt = line
+            .salt
+            .map(|s| {
+                unhex(&s)
+                    .and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
+                    .map(Salt::from_bytes)
+                    .ok_or_else(|| bad("salt is not 32 bytes of hex"))
+            })
+            .transpose()?;
+        let content = match (body, salt) {
+            (Some(body), Some(salt)) => Some((body, salt)),
+            (None, None) => None,
+            _ => return Err(bad("a body without a salt, or a salt without a body")),
+        };
+        if line.erased.unwrap_or(false) != content.is_none() {
+            return Err(bad("the erased flag disagrees with the body"));
+        }
+        Ok(Entry {
+            record: Record {
+                index,
+                leaf_hash,
+                content,
+            },
+            time: line.time.ok_or_else(|| bad("event without a time"))?,
+            kind: line.event_type.ok_or_else(|| bad("event without a type"))?,
+        })
+    }
+}
+
+impl<R: BufRead> Iterator for ExportReader<R> {
+    type Item = Result<Entry, Stop>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(first) = self.first_event.take() {
+            return Some(Ok(first));
+        }
+        let text = match self.next_line() {
+            Ok(text) => text?,
+            Err(stop) => return Some(Err(stop)),
+        };
+        Some(self.parse(&text).and_then(|line| self.entry(line)))
+    }
+}
+
+async fn verify_export(path: PathBuf, verifier: NoteVerifier) -> anyhow::Result<()> {
+    let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let checked_verifier = verifier.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Result<VerifyReport, Stop>> {
+        let (header, checkpoints, events) = match ExportReader::open(BufReader::with_capacity(1 << 16, file)) {
+            Ok(opened) => opened,
+            Err(stop) => return Ok(Err(stop)),
+        };
+        if header.origin != checked_verifier.name() {
+            return Err(UsageError(format!(
+                "this export is of log `{}`, but the verifier key is for `{}`",
+                header.origin,
+                checked_verifier.name()
+            ))
+            .into());
+        }
+        Ok(verify_entries(
+            events,
+            &checkpoints,
+            &checked_verifier,
+            Some((header.size, header.root)),
+            "the export's header",
+            progress_bar(header.size),
+        ))
+    })
+    .await
+    .context("the verification task failed")??;
+    report(outcome, &verifier, &path.display().to_string())
+}
+
+// --- erase ---
+
+/// Who asks for an erasure, as recorded: the OS user running the CLI.
+fn actor() -> String {
+    match std::env::var("USER") {
+        Ok(user) if !user.is_empty() && !user.chars().any(char::is_control) => format!("cli:{user}"),
+        _ => "cli".into(),
+    }
+}
+
+async fn erase<S: AuditStore>(
+    store: &S,
+    ctx: &Context,
+    index: u64,
+    reason: &str,
+    override_retention: bool,
+) -> anyhow::Result<()> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(UsageError(format!(
+            "--reason must be one line of 1 to {MAX_REASON} bytes (e.g. the request's reference)"
+        ))
+        .into());
+    }
+    let size = store.size().await?;
+    if index >= size {
+        return Err(StoreError::AuditBeyondEnd { requested: index, size }.into());
+    }
+    let event = store
+        .events(&EventQuery::page(index, 1))
+        .await?
+        .into_iter()
+        .find(|e| e.index == index)
+        .ok_or_else(|| StoreError::Corrupt(format!("audit event {index} is missing")))?;
+    if let Some(erasure) = &event.erasure {
+        return Err(Refused(format!(
+            "event {index} was already erased on {}: {}",
+            rfc3339(erasure.at),
+            erasure.reason
+        ))
+        .into());
+    }
+    if event.kind == "erasure" {
+        return Err(Refused(format!(
+            "event {index} records an erasure: erasure events are kept, they account for the bodies removed"
+        ))
+        .into());
+    }
+    let now = now();
+    let retention = ctx.settings.audit.retention_secs;
+    let kept_until = event.time.saturating_add(retention);
+    let within_retention = now < kept_until;
+    if within_retention && !override_retention {
+        return Err(Refused(format!(
+            "event {index} ({}) is within the retention period (audit.retention_days = {}) until {}: \
+             pass --override-retention to erase it anyway (the override is recorded in the log)",
+            rfc3339(event.time),
+            retention / 86_400,
+            rfc3339(kept_until)
+        ))
+        .into());
+    }
+    // The erasure event goes first: if the erasure then fails, the log
+    // holds a record of an erasure that did not happen (harmless, and
+    // `erase` can be run again), never a body gone without a record.
+    let recorded = record(
+        store,
+        now,
+        vec![EventKind::Erasure {
+            index,
+            reason: reason.to_owned(),
+            retention_overridden: within_retention,
+            actor: actor(),
+        }],
+    )
+    .await?;
+    if !store.erase(index, reason, now).await? {
+        eprintln!("event {index} was erased concurrently");
+        return Ok(());
+    }
+    eprintln!(
+        "erased the body and salt of event {index} (its leaf hash stays); recorded as event {}{}",
+        recorded.start,
+        if within_retention {
+            ", with the retention override"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    use warden_audit::{Checkpoint, Frontier};
+
+    const ORIGIN: &str = "test.example/audit";
+
+    fn signer() -> NoteSigner {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        NoteSigner::new(ORIGIN, Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()).unwrap()
+    }
+
+    /// A log of `n` key events as the store would hold it.
+    fn log(n: u64) -> Vec<StoredEvent> {
+        (0..n)
+            .map(|i| {
+                let kind = EventKind::KeyRetired { kid: format!("k{i}") };
+                let (body, salt, leaf_hash) = AuditEvent::new(1_000 + i, kind).seal().unwrap().into_parts();
+                StoredEvent {
+                    index: i,
+                    time: 1_000 + i,
+                    kind: "key_retired".into(),
+                    subject: None,
+                    resource: None,
+                    content: Some((body, salt)),
+                    leaf_hash,
+                    erasure: None,
+                }
+            })
+            .collect()
+    }
+
+    fn root(events: &[StoredEvent]) -> Hash {
+        let mut f = Frontier::new();
+        for e in events {
+            f.push(e.leaf_hash).unwrap();
+        }
+        f.root()
+    }
+
+    fn verify(
+        events: Vec<StoredEvent>,
+        checkpoints: &[(u64, String)],
+        signer: &NoteSigner,
+    ) -> Result<VerifyReport, String> {
+        let expected = (events.len() as u64, root(&events));
+        verify_entries(
+            events.into_iter().map(|e| Ok(Entry::from(e))),
+            checkpoints,
+            &signer.verifier().unwrap(),
+            Some(expected),
+            "the state",
+            ProgressBar::hidden(),
+        )
+        .map_err(|stop| match stop {
+            Stop::Bad(m) => m,
+            Stop::Failed(e) => panic!("{e}"),
+        })
+    }
+
+    fn erase_at(events: &mut Vec<StoredEvent>, index: u64, with_record: bool) {
+        let e = &mut events[index as usize];
+        e.content = None;
+        e.erasure = Some(warden_store::audit::Erasure {
+            at: 5,
+            reason: "gdpr".into(),
+        });
+        if with_record {
+            let n = events.len() as u64;
+            let kind = EventKind::Erasure {
+                index,
+                reason: "gdpr".into(),
+                retention_overridden: false,
+                actor: "cli".into(),
+            };
+            let (body, salt, leaf_hash) = AuditEvent::new(2_000, kind).seal().unwrap().into_parts();
+            events.push(StoredEvent {
+                index: n,
+                time: 2_000,
+                kind: "erasure".into(),
+                subject: None,
+                resource: None,
+                content: Some((body, salt)),
+                leaf_hash,
+                erasure: None,
+            });
+        }
+    }
+
+    #[test]
+    fn times_parse_in_both_forms() {
+        assert_eq!(parse_time("1800000000"), Some(1_800_000_000));
+        assert_eq!(parse_time("2027-01-15T08:00:00Z"), Some(1_800_000_000));
+        assert_eq!(parse_time("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "",
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-01",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01T00:00:00",
+            "-5",
+            "yesterday",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(unhex(&hex(&[0, 0x7f, 0xff])).unwrap(), [0, 0x7f, 0xff]);
+        assert!(unhex("0").is_none());
+        assert!(unhex("+1").is_none());
+    }
+
+    #[test]
+    fn an_intact_log_verifies_with_its_checkpoints() {
+        let signer = signer();
+        let events = log(10);
+        let cps = vec![
+            (4, Checkpoint::new(ORIGIN, 4, root(&events[..4])).sign(&signer).unwrap()),
+            (10, Checkpoint::new(ORIGIN, 10, root(&events)).sign(&signer).unwrap()),
+        ];
+        let report = verify(events, &cps, &signer).unwrap();
+        assert_eq!((report.leaves, report.erased, report.checkpoints), (10, 0, 2));
+    }
+
+    #[test]
+    fn a_recorded_erasure_passes_and_a_silent_one_is_named() {
+        let signer = signer();
+        let mut events = log(6);
+        erase_at(&mut events, 2, true);
+        let report = verify(events, &[], &signer).unwrap();
+        assert_eq!((report.leaves, report.erased), (7, 1));
+
+        let mut events = log(6);
+        erase_at(&mut events, 3, false);
+        let err = verify(events, &[], &signer).unwrap_err();
+        assert!(err.contains("log entry 3") && err.contains("no erasure event"), "{err}");
+    }
+
+    #[test]
+    fn columns_must_agree_with_the_body() {
+        let signer = signer();
+        let mut events = log(5);
+        events[2].kind = "token_issued".into();
+        let err = verify(events, &[], &signer).unwrap_err();
+        assert!(err.contains("log entry 2") && err.contains("type"), "{err}");
+        // A changed body is reported as tampered, not as a column problem.
+        let mut events = log(5);
+        events[1].time = 7;
+        if let Some((body, _)) = &mut events[1].content {
+            body[10] ^= 1;
+        }
+        let err = verify(events, &[], &signer).unwrap_err();
+        assert!(err.contains("log entry 1") && err.contains("do not hash"), "{err}");
+    }
+
+    #[test]
+    fn the_claimed_size_and_root_are_checked() {
+        let signer = signer();
+        let events = log(5);
+        let claimed = (6, root(&events));
+        let err = verify_entries(
+            events.into_iter().map(|e| Ok(Entry::from(e))),
+            &[],
+            &signer.verifier().unwrap(),
+            Some(claimed),
+            "the state",
+            ProgressBar::hidden(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Stop::Bad(m) if m.contains("log entry 5: missing")),
+            "{err:?}"
+        );
+    }
+
+    fn export_text(events: &[StoredEvent], checkpoints: &[(u64, String)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_line(
+            &mut out,
+            &HeaderLine {
+                kind: "header",
+                format: EXPORT_FORMAT,
+                version: EXPORT_VERSION,
+                origin: ORIGIN,
+                size: events.len() as u64,
+                root: STANDARD.encode(root(events)),
+                exported_at: 1,
+            },
+        )
+        .unwrap();
+        for (size, note) in checkpoints {
+            write_line(
+                &mut out,
+                &CheckpointLine {
+                    kind: "checkpoint",
+                    size: *size,
+                    time: 1,
+                    note,
+                },
+            )
+            .unwrap();
+        }
+        for e in events {
+            write_line(&mut out, &EventLine::of(e)).unwrap();
+        }
+        out
+    }
+
+    fn verify_export_text(text: &[u8], signer: &NoteSigner) -> Result<VerifyReport, String> {
+        let (header, checkpoints, events) = ExportReader::open(text).map_err(|s| format!("{s:?}"))?;
+        assert_eq!(header.origin, ORIGIN);
+        verify_entries(
+            events,
+            &checkpoints,
+            &signer.verifier().unwrap(),
+            Some((header.size, header.root)),
+            "the export's header",
+            ProgressBar::hidden(),
+        )
+        .map_err(|stop| match stop {
+            Stop::Bad(m) => m,
+            Stop::Failed(e) => panic!("{e}"),
+        })
+    }
+
+    #[test]
+    fn exports_round_trip_and_tampering_is_named() {
+        let signer = signer();
+        let mut events = log(9);
+        erase_at(&mut events, 4, true);
+        let cp = Checkpoint::new(ORIGIN, 10, root(&events)).sign(&signer).unwrap();
+        let text = export_text(&events, &[(10, cp)]);
+        let report = verify_export_text(&text, &signer).unwrap();
+        assert_eq!((report.leaves, report.erased, report.checkpoints), (10, 1, 1));
+
+        // One character of one body changed.
+        let lines: Vec<&str> = std::str::from_utf8(&text).unwrap().lines().collect();
+        let target = lines.iter().position(|l| l.contains("\"index\":6,")).unwrap();
+        let mut tampered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        tampered[target] = tampered[target].replace("k6", "k7");
+        let err = verify_export_text(tampered.join("\n").as_bytes(), &signer).unwrap_err();
+        assert!(err.contains("log entry 6"), "{err}");
+
+        // A line dropped.
+        let mut dropped: Vec<&str> = lines.clone();
+        dropped.remove(target);
+        let err = verify_export_text(dropped.join("\n").as_bytes(), &signer).unwrap_err();
+        assert!(err.contains("log entry 6"), "{err}");
+
+        // Garbage.
+        let err = verify_export_text(b"{\"kind\":\"header\"}\n", &signer).unwrap_err();
+        assert!(err.contains("export line 1"), "{err}");
+    }
+}
