@@ -29,6 +29,9 @@ pub struct KeySnapshot {
     pub any_audience: TokenVerifier,
     /// The public JWKS.
     pub jwks: serde_json::Value,
+    /// Warden as a trusted issuer of the published keys (for verifiers of
+    /// other audiences: [`KeySnapshot::verifier_for`]).
+    issuer: TrustedIssuer,
     kids: Vec<String>,
 }
 
@@ -56,12 +59,13 @@ fn build(
     let issuer = TrustedIssuer::new(options.issuer.clone(), keys, options.algorithms);
     let v = validation(options, &options.issuer).map_err(|e| StoreError::Corrupt(format!("validation: {e}")))?;
     let api = TokenVerifier::new([issuer.clone()], v.clone());
-    let any = TokenVerifier::new([issuer], v.with_any_audience());
+    let any = TokenVerifier::new([issuer.clone()], v.with_any_audience());
     Ok(KeySnapshot {
         signing,
         api: VerifiedTokenCache::new(api, CACHE_CAPACITY),
         any_audience: any,
         jwks,
+        issuer,
         kids,
     })
 }
@@ -134,6 +138,19 @@ impl KeyCache {
 }
 
 impl KeySnapshot {
+    /// Verifies Warden access tokens whose `aud` holds `audience` (the
+    /// gateway's routes), with the same rules as [`KeySnapshot::api`].
+    pub fn verifier_for(
+        &self,
+        options: &ServerOptions,
+        audience: &str,
+    ) -> Result<TokenVerifier, warden_jose::JoseError> {
+        Ok(TokenVerifier::new(
+            [self.issuer.clone()],
+            validation(options, audience)?,
+        ))
+    }
+
     fn changed(self, old: &KeySnapshot) -> Option<KeySnapshot> {
         let same_signing = match (&self.signing, &old.signing) {
             (Some(a), Some(b)) => a.kid() == b.kid(),

@@ -8,6 +8,8 @@
 //!   signed audit checkpoints), and serves with graceful shutdown.
 //! - `endpoints/`: one module per endpoint group; `grants/`: one module per
 //!   grant of the token endpoint.
+//! - [`gateway`]: the routes to upstream AI APIs, served as the router's
+//!   fallback when any are configured.
 //! - Pure helpers: [`scope`] (RFC 6749 scopes), [`form`] (strict form
 //!   bodies), [`failures`] (failed-authentication limits), [`error`] (RFC
 //!   6749/6750 error bodies).
@@ -28,6 +30,7 @@ pub mod error;
 pub mod failures;
 pub mod federation;
 pub mod form;
+pub mod gateway;
 pub mod grants;
 pub mod keys;
 pub mod options;
@@ -60,6 +63,9 @@ pub enum ServerError {
     /// A trusted issuer is misconfigured.
     #[error(transparent)]
     Federation(#[from] federation::FederationError),
+    /// A gateway route is misconfigured.
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayBuildError),
     /// Binding or serving failed.
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
@@ -70,6 +76,7 @@ pub struct App<S: Store> {
     state: Arc<AppState<S>>,
     sink: MerkleSink,
     signer: Arc<AuditSigner>,
+    gateway: Option<Arc<gateway::Gateway>>,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -111,6 +118,16 @@ impl<S: Store> App<S> {
         };
         let signer = Arc::new(signer);
         let federation = federation::Federation::new(options.federation.clone())?;
+        let gateway = if options.routes.is_empty() {
+            None
+        } else {
+            let settings = gateway::GatewaySettings::default();
+            Some(Arc::new(gateway::Gateway::new(
+                options.routes.clone(),
+                &options.issuer,
+                settings,
+            )?))
+        };
         let hasher = clients::SecretHasher::from_master(&master);
         let state = AppState::new(
             store,
@@ -126,7 +143,20 @@ impl<S: Store> App<S> {
             state: Arc::new(state),
             sink,
             signer,
+            gateway,
         })
+    }
+
+    /// Serves `gateway` (built with another authorizer, rate limiter or
+    /// settings) instead of the one built from `options.routes`.
+    pub fn with_gateway(mut self, gateway: gateway::Gateway) -> Self {
+        self.gateway = Some(Arc::new(gateway));
+        self
+    }
+
+    /// The gateway, when routes are configured.
+    pub fn gateway(&self) -> Option<&Arc<gateway::Gateway>> {
+        self.gateway.as_ref()
     }
 
     /// The shared state (for tests and embedding).
@@ -139,10 +169,11 @@ impl<S: Store> App<S> {
         self.signer.vkey()
     }
 
-    /// The HTTP routes.
+    /// The HTTP routes; requests matching none go to the gateway when it
+    /// has routes, and are answered 404 otherwise.
     pub fn router(&self) -> Router {
         use endpoints::{admin, audit, health, introspect, metadata, revoke, token};
-        Router::new()
+        let router = Router::new()
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz::<S>))
             .route(
@@ -168,9 +199,12 @@ impl<S: Store> App<S> {
             .route("/api/v1/audit/events", get(audit::events::<S>))
             .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
             .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
-            .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>))
-            .fallback(|| async { error::ApiError::not_found("no such endpoint") })
-            .with_state(Arc::clone(&self.state))
+            .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>));
+        let router = match &self.gateway {
+            Some(g) => router.fallback_service(gateway::router(Arc::clone(&self.state), Arc::clone(g))),
+            None => router.fallback(|| async { error::ApiError::not_found("no such endpoint") }),
+        };
+        router.with_state(Arc::clone(&self.state))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops taking

@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub audit: AuditOptions,
     /// Trusted external issuers for token exchange.
     pub federation: Vec<FederatedIssuer>,
+    /// Gateway routes (`[[route]]`); none = no gateway.
+    pub routes: Vec<crate::gateway::RouteConfig>,
 }
 
 /// `[oauth]`.

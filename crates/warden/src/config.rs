@@ -96,6 +96,9 @@ pub struct Config {
     /// Trusted external issuers (`[[federation]]`), for token exchange.
     #[serde(default)]
     pub federation: Vec<FederationConfig>,
+    /// Gateway routes (`[[route]]`; see `warden_server::gateway::route`).
+    #[serde(default, skip_serializing)]
+    pub route: Vec<warden_server::gateway::RouteConfig>,
 }
 
 /// `[audit]`.
@@ -301,6 +304,8 @@ pub struct Settings {
     pub oauth: OAuthConfig,
     /// Trusted external issuers.
     pub federation: Vec<Federation>,
+    /// Gateway routes, validated.
+    pub routes: Vec<warden_server::gateway::RouteConfig>,
 }
 
 /// Validated `[audit]`.
@@ -369,6 +374,7 @@ impl std::fmt::Debug for Settings {
             .field("audit", &self.audit)
             .field("oauth", &self.oauth)
             .field("federation", &self.federation)
+            .field("routes", &self.routes.len())
             .finish()
     }
 }
@@ -504,6 +510,7 @@ impl Config {
                 validate_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        warden_server::gateway::RouteTable::new(self.route.clone()).map_err(|e| anyhow!("config `[[route]]`: {e}"))?;
         if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
             bail!(
                 "config key `keys.rotate_every`: 0 (never) or at least {} seconds, so that each key outlives the tokens it signed",
@@ -535,6 +542,7 @@ impl Config {
             audit,
             oauth,
             federation,
+            routes: self.route,
         })
     }
 }

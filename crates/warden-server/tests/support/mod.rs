@@ -65,6 +65,7 @@ pub fn options(issuer: &str) -> ServerOptions {
             checkpoint_interval: 1,
         },
         federation: Vec::new(),
+        routes: Vec::new(),
     }
 }
 
@@ -86,21 +87,32 @@ pub struct Server<S: Store> {
 }
 
 pub async fn start_sqlite(tweak: impl FnOnce(&mut ServerOptions)) -> Server<SqliteStore> {
+    start_sqlite_with(tweak, |app, _| app).await
+}
+
+/// As [`start_sqlite`], with `wrap` applied to the assembled [`App`] (to
+/// serve a gateway with another authorizer or settings); it gets the final
+/// options, whose issuer is the server's base URL.
+pub async fn start_sqlite_with(
+    tweak: impl FnOnce(&mut ServerOptions),
+    wrap: impl FnOnce(App<SqliteStore>, &ServerOptions) -> App<SqliteStore>,
+) -> Server<SqliteStore> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("warden.db").display());
     let store = SqliteStore::connect(&url).await.unwrap();
-    start(store, tweak, Some(dir), None).await
+    start(store, tweak, wrap, Some(dir), None).await
 }
 
 pub async fn start_pg(tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore> {
     let schema = fresh_schema();
     let store = PgStore::connect_in_schema(&pg_url(), &schema).await.unwrap();
-    start(store, tweak, None, Some(schema)).await
+    start(store, tweak, |app, _| app, None, Some(schema)).await
 }
 
 async fn start<S: Store>(
     store: S,
     tweak: impl FnOnce(&mut ServerOptions),
+    wrap: impl FnOnce(App<S>, &ServerOptions) -> App<S>,
     dir: Option<tempfile::TempDir>,
     schema: Option<String>,
 ) -> Server<S> {
@@ -108,7 +120,10 @@ async fn start<S: Store>(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut opts = options(&base);
     tweak(&mut opts);
-    let app = App::new(store, MasterKey::from_bytes([42; 32]), opts).await.unwrap();
+    let app = App::new(store, MasterKey::from_bytes([42; 32]), opts.clone())
+        .await
+        .unwrap();
+    let app = wrap(app, &opts);
     let state = Arc::clone(app.state());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

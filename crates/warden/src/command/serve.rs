@@ -61,6 +61,7 @@ pub fn options(ctx: &Context) -> ServerOptions {
                 subject_kind: f.subject_kind.clone(),
             })
             .collect(),
+        routes: s.routes.clone(),
     }
 }
 

@@ -1,0 +1,213 @@
+//! Every gateway error, and the one place it becomes a response.
+//!
+//! Status, code and headers come from [`ApiError`] (RFC 6750 challenges,
+//! `Retry-After`, `Cache-Control: no-store`); the body takes the route's
+//! shape:
+//!
+//! | kind     | body |
+//! |----------|------|
+//! | `http`   | `{"error": CODE, "error_description": TEXT}` |
+//! | `openai` | `{"error": {"message": TEXT, "type": TYPE, "param": null, "code": CODE}}` |
+//! | `mcp`    | `{"jsonrpc": "2.0", "id": ID, "error": {"code": N, "message": CODE, "data": {"error_description": TEXT}}}` |
+//!
+//! JSON-RPC codes: -32600 for a malformed request (400), -32001 for
+//! authentication and authorization failures (401, 403), -32002 for rate
+//! limiting (429), -32603 for Warden's or the upstream's failures (5xx).
+//! The id is the request's when the body was read, `null` otherwise.
+//!
+//! A denial's body never says why: the deciding policies go to the audit
+//! log.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::AuthError;
+use super::extract::ExtractError;
+use super::forward::{HeaderError, UpstreamError};
+use super::route::{PathError, RouteKind};
+use crate::error::ApiError;
+
+/// Why the gateway answered instead of the upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matches.
+    #[error("no route matches the request")]
+    NoRoute,
+    /// The path could resolve elsewhere upstream.
+    #[error(transparent)]
+    BadPath(#[from] PathError),
+    /// The bearer token was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The token lacks a scope of the route.
+    #[error("the token lacks `{0}`")]
+    InsufficientScope(String),
+    /// No resource id could be read.
+    #[error(transparent)]
+    BadRequest(#[from] ExtractError),
+    /// The authorizer denied the request.
+    #[error("the request is not allowed")]
+    Forbidden,
+    /// Over the route's rate limit; retry after this many seconds.
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
+    /// The audit log cannot be written, so nothing was forwarded.
+    #[error("the audit log cannot be written; the request was not forwarded")]
+    AuditUnavailable,
+    /// The upstream failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The verified identity cannot be sent upstream.
+    #[error(transparent)]
+    Identity(#[from] HeaderError),
+}
+
+impl GatewayError {
+    fn api_error(&self) -> ApiError {
+        let plain = |status, code| ApiError {
+            status,
+            code,
+            description: self.to_string(),
+            challenge: None,
+            retry_after: None,
+        };
+        match self {
+            GatewayError::NoRoute => ApiError::not_found(self.to_string()),
+            GatewayError::BadPath(_) | GatewayError::BadRequest(_) => ApiError::invalid_request(self.to_string()),
+            GatewayError::Auth(AuthError::Missing) => ApiError::missing_token(),
+            GatewayError::Auth(e) => ApiError::invalid_token(e.to_string()),
+            GatewayError::InsufficientScope(needed) => ApiError::insufficient_scope(&format!("the `{needed}` scope")),
+            GatewayError::Forbidden => plain(StatusCode::FORBIDDEN, "forbidden"),
+            GatewayError::RateLimited(secs) => ApiError {
+                retry_after: Some(*secs),
+                ..plain(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            },
+            GatewayError::AuditUnavailable => ApiError::unavailable(self.to_string()),
+            GatewayError::Upstream(UpstreamError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+            GatewayError::Upstream(_) => plain(StatusCode::BAD_GATEWAY, "bad_gateway"),
+            GatewayError::Identity(_) => ApiError::internal(self.to_string()),
+        }
+    }
+
+    /// The response for a route of `kind`; `jsonrpc_id` is the MCP
+    /// request's id, when the body was read.
+    pub fn reply(&self, kind: RouteKind, jsonrpc_id: Option<&Value>) -> Response {
+        let api = self.api_error();
+        let body = match kind {
+            RouteKind::Http => return api.into_response(),
+            RouteKind::Openai => json!({"error": {
+                "message": api.description,
+                "type": openai_type(api.status),
+                "param": null,
+                "code": api.code,
+            }}),
+            RouteKind::Mcp => json!({
+                "jsonrpc": "2.0",
+                "id": jsonrpc_id.cloned().unwrap_or(Value::Null),
+                "error": {
+                    "code": jsonrpc_code(api.status),
+                    "message": api.code,
+                    "data": {"error_description": api.description},
+                },
+            }),
+        };
+        let mut response = api.into_response();
+        *response.body_mut() = Body::from(body.to_string());
+        response.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+        response
+    }
+}
+
+/// OpenAI's error `type` for a status.
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+/// The JSON-RPC error code for a status.
+fn jsonrpc_code(status: StatusCode) -> i64 {
+    match status.as_u16() {
+        400 => -32600,
+        401 | 403 => -32001,
+        429 => -32002,
+        _ => -32603,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+
+    async fn body(r: Response) -> Value {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shapes_per_kind() {
+        let denied = GatewayError::Forbidden;
+        let http = denied.reply(RouteKind::Http, None);
+        assert_eq!(http.status(), 403);
+        assert_eq!(
+            body(http).await,
+            json!({"error": "forbidden", "error_description": "the request is not allowed"})
+        );
+
+        let openai = denied.reply(RouteKind::Openai, None);
+        assert_eq!(openai.headers()[header::CONTENT_TYPE], "application/json");
+        let b = body(openai).await;
+        assert_eq!(
+            (b["error"]["type"].as_str(), b["error"]["code"].as_str()),
+            (Some("permission_error"), Some("forbidden"))
+        );
+        assert!(b["error"]["param"].is_null());
+
+        let mcp = denied.reply(RouteKind::Mcp, Some(&json!(7)));
+        assert_eq!(mcp.status(), 403);
+        let b = body(mcp).await;
+        assert_eq!(b["jsonrpc"], "2.0");
+        assert_eq!(b["id"], 7);
+        assert_eq!(b["error"]["code"], -32001);
+        assert_eq!(b["error"]["message"], "forbidden");
+    }
+
+    #[tokio::test]
+    async fn statuses_and_headers() {
+        let r = GatewayError::InsufficientScope("inference.invoke".into()).reply(RouteKind::Mcp, None);
+        assert_eq!(r.status(), 403);
+        let challenge = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("inference.invoke"));
+        assert!(body(r).await["id"].is_null());
+
+        let r = GatewayError::RateLimited(3).reply(RouteKind::Openai, None);
+        assert_eq!(
+            (r.status().as_u16(), r.headers()[header::RETRY_AFTER].to_str().unwrap()),
+            (429, "3")
+        );
+
+        let r = GatewayError::Auth(AuthError::Revoked).reply(RouteKind::Http, None);
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+
+        let r = GatewayError::Upstream(UpstreamError::Timeout).reply(RouteKind::Http, None);
+        assert_eq!(r.status(), 504);
+        assert_eq!(body(r).await["error"], "gateway_timeout");
+        let r = GatewayError::Upstream(UpstreamError::Connect).reply(RouteKind::Http, None);
+        assert_eq!(r.status(), 502);
+        assert_eq!(body(r).await["error"], "bad_gateway");
+    }
+}
