@@ -10,6 +10,8 @@
 //!   grant of the token endpoint.
 //! - [`gateway`]: the routes to upstream AI APIs, served as the router's
 //!   fallback when any are configured.
+//! - [`demo`]: the built-in demo upstream of `warden serve --demo` (an
+//!   OpenAI-compatible API and an MCP server), on its own loopback port.
 //! - Pure helpers: [`scope`] (RFC 6749 scopes), [`form`] (strict form
 //!   bodies), [`failures`] (failed-authentication limits), [`error`] (RFC
 //!   6749/6750 error bodies).
@@ -25,6 +27,7 @@ pub mod audit_sink;
 pub mod bearer;
 pub mod client_auth;
 pub mod clients;
+pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod failures;
@@ -63,6 +66,9 @@ pub enum ServerError {
     /// A trusted issuer is misconfigured.
     #[error(transparent)]
     Federation(#[from] federation::FederationError),
+    /// The policies are invalid.
+    #[error(transparent)]
+    Policy(#[from] warden_policy::PolicyError),
     /// A gateway route is misconfigured.
     #[error(transparent)]
     Gateway(#[from] gateway::GatewayBuildError),
@@ -77,6 +83,7 @@ pub struct App<S: Store> {
     sink: MerkleSink,
     signer: Arc<AuditSigner>,
     gateway: Option<Arc<gateway::Gateway>>,
+    policies: Option<Arc<gateway::cedar::CedarAuthorizer>>,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -118,15 +125,28 @@ impl<S: Store> App<S> {
         };
         let signer = Arc::new(signer);
         let federation = federation::Federation::new(options.federation.clone())?;
-        let gateway = if options.routes.is_empty() {
+        let gateway_and_policies = if options.routes.is_empty() {
             None
         } else {
             let settings = gateway::GatewaySettings::default();
-            Some(Arc::new(gateway::Gateway::new(
-                options.routes.clone(),
-                &options.issuer,
-                settings,
-            )?))
+            let engine = match &options.policy_dir {
+                Some(dir) => warden_policy::load(dir)?,
+                None => warden_policy::PolicyEngine::builtin()?,
+            };
+            tracing::info!(policies = engine.policy_count(), "policies loaded");
+            let authorizer = Arc::new(gateway::cedar::CedarAuthorizer::new(
+                engine,
+                options.model_stages.clone(),
+            ));
+            Some(Arc::new(
+                gateway::Gateway::new(options.routes.clone(), &options.issuer, settings)?
+                    .with_authorizer(authorizer.clone()),
+            ))
+            .map(|g| (g, authorizer))
+        };
+        let (gateway, policies) = match gateway_and_policies {
+            Some((g, p)) => (Some(g), Some(p)),
+            None => (None, None),
         };
         let hasher = clients::SecretHasher::from_master(&master);
         let state = AppState::new(
@@ -144,7 +164,13 @@ impl<S: Store> App<S> {
             sink,
             signer,
             gateway,
+            policies,
         })
+    }
+
+    /// The Cedar policies in force (with `reload`), when routes are configured.
+    pub fn policies(&self) -> Option<Arc<gateway::cedar::CedarAuthorizer>> {
+        self.policies.clone()
     }
 
     /// Serves `gateway` (built with another authorizer, rate limiter or
@@ -216,6 +242,14 @@ impl<S: Store> App<S> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
+        let watcher = match (&self.policies, &self.state.options.policy_dir) {
+            (Some(policies), Some(dir)) => Some(tokio::spawn(watch_policies(
+                Arc::clone(&self.state),
+                Arc::clone(policies),
+                dir.clone(),
+            ))),
+            _ => None,
+        };
         let router = self.router();
         let state = Arc::clone(&self.state);
         let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -226,6 +260,9 @@ impl<S: Store> App<S> {
             })
             .await;
         background.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         self.sink.close().await;
         if let Err(e) = warden_store::sign_checkpoint(&self.state.store, &self.signer, now()).await {
             tracing::warn!(error = %e, "could not sign the final checkpoint");
@@ -271,6 +308,78 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "signing the audit checkpoint failed"),
             }
+        }
+    }
+}
+
+/// What identifies the policy files' contents cheaply: every `.cedar` and
+/// `.cedarschema` file under `dir` with its length and modification time.
+fn policy_fingerprint(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten().take(10_000) {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if meta.is_dir() {
+                if stack.len() < 64 {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "cedar" || e == "cedarschema") {
+                out.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reloads the policies when their files change (checked every 2 s); an
+/// invalid set is logged and never replaces the one in force. Each reload
+/// is audited.
+async fn watch_policies<S: Store>(
+    state: Arc<AppState<S>>,
+    policies: Arc<gateway::cedar::CedarAuthorizer>,
+    dir: std::path::PathBuf,
+) {
+    let mut seen = policy_fingerprint(&dir);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now_seen = policy_fingerprint(&dir);
+        if now_seen == seen {
+            continue;
+        }
+        seen = now_seen;
+        reload_policies(&state, &policies, "file change").await;
+    }
+}
+
+/// Reloads the policies now (SIGHUP or a file change); keeps the set in
+/// force when the new one is invalid. Returns whether it was replaced.
+pub async fn reload_policies<S: Store>(
+    state: &AppState<S>,
+    policies: &gateway::cedar::CedarAuthorizer,
+    trigger: &str,
+) -> bool {
+    match policies.reload() {
+        Ok(count) => {
+            tracing::warn!(count, trigger, "policies reloaded");
+            let event = EventKind::AdminAction {
+                principal: "warden".into(),
+                action: "policy.reload".into(),
+                target: format!("{count} policies ({trigger})"),
+            };
+            if let Err(e) = state.audit.record(AuditEvent::new(now(), event)).await {
+                tracing::error!(error = %e, "could not audit the policy reload");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(trigger, error = %e, "policy reload refused; the previous policies stay in force");
+            false
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct ServerOptions {
     pub audit: AuditOptions,
     /// Trusted external issuers for token exchange.
     pub federation: Vec<FederatedIssuer>,
+    /// Directory of Cedar policies (`schema.cedarschema` and `*.cedar`);
+    /// `None` = the built-in default set.
+    pub policy_dir: Option<PathBuf>,
+    /// Model id → stage (`production`, …), for policies on `resource.stage`
+    /// until the governance registry provides it.
+    pub model_stages: BTreeMap<String, String>,
     /// Gateway routes (`[[route]]`); none = no gateway.
     pub routes: Vec<crate::gateway::RouteConfig>,
 }

@@ -664,3 +664,75 @@ async fn mcp_tool_calls() {
     assert_eq!(no_token.body["error"]["code"], -32001);
     srv.stop().await;
 }
+
+/// The Cedar engine decides gateway requests: the built-in policies, the
+/// model catalog's stages, and the deciding policy ids in the audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cedar_policies_decide_routes() {
+    let up = upstream().await;
+    let b = up.base.clone();
+    let srv = support::start_sqlite(move |o| {
+        o.routes = vec![RouteConfig {
+            kind: RouteKind::Openai,
+            methods: vec!["POST".into()],
+            action: "inference.invoke".into(),
+            ..route(
+                "chat",
+                "/v1",
+                &format!("{b}/openai"),
+                "Model",
+                IdSource::JsonField("model".into()),
+            )
+        }];
+        o.model_stages = [("prod-model".to_owned(), "production".to_owned())]
+            .into_iter()
+            .collect();
+    })
+    .await;
+    let call = |token: String, model: &str| {
+        let req = srv
+            .http
+            .post(format!("{}/v1/chat/completions", srv.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(json!({"model": model, "messages": []}).to_string());
+        send(req)
+    };
+    let ds = srv.user_token(
+        "user:dana",
+        &[&srv.base],
+        "inference.invoke",
+        &["data-scientist"],
+        300,
+        None,
+    );
+    let ml = srv.user_token(
+        "user:eve",
+        &[&srv.base],
+        "inference.invoke",
+        &["ml-engineer"],
+        300,
+        None,
+    );
+    assert_eq!(call(ds.clone(), "prod-model").await.status, 200);
+    let denied = call(ds, "experimental").await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.body["error"]["type"], "permission_error", "{}", denied.body);
+    assert!(
+        !denied.body.to_string().contains("production"),
+        "the reason stays in the audit log"
+    );
+    assert_eq!(call(ml, "experimental").await.status, 200);
+    let decisions = access_decisions(&srv).await;
+    let policy_ids: Vec<Value> = decisions.iter().map(|d| d["policy_ids"].clone()).collect();
+    assert_eq!(
+        policy_ids,
+        [
+            json!(["data-scientist.inference-production"]),
+            json!([]),
+            json!(["ml-engineer.inference"])
+        ]
+    );
+    assert_eq!(decisions[1]["decision"], "deny");
+    srv.stop().await;
+}

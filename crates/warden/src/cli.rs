@@ -43,11 +43,35 @@ pub enum Command {
     /// Audit log: verifier key, checkpoints, queries, export, verification, erasure.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Run the server: token service, admin and audit APIs.
+    /// Run the server: token service, admin and audit APIs, gateway (`--demo` for a built-in demo).
     Serve(ServeArgs),
     /// Manage OAuth clients (services and agents).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Cedar policies: validate a policy set, run policy tests.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `warden policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse the schema and policies and validate them strictly; print
+    /// counts, or every problem with file, line and column (exit 1).
+    Validate {
+        /// Policy directory: schema.cedarschema and *.cedar files (default: the built-in set).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Run a policy test file (TOML, `[[case]]`s of claims, action,
+    /// resource, context and expected decision); exit 1 if any case fails.
+    Test {
+        /// The test file.
+        file: PathBuf,
+        /// Policy directory (default: the built-in set).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `warden serve`.
@@ -56,6 +80,11 @@ pub struct ServeArgs {
     /// Address to listen on (default: `listen` from the config, 127.0.0.1:8080).
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<String>,
+    /// Also start the built-in demo: an OpenAI-compatible upstream and an MCP
+    /// server on a loopback port, routes to them, and the clients `demo-app`
+    /// and `demo-agent` (their secrets are renewed and printed on every start).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// `warden client ...`

@@ -30,9 +30,10 @@ enum Kind {
 }
 
 /// Every config key with its type, for environment overrides.
-const KEYS: [(&str, Kind); 24] = [
+const KEYS: [(&str, Kind); 25] = [
     ("data_dir", Kind::Str),
     ("listen", Kind::Str),
+    ("policy_dir", Kind::Str),
     ("database_url", Kind::Str),
     ("database_schema", Kind::Str),
     ("issuer", Kind::Str),
@@ -96,6 +97,14 @@ pub struct Config {
     /// Trusted external issuers (`[[federation]]`), for token exchange.
     #[serde(default)]
     pub federation: Vec<FederationConfig>,
+    /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
+    /// default: the built-in set.
+    #[serde(default)]
+    pub policy_dir: Option<PathBuf>,
+    /// Model catalog: model id → stage, for policies on `resource.stage`
+    /// (`[models]` table; the governance registry will supersede it).
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
     /// Gateway routes (`[[route]]`; see `warden_server::gateway::route`).
     #[serde(default, skip_serializing)]
     pub route: Vec<warden_server::gateway::RouteConfig>,
@@ -306,6 +315,10 @@ pub struct Settings {
     pub federation: Vec<Federation>,
     /// Gateway routes, validated.
     pub routes: Vec<warden_server::gateway::RouteConfig>,
+    /// Cedar policy directory, if not the built-in set.
+    pub policy_dir: Option<PathBuf>,
+    /// Model id → stage.
+    pub models: BTreeMap<String, String>,
 }
 
 /// Validated `[audit]`.
@@ -375,6 +388,8 @@ impl std::fmt::Debug for Settings {
             .field("oauth", &self.oauth)
             .field("federation", &self.federation)
             .field("routes", &self.routes.len())
+            .field("policy_dir", &self.policy_dir)
+            .field("models", &self.models)
             .finish()
     }
 }
@@ -543,6 +558,8 @@ impl Config {
             oauth,
             federation,
             routes: self.route,
+            policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
+            models: self.models,
         })
     }
 }

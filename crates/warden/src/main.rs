@@ -64,7 +64,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(cmd) => command::audit::run(cmd, &ctx).await,
-        Command::Serve(_) => command::serve::run(&ctx).await,
+        Command::Serve(args) => command::serve::run(&ctx, &args).await,
         Command::Client(cmd) => command::client::run(cmd, &ctx).await,
+        Command::Policy(cmd) => command::policy::run(cmd),
     }
 }

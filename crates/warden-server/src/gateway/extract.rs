@@ -153,6 +153,9 @@ pub struct BodyFacts {
     pub resource_id: String,
     /// The JSON-RPC `id` (MCP only), for error replies.
     pub jsonrpc_id: Option<Value>,
+    /// An MCP protocol message (`initialize`, `tools/list`, notifications,
+    /// responses), not a `tools/call`: it names no tool to authorize.
+    pub mcp_protocol: bool,
 }
 
 /// The facts of a body prefix, and the watch to keep over the rest of the
@@ -227,6 +230,7 @@ pub fn scan_prefix(target: BodyTarget<'_>, prefix: &[u8], complete: bool) -> Res
         BodyTarget::Field(_) => BodyFacts {
             resource_id: string(0)?,
             jsonrpc_id: None,
+            mcp_protocol: false,
         },
         BodyTarget::McpToolName => {
             // The id only shapes error replies: absent or beyond the prefix is null.
@@ -236,10 +240,12 @@ pub fn scan_prefix(target: BodyTarget<'_>, prefix: &[u8], complete: bool) -> Res
                 None => "response".to_owned(),
                 Some(_) => string(0)?,
             };
-            let resource_id = if method == "tools/call" { string(1)? } else { method };
+            let is_call = method == "tools/call";
+            let resource_id = if is_call { string(1)? } else { method };
             BodyFacts {
                 resource_id,
                 jsonrpc_id,
+                mcp_protocol: !is_call,
             }
         }
     };

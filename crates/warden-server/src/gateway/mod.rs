@@ -40,6 +40,10 @@
 
 pub mod auth;
 pub mod authz;
+
+/// Policy id recorded for MCP protocol messages admitted by route scopes.
+pub const MCP_PROTOCOL_POLICY_ID: &str = "warden.mcp-protocol";
+pub mod cedar;
 pub mod extract;
 pub mod forward;
 pub mod limit;
@@ -252,7 +256,17 @@ async fn serve<S: Store>(
         record_denial(app, &token, &access, policy, now).await;
         return Err(fail(GatewayError::InsufficientScope(missing.clone())));
     }
-    let decision = gateway.authorizer.authorize(&access);
+    // MCP protocol messages (initialize, tools/list, notifications) name no
+    // tool: the route's scopes admit them, and they are audited as such;
+    // every `tools/call` goes to the policies.
+    let decision = if resource.mcp_protocol {
+        AuthzDecision {
+            allowed: true,
+            policy_ids: vec![MCP_PROTOCOL_POLICY_ID.to_owned()],
+        }
+    } else {
+        gateway.authorizer.authorize(&access)
+    };
     if !decision.allowed {
         tracing::info!(request_id, route = %access.route, principal = %access.principal,
             resource = %access.resource, policies = ?decision.policy_ids, "access denied");
@@ -338,6 +352,8 @@ struct Resource {
     id: String,
     body: UpstreamBody,
     jsonrpc_id: Option<Value>,
+    /// An MCP protocol message rather than a tool call.
+    mcp_protocol: bool,
     /// Set when the body watch aborted the upload.
     aborted: Arc<OnceLock<ExtractError>>,
 }
@@ -369,6 +385,7 @@ async fn read_resource(
         id,
         body: passthrough(body),
         jsonrpc_id: None,
+        mcp_protocol: false,
         aborted: Arc::default(),
     };
     let target = match &route.config().resource.id {
@@ -376,7 +393,12 @@ async fn read_resource(
         IdSource::PathSegment(i) => return Ok(simple(extract::path_segment(rest, *i)?, body)),
         IdSource::Query(name) => return Ok(simple(extract::query_param(parts.uri.query(), name)?, body)),
         // An MCP GET (the server's event stream) or DELETE (end of session) has no body.
-        IdSource::McpToolName if !has_body(&body) => return Ok(simple(parts.method.as_str().to_owned(), body)),
+        IdSource::McpToolName if !has_body(&body) => {
+            return Ok(Resource {
+                mcp_protocol: true,
+                ..simple(parts.method.as_str().to_owned(), body)
+            });
+        }
         IdSource::McpToolName => BodyTarget::McpToolName,
         IdSource::JsonField(_) => BodyTarget::Field(route.json_path()),
     };
@@ -433,6 +455,7 @@ async fn read_body_resource(max: usize, target: BodyTarget<'_>, body: Body) -> R
         id: scan.facts.resource_id,
         body,
         jsonrpc_id: scan.facts.jsonrpc_id,
+        mcp_protocol: scan.facts.mcp_protocol,
         aborted,
     })
 }

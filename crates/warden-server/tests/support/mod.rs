@@ -65,6 +65,8 @@ pub fn options(issuer: &str) -> ServerOptions {
             checkpoint_interval: 1,
         },
         federation: Vec::new(),
+        policy_dir: None,
+        model_stages: Default::default(),
         routes: Vec::new(),
     }
 }

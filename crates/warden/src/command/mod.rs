@@ -4,6 +4,7 @@ pub mod audit;
 pub mod client;
 pub mod config;
 pub mod keys;
+pub mod policy;
 pub mod serve;
 pub mod token;
 

@@ -1,0 +1,576 @@
+//! [`PolicyEngine`]: a schema and a strictly validated policy set, and
+//! [`PolicyEngine::decide`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+
+use crate::diagnostic;
+use crate::error::{PolicyError, SourceProblem};
+use crate::request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource};
+
+/// The schema's namespace: entity types are `Warden::User`, `Warden::Model`…
+pub const NAMESPACE: &str = "Warden";
+/// The file name schema problems are reported under.
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The annotation that names a policy: `@id("ml-engineer.inference")`.
+const ID_ANNOTATION: &str = "id";
+/// The entity type of roles, parents of principals.
+const ROLE_TYPE: &str = "Role";
+
+/// Where an engine's schema and policies came from, so that it can be
+/// reloaded from the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The set built into the crate ([`PolicyEngine::builtin`]).
+    Builtin,
+    /// A directory read by [`load`](crate::load).
+    Dir(PathBuf),
+    /// Texts handed to [`PolicyEngine::from_sources`].
+    Texts,
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// The `@id` of the policies that decided, sorted: for an allow the
+    /// permits that matched; for a deny the forbids that matched (none:
+    /// no permit matched, the default deny) and any policy that failed to
+    /// evaluate.
+    pub policy_ids: Vec<String>,
+    /// Policies that failed to evaluate, with Cedar's message. Any error
+    /// denies: Cedar skips a failing policy, and a skipped `forbid` might
+    /// have applied.
+    pub errors: Vec<String>,
+}
+
+/// A schema and a policy set that validates against it in strict mode,
+/// ready to decide requests.
+///
+/// Immutable, `Send + Sync`, and cheap to clone (one `Arc`): a server keeps
+/// the engine in force behind an atomic pointer and swaps in the result of
+/// [`reload`](Self::reload) only when that is `Ok`, so an invalid set never
+/// replaces a valid one.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    schema: Schema,
+    authorizer: Authorizer,
+    /// `inference.invoke` → its uid and the policies whose scope can match it.
+    actions: HashMap<String, ActionSlice>,
+    /// The schema's action entities, when it has action groups (so that
+    /// `action in Warden::Action::"group"` sees them); without groups an
+    /// action's only ancestor is itself and the entities are not needed.
+    action_entities: Option<Entities>,
+    /// `Model` and `Warden::Model` → `Warden::Model`.
+    types: HashMap<String, EntityTypeName>,
+    /// The principal types, by [`PrincipalKind`], and `Role`.
+    user: EntityTypeName,
+    service: EntityTypeName,
+    agent: EntityTypeName,
+    role: EntityTypeName,
+    policy_ids: Vec<String>,
+    files: Vec<String>,
+    warnings: Vec<String>,
+    source: PolicySource,
+}
+
+/// One action and the policies that can apply to it.
+///
+/// Cedar's authorizer evaluates every policy of the set it is given, and
+/// its per-policy cost dominates a decision. A policy whose action scope
+/// cannot match the request's action evaluates to false without error, so
+/// leaving it out changes nothing: each action gets the slice of policies
+/// whose scope is `action`, names it, or names a group it belongs to. With
+/// the default set that is about a fifth of the policies.
+struct ActionSlice {
+    uid: EntityUid,
+    policies: PolicySet,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("source", &self.inner.source)
+            .field("files", &self.inner.files)
+            .field("policy_ids", &self.inner.policy_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Parses `schema_text` (Cedar schema syntax) and every `(file name,
+    /// policy text)`, and validates the policies against the schema in
+    /// strict mode.
+    ///
+    /// Every policy needs an `@id("…")` annotation, unique across files:
+    /// decisions report policies by it. Templates are refused. The schema
+    /// must declare the principal types `Warden::User`, `Warden::Service`,
+    /// `Warden::Agent` and `Warden::Role`. Errors list every problem found,
+    /// each with file, line and column.
+    pub fn from_sources<N, T>(schema_text: &str, files: impl IntoIterator<Item = (N, T)>) -> Result<Self, PolicyError>
+    where
+        N: AsRef<str>,
+        T: AsRef<str>,
+    {
+        Self::build(SCHEMA_FILE, schema_text, files, PolicySource::Texts)
+    }
+
+    /// [`from_sources`](Self::from_sources), reporting schema problems under
+    /// `schema_file` and remembering `source`.
+    pub(crate) fn build<N, T>(
+        schema_file: &str,
+        schema_text: &str,
+        files: impl IntoIterator<Item = (N, T)>,
+        source: PolicySource,
+    ) -> Result<Self, PolicyError>
+    where
+        N: AsRef<str>,
+        T: AsRef<str>,
+    {
+        let (schema, schema_warnings) = Schema::from_cedarschema_str(schema_text)
+            .map_err(|e| PolicyError::Schema(diagnostic::problems(schema_file, schema_text, &e)))?;
+        let mut warnings: Vec<String> = schema_warnings.map(|w| format!("{schema_file}: {w}")).collect();
+        let types = entity_types(&schema);
+        let required = |name: &str| {
+            types.get(name).cloned().ok_or_else(|| {
+                PolicyError::Schema(vec![SourceProblem::in_file(
+                    schema_file,
+                    format!("the schema declares no entity type `{NAMESPACE}::{name}`"),
+                )])
+            })
+        };
+        let (user, service, agent, role) = (
+            required(PrincipalKind::User.type_name())?,
+            required(PrincipalKind::Service.type_name())?,
+            required(PrincipalKind::Agent.type_name())?,
+            required(ROLE_TYPE)?,
+        );
+
+        let mut sources = Sources::default();
+        for (name, text) in files {
+            sources.add_file(name.as_ref(), text.as_ref());
+        }
+
+        // Validate every policy that parsed and has a unique id, even when
+        // others did not, so that one run reports every problem.
+        let validation = Validator::new(schema.clone()).validate(&sources.set, ValidationMode::Strict);
+        let mut problems = std::mem::take(&mut sources.problems);
+        for error in validation.validation_errors() {
+            let problem = sources.problem(error.policy_id(), error);
+            // Strict validation checks each policy once per (principal,
+            // action, resource) type combination, so one mistake is often
+            // reported several times at the same place: keep the first.
+            let seen = problems.iter().any(|p| {
+                p.file == problem.file && p.line.is_some() && (p.line, p.column) == (problem.line, problem.column)
+            });
+            if !seen {
+                problems.push(problem);
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            return Err(PolicyError::Policies(problems));
+        }
+        warnings.extend(
+            validation
+                .validation_warnings()
+                .map(|w| sources.problem(w.policy_id(), w).to_string()),
+        );
+
+        let action_entities = schema
+            .action_entities()
+            .map_err(|e| PolicyError::Schema(vec![SourceProblem::in_file(schema_file, e.to_string())]))?;
+        let mut actions = HashMap::new();
+        for uid in schema.actions().filter(|uid| uid.type_name().namespace() == NAMESPACE) {
+            let groups: HashSet<&EntityUid> = action_entities.ancestors(uid).into_iter().flatten().collect();
+            let mut slice = PolicySet::new();
+            for policy in sources.set.policies().filter(|p| may_apply(p, uid, &groups)) {
+                slice.add(policy.clone()).map_err(|e| {
+                    PolicyError::Policies(vec![SourceProblem::in_file(
+                        sources.file_of(policy.id()),
+                        e.to_string(),
+                    )])
+                })?;
+            }
+            let slice = ActionSlice {
+                uid: uid.clone(),
+                policies: slice,
+            };
+            actions.insert(uid.id().unescaped().to_owned(), slice);
+        }
+        let action_entities = schema.action_groups().next().is_some().then_some(action_entities);
+        let mut policy_ids: Vec<String> = sources.origin.keys().cloned().collect();
+        policy_ids.sort();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                schema,
+                authorizer: Authorizer::new(),
+                actions,
+                action_entities,
+                types,
+                user,
+                service,
+                agent,
+                role,
+                policy_ids,
+                files: sources.files.into_keys().collect(),
+                warnings,
+                source,
+            }),
+        })
+    }
+
+    /// Decides whether `principal` may do `action` (e.g. `inference.invoke`)
+    /// on `resource` in `context`.
+    ///
+    /// The request is checked against the schema first: an unknown action
+    /// or entity type, a resource type the action does not apply to, or a
+    /// missing or mistyped attribute is an error, and the caller denies.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &Resource,
+        context: &RequestContext,
+    ) -> Result<Decision, PolicyError> {
+        let inner = &*self.inner;
+        let action = inner
+            .actions
+            .get(action)
+            .ok_or_else(|| PolicyError::UnknownAction(action.to_owned()))?;
+        let resource_type = inner
+            .types
+            .get(&resource.type_name)
+            .ok_or_else(|| PolicyError::UnknownEntityType(resource.type_name.clone()))?;
+
+        let principal_uid = EntityUid::from_type_name_and_id(
+            inner.principal_type(principal.kind()).clone(),
+            EntityId::new(principal.name()),
+        );
+        let role_uids: HashSet<EntityUid> = principal
+            .roles()
+            .iter()
+            .map(|r| EntityUid::from_type_name_and_id(inner.role.clone(), EntityId::new(r)))
+            .collect();
+        let principal_attrs: HashMap<String, RestrictedExpression> = principal
+            .tenant()
+            .map(|t| ("tenant".to_owned(), RestrictedExpression::new_string(t.to_owned())))
+            .into_iter()
+            .collect();
+        let resource_uid = EntityUid::from_type_name_and_id(resource_type.clone(), EntityId::new(&resource.id));
+        let resource_attrs = resource
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), restricted(value)))
+            .collect();
+
+        let mut entities = Vec::with_capacity(role_uids.len() + 2);
+        entities.extend(
+            role_uids
+                .iter()
+                .map(|uid| Entity::new_no_attrs(uid.clone(), HashSet::new())),
+        );
+        entities.push(Entity::new(principal_uid.clone(), principal_attrs, role_uids).map_err(request_error)?);
+        entities.push(Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(request_error)?);
+        // `add_entities` checks them against the schema (attribute types,
+        // required attributes, parent types) without adding the schema's
+        // action entities, which `from_entities` would.
+        let base = inner.action_entities.clone().unwrap_or_else(Entities::empty);
+        let entities = base
+            .add_entities(entities, Some(&inner.schema))
+            .map_err(request_error)?;
+
+        let request = Request::new(
+            principal_uid,
+            action.uid.clone(),
+            resource_uid,
+            cedar_context(context)?,
+            Some(&inner.schema),
+        )
+        .map_err(request_error)?;
+        let response = inner.authorizer.is_authorized(&request, &action.policies, &entities);
+
+        let diagnostics = response.diagnostics();
+        let mut policy_ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        let errors: Vec<String> = diagnostics.errors().map(ToString::to_string).collect();
+        let allowed = response.decision() == cedar_policy::Decision::Allow && errors.is_empty();
+        if !errors.is_empty() {
+            if response.decision() == cedar_policy::Decision::Allow {
+                policy_ids.clear();
+            }
+            policy_ids.extend(diagnostics.errors().map(|e| match e {
+                cedar_policy::AuthorizationError::PolicyEvaluationError(e) => e.policy_id().to_string(),
+            }));
+        }
+        policy_ids.sort();
+        policy_ids.dedup();
+        Ok(Decision {
+            allowed,
+            policy_ids,
+            errors,
+        })
+    }
+
+    /// The set built into the crate: `policies/schema.cedarschema` and
+    /// `policies/default/*.cedar`.
+    pub fn builtin() -> Result<Self, PolicyError> {
+        Self::build(
+            SCHEMA_FILE,
+            crate::builtin::SCHEMA,
+            crate::builtin::POLICIES,
+            PolicySource::Builtin,
+        )
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &PolicySource {
+        &self.inner.source
+    }
+
+    /// Number of policies.
+    pub fn policy_count(&self) -> usize {
+        self.inner.policy_ids.len()
+    }
+
+    /// Every policy's `@id`, sorted.
+    pub fn policy_ids(&self) -> &[String] {
+        &self.inner.policy_ids
+    }
+
+    /// The policy files, sorted by name.
+    pub fn files(&self) -> &[String] {
+        &self.inner.files
+    }
+
+    /// Every action the schema declares (`inference.invoke`, …), sorted.
+    pub fn actions(&self) -> Vec<&str> {
+        let mut actions: Vec<&str> = self.inner.actions.keys().map(String::as_str).collect();
+        actions.sort_unstable();
+        actions
+    }
+
+    /// Number of entity types the schema declares.
+    pub fn entity_type_count(&self) -> usize {
+        self.inner.schema.entity_types().count()
+    }
+
+    /// Schema and validation warnings (policies that can never apply, …);
+    /// they do not stop loading.
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+}
+
+impl Inner {
+    fn principal_type(&self, kind: PrincipalKind) -> &EntityTypeName {
+        match kind {
+            PrincipalKind::User => &self.user,
+            PrincipalKind::Service => &self.service,
+            PrincipalKind::Agent => &self.agent,
+        }
+    }
+}
+
+/// The schema's entity types, under their full name and, in the
+/// [`NAMESPACE`], also their base name.
+fn entity_types(schema: &Schema) -> HashMap<String, EntityTypeName> {
+    let mut types = HashMap::new();
+    for ty in schema.entity_types() {
+        if ty.namespace() == NAMESPACE {
+            types.insert(ty.basename().to_owned(), ty.clone());
+        }
+        types.insert(ty.to_string(), ty.clone());
+    }
+    types
+}
+
+/// Policies gathered from files: the combined set, renamed by `@id`, and
+/// where each came from.
+#[derive(Default)]
+struct Sources {
+    set: PolicySet,
+    /// File name → text.
+    files: BTreeMap<String, String>,
+    /// `@id` → file name.
+    origin: HashMap<String, String>,
+    problems: Vec<SourceProblem>,
+}
+
+impl Sources {
+    fn add_file(&mut self, file: &str, text: &str) {
+        self.files.insert(file.to_owned(), text.to_owned());
+        let parsed = match PolicySet::from_str(text) {
+            Ok(set) => set,
+            Err(errors) => {
+                self.problems
+                    .extend(errors.iter().map(|e| diagnostic::problem(file, text, e)));
+                return;
+            }
+        };
+        if parsed.templates().next().is_some() {
+            self.problems.push(SourceProblem::in_file(
+                file,
+                "policy templates are not supported: write static policies",
+            ));
+        }
+        // Cedar names a file's policies `policy0`, `policy1`… in the order
+        // they appear; walk them in that order so that each one's text is
+        // found after the previous one's.
+        let mut policies: Vec<_> = parsed.policies().collect();
+        policies.sort_by_key(|p| {
+            p.id()
+                .to_string()
+                .trim_start_matches("policy")
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
+        let mut cursor = 0;
+        for policy in policies {
+            let policy_text = policy.to_string();
+            let offset = text
+                .get(cursor..)
+                .and_then(|rest| rest.find(policy_text.as_str()))
+                .map(|i| cursor + i);
+            if let Some(offset) = offset {
+                cursor = offset + policy_text.len();
+            }
+            let at = |message: String| locate(file, text, offset, message);
+            let Some(id) = policy.annotation(ID_ANNOTATION) else {
+                self.problems
+                    .push(at("policy has no `@id(\"…\")` annotation".to_owned()));
+                continue;
+            };
+            if id.trim().is_empty() {
+                self.problems.push(at("policy has an empty `@id`".to_owned()));
+                continue;
+            }
+            if let Some(first) = self.origin.get(id) {
+                self.problems
+                    .push(at(format!("duplicate policy id `{id}` (first in `{first}`)")));
+                continue;
+            }
+            match self.set.add(policy.new_id(PolicyId::new(id))) {
+                Ok(()) => {
+                    self.origin.insert(id.to_owned(), file.to_owned());
+                }
+                Err(e) => self.problems.push(at(e.to_string())),
+            }
+        }
+    }
+
+    /// The file the policy `id` came from.
+    fn file_of(&self, id: &PolicyId) -> &str {
+        self.origin.get(AsRef::<str>::as_ref(id)).map_or("?", String::as_str)
+    }
+
+    /// A diagnostic about the policy `id`, positioned in its file.
+    fn problem(&self, id: &PolicyId, diag: &dyn Diagnostic) -> SourceProblem {
+        let file = self.file_of(id);
+        let text = self.files.get(file).map_or("", String::as_str);
+        diagnostic::problem(file, text, diag)
+    }
+}
+
+/// Whether `policy`'s action scope can match `action`, a member of `groups`.
+fn may_apply(policy: &Policy, action: &EntityUid, groups: &HashSet<&EntityUid>) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(uid) => &uid == action,
+        ActionConstraint::In(uids) => uids.iter().any(|uid| uid == action || groups.contains(uid)),
+    }
+}
+
+/// A problem at byte `offset` of `text` (the start of a policy), or about
+/// the whole file when the offset is unknown.
+fn locate(file: &str, text: &str, offset: Option<usize>, message: String) -> SourceProblem {
+    let mut problem = SourceProblem::in_file(file, message);
+    if let Some(offset) = offset
+        && let Some(before) = text.get(..offset)
+    {
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        problem.line = Some(before.matches('\n').count() + 1);
+        problem.column = text.get(line_start..offset).map(|s| s.chars().count() + 1);
+    }
+    problem
+}
+
+fn restricted(value: &AttrValue) -> RestrictedExpression {
+    match value {
+        AttrValue::Bool(b) => RestrictedExpression::new_bool(*b),
+        AttrValue::Long(n) => RestrictedExpression::new_long(*n),
+        AttrValue::String(s) => RestrictedExpression::new_string(s.clone()),
+        AttrValue::Set(items) => {
+            RestrictedExpression::new_set(items.iter().map(|s| RestrictedExpression::new_string(s.clone())))
+        }
+    }
+}
+
+fn cedar_context(context: &RequestContext) -> Result<Context, PolicyError> {
+    let strings = |items: &mut dyn Iterator<Item = &str>| {
+        RestrictedExpression::new_set(
+            items
+                .map(|s| RestrictedExpression::new_string(s.to_owned()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let depth = i64::try_from(context.actors.len()).unwrap_or(i64::MAX);
+    let mut pairs = vec![
+        (
+            "scopes".to_owned(),
+            strings(&mut context.scopes.iter().map(String::as_str)),
+        ),
+        ("granted_tools".to_owned(), strings(&mut context.granted_tools())),
+        (
+            "client_id".to_owned(),
+            RestrictedExpression::new_string(context.client_id.clone()),
+        ),
+        (
+            "actors".to_owned(),
+            strings(&mut context.actors.iter().map(String::as_str)),
+        ),
+        ("delegation_depth".to_owned(), RestrictedExpression::new_long(depth)),
+        ("time".to_owned(), RestrictedExpression::new_long(context.time)),
+    ];
+    for (name, value) in [
+        ("purpose", &context.purpose),
+        ("source_ip", &context.source_ip),
+        ("route", &context.route),
+    ] {
+        if let Some(value) = value {
+            pairs.push((name.to_owned(), RestrictedExpression::new_string(value.clone())));
+        }
+    }
+    Context::from_pairs(pairs).map_err(request_error)
+}
+
+/// A Cedar request-building error as one readable line: the message and
+/// its causes, then the hint.
+fn request_error<E: Diagnostic>(e: E) -> PolicyError {
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    if let Some(help) = e.help() {
+        message.push_str(&format!(" ({help})"));
+    }
+    PolicyError::Request(message)
+}
