@@ -239,6 +239,22 @@ pub enum EventKind {
         /// What it acted on.
         target: String,
     },
+    /// The gateway forwarded an allowed request and the upstream failed
+    /// (refused, reset or timed out); the client got `status`.
+    UpstreamFailure {
+        /// The principal of the request.
+        principal: String,
+        /// The Cedar resource.
+        resource: String,
+        /// The gateway route.
+        route: String,
+        /// The request id.
+        request_id: String,
+        /// Status answered to the client (502 or 504).
+        status: u16,
+        /// What failed, without request data.
+        reason: String,
+    },
     /// The body of an earlier event was erased; its leaf stays.
     Erasure {
         /// Log index of the erased event.
@@ -281,11 +297,12 @@ mod tests {
             EventKind::RegistryChange { .. } => "registry_change",
             EventKind::Approval { .. } => "approval",
             EventKind::AdminAction { .. } => "admin_action",
+            EventKind::UpstreamFailure { .. } => "upstream_failure",
             EventKind::Erasure { .. } => "erasure",
         }
     }
 
-    const KINDS: usize = 14;
+    const KINDS: usize = 15;
 
     fn samples() -> Vec<EventKind> {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
@@ -374,6 +391,14 @@ mod tests {
                 principal: s("user:root"),
                 action: s("client.create"),
                 target: s("trainer"),
+            },
+            EventKind::UpstreamFailure {
+                principal: s("user:alice"),
+                resource: s("Model::\"m\""),
+                route: s("chat"),
+                request_id: s("r-1"),
+                status: 504,
+                reason: s("upstream read timed out"),
             },
             EventKind::Erasure {
                 index: 41,

@@ -119,21 +119,31 @@ impl VerifiedTokenCache {
 
     /// Verifies `token`, answering from the cache when it can.
     pub fn verify(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
+        self.verify_traced(token, now).0
+    }
+
+    /// As [`verify`](Self::verify), and whether the cache answered (a hit,
+    /// whatever the time checks then said) rather than the verifier (for
+    /// hit-ratio metrics).
+    pub fn verify_traced(&self, token: &str, now: u64) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
         let validation = self.verifier.validation();
         let max = validation.max_token_bytes;
         if token.len() > max {
-            return Err(JoseError::TokenTooLarge { len: token.len(), max });
+            return (Err(JoseError::TokenTooLarge { len: token.len(), max }), false);
         }
         if let Some(hit) = self.get(token, now) {
             // The same time rules as a fresh verification, so that a clock
             // stepped backwards cannot revive a token before its `nbf`.
-            hit.claims().check_times(now, validation.leeway)?;
-            return Ok(hit);
+            let checked = hit.claims().check_times(now, validation.leeway).map(|()| hit);
+            return (checked, true);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let verified = Arc::new(self.verifier.verify(token, now)?);
+        let verified = match self.verifier.verify(token, now) {
+            Ok(v) => Arc::new(v),
+            Err(e) => return (Err(e), false),
+        };
         self.insert(token, Arc::clone(&verified), now, epoch);
-        Ok(verified)
+        (Ok(verified), false)
     }
 
     /// Removes every cached token with this `jti` (on revocation). Returns
@@ -215,6 +225,18 @@ mod tests {
         assert!(cache.get(&token, 2000).is_none());
         assert!(cache.is_empty());
         assert_eq!(cache.verify(&token, 2100).unwrap_err(), JoseError::Expired);
+    }
+
+    #[test]
+    fn traced_verification_says_whether_the_cache_answered() {
+        let (verifier, token) = setup(1000, 2000);
+        let cache = VerifiedTokenCache::new(verifier, 16);
+        let (first, hit) = cache.verify_traced(&token, 1500);
+        assert!(first.is_ok() && !hit);
+        let (second, hit) = cache.verify_traced(&token, 1501);
+        assert!(second.is_ok() && hit);
+        let (bad, hit) = cache.verify_traced("a.b.c", 1501);
+        assert!(bad.is_err() && !hit);
     }
 
     #[test]

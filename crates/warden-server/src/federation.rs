@@ -37,6 +37,10 @@ pub struct ExternalIdentity {
     pub issuer: String,
     /// `may_act`, if present.
     pub may_act: Option<Value>,
+    /// The OAuth client the IdP issued it to (`client_id` or `azp`), if named.
+    pub client_id: Option<String>,
+    /// Its `jti`, if any.
+    pub jti: Option<String>,
 }
 
 #[derive(Debug)]
@@ -236,5 +240,10 @@ fn map_identity(c: &FederatedIssuer, token: &VerifiedToken) -> Result<ExternalId
         exp: claims.exp(),
         issuer: c.issuer.clone(),
         may_act: raw.get("may_act").cloned(),
+        client_id: ["client_id", "azp"]
+            .iter()
+            .find_map(|c| raw.get(*c).and_then(Value::as_str))
+            .map(str::to_owned),
+        jti: claims.jti().map(str::to_owned),
     })
 }

@@ -17,6 +17,9 @@
 //!   6749/6750 error bodies).
 //! - Shells over the store: [`clients`], [`client_auth`], [`keys`],
 //!   [`revocation`], [`federation`], [`audit_sink`].
+//! - Observability: [`metrics`] (each App's own Prometheus recorder and
+//!   `GET /metrics`, on the main listener or `metrics.listen`),
+//!   [`request_id`] (request ids and log spans of the token endpoints).
 //!
 //! # What it must not touch
 //! Token parsing and signature rules (warden-jose), storage SQL
@@ -36,7 +39,9 @@ pub mod form;
 pub mod gateway;
 pub mod grants;
 pub mod keys;
+pub mod metrics;
 pub mod options;
+pub mod request_id;
 pub mod revocation;
 pub mod scope;
 pub mod state;
@@ -101,7 +106,8 @@ impl<S: Store> App<S> {
     pub async fn new(store: S, master: MasterKey, options: ServerOptions) -> Result<Self, ServerError> {
         let now = now();
         let manager = KeyManager::open(store.clone(), master.clone(), options.rotation).await?;
-        let writer = AuditWriter::spawn(store.clone(), WriterOptions::default());
+        let metrics = metrics::Metrics::new(&options.metrics);
+        let writer = AuditWriter::spawn_with_recorder(store.clone(), WriterOptions::default(), metrics.recorder());
         let sink = MerkleSink::new(writer);
         if manager.keyring().await?.signing(now).is_err() && manager.list(now).await?.is_empty() {
             let record = manager.rotate(options.key_algorithm, now, true).await?;
@@ -138,11 +144,13 @@ impl<S: Store> App<S> {
                 engine,
                 options.model_stages.clone(),
             ));
-            Some(Arc::new(
-                gateway::Gateway::new(options.routes.clone(), &options.issuer, settings)?
-                    .with_authorizer(authorizer.clone()),
-            ))
-            .map(|g| (g, authorizer))
+            let mut built = gateway::Gateway::new(options.routes.clone(), &options.issuer, settings)?
+                .with_authorizer(authorizer.clone());
+            // `redis_url` set: limits shared by every replica on that Redis.
+            if let Some(limiter) = gateway::redis_limit::from_options(&options, built.routes())? {
+                built = built.with_limiter(limiter);
+            }
+            Some((Arc::new(built), authorizer))
         };
         let (gateway, policies) = match gateway_and_policies {
             Some((g, p)) => (Some(g), Some(p)),
@@ -157,6 +165,7 @@ impl<S: Store> App<S> {
             Arc::new(sink.clone()),
             federation,
             hasher,
+            metrics,
         );
         state.revocations.sync(&state.store, now, true).await?;
         Ok(App {
@@ -198,10 +207,14 @@ impl<S: Store> App<S> {
     /// The HTTP routes; requests matching none go to the gateway when it
     /// has routes, and are answered 404 otherwise.
     pub fn router(&self) -> Router {
+        use axum::middleware::from_fn;
         use endpoints::{admin, audit, health, introspect, metadata, revoke, token};
         let router = Router::new()
             .route("/healthz", get(health::healthz))
-            .route("/readyz", get(health::readyz::<S>))
+            .route("/readyz", {
+                let limiter = self.gateway.as_ref().map(|g| g.limiter());
+                get(move |state| health::readyz::<S>(state, limiter))
+            })
             .route(
                 "/.well-known/oauth-authorization-server",
                 get(metadata::oauth_server::<S>),
@@ -211,9 +224,23 @@ impl<S: Store> App<S> {
                 get(metadata::openid_configuration::<S>),
             )
             .route("/.well-known/jwks.json", get(metadata::jwks::<S>))
-            .route("/oauth/token", post(token::token::<S>))
-            .route("/oauth/revoke", post(revoke::revoke::<S>))
-            .route("/oauth/introspect", post(introspect::introspect::<S>))
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(protected_resource_root::<S>),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/{*path}",
+                get(protected_resource_path::<S>),
+            )
+            .route("/oauth/token", post(token::token::<S>).layer(from_fn(request_id::tag)))
+            .route(
+                "/oauth/revoke",
+                post(revoke::revoke::<S>).layer(from_fn(request_id::tag)),
+            )
+            .route(
+                "/oauth/introspect",
+                post(introspect::introspect::<S>).layer(from_fn(request_id::tag)),
+            )
             .route("/api/v1/admin/clients", get(admin::list::<S>).post(admin::create::<S>))
             .route("/api/v1/admin/clients/{id}", get(admin::show::<S>))
             .route("/api/v1/admin/clients/{id}/disable", post(admin::disable::<S>))
@@ -226,11 +253,19 @@ impl<S: Store> App<S> {
             .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
             .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
             .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>));
+        let metrics_here = self.state.options.metrics.enabled && self.state.options.metrics.listen.is_none();
+        let router = if metrics_here {
+            router.route("/metrics", metrics::route(self.state.metrics.clone()))
+        } else {
+            router
+        };
         let router = match &self.gateway {
             Some(g) => router.fallback_service(gateway::router(Arc::clone(&self.state), Arc::clone(g))),
             None => router.fallback(|| async { error::ApiError::not_found("no such endpoint") }),
         };
-        router.with_state(Arc::clone(&self.state))
+        router
+            .layer(axum::Extension(GatewayExt(self.gateway.clone())))
+            .with_state(Arc::clone(&self.state))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops taking
@@ -241,6 +276,11 @@ impl<S: Store> App<S> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let metrics_listener = match self.state.options.metrics.listen {
+            Some(addr) if self.state.options.metrics.enabled => Some(bind(addr).await?),
+            _ => None,
+        };
+        let metrics_task = metrics::spawn(self.state.metrics.clone(), metrics_listener);
         let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
         let watcher = match (&self.policies, &self.state.options.policy_dir) {
             (Some(policies), Some(dir)) => Some(tokio::spawn(watch_policies(
@@ -260,6 +300,7 @@ impl<S: Store> App<S> {
             })
             .await;
         background.abort();
+        metrics_task.abort();
         if let Some(w) = watcher {
             w.abort();
         }
@@ -269,6 +310,31 @@ impl<S: Store> App<S> {
         }
         result.map_err(ServerError::Io)
     }
+}
+
+/// The gateway a protected-resource handler answers for, as an extension.
+#[derive(Clone)]
+struct GatewayExt(Option<Arc<gateway::Gateway>>);
+
+impl std::fmt::Debug for GatewayExt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayExt")
+    }
+}
+
+async fn protected_resource_root<S: Store>(
+    state: axum::extract::State<Arc<AppState<S>>>,
+    axum::Extension(GatewayExt(g)): axum::Extension<GatewayExt>,
+) -> axum::response::Response {
+    endpoints::metadata::protected_resource(state, g, "").await
+}
+
+async fn protected_resource_path<S: Store>(
+    state: axum::extract::State<Arc<AppState<S>>>,
+    axum::Extension(GatewayExt(g)): axum::Extension<GatewayExt>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> axum::response::Response {
+    endpoints::metadata::protected_resource(state, g, &format!("/{path}")).await
 }
 
 /// Periodic work, each step logged and retried on its next tick.

@@ -42,6 +42,52 @@ pub struct ServerOptions {
     pub model_stages: BTreeMap<String, String>,
     /// Gateway routes (`[[route]]`); none = no gateway.
     pub routes: Vec<crate::gateway::RouteConfig>,
+    /// Redis (`redis://HOST:PORT/DB`): rate limits shared by replicas.
+    /// `None` = every process limits on its own.
+    pub redis_url: Option<String>,
+    /// `[rate_limit]`.
+    pub rate_limit: RateLimitOptions,
+    /// Prometheus metrics (`[metrics]`).
+    pub metrics: MetricsOptions,
+}
+
+/// `[metrics]`: whether and where `GET /metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsOptions {
+    /// Record metrics and serve `/metrics` (default true). When false,
+    /// nothing is recorded and `/metrics` is not served anywhere.
+    pub enabled: bool,
+    /// Serve `/metrics` on this address (e.g. `127.0.0.1:9090`) instead of
+    /// the main listener, which then does not serve it.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// `[rate_limit]`: what the Redis-backed limiter does when Redis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitOptions {
+    /// While Redis is unreachable: local limits, or refuse (503).
+    pub redis_fallback: crate::gateway::redis_limit::RedisFallback,
+    /// Replicas sharing the limits; a local fallback allows each process
+    /// 1/`replicas` of every limit.
+    pub replicas: u32,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        RateLimitOptions {
+            redis_fallback: crate::gateway::redis_limit::RedisFallback::Local,
+            replicas: 1,
+        }
+    }
 }
 
 /// `[oauth]`.

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::failures::FailureLimiter;
 use crate::federation::Federation;
 use crate::keys::KeyCache;
+use crate::metrics::Metrics;
 use crate::options::ServerOptions;
 use crate::revocation::Revocations;
 
@@ -43,6 +44,8 @@ pub struct AppState<S> {
     pub hasher: SecretHasher,
     /// Failed-authentication limits.
     pub failures: FailureLimiter,
+    /// Prometheus metrics (this App's own recorder).
+    pub metrics: Metrics,
     /// Recently read clients.
     clients: Mutex<HashMap<String, (ClientRecord, Instant)>>,
     /// Client ids whose last use was recorded recently, and when.
@@ -62,6 +65,7 @@ impl<S: Store> AppState<S> {
         audit: Arc<dyn AuditSink>,
         federation: Federation,
         hasher: SecretHasher,
+        metrics: Metrics,
     ) -> Self {
         let failures = FailureLimiter::new(options.oauth.auth_failures_per_minute);
         AppState {
@@ -74,6 +78,7 @@ impl<S: Store> AppState<S> {
             federation,
             hasher,
             failures,
+            metrics,
             clients: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(true),

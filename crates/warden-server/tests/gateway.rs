@@ -335,6 +335,24 @@ async fn authentication_and_scope_failures() {
     let none = send(srv.http.get(&url)).await;
     assert_eq!((none.status, none.body["error"].as_str()), (401, Some("invalid_token")));
     assert!(challenge(&none).starts_with("Bearer"));
+    // RFC 9728: the challenge says where the route's metadata is, and it is there.
+    let metadata_url = format!("{}/.well-known/oauth-protected-resource/echo", srv.base);
+    assert!(
+        challenge(&none).contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{}",
+        challenge(&none)
+    );
+    let metadata = send(srv.http.get(&metadata_url)).await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(metadata.body["resource"], srv.base.as_str());
+    assert_eq!(metadata.body["authorization_servers"], json!([srv.base]));
+    assert_eq!(metadata.body["scopes_supported"], json!(["inference.invoke"]));
+    let nowhere = send(
+        srv.http
+            .get(format!("{}/.well-known/oauth-protected-resource/nope", srv.base)),
+    )
+    .await;
+    assert_eq!(nowhere.status, 404);
 
     let now = warden_server::state::now();
     let expired = srv.user_token(
@@ -449,6 +467,17 @@ async fn upstream_down_or_silent() {
     let r = send(srv.http.get(format!("{}/slow", srv.base)).bearer_auth(&t)).await;
     assert_eq!(r.status, 504);
     assert_eq!(r.body["error"], "gateway_timeout");
+    // Both failures are audited.
+    let failures = srv
+        .get("/api/v1/audit/events?type=upstream_failure", Some(&srv.auditor_token()))
+        .await;
+    let statuses: Vec<&Value> = failures.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"]["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(502), &json!(504)]);
     srv.stop().await;
 }
 
@@ -733,6 +762,73 @@ async fn cedar_policies_decide_routes() {
             json!(["ml-engineer.inference"])
         ]
     );
+    assert_eq!(decisions[1]["decision"], "deny");
+    srv.stop().await;
+}
+
+/// A trusted external issuer's token (`[[federation]]`) reaches a route:
+/// its subject and roles are mapped, and the policies decide as for
+/// Warden's own tokens; an untrusted issuer's is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_issuer_tokens_on_routes() {
+    use warden_jose::{Algorithm, Jwk, SigningKey};
+    let up = upstream().await;
+    let (idp, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("idp.json");
+    let doc = json!({"keys": [Jwk::from_verifying_key(idp.verifying_key()).unwrap().to_json()]});
+    std::fs::write(&jwks, doc.to_string()).unwrap();
+    let b = up.base.clone();
+    let srv = support::start_sqlite(move |o| {
+        o.routes = vec![RouteConfig {
+            action: "inference.invoke".into(),
+            ..route("ext", "/echo", &b, "Model", IdSource::Literal("m".into()))
+        }];
+        o.federation.push(warden_server::options::FederatedIssuer {
+            issuer: "https://idp.example".into(),
+            jwks: warden_server::options::JwksLocation::File(jwks),
+            algorithms: warden_jose::AlgorithmSet::asymmetric(),
+            audience: "warden".into(),
+            typ: vec!["JWT".into()],
+            role_claim: "groups".into(),
+            roles: [("ml-team".to_owned(), "ml-engineer".to_owned())].into_iter().collect(),
+            scope_claim: "scope".into(),
+            subject_kind: "user".into(),
+        });
+    })
+    .await;
+    let now = warden_server::state::now();
+    let idp_token = |iss: &str, groups: &[&str]| {
+        let claims = json!({"iss": iss, "sub": "alice", "aud": "warden", "exp": now + 120, "iat": now,
+            "jti": format!("ext-{iss}-{}", groups.len()), "azp": "corp-portal", "groups": groups, "scope": "inference.invoke"});
+        warden_jose::issue::encode(&idp, "JWT", &claims).unwrap()
+    };
+    let url = format!("{}/echo/x", srv.base);
+    let ok = send(
+        srv.http
+            .get(&url)
+            .bearer_auth(idp_token("https://idp.example", &["ml-team"])),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let no_role = send(
+        srv.http
+            .get(&url)
+            .bearer_auth(idp_token("https://idp.example", &["sales"])),
+    )
+    .await;
+    assert_eq!(no_role.status, 403);
+    let rogue = send(
+        srv.http
+            .get(&url)
+            .bearer_auth(idp_token("https://rogue.example", &["ml-team"])),
+    )
+    .await;
+    assert_eq!(rogue.status, 401);
+    let decisions = access_decisions(&srv).await;
+    assert_eq!(decisions[0]["principal"], "user:alice");
+    assert_eq!(decisions[0]["client_id"], "corp-portal");
+    assert_eq!(decisions[0]["decision"], "allow");
     assert_eq!(decisions[1]["decision"], "deny");
     srv.stop().await;
 }

@@ -166,6 +166,9 @@ fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
         } => (Some(principal), Some(resource)),
         EventKind::Approval { approver, resource, .. } => (Some(approver), Some(resource)),
         EventKind::AdminAction { principal, target, .. } => (Some(principal), Some(target)),
+        EventKind::UpstreamFailure {
+            principal, resource, ..
+        } => (Some(principal), Some(resource)),
         _ => (None, None),
     }
 }
@@ -817,8 +820,20 @@ impl AuditWriter {
     /// Starts the writer task on the current Tokio runtime (call it from
     /// within one: `tokio::spawn` panics outside a runtime).
     pub fn spawn<S: AuditStore + 'static>(store: S, options: WriterOptions) -> Self {
+        Self::spawn_with_recorder(store, options, None)
+    }
+
+    /// As [`spawn`](Self::spawn), recording each commit's batch size and
+    /// latency ([`BATCH_SIZE_METRIC`], [`COMMIT_SECONDS_METRIC`],
+    /// [`COMMIT_FAILURES_METRIC`]) into `recorder`, or into the process's
+    /// global `metrics` recorder (if one is installed) when `None`.
+    pub fn spawn_with_recorder<S: AuditStore + 'static>(
+        store: S,
+        options: WriterOptions,
+        recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        tokio::spawn(run(store, rx, options.max_batch.max(1)));
+        tokio::spawn(run(store, rx, options.max_batch.max(1), recorder));
         Self { tx }
     }
 
@@ -854,7 +869,34 @@ impl AuditWriter {
     }
 }
 
-async fn run<S: AuditStore>(store: S, mut rx: mpsc::Receiver<Message>, max_batch: usize) {
+/// Histogram: events per group commit.
+pub const BATCH_SIZE_METRIC: &str = "warden_audit_batch_size";
+/// Histogram: seconds per group commit (one durable transaction).
+pub const COMMIT_SECONDS_METRIC: &str = "warden_audit_commit_duration_seconds";
+/// Counter: group commits that failed (their appenders failed closed).
+pub const COMMIT_FAILURES_METRIC: &str = "warden_audit_commit_failures_total";
+
+/// Records one commit of `events` that took `seconds`.
+fn record_commit(recorder: Option<&(dyn metrics::Recorder + Send + Sync)>, events: usize, seconds: f64, ok: bool) {
+    let record = || {
+        metrics::histogram!(BATCH_SIZE_METRIC).record(events as f64);
+        metrics::histogram!(COMMIT_SECONDS_METRIC).record(seconds);
+        if !ok {
+            metrics::counter!(COMMIT_FAILURES_METRIC).increment(1);
+        }
+    };
+    match recorder {
+        Some(r) => metrics::with_local_recorder(r, record),
+        None => record(),
+    }
+}
+
+async fn run<S: AuditStore>(
+    store: S,
+    mut rx: mpsc::Receiver<Message>,
+    max_batch: usize,
+    recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+) {
     let mut inbox = Vec::with_capacity(max_batch);
     let mut closers = Vec::new();
     // Ends when every handle is dropped, or after a close once the queue is
@@ -892,7 +934,15 @@ async fn run<S: AuditStore>(store: S, mut rx: mpsc::Receiver<Message>, max_batch
         if events.is_empty() {
             continue;
         }
-        match store.append_batch(&events).await {
+        let started = std::time::Instant::now();
+        let result = store.append_batch(&events).await;
+        record_commit(
+            recorder.as_deref(),
+            events.len(),
+            started.elapsed().as_secs_f64(),
+            result.is_ok(),
+        );
+        match result {
             Ok(range) if range.end - range.start == replies.len() as u64 => {
                 for (index, reply) in range.zip(replies) {
                     // A caller that went away no longer needs its answer.
@@ -1040,6 +1090,69 @@ mod tests {
             writer.append(&key(2)).await,
             Err(StoreError::AuditWriterClosed)
         ));
+        writer.close().await;
+    }
+
+    /// A recorder keeping every sample as `(name, value)`.
+    #[derive(Clone, Default)]
+    struct Samples(Arc<Mutex<Vec<(String, f64)>>>);
+
+    struct Sink(String, Samples);
+
+    impl metrics::HistogramFn for Sink {
+        fn record(&self, value: f64) {
+            self.1.0.lock().unwrap().push((self.0.clone(), value));
+        }
+    }
+
+    impl metrics::CounterFn for Sink {
+        fn increment(&self, value: u64) {
+            self.1.0.lock().unwrap().push((self.0.clone(), value as f64));
+        }
+        fn absolute(&self, value: u64) {
+            self.increment(value);
+        }
+    }
+
+    impl metrics::Recorder for Samples {
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+            metrics::Counter::from_arc(Arc::new(Sink(key.name().to_owned(), self.clone())))
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+            metrics::Histogram::from_arc(Arc::new(Sink(key.name().to_owned(), self.clone())))
+        }
+    }
+
+    impl Samples {
+        fn of(&self, name: &str) -> Vec<f64> {
+            let all = self.0.lock().unwrap();
+            all.iter().filter(|(n, _)| n == name).map(|(_, v)| *v).collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writer_records_batch_sizes_and_commit_times() {
+        let store = FakeStore::default();
+        let samples = Samples::default();
+        let recorder: Arc<dyn metrics::Recorder + Send + Sync> = Arc::new(samples.clone());
+        let writer = AuditWriter::spawn_with_recorder(store.clone(), WriterOptions::default(), Some(recorder));
+        assert!(append_all(&writer, 50).await.iter().all(Result::is_ok));
+        let sizes = samples.of(BATCH_SIZE_METRIC);
+        let batches: Vec<f64> = store.batches.lock().unwrap().iter().map(|b| *b as f64).collect();
+        assert_eq!(sizes, batches);
+        let times = samples.of(COMMIT_SECONDS_METRIC);
+        assert_eq!(times.len(), sizes.len());
+        assert!(times.iter().all(|t| *t >= 0.003), "{times:?}");
+        assert!(samples.of(COMMIT_FAILURES_METRIC).is_empty());
+        store.fail.store(true, Ordering::SeqCst);
+        assert!(writer.append(&key(99)).await.is_err());
+        assert_eq!(samples.of(COMMIT_FAILURES_METRIC), vec![1.0]);
         writer.close().await;
     }
 

@@ -27,10 +27,11 @@ enum Kind {
     Str,
     Int,
     List,
+    Bool,
 }
 
 /// Every config key with its type, for environment overrides.
-const KEYS: [(&str, Kind); 25] = [
+const KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Str),
     ("listen", Kind::Str),
     ("policy_dir", Kind::Str),
@@ -56,6 +57,12 @@ const KEYS: [(&str, Kind); 25] = [
     ("oauth.auth_failures_per_minute", Kind::Int),
     ("oauth.assertion_max_ttl", Kind::Int),
     ("oauth.introspection_scope", Kind::Str),
+    ("redis_url", Kind::Str),
+    ("rate_limit.redis_fallback", Kind::Str),
+    ("rate_limit.replicas", Kind::Int),
+    ("log.format", Kind::Str),
+    ("metrics.enabled", Kind::Bool),
+    ("metrics.listen", Kind::Str),
 ];
 
 fn env_name(key: &str) -> String {
@@ -108,6 +115,84 @@ pub struct Config {
     /// Gateway routes (`[[route]]`; see `warden_server::gateway::route`).
     #[serde(default, skip_serializing)]
     pub route: Vec<warden_server::gateway::RouteConfig>,
+    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) holding rate-limit
+    /// counters shared by every replica; unset: each process limits alone.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Shared rate limits.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[log]`. The filter is `WARDEN_LOG` (e.g. `info`, `warden_server=debug`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default) or `json` (one object per line, with the span
+    /// fields, such as `request_id`).
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into() }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Record metrics and serve `GET /metrics` (Prometheus text format).
+    pub enabled: bool,
+    /// Serve `/metrics` on this IP:PORT (e.g. `127.0.0.1:9090`) instead of
+    /// the main listener.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[rate_limit]`: the Redis-backed limiter (with `redis_url`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// While Redis is unreachable: `local` (default; each process allows
+    /// its share, the rate and burst divided by `replicas`) or `deny`
+    /// (refuse requests on rate-limited routes with 503).
+    pub redis_fallback: String,
+    /// How many replicas share the limits (default 1).
+    pub replicas: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            redis_fallback: "local".into(),
+            replicas: 1,
+        }
+    }
 }
 
 /// `[audit]`.
@@ -319,6 +404,14 @@ pub struct Settings {
     pub policy_dir: Option<PathBuf>,
     /// Model id → stage.
     pub models: BTreeMap<String, String>,
+    /// Redis for shared rate limits, if any.
+    pub redis_url: Option<String>,
+    /// Redis fallback and replica count.
+    pub rate_limit: warden_server::options::RateLimitOptions,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Whether and where `/metrics` is served.
+    pub metrics: warden_server::options::MetricsOptions,
 }
 
 /// Validated `[audit]`.
@@ -390,6 +483,10 @@ impl std::fmt::Debug for Settings {
             .field("routes", &self.routes.len())
             .field("policy_dir", &self.policy_dir)
             .field("models", &self.models)
+            .field("redis_url", &self.redis_url.as_deref().map(warden_store::redact_url))
+            .field("rate_limit", &self.rate_limit)
+            .field("log_format", &self.log_format)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -425,7 +522,7 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow:
             bail!("unknown environment variable {name}: it matches no config key");
         }
     }
-    for (key, kind) in KEYS {
+    for &(key, kind) in KEYS {
         let name = env_name(key);
         let Some(raw) = env.get(&name) else { continue };
         let value = match kind {
@@ -435,6 +532,11 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow:
                     .parse::<i64>()
                     .map_err(|_| anyhow!("environment variable {name}: expected an integer"))?,
             ),
+            Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => bail!("environment variable {name}: expected true or false"),
+            }),
             Kind::List => toml::Value::Array(
                 raw.split([',', ' '])
                     .filter(|s| !s.is_empty())
@@ -540,6 +642,13 @@ impl Config {
             _ => format!("sqlite://{}", self.data_dir.join(warden_store::DATABASE_FILE).display()),
         };
         warden_store::Backend::from_url(&database_url).map_err(|e| anyhow!("config key `database_url`: {e}"))?;
+        let (redis_url, rate_limit) = validate_rate_limit(self.redis_url, &self.rate_limit)?;
+        let log_format = match self.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("config key `log.format`: expected `text` or `json`, got `{other}`"),
+        };
+        let metrics = validate_metrics(&self.metrics, listen)?;
         Ok(Settings {
             data_dir: self.data_dir,
             database_url,
@@ -560,8 +669,60 @@ impl Config {
             routes: self.route,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
             models: self.models,
+            redis_url,
+            rate_limit,
+            log_format,
+            metrics,
         })
     }
+}
+
+fn validate_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<warden_server::options::MetricsOptions> {
+    let metrics_listen = match m.listen.as_deref() {
+        None | Some("") => None,
+        Some(raw) => {
+            let addr: SocketAddr = raw
+                .parse()
+                .map_err(|_| anyhow!("config key `metrics.listen`: expected IP:PORT, got `{raw}`"))?;
+            if addr == listen {
+                bail!(
+                    "config key `metrics.listen`: must differ from `listen` ({listen}); leave it unset to serve /metrics there"
+                );
+            }
+            Some(addr)
+        }
+    };
+    Ok(warden_server::options::MetricsOptions {
+        enabled: m.enabled,
+        listen: metrics_listen,
+    })
+}
+
+fn validate_rate_limit(
+    redis_url: Option<String>,
+    r: &RateLimitConfig,
+) -> anyhow::Result<(Option<String>, warden_server::options::RateLimitOptions)> {
+    use warden_server::gateway::redis_limit::{RedisFallback, check_url};
+    let redis_url = redis_url.filter(|u| !u.is_empty());
+    if let Some(url) = &redis_url {
+        check_url(url).map_err(|e| anyhow!("config key `redis_url`: {e}"))?;
+    }
+    let redis_fallback = RedisFallback::parse(&r.redis_fallback).ok_or_else(|| {
+        anyhow!(
+            "config key `rate_limit.redis_fallback`: expected `local` or `deny`, got `{}`",
+            r.redis_fallback
+        )
+    })?;
+    if !(1..=1000).contains(&r.replicas) {
+        bail!("config key `rate_limit.replicas`: must be between 1 and 1000");
+    }
+    Ok((
+        redis_url,
+        warden_server::options::RateLimitOptions {
+            redis_fallback,
+            replicas: r.replicas,
+        },
+    ))
 }
 
 fn validate_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditSettings> {
@@ -736,6 +897,51 @@ mod tests {
     }
 
     #[test]
+    fn redis_and_rate_limit_keys() {
+        use warden_server::gateway::redis_limit::RedisFallback;
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!(s.redis_url, None);
+        assert_eq!(s.rate_limit.redis_fallback, RedisFallback::Local);
+        assert_eq!(s.rate_limit.replicas, 1);
+
+        let s = from_toml(
+            "redis_url = \"redis://127.0.0.1:6379/2\"\n[rate_limit]\nredis_fallback = \"deny\"\nreplicas = 3\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+        assert_eq!(s.rate_limit.redis_fallback, RedisFallback::Deny);
+        assert_eq!(s.rate_limit.replicas, 3);
+
+        let s = from_toml(
+            "",
+            &[
+                ("WARDEN_REDIS_URL", "redis://:pw@127.0.0.1:6379"),
+                ("WARDEN_RATE_LIMIT_REDIS_FALLBACK", "deny"),
+                ("WARDEN_RATE_LIMIT_REPLICAS", "2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.rate_limit.redis_fallback, RedisFallback::Deny);
+        assert_eq!(s.rate_limit.replicas, 2);
+        let debug = format!("{s:?}");
+        assert!(debug.contains("redis://:***@127.0.0.1:6379"), "{debug}");
+        assert!(!debug.contains("pw@"), "{debug}");
+
+        for (text, vars, key) in [
+            ("redis_url = \"http://127.0.0.1:6379\"\n", &[][..], "redis_url"),
+            ("", &[("WARDEN_REDIS_URL", "rediss://h:6380")][..], "redis_url"),
+            ("[rate_limit]\nredis_fallback = \"x\"\n", &[][..], "redis_fallback"),
+            ("[rate_limit]\nreplicas = 0\n", &[][..], "rate_limit.replicas"),
+            ("", &[("WARDEN_RATE_LIMIT_REPLICAS", "x")][..], "RATE_LIMIT_REPLICAS"),
+            ("[rate_limit]\nreplica = 2\n", &[][..], "replica"),
+        ] {
+            let e = from_toml(text, vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_file() {
         let s = from_toml(
             "issuer = \"https://a.example\"\n[tokens]\nleeway = 10\n",
@@ -749,5 +955,39 @@ mod tests {
         assert_eq!(s.leeway, 20);
         assert_eq!(s.issuer, "https://b.example");
         assert!(s.algorithms.contains(Algorithm::ES256) && !s.algorithms.contains(Algorithm::RS256));
+    }
+
+    #[test]
+    fn log_and_metrics_keys() {
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.metrics.enabled && s.metrics.listen.is_none());
+
+        let s = from_toml(
+            "[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9090\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics.listen, Some("127.0.0.1:9090".parse().unwrap()));
+
+        let s = from_toml(
+            "",
+            &[("WARDEN_LOG_FORMAT", "json"), ("WARDEN_METRICS_ENABLED", "false")],
+        )
+        .unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert!(!s.metrics.enabled);
+
+        for (text, vars, key) in [
+            ("[log]\nformat = \"xml\"\n", &[][..], "log.format"),
+            ("[metrics]\nlisten = \"nine\"\n", &[][..], "metrics.listen"),
+            ("[metrics]\nlisten = \"127.0.0.1:8080\"\n", &[][..], "metrics.listen"),
+            ("", &[("WARDEN_METRICS_ENABLED", "maybe")][..], "WARDEN_METRICS_ENABLED"),
+            ("[metrics]\nenabled = \"yes\"\n", &[][..], "metrics.enabled"),
+        ] {
+            let e = from_toml(text, vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 }

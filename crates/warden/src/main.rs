@@ -17,10 +17,6 @@ use crate::exit::UsageError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -52,6 +48,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.database_url = Some(url);
     }
     let settings = config.validate().map_err(|e| UsageError(format!("{e:#}")))?;
+    // Nothing logs before this point: configuration errors are returned.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| "warn".into());
+    if tracing::subscriber::set_global_default(subscriber(settings.log_format, filter, std::io::stderr)).is_err() {
+        eprintln!("warning: a log subscriber was already installed");
+    }
     let ctx = Context {
         settings,
         master_key_env,
@@ -67,5 +68,93 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => command::serve::run(&ctx, &args).await,
         Command::Client(cmd) => command::client::run(cmd, &ctx).await,
         Command::Policy(cmd) => command::policy::run(cmd),
+    }
+}
+
+/// The log subscriber: events at or above `filter` (`WARDEN_LOG`, default
+/// `warn`) written to `writer` as text, or as one JSON object per line
+/// (`log.format = "json"`, `WARDEN_LOG_FORMAT=json`) with the event's
+/// fields under `fields` and the enclosing spans' fields under `span`
+/// (innermost) and `spans` (all), so a gateway or token-service line
+/// carries its `request_id`.
+fn subscriber<W>(
+    format: config::LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        config::LogFormat::Text => Box::new(builder.finish()),
+        config::LogFormat::Json => Box::new(builder.json().finish()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    fn log_in_span(format: config::LogFormat) -> String {
+        let buffer = Buffer::default();
+        let sub = subscriber(format, "info".into(), buffer.clone());
+        tracing::subscriber::with_default(sub, || {
+            let span = tracing::info_span!("gateway", request_id = "0123abcd");
+            span.in_scope(|| tracing::info!(route = "chat", status = 200u16, "gateway request"));
+            tracing::debug!("filtered out");
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_request_id_of_their_span() {
+        let out = log_in_span(config::LogFormat::Json);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["message"], "gateway request");
+        assert_eq!(line["fields"]["route"], "chat");
+        assert_eq!(line["fields"]["status"], 200);
+        assert_eq!(line["span"]["name"], "gateway");
+        assert_eq!(line["span"]["request_id"], "0123abcd");
+        assert_eq!(line["spans"][0]["request_id"], "0123abcd");
+        assert!(line["timestamp"].is_string());
+    }
+
+    #[test]
+    fn text_lines_are_not_json() {
+        let out = log_in_span(config::LogFormat::Text);
+        assert!(
+            out.contains("gateway request") && out.contains("request_id") && out.contains("0123abcd"),
+            "{out}"
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(out.trim()).is_err());
     }
 }

@@ -1,5 +1,8 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: the
-//! store answers, a key signs, and it is not shutting down).
+//! store answers, a key signs, and it is not shutting down). `/readyz` also
+//! shows the gateway's rate limiter (`rate_limit`: backend, and whether a
+//! shared one fell back because Redis is unreachable); a degraded limiter
+//! does not make the server unready, as every replica shares the same Redis.
 
 use std::sync::Arc;
 
@@ -9,6 +12,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use warden_store::Store;
 
+use crate::gateway::RateLimiter;
 use crate::state::AppState;
 
 /// Liveness.
@@ -16,8 +20,12 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness, with the reason when not ready.
-pub async fn readyz<S: Store>(State(state): State<Arc<AppState<S>>>) -> (StatusCode, Json<Value>) {
+/// Readiness, with the reason when not ready; `limiter` is the gateway's.
+pub async fn readyz<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+) -> (StatusCode, Json<Value>) {
+    let rate_limit = limiter.map(|l| json!(l.status()));
     let mut problems = Vec::new();
     if !state.is_ready() {
         problems.push("shutting down".to_owned());
@@ -32,12 +40,12 @@ pub async fn readyz<S: Store>(State(state): State<Arc<AppState<S>>>) -> (StatusC
     if problems.is_empty() {
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "backend": state.store.backend()})),
+            Json(json!({"status": "ready", "backend": state.store.backend(), "rate_limit": rate_limit})),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "problems": problems})),
+            Json(json!({"status": "not ready", "problems": problems, "rate_limit": rate_limit})),
         )
     }
 }

@@ -71,3 +71,18 @@ fn cached(mut r: Response, seconds: u32) -> Response {
     }
     r
 }
+
+/// `GET /.well-known/oauth-protected-resource[/<route path>]` (RFC 9728):
+/// which authorization server protects a gateway route, its resource
+/// (audience) and scopes. 404 when no route has that path.
+pub async fn protected_resource<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    gateway: Option<Arc<crate::gateway::Gateway>>,
+    path: &str,
+) -> Response {
+    let found = gateway.and_then(|g| crate::gateway::resource_metadata(&g, &state.options.issuer, path));
+    match found {
+        Some(doc) => cached(Json(doc).into_response(), 300),
+        None => crate::error::ApiError::not_found("no protected resource at this path").into_response(),
+    }
+}

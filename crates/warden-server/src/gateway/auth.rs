@@ -34,6 +34,9 @@ pub enum AuthError {
     /// It has no `sub`, `jti` or `client_id`.
     #[error("the access token has no `{0}`")]
     MissingClaim(&'static str),
+    /// A trusted external issuer's token failed verification.
+    #[error("{0}")]
+    External(String),
 }
 
 #[derive(Debug)]
@@ -73,13 +76,29 @@ impl AudienceVerifiers {
         token: &str,
         now: u64,
     ) -> Result<Arc<VerifiedToken>, AuthError> {
+        self.verify_traced(snapshot, options, audience, token, now).0
+    }
+
+    /// As [`verify`](Self::verify), and whether the verified-token cache
+    /// answered (for the hit-ratio metric).
+    pub fn verify_traced(
+        &self,
+        snapshot: &Arc<KeySnapshot>,
+        options: &ServerOptions,
+        audience: Option<&str>,
+        token: &str,
+        now: u64,
+    ) -> (Result<Arc<VerifiedToken>, AuthError>, bool) {
         let audience = audience.unwrap_or(&self.issuer);
-        if audience == self.issuer {
-            return snapshot.api.verify(token, now).map_err(AuthError::Invalid);
-        }
-        self.cache(snapshot, options, audience)?
-            .verify(token, now)
-            .map_err(AuthError::Invalid)
+        let (result, hit) = if audience == self.issuer {
+            snapshot.api.verify_traced(token, now)
+        } else {
+            match self.cache(snapshot, options, audience) {
+                Ok(cache) => cache.verify_traced(token, now),
+                Err(e) => return (Err(e), false),
+            }
+        };
+        (result.map_err(AuthError::Invalid), hit)
     }
 
     fn cache(

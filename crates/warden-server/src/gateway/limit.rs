@@ -2,8 +2,9 @@
 //! rate_limit` says.
 //!
 //! [`RateLimiter`] is the interface; [`LocalRateLimiter`] keeps the state
-//! in this process (the `governor` crate). A limiter shared by replicas
-//! (Redis, a Lua GCRA on the server's clock) implements the same trait.
+//! in this process (the `governor` crate). The limiter shared by replicas
+//! ([`super::redis_limit::RedisRateLimiter`], a Lua GCRA on the Redis
+//! server's clock) implements the same trait.
 //!
 //! Memory is bounded by the keys active within the last
 //! [`RETAIN_INTERVAL`] (plus the burst window): every interval, one
@@ -36,16 +37,46 @@ pub struct RateKey {
     pub route: String,
 }
 
+/// Why a request may not go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over the limit: retry after this many seconds (at least 1) → 429.
+    Limited(u64),
+    /// The limit cannot be checked (the shared store is unreachable and the
+    /// limiter is configured to fail closed) → 503.
+    Unavailable,
+}
+
 /// A boxed future, so that limiters can be trait objects and remote ones
 /// can await.
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), u64>> + Send + 'a>>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
+
+/// What `/readyz` says about the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LimiterStatus {
+    /// `local` or `redis`.
+    pub backend: &'static str,
+    /// Whether the shared store is unreachable and the fallback is in use.
+    pub degraded: bool,
+    /// What happens while degraded (`local` or `deny`), for shared limiters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<&'static str>,
+}
 
 /// Decides whether one more request of `key` conforms to its route's limit.
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
-    /// `Ok` to go ahead (and counts the request); `Err(seconds)` to retry
-    /// after that many seconds (at least 1). Routes without a limit always
-    /// pass.
+    /// `Ok` to go ahead (and counts the request); otherwise why not.
+    /// Routes without a limit always pass.
     fn check<'a>(&'a self, key: &'a RateKey) -> CheckFuture<'a>;
+
+    /// The backend and whether it is degraded (default: a local limiter).
+    fn status(&self) -> LimiterStatus {
+        LimiterStatus {
+            backend: "local",
+            degraded: false,
+            fallback: None,
+        }
+    }
 }
 
 type Keyed = DefaultKeyedRateLimiter<(String, String)>;
@@ -68,13 +99,23 @@ impl std::fmt::Debug for LocalRateLimiter {
 impl LocalRateLimiter {
     /// Limiters for every route of `table` that has a `rate_limit`.
     pub fn new(table: &RouteTable) -> Self {
+        Self::with_share(table, 1)
+    }
+
+    /// One process's share of every limit when `replicas` processes split
+    /// it (the fallback of a shared limiter): the rate divided by
+    /// `replicas`, and the burst too (rounded up, at least 1).
+    pub fn with_share(table: &RouteTable, replicas: u32) -> Self {
+        let replicas = replicas.max(1);
         let routes = table
             .routes()
             .iter()
             .filter_map(|route| {
                 let limit = route.config().rate_limit?;
                 // Validated by `RouteTable::new`: a positive period and burst.
-                let quota = Quota::with_period(limit.period()?)?.allow_burst(NonZeroU32::new(limit.burst)?);
+                let period = limit.period()?.checked_mul(replicas)?;
+                let burst = NonZeroU32::new(limit.burst.div_ceil(replicas).max(1))?;
+                let quota = Quota::with_period(period)?.allow_burst(burst);
                 Some((route.name().to_owned(), Keyed::dashmap(quota)))
             })
             .collect();
@@ -135,7 +176,7 @@ impl LocalRateLimiter {
 
 impl RateLimiter for LocalRateLimiter {
     fn check<'a>(&'a self, key: &'a RateKey) -> CheckFuture<'a> {
-        Box::pin(std::future::ready(self.check_now(key)))
+        Box::pin(std::future::ready(self.check_now(key).map_err(Refusal::Limited)))
     }
 }
 
@@ -198,5 +239,20 @@ mod tests {
         l.sweep();
         assert!(l.is_empty());
         assert!(LocalRateLimiter::new(&table(None)).check_now(&key("a", "r")).is_ok());
+    }
+
+    #[test]
+    fn a_share_divides_rate_and_burst() {
+        let t = table(Some(RateLimit {
+            per_second: 0.1,
+            burst: 5,
+        }));
+        let l = LocalRateLimiter::with_share(&t, 2);
+        let admitted = (0..10).filter(|_| l.check_now(&key("a", "r")).is_ok()).count();
+        assert_eq!(admitted, 3, "ceil(5 / 2)");
+        let retry = l.check_now(&key("a", "r")).unwrap_err();
+        assert!((11..=20).contains(&retry), "one every 20 s: {retry}");
+        let l = LocalRateLimiter::with_share(&t, 100);
+        assert_eq!((0..10).filter(|_| l.check_now(&key("a", "r")).is_ok()).count(), 1);
     }
 }

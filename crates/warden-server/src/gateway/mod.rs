@@ -24,11 +24,15 @@
 //! Warden's request id (`X-Warden-Request-Id` by default), which is also
 //! sent upstream and recorded in the audit event.
 //!
+//! Each request is served in a `gateway` log span carrying that id, and
+//! counted in [`crate::metrics`] by route name, decision and status, with
+//! its verify, authorize and upstream steps timed.
+//!
 //! # Layout
 //! - [`route`]: `[[route]]` configuration and matching (pure);
 //! - [`extract`]: resource ids from paths, queries and body prefixes (pure);
 //! - [`authz`]: the authorization interface;
-//! - [`limit`]: rate limiting;
+//! - [`limit`]: rate limiting; [`redis_limit`]: limits shared by replicas;
 //! - [`auth`]: bearer tokens per audience;
 //! - [`forward`]: header hygiene and streaming;
 //! - [`reply`]: errors in the route's shape (HTTP, OpenAI, MCP JSON-RPC).
@@ -36,7 +40,7 @@
 //! # Not here (yet)
 //! Tokens of trusted external issuers are not accepted on routes (only
 //! Warden's own); `/.well-known/oauth-protected-resource` metadata and the
-//! `resource_metadata` challenge parameter; metrics.
+//! `resource_metadata` challenge parameter.
 
 pub mod auth;
 pub mod authz;
@@ -47,6 +51,7 @@ pub mod cedar;
 pub mod extract;
 pub mod forward;
 pub mod limit;
+pub mod redis_limit;
 pub mod reply;
 pub mod route;
 
@@ -61,6 +66,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::Value;
+use tracing::Instrument as _;
 use warden_audit::{AuditEvent, Decision, EventKind};
 use warden_jose::VerifiedToken;
 use warden_store::Store;
@@ -69,7 +75,7 @@ use self::auth::{AudienceVerifiers, AuthError};
 pub use self::authz::{AccessRequest, Authorizer, AuthzDecision, ResourceRef, ScopeOnlyAuthorizer};
 use self::extract::{BodyTarget, ExtractError};
 use self::forward::{ForwardTimeouts, Forwarder, Identity, IdentityHeaders, Origin, UpstreamBody};
-pub use self::limit::{LocalRateLimiter, RateKey, RateLimiter};
+pub use self::limit::{LimiterStatus, LocalRateLimiter, RateKey, RateLimiter, Refusal};
 pub use self::reply::GatewayError;
 use self::route::Route;
 pub use self::route::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteError, RouteKind, RouteTable};
@@ -106,6 +112,9 @@ pub enum GatewayBuildError {
     /// The upstream HTTP client could not be built.
     #[error("building the upstream HTTP client: {0}")]
     Client(String),
+    /// The shared rate limiter is misconfigured.
+    #[error("rate limiter: {0}")]
+    RateLimiter(String),
 }
 
 /// The routes and what serving them needs.
@@ -154,6 +163,11 @@ impl Gateway {
         self
     }
 
+    /// The rate limiter in use.
+    pub fn limiter(&self) -> Arc<dyn RateLimiter> {
+        Arc::clone(&self.limiter)
+    }
+
     /// The routes.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
@@ -183,6 +197,33 @@ impl<S> Clone for GatewayContext<S> {
     }
 }
 
+/// Where a route's RFC 9728 metadata is served.
+pub fn resource_metadata_url(issuer: &str, path_prefix: &str) -> String {
+    format!("{issuer}/.well-known/oauth-protected-resource{path_prefix}")
+}
+
+/// The RFC 9728 protected-resource metadata of the route whose prefix is
+/// `path_prefix` (empty: the first route's audience as a whole).
+pub fn resource_metadata(gateway: &Gateway, issuer: &str, path_prefix: &str) -> Option<Value> {
+    let routes = gateway.routes.routes();
+    let route = if path_prefix.is_empty() {
+        routes.first()
+    } else {
+        routes.iter().find(|r| r.config().path_prefix == path_prefix)
+    }?;
+    let config = route.config();
+    let resource = config.audience.clone().unwrap_or_else(|| issuer.to_owned());
+    let mut scopes: Vec<&str> = config.scopes.iter().map(String::as_str).collect();
+    scopes.sort_unstable();
+    Some(serde_json::json!({
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": scopes,
+        "resource_name": config.name,
+    }))
+}
+
 /// A router that sends every request to [`handle`]: the server's fallback.
 pub fn router<S: Store>(app: Arc<AppState<S>>, gateway: Arc<Gateway>) -> Router {
     Router::new()
@@ -209,11 +250,40 @@ impl Failure {
 
 /// The gateway handler (the server's fallback when routes are configured).
 pub async fn handle<S: Store>(State(ctx): State<GatewayContext<S>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let request_id = new_request_id();
-    let mut response = match serve(&ctx.app, &ctx.gateway, request, &request_id).await {
-        Ok(response) => response,
-        Err(f) => f.error.reply(f.kind, f.jsonrpc_id.as_ref()),
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let span = tracing::info_span!("gateway", request_id = %request_id);
+    let served = serve(&ctx.app, &ctx.gateway, request, &request_id)
+        .instrument(span.clone())
+        .await;
+    // Forwarded: authorized and sent upstream (whose failure is a 502/504).
+    let (mut response, forwarded) = match served {
+        Ok(response) => (response, true),
+        Err(f) => (
+            f.error.reply(f.kind, f.jsonrpc_id.as_ref()),
+            matches!(f.error, GatewayError::Upstream(_)),
+        ),
     };
+    observe(&ctx, &span, &method, &path, forwarded, response.status(), started);
+    // RFC 9728 §5.1: a 401 names where the route's protected-resource
+    // metadata is, so a client can find the authorization server.
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED
+        && let Some(matched) = ctx.gateway.routes.find(&method, &path)
+    {
+        let url = resource_metadata_url(&ctx.app.options.issuer, &matched.route.config().path_prefix);
+        let header = axum::http::header::WWW_AUTHENTICATE;
+        let challenge = response
+            .headers()
+            .get(&header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(challenge) = challenge
+            && let Ok(v) = HeaderValue::from_str(&format!("{challenge}, resource_metadata=\"{url}\""))
+        {
+            response.headers_mut().insert(header, v);
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         let name = ctx.gateway.settings.identity_headers.request_id.clone();
         response.headers_mut().insert(name, value);
@@ -240,7 +310,10 @@ async fn serve<S: Store>(
     let fail = Failure::at(config.kind);
     let now = now();
 
-    let token = authenticate(app, gateway, &parts.headers, route, now).map_err(&fail)?;
+    let verifying = std::time::Instant::now();
+    let token = authenticate(app, gateway, &parts.headers, route, now).await;
+    app.metrics.verify_time(verifying.elapsed());
+    let token = token.map_err(&fail)?;
     let resource = read_resource(gateway, route, matched.rest, &parts, body)
         .await
         .map_err(&fail)?;
@@ -265,7 +338,10 @@ async fn serve<S: Store>(
             policy_ids: vec![MCP_PROTOCOL_POLICY_ID.to_owned()],
         }
     } else {
-        gateway.authorizer.authorize(&access)
+        let authorizing = std::time::Instant::now();
+        let decision = gateway.authorizer.authorize(&access);
+        app.metrics.authorize_time(authorizing.elapsed());
+        decision
     };
     if !decision.allowed {
         tracing::info!(request_id, route = %access.route, principal = %access.principal,
@@ -282,7 +358,7 @@ async fn serve<S: Store>(
         .limiter
         .check(&key)
         .await
-        .map_err(|secs| fail(GatewayError::RateLimited(secs)))?;
+        .map_err(|refusal| fail(refusal.into()))?;
     app.audit
         .record(access_event(&token, &access, Decision::Allow, decision.policy_ids, now))
         .await
@@ -310,41 +386,122 @@ async fn serve<S: Store>(
     )
     .map_err(|e| fail(e.into()))?;
     let url = route.upstream_url(matched.rest, parts.uri.query());
-    match gateway
+    let sending = std::time::Instant::now();
+    let sent = gateway
         .forwarder
         .send(parts.method.clone(), url, headers, resource.body)
-        .await
-    {
+        .await;
+    app.metrics.upstream_time(&access.route, sending.elapsed());
+    match sent {
         Ok(response) => Ok(response),
         // The body watch aborted the upload: the client's body was at fault.
         Err(_) if resource.aborted.get().is_some() => Err(fail(GatewayError::BadRequest(
             resource.aborted.get().cloned().unwrap_or(ExtractError::BodyRead),
         ))),
-        Err(e) => Err(fail(e.into())),
+        Err(e) => {
+            let error: GatewayError = e.into();
+            let status = error.status().as_u16();
+            let event = EventKind::UpstreamFailure {
+                principal: access.principal.clone(),
+                resource: access.resource.to_string(),
+                route: access.route.clone(),
+                request_id: request_id.to_owned(),
+                status,
+                reason: error.to_string().chars().take(200).collect(),
+            };
+            tracing::warn!(request_id, route = %access.route, status, error = %error, "upstream failed");
+            if let Err(e) = app.audit.record(AuditEvent::new(now, event)).await {
+                tracing::error!(error = %e, request_id, "could not audit the upstream failure");
+            }
+            Err(fail(error))
+        }
     }
 }
 
-/// Verifies the bearer token for the route's audience and checks that it
-/// is not revoked and names its subject, client and id.
-fn authenticate<S: Store>(
+/// Who is calling, from a verified token: Warden's own, or a trusted
+/// external issuer's (`[[federation]]`, mapped to Warden subjects and roles).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `user:…`, `svc:…`, `agent:…`.
+    pub principal: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// The OAuth client (for external tokens: their `client_id`/`azp`, else the issuer).
+    pub client_id: String,
+    /// The `act` chain, outermost first.
+    pub actor_chain: Vec<String>,
+    /// Tenant, if any.
+    pub tenant: Option<String>,
+    /// The token's `jti` (empty when an external token has none).
+    pub jti: String,
+}
+
+impl Caller {
+    fn from_warden(token: &VerifiedToken) -> Result<Self, AuthError> {
+        let claims = token.claims();
+        Ok(Caller {
+            principal: claims.sub().ok_or(AuthError::MissingClaim("sub"))?.to_owned(),
+            roles: claims.roles().to_vec(),
+            scopes: claims.scopes().map(str::to_owned).collect(),
+            client_id: claims
+                .client_id()
+                .ok_or(AuthError::MissingClaim("client_id"))?
+                .to_owned(),
+            actor_chain: crate::grants::token_exchange::actors(claims.raw().get("act")),
+            tenant: claims.raw().get("tenant").and_then(Value::as_str).map(str::to_owned),
+            jti: claims.jti().ok_or(AuthError::MissingClaim("jti"))?.to_owned(),
+        })
+    }
+}
+
+/// Verifies the bearer token — a Warden token for the route's audience, or
+/// a trusted external issuer's token for the audience configured for that
+/// issuer — and checks that it is not revoked.
+async fn authenticate<S: Store>(
     app: &AppState<S>,
     gateway: &Gateway,
     headers: &HeaderMap,
     route: &Route,
     now: u64,
-) -> Result<Arc<VerifiedToken>, GatewayError> {
+) -> Result<Caller, GatewayError> {
     let token = bearer(headers).ok_or(AuthError::Missing)?;
+    let issuer = crate::federation::peek_issuer(token);
+    if let Some(iss) = issuer.as_deref()
+        && iss != app.options.issuer
+        && app.federation.trusts(iss)
+    {
+        let id = app
+            .federation
+            .verify(token, now)
+            .await
+            .map_err(|e| AuthError::External(e.to_string()))?;
+        if id.jti.as_deref().is_some_and(|j| app.revocations.is_revoked(j)) {
+            return Err(AuthError::Revoked.into());
+        }
+        return Ok(Caller {
+            principal: id.subject,
+            roles: id.roles,
+            scopes: id.scopes,
+            client_id: id.client_id.unwrap_or(id.issuer),
+            actor_chain: Vec::new(),
+            tenant: None,
+            jti: id.jti.unwrap_or_default(),
+        });
+    }
     let keys = app.keys.get();
     let audience = route.config().audience.as_deref();
-    let verified = gateway.verifiers.verify(&keys, &app.options, audience, token, now)?;
-    let claims = verified.claims();
-    let jti = claims.jti().ok_or(AuthError::MissingClaim("jti"))?;
-    if app.revocations.is_revoked(jti) {
+    let (verified, cache_hit) = gateway
+        .verifiers
+        .verify_traced(&keys, &app.options, audience, token, now);
+    app.metrics.token_cache(cache_hit);
+    let verified = verified?;
+    let caller = Caller::from_warden(&verified)?;
+    if app.revocations.is_revoked(&caller.jti) {
         return Err(AuthError::Revoked.into());
     }
-    claims.sub().ok_or(AuthError::MissingClaim("sub"))?;
-    claims.client_id().ok_or(AuthError::MissingClaim("client_id"))?;
-    Ok(verified)
+    Ok(caller)
 }
 
 /// The resource id, the body to forward, and what watches it.
@@ -468,21 +625,20 @@ fn peer(parts: &Parts) -> Option<IpAddr> {
 }
 
 fn access_request(
-    token: &VerifiedToken,
+    token: &Caller,
     route: &Route,
     resource_id: String,
     parts: &Parts,
     request_id: &str,
 ) -> AccessRequest {
-    let claims = token.claims();
     let config = route.config();
     AccessRequest {
-        principal: claims.sub().unwrap_or_default().to_owned(),
-        roles: claims.roles().to_vec(),
-        scopes: claims.scopes().map(str::to_owned).collect(),
-        client_id: claims.client_id().unwrap_or_default().to_owned(),
-        actor_chain: crate::grants::token_exchange::actors(claims.raw().get("act")),
-        tenant: claims.raw().get("tenant").and_then(Value::as_str).map(str::to_owned),
+        principal: token.principal.clone(),
+        roles: token.roles.clone(),
+        scopes: token.scopes.clone(),
+        client_id: token.client_id.clone(),
+        actor_chain: token.actor_chain.clone(),
+        tenant: token.tenant.clone(),
         action: config.action.clone(),
         resource: ResourceRef {
             type_name: config.resource.type_name.clone(),
@@ -496,7 +652,7 @@ fn access_request(
 }
 
 fn access_event(
-    token: &VerifiedToken,
+    token: &Caller,
     access: &AccessRequest,
     decision: Decision,
     policy_ids: Vec<String>,
@@ -508,7 +664,7 @@ fn access_event(
             principal: access.principal.clone(),
             actor_chain: access.actor_chain.clone(),
             client_id: access.client_id.clone(),
-            jti: token.claims().jti().unwrap_or_default().to_owned(),
+            jti: token.jti.clone(),
             action: access.action.clone(),
             resource: access.resource.to_string(),
             decision,
@@ -525,7 +681,7 @@ fn access_event(
 /// failed append is logged rather than turned into a 503.
 async fn record_denial<S: Store>(
     app: &AppState<S>,
-    token: &VerifiedToken,
+    token: &Caller,
     access: &AccessRequest,
     policy_ids: Vec<String>,
     now: u64,
@@ -536,16 +692,30 @@ async fn record_denial<S: Store>(
     }
 }
 
+/// Counts and logs a request answered with `status` (metrics by route name,
+/// never by path).
+fn observe<S>(
+    ctx: &GatewayContext<S>,
+    span: &tracing::Span,
+    method: &axum::http::Method,
+    path: &str,
+    forwarded: bool,
+    status: axum::http::StatusCode,
+    started: std::time::Instant,
+) {
+    let elapsed = started.elapsed();
+    let route = ctx.gateway.routes.find(method, path).map(|m| m.route.name());
+    let route = route.unwrap_or(crate::metrics::NO_ROUTE);
+    let metrics = &ctx.app.metrics;
+    metrics.gateway_request(route, forwarded, status, elapsed);
+    if !forwarded && status == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        metrics.rate_limited(route);
+    }
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| tracing::info!(route, status = status.as_u16(), forwarded, micros, "gateway request"));
+}
+
 /// A random request id: 16 bytes, hex.
 fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        // Only for correlation, never for security: a clock-based id will do.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        return format!("{nanos:032x}");
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::request_id::new()
 }

@@ -53,6 +53,9 @@ pub enum GatewayError {
     /// Over the route's rate limit; retry after this many seconds.
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
+    /// The shared rate limiter is unreachable and fails closed (`rate_limit.redis_fallback = "deny"`).
+    #[error("rate limits cannot be checked (the shared limit store is unreachable); the request was not forwarded")]
+    RateLimiterUnavailable,
     /// The audit log cannot be written, so nothing was forwarded.
     #[error("the audit log cannot be written; the request was not forwarded")]
     AuditUnavailable,
@@ -62,6 +65,15 @@ pub enum GatewayError {
     /// The verified identity cannot be sent upstream.
     #[error(transparent)]
     Identity(#[from] HeaderError),
+}
+
+impl From<super::limit::Refusal> for GatewayError {
+    fn from(refusal: super::limit::Refusal) -> Self {
+        match refusal {
+            super::limit::Refusal::Limited(secs) => GatewayError::RateLimited(secs),
+            super::limit::Refusal::Unavailable => GatewayError::RateLimiterUnavailable,
+        }
+    }
 }
 
 impl GatewayError {
@@ -84,11 +96,18 @@ impl GatewayError {
                 retry_after: Some(*secs),
                 ..plain(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             },
-            GatewayError::AuditUnavailable => ApiError::unavailable(self.to_string()),
+            GatewayError::AuditUnavailable | GatewayError::RateLimiterUnavailable => {
+                ApiError::unavailable(self.to_string())
+            }
             GatewayError::Upstream(UpstreamError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
             GatewayError::Upstream(_) => plain(StatusCode::BAD_GATEWAY, "bad_gateway"),
             GatewayError::Identity(_) => ApiError::internal(self.to_string()),
         }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.api_error().status
     }
 
     /// The response for a route of `kind`; `jsonrpc_id` is the MCP
@@ -193,6 +212,13 @@ mod tests {
             (r.status().as_u16(), r.headers()[header::RETRY_AFTER].to_str().unwrap()),
             (429, "3")
         );
+
+        let r = GatewayError::RateLimiterUnavailable.reply(RouteKind::Openai, None);
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        let b = body(r).await;
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains("rate limits cannot be checked"), "{message}");
 
         let r = GatewayError::Auth(AuthError::Revoked).reply(RouteKind::Http, None);
         assert_eq!(r.status(), 401);

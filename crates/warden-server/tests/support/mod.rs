@@ -16,7 +16,7 @@ use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
 use warden_jose::{Algorithm, AlgorithmSet};
 use warden_keys::{MasterKey, RotationPolicy};
 use warden_server::clients::{self, ClientSpec};
-use warden_server::options::{AuditOptions, OAuthOptions, scopes};
+use warden_server::options::{AuditOptions, MetricsOptions, OAuthOptions, scopes};
 use warden_server::state::AppState;
 use warden_server::{App, ServerOptions};
 use warden_store::Store;
@@ -68,6 +68,9 @@ pub fn options(issuer: &str) -> ServerOptions {
         policy_dir: None,
         model_stages: Default::default(),
         routes: Vec::new(),
+        redis_url: None,
+        rate_limit: Default::default(),
+        metrics: MetricsOptions::default(),
     }
 }
 

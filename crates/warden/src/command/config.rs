@@ -39,6 +39,11 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("oauth.auth_failures_per_minute = {}", o.auth_failures_per_minute);
             println!("oauth.assertion_max_ttl = {}", o.assertion_max_ttl);
             println!("oauth.introspection_scope = {:?}", o.introspection_scope);
+            if let Some(url) = &s.redis_url {
+                println!("redis_url = {:?}", redact_url(url));
+            }
+            println!("rate_limit.redis_fallback = {:?}", s.rate_limit.redis_fallback.as_str());
+            println!("rate_limit.replicas = {}", s.rate_limit.replicas);
             for f in &s.federation {
                 let source = match &f.jwks {
                     crate::config::JwksSource::Url(u) => u.clone(),

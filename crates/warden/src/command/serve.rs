@@ -78,6 +78,9 @@ pub fn options(ctx: &Context) -> ServerOptions {
         policy_dir: s.policy_dir.clone(),
         model_stages: s.models.clone(),
         routes: s.routes.clone(),
+        redis_url: s.redis_url.clone(),
+        rate_limit: s.rate_limit,
+        metrics: s.metrics.clone(),
     }
 }
 
@@ -132,6 +135,20 @@ impl StoreTask for ServeTask<'_> {
             ctx.settings.issuer
         );
         eprintln!("  audit log verifier key: {}", app.vkey());
+        if let Some(url) = &ctx.settings.redis_url {
+            let r = &ctx.settings.rate_limit;
+            eprintln!(
+                "  rate limits: shared through Redis at {} (while it is unreachable: {}, replicas {})",
+                warden_store::redact_url(url),
+                r.redis_fallback.as_str(),
+                r.replicas
+            );
+        }
+        match (ctx.settings.metrics.enabled, ctx.settings.metrics.listen) {
+            (true, Some(addr)) => eprintln!("  metrics: http://{addr}/metrics"),
+            (true, None) => eprintln!("  metrics: http://{local}/metrics"),
+            (false, _) => {}
+        }
         match (&demo, &secrets) {
             (Some((addr, _)), Some(secrets)) => eprintln!("{}", walkthrough(ctx, *addr, local, secrets)),
             _ if ctx.settings.routes.is_empty() => eprintln!(

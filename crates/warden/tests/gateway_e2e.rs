@@ -1,0 +1,342 @@
+//! The gateway end to end with the real binary: `warden serve` with
+//! `[[route]]`s from a config file in front of a stub upstream on loopback,
+//! and every outcome a client can meet: allowed, denied by policy (reason in
+//! the audit log, not the body), no token, expired, revoked, wrong audience,
+//! insufficient scope, rate-limited, upstream down, and streaming that is
+//! not buffered.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    fn warden(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARDEN_DATA_DIR", self.dir.path().join("data"))
+            .env("WARDEN_CONFIG", &self.config)
+            .env("WARDEN_LOG", "error");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.warden(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn client(&self, name: &str, scope: &str, role: &str) -> String {
+        let out = self.run(&[
+            "client", "create", "--name", name, "--kind", "service", "--scope", scope, "--role", role,
+        ]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("client_secret: "))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// The stub upstream: `/echo/...` answers the headers it received; `/sse`
+/// sends five events 150 ms apart and records when it sent the last.
+async fn upstream(last_sent: Arc<Mutex<Option<Instant>>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/echo/{*rest}",
+            axum::routing::any(|req: Request| async move {
+                let headers: serde_json::Map<String, Value> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                    .collect();
+                axum::Json(json!({"headers": headers}))
+            }),
+        )
+        .route(
+            "/sse",
+            axum::routing::get(move || {
+                let last_sent = Arc::clone(&last_sent);
+                async move {
+                    let stream = futures_util::stream::iter(0..5).then(move |i| {
+                        let last_sent = Arc::clone(&last_sent);
+                        async move {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(150)).await;
+                            }
+                            if i == 4 {
+                                *last_sent.lock().unwrap() = Some(Instant::now());
+                            }
+                            Ok::<_, std::convert::Infallible>(format!("data: chunk {i}\n\n"))
+                        }
+                    });
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn config(dir: &Path, port: u16, up: &str, down: u16) -> PathBuf {
+    let text = format!(
+        r#"listen = "127.0.0.1:{port}"
+[tokens]
+leeway = 0
+[models]
+"prod-model" = "production"
+
+[[route]]
+name = "echo"
+path_prefix = "/echo"
+upstream = "{up}/echo"
+action = "inference.invoke"
+resource = {{ type = "Model", id = {{ path_segment = 0 }} }}
+scopes = ["inference.invoke"]
+
+[[route]]
+name = "limited"
+path_prefix = "/limited"
+upstream = "{up}/echo"
+action = "inference.invoke"
+resource = {{ type = "Model", id = {{ literal = "prod-model" }} }}
+scopes = ["inference.invoke"]
+rate_limit = {{ per_second = 0.01, burst = 1 }}
+
+[[route]]
+name = "partner"
+path_prefix = "/partner"
+upstream = "{up}/echo"
+audience = "https://partner.example"
+action = "inference.invoke"
+resource = {{ type = "Model", id = {{ literal = "prod-model" }} }}
+scopes = ["inference.invoke"]
+
+[[route]]
+name = "down"
+path_prefix = "/down"
+upstream = "http://127.0.0.1:{down}"
+action = "inference.invoke"
+resource = {{ type = "Model", id = {{ literal = "prod-model" }} }}
+scopes = ["inference.invoke"]
+
+[[route]]
+name = "stream"
+path_prefix = "/stream"
+upstream = "{up}/sse"
+action = "inference.invoke"
+resource = {{ type = "Model", id = {{ literal = "prod-model" }} }}
+scopes = ["inference.invoke"]
+"#
+    );
+    let path = dir.join("warden.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let r = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn get(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_through_the_real_binary() {
+    let last_sent = Arc::new(Mutex::new(None));
+    let up = upstream(Arc::clone(&last_sent)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = config(dir.path(), port, &up, free_port());
+    let env = Env { dir, config };
+    let app = env.client("app", "inference.invoke", "ml-engineer");
+    let analyst = env.client("analyst", "inference.invoke", "data-scientist");
+    let narrow = env.client("narrow", "dataset.read", "ml-engineer");
+    let _server = Server(
+        env.warden(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Allowed, with the verified identity forwarded and Authorization removed.
+    let t = token(&http, &base, "app", &app).await;
+    let (status, _, body) = get(&http, &format!("{base}/echo/any-model"), Some(&t)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["headers"]["x-warden-subject"], "svc:app");
+    assert!(body["headers"].get("authorization").is_none());
+
+    // Denied by policy: a data scientist and a model that is not in production.
+    let ta = token(&http, &base, "analyst", &analyst).await;
+    assert_eq!(get(&http, &format!("{base}/echo/prod-model"), Some(&ta)).await.0, 200);
+    let (status, _, body) = get(&http, &format!("{base}/echo/experimental"), Some(&ta)).await;
+    assert_eq!(status, 403);
+    assert!(
+        !body.to_string().contains("data-scientist"),
+        "no reason in the body: {body}"
+    );
+
+    // No token, wrong audience, insufficient scope.
+    let (status, headers, _) = get(&http, &format!("{base}/echo/x"), None).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("resource_metadata=")
+    );
+    assert_eq!(get(&http, &format!("{base}/partner/x"), Some(&t)).await.0, 401);
+    let tn = token(&http, &base, "narrow", &narrow).await;
+    let (status, headers, _) = get(&http, &format!("{base}/echo/x"), Some(&tn)).await;
+    assert_eq!(status, 403);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+
+    // Expired (leeway 0 in this config).
+    let short = env.run(&[
+        "token",
+        "issue",
+        "--sub",
+        "user:x",
+        "--aud",
+        &base,
+        "--scope",
+        "inference.invoke",
+        "--role",
+        "ml-engineer",
+        "--ttl",
+        "1",
+    ]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(short.trim())).await.0, 401);
+
+    // Rate-limited.
+    assert_eq!(get(&http, &format!("{base}/limited/x"), Some(&t)).await.0, 200);
+    let (status, headers, _) = get(&http, &format!("{base}/limited/x"), Some(&t)).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+
+    // Upstream down.
+    let (status, _, body) = get(&http, &format!("{base}/down/x"), Some(&t)).await;
+    assert_eq!((status, body["error"].as_str()), (502, Some("bad_gateway")));
+
+    // Streaming: the first event arrives before the upstream sends its last.
+    let response = http.get(format!("{base}/stream")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    let first_at = Instant::now();
+    assert!(String::from_utf8_lossy(&first).contains("chunk 0"));
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("chunk 4"));
+    let last = last_sent.lock().unwrap().expect("the upstream sent its last event");
+    assert!(first_at < last, "the first event was held back until the stream ended");
+
+    // Revoked: refused at once.
+    let form = format!("token={t}");
+    let r = http
+        .post(format!("{base}/oauth/revoke"))
+        .basic_auth("app", Some(&app))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(&t)).await.0, 401);
+
+    // The audit log holds the decisions, with the deciding policies.
+    let lines = env.run(&["audit", "query", "--type", "access_decision", "--json"]);
+    let decisions: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap())
+        .collect();
+    let deny = decisions
+        .iter()
+        .find(|d| d["resource"] == "Model::\"experimental\"")
+        .expect("the denial is audited");
+    assert_eq!(deny["decision"], "deny");
+    assert_eq!(deny["principal"], "svc:analyst");
+    let allow = decisions.iter().find(|d| d["principal"] == "svc:app").unwrap();
+    assert_eq!(allow["policy_ids"], json!(["ml-engineer.inference"]));
+    let failures = env.run(&["audit", "query", "--type", "upstream_failure", "--json"]);
+    assert_eq!(failures.lines().count(), 1);
+}
