@@ -41,6 +41,8 @@ pub struct ExternalIdentity {
     pub client_id: Option<String>,
     /// Its `jti`, if any.
     pub jti: Option<String>,
+    /// The audience it was verified for (the issuer's configured one).
+    pub audience: String,
 }
 
 #[derive(Debug)]
@@ -245,5 +247,6 @@ fn map_identity(c: &FederatedIssuer, token: &VerifiedToken) -> Result<ExternalId
             .find_map(|c| raw.get(*c).and_then(Value::as_str))
             .map(str::to_owned),
         jti: claims.jti().map(str::to_owned),
+        audience: c.audience.clone(),
     })
 }

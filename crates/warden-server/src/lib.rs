@@ -401,23 +401,33 @@ fn policy_fingerprint(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Op
     out
 }
 
-/// Reloads the policies when their files change (checked every 2 s); an
-/// invalid set is logged and never replaces the one in force. Each reload
-/// is audited.
+/// Reloads the policies when their files change and then stay unchanged
+/// for one more check (every 2 s); an invalid set is logged and never
+/// replaces the one in force. Each reload is audited.
 async fn watch_policies<S: Store>(
     state: Arc<AppState<S>>,
     policies: Arc<gateway::cedar::CedarAuthorizer>,
     dir: std::path::PathBuf,
 ) {
     let mut seen = policy_fingerprint(&dir);
+    let mut pending: Option<Vec<_>> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now_seen = policy_fingerprint(&dir);
         if now_seen == seen {
+            pending = None;
             continue;
         }
+        // Reload only once the files have stopped changing for a whole
+        // tick: a copy or rename in progress could leave a valid set that
+        // lacks some `forbid` rules.
+        if pending.as_ref() != Some(&now_seen) {
+            pending = Some(now_seen);
+            continue;
+        }
+        pending = None;
         seen = now_seen;
         reload_policies(&state, &policies, "file change").await;
     }

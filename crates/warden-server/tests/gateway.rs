@@ -190,6 +190,7 @@ fn routes(up: &Upstream, down_port: u16) -> Vec<RouteConfig> {
         },
         RouteConfig {
             forward_authorization: true,
+            audience: Some("https://fwd.example".into()),
             ..route("fwd", "/fwd", b, "Service", IdSource::Literal("fwd".into()))
         },
         route(
@@ -561,7 +562,14 @@ async fn identity_headers() {
             .any(|e| e["actor_chain"] == json!(["agent:bot", "agent:inner"]))
     );
 
-    let t = token(&srv, "inference.invoke");
+    let t = srv.user_token(
+        "user:alice",
+        &["https://fwd.example"],
+        "inference.invoke",
+        &["ml-engineer"],
+        300,
+        None,
+    );
     let r = send(srv.http.get(format!("{}/fwd", srv.base)).bearer_auth(&t)).await;
     assert_eq!(r.body["headers"]["authorization"], json!([format!("Bearer {t}")]));
     srv.stop().await;
@@ -585,6 +593,7 @@ async fn openai_bodies() {
     let r = send(
         srv.http
             .post(&url)
+            .header("content-type", "application/json")
             .bearer_auth(&t)
             .header("content-type", "application/json")
             .body(body.clone()),
@@ -610,6 +619,7 @@ async fn openai_bodies() {
     let r = send(
         srv.http
             .post(&url)
+            .header("content-type", "application/json")
             .bearer_auth(&t)
             .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))),
     )
@@ -618,25 +628,59 @@ async fn openai_bodies() {
     assert_eq!(r.body["body"].as_str().unwrap(), body);
 
     let forbidden = json!({"model": "forbidden-model", "messages": []}).to_string();
-    let r = send(srv.http.post(&url).bearer_auth(&t).body(forbidden)).await;
+    let r = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(forbidden),
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.body["error"]["type"], "permission_error");
     assert_eq!(r.body["error"]["code"], "forbidden");
 
     let late = json!({"messages": [{"content": filler}], "model": "small-model"}).to_string();
     assert!(late.find("model").unwrap() > PREFIX);
-    let r = send(srv.http.post(&url).bearer_auth(&t).body(late)).await;
+    let r = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(late),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
 
     let smuggled = format!(r#"{{"model":"small-model","pad":"{filler}","model":"forbidden-model"}}"#);
-    let r = send(srv.http.post(&url).bearer_auth(&t).body(smuggled)).await;
+    let r = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(smuggled),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("more than once"));
 
-    let not_json = send(srv.http.post(&url).bearer_auth(&t).body("model=x")).await;
+    let not_json = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body("model=x"),
+    )
+    .await;
     assert_eq!(not_json.status, 400);
-    let no_token = send(srv.http.post(&url).body("{}")).await;
+    let no_token = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await;
     assert_eq!(
         (no_token.status, &no_token.body["error"]["type"]),
         (401, &json!("authentication_error"))
@@ -655,15 +699,34 @@ async fn mcp_tool_calls() {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {}}})
             .to_string()
     };
-    let r = send(srv.http.post(&url).bearer_auth(&t).body(call("search", json!(1)))).await;
+    let r = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(call("search", json!(1))),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["path"], "/mcp");
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
-    assert_eq!(send(srv.http.post(&url).bearer_auth(&t).body(list)).await.status, 200);
+    assert_eq!(
+        send(
+            srv.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .bearer_auth(&t)
+                .body(list)
+        )
+        .await
+        .status,
+        200
+    );
 
     let r = send(
         srv.http
             .post(&url)
+            .header("content-type", "application/json")
             .bearer_auth(&t)
             .body(call("forbidden_tool", json!("call-7"))),
     )
@@ -688,7 +751,13 @@ async fn mcp_tool_calls() {
         (Some("deny"), Some("call_tool"))
     );
 
-    let no_token = send(srv.http.post(&url).body(call("search", json!(3)))).await;
+    let no_token = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(call("search", json!(3))),
+    )
+    .await;
     assert_eq!(no_token.status, 401);
     assert_eq!(no_token.body["error"]["code"], -32001);
     srv.stop().await;
@@ -780,10 +849,17 @@ async fn external_issuer_tokens_on_routes() {
     std::fs::write(&jwks, doc.to_string()).unwrap();
     let b = up.base.clone();
     let srv = support::start_sqlite(move |o| {
-        o.routes = vec![RouteConfig {
-            action: "inference.invoke".into(),
-            ..route("ext", "/echo", &b, "Model", IdSource::Literal("m".into()))
-        }];
+        o.routes = vec![
+            RouteConfig {
+                action: "inference.invoke".into(),
+                audience: Some("warden".into()),
+                ..route("ext", "/echo", &b, "Model", IdSource::Literal("m".into()))
+            },
+            RouteConfig {
+                action: "inference.invoke".into(),
+                ..route("own", "/own", &b, "Model", IdSource::Literal("m".into()))
+            },
+        ];
         o.federation.push(warden_server::options::FederatedIssuer {
             issuer: "https://idp.example".into(),
             jwks: warden_server::options::JwksLocation::File(jwks),
@@ -830,5 +906,84 @@ async fn external_issuer_tokens_on_routes() {
     assert_eq!(decisions[0]["client_id"], "corp-portal");
     assert_eq!(decisions[0]["decision"], "allow");
     assert_eq!(decisions[1]["decision"], "deny");
+    srv.stop().await;
+}
+
+/// What a cold review found: bodies read for a resource id must be declared
+/// JSON; ambiguous paths are refused; only MCP session plumbing skips the
+/// policies; headers that rewrite the request or spoof identity (also with
+/// underscores) never reach the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_confusion_is_refused() {
+    let (srv, _up) = setup().await;
+    let t = token(&srv, "inference.invoke");
+    let openai = format!("{}/v1/chat/completions", srv.base);
+    let form = send(
+        srv.http
+            .post(&openai)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .bearer_auth(&t)
+            .body(r#"{"model":"gpt","x":"&model=forbidden&"}"#),
+    )
+    .await;
+    assert_eq!(form.status, 400, "{}", form.body);
+    let gzip = send(
+        srv.http
+            .post(&openai)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .bearer_auth(&t)
+            .body(r#"{"model":"gpt"}"#),
+    )
+    .await;
+    assert_eq!(gzip.status, 400);
+    for path in ["/echo//svc", "/echo/svc;x=1", "/ech%6f/svc", "/echo/%00"] {
+        assert_eq!(raw_status(&srv, path, &t).await, 400, "{path}");
+    }
+    let read = json!({"jsonrpc": "2.0", "id": 9, "method": "resources/read", "params": {"uri": "file:///etc/passwd"}});
+    let r = send(
+        srv.http
+            .post(format!("{}/mcp", srv.base))
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(read.to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let decisions = access_decisions(&srv).await;
+    let read_decision = decisions
+        .iter()
+        .find(|d| d["resource"] == "Tool::\"resources/read\"")
+        .unwrap();
+    assert_eq!(
+        read_decision["policy_ids"],
+        json!([ScopeOnlyAuthorizer::POLICY_ID]),
+        "resources/read went to the authorizer, not past it as protocol plumbing"
+    );
+    let echoed = send(
+        srv.http
+            .get(format!("{}/echo/svc", srv.base))
+            .bearer_auth(&t)
+            .header("X_Warden_Actor", "agent:spoofed")
+            .header("X-Original-URL", "/admin")
+            .header("X-HTTP-Method-Override", "DELETE")
+            .header("Forwarded", "for=203.0.113.9"),
+    )
+    .await;
+    assert_eq!(echoed.status, 200);
+    let h = &echoed.body["headers"];
+    for name in [
+        "x_warden_actor",
+        "x-original-url",
+        "x-http-method-override",
+        "forwarded",
+    ] {
+        assert!(h.get(name).is_none(), "{name} reached the upstream: {h}");
+    }
+    assert_eq!(
+        h["x-warden-actor"],
+        json!([""]),
+        "always sent, empty without delegation"
+    );
     srv.stop().await;
 }

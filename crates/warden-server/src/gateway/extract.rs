@@ -42,6 +42,10 @@ const MAX_VALUE: usize = 64 * 1024;
 /// Why no resource id could be read; answered as 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
+    /// The body is not declared as plain JSON (a form or multipart body, or a
+    /// compressed one, could mean another resource to the upstream).
+    #[error("the body must be sent as uncompressed JSON: {0}")]
+    NotDeclaredJson(&'static str),
     /// The body is not (a prefix of) one JSON document.
     #[error("the body is not JSON: {0}")]
     NotJson(&'static str),
@@ -241,11 +245,17 @@ pub fn scan_prefix(target: BodyTarget<'_>, prefix: &[u8], complete: bool) -> Res
                 Some(_) => string(0)?,
             };
             let is_call = method == "tools/call";
+            // Only session plumbing skips the policies; every other method
+            // (resources/read, prompts/get, vendor methods, …) is decided as
+            // a `tool.call` on a Tool named after the method, which the
+            // default policies deny unless a `tool:<method>` scope grants it.
+            let protocol = matches!(method.as_str(), "initialize" | "ping" | "tools/list" | "response")
+                || method.starts_with("notifications/");
             let resource_id = if is_call { string(1)? } else { method };
             BodyFacts {
                 resource_id,
                 jsonrpc_id,
-                mcp_protocol: !is_call,
+                mcp_protocol: protocol,
             }
         }
     };
@@ -537,6 +547,32 @@ impl JsonScanner {
         }
         Ok(())
     }
+}
+
+/// Whether headers declare an uncompressed JSON body: `Content-Type`
+/// `application/json` or `*/*+json`, and no `Content-Encoding` other than
+/// `identity`. The resource id read from the body is then the one the
+/// upstream sees.
+pub fn check_json_body(headers: &axum::http::HeaderMap) -> Result<(), ExtractError> {
+    let media = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .ok_or(ExtractError::NotDeclaredJson("Content-Type is missing"))?;
+    if media != "application/json" && !(media.contains('/') && media.ends_with("+json")) {
+        return Err(ExtractError::NotDeclaredJson("Content-Type is not application/json"));
+    }
+    for encoding in headers.get_all(axum::http::header::CONTENT_ENCODING) {
+        let identity = encoding.to_str().is_ok_and(|e| {
+            e.split(',')
+                .all(|t| t.trim().eq_ignore_ascii_case("identity") || t.trim().is_empty())
+        });
+        if !identity {
+            return Err(ExtractError::NotDeclaredJson("Content-Encoding is not identity"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

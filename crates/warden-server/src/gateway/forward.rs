@@ -76,14 +76,38 @@ impl Default for IdentityHeaders {
     }
 }
 
+/// Client headers that would change how the upstream sees the request
+/// (its path, method or client) and are never forwarded: the upstream must
+/// serve exactly what was authorized.
+const REWRITING: [&str; 9] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// A header name as CGI-style servers see it: `X_Warden_Actor` and
+/// `X-Warden-Actor` both become `HTTP_X_WARDEN_ACTOR`, so names are compared
+/// with `_` read as `-`.
+fn normalised(name: &str) -> String {
+    name.replace('_', "-")
+}
+
 impl IdentityHeaders {
     fn is_identity(&self, name: &HeaderName) -> bool {
-        name.as_str().starts_with(IDENTITY_PREFIX)
-            || *name == self.subject
-            || *name == self.actor
-            || *name == self.scopes
-            || *name == self.request_id
-            || self.strip.contains(name)
+        let n = normalised(name.as_str());
+        n.starts_with(IDENTITY_PREFIX)
+            || [&self.subject, &self.actor, &self.scopes, &self.request_id]
+                .iter()
+                .any(|h| normalised(h.as_str()) == n)
+            || self.strip.iter().any(|h| normalised(h.as_str()) == n)
+            || REWRITING.contains(&n.as_str())
+            || n.starts_with("x-forwarded-")
     }
 }
 
@@ -192,12 +216,10 @@ pub fn upstream_headers(
     }
     out.insert(x_forwarded_proto, value(origin.proto, "scheme")?);
     out.insert(names.subject.clone(), value(identity.subject, "subject")?);
-    if !identity.actors.is_empty() {
-        out.insert(names.actor.clone(), value(&identity.actors.join(","), "actor chain")?);
-    }
-    if !identity.scopes.is_empty() {
-        out.insert(names.scopes.clone(), value(&identity.scopes.join(" "), "scopes")?);
-    }
+    // Always sent, empty when there is nothing to say, so that no header a
+    // client managed to smuggle past the strip can stand in for them.
+    out.insert(names.actor.clone(), value(&identity.actors.join(","), "actor chain")?);
+    out.insert(names.scopes.clone(), value(&identity.scopes.join(" "), "scopes")?);
     out.insert(names.request_id.clone(), value(identity.request_id, "request id")?);
     Ok(out)
 }
@@ -423,7 +445,11 @@ mod tests {
 
         let kept = upstream_headers(&h, &names, &identity(&[], &[]), &ORIGIN, true).unwrap();
         assert_eq!(kept["authorization"], "Bearer secret");
-        assert!(!kept.contains_key("x-warden-actor") && !kept.contains_key("x-warden-scopes"));
+        // Always present, empty when there is no actor or scope.
+        assert_eq!(
+            (&kept["x-warden-actor"], &kept["x-warden-scopes"]),
+            (&"".parse().unwrap(), &"".parse().unwrap())
+        );
     }
 
     #[test]

@@ -472,11 +472,15 @@ async fn authenticate<S: Store>(
         && iss != app.options.issuer
         && app.federation.trusts(iss)
     {
-        let id = app
-            .federation
-            .verify(token, now)
-            .await
-            .map_err(|e| AuthError::External(e.to_string()))?;
+        let id = app.federation.verify(token, now).await.map_err(|e| {
+            tracing::info!(issuer = iss, error = %e, "external token refused");
+            AuthError::External("the external token is invalid".into())
+        })?;
+        // A federated token reaches only routes that name its audience: a
+        // token the IdP issued for something else never crosses over.
+        if route.config().audience.as_deref() != Some(id.audience.as_str()) {
+            return Err(AuthError::External("tokens of this issuer are not accepted on this route".into()).into());
+        }
         if id.jti.as_deref().is_some_and(|j| app.revocations.is_revoked(j)) {
             return Err(AuthError::Revoked.into());
         }
@@ -559,6 +563,7 @@ async fn read_resource(
         IdSource::McpToolName => BodyTarget::McpToolName,
         IdSource::JsonField(_) => BodyTarget::Field(route.json_path()),
     };
+    extract::check_json_body(&parts.headers)?;
     read_body_resource(gateway.settings.max_body_prefix, target, body).await
 }
 

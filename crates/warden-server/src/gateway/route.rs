@@ -319,6 +319,11 @@ pub enum PathError {
     /// `%2F`, `%5C` or `\`, which some servers read as separators.
     #[error("the path has an encoded slash or a backslash")]
     HiddenSeparator,
+    /// An empty segment (`//`), a `;` path parameter, a NUL, or a
+    /// percent-encoded unreserved character: forms that some servers
+    /// normalise into another path than the one matched.
+    #[error("the path has an empty segment, `;`, a NUL or an encoded unreserved character")]
+    Ambiguous,
 }
 
 /// Refuses paths that an upstream could resolve to somewhere other than
@@ -339,6 +344,22 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
         let decoded = lower.replace("%2e", ".");
         if decoded == "." || decoded == ".." {
             return Err(PathError::DotSegment);
+        }
+    }
+    if path.contains("//") || path.contains(';') || path.contains('\0') {
+        return Err(PathError::Ambiguous);
+    }
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%' {
+            let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+            let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) else {
+                return Err(PathError::Ambiguous);
+            };
+            let decoded = u8::try_from(h * 16 + l).unwrap_or(0);
+            if decoded == 0 || decoded.is_ascii_alphanumeric() || b"-._~".contains(&decoded) {
+                return Err(PathError::Ambiguous);
+            }
         }
     }
     Ok(())
@@ -392,6 +413,14 @@ fn compile(config: RouteConfig) -> Result<Route, RouteError> {
     }
     if config.action.trim().is_empty() {
         return Err(invalid(name, "action", "must not be empty"));
+    }
+    if config.forward_authorization && config.audience.is_none() {
+        return Err(invalid(
+            name,
+            "forward_authorization",
+            "needs the route's own `audience`: a token for the issuer would let the upstream replay it on every \
+             default-audience route and on Warden's own APIs",
+        ));
     }
     if !is_type_name(&config.resource.type_name) {
         return Err(invalid(
