@@ -45,6 +45,9 @@
 pub mod auth;
 pub mod authz;
 
+/// The resource id recorded for a request refused before its resource was read.
+pub const UNREAD_RESOURCE: &str = "(not read)";
+
 /// Policy id recorded for MCP protocol messages admitted by route scopes.
 pub const MCP_PROTOCOL_POLICY_ID: &str = "warden.mcp-protocol";
 pub mod cedar;
@@ -314,6 +317,20 @@ async fn serve<S: Store>(
     let token = authenticate(app, gateway, &parts.headers, route, now).await;
     app.metrics.verify_time(verifying.elapsed());
     let token = token.map_err(&fail)?;
+    // The route's scopes are checked before any body is read, so a token
+    // that may not use the route cannot make Warden buffer its body; the
+    // denial is audited with the resource type and an unread id. MCP routes
+    // read the (small) JSON-RPC prefix first: their errors must carry the
+    // request's id.
+    let missing_scope = || config.scopes.iter().find(|s| !token.scopes.contains(s)).cloned();
+    if config.kind != route::RouteKind::Mcp
+        && let Some(missing) = missing_scope()
+    {
+        let access = access_request(&token, route, UNREAD_RESOURCE.to_owned(), &parts, request_id);
+        let policy = vec![ScopeOnlyAuthorizer::POLICY_ID.to_owned()];
+        record_denial(app, &token, &access, policy, now).await;
+        return Err(fail(GatewayError::InsufficientScope(missing)));
+    }
     let resource = read_resource(gateway, route, matched.rest, &parts, body)
         .await
         .map_err(&fail)?;
@@ -323,12 +340,12 @@ async fn serve<S: Store>(
         jsonrpc_id: resource.jsonrpc_id.clone(),
     };
     let access = access_request(&token, route, resource.id.clone(), &parts, request_id);
-
-    if let Some(missing) = config.scopes.iter().find(|s| !access.scopes.contains(s)) {
+    if let Some(missing) = missing_scope() {
         let policy = vec![ScopeOnlyAuthorizer::POLICY_ID.to_owned()];
         record_denial(app, &token, &access, policy, now).await;
-        return Err(fail(GatewayError::InsufficientScope(missing.clone())));
+        return Err(fail(GatewayError::InsufficientScope(missing)));
     }
+
     // MCP protocol messages (initialize, tools/list, notifications) name no
     // tool: the route's scopes admit them, and they are audited as such;
     // every `tools/call` goes to the policies.
