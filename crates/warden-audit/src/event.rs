@@ -207,6 +207,10 @@ pub enum EventKind {
         source_ip: IpAddr,
         /// Status the upstream answered, if the request was forwarded.
         upstream_status: Option<u16>,
+        /// The purpose the caller stated (`X-Warden-Purpose`), when it
+        /// stated one; recorded for reads of personal data.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<String>,
     },
     /// A dataset, model, version or lineage edge was created or changed.
     RegistryChange {
@@ -218,17 +222,35 @@ pub enum EventKind {
         operation: String,
         /// Content digest of the version, if it has one.
         digest: Option<String>,
+        /// Actors that acted for the principal, outermost first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        actor_chain: Vec<String>,
+        /// Why, when the change needs a reason (stage changes, rollbacks,
+        /// promotion requests, deletions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
-    /// A principal approved a request (four-eyes promotion).
+    /// A principal voted on a request (four-eyes promotion): approved or
+    /// rejected it.
     Approval {
-        /// Who approved.
+        /// Who voted.
         approver: String,
         /// Who asked.
         requester: String,
-        /// What was approved (e.g. `ModelVersion::"m/3"`).
+        /// What the request is about (e.g. `ModelVersion::"m@3"`).
         resource: String,
-        /// The action approved (e.g. `model.promote`).
+        /// The action asked for (e.g. `model.promote`).
         action: String,
+        /// `approve` or `reject`.
+        vote: String,
+        /// Why.
+        reason: String,
+        /// The request's id.
+        request_id: String,
+        /// Approvals that count after this vote, and how many are needed.
+        approvals: u32,
+        /// Approvals needed.
+        required: u32,
     },
     /// An administrator changed configuration, clients or policies.
     AdminAction {
@@ -374,18 +396,26 @@ mod tests {
                 route: s("/v1/chat"),
                 source_ip: ip,
                 upstream_status: None,
+                purpose: Some(s("fraud-detection")),
             },
             EventKind::RegistryChange {
                 principal: s("user:bob"),
-                resource: s("ModelVersion::\"m/3\""),
+                resource: s("ModelVersion::\"m@3\""),
                 operation: s("promote"),
                 digest: Some(s("sha256:00ff")),
+                actor_chain: vec![s("agent:release-bot")],
+                reason: Some(s("passed evaluation")),
             },
             EventKind::Approval {
                 approver: s("user:carol"),
                 requester: s("user:bob"),
-                resource: s("ModelVersion::\"m/3\""),
+                resource: s("ModelVersion::\"m@3\""),
                 action: s("model.promote"),
+                vote: s("approve"),
+                reason: s("metrics reviewed"),
+                request_id: s("pr-1"),
+                approvals: 1,
+                required: 2,
             },
             EventKind::AdminAction {
                 principal: s("user:root"),

@@ -53,6 +53,7 @@ fn event(i: u64) -> AuditEvent {
             route: "/v1/chat".into(),
             source_ip: std::net::IpAddr::from([192, 0, 2, 7]),
             upstream_status: Some(200),
+            purpose: None,
         },
     )
 }

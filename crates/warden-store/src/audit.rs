@@ -1269,6 +1269,11 @@ mod tests {
                 requester: "user:bob".into(),
                 resource: "ModelVersion::\"m/3\"".into(),
                 action: "model.promote".into(),
+                vote: "approve".into(),
+                reason: "reviewed".into(),
+                request_id: "pr-1".into(),
+                approvals: 1,
+                required: 2,
             },
         );
         let prepared = PreparedEvent::seal(&event).unwrap();

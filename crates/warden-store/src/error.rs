@@ -114,6 +114,16 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A registry object the caller named does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The state changed under the caller (a stage that is no longer the
+    /// expected one, a request already open); retrying may succeed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A registry rule refused the change.
+    #[error(transparent)]
+    Registry(#[from] warden_registry::RegistryError),
 }
 
 impl StoreError {

@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`KeyStore`] (and later traits beside it): what the rest of Warden
 //!   needs from storage, as async methods. [`Store`] bundles them.
+//! - [`RegistryStore`]: datasets, models, versions, lineage and four-eyes
+//!   promotion requests, applying the rules of `warden-registry` inside
+//!   transactions.
 //! - [`sqlite::SqliteStore`]: the embedded default, one file in WAL mode
 //!   with a single writer connection.
 //! - [`postgres::PgStore`]: for stateless replicas sharing one database.
@@ -27,6 +30,7 @@ mod error;
 mod key_manager;
 pub mod oauth;
 pub mod postgres;
+pub mod registry;
 mod settings;
 pub mod sqlite;
 
@@ -42,6 +46,7 @@ pub use data_dir::{
 pub use error::StoreError;
 pub use key_manager::{KeyManager, published_keys};
 pub use oauth::OAuthStore;
+pub use registry::{RegistryStore, Rollback, StageChange, VoteResult};
 pub use settings::SettingsStore;
 use warden_jose::Algorithm;
 use warden_keys::KeyRecord;
@@ -60,7 +65,9 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Everything Warden stores. Implemented by each backend.
-pub trait Store: KeyStore + AuditStore + OAuthStore + SettingsStore + Clone + std::fmt::Debug + 'static {
+pub trait Store:
+    KeyStore + AuditStore + OAuthStore + RegistryStore + SettingsStore + Clone + std::fmt::Debug + 'static
+{
     /// A short backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 }

@@ -129,6 +129,7 @@ fn access(time: u64, principal: &str, resource: &str) -> AuditEvent {
             route: "/v1/chat".into(),
             source_ip: IpAddr::from([192, 0, 2, 1]),
             upstream_status: Some(200),
+            purpose: None,
         },
     )
 }

@@ -68,6 +68,7 @@ pub fn event(i: u64) -> AuditEvent {
             route: "/v1/chat".into(),
             source_ip: "192.0.2.1".parse().unwrap(),
             upstream_status: Some(200),
+            purpose: None,
         },
     )
 }

@@ -1,0 +1,1353 @@
+//! Storage for the governance registry: datasets, models, their versions,
+//! lineage edges, stage history and four-eyes promotion requests.
+//!
+//! The rules (field checks, the stage lifecycle, who may vote) live in
+//! `warden-registry`, a pure core; this module applies them inside
+//! transactions so that concurrent callers on any number of replicas see
+//! one order: version numbers are assigned without gaps or duplicates, a
+//! version has at most one open promotion request, and of many concurrent
+//! approvals exactly `required` are recorded.
+
+use std::future::Future;
+
+use warden_registry::{
+    Ballot, Classification, Dataset, DatasetVersion, DatasetVersionSpec, Direction, Edge, Graph, Model, ModelVersion,
+    ModelVersionSpec, NodeKind, NodeRef, PromotionRequest, RegistryError, RequestStatus, Stage, Vote, VoteOutcome,
+    Voter,
+};
+
+use crate::StoreError;
+
+/// One recorded stage change of a model version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageChange {
+    /// The model.
+    pub model: String,
+    /// The version.
+    pub version: u32,
+    /// Its stage before.
+    pub from: Stage,
+    /// Its stage after.
+    pub to: Stage,
+    /// Who changed it (for a completed promotion: the last approver).
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// The promotion request that caused it, if any.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: u64,
+}
+
+/// What [`RegistryStore::vote`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteResult {
+    /// What the vote did.
+    pub outcome: VoteOutcome,
+    /// The request after the vote.
+    pub request: PromotionRequest,
+    /// The version that left production for `archived` when this vote
+    /// completed the request, if there was one.
+    pub archived: Option<u32>,
+}
+
+/// What [`RegistryStore::rollback`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollback {
+    /// The version that was in production and is now archived.
+    pub from: u32,
+    /// The earlier production version that is in production again.
+    pub to: u32,
+}
+
+/// Persistence of the governance registry. Every method that changes
+/// something does it in one transaction.
+///
+/// Errors beyond the database's: [`StoreError::NotFound`] when a named
+/// dataset, model, version or request does not exist (deleted datasets
+/// count as absent for changes), [`StoreError::Conflict`] when the state
+/// changed under the caller (a stage that is no longer the expected one,
+/// an open request already there), [`StoreError::Registry`] when a
+/// registry rule refuses (the four-eyes rule, a stage transition).
+pub trait RegistryStore: Send + Sync {
+    /// Stores a new dataset; false when the name is taken (deleted
+    /// datasets keep their name).
+    fn create_dataset(&self, dataset: &Dataset) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A dataset by name, deleted or not.
+    fn get_dataset(&self, name: &str) -> impl Future<Output = Result<Option<Dataset>, StoreError>> + Send;
+    /// Every dataset, by name; deleted ones only when asked.
+    fn list_datasets(&self, include_deleted: bool) -> impl Future<Output = Result<Vec<Dataset>, StoreError>> + Send;
+    /// Replaces owner, classification, allowed purposes, description and
+    /// `updated_at` of the (undeleted) dataset of that name; false when
+    /// there is none.
+    fn update_dataset(&self, dataset: &Dataset) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Soft-deletes a dataset at `now` (versions and lineage stay); false
+    /// when there is no undeleted dataset of that name.
+    fn delete_dataset(&self, name: &str, now: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Registers the next version of an undeleted dataset, with its
+    /// lineage edges (parent → new version), and returns it. `digest` is
+    /// the normalised digest (`spec.validate()`). Every parent must exist
+    /// ([`StoreError::NotFound`] names the first that does not).
+    fn add_dataset_version(
+        &self,
+        dataset: &str,
+        spec: &DatasetVersionSpec,
+        digest: &str,
+        created_by: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<DatasetVersion, StoreError>> + Send;
+    /// One dataset version.
+    fn get_dataset_version(
+        &self,
+        dataset: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Option<DatasetVersion>, StoreError>> + Send;
+    /// A dataset's versions, oldest first.
+    fn list_dataset_versions(
+        &self,
+        dataset: &str,
+    ) -> impl Future<Output = Result<Vec<DatasetVersion>, StoreError>> + Send;
+
+    /// Stores a new model; false when the name is taken.
+    fn create_model(&self, model: &Model) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A model by name.
+    fn get_model(&self, name: &str) -> impl Future<Output = Result<Option<Model>, StoreError>> + Send;
+    /// Every model, by name.
+    fn list_models(&self) -> impl Future<Output = Result<Vec<Model>, StoreError>> + Send;
+    /// Registers the next version of a model in `development`, with its
+    /// lineage edges (each `trained_from` dataset version → the new
+    /// version, carrying `training_run`). Every dataset version named
+    /// must exist.
+    fn add_model_version(
+        &self,
+        model: &str,
+        spec: &ModelVersionSpec,
+        digest: &str,
+        created_by: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<ModelVersion, StoreError>> + Send;
+    /// One model version.
+    fn get_model_version(
+        &self,
+        model: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Option<ModelVersion>, StoreError>> + Send;
+    /// A model's versions, oldest first.
+    fn list_model_versions(&self, model: &str) -> impl Future<Output = Result<Vec<ModelVersion>, StoreError>> + Send;
+    /// The stage of every version of every model, as (model, stage) pairs:
+    /// what the gateway's policy attributes are computed from.
+    fn model_stages(&self) -> impl Future<Output = Result<Vec<(String, Stage)>, StoreError>> + Send;
+    /// Moves a version from `from` to `to` (compare-and-set: a
+    /// [`StoreError::Conflict`] when its stage is no longer `from`) and
+    /// records the change. Checks `from.check_transition(to)`, so it never
+    /// moves a version to production.
+    fn set_stage(&self, change: &StageChange) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A model's stage changes, oldest first.
+    fn stage_history(&self, model: &str) -> impl Future<Output = Result<Vec<StageChange>, StoreError>> + Send;
+
+    /// Opens a promotion request. The version must be in `staging` and
+    /// have no other open request ([`StoreError::Conflict`] otherwise).
+    fn open_promotion(&self, request: &PromotionRequest) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A promotion request with its ballots, oldest first.
+    fn get_promotion(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(PromotionRequest, Vec<Ballot>)>, StoreError>> + Send;
+    /// Promotion requests, newest first, optionally of one model and status.
+    fn list_promotions(
+        &self,
+        model: Option<&str>,
+        status: Option<RequestStatus>,
+    ) -> impl Future<Output = Result<Vec<PromotionRequest>, StoreError>> + Send;
+    /// Casts a vote under the four-eyes rule (`warden_registry::decide_vote`),
+    /// in one transaction that locks the request: the ballot is recorded
+    /// (an expired approval by the same voter is replaced); a completing
+    /// approval closes the request as approved, moves the version to
+    /// production and the model's previous production version (if any) to
+    /// archived, recording both stage changes with the request id; a
+    /// rejection closes it as rejected.
+    fn vote(
+        &self,
+        id: &str,
+        voter: Voter<'_>,
+        vote: Vote,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<VoteResult, StoreError>> + Send;
+    /// Moves the model's production version to archived and the version
+    /// that was in production most recently before it (and is archived
+    /// now) back to production, recording both changes.
+    /// [`StoreError::Conflict`] when there is no production version or no
+    /// earlier one to return to.
+    fn rollback(
+        &self,
+        model: &str,
+        by: &str,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Rollback, StoreError>> + Send;
+
+    /// The lineage graph around `root`, walking `direction` at most
+    /// `depth` edges; nodes and edges sorted. `root` must exist.
+    fn lineage(
+        &self,
+        root: &NodeRef,
+        direction: Direction,
+        depth: u32,
+    ) -> impl Future<Output = Result<Graph, StoreError>> + Send;
+    /// Every dataset version and model version derived, at any depth, from
+    /// `root` (not `root` itself), sorted: what an erasure request touches.
+    fn impact(&self, root: &NodeRef) -> impl Future<Output = Result<Vec<NodeRef>, StoreError>> + Send;
+}
+
+/// The SQL a backend runs for [`RegistryStore`]; [`impl_registry_store!`]
+/// is the one body around it. Parameters are positional and listed in the
+/// order each field's comment gives.
+pub(crate) struct RegistrySql {
+    /// Starts a writing transaction (SQLite: `BEGIN IMMEDIATE`, so the
+    /// write lock is taken before anything is read).
+    pub begin: &'static str,
+    /// (name, owner, classification, allowed_purposes, tenant, description,
+    /// created_by, created_at, updated_at); does nothing on a taken name.
+    pub insert_dataset: &'static str,
+    /// (name) → a [`DatasetRow`].
+    pub get_dataset: &'static str,
+    /// (include_deleted) → [`DatasetRow`]s by name.
+    pub list_datasets: &'static str,
+    /// (owner, classification, allowed_purposes, description, updated_at, name).
+    pub update_dataset: &'static str,
+    /// (deleted_at, name).
+    pub delete_dataset: &'static str,
+    /// (name) → (deleted_at,), locking the row until the transaction ends.
+    pub lock_dataset: &'static str,
+    /// (dataset) → (next version,).
+    pub next_dataset_version: &'static str,
+    /// (dataset, version) → (version,) when it exists.
+    pub dataset_version_exists: &'static str,
+    /// (dataset, version, digest, size, uri, created_by, created_at).
+    pub insert_dataset_version: &'static str,
+    /// (dataset, version) → a [`DatasetVersionRow`].
+    pub get_dataset_version: &'static str,
+    /// (dataset) → [`DatasetVersionRow`]s, oldest first.
+    pub list_dataset_versions: &'static str,
+    /// (dataset) → (version, from_node) for every edge into its versions.
+    pub dataset_parents: &'static str,
+    /// (to_node) → (from_node,).
+    pub parents_of: &'static str,
+    /// (from_node, to_node, training_run, recorded_by, created_at).
+    pub insert_edge: &'static str,
+    /// (name, owner, tenant, description, created_by, created_at); does
+    /// nothing on a taken name.
+    pub insert_model: &'static str,
+    /// (name) → a [`ModelRow`].
+    pub get_model: &'static str,
+    /// () → [`ModelRow`]s by name.
+    pub list_models: &'static str,
+    /// (name) → (name,), locking the row until the transaction ends: every
+    /// stage change of a model takes this lock first.
+    pub lock_model: &'static str,
+    /// (model) → (next version,).
+    pub next_model_version: &'static str,
+    /// (model, version, digest, uri, framework, metrics, training_run,
+    /// stage, created_by, created_at, stage_changed_at).
+    pub insert_model_version: &'static str,
+    /// (model, version) → a [`ModelVersionRow`].
+    pub get_model_version: &'static str,
+    /// (model) → [`ModelVersionRow`]s, oldest first.
+    pub list_model_versions: &'static str,
+    /// (model) → (version, from_node) for every edge into its versions.
+    pub model_parents: &'static str,
+    /// () → (model, stage) of every version.
+    pub model_stages: &'static str,
+    /// (model, version) → (stage,).
+    pub version_stage: &'static str,
+    /// (to, changed_at, model, version, from): compare-and-set.
+    pub move_stage: &'static str,
+    /// (model) → (version,) of its production version.
+    pub production_version: &'static str,
+    /// (model, current production version) → (version,) to roll back to.
+    pub rollback_target: &'static str,
+    /// (model, version, from_stage, to_stage, changed_by, reason,
+    /// request_id, changed_at).
+    pub insert_stage_change: &'static str,
+    /// (model) → [`StageChangeRow`]s, oldest first.
+    pub stage_history: &'static str,
+    /// (model, version) → (id,) of its open request.
+    pub open_request_of: &'static str,
+    /// (id, model, version, requested_by, requester_actors, reason, status,
+    /// required, approval_ttl, created_at, closed_at).
+    pub insert_request: &'static str,
+    /// (id) → a [`RequestRow`].
+    pub get_request: &'static str,
+    /// (id) → a [`RequestRow`], locking it until the transaction ends.
+    pub get_request_locked: &'static str,
+    /// (model or NULL, status or NULL) → [`RequestRow`]s, newest first.
+    pub list_requests: &'static str,
+    /// (status, closed_at, id).
+    pub close_request: &'static str,
+    /// (request_id) → [`BallotRow`]s, oldest first.
+    pub ballots_of: &'static str,
+    /// (request_id, voter, vote, reason, cast_at); replaces the voter's
+    /// earlier ballot.
+    pub upsert_ballot: &'static str,
+    /// (frontier) → [`EdgeRow`]s leaving any node of the frontier.
+    pub edges_from: &'static str,
+    /// (frontier) → [`EdgeRow`]s entering any node of the frontier.
+    pub edges_to: &'static str,
+    /// (root) → (node,) for the root and every node downstream of it.
+    pub downstream_closure: &'static str,
+}
+
+/// A row of `datasets`.
+pub(crate) type DatasetRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+/// A row of `dataset_versions`.
+pub(crate) type DatasetVersionRow = (String, i64, String, i64, String, String, i64);
+/// A row of `models`.
+pub(crate) type ModelRow = (String, String, Option<String>, Option<String>, String, i64);
+/// A row of `model_versions`.
+pub(crate) type ModelVersionRow = (
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+);
+/// A row of `stage_changes` (without its id).
+pub(crate) type StageChangeRow = (String, i64, String, String, String, String, Option<String>, i64);
+/// A row of `promotion_requests`.
+pub(crate) type RequestRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
+/// A row of `ballots` (without the request id).
+pub(crate) type BallotRow = (String, String, String, i64);
+/// A row of `lineage_edges`.
+pub(crate) type EdgeRow = (String, String, Option<String>, String, i64);
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn time(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(format_args!("negative {what}")))
+}
+
+pub(crate) fn version(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| corrupt(format_args!("version {v} out of range")))
+}
+
+pub(crate) fn node(s: &str) -> Result<NodeRef, StoreError> {
+    s.parse().map_err(|_| corrupt(format_args!("lineage node `{s}`")))
+}
+
+fn stage(s: &str) -> Result<Stage, StoreError> {
+    Stage::parse(s).map_err(|_| corrupt(format_args!("stage `{s}`")))
+}
+
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+/// Sorted lineage nodes from their stored strings.
+pub(crate) fn nodes(strings: impl IntoIterator<Item = String>) -> Result<Vec<NodeRef>, StoreError> {
+    let mut out = strings.into_iter().map(|s| node(&s)).collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Groups (version, from_node) rows by version, each group sorted.
+pub(crate) fn parents_by_version(
+    rows: Vec<(i64, String)>,
+) -> Result<std::collections::BTreeMap<i64, Vec<NodeRef>>, StoreError> {
+    let mut out: std::collections::BTreeMap<i64, Vec<NodeRef>> = std::collections::BTreeMap::new();
+    for (v, from) in rows {
+        out.entry(v).or_default().push(node(&from)?);
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    Ok(out)
+}
+
+pub(crate) fn dataset_from_row(row: DatasetRow) -> Result<Dataset, StoreError> {
+    let (name, owner, classification, purposes, tenant, description, created_by, created, updated, deleted) = row;
+    Ok(Dataset {
+        classification: Classification::parse(&classification)
+            .map_err(|_| corrupt(format_args!("classification of dataset `{name}`")))?,
+        allowed_purposes: serde_json::from_str(&purposes)
+            .map_err(|_| corrupt(format_args!("allowed purposes of dataset `{name}`")))?,
+        created_at: time(created, "created_at")?,
+        updated_at: time(updated, "updated_at")?,
+        deleted_at: deleted.map(|v| time(v, "deleted_at")).transpose()?,
+        name,
+        owner,
+        tenant,
+        description,
+        created_by,
+    })
+}
+
+pub(crate) fn dataset_version_from_row(
+    row: DatasetVersionRow,
+    parents: Vec<NodeRef>,
+) -> Result<DatasetVersion, StoreError> {
+    let (dataset, v, digest, size, uri, created_by, created) = row;
+    Ok(DatasetVersion {
+        dataset,
+        version: version(v)?,
+        digest,
+        size: u64::try_from(size).map_err(|_| corrupt("negative dataset size"))?,
+        uri,
+        parents,
+        created_by,
+        created_at: time(created, "created_at")?,
+    })
+}
+
+pub(crate) fn model_from_row(row: ModelRow) -> Result<Model, StoreError> {
+    let (name, owner, tenant, description, created_by, created) = row;
+    Ok(Model {
+        name,
+        owner,
+        tenant,
+        description,
+        created_by,
+        created_at: time(created, "created_at")?,
+    })
+}
+
+pub(crate) fn model_version_from_row(
+    row: ModelVersionRow,
+    trained_from: Vec<NodeRef>,
+) -> Result<ModelVersion, StoreError> {
+    let (model, v, digest, uri, framework, metrics, training_run, st, created_by, created, changed) = row;
+    Ok(ModelVersion {
+        metrics: serde_json::from_str(&metrics)
+            .map_err(|_| corrupt(format_args!("metrics of model `{model}` version {v}")))?,
+        version: version(v)?,
+        stage: stage(&st)?,
+        created_at: time(created, "created_at")?,
+        stage_changed_at: time(changed, "stage_changed_at")?,
+        model,
+        digest,
+        uri,
+        framework,
+        trained_from,
+        training_run,
+        created_by,
+    })
+}
+
+pub(crate) fn stage_change_from_row(row: StageChangeRow) -> Result<StageChange, StoreError> {
+    let (model, v, from, to, by, reason, request_id, at) = row;
+    Ok(StageChange {
+        model,
+        version: version(v)?,
+        from: stage(&from)?,
+        to: stage(&to)?,
+        by,
+        reason,
+        request_id,
+        at: time(at, "changed_at")?,
+    })
+}
+
+pub(crate) fn request_from_row(row: RequestRow) -> Result<PromotionRequest, StoreError> {
+    let (id, model, v, requested_by, actors, reason, status, required, ttl, created, closed) = row;
+    Ok(PromotionRequest {
+        requester_actors: serde_json::from_str(&actors)
+            .map_err(|_| corrupt(format_args!("requester actors of promotion request `{id}`")))?,
+        status: RequestStatus::parse(&status)
+            .map_err(|_| corrupt(format_args!("status of promotion request `{id}`")))?,
+        version: version(v)?,
+        required: u32::try_from(required).map_err(|_| corrupt(format_args!("required of promotion request `{id}`")))?,
+        approval_ttl: time(ttl, "approval_ttl")?,
+        created_at: time(created, "created_at")?,
+        closed_at: closed.map(|v| time(v, "closed_at")).transpose()?,
+        id,
+        model,
+        requested_by,
+        reason,
+    })
+}
+
+pub(crate) fn ballot_from_row(row: BallotRow) -> Result<Ballot, StoreError> {
+    let (voter, vote, reason, cast_at) = row;
+    Ok(Ballot {
+        vote: Vote::parse(&vote).map_err(|_| corrupt(format_args!("vote of `{voter}`")))?,
+        cast_at: time(cast_at, "cast_at")?,
+        voter,
+        reason,
+    })
+}
+
+pub(crate) fn edge_from_row(row: EdgeRow) -> Result<Edge, StoreError> {
+    let (from, to, training_run, recorded_by, created) = row;
+    Ok(Edge {
+        from: node(&from)?,
+        to: node(&to)?,
+        training_run,
+        recorded_by,
+        created_at: time(created, "created_at")?,
+    })
+}
+
+/// Refuses a parent that is not a dataset version: lineage edges run from
+/// dataset versions only. (`spec.validate()` checks this too; the store
+/// does not rely on it.)
+pub(crate) fn check_parent_kind(field: &'static str, parent: &NodeRef) -> Result<(), StoreError> {
+    if parent.kind == NodeKind::Dataset {
+        Ok(())
+    } else {
+        Err(StoreError::Registry(RegistryError::Invalid {
+            field,
+            reason: format!("`{parent}` is not a dataset version"),
+        }))
+    }
+}
+
+/// Implements [`RegistryStore`] for a backend from its [`RegistrySql`]:
+/// one body, SQL per backend. `frontier` turns a list of node strings into
+/// the one parameter that `edges_from`/`edges_to` take (a `text[]` for
+/// PostgreSQL, a JSON array for SQLite's `json_each`).
+///
+/// # Lineage walks
+/// [`RegistryStore::lineage`] walks breadth first, one query per level:
+/// the frontier (nodes first reached at the previous level) goes in as one
+/// parameter and the edges leaving it come back. A node joins the next
+/// frontier only the first time it is seen, so each node is expanded once
+/// and each edge read once, and a node reachable by several paths is
+/// reached at its shortest distance. A single recursive CTE carrying the
+/// depth in its rows would deduplicate (node, depth) pairs only, and on a
+/// diamond-heavy DAG expand a node once per distinct path length; the
+/// level loop costs at most `depth` round trips (each an indexed lookup
+/// per frontier node) instead.
+///
+/// [`RegistryStore::impact`] has no depth, so it is one recursive CTE over
+/// bare node strings: `UNION` (not `UNION ALL`) drops a row already
+/// produced, so again each node is expanded once.
+macro_rules! impl_registry_store {
+    ($store:ty, db = $db:ty, sql = $sql:expr, frontier = $frontier:path $(,)?) => {
+        impl $store {
+            /// Fails with `NotFound` unless `node` is a stored version.
+            async fn registry_require_node(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                node: &warden_registry::NodeRef,
+            ) -> Result<(), $crate::StoreError> {
+                let sql = match node.kind {
+                    warden_registry::NodeKind::Dataset => $sql.dataset_version_exists,
+                    warden_registry::NodeKind::Model => $sql.get_model_version,
+                };
+                let found = sqlx::query(sql)
+                    .bind(&node.name)
+                    .bind(i64::from(node.version))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match found {
+                    Some(_) => Ok(()),
+                    None => Err($crate::StoreError::NotFound(format!(
+                        "{} version `{node}`",
+                        node.kind.as_str()
+                    ))),
+                }
+            }
+
+            /// Locks a model (every stage change takes this lock first, so
+            /// they apply one at a time per model on every replica).
+            async fn registry_lock_model(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                model: &str,
+            ) -> Result<(), $crate::StoreError> {
+                let found: Option<(String,)> = sqlx::query_as($sql.lock_model)
+                    .bind(model)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match found {
+                    Some(_) => Ok(()),
+                    None => Err($crate::StoreError::NotFound(format!("model `{model}`"))),
+                }
+            }
+
+            /// Checks that every parent exists, then records the edges
+            /// parent → `to`.
+            async fn registry_add_edges(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                field: &'static str,
+                parents: &[warden_registry::NodeRef],
+                to: &warden_registry::NodeRef,
+                training_run: Option<&str>,
+                by: &str,
+                now: i64,
+            ) -> Result<(), $crate::StoreError> {
+                for parent in parents {
+                    $crate::registry::check_parent_kind(field, parent)?;
+                    Self::registry_require_node(&mut *conn, parent).await?;
+                }
+                let to = to.to_string();
+                for parent in parents {
+                    sqlx::query($sql.insert_edge)
+                        .bind(parent.to_string())
+                        .bind(&to)
+                        .bind(training_run)
+                        .bind(by)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Moves a version from `from` to `to` if it is still in `from`;
+            /// true when it moved.
+            async fn registry_move(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                model: &str,
+                version: u32,
+                from: warden_registry::Stage,
+                to: warden_registry::Stage,
+                at: i64,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($sql.move_stage)
+                    .bind(to.as_str())
+                    .bind(at)
+                    .bind(model)
+                    .bind(i64::from(version))
+                    .bind(from.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn registry_record_change(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                c: &$crate::registry::StageChange,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query($sql.insert_stage_change)
+                    .bind(&c.model)
+                    .bind(i64::from(c.version))
+                    .bind(c.from.as_str())
+                    .bind(c.to.as_str())
+                    .bind(&c.by)
+                    .bind(&c.reason)
+                    .bind(c.request_id.as_deref())
+                    .bind($crate::to_i64(c.at)?)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Moves a version and records the change, or fails with a
+            /// `Conflict` when it is not in `change.from` any more.
+            async fn registry_apply(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                change: &$crate::registry::StageChange,
+            ) -> Result<(), $crate::StoreError> {
+                let at = $crate::to_i64(change.at)?;
+                if !Self::registry_move(
+                    &mut *conn,
+                    &change.model,
+                    change.version,
+                    change.from,
+                    change.to,
+                    at,
+                )
+                .await?
+                {
+                    let node = warden_registry::NodeRef::model(&change.model, change.version);
+                    return Err($crate::StoreError::Conflict(format!(
+                        "model version `{node}` is no longer in `{}`",
+                        change.from.as_str()
+                    )));
+                }
+                Self::registry_record_change(&mut *conn, change).await
+            }
+        }
+
+        impl $crate::registry::RegistryStore for $store {
+            async fn create_dataset(&self, d: &warden_registry::Dataset) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($sql.insert_dataset)
+                    .bind(&d.name)
+                    .bind(&d.owner)
+                    .bind(d.classification.as_str())
+                    .bind($crate::registry::json_text(&d.allowed_purposes)?)
+                    .bind(d.tenant.as_deref())
+                    .bind(d.description.as_deref())
+                    .bind(&d.created_by)
+                    .bind($crate::to_i64(d.created_at)?)
+                    .bind($crate::to_i64(d.updated_at)?)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_dataset(&self, name: &str) -> Result<Option<warden_registry::Dataset>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::DatasetRow>($sql.get_dataset)
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map($crate::registry::dataset_from_row)
+                    .transpose()
+            }
+
+            async fn list_datasets(
+                &self,
+                include_deleted: bool,
+            ) -> Result<Vec<warden_registry::Dataset>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::DatasetRow>($sql.list_datasets)
+                    .bind(include_deleted)
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::dataset_from_row)
+                    .collect()
+            }
+
+            async fn update_dataset(&self, d: &warden_registry::Dataset) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($sql.update_dataset)
+                    .bind(&d.owner)
+                    .bind(d.classification.as_str())
+                    .bind($crate::registry::json_text(&d.allowed_purposes)?)
+                    .bind(d.description.as_deref())
+                    .bind($crate::to_i64(d.updated_at)?)
+                    .bind(&d.name)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_dataset(&self, name: &str, now: u64) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($sql.delete_dataset)
+                    .bind($crate::to_i64(now)?)
+                    .bind(name)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn add_dataset_version(
+                &self,
+                dataset: &str,
+                spec: &warden_registry::DatasetVersionSpec,
+                digest: &str,
+                created_by: &str,
+                now: u64,
+            ) -> Result<warden_registry::DatasetVersion, $crate::StoreError> {
+                let now_i = $crate::to_i64(now)?;
+                let size = $crate::to_i64(spec.size)?;
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                let live: Option<(Option<i64>,)> = sqlx::query_as($sql.lock_dataset)
+                    .bind(dataset)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if !matches!(live, Some((None,))) {
+                    return Err($crate::StoreError::NotFound(format!("dataset `{dataset}`")));
+                }
+                let (next,): (i64,) = sqlx::query_as($sql.next_dataset_version)
+                    .bind(dataset)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let version = $crate::registry::version(next)?;
+                sqlx::query($sql.insert_dataset_version)
+                    .bind(dataset)
+                    .bind(next)
+                    .bind(digest)
+                    .bind(size)
+                    .bind(&spec.uri)
+                    .bind(created_by)
+                    .bind(now_i)
+                    .execute(&mut *tx)
+                    .await?;
+                let node = warden_registry::NodeRef::dataset(dataset, version);
+                Self::registry_add_edges(&mut *tx, "parents", &spec.parents, &node, None, created_by, now_i).await?;
+                tx.commit().await?;
+                let mut parents = spec.parents.clone();
+                parents.sort();
+                Ok(warden_registry::DatasetVersion {
+                    dataset: dataset.to_owned(),
+                    version,
+                    digest: digest.to_owned(),
+                    size: spec.size,
+                    uri: spec.uri.clone(),
+                    parents,
+                    created_by: created_by.to_owned(),
+                    created_at: now,
+                })
+            }
+
+            async fn get_dataset_version(
+                &self,
+                dataset: &str,
+                version: u32,
+            ) -> Result<Option<warden_registry::DatasetVersion>, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                let Some(row) = sqlx::query_as::<_, $crate::registry::DatasetVersionRow>($sql.get_dataset_version)
+                    .bind(dataset)
+                    .bind(i64::from(version))
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let parents: Vec<(String,)> = sqlx::query_as($sql.parents_of)
+                    .bind(warden_registry::NodeRef::dataset(dataset, version).to_string())
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let parents = $crate::registry::nodes(parents.into_iter().map(|(p,)| p))?;
+                $crate::registry::dataset_version_from_row(row, parents).map(Some)
+            }
+
+            async fn list_dataset_versions(
+                &self,
+                dataset: &str,
+            ) -> Result<Vec<warden_registry::DatasetVersion>, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                let rows = sqlx::query_as::<_, $crate::registry::DatasetVersionRow>($sql.list_dataset_versions)
+                    .bind(dataset)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let edges: Vec<(i64, String)> = sqlx::query_as($sql.dataset_parents)
+                    .bind(dataset)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut parents = $crate::registry::parents_by_version(edges)?;
+                rows.into_iter()
+                    .map(|row| {
+                        let p = parents.remove(&row.1).unwrap_or_default();
+                        $crate::registry::dataset_version_from_row(row, p)
+                    })
+                    .collect()
+            }
+
+            async fn create_model(&self, m: &warden_registry::Model) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($sql.insert_model)
+                    .bind(&m.name)
+                    .bind(&m.owner)
+                    .bind(m.tenant.as_deref())
+                    .bind(m.description.as_deref())
+                    .bind(&m.created_by)
+                    .bind($crate::to_i64(m.created_at)?)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_model(&self, name: &str) -> Result<Option<warden_registry::Model>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::ModelRow>($sql.get_model)
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .map($crate::registry::model_from_row)
+                    .transpose()
+            }
+
+            async fn list_models(&self) -> Result<Vec<warden_registry::Model>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::ModelRow>($sql.list_models)
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::model_from_row)
+                    .collect()
+            }
+
+            async fn add_model_version(
+                &self,
+                model: &str,
+                spec: &warden_registry::ModelVersionSpec,
+                digest: &str,
+                created_by: &str,
+                now: u64,
+            ) -> Result<warden_registry::ModelVersion, $crate::StoreError> {
+                let now_i = $crate::to_i64(now)?;
+                let metrics = $crate::registry::json_text(&spec.metrics)?;
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                Self::registry_lock_model(&mut *tx, model).await?;
+                let (next,): (i64,) = sqlx::query_as($sql.next_model_version)
+                    .bind(model)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let version = $crate::registry::version(next)?;
+                let stage = warden_registry::Stage::Development;
+                sqlx::query($sql.insert_model_version)
+                    .bind(model)
+                    .bind(next)
+                    .bind(digest)
+                    .bind(&spec.uri)
+                    .bind(spec.framework.as_deref())
+                    .bind(&metrics)
+                    .bind(spec.training_run.as_deref())
+                    .bind(stage.as_str())
+                    .bind(created_by)
+                    .bind(now_i)
+                    .bind(now_i)
+                    .execute(&mut *tx)
+                    .await?;
+                let node = warden_registry::NodeRef::model(model, version);
+                Self::registry_add_edges(
+                    &mut *tx,
+                    "trained_from",
+                    &spec.trained_from,
+                    &node,
+                    spec.training_run.as_deref(),
+                    created_by,
+                    now_i,
+                )
+                .await?;
+                tx.commit().await?;
+                let mut trained_from = spec.trained_from.clone();
+                trained_from.sort();
+                Ok(warden_registry::ModelVersion {
+                    model: model.to_owned(),
+                    version,
+                    digest: digest.to_owned(),
+                    uri: spec.uri.clone(),
+                    framework: spec.framework.clone(),
+                    metrics: spec.metrics.clone(),
+                    trained_from,
+                    training_run: spec.training_run.clone(),
+                    stage,
+                    created_by: created_by.to_owned(),
+                    created_at: now,
+                    stage_changed_at: now,
+                })
+            }
+
+            async fn get_model_version(
+                &self,
+                model: &str,
+                version: u32,
+            ) -> Result<Option<warden_registry::ModelVersion>, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                let Some(row) = sqlx::query_as::<_, $crate::registry::ModelVersionRow>($sql.get_model_version)
+                    .bind(model)
+                    .bind(i64::from(version))
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let parents: Vec<(String,)> = sqlx::query_as($sql.parents_of)
+                    .bind(warden_registry::NodeRef::model(model, version).to_string())
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let parents = $crate::registry::nodes(parents.into_iter().map(|(p,)| p))?;
+                $crate::registry::model_version_from_row(row, parents).map(Some)
+            }
+
+            async fn list_model_versions(
+                &self,
+                model: &str,
+            ) -> Result<Vec<warden_registry::ModelVersion>, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                let rows = sqlx::query_as::<_, $crate::registry::ModelVersionRow>($sql.list_model_versions)
+                    .bind(model)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let edges: Vec<(i64, String)> = sqlx::query_as($sql.model_parents)
+                    .bind(model)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut parents = $crate::registry::parents_by_version(edges)?;
+                rows.into_iter()
+                    .map(|row| {
+                        let p = parents.remove(&row.1).unwrap_or_default();
+                        $crate::registry::model_version_from_row(row, p)
+                    })
+                    .collect()
+            }
+
+            async fn model_stages(&self) -> Result<Vec<(String, warden_registry::Stage)>, $crate::StoreError> {
+                let rows: Vec<(String, String)> = sqlx::query_as($sql.model_stages).fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map(|(m, s)| {
+                        let s = warden_registry::Stage::parse(&s)
+                            .map_err(|_| $crate::StoreError::Corrupt(format!("stage of model `{m}`")))?;
+                        Ok((m, s))
+                    })
+                    .collect()
+            }
+
+            async fn set_stage(&self, change: &$crate::registry::StageChange) -> Result<(), $crate::StoreError> {
+                change.from.check_transition(change.to)?;
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                Self::registry_lock_model(&mut *tx, &change.model).await?;
+                let at = $crate::to_i64(change.at)?;
+                if !Self::registry_move(
+                    &mut *tx,
+                    &change.model,
+                    change.version,
+                    change.from,
+                    change.to,
+                    at,
+                )
+                .await?
+                {
+                    let node = warden_registry::NodeRef::model(&change.model, change.version);
+                    let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
+                        .bind(&change.model)
+                        .bind(i64::from(change.version))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Err(match current {
+                        None => $crate::StoreError::NotFound(format!("model version `{node}`")),
+                        Some((now,)) => $crate::StoreError::Conflict(format!(
+                            "model version `{node}` is in `{now}`, not `{}`",
+                            change.from.as_str()
+                        )),
+                    });
+                }
+                Self::registry_record_change(&mut *tx, change).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn stage_history(
+                &self,
+                model: &str,
+            ) -> Result<Vec<$crate::registry::StageChange>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::StageChangeRow>($sql.stage_history)
+                    .bind(model)
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::stage_change_from_row)
+                    .collect()
+            }
+
+            async fn open_promotion(&self, r: &warden_registry::PromotionRequest) -> Result<(), $crate::StoreError> {
+                if r.required == 0 {
+                    return Err($crate::StoreError::Registry(
+                        warden_registry::RegistryError::Invalid {
+                            field: "required",
+                            reason: "must be at least 1".into(),
+                        },
+                    ));
+                }
+                let node = warden_registry::NodeRef::model(&r.model, r.version);
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                Self::registry_lock_model(&mut *tx, &r.model).await?;
+                let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
+                    .bind(&r.model)
+                    .bind(i64::from(r.version))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match current {
+                    None => return Err($crate::StoreError::NotFound(format!("model version `{node}`"))),
+                    Some((s,)) if s != warden_registry::Stage::Staging.as_str() => {
+                        return Err($crate::StoreError::Conflict(format!(
+                            "model version `{node}` is in `{s}`: only a version in `staging` can be promoted"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                let open: Option<(String,)> = sqlx::query_as($sql.open_request_of)
+                    .bind(&r.model)
+                    .bind(i64::from(r.version))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((id,)) = open {
+                    return Err($crate::StoreError::Conflict(format!(
+                        "model version `{node}` already has an open promotion request `{id}`"
+                    )));
+                }
+                sqlx::query($sql.insert_request)
+                    .bind(&r.id)
+                    .bind(&r.model)
+                    .bind(i64::from(r.version))
+                    .bind(&r.requested_by)
+                    .bind($crate::registry::json_text(&r.requester_actors)?)
+                    .bind(&r.reason)
+                    .bind(r.status.as_str())
+                    .bind(i64::from(r.required))
+                    .bind($crate::to_i64(r.approval_ttl)?)
+                    .bind($crate::to_i64(r.created_at)?)
+                    .bind(r.closed_at.map($crate::to_i64).transpose()?)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_promotion(
+                &self,
+                id: &str,
+            ) -> Result<Option<(warden_registry::PromotionRequest, Vec<warden_registry::Ballot>)>, $crate::StoreError>
+            {
+                let mut conn = self.reader().acquire().await?;
+                let Some(row) = sqlx::query_as::<_, $crate::registry::RequestRow>($sql.get_request)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let request = $crate::registry::request_from_row(row)?;
+                let ballots = sqlx::query_as::<_, $crate::registry::BallotRow>($sql.ballots_of)
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::ballot_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some((request, ballots)))
+            }
+
+            async fn list_promotions(
+                &self,
+                model: Option<&str>,
+                status: Option<warden_registry::RequestStatus>,
+            ) -> Result<Vec<warden_registry::PromotionRequest>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::registry::RequestRow>($sql.list_requests)
+                    .bind(model)
+                    .bind(status.map(warden_registry::RequestStatus::as_str))
+                    .fetch_all(self.reader())
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::request_from_row)
+                    .collect()
+            }
+
+            async fn vote(
+                &self,
+                id: &str,
+                voter: warden_registry::Voter<'_>,
+                vote: warden_registry::Vote,
+                reason: &str,
+                now: u64,
+            ) -> Result<$crate::registry::VoteResult, $crate::StoreError> {
+                use warden_registry::{RequestStatus, Stage, VoteOutcome};
+                let now_i = $crate::to_i64(now)?;
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                let Some(row) = sqlx::query_as::<_, $crate::registry::RequestRow>($sql.get_request_locked)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Err($crate::StoreError::NotFound(format!("promotion request `{id}`")));
+                };
+                let mut request = $crate::registry::request_from_row(row)?;
+                let ballots = sqlx::query_as::<_, $crate::registry::BallotRow>($sql.ballots_of)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map($crate::registry::ballot_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let outcome = warden_registry::decide_vote(&request, &ballots, voter, vote, now)?;
+                sqlx::query($sql.upsert_ballot)
+                    .bind(id)
+                    .bind(voter.subject)
+                    .bind(vote.as_str())
+                    .bind(reason)
+                    .bind(now_i)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut archived = None;
+                match outcome {
+                    VoteOutcome::Recorded { .. } => {}
+                    VoteOutcome::Rejected => request.status = RequestStatus::Rejected,
+                    VoteOutcome::Completed { .. } => {
+                        request.status = RequestStatus::Approved;
+                        let model = request.model.clone();
+                        Self::registry_lock_model(&mut *tx, &model).await?;
+                        let node = warden_registry::NodeRef::model(&model, request.version);
+                        let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
+                            .bind(&model)
+                            .bind(i64::from(request.version))
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match current {
+                            Some((s,)) if s == Stage::Staging.as_str() => {}
+                            Some((s,)) => {
+                                return Err($crate::StoreError::Conflict(format!(
+                                    "model version `{node}` is in `{s}`, no longer in `staging`: \
+                                     the request cannot complete; reject it and open a new one"
+                                )));
+                            }
+                            None => return Err($crate::StoreError::NotFound(format!("model version `{node}`"))),
+                        }
+                        let change = |version, from, to| $crate::registry::StageChange {
+                            model: model.clone(),
+                            version,
+                            from,
+                            to,
+                            by: voter.subject.to_owned(),
+                            reason: request.reason.clone(),
+                            request_id: Some(request.id.clone()),
+                            at: now,
+                        };
+                        let production: Option<(i64,)> = sqlx::query_as($sql.production_version)
+                            .bind(&model)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some((previous,)) = production {
+                            let previous = $crate::registry::version(previous)?;
+                            Self::registry_apply(&mut *tx, &change(previous, Stage::Production, Stage::Archived))
+                                .await?;
+                            archived = Some(previous);
+                        }
+                        Self::registry_apply(
+                            &mut *tx,
+                            &change(request.version, Stage::Staging, Stage::Production),
+                        )
+                        .await?;
+                    }
+                }
+                if request.status != RequestStatus::Open {
+                    request.closed_at = Some(now);
+                    sqlx::query($sql.close_request)
+                        .bind(request.status.as_str())
+                        .bind(now_i)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok($crate::registry::VoteResult {
+                    outcome,
+                    request,
+                    archived,
+                })
+            }
+
+            async fn rollback(
+                &self,
+                model: &str,
+                by: &str,
+                reason: &str,
+                now: u64,
+            ) -> Result<$crate::registry::Rollback, $crate::StoreError> {
+                use warden_registry::Stage;
+                let mut tx = self.writer().begin_with($sql.begin).await?;
+                Self::registry_lock_model(&mut *tx, model).await?;
+                let Some((current,)): Option<(i64,)> = sqlx::query_as($sql.production_version)
+                    .bind(model)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Err($crate::StoreError::Conflict(format!(
+                        "model `{model}` has no production version"
+                    )));
+                };
+                let Some((target,)): Option<(i64,)> = sqlx::query_as($sql.rollback_target)
+                    .bind(model)
+                    .bind(current)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Err($crate::StoreError::Conflict(format!(
+                        "model `{model}` has no earlier production version to roll back to"
+                    )));
+                };
+                let (from, to) = (
+                    $crate::registry::version(current)?,
+                    $crate::registry::version(target)?,
+                );
+                let change = |version, from, to| $crate::registry::StageChange {
+                    model: model.to_owned(),
+                    version,
+                    from,
+                    to,
+                    by: by.to_owned(),
+                    reason: reason.to_owned(),
+                    request_id: None,
+                    at: now,
+                };
+                // Archive first: a model never has two production versions,
+                // not even inside this transaction (a unique index says so).
+                Self::registry_apply(&mut *tx, &change(from, Stage::Production, Stage::Archived)).await?;
+                Self::registry_apply(&mut *tx, &change(to, Stage::Archived, Stage::Production)).await?;
+                tx.commit().await?;
+                Ok($crate::registry::Rollback { from, to })
+            }
+
+            async fn lineage(
+                &self,
+                root: &warden_registry::NodeRef,
+                direction: warden_registry::Direction,
+                depth: u32,
+            ) -> Result<warden_registry::Graph, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                Self::registry_require_node(&mut *conn, root).await?;
+                let (sql, downstream) = match direction {
+                    warden_registry::Direction::Downstream => ($sql.edges_from, true),
+                    warden_registry::Direction::Upstream => ($sql.edges_to, false),
+                };
+                let mut seen = std::collections::HashSet::new();
+                seen.insert(root.to_string());
+                let mut frontier = vec![root.to_string()];
+                let mut rows: Vec<$crate::registry::EdgeRow> = Vec::new();
+                for _ in 0..depth {
+                    if frontier.is_empty() {
+                        break;
+                    }
+                    let level: Vec<$crate::registry::EdgeRow> = sqlx::query_as(sql)
+                        .bind($frontier(&frontier)?)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    frontier.clear();
+                    for row in &level {
+                        let far = if downstream { &row.1 } else { &row.0 };
+                        if seen.insert(far.clone()) {
+                            frontier.push(far.clone());
+                        }
+                    }
+                    rows.extend(level);
+                }
+                let mut edges = rows
+                    .into_iter()
+                    .map($crate::registry::edge_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+                Ok(warden_registry::Graph {
+                    root: root.clone(),
+                    direction,
+                    depth,
+                    nodes: $crate::registry::nodes(seen)?,
+                    edges,
+                })
+            }
+
+            async fn impact(
+                &self,
+                root: &warden_registry::NodeRef,
+            ) -> Result<Vec<warden_registry::NodeRef>, $crate::StoreError> {
+                let mut conn = self.reader().acquire().await?;
+                Self::registry_require_node(&mut *conn, root).await?;
+                let root = root.to_string();
+                let rows: Vec<(String,)> = sqlx::query_as($sql.downstream_closure)
+                    .bind(&root)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                $crate::registry::nodes(rows.into_iter().map(|(n,)| n).filter(|n| *n != root))
+            }
+        }
+    };
+}
+pub(crate) use impl_registry_store;
