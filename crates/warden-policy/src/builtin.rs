@@ -6,9 +6,10 @@
 pub(crate) const SCHEMA: &str = include_str!("../policies/schema.cedarschema");
 
 /// `policies/default/*.cedar`, as (file name, text).
-pub(crate) const POLICIES: [(&str, &str); 7] = [
+pub(crate) const POLICIES: [(&str, &str); 8] = [
     ("admin.cedar", include_str!("../policies/default/admin.cedar")),
     ("agents.cedar", include_str!("../policies/default/agents.cedar")),
+    ("approver.cedar", include_str!("../policies/default/approver.cedar")),
     ("auditor.cedar", include_str!("../policies/default/auditor.cedar")),
     (
         "data-scientist.cedar",

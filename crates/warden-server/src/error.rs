@@ -121,6 +121,13 @@ impl ApiError {
         e
     }
 
+    /// 403 `access_denied`: the policies (or a registry rule) refuse the
+    /// request. The description names the action and resource, never the
+    /// policies (those are in the audit event).
+    pub fn access_denied(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "access_denied", description)
+    }
+
     /// 404 `not_found`.
     pub fn not_found(description: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", description)

@@ -41,6 +41,8 @@ pub mod grants;
 pub mod keys;
 pub mod metrics;
 pub mod options;
+pub mod purpose;
+pub mod registry;
 pub mod request_id;
 pub mod revocation;
 pub mod scope;
@@ -88,7 +90,7 @@ pub struct App<S: Store> {
     sink: MerkleSink,
     signer: Arc<AuditSigner>,
     gateway: Option<Arc<gateway::Gateway>>,
-    policies: Option<Arc<gateway::cedar::CedarAuthorizer>>,
+    policies: Arc<gateway::cedar::CedarAuthorizer>,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -131,30 +133,29 @@ impl<S: Store> App<S> {
         };
         let signer = Arc::new(signer);
         let federation = federation::Federation::new(options.federation.clone())?;
-        let gateway_and_policies = if options.routes.is_empty() {
+        let engine = match &options.policy_dir {
+            Some(dir) => warden_policy::load(dir)?,
+            None => warden_policy::PolicyEngine::builtin()?,
+        };
+        tracing::info!(policies = engine.policy_count(), "policies loaded");
+        let registry = Arc::new(registry::attributes::RegistryAttributes::default());
+        registry.refresh(&store).await?;
+        let policies = Arc::new(gateway::cedar::CedarAuthorizer::new(
+            engine,
+            options.model_stages.clone(),
+            registry,
+        ));
+        let gateway = if options.routes.is_empty() {
             None
         } else {
             let settings = gateway::GatewaySettings::default();
-            let engine = match &options.policy_dir {
-                Some(dir) => warden_policy::load(dir)?,
-                None => warden_policy::PolicyEngine::builtin()?,
-            };
-            tracing::info!(policies = engine.policy_count(), "policies loaded");
-            let authorizer = Arc::new(gateway::cedar::CedarAuthorizer::new(
-                engine,
-                options.model_stages.clone(),
-            ));
             let mut built = gateway::Gateway::new(options.routes.clone(), &options.issuer, settings)?
-                .with_authorizer(authorizer.clone());
+                .with_authorizer(policies.clone());
             // `redis_url` set: limits shared by every replica on that Redis.
             if let Some(limiter) = gateway::redis_limit::from_options(&options, built.routes())? {
                 built = built.with_limiter(limiter);
             }
-            Some((Arc::new(built), authorizer))
-        };
-        let (gateway, policies) = match gateway_and_policies {
-            Some((g, p)) => (Some(g), Some(p)),
-            None => (None, None),
+            Some(Arc::new(built))
         };
         let hasher = clients::SecretHasher::from_master(&master);
         let state = AppState::new(
@@ -166,6 +167,7 @@ impl<S: Store> App<S> {
             federation,
             hasher,
             metrics,
+            policies.clone(),
         );
         state.revocations.sync(&state.store, now, true).await?;
         Ok(App {
@@ -177,8 +179,8 @@ impl<S: Store> App<S> {
         })
     }
 
-    /// The Cedar policies in force (with `reload`), when routes are configured.
-    pub fn policies(&self) -> Option<Arc<gateway::cedar::CedarAuthorizer>> {
+    /// The Cedar policies in force (with `reload`).
+    pub fn policies(&self) -> Arc<gateway::cedar::CedarAuthorizer> {
         self.policies.clone()
     }
 
@@ -252,7 +254,8 @@ impl<S: Store> App<S> {
             .route("/api/v1/audit/events", get(audit::events::<S>))
             .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
             .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
-            .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>));
+            .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>))
+            .merge(registry::routes::<S>());
         let metrics_here = self.state.options.metrics.enabled && self.state.options.metrics.listen.is_none();
         let router = if metrics_here {
             router.route("/metrics", metrics::route(self.state.metrics.clone()))
@@ -282,10 +285,10 @@ impl<S: Store> App<S> {
         };
         let metrics_task = metrics::spawn(self.state.metrics.clone(), metrics_listener);
         let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
-        let watcher = match (&self.policies, &self.state.options.policy_dir) {
-            (Some(policies), Some(dir)) => Some(tokio::spawn(watch_policies(
+        let watcher = match &self.state.options.policy_dir {
+            Some(dir) => Some(tokio::spawn(watch_policies(
                 Arc::clone(&self.state),
-                Arc::clone(policies),
+                Arc::clone(&self.policies),
                 dir.clone(),
             ))),
             _ => None,
@@ -347,6 +350,13 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
         tick.tick().await;
         n += 1;
         let t = now();
+        // Registry attributes for the policies: changes made here refresh
+        // them at once; this picks up other replicas' changes.
+        if n.is_multiple_of(5)
+            && let Err(e) = state.policies.registry().refresh(&state.store).await
+        {
+            tracing::warn!(error = %e, "could not refresh registry attributes");
+        }
         match state.revocations.sync(&state.store, t, n.is_multiple_of(30)).await {
             Ok(fresh) => {
                 let keys = state.keys.get();

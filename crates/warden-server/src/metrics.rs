@@ -63,6 +63,8 @@ pub mod names {
     pub const TOKENS_ISSUED: &str = "warden_token_issued_total";
     /// Counter: `/oauth/token` requests refused {grant, error}.
     pub const TOKEN_FAILURES: &str = "warden_token_failures_total";
+    /// Counter: registry API decisions, by action and decision.
+    pub const REGISTRY_DECISIONS: &str = "warden_registry_decisions_total";
     /// Histogram: events per audit group commit.
     pub const AUDIT_BATCH_SIZE: &str = warden_store::audit::BATCH_SIZE_METRIC;
     /// Histogram: seconds per audit group commit.
@@ -217,6 +219,14 @@ impl Metrics {
         self.record(|| counter!(names::TOKEN_FAILURES, "grant" => grant, "error" => error).increment(1));
     }
 
+    /// The registry API decided `action`.
+    pub fn registry_decision(&self, action: &str, allowed: bool) {
+        self.record(|| {
+            let decision = if allowed { "allow" } else { "deny" };
+            counter!(names::REGISTRY_DECISIONS, "action" => action.to_owned(), "decision" => decision).increment(1);
+        });
+    }
+
     /// `GET /metrics`: the text format, or 404 when disabled.
     pub fn response(&self) -> Response {
         match self.render() {
@@ -283,6 +293,10 @@ fn describe() {
     describe_counter!(
         TOKEN_FAILURES,
         "Requests refused by /oauth/token, by grant and error code."
+    );
+    describe_counter!(
+        REGISTRY_DECISIONS,
+        "Registry API policy decisions, by action and decision (allow, deny)."
     );
     describe_histogram!(AUDIT_BATCH_SIZE, Unit::Count, "Audit events per group commit.");
     describe_histogram!(AUDIT_COMMIT_SECONDS, Unit::Seconds, "Audit group-commit time.");

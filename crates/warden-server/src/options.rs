@@ -47,6 +47,8 @@ pub struct ServerOptions {
     pub redis_url: Option<String>,
     /// `[rate_limit]`.
     pub rate_limit: RateLimitOptions,
+    /// `[registry]`: four-eyes promotion settings.
+    pub registry: RegistryOptions,
     /// Prometheus metrics (`[metrics]`).
     pub metrics: MetricsOptions,
 }
@@ -67,6 +69,25 @@ impl Default for MetricsOptions {
         MetricsOptions {
             enabled: true,
             listen: None,
+        }
+    }
+}
+
+/// `[registry]`: how model promotion to production is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Distinct approvals a promotion needs (at least 1; the requester
+    /// never counts, so 1 is already four eyes).
+    pub required_approvals: u32,
+    /// How long an approval counts, in seconds.
+    pub approval_ttl: u64,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            required_approvals: 2,
+            approval_ttl: 7 * 24 * 3600,
         }
     }
 }

@@ -28,11 +28,16 @@ pub fn new() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Middleware of the token-service endpoints: serves the request in an
-/// `oauth` span with a fresh `request_id` and answers the id in
-/// [`HEADER`].
-pub async fn tag(request: Request, next: Next) -> Response {
+/// A request's id, as a request extension for handlers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Middleware of Warden's own endpoints (token service, registry):
+/// serves the request in a span with a fresh `request_id`, hands the id to
+/// handlers as a [`RequestId`] extension, and answers it in [`HEADER`].
+pub async fn tag(mut request: Request, next: Next) -> Response {
     let id = new();
+    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("oauth", request_id = %id, endpoint = %request.uri().path());
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {

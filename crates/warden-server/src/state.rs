@@ -14,6 +14,7 @@ use crate::clients::SecretHasher;
 use crate::error::ApiError;
 use crate::failures::FailureLimiter;
 use crate::federation::Federation;
+use crate::gateway::cedar::CedarAuthorizer;
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::options::ServerOptions;
@@ -46,6 +47,8 @@ pub struct AppState<S> {
     pub failures: FailureLimiter,
     /// Prometheus metrics (this App's own recorder).
     pub metrics: Metrics,
+    /// The Cedar policies, for the gateway and the registry API.
+    pub policies: Arc<CedarAuthorizer>,
     /// Recently read clients.
     clients: Mutex<HashMap<String, (ClientRecord, Instant)>>,
     /// Client ids whose last use was recorded recently, and when.
@@ -66,6 +69,7 @@ impl<S: Store> AppState<S> {
         federation: Federation,
         hasher: SecretHasher,
         metrics: Metrics,
+        policies: Arc<CedarAuthorizer>,
     ) -> Self {
         let failures = FailureLimiter::new(options.oauth.auth_failures_per_minute);
         AppState {
@@ -79,6 +83,7 @@ impl<S: Store> AppState<S> {
             hasher,
             failures,
             metrics,
+            policies,
             clients: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(true),

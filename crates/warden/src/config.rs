@@ -60,6 +60,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("redis_url", Kind::Str),
     ("rate_limit.redis_fallback", Kind::Str),
     ("rate_limit.replicas", Kind::Int),
+    ("registry.required_approvals", Kind::Int),
+    ("registry.approval_ttl", Kind::Int),
     ("log.format", Kind::Str),
     ("metrics.enabled", Kind::Bool),
     ("metrics.listen", Kind::Str),
@@ -122,6 +124,9 @@ pub struct Config {
     /// Shared rate limits.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// Model promotion approvals.
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -191,6 +196,27 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             redis_fallback: "local".into(),
             replicas: 1,
+        }
+    }
+}
+
+/// `[registry]`: four-eyes promotion of models to production.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Distinct approvals a promotion needs (1–10, default 2); the
+    /// requester never counts.
+    pub required_approvals: u32,
+    /// Seconds an approval counts (default 604800, seven days).
+    pub approval_ttl: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        let d = warden_server::options::RegistryOptions::default();
+        RegistryConfig {
+            required_approvals: d.required_approvals,
+            approval_ttl: d.approval_ttl,
         }
     }
 }
@@ -408,6 +434,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Redis fallback and replica count.
     pub rate_limit: warden_server::options::RateLimitOptions,
+    /// Promotion approvals.
+    pub registry: warden_server::options::RegistryOptions,
     /// Log output format.
     pub log_format: LogFormat,
     /// Whether and where `/metrics` is served.
@@ -485,6 +513,7 @@ impl std::fmt::Debug for Settings {
             .field("models", &self.models)
             .field("redis_url", &self.redis_url.as_deref().map(warden_store::redact_url))
             .field("rate_limit", &self.rate_limit)
+            .field("registry", &self.registry)
             .field("log_format", &self.log_format)
             .field("metrics", &self.metrics)
             .finish()
@@ -649,6 +678,16 @@ impl Config {
             other => bail!("config key `log.format`: expected `text` or `json`, got `{other}`"),
         };
         let metrics = validate_metrics(&self.metrics, listen)?;
+        if !(1..=10).contains(&self.registry.required_approvals) {
+            bail!("config key `registry.required_approvals`: must be between 1 and 10");
+        }
+        if !(60..=90 * 86_400).contains(&self.registry.approval_ttl) {
+            bail!("config key `registry.approval_ttl`: must be between 60 seconds and 90 days");
+        }
+        let registry = warden_server::options::RegistryOptions {
+            required_approvals: self.registry.required_approvals,
+            approval_ttl: self.registry.approval_ttl,
+        };
         Ok(Settings {
             data_dir: self.data_dir,
             database_url,
@@ -671,6 +710,7 @@ impl Config {
             models: self.models,
             redis_url,
             rate_limit,
+            registry,
             log_format,
             metrics,
         })

@@ -710,6 +710,7 @@ fn verify_a_million_events() {
                 route: "/v1/chat".into(),
                 source_ip: std::net::IpAddr::from([192, 0, 2, 7]),
                 upstream_status: Some(200),
+                purpose: None,
             },
         )
     };

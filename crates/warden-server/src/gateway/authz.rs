@@ -50,6 +50,9 @@ pub struct AccessRequest {
     pub source_ip: IpAddr,
     /// Warden's id of this request.
     pub request_id: String,
+    /// The purpose the caller stated (`X-Warden-Purpose` or the token's
+    /// `purpose` claim).
+    pub purpose: Option<String>,
 }
 
 /// The answer, with the policies that decided it (for the audit log).
@@ -110,6 +113,7 @@ mod tests {
             route: "r".into(),
             source_ip: IpAddr::from([127, 0, 0, 1]),
             request_id: "q".into(),
+            purpose: None,
         };
         assert!(ScopeOnlyAuthorizer.authorize(&request).allowed);
         request.required_scopes.push("c".into());

@@ -5,17 +5,23 @@
 //!
 //! Resource attributes the schema requires come from what the gateway
 //! knows: a `Tool` is named by its id on the route's server, an `Endpoint`
-//! by its id, and a `Model`'s `stage` from the `[models]` catalog in the
-//! configuration (`"unregistered"` when absent) until the governance
-//! registry provides it. Any error (an unknown action, a malformed subject,
-//! a policy that fails to evaluate) denies.
+//! by its id, and models and datasets by the governance registry
+//! ([`RegistryAttributes`]: a `Model`'s stage is its most advanced live
+//! version's). A model the registry does not know takes its stage from the
+//! `[models]` catalog in the configuration, else `"unregistered"`; a
+//! dataset it does not know has no attributes, so policies that need them
+//! fail and the request is denied. Any error (an unknown action, a
+//! malformed subject, a policy that fails to evaluate) denies.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use std::sync::Arc;
+
 use warden_policy::{PolicyEngine, PolicyError, Principal, RequestContext, Resource};
 
 use super::authz::{AccessRequest, Authorizer, AuthzDecision};
+use crate::registry::attributes::RegistryAttributes;
 
 /// Policy id recorded when no decision could be made.
 pub const ERROR_POLICY_ID: &str = "warden.policy-error";
@@ -27,15 +33,28 @@ pub const UNREGISTERED: &str = "unregistered";
 pub struct CedarAuthorizer {
     engine: RwLock<PolicyEngine>,
     model_stages: BTreeMap<String, String>,
+    registry: Arc<RegistryAttributes>,
 }
 
 impl CedarAuthorizer {
-    /// Decides with `engine`; `model_stages` maps model ids to their stage.
-    pub fn new(engine: PolicyEngine, model_stages: BTreeMap<String, String>) -> Self {
+    /// Decides with `engine`; resource attributes come from `registry`,
+    /// then from `model_stages` (model id → stage, the configuration's
+    /// catalog).
+    pub fn new(
+        engine: PolicyEngine,
+        model_stages: BTreeMap<String, String>,
+        registry: Arc<RegistryAttributes>,
+    ) -> Self {
         CedarAuthorizer {
             engine: RwLock::new(engine),
             model_stages,
+            registry,
         }
+    }
+
+    /// The registry attributes it reads.
+    pub fn registry(&self) -> &Arc<RegistryAttributes> {
+        &self.registry
     }
 
     /// The engine in force.
@@ -60,6 +79,9 @@ impl CedarAuthorizer {
     fn resource(&self, request: &AccessRequest) -> Resource {
         let r = &request.resource;
         let resource = Resource::new(r.type_name.clone(), r.id.clone());
+        if let Some(known) = self.registry.resource(&r.type_name, &r.id) {
+            return known;
+        }
         match r.type_name.as_str() {
             "Model" => {
                 let stage = self.model_stages.get(&r.id).map_or(UNREGISTERED, String::as_str);
@@ -82,8 +104,11 @@ fn deny(reason: &str) -> AuthzDecision {
     }
 }
 
-impl Authorizer for CedarAuthorizer {
-    fn authorize(&self, request: &AccessRequest) -> AuthzDecision {
+impl CedarAuthorizer {
+    /// Decides `request` on `resource`, whose attributes the caller
+    /// supplies (the registry API passes the object it just read, not the
+    /// cache).
+    pub fn decide(&self, request: &AccessRequest, resource: &Resource) -> AuthzDecision {
         let Some(engine) = self.engine() else {
             return deny("policy lock poisoned");
         };
@@ -99,12 +124,12 @@ impl Authorizer for CedarAuthorizer {
             scopes: request.scopes.clone(),
             client_id: request.client_id.clone(),
             actors: request.actor_chain.clone(),
-            purpose: None,
+            purpose: request.purpose.clone(),
             source_ip: Some(request.source_ip.to_string()),
             time: i64::try_from(crate::state::now()).unwrap_or(i64::MAX),
             route: Some(request.route.clone()),
         };
-        match engine.decide(&principal, &request.action, &self.resource(request), &context) {
+        match engine.decide(&principal, &request.action, resource, &context) {
             Ok(d) if d.errors.is_empty() => AuthzDecision {
                 allowed: d.allowed,
                 policy_ids: d.policy_ids,
@@ -122,6 +147,12 @@ impl Authorizer for CedarAuthorizer {
             }
             Err(e) => deny(&e.to_string()),
         }
+    }
+}
+
+impl Authorizer for CedarAuthorizer {
+    fn authorize(&self, request: &AccessRequest) -> AuthzDecision {
+        self.decide(request, &self.resource(request))
     }
 }
 
@@ -147,6 +178,7 @@ mod tests {
             route: "chat".into(),
             source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             request_id: "r".into(),
+            purpose: None,
         }
     }
 
@@ -155,7 +187,7 @@ mod tests {
         let stages = [("prod-model".to_owned(), "production".to_owned())]
             .into_iter()
             .collect();
-        let a = CedarAuthorizer::new(PolicyEngine::builtin().unwrap(), stages);
+        let a = CedarAuthorizer::new(PolicyEngine::builtin().unwrap(), stages, Arc::default());
         let ds = |m| a.authorize(&request("user:dana", &["data-scientist"], "inference.invoke", m));
         assert!(ds("prod-model").allowed);
         let denied = ds("experimental");

@@ -453,10 +453,13 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The token's `jti` (empty when an external token has none).
     pub jti: String,
+    /// The purpose stated by the request's `X-Warden-Purpose` header or
+    /// the token's `purpose` claim (set once the request is read).
+    pub purpose: Option<String>,
 }
 
 impl Caller {
-    fn from_warden(token: &VerifiedToken) -> Result<Self, AuthError> {
+    pub(crate) fn from_warden(token: &VerifiedToken) -> Result<Self, AuthError> {
         let claims = token.claims();
         Ok(Caller {
             principal: claims.sub().ok_or(AuthError::MissingClaim("sub"))?.to_owned(),
@@ -469,6 +472,7 @@ impl Caller {
             actor_chain: crate::grants::token_exchange::actors(claims.raw().get("act")),
             tenant: claims.raw().get("tenant").and_then(Value::as_str).map(str::to_owned),
             jti: claims.jti().ok_or(AuthError::MissingClaim("jti"))?.to_owned(),
+            purpose: None,
         })
     }
 }
@@ -509,6 +513,8 @@ async fn authenticate<S: Store>(
             actor_chain: Vec::new(),
             tenant: None,
             jti: id.jti.unwrap_or_default(),
+            // A malformed purpose states none: personal data stays closed.
+            purpose: crate::purpose::stated(headers, None).ok().flatten(),
         });
     }
     let keys = app.keys.get();
@@ -518,7 +524,10 @@ async fn authenticate<S: Store>(
         .verify_traced(&keys, &app.options, audience, token, now);
     app.metrics.token_cache(cache_hit);
     let verified = verified?;
-    let caller = Caller::from_warden(&verified)?;
+    let mut caller = Caller::from_warden(&verified)?;
+    caller.purpose = crate::purpose::stated(headers, Some(verified.claims().raw()))
+        .ok()
+        .flatten();
     if app.revocations.is_revoked(&caller.jti) {
         return Err(AuthError::Revoked.into());
     }
@@ -670,6 +679,7 @@ fn access_request(
         route: config.name.clone(),
         source_ip: peer(parts).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         request_id: request_id.to_owned(),
+        purpose: token.purpose.clone(),
     }
 }
 
@@ -695,6 +705,7 @@ fn access_event(
             route: access.route.clone(),
             source_ip: access.source_ip,
             upstream_status: None,
+            purpose: access.purpose.clone(),
         },
     )
 }

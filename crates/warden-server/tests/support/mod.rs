@@ -70,6 +70,7 @@ pub fn options(issuer: &str) -> ServerOptions {
         routes: Vec::new(),
         redis_url: None,
         rate_limit: Default::default(),
+        registry: Default::default(),
         metrics: MetricsOptions::default(),
     }
 }

@@ -80,6 +80,7 @@ pub fn options(ctx: &Context) -> ServerOptions {
         routes: s.routes.clone(),
         redis_url: s.redis_url.clone(),
         rate_limit: s.rate_limit,
+        registry: s.registry,
         metrics: s.metrics.clone(),
     }
 }
@@ -413,7 +414,8 @@ fn walkthrough(ctx: &Context, upstream: SocketAddr, local: SocketAddr, secrets: 
 /// logged; the one in force stays).
 fn reload_on_sighup<S: Store>(app: &App<S>) {
     #[cfg(unix)]
-    if let Some(policies) = app.policies() {
+    {
+        let policies = app.policies();
         let state = std::sync::Arc::clone(app.state());
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {

@@ -1,0 +1,229 @@
+//! One registry API call: who is calling (a verified Warden token), the
+//! Cedar decision on what they ask, and the audit events it leaves.
+//!
+//! Every decision is audited, allowed or denied, with the deciding policy
+//! ids and the stated purpose. An allowed call proceeds only once its
+//! decision is durable in the log (a log that cannot be written answers
+//! 503: fail closed); a denial is answered 403 whatever the log says.
+//! Changes are audited a second time, after they are made, as
+//! `registry_change` or `approval` events carrying the new state.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use warden_audit::{AuditEvent, Decision, EventKind};
+use warden_policy::Resource;
+use warden_registry::RegistryError;
+use warden_store::{Store, StoreError};
+
+use super::entities;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::gateway::authz::{AccessRequest, ResourceRef};
+use crate::state::{AppState, now};
+use crate::{bearer, purpose, request_id};
+
+/// The route name registry decisions are audited under.
+pub const ROUTE: &str = "registry";
+
+/// An authenticated registry call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Who is calling.
+    pub caller: Caller,
+    /// This request's id (also in `X-Warden-Request-Id`).
+    pub request_id: String,
+    /// The client's address.
+    pub source_ip: IpAddr,
+    /// Now, Unix seconds.
+    pub now: u64,
+}
+
+impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
+        let now = now();
+        let token = bearer::caller(state, &parts.headers, now)?;
+        let mut caller = Caller::from_warden(&token)
+            .map_err(|e| ApiError::invalid_token(format!("the access token is invalid: {e}")))?;
+        caller.purpose =
+            purpose::stated(&parts.headers, Some(token.claims().raw())).map_err(ApiError::invalid_request)?;
+        let request_id = parts
+            .extensions
+            .get::<request_id::RequestId>()
+            .map_or_else(request_id::new, |r| r.0.clone());
+        let source_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        Ok(Call {
+            caller,
+            request_id,
+            source_ip,
+            now,
+        })
+    }
+}
+
+impl Call {
+    /// The caller's subject.
+    pub fn principal(&self) -> &str {
+        &self.caller.principal
+    }
+
+    fn access(&self, action: &str, resource: &Resource) -> AccessRequest {
+        let c = &self.caller;
+        AccessRequest {
+            principal: c.principal.clone(),
+            roles: c.roles.clone(),
+            scopes: c.scopes.clone(),
+            client_id: c.client_id.clone(),
+            actor_chain: c.actor_chain.clone(),
+            tenant: c.tenant.clone(),
+            action: action.to_owned(),
+            resource: ResourceRef {
+                type_name: resource.type_name.clone(),
+                id: resource.id.clone(),
+            },
+            required_scopes: Vec::new(),
+            route: ROUTE.to_owned(),
+            source_ip: self.source_ip,
+            request_id: self.request_id.clone(),
+            purpose: c.purpose.clone(),
+        }
+    }
+
+    /// Whether the policies allow `action` on `resource` (no audit event:
+    /// for filtering what a listing shows).
+    pub fn may<S: Store>(&self, state: &AppState<S>, action: &str, resource: &Resource) -> bool {
+        state.policies.decide(&self.access(action, resource), resource).allowed
+    }
+
+    /// Decides `action` on `resource` and audits the decision. Denied: 403.
+    /// Allowed but the log cannot be written: 503.
+    pub async fn authorize<S: Store>(
+        &self,
+        state: &AppState<S>,
+        action: &str,
+        resource: &Resource,
+    ) -> Result<(), ApiError> {
+        let decision = state.policies.decide(&self.access(action, resource), resource);
+        let outcome = if decision.allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        let event = self.decision_event(action, &entities::display(resource), outcome, decision.policy_ids);
+        let recorded = state.audit.record(event).await;
+        state.metrics.registry_decision(action, decision.allowed);
+        if !decision.allowed {
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "a registry denial could not be audited");
+            }
+            return Err(ApiError::access_denied(format!(
+                "the policies do not allow `{action}` on {}",
+                entities::display(resource)
+            )));
+        }
+        recorded.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "audit log unavailable; refusing the registry call");
+            ApiError::unavailable("the audit log is unavailable; nothing was done")
+        })
+    }
+
+    /// Audits a denial decided outside the policies (the four-eyes rule).
+    /// The caller is refused whatever the log says.
+    pub async fn record_denial<S: Store>(&self, state: &AppState<S>, action: &str, resource: &str, policy_id: &str) {
+        let event = self.decision_event(action, resource, Decision::Deny, vec![policy_id.to_owned()]);
+        state.metrics.registry_decision(action, false);
+        if let Err(e) = state.audit.record(event).await {
+            tracing::error!(error = %e, "a registry denial could not be audited");
+        }
+    }
+
+    /// Audits an allowed listing (one event for the whole list).
+    pub async fn audit_listing<S: Store>(&self, state: &AppState<S>, action: &str, what: &str) -> Result<(), ApiError> {
+        let event = self.decision_event(action, what, Decision::Allow, Vec::new());
+        state
+            .audit
+            .record(event)
+            .await
+            .map(|_| ())
+            .map_err(|_| ApiError::unavailable("the audit log is unavailable; nothing was done"))
+    }
+
+    fn decision_event(&self, action: &str, resource: &str, decision: Decision, policy_ids: Vec<String>) -> AuditEvent {
+        let c = &self.caller;
+        AuditEvent::new(
+            self.now,
+            EventKind::AccessDecision {
+                principal: c.principal.clone(),
+                actor_chain: c.actor_chain.clone(),
+                client_id: c.client_id.clone(),
+                jti: c.jti.clone(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                decision,
+                policy_ids,
+                request_id: self.request_id.clone(),
+                route: ROUTE.to_owned(),
+                source_ip: self.source_ip,
+                upstream_status: None,
+                purpose: c.purpose.clone(),
+            },
+        )
+    }
+
+    /// Audits a change that was made. It is already in the store, so a
+    /// log failure is answered 503 (the caller retries or checks) and
+    /// logged loudly.
+    pub async fn audit_change<S: Store>(
+        &self,
+        state: &AppState<S>,
+        resource: &str,
+        operation: &str,
+        digest: Option<String>,
+        reason: Option<String>,
+    ) -> Result<(), ApiError> {
+        let event = EventKind::RegistryChange {
+            principal: self.caller.principal.clone(),
+            resource: resource.to_owned(),
+            operation: operation.to_owned(),
+            digest,
+            actor_chain: self.caller.actor_chain.clone(),
+            reason,
+        };
+        self.record(state, event).await
+    }
+
+    /// Records `event` at this call's time; 503 when the log fails.
+    pub async fn record<S: Store>(&self, state: &AppState<S>, event: EventKind) -> Result<(), ApiError> {
+        state.audit.record(AuditEvent::new(self.now, event)).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, request_id = %self.request_id, "a registry change was made but could not be audited");
+            ApiError::unavailable("the change was made but the audit log is unavailable")
+        })
+    }
+}
+
+/// The API error for a registry store error: 404, 409, 400 or 403 for
+/// what the caller can act on; 503 for the store itself.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+        StoreError::Conflict(m) => ApiError::conflict(m),
+        StoreError::Registry(r) => rule_error(r),
+        other => other.into(),
+    }
+}
+
+/// The API error for a registry rule.
+pub fn rule_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::Invalid { .. } | RegistryError::Transition { .. } => ApiError::invalid_request(e.to_string()),
+        RegistryError::FourEyes(_) => ApiError::access_denied(e.to_string()),
+        RegistryError::Closed(_) => ApiError::conflict(e.to_string()),
+    }
+}

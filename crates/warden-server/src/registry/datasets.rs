@@ -1,0 +1,279 @@
+//! `/api/v1/datasets`: datasets and their versions.
+//!
+//! Actions: `dataset.create` (on the dataset to be), `dataset.read`,
+//! `dataset.write` (metadata and new versions), `dataset.delete` (soft).
+//! Reading a `pii` dataset needs a purpose among its allowed purposes
+//! (`X-Warden-Purpose` or the token's `purpose` claim); it is recorded in
+//! the audit event.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_registry::{Dataset, DatasetPatch, DatasetSpec, DatasetVersionSpec, NodeRef};
+use warden_store::Store;
+
+use super::call::{Call, rule_error, store_error};
+use super::{entities, read_json, refresh_attributes, to_json, version_param};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+type AppRef<S> = State<Arc<AppState<S>>>;
+
+/// A dataset by name, 404 when absent or deleted.
+async fn live<S: Store>(state: &AppState<S>, name: &str) -> Result<Dataset, ApiError> {
+    match state.store.get_dataset(name).await.map_err(store_error)? {
+        Some(d) if d.deleted_at.is_none() => Ok(d),
+        _ => Err(ApiError::not_found(format!("dataset `{name}` not found"))),
+    }
+}
+
+/// `POST /api/v1/datasets`
+#[utoipa::path(post, path = "/api/v1/datasets", tag = "datasets",
+    request_body = DatasetSpec,
+    responses((status = 201, body = Dataset), (status = 400), (status = 403), (status = 409)))]
+pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
+    let spec: DatasetSpec = read_json(&state, body).await?;
+    let dataset = spec.validate(call.principal(), call.now).map_err(rule_error)?;
+    let resource = entities::dataset(&dataset);
+    call.authorize(&state, "dataset.create", &resource).await?;
+    if !state.store.create_dataset(&dataset).await.map_err(store_error)? {
+        return Err(ApiError::conflict(format!("dataset `{}` already exists", dataset.name)));
+    }
+    refresh_attributes(&state).await;
+    call.audit_change(&state, &entities::display(&resource), "dataset.create", None, None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(to_json(&dataset)?)).into_response())
+}
+
+/// `GET /api/v1/datasets`: the datasets the caller may read.
+#[utoipa::path(get, path = "/api/v1/datasets", tag = "datasets",
+    responses((status = 200, description = "`{\"datasets\": [Dataset]}`, only those the caller may read")))]
+pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<Value>, ApiError> {
+    let all = state.store.list_datasets(false).await.map_err(store_error)?;
+    let visible: Vec<&Dataset> = all
+        .iter()
+        .filter(|d| call.may(&state, "dataset.read", &entities::dataset(d)))
+        .collect();
+    call.audit_listing(&state, "dataset.read", "Dataset::*").await?;
+    let hidden = all.len() - visible.len();
+    Ok(Json(json!({ "datasets": visible, "hidden": hidden })))
+}
+
+/// `GET /api/v1/datasets/{name}`: the dataset and its versions.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}", tag = "datasets",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "The dataset with `versions`"), (status = 403), (status = 404)))]
+pub async fn show<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = live(&state, &name).await?;
+    call.authorize(&state, "dataset.read", &entities::dataset(&dataset))
+        .await?;
+    let versions = state.store.list_dataset_versions(&name).await.map_err(store_error)?;
+    let mut body = to_json(&dataset)?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("versions".into(), to_json(&versions)?);
+    }
+    Ok(Json(body))
+}
+
+/// `PATCH /api/v1/datasets/{name}`: owner, classification, allowed
+/// purposes, description.
+#[utoipa::path(patch, path = "/api/v1/datasets/{name}", tag = "datasets",
+    params(("name" = String, Path)), request_body = DatasetPatch,
+    responses((status = 200, body = Dataset), (status = 400), (status = 403), (status = 404)))]
+pub async fn update<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let patch: DatasetPatch = read_json(&state, body).await?;
+    let dataset = live(&state, &name).await?;
+    call.authorize(&state, "dataset.write", &entities::dataset(&dataset))
+        .await?;
+    let fields = patch.fields().join(",");
+    let next = dataset.patched(patch, call.now).map_err(rule_error)?;
+    // The new attributes must be allowed too: nobody relabels a dataset
+    // into one they could not have created.
+    call.authorize(&state, "dataset.write", &entities::dataset(&next))
+        .await?;
+    if !state.store.update_dataset(&next).await.map_err(store_error)? {
+        return Err(ApiError::not_found(format!("dataset `{name}` not found")));
+    }
+    refresh_attributes(&state).await;
+    let resource = entities::display(&entities::dataset(&next));
+    call.audit_change(&state, &resource, &format!("dataset.update:{fields}"), None, None)
+        .await?;
+    Ok(Json(to_json(&next)?))
+}
+
+/// Query of `DELETE /api/v1/datasets/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Why (recorded in the audit event).
+    reason: Option<String>,
+}
+
+/// `DELETE /api/v1/datasets/{name}?reason=`: soft delete; versions and
+/// lineage stay.
+#[utoipa::path(delete, path = "/api/v1/datasets/{name}", tag = "datasets",
+    params(("name" = String, Path), ("reason" = Option<String>, Query)),
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn delete<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let reason = q
+        .reason
+        .map(|r| warden_registry::check_reason("reason", &r))
+        .transpose()
+        .map_err(rule_error)?;
+    let dataset = live(&state, &name).await?;
+    let resource = entities::dataset(&dataset);
+    call.authorize(&state, "dataset.delete", &resource).await?;
+    if !state.store.delete_dataset(&name, call.now).await.map_err(store_error)? {
+        return Err(ApiError::not_found(format!("dataset `{name}` not found")));
+    }
+    refresh_attributes(&state).await;
+    call.audit_change(&state, &entities::display(&resource), "dataset.delete", None, reason)
+        .await?;
+    Ok(Json(json!({"name": name, "deleted_at": call.now})))
+}
+
+/// `POST /api/v1/datasets/{name}/versions`
+#[utoipa::path(post, path = "/api/v1/datasets/{name}/versions", tag = "datasets",
+    params(("name" = String, Path)), request_body = DatasetVersionSpec,
+    responses((status = 201, body = warden_registry::DatasetVersion), (status = 400), (status = 403), (status = 404)))]
+pub async fn add_version<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let spec: DatasetVersionSpec = read_json(&state, body).await?;
+    let digest = spec.validate().map_err(rule_error)?;
+    let dataset = live(&state, &name).await?;
+    call.authorize(&state, "dataset.write", &entities::dataset(&dataset))
+        .await?;
+    authorize_sources(&state, &call, &spec.parents).await?;
+    let version = state
+        .store
+        .add_dataset_version(&name, &spec, &digest, call.principal(), call.now)
+        .await
+        .map_err(store_error)?;
+    let resource = entities::display(&entities::dataset_version(&dataset, version.version));
+    call.audit_change(&state, &resource, "dataset.version.add", Some(digest), None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
+}
+
+/// Recording that something derives from a dataset version needs
+/// `lineage.read` on it: nobody links to data they may not see (another
+/// tenant's, for one). A missing version is left to the store, which
+/// answers 404.
+pub(super) async fn authorize_sources<S: Store>(
+    state: &AppState<S>,
+    call: &Call,
+    sources: &[NodeRef],
+) -> Result<(), ApiError> {
+    for source in sources {
+        if let Some(d) = state.store.get_dataset(&source.name).await.map_err(store_error)? {
+            call.authorize(state, "lineage.read", &entities::dataset_version(&d, source.version))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/datasets/{name}/versions`
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions", tag = "datasets",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "`{\"versions\": [DatasetVersion]}`"), (status = 403), (status = 404)))]
+pub async fn versions<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = live(&state, &name).await?;
+    call.authorize(&state, "dataset.read", &entities::dataset(&dataset))
+        .await?;
+    let versions = state.store.list_dataset_versions(&name).await.map_err(store_error)?;
+    Ok(Json(json!({ "versions": versions })))
+}
+
+/// `GET /api/v1/datasets/{name}/versions/{version}`
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}", tag = "datasets",
+    params(("name" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = warden_registry::DatasetVersion), (status = 403), (status = 404)))]
+pub async fn version<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let version = version_param(&version)?;
+    let dataset = live(&state, &name).await?;
+    call.authorize(&state, "dataset.read", &entities::dataset_version(&dataset, version))
+        .await?;
+    let found = state
+        .store
+        .get_dataset_version(&name, version)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "dataset version `{}` not found",
+                NodeRef::dataset(&name, version)
+            ))
+        })?;
+    Ok(Json(to_json(&found)?))
+}
+
+/// `GET /api/v1/datasets/{name}/versions/{version}/impact`: every dataset
+/// and model version derived from it, at any depth (what an erasure of
+/// this version touches). Nodes the caller may not see are counted in
+/// `hidden`, not named.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/versions/{version}/impact", tag = "lineage",
+    params(("name" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, description = "`{\"root\", \"datasets\": [node], \"models\": [node], \"hidden\": n}`"), (status = 403), (status = 404)))]
+pub async fn impact<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let version = version_param(&version)?;
+    let dataset = state
+        .store
+        .get_dataset(&name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("dataset `{name}` not found")))?;
+    call.authorize(&state, "lineage.read", &entities::dataset_version(&dataset, version))
+        .await?;
+    let root = NodeRef::dataset(&name, version);
+    let nodes = state.store.impact(&root).await.map_err(store_error)?;
+    let total = nodes.len();
+    let visible = super::lineage::visible_nodes(&state, &call, nodes);
+    let (datasets, models): (Vec<_>, Vec<_>) = visible
+        .into_iter()
+        .partition(|n| n.kind == warden_registry::NodeKind::Dataset);
+    let hidden = total - datasets.len() - models.len();
+    Ok(Json(json!({
+        "root": root,
+        "datasets": datasets,
+        "models": models,
+        "hidden": hidden,
+    })))
+}

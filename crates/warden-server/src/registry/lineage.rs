@@ -1,0 +1,130 @@
+//! `/api/v1/lineage/{kind}/{name@version}/upstream|downstream?depth=`:
+//! the graph around a dataset or model version.
+//!
+//! Reading lineage is its own action, `lineage.read`: names and edges are
+//! metadata, not the data, so the purpose rule of `dataset.read` does not
+//! apply, while tenant isolation does. Nodes whose dataset or model the
+//! caller may not see are left out with their edges and counted in
+//! `hidden`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_registry::{Direction, NodeKind, NodeRef};
+use warden_store::Store;
+
+use super::call::{Call, rule_error, store_error};
+use super::entities;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query of a lineage walk.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DepthQuery {
+    /// Edges to walk (1–100, default 10).
+    depth: Option<u32>,
+}
+
+/// The nodes of `nodes` whose dataset or model the caller may read the
+/// lineage of (decided once per dataset or model, from the registry
+/// snapshot; unknown ones are hidden).
+pub fn visible_nodes<S: Store>(state: &AppState<S>, call: &Call, nodes: Vec<NodeRef>) -> Vec<NodeRef> {
+    let registry = state.policies.registry();
+    let mut seen: HashMap<(NodeKind, String), bool> = HashMap::new();
+    nodes
+        .into_iter()
+        .filter(|n| {
+            *seen.entry((n.kind, n.name.clone())).or_insert_with(|| {
+                registry
+                    .lineage_resource(n.kind, &n.name)
+                    .is_some_and(|r| call.may(state, "lineage.read", &r))
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/v1/lineage/{kind}/{id}/{direction}`
+#[utoipa::path(get, path = "/api/v1/lineage/{kind}/{id}/{direction}", tag = "lineage",
+    params(("kind" = String, Path, description = "`dataset` or `model`"),
+        ("id" = String, Path, description = "`NAME@VERSION`"),
+        ("direction" = String, Path, description = "`upstream` or `downstream`"), DepthQuery),
+    responses((status = 200, description = "`{\"root\", \"direction\", \"depth\", \"nodes\", \"edges\", \"hidden\"}`"),
+        (status = 400), (status = 403), (status = 404)))]
+pub async fn walk<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    call: Call,
+    Path((kind, id, direction)): Path<(String, String, String)>,
+    query: Result<Query<DepthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let kind = NodeKind::parse(&kind).map_err(rule_error)?;
+    let direction = Direction::parse(&direction).map_err(rule_error)?;
+    let depth = q.depth.unwrap_or(warden_registry::lineage::DEFAULT_DEPTH);
+    if !(1..=warden_registry::lineage::MAX_DEPTH).contains(&depth) {
+        return Err(ApiError::invalid_request(format!(
+            "`depth` must be 1 to {}",
+            warden_registry::lineage::MAX_DEPTH
+        )));
+    }
+    let root: NodeRef = format!("{}:{id}", kind.as_str()).parse().map_err(rule_error)?;
+    let resource = root_resource(&state, &root).await?;
+    call.authorize(&state, "lineage.read", &resource).await?;
+    let graph = state
+        .store
+        .lineage(&root, direction, depth)
+        .await
+        .map_err(store_error)?;
+    let total = graph.nodes.len();
+    let nodes = visible_nodes(&state, &call, graph.nodes);
+    let hidden = total - nodes.len();
+    let keep: HashSet<&NodeRef> = nodes.iter().collect();
+    let edges: Vec<_> = graph
+        .edges
+        .into_iter()
+        .filter(|e| keep.contains(&e.from) && keep.contains(&e.to))
+        .collect();
+    Ok(Json(json!({
+        "root": graph.root,
+        "direction": graph.direction,
+        "depth": graph.depth,
+        "nodes": nodes,
+        "edges": edges,
+        "hidden": hidden,
+    })))
+}
+
+/// The Cedar resource of a lineage root (a version), 404 when absent.
+async fn root_resource<S: Store>(state: &AppState<S>, root: &NodeRef) -> Result<warden_policy::Resource, ApiError> {
+    let missing = || ApiError::not_found(format!("`{root}` not found"));
+    match root.kind {
+        NodeKind::Dataset => {
+            let d = state
+                .store
+                .get_dataset(&root.name)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            Ok(entities::dataset_version(&d, root.version))
+        }
+        NodeKind::Model => {
+            let m = state
+                .store
+                .get_model(&root.name)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            let v = state
+                .store
+                .get_model_version(&root.name, root.version)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            Ok(entities::model_version(&m, &v))
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! `/api/v1/models`: models, their versions and stages.
+//!
+//! Actions: `model.register` (create a model, add a version; on the
+//! model), `model.read`, `model.promote` (move a version between
+//! development, staging and archived, and open a promotion request to
+//! production; on the version), `model.rollback` (on the model).
+//! Production itself is reached only through approvals
+//! ([`super::promotions`]) or a rollback.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_registry::{
+    Model, ModelSpec, ModelVersion, ModelVersionSpec, NodeRef, PromotionRequest, RequestStatus, Stage,
+};
+use warden_store::{StageChange, Store};
+
+use super::call::{Call, rule_error, store_error};
+use super::{entities, read_json, refresh_attributes, to_json, version_param};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+type AppRef<S> = State<Arc<AppState<S>>>;
+
+/// A model by name, 404 when absent.
+pub(super) async fn model<S: Store>(state: &AppState<S>, name: &str) -> Result<Model, ApiError> {
+    state
+        .store
+        .get_model(name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model `{name}` not found")))
+}
+
+/// A model version, 404 when absent.
+pub(super) async fn model_version<S: Store>(
+    state: &AppState<S>,
+    name: &str,
+    version: u32,
+) -> Result<ModelVersion, ApiError> {
+    state
+        .store
+        .get_model_version(name, version)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("model version `{}` not found", NodeRef::model(name, version))))
+}
+
+/// The model's Cedar resource at its current stage.
+async fn model_resource<S: Store>(state: &AppState<S>, m: &Model) -> Result<warden_policy::Resource, ApiError> {
+    let versions = state.store.list_model_versions(&m.name).await.map_err(store_error)?;
+    Ok(entities::model(m, Stage::of_model(versions.iter().map(|v| v.stage))))
+}
+
+/// `POST /api/v1/models`
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ModelSpec,
+    responses((status = 201, body = Model), (status = 400), (status = 403), (status = 409)))]
+pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
+    let spec: ModelSpec = read_json(&state, body).await?;
+    let model = spec.validate(call.principal(), call.now).map_err(rule_error)?;
+    let resource = entities::model(&model, Stage::Development);
+    call.authorize(&state, "model.register", &resource).await?;
+    if !state.store.create_model(&model).await.map_err(store_error)? {
+        return Err(ApiError::conflict(format!("model `{}` already exists", model.name)));
+    }
+    refresh_attributes(&state).await;
+    call.audit_change(&state, &entities::display(&resource), "model.create", None, None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(to_json(&model)?)).into_response())
+}
+
+/// `GET /api/v1/models`: the models the caller may read, with their stage.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models",
+    responses((status = 200, description = "`{\"models\": [Model + stage]}`, only those the caller may read")))]
+pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<Value>, ApiError> {
+    let registry = state.policies.registry();
+    let mut out = Vec::new();
+    let all = state.store.list_models().await.map_err(store_error)?;
+    let total = all.len();
+    for m in all {
+        let stage = registry.model_stage(&m.name).unwrap_or(Stage::Development);
+        if call.may(&state, "model.read", &entities::model(&m, stage)) {
+            let mut v = to_json(&m)?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("stage".into(), json!(stage));
+            }
+            out.push(v);
+        }
+    }
+    call.audit_listing(&state, "model.read", "Model::*").await?;
+    let hidden = total - out.len();
+    Ok(Json(json!({ "models": out, "hidden": hidden })))
+}
+
+/// `GET /api/v1/models/{name}`: the model, its stage and versions.
+#[utoipa::path(get, path = "/api/v1/models/{name}", tag = "models", params(("name" = String, Path)),
+    responses((status = 200, description = "The model with `stage` and `versions`"), (status = 403), (status = 404)))]
+pub async fn show<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let m = model(&state, &name).await?;
+    let versions = state.store.list_model_versions(&name).await.map_err(store_error)?;
+    let stage = Stage::of_model(versions.iter().map(|v| v.stage));
+    call.authorize(&state, "model.read", &entities::model(&m, stage))
+        .await?;
+    let mut body = to_json(&m)?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("stage".into(), json!(stage));
+        obj.insert("versions".into(), to_json(&versions)?);
+    }
+    Ok(Json(body))
+}
+
+/// `POST /api/v1/models/{name}/versions`: registers a version in
+/// `development`, with its training data as lineage.
+#[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "models",
+    params(("name" = String, Path)), request_body = ModelVersionSpec,
+    responses((status = 201, body = ModelVersion), (status = 400), (status = 403), (status = 404)))]
+pub async fn add_version<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let spec: ModelVersionSpec = read_json(&state, body).await?;
+    let digest = spec.validate().map_err(rule_error)?;
+    let m = model(&state, &name).await?;
+    call.authorize(&state, "model.register", &model_resource(&state, &m).await?)
+        .await?;
+    super::datasets::authorize_sources(&state, &call, &spec.trained_from).await?;
+    let version = state
+        .store
+        .add_model_version(&name, &spec, &digest, call.principal(), call.now)
+        .await
+        .map_err(store_error)?;
+    refresh_attributes(&state).await;
+    let resource = entities::display(&entities::model_version(&m, &version));
+    call.audit_change(&state, &resource, "model.version.add", Some(digest), None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
+}
+
+/// `GET /api/v1/models/{name}/versions`
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions", tag = "models", params(("name" = String, Path)),
+    responses((status = 200, description = "`{\"versions\": [ModelVersion]}`, oldest first"), (status = 403), (status = 404)))]
+pub async fn versions<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let m = model(&state, &name).await?;
+    let versions = state.store.list_model_versions(&name).await.map_err(store_error)?;
+    let stage = Stage::of_model(versions.iter().map(|v| v.stage));
+    call.authorize(&state, "model.read", &entities::model(&m, stage))
+        .await?;
+    Ok(Json(json!({ "versions": versions })))
+}
+
+/// `GET /api/v1/models/{name}/versions/{version}`
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions/{version}", tag = "models",
+    params(("name" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = ModelVersion), (status = 403), (status = 404)))]
+pub async fn version<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let version = version_param(&version)?;
+    let m = model(&state, &name).await?;
+    let v = model_version(&state, &name, version).await?;
+    call.authorize(&state, "model.read", &entities::model_version(&m, &v))
+        .await?;
+    Ok(Json(to_json(&v)?))
+}
+
+/// Body of a stage change, a promotion request or a rollback.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageBody {
+    /// The stage to move to (`development`, `staging`, `archived`); not
+    /// for promotion requests or rollbacks.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// `POST /api/v1/models/{name}/versions/{version}/stage` with
+/// `{"stage", "reason"}`: development ⇄ staging, or to archived.
+#[utoipa::path(post, path = "/api/v1/models/{name}/versions/{version}/stage", tag = "models",
+    params(("name" = String, Path), ("version" = u32, Path)), request_body = StageBody,
+    responses((status = 200, body = ModelVersion), (status = 400), (status = 403), (status = 404), (status = 409)))]
+pub async fn set_stage<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path((name, version)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let version = version_param(&version)?;
+    let StageBody { stage, reason } = read_json(&state, body).await?;
+    let to = stage.ok_or_else(|| ApiError::invalid_request("`stage` is required"))?;
+    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let m = model(&state, &name).await?;
+    let v = model_version(&state, &name, version).await?;
+    call.authorize(&state, "model.promote", &entities::model_version(&m, &v))
+        .await?;
+    v.stage.check_transition(to).map_err(rule_error)?;
+    // A version under review stays in staging until its request closes:
+    // otherwise the last approval would find it gone.
+    let open = state
+        .store
+        .list_promotions(Some(&name), Some(RequestStatus::Open))
+        .await
+        .map_err(store_error)?;
+    if let Some(r) = open.iter().find(|r| r.version == version) {
+        return Err(ApiError::conflict(format!(
+            "promotion request `{}` for this version is open; reject it first",
+            r.id
+        )));
+    }
+    let change = StageChange {
+        model: name.clone(),
+        version,
+        from: v.stage,
+        to,
+        by: call.principal().to_owned(),
+        reason: reason.clone(),
+        request_id: None,
+        at: call.now,
+    };
+    state.store.set_stage(&change).await.map_err(store_error)?;
+    refresh_attributes(&state).await;
+    let moved = model_version(&state, &name, version).await?;
+    let resource = entities::display(&entities::model_version(&m, &moved));
+    let operation = format!("model.stage:{}->{}", v.stage.as_str(), to.as_str());
+    call.audit_change(&state, &resource, &operation, Some(moved.digest.clone()), Some(reason))
+        .await?;
+    Ok(Json(to_json(&moved)?))
+}
+
+/// `POST /api/v1/models/{name}/versions/{version}/promotions` with
+/// `{"reason"}`: asks for the version (in staging) to go to production;
+/// it does once enough distinct principals approve.
+#[utoipa::path(post, path = "/api/v1/models/{name}/versions/{version}/promotions", tag = "promotions",
+    params(("name" = String, Path), ("version" = u32, Path)), request_body = StageBody,
+    responses((status = 201, body = PromotionRequest), (status = 400), (status = 403), (status = 404), (status = 409)))]
+pub async fn request_promotion<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path((name, version)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let version = version_param(&version)?;
+    let StageBody { stage, reason } = read_json(&state, body).await?;
+    if stage.is_some_and(|s| s != Stage::Production) {
+        return Err(ApiError::invalid_request(
+            "a promotion request is for `production` only",
+        ));
+    }
+    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let m = model(&state, &name).await?;
+    let v = model_version(&state, &name, version).await?;
+    let resource = entities::model_version(&m, &v);
+    call.authorize(&state, "model.promote", &resource).await?;
+    let options = state.options.registry;
+    let request = PromotionRequest {
+        id: format!("pr-{}", crate::request_id::new()),
+        model: name.clone(),
+        version,
+        requested_by: call.principal().to_owned(),
+        requester_actors: call.caller.actor_chain.clone(),
+        reason: reason.clone(),
+        status: RequestStatus::Open,
+        required: options.required_approvals,
+        approval_ttl: options.approval_ttl,
+        created_at: call.now,
+        closed_at: None,
+    };
+    state.store.open_promotion(&request).await.map_err(store_error)?;
+    let operation = format!("model.promotion.request:{}", request.id);
+    call.audit_change(
+        &state,
+        &entities::display(&resource),
+        &operation,
+        Some(v.digest),
+        Some(reason),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(super::promotions::describe(&request, &[], call.now)),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/models/{name}/rollback` with `{"reason"}`: the
+/// production version goes to archived and the one before it returns.
+#[utoipa::path(post, path = "/api/v1/models/{name}/rollback", tag = "models",
+    params(("name" = String, Path)), request_body = StageBody,
+    responses((status = 200, description = "`{\"model\", \"from\", \"to\"}`"), (status = 403), (status = 404), (status = 409)))]
+pub async fn rollback<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let StageBody { stage, reason } = read_json(&state, body).await?;
+    if stage.is_some() {
+        return Err(ApiError::invalid_request("a rollback takes no `stage`"));
+    }
+    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let m = model(&state, &name).await?;
+    let resource = model_resource(&state, &m).await?;
+    call.authorize(&state, "model.rollback", &resource).await?;
+    let done = state
+        .store
+        .rollback(&name, call.principal(), &reason, call.now)
+        .await
+        .map_err(store_error)?;
+    refresh_attributes(&state).await;
+    let operation = format!("model.rollback:{}->{}", done.from, done.to);
+    call.audit_change(&state, &entities::display(&resource), &operation, None, Some(reason))
+        .await?;
+    Ok(Json(json!({"model": name, "from": done.from, "to": done.to})))
+}
+
+/// `GET /api/v1/models/{name}/history`: every stage change, oldest first.
+#[utoipa::path(get, path = "/api/v1/models/{name}/history", tag = "models", params(("name" = String, Path)),
+    responses((status = 200, description = "`{\"changes\": [StageChange]}`"), (status = 403), (status = 404)))]
+pub async fn history<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let m = model(&state, &name).await?;
+    call.authorize(&state, "model.read", &model_resource(&state, &m).await?)
+        .await?;
+    let changes = state.store.stage_history(&name).await.map_err(store_error)?;
+    Ok(Json(json!({ "changes": changes })))
+}

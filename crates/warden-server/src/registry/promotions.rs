@@ -1,0 +1,230 @@
+//! `/api/v1/promotions`: four-eyes promotion requests and their votes.
+//!
+//! Voting needs `model.approve` on the model version from the policies,
+//! and then the four-eyes rule (`warden_registry::decide_vote`), which no
+//! policy can relax: never the requester, never an agent, never through a
+//! delegated token, one approval per principal, expired approvals do not
+//! count. A vote the rule refuses is audited as a denial by
+//! [`FOUR_EYES_POLICY_ID`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_audit::EventKind;
+use warden_registry::{Ballot, PromotionRequest, RequestStatus, Vote, VoteOutcome, Voter};
+use warden_store::{Store, StoreError};
+
+use super::call::{Call, rule_error, store_error};
+use super::models::{model, model_version};
+use super::{entities, read_json, refresh_attributes};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+type AppRef<S> = State<Arc<AppState<S>>>;
+
+/// Policy id recorded when the four-eyes rule refuses a vote.
+pub const FOUR_EYES_POLICY_ID: &str = "warden.four-eyes";
+
+/// A request as the API shows it: its fields, its ballots, and how many
+/// approvals count now.
+pub fn describe(request: &PromotionRequest, ballots: &[Ballot], now: u64) -> Value {
+    let counting = ballots.iter().filter(|b| b.counts(request.approval_ttl, now)).count();
+    let mut v = serde_json::to_value(request).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("ballots".into(), json!(ballots));
+        obj.insert("approvals".into(), json!(counting));
+    }
+    v
+}
+
+/// Query of `GET /api/v1/promotions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this model's requests.
+    model: Option<String>,
+    /// Only requests in this status (`open`, `approved`, `rejected`).
+    status: Option<String>,
+}
+
+/// `GET /api/v1/promotions?model=&status=`: requests on models the caller
+/// may read, newest first.
+#[utoipa::path(get, path = "/api/v1/promotions", tag = "promotions", params(ListQuery),
+    responses((status = 200, description = "`{\"promotions\": [PromotionRequest]}`")))]
+pub async fn list<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(RequestStatus::parse)
+        .transpose()
+        .map_err(rule_error)?;
+    let found = state
+        .store
+        .list_promotions(q.model.as_deref(), status)
+        .await
+        .map_err(store_error)?;
+    let registry = state.policies.registry();
+    let mut visible = Vec::new();
+    for r in &found {
+        let readable = registry
+            .resource("Model", &r.model)
+            .is_some_and(|res| call.may(&state, "model.read", &res));
+        if readable {
+            let ballots = state
+                .store
+                .get_promotion(&r.id)
+                .await
+                .map_err(store_error)?
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            visible.push(describe(r, &ballots, call.now));
+        }
+    }
+    call.audit_listing(&state, "model.read", "PromotionRequest::*").await?;
+    let hidden = found.len() - visible.len();
+    Ok(Json(json!({ "promotions": visible, "hidden": hidden })))
+}
+
+async fn request<S: Store>(state: &AppState<S>, id: &str) -> Result<(PromotionRequest, Vec<Ballot>), ApiError> {
+    state
+        .store
+        .get_promotion(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("promotion request `{id}` not found")))
+}
+
+/// `GET /api/v1/promotions/{id}`
+#[utoipa::path(get, path = "/api/v1/promotions/{id}", tag = "promotions", params(("id" = String, Path)),
+    responses((status = 200, description = "The request with `ballots` and `approvals`"), (status = 403), (status = 404)))]
+pub async fn show<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (req, ballots) = request(&state, &id).await?;
+    let m = model(&state, &req.model).await?;
+    let v = model_version(&state, &req.model, req.version).await?;
+    call.authorize(&state, "model.read", &entities::model_version(&m, &v))
+        .await?;
+    Ok(Json(describe(&req, &ballots, call.now)))
+}
+
+/// Body of a vote.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    /// Why (required).
+    pub reason: String,
+}
+
+/// `POST /api/v1/promotions/{id}/approve` with `{"reason"}`.
+#[utoipa::path(post, path = "/api/v1/promotions/{id}/approve", tag = "promotions",
+    params(("id" = String, Path)), request_body = VoteBody,
+    responses((status = 200, description = "The request after the vote; `outcome` is `recorded` or `completed`"),
+        (status = 403, description = "Denied by the policies or the four-eyes rule"), (status = 404), (status = 409)))]
+pub async fn approve<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    vote(state, call, id, body, Vote::Approve).await
+}
+
+/// `POST /api/v1/promotions/{id}/reject` with `{"reason"}`: closes the
+/// request (the requester may withdraw their own this way).
+#[utoipa::path(post, path = "/api/v1/promotions/{id}/reject", tag = "promotions",
+    params(("id" = String, Path)), request_body = VoteBody,
+    responses((status = 200, description = "The rejected request"), (status = 403), (status = 404), (status = 409)))]
+pub async fn reject<S: Store>(
+    State(state): AppRef<S>,
+    call: Call,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    vote(state, call, id, body, Vote::Reject).await
+}
+
+async fn vote<S: Store>(
+    state: Arc<AppState<S>>,
+    call: Call,
+    id: String,
+    body: Body,
+    vote: Vote,
+) -> Result<Json<Value>, ApiError> {
+    let VoteBody { reason } = read_json(&state, body).await?;
+    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let (req, _) = request(&state, &id).await?;
+    let m = model(&state, &req.model).await?;
+    let v = model_version(&state, &req.model, req.version).await?;
+    let resource = entities::model_version(&m, &v);
+    let shown = entities::display(&resource);
+    call.authorize(&state, "model.approve", &resource).await?;
+    let voter = Voter {
+        subject: call.principal(),
+        actors: &call.caller.actor_chain,
+    };
+    let result = match state.store.vote(&id, voter, vote, &reason, call.now).await {
+        Ok(r) => r,
+        Err(StoreError::Registry(rule)) => {
+            call.record_denial(&state, "model.approve", &shown, FOUR_EYES_POLICY_ID)
+                .await;
+            return Err(rule_error(rule));
+        }
+        Err(e) => return Err(store_error(e)),
+    };
+    let (approvals, outcome) = match result.outcome {
+        VoteOutcome::Recorded { approvals, .. } => (approvals, "recorded"),
+        VoteOutcome::Completed { approvals, .. } => (approvals, "completed"),
+        VoteOutcome::Rejected => (0, "rejected"),
+    };
+    let event = EventKind::Approval {
+        approver: call.principal().to_owned(),
+        requester: req.requested_by.clone(),
+        resource: shown.clone(),
+        action: "model.promote".into(),
+        vote: vote.as_str().into(),
+        reason,
+        request_id: id.clone(),
+        approvals,
+        required: req.required,
+    };
+    call.record(&state, event).await?;
+    if matches!(result.outcome, VoteOutcome::Completed { .. }) {
+        refresh_attributes(&state).await;
+        if let Some(old) = result.archived {
+            let old_ref = entities::display(&warden_policy::Resource::new(
+                "ModelVersion",
+                format!("{}@{old}", req.model),
+            ));
+            let op = "model.stage:production->archived";
+            call.audit_change(&state, &old_ref, op, None, Some(format!("replaced by promotion {id}")))
+                .await?;
+        }
+        let op = "model.stage:staging->production";
+        call.audit_change(
+            &state,
+            &shown,
+            op,
+            Some(v.digest.clone()),
+            Some(format!("promotion {id} approved")),
+        )
+        .await?;
+    }
+    let (after, ballots) = request(&state, &id).await?;
+    let mut body = describe(&after, &ballots, call.now);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("outcome".into(), json!(outcome));
+    }
+    Ok(Json(body))
+}
