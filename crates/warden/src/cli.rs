@@ -51,6 +51,12 @@ pub enum Command {
     /// Cedar policies: validate a policy set, run policy tests.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Governance registry: datasets and their versions (through a running server).
+    Dataset(DatasetArgs),
+    /// Governance registry: models, versions, stages, four-eyes promotion (through a running server).
+    Model(ModelArgs),
+    /// Governance registry: lineage walks and erasure impact (through a running server).
+    Lineage(LineageArgs),
 }
 
 /// `warden policy ...`
@@ -353,4 +359,380 @@ pub struct AuditQueryArgs {
 pub enum ExportFormat {
     /// One JSON object per line: a header, the checkpoints, then the events.
     Jsonl,
+}
+
+// --- the governance registry (`dataset`, `model`, `lineage`) ---
+
+/// Where and as whom `warden dataset | model | lineage` call the server.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The server's base URL (default: the configured issuer, http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// A Warden access token whose audience includes the issuer (prefer
+    /// WARDEN_TOKEN or --token-file: command lines are visible to other
+    /// local users).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<SecretArg>,
+    /// Read the access token from FILE (`-`: standard input); overrides --token.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The purpose of the call, sent as X-Warden-Purpose and audited
+    /// (reading a `pii` dataset needs one of its allowed purposes).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub purpose: Option<String>,
+    /// Print the server's JSON instead of a table or `key: value` text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A secret given on the command line or in the environment: never shown
+/// by `Debug`, wiped on drop.
+#[derive(Clone)]
+pub struct SecretArg(pub zeroize::Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(..)")
+    }
+}
+
+/// `warden dataset ...`
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Server, token, purpose, output.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DatasetCommand,
+}
+
+/// Dataset classifications, as the API names them.
+pub const CLASSIFICATIONS: [&str; 4] = ["public", "internal", "confidential", "pii"];
+
+/// `warden dataset ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Register a dataset (needs `dataset.create`).
+    Create(DatasetCreateArgs),
+    /// List the datasets you may read.
+    List,
+    /// Show a dataset and its versions.
+    Show {
+        /// The dataset's name.
+        name: String,
+    },
+    /// Change a dataset's owner, classification, allowed purposes or description.
+    Update(DatasetUpdateArgs),
+    /// Delete a dataset (soft: its versions and lineage stay, its name stays taken).
+    Delete {
+        /// The dataset's name.
+        name: String,
+        /// Why (recorded in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Dataset versions: add, list, show.
+    #[command(subcommand)]
+    Version(DatasetVersionCommand),
+}
+
+/// `warden dataset create`.
+#[derive(Debug, Args)]
+pub struct DatasetCreateArgs {
+    /// Unique name (letters, digits, `.`, `_`, `-`).
+    pub name: String,
+    /// How sensitive it is; `pii` is read only for one of its allowed purposes.
+    #[arg(long, value_parser = CLASSIFICATIONS)]
+    pub classification: String,
+    /// Who answers for it: user:NAME, svc:NAME or team:NAME (default: you).
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
+    /// A purpose it may be used for (repeatable).
+    #[arg(long = "allowed-purpose", value_name = "NAME")]
+    pub allowed_purposes: Vec<String>,
+    /// The tenant it belongs to.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Free text.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// `warden dataset update`: the fields given replace the current ones.
+#[derive(Debug, Args)]
+pub struct DatasetUpdateArgs {
+    /// The dataset's name.
+    pub name: String,
+    /// New owner.
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
+    /// New classification.
+    #[arg(long, value_parser = CLASSIFICATIONS)]
+    pub classification: Option<String>,
+    /// New allowed purposes, replacing the old ones (repeatable).
+    #[arg(long = "allowed-purpose", value_name = "NAME")]
+    pub allowed_purposes: Vec<String>,
+    /// Remove every allowed purpose (a `pii` dataset then cannot be read at all).
+    #[arg(long, conflicts_with = "allowed_purposes")]
+    pub clear_allowed_purposes: bool,
+    /// New description.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// `warden dataset version ...`
+#[derive(Debug, Subcommand)]
+pub enum DatasetVersionCommand {
+    /// Register a new version: its content digest, size and location, and
+    /// the dataset versions it derives from (lineage).
+    Add(DatasetVersionAddArgs),
+    /// List a dataset's versions.
+    List {
+        /// The dataset's name.
+        name: String,
+    },
+    /// Show one version.
+    Show {
+        /// The version: NAME@VERSION or dataset:NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION")]
+        target: String,
+    },
+}
+
+/// The content of a version: its digest given, or computed from a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ContentArgs {
+    /// The content's digest, sha256:<64 hex digits>.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub digest: Option<String>,
+    /// Compute the digest (and a dataset version's size) from this local
+    /// file; only the digest and size are sent, never the content.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+/// `warden dataset version add`.
+#[derive(Debug, Args)]
+pub struct DatasetVersionAddArgs {
+    /// The dataset's name.
+    pub name: String,
+    /// Digest or file.
+    #[command(flatten)]
+    pub content: ContentArgs,
+    /// Size in bytes (with --digest).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub size: Option<u64>,
+    /// Where the content lives (s3://…, file://…); Warden never fetches it.
+    #[arg(long)]
+    pub uri: String,
+    /// A dataset version it derives from, NAME@VERSION or dataset:NAME@VERSION (repeatable).
+    #[arg(long = "parent", value_name = "NAME@VERSION")]
+    pub parents: Vec<String>,
+}
+
+/// `warden model ...`
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Server, token, purpose, output.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+/// `warden model ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Register a model (needs `model.register`).
+    Create(ModelCreateArgs),
+    /// List the models you may read, with their stage.
+    List,
+    /// Show a model, its stage and its versions.
+    Show {
+        /// The model's name.
+        name: String,
+    },
+    /// Model versions: add, show.
+    #[command(subcommand)]
+    Version(ModelVersionCommand),
+    /// Move a version between development and staging, or to archived
+    /// (production is reached only by `promote` and approvals).
+    Stage {
+        /// The version: NAME@VERSION or model:NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION")]
+        target: String,
+        /// The stage to move it to.
+        #[arg(value_parser = ["development", "staging", "archived"])]
+        stage: String,
+        /// Why (recorded in the stage history and the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Ask for a version in staging to go to production; prints the
+    /// request's id. It goes once enough other principals approve.
+    Promote {
+        /// The version: NAME@VERSION or model:NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION")]
+        target: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Approve a promotion request (never your own; each approver counts once).
+    Approve {
+        /// The request's id (pr-…).
+        id: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Reject a promotion request, closing it (the requester may withdraw their own).
+    Reject {
+        /// The request's id (pr-…).
+        id: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Archive the production version and return the one before it to production.
+    Rollback {
+        /// The model's name.
+        name: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Every stage change of a model's versions, oldest first.
+    History {
+        /// The model's name.
+        name: String,
+    },
+    /// Promotion requests, newest first; or one, with its ballots.
+    Promotions {
+        /// Show this request only.
+        #[arg(conflicts_with_all = ["model", "status"])]
+        id: Option<String>,
+        /// Only this model's requests.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only requests in this status.
+        #[arg(long, value_parser = ["open", "approved", "rejected"])]
+        status: Option<String>,
+    },
+}
+
+/// `warden model create`.
+#[derive(Debug, Args)]
+pub struct ModelCreateArgs {
+    /// Unique name; also the `model` an OpenAI-style request names.
+    pub name: String,
+    /// Who answers for it: user:NAME, svc:NAME or team:NAME (default: you).
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
+    /// The tenant it belongs to.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Free text.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// `warden model version ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelVersionCommand {
+    /// Register a version (in development), with the dataset versions it
+    /// was trained on as lineage.
+    Add(ModelVersionAddArgs),
+    /// Show one version.
+    Show {
+        /// The version: NAME@VERSION or model:NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION")]
+        target: String,
+    },
+}
+
+/// `warden model version add`.
+#[derive(Debug, Args)]
+pub struct ModelVersionAddArgs {
+    /// The model's name.
+    pub name: String,
+    /// Digest or file.
+    #[command(flatten)]
+    pub content: ContentArgs,
+    /// Where the artifact lives (s3://…, file://…).
+    #[arg(long)]
+    pub uri: String,
+    /// E.g. pytorch, onnx.
+    #[arg(long)]
+    pub framework: Option<String>,
+    /// Evaluation metrics, a JSON object (e.g. '{"auc":0.91}').
+    #[arg(long, value_name = "JSON")]
+    pub metrics: Option<String>,
+    /// A dataset version it was trained on, NAME@VERSION or dataset:NAME@VERSION (repeatable).
+    #[arg(long = "trained-from", value_name = "NAME@VERSION")]
+    pub trained_from: Vec<String>,
+    /// The training run that produced it.
+    #[arg(long, value_name = "ID")]
+    pub training_run: Option<String>,
+}
+
+/// `warden lineage ...`
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// Server, token, purpose, output.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LineageCommand,
+}
+
+/// `warden lineage ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LineageCommand {
+    /// What a version was made from: dataset:NAME@V or model:NAME@V.
+    Upstream {
+        /// The version, dataset:NAME@VERSION or model:NAME@VERSION.
+        node: String,
+        /// Edges to walk, 1 to 100 (default 10).
+        #[arg(long, value_name = "N")]
+        depth: Option<u32>,
+    },
+    /// What was made from a version: dataset:NAME@V or model:NAME@V.
+    Downstream {
+        /// The version, dataset:NAME@VERSION or model:NAME@VERSION.
+        node: String,
+        /// Edges to walk, 1 to 100 (default 10).
+        #[arg(long, value_name = "N")]
+        depth: Option<u32>,
+    },
+    /// Every dataset and model version derived from a dataset version, at
+    /// any depth: what an erasure request for it touches.
+    Impact {
+        /// The dataset version, NAME@VERSION or dataset:NAME@VERSION.
+        node: String,
+    },
 }

@@ -40,6 +40,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The master key leaves the environment map at once, into a buffer that
     // is wiped on drop.
     let master_key_env = env.remove("WARDEN_MASTER_KEY").map(zeroize::Zeroizing::new);
+    // The registry commands' server and token (read by clap from the
+    // environment) are not config keys; the token leaves the map at once.
+    env.remove("WARDEN_SERVER");
+    drop(env.remove("WARDEN_TOKEN").map(zeroize::Zeroizing::new));
     let mut config = config::load(cli.config.as_deref(), &env).map_err(|e| UsageError(format!("{e:#}")))?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
@@ -73,6 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => command::serve::run(&ctx, &args).await,
         Command::Client(cmd) => command::client::run(cmd, &ctx).await,
         Command::Policy(cmd) => command::policy::run(cmd),
+        Command::Dataset(args) => command::dataset::run(args, &ctx).await,
+        Command::Model(args) => command::model::run(args, &ctx).await,
+        Command::Lineage(args) => command::lineage::run(args, &ctx).await,
     }
 }
 

@@ -3,8 +3,12 @@
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod dataset;
 pub mod keys;
+pub mod lineage;
+pub mod model;
 pub mod policy;
+pub mod registry_client;
 pub mod serve;
 pub mod token;
 
