@@ -229,6 +229,10 @@ pub enum EventKind {
         /// promotion requests, deletions).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Each changed field with its old and new value, for metadata
+        /// edits (`classification: pii -> internal`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
     },
     /// A principal voted on a request (four-eyes promotion): approved or
     /// rejected it.
@@ -237,6 +241,9 @@ pub enum EventKind {
         approver: String,
         /// Who asked.
         requester: String,
+        /// The `act` chain of the requester's token, outermost first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        requester_actors: Vec<String>,
         /// What the request is about (e.g. `ModelVersion::"m@3"`).
         resource: String,
         /// The action asked for (e.g. `model.promote`).
@@ -396,7 +403,7 @@ mod tests {
                 route: s("/v1/chat"),
                 source_ip: ip,
                 upstream_status: None,
-                purpose: Some(s("fraud-detection")),
+                purpose: None,
             },
             EventKind::RegistryChange {
                 principal: s("user:bob"),
@@ -405,10 +412,12 @@ mod tests {
                 digest: Some(s("sha256:00ff")),
                 actor_chain: vec![s("agent:release-bot")],
                 reason: Some(s("passed evaluation")),
+                changes: vec![s("classification: pii -> internal")],
             },
             EventKind::Approval {
                 approver: s("user:carol"),
                 requester: s("user:bob"),
+                requester_actors: vec![s("agent:release-bot")],
                 resource: s("ModelVersion::\"m@3\""),
                 action: s("model.promote"),
                 vote: s("approve"),
@@ -499,6 +508,48 @@ mod tests {
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"action":"inference.invoke","actor_chain":["agent:report-bot"],"client_id":"report-bot","decision":"deny","jti":"j-3","policy_ids":["policy0","policy4"],"principal":"user:alice","request_id":"req-77","resource":"Endpoint::\"chat\"","route":"/v1/chat","source_ip":"192.0.2.7","time":1800000000,"type":"access_decision","upstream_status":null}"#
+        );
+    }
+
+    #[test]
+    fn a_stated_purpose_joins_the_body_and_its_absence_changes_nothing() {
+        let Some(EventKind::AccessDecision {
+            principal,
+            actor_chain,
+            client_id,
+            jti,
+            action,
+            resource,
+            decision,
+            policy_ids,
+            request_id,
+            route,
+            source_ip,
+            upstream_status,
+            ..
+        }) = samples().into_iter().find(|k| type_name(k) == "access_decision")
+        else {
+            panic!("no access_decision sample");
+        };
+        let kind = EventKind::AccessDecision {
+            principal,
+            actor_chain,
+            client_id,
+            jti,
+            action,
+            resource,
+            decision,
+            policy_ids,
+            request_id,
+            route,
+            source_ip,
+            upstream_status,
+            purpose: Some(s("fraud-detection")),
+        };
+        let body = String::from_utf8(AuditEvent::new(1_800_000_000, kind).body().unwrap()).unwrap();
+        assert!(
+            body.contains(r#""principal":"user:alice","purpose":"fraud-detection","request_id""#),
+            "{body}"
         );
     }
 

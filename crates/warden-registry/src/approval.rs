@@ -10,7 +10,8 @@
 //!
 //! Whatever the policies say, these never vote:
 //! - the requester (the subject of the token that opened the request),
-//! - an agent (`agent:` subject),
+//! - an agent (`agent:` subject) or a service (`svc:`; a client that is
+//!   an agent in all but name): only `user:` subjects vote,
 //! - anyone through a delegated token (a non-empty `act` chain): an agent
 //!   acting for an approver is still an agent.
 //!
@@ -190,6 +191,11 @@ pub fn decide_vote(
     if voter.subject.starts_with("agent:") {
         return Err(RegistryError::FourEyes("agents cannot vote on a promotion"));
     }
+    if !voter.subject.starts_with("user:") {
+        return Err(RegistryError::FourEyes(
+            "only people (`user:` subjects) vote on a promotion, never a service",
+        ));
+    }
     if vote == Vote::Reject {
         return Ok(VoteOutcome::Rejected);
     }
@@ -309,6 +315,8 @@ mod tests {
         let r = request();
         let e = decide_vote(&r, &[], direct("agent:bot"), Vote::Approve, 200).unwrap_err();
         assert!(matches!(e, RegistryError::FourEyes(_)));
+        let e = decide_vote(&r, &[], direct("svc:release-pipeline"), Vote::Approve, 200).unwrap_err();
+        assert!(e.to_string().contains("never a service"), "{e}");
         let actors = ["agent:bot".to_owned()];
         for vote in [Vote::Approve, Vote::Reject] {
             let e = decide_vote(

@@ -285,6 +285,7 @@ impl<S: Store> App<S> {
         };
         let metrics_task = metrics::spawn(self.state.metrics.clone(), metrics_listener);
         let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
+        let registry_refresh = tokio::spawn(refresh_registry(Arc::clone(&self.state)));
         let watcher = match &self.state.options.policy_dir {
             Some(dir) => Some(tokio::spawn(watch_policies(
                 Arc::clone(&self.state),
@@ -303,6 +304,7 @@ impl<S: Store> App<S> {
             })
             .await;
         background.abort();
+        registry_refresh.abort();
         metrics_task.abort();
         if let Some(w) = watcher {
             w.abort();
@@ -341,6 +343,20 @@ async fn protected_resource_path<S: Store>(
 }
 
 /// Periodic work, each step logged and retried on its next tick.
+/// Re-reads the registry attributes the policies see every 5 s, picking up
+/// other replicas' changes (this process's own refresh them at once). Its
+/// own task, so a slow registry never delays revocation sync.
+async fn refresh_registry<S: Store>(state: Arc<AppState<S>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.policies.registry().refresh(&state.store).await {
+            tracing::warn!(error = %e, "could not refresh registry attributes");
+        }
+    }
+}
+
 async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -350,13 +366,6 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
         tick.tick().await;
         n += 1;
         let t = now();
-        // Registry attributes for the policies: changes made here refresh
-        // them at once; this picks up other replicas' changes.
-        if n.is_multiple_of(5)
-            && let Err(e) = state.policies.registry().refresh(&state.store).await
-        {
-            tracing::warn!(error = %e, "could not refresh registry attributes");
-        }
         match state.revocations.sync(&state.store, t, n.is_multiple_of(30)).await {
             Ok(fresh) => {
                 let keys = state.keys.get();

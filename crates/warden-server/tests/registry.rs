@@ -55,7 +55,7 @@ fn tokens<S: Store>(s: &Server<S>) -> Tokens {
         agent: t("agent:release-bot", APPROVER_SCOPES, &["approver"], None),
         admin: t(
             "user:root",
-            &format!("{ML_SCOPES} model.approve dataset.delete"),
+            &format!("{ML_SCOPES} model.approve dataset.delete dataset.classify"),
             &["admin"],
             None,
         ),
@@ -225,8 +225,24 @@ async fn four_eyes_walkthrough<S: Store>(s: Server<S>) {
         r.body
     );
 
-    // Agents and agents acting for an approver never vote.
+    // Agents, services and agents acting for an approver never vote.
     expect(&approve(&t.agent).await, 403, "agent");
+    let service = s.user_token(
+        "svc:release-pipeline",
+        &[&s.base],
+        APPROVER_SCOPES,
+        &["approver"],
+        600,
+        None,
+    );
+    let r = approve(&service).await;
+    expect(&r, 403, "service");
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("never a service")
+    );
     expect(&approve(&t.agent_for_carol).await, 403, "agent acting for carol");
 
     // A reason is required.
@@ -365,6 +381,17 @@ async fn four_eyes_walkthrough<S: Store>(s: Server<S>) {
         get(&s, "/api/v1/models/fraud/versions/3", &t.ml).await.body["stage"],
         "staging"
     );
+    // The requester withdraws their own request with the right to make it.
+    let id4 = promote(&s, &t, 3).await;
+    let r = post(
+        &s,
+        &format!("/api/v1/promotions/{id4}/reject"),
+        &t.ml,
+        json!({"reason": "withdrawn"}),
+    )
+    .await;
+    expect(&r, 200, "withdrawal");
+    assert_eq!(r.body["status"], "rejected");
     let r = get(&s, "/api/v1/promotions?model=fraud&status=approved", &t.auditor).await;
     expect(&r, 200, "list promotions");
     assert_eq!(r.body["promotions"].as_array().unwrap().len(), 2);
@@ -423,7 +450,7 @@ async fn four_eyes_walkthrough<S: Store>(s: Server<S>) {
 
     // Every change and vote is in the audit log.
     let approvals = events(&s, "approval").await;
-    assert_eq!(approvals.len(), 5, "{approvals:?}");
+    assert_eq!(approvals.len(), 6, "{approvals:?}");
     assert!(
         approvals
             .iter()
@@ -506,6 +533,28 @@ async fn default_policies<S: Store>(s: Server<S>) {
         Some(("purpose", json!("fraud-detection"))),
     );
     expect(&get(&s, path, &claimed).await, 200, "purpose from the token claim");
+    let r = send(&s, reqwest::Method::GET, path, &claimed, None, Some("marketing")).await;
+    expect(&r, 400, "a header may not change the purpose the token was issued for");
+    let research = s.user_token(
+        "user:dana",
+        &[&s.base],
+        DS_SCOPES,
+        &["data-scientist"],
+        600,
+        Some(("purpose", json!("research"))),
+    );
+    let r = send(&s, reqwest::Method::GET, path, &research, None, Some("fraud-detection")).await;
+    expect(&r, 400, "nor widen it");
+    let r = get(&s, path, &research).await;
+    expect(&r, 403, "the claimed purpose is not allowed");
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("x-warden-purpose"),
+        "{}",
+        r.body
+    );
     let r = send(&s, reqwest::Method::GET, path, &t.ds, None, Some("not a name")).await;
     expect(&r, 400, "malformed purpose");
     let reads: Vec<Value> = events(&s, "access_decision")
@@ -606,17 +655,39 @@ async fn default_policies<S: Store>(s: Server<S>) {
     assert_eq!(deletes[0]["reason"], "duplicate");
 
     // Metadata updates are checked against the new attributes too.
-    let r = send(
-        &s,
-        reqwest::Method::PATCH,
-        "/api/v1/datasets/features",
-        &t.ml,
-        Some(json!({"description": "v2 features", "allowed_purposes": ["fraud-detection"]})),
-        None,
-    )
-    .await;
-    expect(&r, 200, "ml updates");
+    let patch = |token: &str, body: Value| {
+        let token = token.to_owned();
+        let s = &s;
+        async move {
+            send(
+                s,
+                reqwest::Method::PATCH,
+                "/api/v1/datasets/features",
+                &token,
+                Some(body),
+                None,
+            )
+            .await
+        }
+    };
+    let r = patch(&t.ml, json!({"description": "v2 features"})).await;
+    expect(&r, 200, "ml edits the description");
+    let r = patch(&t.ml, json!({"allowed_purposes": ["anything"]})).await;
+    expect(&r, 403, "ml may not widen who reads the data");
+    let r = patch(&t.ml, json!({"classification": "public"})).await;
+    expect(&r, 403, "ml may not reclassify");
+    let r = patch(&t.admin, json!({"allowed_purposes": ["fraud-detection"]})).await;
+    expect(&r, 200, "admin restricts the purposes");
     assert_eq!(r.body["allowed_purposes"], json!(["fraud-detection"]));
+    let edits: Vec<Value> = events(&s, "registry_change")
+        .await
+        .into_iter()
+        .filter(|e| e["operation"] == "dataset.update")
+        .collect();
+    assert_eq!(
+        edits.last().unwrap()["changes"],
+        json!(["allowed_purposes: [] -> [\"fraud-detection\"]"])
+    );
     let r = send(
         &s,
         reqwest::Method::PATCH,
@@ -634,6 +705,13 @@ async fn default_policies<S: Store>(s: Server<S>) {
     let unscoped = s.user_token("user:root", &[&s.base], "model.read", &["admin"], 600, None);
     let r = post(&s, "/api/v1/models", &unscoped, json!({"name": "y"})).await;
     expect(&r, 403, "admin without the scope");
+    assert_eq!(r.error(), "insufficient_scope", "{}", r.body);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
 
     // Tenants never see each other's data.
     let acme = s.user_token(
@@ -660,6 +738,15 @@ async fn default_policies<S: Store>(s: Server<S>) {
     )
     .await;
     expect(&r, 201, "create in own tenant");
+    let r = post(
+        &s,
+        "/api/v1/datasets",
+        &acme,
+        json!({"name": "acme-2", "classification": "internal"}),
+    )
+    .await;
+    expect(&r, 201, "a tenant's principal creates inside its tenant");
+    assert_eq!(r.body["tenant"], "acme");
     let globex = s.user_token(
         "user:gus",
         &[&s.base],
@@ -784,8 +871,14 @@ async fn gateway_policies_see_registry_stages() {
         forward_authorization: false,
         kind: RouteKind::Openai,
     };
-    let s = support::start_sqlite(|o| o.routes = vec![route]).await;
+    let s = support::start_sqlite(|o| {
+        o.routes = vec![route];
+        o.model_stages.insert("gpt-4o".into(), "production".into());
+    })
+    .await;
     let t = tokens(&s);
+    let r = post(&s, "/api/v1/models", &t.ml, json!({"name": "gpt-4o"})).await;
+    expect(&r, 409, "a catalog model is the operator's");
     seed(&s, &t).await;
     let path = "/v1/chat/completions";
     let body = json!({"model": "fraud", "messages": []});

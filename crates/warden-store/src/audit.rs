@@ -1267,6 +1267,7 @@ mod tests {
             EventKind::Approval {
                 approver: "user:carol".into(),
                 requester: "user:bob".into(),
+                requester_actors: Vec::new(),
                 resource: "ModelVersion::\"m/3\"".into(),
                 action: "model.promote".into(),
                 vote: "approve".into(),

@@ -234,7 +234,8 @@ const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql 
     list_datasets: "SELECT name, owner, classification, allowed_purposes, tenant, description, created_by, created_at, updated_at, deleted_at \
                     FROM datasets WHERE $1 OR deleted_at IS NULL ORDER BY name",
     update_dataset: "UPDATE datasets SET owner = $1, classification = $2, allowed_purposes = $3, description = $4, updated_at = $5 \
-                     WHERE name = $6 AND deleted_at IS NULL",
+                     WHERE name = $6 AND deleted_at IS NULL AND owner = $7 AND classification = $8 \
+                     AND allowed_purposes = $9 AND description IS NOT DISTINCT FROM $10 AND updated_at = $11",
     delete_dataset: "UPDATE datasets SET deleted_at = $1 WHERE name = $2 AND deleted_at IS NULL",
     lock_dataset: "SELECT deleted_at FROM datasets WHERE name = $1 FOR UPDATE",
     next_dataset_version: "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE dataset = $1",
@@ -267,10 +268,14 @@ const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql 
     version_stage: "SELECT stage FROM model_versions WHERE model = $1 AND version = $2",
     move_stage: "UPDATE model_versions SET stage = $1, stage_changed_at = $2 WHERE model = $3 AND version = $4 AND stage = $5",
     production_version: "SELECT version FROM model_versions WHERE model = $1 AND stage = 'production'",
-    rollback_target: "SELECT c.version FROM stage_changes AS c \
-                      JOIN model_versions AS v ON v.model = c.model AND v.version = c.version \
-                      WHERE c.model = $1 AND c.to_stage = 'production' AND c.version <> $2 AND v.stage = 'archived' \
-                      ORDER BY c.id DESC LIMIT 1",
+    // The version the promotion that installed the current production
+    // version archived; none when a rollback installed it.
+    rollback_target: "SELECT a.version FROM stage_changes AS a \
+                      JOIN model_versions AS v ON v.model = a.model AND v.version = a.version \
+                      WHERE a.model = $1 AND a.from_stage = 'production' AND a.to_stage = 'archived' \
+                      AND v.stage = 'archived' AND a.request_id IS NOT NULL \
+                      AND a.request_id = (SELECT p.request_id FROM stage_changes AS p \
+                      WHERE p.model = $1 AND p.version = $2 AND p.to_stage = 'production' ORDER BY p.id DESC LIMIT 1)",
     insert_stage_change: "INSERT INTO stage_changes (model, version, from_stage, to_stage, changed_by, reason, request_id, changed_at) \
                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     stage_history: "SELECT model, version, from_stage, to_stage, changed_by, reason, request_id, changed_at \

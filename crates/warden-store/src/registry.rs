@@ -78,9 +78,15 @@ pub trait RegistryStore: Send + Sync {
     /// Every dataset, by name; deleted ones only when asked.
     fn list_datasets(&self, include_deleted: bool) -> impl Future<Output = Result<Vec<Dataset>, StoreError>> + Send;
     /// Replaces owner, classification, allowed purposes, description and
-    /// `updated_at` of the (undeleted) dataset of that name; false when
-    /// there is none.
-    fn update_dataset(&self, dataset: &Dataset) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// `updated_at` of the (undeleted) dataset `before` with those of
+    /// `dataset`, only if the stored row still equals `before`
+    /// (compare-and-set: two concurrent edits never silently undo each
+    /// other). False when there is no such row: deleted, or changed since.
+    fn update_dataset(
+        &self,
+        before: &Dataset,
+        dataset: &Dataset,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Soft-deletes a dataset at `now` (versions and lineage stay); false
     /// when there is no undeleted dataset of that name.
     fn delete_dataset(&self, name: &str, now: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -175,10 +181,12 @@ pub trait RegistryStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<VoteResult, StoreError>> + Send;
     /// Moves the model's production version to archived and the version
-    /// that was in production most recently before it (and is archived
-    /// now) back to production, recording both changes.
-    /// [`StoreError::Conflict`] when there is no production version or no
-    /// earlier one to return to.
+    /// its promotion replaced (still archived) back to production,
+    /// recording both changes. Only an approved promotion can be rolled
+    /// back, once: a version installed by a rollback stays until a new
+    /// promotion, so one person can never bring back a version that was
+    /// rolled back for cause. [`StoreError::Conflict`] when there is no
+    /// production version or nothing to return to.
     fn rollback(
         &self,
         model: &str,
@@ -265,7 +273,8 @@ pub(crate) struct RegistrySql {
     pub move_stage: &'static str,
     /// (model) → (version,) of its production version.
     pub production_version: &'static str,
-    /// (model, current production version) → (version,) to roll back to.
+    /// (model, current production version) → (version,) to roll back to:
+    /// the version the promotion that installed the current one archived.
     pub rollback_target: &'static str,
     /// (model, version, from_stage, to_stage, changed_by, reason,
     /// request_id, changed_at).
@@ -729,7 +738,11 @@ macro_rules! impl_registry_store {
                     .collect()
             }
 
-            async fn update_dataset(&self, d: &warden_registry::Dataset) -> Result<bool, $crate::StoreError> {
+            async fn update_dataset(
+                &self,
+                before: &warden_registry::Dataset,
+                d: &warden_registry::Dataset,
+            ) -> Result<bool, $crate::StoreError> {
                 let done = sqlx::query($sql.update_dataset)
                     .bind(&d.owner)
                     .bind(d.classification.as_str())
@@ -737,6 +750,11 @@ macro_rules! impl_registry_store {
                     .bind(d.description.as_deref())
                     .bind($crate::to_i64(d.updated_at)?)
                     .bind(&d.name)
+                    .bind(&before.owner)
+                    .bind(before.classification.as_str())
+                    .bind($crate::registry::json_text(&before.allowed_purposes)?)
+                    .bind(before.description.as_deref())
+                    .bind($crate::to_i64(before.updated_at)?)
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
@@ -1262,7 +1280,7 @@ macro_rules! impl_registry_store {
                     .await?
                 else {
                     return Err($crate::StoreError::Conflict(format!(
-                        "model `{model}` has no earlier production version to roll back to"
+                        "model `{model}` has nothing to roll back to: only the version its production version's promotion replaced can return, once (a rolled-back version goes back to production only through a new promotion request)"
                     )));
                 };
                 let (from, to) = (

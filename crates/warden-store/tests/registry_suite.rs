@@ -243,9 +243,20 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
         description: Some("reclassified".into()),
     };
     let patched = tx.patched(patch, T0 + 50).unwrap();
-    assert!(s.update_dataset(&patched).await.unwrap());
+    // An edit made from a stale copy loses, whichever field it touches.
+    let concurrent = tx
+        .patched(
+            DatasetPatch {
+                description: Some("typo fix".into()),
+                ..Default::default()
+            },
+            T0 + 50,
+        )
+        .unwrap();
+    assert!(s.update_dataset(&tx, &patched).await.unwrap());
+    assert!(!s.update_dataset(&tx, &concurrent).await.unwrap(), "stale copy");
     assert_eq!(s.get_dataset("transactions").await.unwrap().unwrap(), patched);
-    assert!(!s.update_dataset(&dataset("nope")).await.unwrap());
+    assert!(!s.update_dataset(&dataset("nope"), &dataset("nope")).await.unwrap());
 
     add_dv(s, "transactions", &[]).await;
     assert!(s.delete_dataset("transactions", T0 + 100).await.unwrap());
@@ -262,7 +273,7 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
         ["accounts", "transactions"]
     );
     assert!(
-        !s.update_dataset(&patched).await.unwrap(),
+        !s.update_dataset(&patched, &patched).await.unwrap(),
         "deleted datasets do not change"
     );
     assert!(
@@ -853,7 +864,7 @@ async fn concurrent_approvals_record_exactly_the_required_number<H: Harness>() {
     h.finish().await;
 }
 
-async fn rollback_returns_to_the_previous_production_version<H: Harness>() {
+async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     add_mv(s, "fraud", &[]).await;
@@ -870,7 +881,7 @@ async fn rollback_returns_to_the_previous_production_version<H: Harness>() {
     let v2 = promote(s, "fraud", T0 + 10).await;
     let e = s.rollback("fraud", "user:ops", "bad", T0 + 20).await.unwrap_err();
     assert!(
-        matches!(&e, StoreError::Conflict(m) if m.contains("no earlier production version")),
+        matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
     );
     let v3 = promote(s, "fraud", T0 + 30).await;
@@ -905,13 +916,32 @@ async fn rollback_returns_to_the_previous_production_version<H: Harness>() {
             ops(v4, Stage::Archived, Stage::Production)
         ]
     );
-    // Round trip: rolling back again returns to v5, the most recent other.
-    let r = s.rollback("fraud", "user:ops", "fixed", T0 + 70).await.unwrap();
-    assert_eq!(r, Rollback { from: v4, to: v5 });
-    assert_eq!(stage_of(s, "fraud", v5).await, Stage::Production);
+    // A rollback is not itself rolled back: v5 was withdrawn for cause and
+    // returns only through a new promotion; v4 stays.
+    let e = s.rollback("fraud", "user:ops", "fixed", T0 + 70).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
+        "{e:?}"
+    );
+    assert_eq!(stage_of(s, "fraud", v4).await, Stage::Production);
     assert_eq!(
-        (stage_of(s, "fraud", v2).await, stage_of(s, "fraud", v3).await),
-        (Stage::Archived, Stage::Archived)
+        (
+            stage_of(s, "fraud", v2).await,
+            stage_of(s, "fraud", v3).await,
+            stage_of(s, "fraud", v5).await
+        ),
+        (Stage::Archived, Stage::Archived, Stage::Archived)
+    );
+    // Nor does a version archived by hand come back: archive v4, promote
+    // v6 (which replaces nothing), and there is nothing to roll back to.
+    s.set_stage(&change("fraud", v4, Stage::Production, Stage::Archived, T0 + 80))
+        .await
+        .unwrap();
+    promote(s, "fraud", T0 + 90).await;
+    let e = s.rollback("fraud", "user:ops", "again", T0 + 100).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
+        "{e:?}"
     );
     h.finish().await;
 }
@@ -1113,7 +1143,7 @@ macro_rules! suite {
                 promotion_requests_open_only_from_staging,
                 four_eyes_holds_through_the_store,
                 a_request_cannot_complete_once_its_version_left_staging,
-                rollback_returns_to_the_previous_production_version,
+                rollback_returns_to_the_version_the_promotion_replaced_once,
                 lineage_walks_diamonds_within_depth,
                 impact_is_everything_downstream,
             ]);

@@ -182,7 +182,8 @@ pub enum KeysCommand {
     },
     /// Withdraw a key from the JWKS.
     Retire {
-        /// The key id.
+        /// The key id (a JWK thumbprint, which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Retire even though tokens it signed may still be valid (they stop verifying).
         #[arg(long)]
@@ -735,4 +736,23 @@ pub enum LineageCommand {
         /// The dataset version, NAME@VERSION or dataset:NAME@VERSION.
         node: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn key_ids_may_begin_with_a_hyphen() {
+        // A JWK thumbprint is base64url: one in 64 begins with `-`.
+        let cli = Cli::try_parse_from(["warden", "keys", "retire", "-TzLCBFIj_SJMo", "--force"]).unwrap();
+        match cli.command {
+            Command::Keys(KeysCommand::Retire { kid, force }) => {
+                assert_eq!((kid.as_str(), force), ("-TzLCBFIj_SJMo", true))
+            }
+            _ => panic!("parsed as another command"),
+        }
+    }
 }

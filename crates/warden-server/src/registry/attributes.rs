@@ -20,6 +20,9 @@ use super::entities;
 #[derive(Debug, Default)]
 pub struct RegistryAttributes {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// One refresh at a time, so that a slow, older read never replaces a
+    /// newer snapshot.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +72,7 @@ impl RegistryAttributes {
 
     /// Re-reads every dataset and model from the store.
     pub async fn refresh<S: Store>(&self, store: &S) -> Result<(), StoreError> {
+        let _one_at_a_time = self.refreshing.lock().await;
         let datasets = store
             .list_datasets(true)
             .await?

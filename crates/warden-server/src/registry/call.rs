@@ -116,17 +116,19 @@ impl Call {
         } else {
             Decision::Deny
         };
-        let event = self.decision_event(action, &entities::display(resource), outcome, decision.policy_ids);
+        let event = self.decision_event(
+            action,
+            &entities::display(resource),
+            outcome,
+            decision.policy_ids.clone(),
+        );
         let recorded = state.audit.record(event).await;
         state.metrics.registry_decision(action, decision.allowed);
         if !decision.allowed {
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "a registry denial could not be audited");
             }
-            return Err(ApiError::access_denied(format!(
-                "the policies do not allow `{action}` on {}",
-                entities::display(resource)
-            )));
+            return Err(denial(action, resource, &decision.policy_ids));
         }
         recorded.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "audit log unavailable; refusing the registry call");
@@ -188,6 +190,20 @@ impl Call {
         digest: Option<String>,
         reason: Option<String>,
     ) -> Result<(), ApiError> {
+        self.audit_edit(state, resource, operation, digest, reason, Vec::new())
+            .await
+    }
+
+    /// As [`Call::audit_change`], with the changed fields' old and new values.
+    pub async fn audit_edit<S: Store>(
+        &self,
+        state: &AppState<S>,
+        resource: &str,
+        operation: &str,
+        digest: Option<String>,
+        reason: Option<String>,
+        changes: Vec<String>,
+    ) -> Result<(), ApiError> {
         let event = EventKind::RegistryChange {
             principal: self.caller.principal.clone(),
             resource: resource.to_owned(),
@@ -195,6 +211,7 @@ impl Call {
             digest,
             actor_chain: self.caller.actor_chain.clone(),
             reason,
+            changes,
         };
         self.record(state, event).await
     }
@@ -206,6 +223,30 @@ impl Call {
             ApiError::unavailable("the change was made but the audit log is unavailable")
         })
     }
+}
+
+/// The 403 for a denial: `insufficient_scope` (RFC 6750, with a
+/// challenge) when the token lacks the action's scope, else
+/// `access_denied`, with a hint when a purpose would help. The deciding
+/// policy ids go to the audit log, not the body.
+fn denial(action: &str, resource: &Resource, policy_ids: &[String]) -> ApiError {
+    if policy_ids.iter().any(|p| p.strip_prefix("scope.") == Some(action)) {
+        return ApiError::insufficient_scope(&format!("the `{action}` scope"));
+    }
+    let mut text = format!(
+        "the policies do not allow `{action}` on {}",
+        entities::display(resource)
+    );
+    if policy_ids
+        .iter()
+        .any(|p| p == "dataset.purpose" || p == "dataset.pii-purpose")
+    {
+        text.push_str(&format!(
+            "; state one of the dataset's allowed purposes in `{}`",
+            crate::purpose::HEADER
+        ));
+    }
+    ApiError::access_denied(text)
 }
 
 /// The API error for a registry store error: 404, 409, 400 or 403 for

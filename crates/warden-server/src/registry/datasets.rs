@@ -1,7 +1,9 @@
 //! `/api/v1/datasets`: datasets and their versions.
 //!
 //! Actions: `dataset.create` (on the dataset to be), `dataset.read`,
-//! `dataset.write` (metadata and new versions), `dataset.delete` (soft).
+//! `dataset.write` (owner, description and new versions),
+//! `dataset.classify` (classification and allowed purposes),
+//! `dataset.delete` (soft).
 //! Reading a `pii` dataset needs a purpose among its allowed purposes
 //! (`X-Warden-Purpose` or the token's `purpose` claim); it is recorded in
 //! the audit event.
@@ -38,7 +40,12 @@ async fn live<S: Store>(state: &AppState<S>, name: &str) -> Result<Dataset, ApiE
     request_body = DatasetSpec,
     responses((status = 201, body = Dataset), (status = 400), (status = 403), (status = 409)))]
 pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
-    let spec: DatasetSpec = read_json(&state, body).await?;
+    let mut spec: DatasetSpec = read_json(&state, body).await?;
+    // A tenant's principal creates inside its tenant unless it says otherwise
+    // (and the tenant policy refuses another one).
+    if spec.tenant.is_none() {
+        spec.tenant.clone_from(&call.caller.tenant);
+    }
     let dataset = spec.validate(call.principal(), call.now).map_err(rule_error)?;
     let resource = entities::dataset(&dataset);
     call.authorize(&state, "dataset.create", &resource).await?;
@@ -85,8 +92,9 @@ pub async fn show<S: Store>(
     Ok(Json(body))
 }
 
-/// `PATCH /api/v1/datasets/{name}`: owner, classification, allowed
-/// purposes, description.
+/// `PATCH /api/v1/datasets/{name}`: owner and description
+/// (`dataset.write`); classification and allowed purposes
+/// (`dataset.classify`). Compare-and-set: 409 when it changed meanwhile.
 #[utoipa::path(patch, path = "/api/v1/datasets/{name}", tag = "datasets",
     params(("name" = String, Path)), request_body = DatasetPatch,
     responses((status = 200, body = Dataset), (status = 400), (status = 403), (status = 404)))]
@@ -98,22 +106,59 @@ pub async fn update<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     let patch: DatasetPatch = read_json(&state, body).await?;
     let dataset = live(&state, &name).await?;
-    call.authorize(&state, "dataset.write", &entities::dataset(&dataset))
-        .await?;
-    let fields = patch.fields().join(",");
+    // Classification and purposes decide who may read the data: changing
+    // them is `dataset.classify` (admins by default), not a mere edit.
+    let action = if patch.classification.is_some() || patch.allowed_purposes.is_some() {
+        "dataset.classify"
+    } else {
+        "dataset.write"
+    };
+    call.authorize(&state, action, &entities::dataset(&dataset)).await?;
     let next = dataset.patched(patch, call.now).map_err(rule_error)?;
     // The new attributes must be allowed too: nobody relabels a dataset
     // into one they could not have created.
-    call.authorize(&state, "dataset.write", &entities::dataset(&next))
-        .await?;
-    if !state.store.update_dataset(&next).await.map_err(store_error)? {
-        return Err(ApiError::not_found(format!("dataset `{name}` not found")));
+    call.authorize(&state, action, &entities::dataset(&next)).await?;
+    if !state.store.update_dataset(&dataset, &next).await.map_err(store_error)? {
+        return Err(match state.store.get_dataset(&name).await.map_err(store_error)? {
+            Some(d) if d.deleted_at.is_none() => {
+                ApiError::conflict(format!("dataset `{name}` changed meanwhile; read it again and retry"))
+            }
+            _ => ApiError::not_found(format!("dataset `{name}` not found")),
+        });
     }
     refresh_attributes(&state).await;
     let resource = entities::display(&entities::dataset(&next));
-    call.audit_change(&state, &resource, &format!("dataset.update:{fields}"), None, None)
+    let changes = changed_fields(&dataset, &next);
+    call.audit_edit(&state, &resource, "dataset.update", None, None, changes)
         .await?;
     Ok(Json(to_json(&next)?))
+}
+
+/// `field: old -> new` for each field an update changed.
+fn changed_fields(before: &Dataset, after: &Dataset) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |field: &str, old: String, new: String| {
+        if old != new {
+            out.push(format!("{field}: {old} -> {new}"));
+        }
+    };
+    note("owner", before.owner.clone(), after.owner.clone());
+    note(
+        "classification",
+        before.classification.as_str().to_owned(),
+        after.classification.as_str().to_owned(),
+    );
+    note(
+        "allowed_purposes",
+        format!("{:?}", before.allowed_purposes),
+        format!("{:?}", after.allowed_purposes),
+    );
+    note(
+        "description",
+        format!("{:?}", before.description),
+        format!("{:?}", after.description),
+    );
+    out
 }
 
 /// Query of `DELETE /api/v1/datasets/{name}`.
@@ -189,7 +234,9 @@ pub(super) async fn authorize_sources<S: Store>(
     call: &Call,
     sources: &[NodeRef],
 ) -> Result<(), ApiError> {
-    for source in sources {
+    // One decision per dataset: its versions share its attributes.
+    let mut seen = std::collections::BTreeSet::new();
+    for source in sources.iter().filter(|s| seen.insert(s.name.as_str())) {
         if let Some(d) = state.store.get_dataset(&source.name).await.map_err(store_error)? {
             call.authorize(state, "lineage.read", &entities::dataset_version(&d, source.version))
                 .await?;

@@ -62,7 +62,18 @@ async fn model_resource<S: Store>(state: &AppState<S>, m: &Model) -> Result<ward
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ModelSpec,
     responses((status = 201, body = Model), (status = 400), (status = 403), (status = 409)))]
 pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
-    let spec: ModelSpec = read_json(&state, body).await?;
+    let mut spec: ModelSpec = read_json(&state, body).await?;
+    if spec.tenant.is_none() {
+        spec.tenant.clone_from(&call.caller.tenant);
+    }
+    // A name the configuration's `[models]` catalog stages belongs to the
+    // operator: registering it would change what the gateway allows.
+    if state.options.model_stages.contains_key(&spec.name) {
+        return Err(ApiError::conflict(format!(
+            "model `{}` is staged by the `[models]` catalog of the configuration",
+            spec.name
+        )));
+    }
     let model = spec.validate(call.principal(), call.now).map_err(rule_error)?;
     let resource = entities::model(&model, Stage::Development);
     call.authorize(&state, "model.register", &resource).await?;
@@ -238,7 +249,11 @@ pub async fn set_stage<S: Store>(
     };
     state.store.set_stage(&change).await.map_err(store_error)?;
     refresh_attributes(&state).await;
-    let moved = model_version(&state, &name, version).await?;
+    let moved = ModelVersion {
+        stage: to,
+        stage_changed_at: call.now,
+        ..v.clone()
+    };
     let resource = entities::display(&entities::model_version(&m, &moved));
     let operation = format!("model.stage:{}->{}", v.stage.as_str(), to.as_str());
     call.audit_change(&state, &resource, &operation, Some(moved.digest.clone()), Some(reason))

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_audit::EventKind;
-use warden_registry::{Ballot, PromotionRequest, RequestStatus, Vote, VoteOutcome, Voter};
+use warden_registry::{Ballot, PromotionRequest, RegistryError, RequestStatus, Vote, VoteOutcome, Voter};
 use warden_store::{Store, StoreError};
 
 use super::call::{Call, rule_error, store_error};
@@ -28,6 +28,8 @@ type AppRef<S> = State<Arc<AppState<S>>>;
 
 /// Policy id recorded when the four-eyes rule refuses a vote.
 pub const FOUR_EYES_POLICY_ID: &str = "warden.four-eyes";
+/// Policy id recorded for a vote on a request that is no longer open.
+pub const CLOSED_POLICY_ID: &str = "warden.request-closed";
 
 /// A request as the API shows it: its fields, its ballots, and how many
 /// approvals count now.
@@ -142,7 +144,8 @@ pub async fn approve<S: Store>(
 }
 
 /// `POST /api/v1/promotions/{id}/reject` with `{"reason"}`: closes the
-/// request (the requester may withdraw their own this way).
+/// request. An approver rejects with `model.approve`; the requester may
+/// withdraw their own with `model.promote`.
 #[utoipa::path(post, path = "/api/v1/promotions/{id}/reject", tag = "promotions",
     params(("id" = String, Path)), request_body = VoteBody,
     responses((status = 200, description = "The rejected request"), (status = 403), (status = 404), (status = 409)))]
@@ -169,7 +172,11 @@ async fn vote<S: Store>(
     let v = model_version(&state, &req.model, req.version).await?;
     let resource = entities::model_version(&m, &v);
     let shown = entities::display(&resource);
-    call.authorize(&state, "model.approve", &resource).await?;
+    // The requester may withdraw their own request with the right to make
+    // it; every other vote needs the right to approve.
+    let withdrawal = vote == Vote::Reject && req.requested_by == call.principal();
+    let action = if withdrawal { "model.promote" } else { "model.approve" };
+    call.authorize(&state, action, &resource).await?;
     let voter = Voter {
         subject: call.principal(),
         actors: &call.caller.actor_chain,
@@ -177,8 +184,11 @@ async fn vote<S: Store>(
     let result = match state.store.vote(&id, voter, vote, &reason, call.now).await {
         Ok(r) => r,
         Err(StoreError::Registry(rule)) => {
-            call.record_denial(&state, "model.approve", &shown, FOUR_EYES_POLICY_ID)
-                .await;
+            let policy = match rule {
+                RegistryError::Closed(_) => CLOSED_POLICY_ID,
+                _ => FOUR_EYES_POLICY_ID,
+            };
+            call.record_denial(&state, action, &shown, policy).await;
             return Err(rule_error(rule));
         }
         Err(e) => return Err(store_error(e)),
@@ -191,6 +201,7 @@ async fn vote<S: Store>(
     let event = EventKind::Approval {
         approver: call.principal().to_owned(),
         requester: req.requested_by.clone(),
+        requester_actors: req.requester_actors.clone(),
         resource: shown.clone(),
         action: "model.promote".into(),
         vote: vote.as_str().into(),
@@ -221,8 +232,13 @@ async fn vote<S: Store>(
         )
         .await?;
     }
-    let (after, ballots) = request(&state, &id).await?;
-    let mut body = describe(&after, &ballots, call.now);
+    // The vote is committed and audited: a failure to read the ballots
+    // back must not read as "nothing was changed".
+    let ballots = match state.store.get_promotion(&id).await {
+        Ok(Some((_, b))) => b,
+        _ => Vec::new(),
+    };
+    let mut body = describe(&result.request, &ballots, call.now);
     if let Some(obj) = body.as_object_mut() {
         obj.insert("outcome".into(), json!(outcome));
     }
