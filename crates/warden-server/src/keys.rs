@@ -39,6 +39,9 @@ pub struct KeySnapshot {
 #[derive(Debug)]
 pub struct KeyCache {
     current: RwLock<Arc<KeySnapshot>>,
+    /// When a token's unknown `kid` last made it re-read the store (Unix
+    /// seconds): at most once a second, so garbage kids cannot hammer it.
+    last_unknown_kid_reload: std::sync::atomic::AtomicU64,
 }
 
 fn validation(options: &ServerOptions, audience: &str) -> Result<Validation, warden_jose::JoseError> {
@@ -80,6 +83,7 @@ impl KeyCache {
         let snapshot = Self::read(manager, options, now, None).await?;
         Ok(KeyCache {
             current: RwLock::new(Arc::new(snapshot)),
+            last_unknown_kid_reload: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -88,6 +92,35 @@ impl KeyCache {
         match self.current.read() {
             Ok(s) => Arc::clone(&s),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Re-reads the keys because a token named a `kid` this replica does
+    /// not know (another replica or the CLI may have just rotated), at most
+    /// once a second. True when the keys changed, so the token is worth
+    /// verifying again.
+    pub async fn reload_for_unknown_kid<S: Store>(
+        &self,
+        manager: &KeyManager<S>,
+        options: &ServerOptions,
+        now: u64,
+    ) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.last_unknown_kid_reload.load(Ordering::Relaxed);
+        if now <= last
+            || self
+                .last_unknown_kid_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        match self.reload(manager, options, now).await {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::warn!(error = %e, "key reload for an unknown kid failed");
+                false
+            }
         }
     }
 

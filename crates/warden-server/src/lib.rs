@@ -34,6 +34,7 @@ pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod failures;
+pub mod fanout;
 pub mod federation;
 pub mod form;
 pub mod gateway;
@@ -158,6 +159,10 @@ impl<S: Store> App<S> {
             Some(Arc::new(built))
         };
         let hasher = clients::SecretHasher::from_master(&master);
+        let fanout = match options.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => fanout::Fanout::new(url, &options.issuer),
+            None => fanout::Fanout::disabled(),
+        };
         let state = AppState::new(
             store,
             options,
@@ -168,6 +173,7 @@ impl<S: Store> App<S> {
             hasher,
             metrics,
             policies.clone(),
+            fanout,
         );
         state.revocations.sync(&state.store, now, true).await?;
         Ok(App {
@@ -286,6 +292,7 @@ impl<S: Store> App<S> {
         let metrics_task = metrics::spawn(self.state.metrics.clone(), metrics_listener);
         let background = tokio::spawn(background(Arc::clone(&self.state), Arc::clone(&self.signer)));
         let registry_refresh = tokio::spawn(refresh_registry(Arc::clone(&self.state)));
+        let fanout_tasks = fanout::spawn(Arc::clone(&self.state));
         let watcher = match &self.state.options.policy_dir {
             Some(dir) => Some(tokio::spawn(watch_policies(
                 Arc::clone(&self.state),
@@ -305,6 +312,9 @@ impl<S: Store> App<S> {
             .await;
         background.abort();
         registry_refresh.abort();
+        for task in fanout_tasks {
+            task.abort();
+        }
         metrics_task.abort();
         if let Some(w) = watcher {
             w.abort();
@@ -462,6 +472,7 @@ pub async fn reload_policies<S: Store>(
     match policies.reload() {
         Ok(count) => {
             tracing::warn!(count, trigger, "policies reloaded");
+            state.fanout.publish(fanout::Notice::Policies);
             let event = EventKind::AdminAction {
                 principal: "warden".into(),
                 action: "policy.reload".into(),
@@ -500,6 +511,7 @@ async fn rotate_if_due<S: Store>(state: &AppState<S>, now: u64) {
     match state.manager.rotate(state.options.key_algorithm, now, false).await {
         Ok(record) => {
             tracing::info!(kid = %record.kid, "rotated the signing key on schedule");
+            state.fanout.publish(fanout::Notice::Keys);
             let event = EventKind::KeyRotated {
                 kid: record.kid.clone(),
                 previous_kid: previous,

@@ -49,6 +49,8 @@ pub struct AppState<S> {
     pub metrics: Metrics,
     /// The Cedar policies, for the gateway and the registry API.
     pub policies: Arc<CedarAuthorizer>,
+    /// Notices to the other replicas (Redis pub/sub), when configured.
+    pub fanout: crate::fanout::Fanout,
     /// Recently read clients.
     clients: Mutex<HashMap<String, (ClientRecord, Instant)>>,
     /// Client ids whose last use was recorded recently, and when.
@@ -70,6 +72,7 @@ impl<S: Store> AppState<S> {
         hasher: SecretHasher,
         metrics: Metrics,
         policies: Arc<CedarAuthorizer>,
+        fanout: crate::fanout::Fanout,
     ) -> Self {
         let failures = FailureLimiter::new(options.oauth.auth_failures_per_minute);
         AppState {
@@ -84,6 +87,7 @@ impl<S: Store> AppState<S> {
             failures,
             metrics,
             policies,
+            fanout,
             clients: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(true),

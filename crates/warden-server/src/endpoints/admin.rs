@@ -124,6 +124,9 @@ async fn set_disabled<S: Store>(
     let principal = admin(&state, &headers, now)?;
     clients::set_disabled(&state.store, &id, disabled, now).await?;
     state.forget_client(&id);
+    state
+        .fanout
+        .publish(crate::fanout::Notice::Client { client_id: id.clone() });
     let action = if disabled { "client.disable" } else { "client.enable" };
     audit_admin(&state, principal, action, &id, now).await?;
     Ok(Json(json!({"client_id": id, "disabled": disabled})).into_response())
@@ -139,6 +142,9 @@ pub async fn rotate_secret<S: Store>(
     let principal = admin(&state, &headers, now)?;
     let secret = clients::rotate_secret(&state.store, &state.hasher, &id, now).await?;
     state.forget_client(&id);
+    state
+        .fanout
+        .publish(crate::fanout::Notice::Client { client_id: id.clone() });
     audit_admin(&state, principal, "client.rotate_secret", &id, now).await?;
     Ok(Json(json!({"client_id": id, "client_secret": secret.0.as_str()})).into_response())
 }

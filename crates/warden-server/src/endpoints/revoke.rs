@@ -69,12 +69,16 @@ pub async fn revoke<S: Store>(
     Ok(ok())
 }
 
-/// Applies revocations to this replica at once (others pick them up from
-/// the store within a sync period).
+/// Applies revocations to this replica at once and tells the others (over
+/// Redis when configured; else they pick them up from the store within a
+/// sync period).
 pub fn revoke_locally<S: Store>(state: &AppState<S>, revoked: Vec<(String, u64)>) {
     let keys = state.keys.get();
     for (jti, exp) in revoked {
         keys.api.invalidate_jti(&jti);
+        state
+            .fanout
+            .publish(crate::fanout::Notice::Revoked { jti: jti.clone(), exp });
         state.revocations.insert(jti, exp);
     }
 }

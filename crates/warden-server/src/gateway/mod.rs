@@ -519,10 +519,20 @@ async fn authenticate<S: Store>(
     }
     let keys = app.keys.get();
     let audience = route.config().audience.as_deref();
-    let (verified, cache_hit) = gateway
+    let (mut verified, cache_hit) = gateway
         .verifiers
         .verify_traced(&keys, &app.options, audience, token, now);
     app.metrics.token_cache(cache_hit);
+    // A key rotated on another replica (or by the CLI) a moment ago: read
+    // the keys again, at most once a second, and retry once.
+    if matches!(verified, Err(AuthError::Invalid(warden_jose::JoseError::UnknownKid)))
+        && app.keys.reload_for_unknown_kid(&app.manager, &app.options, now).await
+    {
+        verified = gateway
+            .verifiers
+            .verify_traced(&app.keys.get(), &app.options, audience, token, now)
+            .0;
+    }
     let verified = verified?;
     let mut caller = Caller::from_warden(&verified)?;
     caller.purpose = crate::purpose::stated(headers, Some(verified.claims().raw()))

@@ -46,7 +46,21 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Call {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
         let now = now();
-        let token = bearer::caller(state, &parts.headers, now)?;
+        let token = match bearer::caller(state, &parts.headers, now) {
+            Err(e) if bearer::unknown_kid(state, &parts.headers, now) => {
+                // A key rotated elsewhere a moment ago: re-read, retry once.
+                if state
+                    .keys
+                    .reload_for_unknown_kid(&state.manager, &state.options, now)
+                    .await
+                {
+                    bearer::caller(state, &parts.headers, now)?
+                } else {
+                    return Err(e);
+                }
+            }
+            other => other?,
+        };
         let mut caller = Caller::from_warden(&token)
             .map_err(|e| ApiError::invalid_token(format!("the access token is invalid: {e}")))?;
         caller.purpose =

@@ -119,6 +119,7 @@ pub(crate) async fn refresh_attributes<S: Store>(state: &AppState<S>) {
     if let Err(e) = state.policies.registry().refresh(&state.store).await {
         tracing::warn!(error = %e, "could not refresh registry attributes; they catch up within 5 s");
     }
+    state.fanout.publish(crate::fanout::Notice::Registry);
 }
 
 #[cfg(test)]

@@ -115,6 +115,20 @@ pub async fn start_pg(tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore>
     start(store, tweak, |app, _| app, None, Some(schema)).await
 }
 
+/// A server on an existing PostgreSQL schema it does not own (several
+/// replicas share it; the caller drops it).
+pub async fn start_pg_shared(schema: &str, tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore> {
+    let store = PgStore::connect_in_schema(&pg_url(), schema).await.unwrap();
+    start(store, tweak, |app, _| app, None, None).await
+}
+
+/// Drops a schema made with [`fresh_schema`].
+pub async fn drop_schema(schema: &str) {
+    let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
+    let q = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+}
+
 async fn start<S: Store>(
     store: S,
     tweak: impl FnOnce(&mut ServerOptions),
@@ -327,4 +341,10 @@ impl<S: Store> Server<S> {
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&warden_jose::base64url::decode(payload).unwrap()).unwrap()
+}
+
+/// Decodes a JWS header without verifying (tests only).
+pub fn header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&warden_jose::base64url::decode(part).unwrap()).unwrap()
 }

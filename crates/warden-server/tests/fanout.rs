@@ -1,0 +1,171 @@
+//! Two replicas on one PostgreSQL schema and one Redis, in this process:
+//! what one changes, the other applies at once through the Redis fan-out
+//! (a revocation, a registry change) or by re-reading the store when a
+//! token names a key it has not seen (a rotation elsewhere). Redis is
+//! required when `WARDEN_TEST_REQUIRE_REDIS=1` (CI); otherwise a missing
+//! Redis skips the test with a note.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Auth, Server};
+use warden_store::oauth::ClientKind;
+use warden_store::postgres::PgStore;
+
+fn redis_url() -> String {
+    std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn redis_up() -> bool {
+    let up = match redis::Client::open(redis_url()) {
+        Ok(c) => match c.get_multiplexed_async_connection().await {
+            Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    if !up && std::env::var("WARDEN_TEST_REQUIRE_REDIS").as_deref() == Ok("1") {
+        panic!(
+            "Redis is required (WARDEN_TEST_REQUIRE_REDIS=1) but {} does not answer",
+            redis_url()
+        );
+    }
+    up
+}
+
+async fn replicas(schema: &str, issuer: &str) -> (Server<PgStore>, Server<PgStore>) {
+    let tweak = |o: &mut warden_server::ServerOptions| {
+        o.issuer = issuer.to_owned();
+        o.redis_url = Some(redis_url());
+    };
+    let a = support::start_pg_shared(schema, tweak).await;
+    let b = support::start_pg_shared(schema, tweak).await;
+    (a, b)
+}
+
+async fn token(server: &Server<PgStore>, id: &str, secret: &str, issuer: &str) -> String {
+    let r = server
+        .post_form(
+            "/oauth/token",
+            Auth::Basic(id, secret),
+            &[("grant_type", "client_credentials"), ("resource", issuer)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn active(server: &Server<PgStore>, id: &str, secret: &str, token: &str) -> bool {
+    let r = server
+        .post_form("/oauth/introspect", Auth::Basic(id, secret), &[("token", token)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["active"] == json!(true)
+}
+
+/// Polls `check` every 10 ms for up to 3 s; the time it took.
+async fn within<F, Fut>(mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    for _ in 0..300 {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn what_one_replica_changes_the_other_applies_at_once() {
+    if !redis_up().await {
+        eprintln!("skipped: Redis is not reachable");
+        return;
+    }
+    let schema = support::fresh_schema();
+    let issuer = format!("http://warden-{schema}.test");
+    let (a, b) = replicas(&schema, &issuer).await;
+    let secret = a
+        .client(
+            "etl",
+            ClientKind::Service,
+            &["client_credentials"],
+            "dataset.read",
+            &[&issuer],
+        )
+        .await;
+
+    // A token from A verifies on B.
+    let t = token(&a, "etl", &secret, &issuer).await;
+    assert!(active(&b, "etl", &secret, &t).await, "B knows A's token");
+
+    // A revocation on A reaches B well inside the 1 s periodic sync.
+    let r = a
+        .post_form("/oauth/revoke", Auth::Basic("etl", &secret), &[("token", &t)])
+        .await;
+    assert_eq!(r.status, 200);
+    let took = within(|| async { !active(&b, "etl", &secret, &t).await })
+        .await
+        .expect("B never saw the revocation");
+    eprintln!("revocation reached the other replica in {took:?}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+
+    // A key that becomes active on A at once (a rotation elsewhere): B
+    // verifies A's next token on the first try, re-reading the store for
+    // the unknown kid.
+    let now = warden_server::state::now();
+    a.state
+        .manager
+        .rotate(warden_jose::Algorithm::EdDSA, now, true)
+        .await
+        .unwrap();
+    a.state
+        .keys
+        .reload(&a.state.manager, &a.state.options, now)
+        .await
+        .unwrap();
+    let t2 = token(&a, "etl", &secret, &issuer).await;
+    let kid = |t: &str| support::header(t)["kid"].as_str().unwrap().to_owned();
+    assert_ne!(kid(&t), kid(&t2), "signed with the new key");
+    assert!(active(&b, "etl", &secret, &t2).await, "B verifies the new key at once");
+
+    // A registry change on A reaches B's policy attributes at once.
+    let admin = {
+        let keys = a.state.keys.get();
+        let key = keys.signing.as_ref().unwrap();
+        let now = warden_server::state::now();
+        let claims = json!({"iss": issuer, "sub": "user:root", "aud": [issuer], "exp": now + 300, "iat": now,
+            "nbf": now, "jti": warden_jose::issue::new_jti().unwrap(), "client_id": "cli",
+            "scope": "dataset.create", "roles": ["admin"]});
+        warden_jose::issue::encode(key, "at+jwt", &claims).unwrap()
+    };
+    let r = a
+        .post_json(
+            "/api/v1/datasets",
+            Some(&admin),
+            &json!({"name": "fanout-ds", "classification": "internal"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let registry = b.state.policies.registry().clone();
+    let took = within(|| {
+        let registry = registry.clone();
+        async move { registry.resource("Dataset", "fanout-ds").is_some() }
+    })
+    .await
+    .expect("B never saw the dataset");
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?} (the periodic refresh takes up to 5 s)"
+    );
+
+    a.stop().await;
+    b.stop().await;
+    support::drop_schema(&schema).await;
+}
