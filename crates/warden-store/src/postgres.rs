@@ -5,6 +5,9 @@ use std::str::FromStr as _;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+/// How long a request waits for a database connection before failing.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 use crate::error::StoreError;
 use crate::{Store, impl_key_store};
 
@@ -42,7 +45,14 @@ impl PgStore {
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        // While PostgreSQL is down, a request waits at most this long for a
+        // connection and then fails closed (503), instead of hanging for
+        // sqlx's default 30 s; the pool reconnects by itself when it is back.
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool })
     }

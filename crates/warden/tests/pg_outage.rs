@@ -1,0 +1,291 @@
+//! PostgreSQL going away under a running `warden serve`, on a private
+//! PostgreSQL cluster this test creates (initdb in a temp dir, a random
+//! loopback port), so the machine's shared server is never disturbed:
+//!
+//! - while it is down, token issuance fails closed with 503
+//!   `temporarily_unavailable` within a few seconds (never a hang), and
+//!   `/readyz` says the store is unreachable; what needs no database goes
+//!   on (`/healthz`, the JWKS, so resource servers keep verifying);
+//! - when it is back, issuance recovers without restarting Warden;
+//! - no acknowledged audit event is lost: every token answered 200 has its
+//!   `token_issued` event, and the log verifies.
+//!
+//! Needs PostgreSQL's server binaries (Debian `postgresql`, installed by
+//! `scripts/test`); as root they run as the `postgres` user.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// PostgreSQL's server binaries: `pg_ctl` beside `initdb`.
+fn pg_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .map(|b| b.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A command run as `postgres` when we are root (PostgreSQL refuses root).
+fn as_pg_user(program: PathBuf) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private PostgreSQL cluster.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn create(root: &Path) -> Cluster {
+        let dir = root.join("pg");
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(root)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let out = as_pg_user(pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let cluster = Cluster { dir, port: free_port() };
+        cluster.start();
+        cluster
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        as_pg_user(pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn start(&self) {
+        let out = self.ctl(&["-w", "-t", "30", "start"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let out = self.ctl(&["-w", "-m", "immediate", "stop"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.ctl(&["-w", "-m", "immediate", "stop"]);
+    }
+}
+
+fn warden(data: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WARDEN_DATA_DIR", data)
+        .env("WARDEN_DATABASE_URL", url)
+        .env("WARDEN_DATABASE_SCHEMA", "warden")
+        .env("WARDEN_LOG", "error");
+    cmd
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn issue(http: &reqwest::Client, base: &str, secret: &str) -> (u16, serde_json::Value) {
+    let r = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth("svc", Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn issuance_fails_closed_while_postgres_is_down_and_recovers_without_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(root.path());
+    let data = root.path().join("data");
+    let url = cluster.url();
+    let out = warden(
+        &data,
+        &url,
+        &["client", "create", "--name", "svc", "--kind", "service", "--scope", "x"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: ").map(str::to_owned))
+        .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server(
+        warden(&data, &url, &["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(wait_ready(&http, &base).await, "server did not become ready");
+
+    let mut acknowledged = 0u32;
+    for _ in 0..5 {
+        let (status, body) = issue(&http, &base, &secret).await;
+        assert_eq!(status, 200, "{body}");
+        acknowledged += 1;
+    }
+
+    cluster.stop();
+    // The client record is cached for 5 s; past that, issuance needs the
+    // database. Every answer is a prompt 503, never a hang or a token.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body) = issue(&http, &base, &secret).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    }
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("store unreachable"), "{text}");
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let jwks = http.get(format!("{base}/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(jwks.status(), 200, "resource servers keep verifying");
+
+    cluster.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut recovered = false;
+    while Instant::now() < deadline {
+        let (status, _) = issue(&http, &base, &secret).await;
+        if status == 200 {
+            acknowledged += 1;
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "issuance did not recover without a restart");
+    for _ in 0..5 {
+        let (status, body) = issue(&http, &base, &secret).await;
+        assert_eq!(status, 200, "{body}");
+        acknowledged += 1;
+    }
+    assert!(wait_ready(&http, &base).await, "readyz did not recover");
+    drop(server);
+
+    let out = warden(&data, &url, &["audit", "verify"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = warden(
+        &data,
+        &url,
+        &[
+            "audit",
+            "query",
+            "--type",
+            "token_issued",
+            "--limit",
+            "100000",
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let issued = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("token_issued"))
+        .count();
+    assert!(
+        issued >= acknowledged as usize,
+        "{issued} token_issued events for {acknowledged} acknowledged tokens"
+    );
+}
