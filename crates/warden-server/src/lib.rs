@@ -367,11 +367,20 @@ async fn refresh_registry<S: Store>(state: Arc<AppState<S>>) {
     }
 }
 
+/// The lease whose holder signs the periodic audit checkpoints.
+pub const CHECKPOINT_LEASE: &str = "audit-checkpointer";
+
 async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
     let mut last_checkpoint = now();
+    // Checkpoints are signed by one replica at a time: the holder of the
+    // `audit-checkpointer` lease (held for three intervals, renewed at
+    // each). Any replica's checkpoint would be consistent (they all sign
+    // prefixes of one tree), but one signer keeps the log of checkpoints
+    // free of duplicates and races.
+    let me = request_id::new();
     loop {
         tick.tick().await;
         n += 1;
@@ -396,8 +405,21 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
         {
             tracing::warn!(error = %e, "purging expired rows failed");
         }
-        if t >= last_checkpoint + state.options.audit.checkpoint_interval {
+        let interval = state.options.audit.checkpoint_interval;
+        if t >= last_checkpoint + interval {
             last_checkpoint = t;
+            match state
+                .store
+                .try_lease(CHECKPOINT_LEASE, &me, t, interval.saturating_mul(3))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint lease unavailable");
+                    continue;
+                }
+            }
             match warden_store::sign_checkpoint(&state.store, &signer, t).await {
                 Ok(Some(cp)) => tracing::debug!(size = cp.size, "signed audit checkpoint"),
                 Ok(None) => {}

@@ -93,6 +93,9 @@ crate::settings::impl_settings_store!(
     PgStore,
     get = "SELECT value FROM settings WHERE name = $1",
     insert_if_absent = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    lease = "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until < $3",
 );
 
 impl PgStore {

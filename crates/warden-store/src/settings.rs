@@ -2,6 +2,9 @@
 //! `settings` table (`migrations/*/0001_signing_keys.sql`), such as the
 //! master key fingerprint and the sealed audit-log key.
 //!
+//! Leases (`leases`, `migrations/*/0005_leases.sql`) let one replica at a
+//! time do a named job.
+//!
 //! A setting is written once and never changed: replicas racing to create
 //! one each call [`SettingsStore::insert_setting_if_absent`], then
 //! [`SettingsStore::get_setting`], and all end up with the first value
@@ -23,11 +26,23 @@ pub trait SettingsStore: Send + Sync {
         name: &str,
         value: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`:
+    /// true when `holder` holds it now (it was free, lapsed, or already
+    /// its own), false while another holder's lease runs. One replica at a
+    /// time does the job the lease names.
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        ttl: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Implements [`SettingsStore`] for a backend from its SQL.
 macro_rules! impl_settings_store {
-    ($store:ty, get = $get:expr, insert_if_absent = $insert:expr $(,)?) => {
+    ($store:ty, get = $get:expr, insert_if_absent = $insert:expr, lease = $lease:expr $(,)?) => {
         impl $crate::settings::SettingsStore for $store {
             async fn get_setting(&self, name: &str) -> Result<Option<String>, $crate::StoreError> {
                 // From the writer: a value inserted just before is seen.
@@ -42,6 +57,23 @@ macro_rules! impl_settings_store {
                 let done = sqlx::query($insert)
                     .bind(name)
                     .bind(value)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn try_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: u64,
+                ttl: u64,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($lease)
+                    .bind(name)
+                    .bind(holder)
+                    .bind($crate::to_i64(now)?)
+                    .bind($crate::to_i64(now.saturating_add(ttl))?)
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)

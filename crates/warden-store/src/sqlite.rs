@@ -85,6 +85,9 @@ crate::settings::impl_settings_store!(
     SqliteStore,
     get = "SELECT value FROM settings WHERE name = ?",
     insert_if_absent = "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    lease = "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until < ?3",
 );
 
 /// The file an `sqlite:` URL names (`None` for in-memory databases).

@@ -220,6 +220,20 @@ async fn migrations_are_idempotent<H: Harness>() {
     h.finish().await;
 }
 
+async fn leases_have_one_holder_at_a_time<H: Harness>() {
+    use warden_store::SettingsStore as _;
+    let h = H::start().await;
+    let s = h.store();
+    assert!(s.try_lease("job", "a", 100, 10).await.unwrap(), "free");
+    assert!(!s.try_lease("job", "b", 105, 10).await.unwrap(), "a holds it until 110");
+    assert!(s.try_lease("job", "a", 108, 10).await.unwrap(), "a renews until 118");
+    assert!(!s.try_lease("job", "b", 115, 10).await.unwrap(), "still a's");
+    assert!(s.try_lease("job", "b", 119, 10).await.unwrap(), "lapsed: b takes over");
+    assert!(!s.try_lease("job", "a", 120, 10).await.unwrap(), "now b's");
+    assert!(s.try_lease("other", "a", 120, 10).await.unwrap(), "leases are per name");
+    h.finish().await;
+}
+
 macro_rules! suite {
     ($backend:ident, $harness:ty) => {
         mod $backend {
@@ -243,6 +257,10 @@ macro_rules! suite {
             #[tokio::test]
             async fn migrations_are_idempotent() {
                 super::migrations_are_idempotent::<$harness>().await
+            }
+            #[tokio::test]
+            async fn leases_have_one_holder_at_a_time() {
+                super::leases_have_one_holder_at_a_time::<$harness>().await
             }
         }
     };
