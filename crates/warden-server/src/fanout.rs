@@ -117,6 +117,35 @@ impl Fanout {
     }
 }
 
+/// Announces `notice` to the running replicas from outside a server (the
+/// CLI after it rotates a key or changes a client): one `PUBLISH`, with a
+/// 3 s limit. An error says what failed; callers only warn, since the
+/// replicas reconcile from the store periodically anyway.
+pub async fn announce(url: &str, issuer: &str, notice: Notice) -> Result<(), String> {
+    let body = serde_json::to_string(&Envelope {
+        from: "cli".into(),
+        notice,
+    })
+    .map_err(|e| e.to_string())?;
+    let publish = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PUBLISH")
+            .arg(channel(issuer))
+            .arg(&body)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(3), publish)
+        .await
+        .map_err(|_| "Redis did not answer within 3 s".to_owned())?
+}
+
 /// Starts the publisher and the subscriber; both run until aborted.
 pub fn spawn<S: Store>(state: Arc<AppState<S>>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(inner) = state.fanout.inner.clone() else {

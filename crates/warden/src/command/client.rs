@@ -150,13 +150,25 @@ impl StoreTask for ClientTask<'_> {
                     .await
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.disable", &client_id)]).await?;
-                eprintln!("client `{client_id}` disabled (replicas stop accepting it within 5 s)");
+                self.ctx
+                    .announce(warden_server::fanout::Notice::Client {
+                        client_id: client_id.clone(),
+                    })
+                    .await;
+                eprintln!(
+                    "client `{client_id}` disabled (replicas told over Redis when configured; otherwise within 5 s)"
+                );
             }
             ClientCommand::Enable { client_id } => {
                 clients::set_disabled(&store, &client_id, false, now)
                     .await
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.enable", &client_id)]).await?;
+                self.ctx
+                    .announce(warden_server::fanout::Notice::Client {
+                        client_id: client_id.clone(),
+                    })
+                    .await;
                 eprintln!("client `{client_id}` enabled");
             }
             ClientCommand::RotateSecret { client_id } => {
@@ -165,6 +177,11 @@ impl StoreTask for ClientTask<'_> {
                     .await
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.rotate_secret", &client_id)]).await?;
+                self.ctx
+                    .announce(warden_server::fanout::Notice::Client {
+                        client_id: client_id.clone(),
+                    })
+                    .await;
                 println!("client_secret: {}", secret.0.as_str());
             }
         }

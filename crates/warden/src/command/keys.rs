@@ -69,6 +69,7 @@ impl StoreTask for KeysTask<'_> {
                     });
                 }
                 audit::record(manager.store(), now, events).await?;
+                ctx.announce(warden_server::fanout::Notice::Keys).await;
                 println!("{}", record.kid);
                 if record.activates_at <= now {
                     eprintln!("created {alg} key {}: published and signing now", record.kid);
@@ -85,6 +86,7 @@ impl StoreTask for KeysTask<'_> {
                 let manager = ctx.key_manager(store, false).await?;
                 manager.retire(&kid, now, force).await?;
                 audit::record(manager.store(), now, vec![EventKind::KeyRetired { kid: kid.clone() }]).await?;
+                ctx.announce(warden_server::fanout::Notice::Keys).await;
                 eprintln!("retired key {kid}: it is no longer published");
             }
             KeysCommand::Sweep => {

@@ -61,6 +61,18 @@ impl Context {
         Ok(KeyManager::open(store, self.master_key(create)?, self.rotation_policy()).await?)
     }
 
+    /// Tells running replicas (over `redis_url`, when configured) what
+    /// this command changed, so they apply it at once instead of at their
+    /// next periodic reload. Best effort: a failure is a warning.
+    pub async fn announce(&self, notice: warden_server::fanout::Notice) {
+        let Some(url) = self.settings.redis_url.as_deref() else {
+            return;
+        };
+        if let Err(e) = warden_server::fanout::announce(url, &self.settings.issuer, notice).await {
+            eprintln!("warning: could not tell the running replicas ({e}); they pick the change up within seconds");
+        }
+    }
+
     /// The public keys published now.
     pub async fn published_keys<S: Store>(&self, store: &S) -> anyhow::Result<Vec<warden_jose::VerifyingKey>> {
         Ok(warden_store::published_keys(store, self.rotation_policy(), now()).await?)
