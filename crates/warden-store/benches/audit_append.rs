@@ -13,10 +13,11 @@
 //! (default `postgres://postgres@127.0.0.1:5432/test`), and `postgres-unix`
 //! over the Unix socket at `WARDEN_BENCH_POSTGRES_UNIX_URL` (default
 //! `postgres:///test?host=/var/run/postgresql&user=postgres`); each is
-//! skipped, with a note, when it cannot be reached. The two differ because
-//! sqlx 0.9.0 leaves Nagle's algorithm on for TCP (sqlx issue #4335): a
-//! statement larger than the socket's first send buffer waits ~40 ms for
-//! a delayed ACK.
+//! skipped, with a note, when it cannot be reached. They used to differ
+//! widely because sqlx 0.9.0 leaves Nagle's algorithm on for TCP (sqlx
+//! issue #4335): a statement larger than one write waited ~40 ms for a
+//! delayed ACK. The PostgreSQL store now keeps audit statements small
+//! (`postgres.rs`, `STATEMENT_BYTES`), which closes most of the gap.
 //!
 //! Run: `cargo bench -p warden-store --bench audit_append`
 
