@@ -29,6 +29,7 @@
 pub mod audit_sink;
 pub mod bearer;
 pub mod client_auth;
+pub mod client_ip;
 pub mod clients;
 pub mod demo;
 pub mod endpoints;

@@ -49,6 +49,9 @@ pub struct ServerOptions {
     pub rate_limit: RateLimitOptions,
     /// `[registry]`: four-eyes promotion settings.
     pub registry: RegistryOptions,
+    /// Proxies (load balancers) whose `X-Forwarded-For` is believed: the
+    /// client is the rightmost address not in these networks.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Prometheus metrics (`[metrics]`).
     pub metrics: MetricsOptions,
 }

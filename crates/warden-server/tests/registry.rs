@@ -982,3 +982,28 @@ async fn concurrent_approvals_over_http_record_exactly_the_required_number() {
     assert_eq!(r.body["ballots"].as_array().unwrap().len(), 3);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_audited() {
+    for (trusted, expected) in [(true, "203.0.113.9"), (false, "127.0.0.1")] {
+        let s = support::start_sqlite(|o| {
+            if trusted {
+                o.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            }
+        })
+        .await;
+        let t = tokens(&s);
+        let r = s
+            .http
+            .get(format!("{}/api/v1/models", s.base))
+            .bearer_auth(&t.auditor)
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let listed: Vec<Value> = events(&s, "access_decision").await;
+        assert_eq!(listed.last().unwrap()["source_ip"], expected, "trusted: {trusted}");
+        s.stop().await;
+    }
+}

@@ -58,6 +58,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("oauth.assertion_max_ttl", Kind::Int),
     ("oauth.introspection_scope", Kind::Str),
     ("redis_url", Kind::Str),
+    ("trusted_proxies", Kind::List),
     ("rate_limit.redis_fallback", Kind::Str),
     ("rate_limit.replicas", Kind::Int),
     ("registry.required_approvals", Kind::Int),
@@ -121,6 +122,11 @@ pub struct Config {
     /// counters shared by every replica; unset: each process limits alone.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// Load balancers whose `X-Forwarded-For` names the client: IP
+    /// addresses or CIDR networks (`10.0.0.0/8`). Empty: the TCP peer is
+    /// the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Shared rate limits.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
@@ -432,6 +438,8 @@ pub struct Settings {
     pub models: BTreeMap<String, String>,
     /// Redis for shared rate limits, if any.
     pub redis_url: Option<String>,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Redis fallback and replica count.
     pub rate_limit: warden_server::options::RateLimitOptions,
     /// Promotion approvals.
@@ -514,6 +522,7 @@ impl std::fmt::Debug for Settings {
             .field("redis_url", &self.redis_url.as_deref().map(warden_store::redact_url))
             .field("rate_limit", &self.rate_limit)
             .field("registry", &self.registry)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("log_format", &self.log_format)
             .field("metrics", &self.metrics)
             .finish()
@@ -684,6 +693,17 @@ impl Config {
         if !(60..=90 * 86_400).contains(&self.registry.approval_ttl) {
             bail!("config key `registry.approval_ttl`: must be between 60 seconds and 90 days");
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow!("config key `trusted_proxies`: `{text}` is not an IP address or a CIDR network")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let registry = warden_server::options::RegistryOptions {
             required_approvals: self.registry.required_approvals,
             approval_ttl: self.registry.approval_ttl,
@@ -711,6 +731,7 @@ impl Config {
             redis_url,
             rate_limit,
             registry,
+            trusted_proxies,
             log_format,
             metrics,
         })
@@ -977,6 +998,30 @@ mod tests {
             ("[rate_limit]\nreplica = 2\n", &[][..], "replica"),
         ] {
             let e = from_toml(text, vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_and_registry_keys() {
+        let s = from_toml("", &[]).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        assert_eq!((s.registry.required_approvals, s.registry.approval_ttl), (2, 604_800));
+        let s = from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\", \"::1\"]\n[registry]\nrequired_approvals = 3\n",
+            &[],
+        )
+        .unwrap();
+        let nets: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert_eq!(s.registry.required_approvals, 3);
+        for (text, key) in [
+            ("trusted_proxies = [\"lb.internal\"]\n", "trusted_proxies"),
+            ("trusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies"),
+            ("[registry]\nrequired_approvals = 0\n", "registry.required_approvals"),
+            ("[registry]\napproval_ttl = 5\n", "registry.approval_ttl"),
+        ] {
+            let e = from_toml(text, &[]).unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
     }

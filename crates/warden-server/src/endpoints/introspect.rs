@@ -49,10 +49,17 @@ pub async fn introspect<S: Store>(
     } else {
         let endpoint = format!("{}/oauth/introspect", state.options.issuer);
         Some(
-            authenticate(&state, &headers, &form, peer.ip(), &endpoint, now)
-                .await?
-                .client
-                .client_id,
+            authenticate(
+                &state,
+                &headers,
+                &form,
+                crate::client_ip::client_ip(peer.ip(), &headers, &state.options.trusted_proxies),
+                &endpoint,
+                now,
+            )
+            .await?
+            .client
+            .client_id,
         )
     };
     let token = form.require("token")?;

@@ -31,7 +31,8 @@ pub async fn revoke<S: Store>(
     let bytes = read_body(body, state.options.oauth.max_body_bytes).await?;
     let form = Form::parse(&headers, &bytes)?;
     let endpoint = format!("{}/oauth/revoke", state.options.issuer);
-    let client = authenticate(&state, &headers, &form, peer.ip(), &endpoint, now).await?;
+    let ip = crate::client_ip::client_ip(peer.ip(), &headers, &state.options.trusted_proxies);
+    let client = authenticate(&state, &headers, &form, ip, &endpoint, now).await?;
     let token = form.require("token")?;
     let client_id = client.client.client_id.as_str();
 

@@ -80,7 +80,8 @@ async fn issue<S: Store>(
     }
     *label = grant_label(grant_type);
     let endpoint = format!("{}/oauth/token", state.options.issuer);
-    let client = authenticate(state, headers, &form, peer.ip(), &endpoint, now).await?;
+    let ip = crate::client_ip::client_ip(peer.ip(), headers, &state.options.trusted_proxies);
+    let client = authenticate(state, headers, &form, ip, &endpoint, now).await?;
     match grant_type {
         grant::CLIENT_CREDENTIALS => grants::client_credentials::grant(state, client, &form, now).await,
         grant::REFRESH_TOKEN => grants::refresh::grant(state, client, &form, now).await,

@@ -326,7 +326,7 @@ async fn serve<S: Store>(
     if config.kind != route::RouteKind::Mcp
         && let Some(missing) = missing_scope()
     {
-        let access = access_request(&token, route, UNREAD_RESOURCE.to_owned(), &parts, request_id);
+        let access = access_request(app, &token, route, UNREAD_RESOURCE.to_owned(), &parts, request_id);
         let policy = vec![ScopeOnlyAuthorizer::POLICY_ID.to_owned()];
         record_denial(app, &token, &access, policy, now).await;
         return Err(fail(GatewayError::InsufficientScope(missing)));
@@ -339,7 +339,7 @@ async fn serve<S: Store>(
         kind: config.kind,
         jsonrpc_id: resource.jsonrpc_id.clone(),
     };
-    let access = access_request(&token, route, resource.id.clone(), &parts, request_id);
+    let access = access_request(app, &token, route, resource.id.clone(), &parts, request_id);
     if let Some(missing) = missing_scope() {
         let policy = vec![ScopeOnlyAuthorizer::POLICY_ID.to_owned()];
         record_denial(app, &token, &access, policy, now).await;
@@ -665,7 +665,8 @@ fn peer(parts: &Parts) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-fn access_request(
+fn access_request<S: Store>(
+    app: &AppState<S>,
     token: &Caller,
     route: &Route,
     resource_id: String,
@@ -687,7 +688,11 @@ fn access_request(
         },
         required_scopes: config.scopes.clone(),
         route: config.name.clone(),
-        source_ip: peer(parts).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        source_ip: crate::client_ip::client_ip(
+            peer(parts).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            &parts.headers,
+            &app.options.trusted_proxies,
+        ),
         request_id: request_id.to_owned(),
         purpose: token.purpose.clone(),
     }

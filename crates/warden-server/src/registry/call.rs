@@ -69,10 +69,11 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Call {
             .extensions
             .get::<request_id::RequestId>()
             .map_or_else(request_id::new, |r| r.0.clone());
-        let source_ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        let source_ip = crate::client_ip::client_ip(peer, &parts.headers, &state.options.trusted_proxies);
         Ok(Call {
             caller,
             request_id,

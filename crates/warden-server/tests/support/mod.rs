@@ -71,6 +71,7 @@ pub fn options(issuer: &str) -> ServerOptions {
         redis_url: None,
         rate_limit: Default::default(),
         registry: Default::default(),
+        trusted_proxies: Vec::new(),
         metrics: MetricsOptions::default(),
     }
 }

@@ -81,6 +81,7 @@ pub fn options(ctx: &Context) -> ServerOptions {
         redis_url: s.redis_url.clone(),
         rate_limit: s.rate_limit,
         registry: s.registry,
+        trusted_proxies: s.trusted_proxies.clone(),
         metrics: s.metrics.clone(),
     }
 }
