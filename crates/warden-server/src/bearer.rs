@@ -34,13 +34,8 @@ pub fn caller<S: Store>(state: &AppState<S>, headers: &HeaderMap, now: u64) -> R
 
 /// Whether the request's bearer token names a `kid` this replica does not
 /// know (so re-reading the keys might help).
-pub fn unknown_kid<S: Store>(state: &AppState<S>, headers: &HeaderMap, now: u64) -> bool {
-    bearer(headers).is_some_and(|t| {
-        matches!(
-            state.keys.get().api.verify(t, now),
-            Err(warden_jose::JoseError::UnknownKid)
-        )
-    })
+pub fn unknown_kid(keys: &crate::keys::KeySnapshot, headers: &HeaderMap, now: u64) -> bool {
+    bearer(headers).is_some_and(|t| matches!(keys.api.verify(t, now), Err(warden_jose::JoseError::UnknownKid)))
 }
 
 /// Whether the token has `role` among its roles or `scope` among its scopes.

@@ -13,9 +13,21 @@
 //! Publishing never blocks a request: notices go through a bounded queue
 //! to one publisher task (a full queue drops the notice, with a warning;
 //! reconciliation covers it). Without `redis_url` there is no fan-out.
+//!
+//! Whoever can publish on Redis must not be able to steer Warden: every
+//! notice carries a time and an HMAC-SHA256 under a key derived from the
+//! master key (which every replica and the CLI share); a notice that is
+//! unsigned, forged, older than 30 s, larger than 1 KiB or malformed is
+//! dropped and logged. A revocation's `exp` is clamped to the longest token
+//! lifetime. Reloads asked for by notices (keys, registry, policies) are
+//! coalesced: at most one at a time per kind, at most four a second, so a
+//! flood of notices costs a bounded amount of work.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use aws_lc_rs::hmac;
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -28,6 +40,14 @@ use crate::state::AppState;
 const QUEUE: usize = 10_000;
 /// Longest wait before resubscribing after Redis failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest notice read; anything bigger is dropped unparsed.
+const MAX_NOTICE: usize = 1024;
+/// Oldest (and furthest in the future) a notice may be, in seconds.
+const MAX_AGE: u64 = 30;
+/// Longest `jti` a revocation notice may carry.
+const MAX_JTI: usize = 128;
+/// Least time between two reloads of one kind asked for by notices.
+const RELOAD_SPACING: Duration = Duration::from_millis(250);
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +76,55 @@ pub enum Notice {
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     from: String,
+    /// When it was sent (Unix seconds).
+    at: u64,
     #[serde(flatten)]
     notice: Notice,
+}
+
+/// The key notices are signed with: derived from the master key.
+#[derive(Clone)]
+pub struct NoticeKey(hmac::Key);
+
+impl std::fmt::Debug for NoticeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NoticeKey(<redacted>)")
+    }
+}
+
+impl NoticeKey {
+    /// The fan-out key of the deployment sealed under `master`.
+    pub fn from_master(master: &warden_keys::MasterKey) -> Self {
+        let key = master.derive("fan-out notices");
+        NoticeKey(hmac::Key::new(hmac::HMAC_SHA256, key.as_slice()))
+    }
+
+    /// `<base64url tag>.<json>`.
+    fn seal(&self, envelope: &Envelope) -> Option<String> {
+        let json = serde_json::to_string(envelope).ok()?;
+        let tag = hmac::sign(&self.0, json.as_bytes());
+        Some(format!("{}.{json}", warden_jose::base64url::encode(tag.as_ref())))
+    }
+
+    /// The envelope of a sealed notice, if its tag, size and time check out.
+    fn open(&self, text: &str, now: u64) -> Result<Envelope, &'static str> {
+        if text.len() > MAX_NOTICE {
+            return Err("too large");
+        }
+        let (tag, json) = text.split_once('.').ok_or("unsigned")?;
+        let tag = warden_jose::base64url::decode(tag).ok_or("malformed tag")?;
+        hmac::verify(&self.0, json.as_bytes(), &tag).map_err(|_| "bad signature")?;
+        let env: Envelope = serde_json::from_str(json).map_err(|_| "malformed")?;
+        if env.at.abs_diff(now) > MAX_AGE {
+            return Err("stale");
+        }
+        if let Notice::Revoked { jti, .. } = &env.notice
+            && (jti.is_empty() || jti.len() > MAX_JTI)
+        {
+            return Err("bad jti");
+        }
+        Ok(env)
+    }
 }
 
 /// The publishing side, held in the shared state.
@@ -71,6 +138,7 @@ struct Inner {
     replica: String,
     channel: String,
     url: String,
+    key: NoticeKey,
     queue: mpsc::Sender<Notice>,
     receiver: std::sync::Mutex<Option<mpsc::Receiver<Notice>>>,
 }
@@ -87,15 +155,16 @@ impl Fanout {
         Fanout { inner: None }
     }
 
-    /// Fan-out over the Redis at `url` for the deployment of `issuer`.
-    /// Nothing connects until [`spawn`] runs.
-    pub fn new(url: &str, issuer: &str) -> Self {
+    /// Fan-out over the Redis at `url` for the deployment of `issuer`,
+    /// notices signed with `key`. Nothing connects until [`spawn`] runs.
+    pub fn new(url: &str, issuer: &str, key: NoticeKey) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
         Fanout {
             inner: Some(Arc::new(Inner {
                 replica: crate::request_id::new(),
                 channel: channel(issuer),
                 url: url.to_owned(),
+                key,
                 queue,
                 receiver: std::sync::Mutex::new(Some(receiver)),
             })),
@@ -121,12 +190,14 @@ impl Fanout {
 /// CLI after it rotates a key or changes a client): one `PUBLISH`, with a
 /// 3 s limit. An error says what failed; callers only warn, since the
 /// replicas reconcile from the store periodically anyway.
-pub async fn announce(url: &str, issuer: &str, notice: Notice) -> Result<(), String> {
-    let body = serde_json::to_string(&Envelope {
-        from: "cli".into(),
-        notice,
-    })
-    .map_err(|e| e.to_string())?;
+pub async fn announce(url: &str, issuer: &str, key: &NoticeKey, notice: Notice) -> Result<(), String> {
+    let body = key
+        .seal(&Envelope {
+            from: "cli".into(),
+            at: crate::state::now(),
+            notice,
+        })
+        .ok_or("could not encode the notice")?;
     let publish = async {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let mut conn = client
@@ -170,12 +241,13 @@ pub fn spawn<S: Store>(state: Arc<AppState<S>>) -> Vec<tokio::task::JoinHandle<(
 async fn publish_loop(client: redis::Client, inner: Arc<Inner>, mut receiver: mpsc::Receiver<Notice>) {
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(notice) = receiver.recv().await {
-        let body = match serde_json::to_string(&Envelope {
+        let envelope = Envelope {
             from: inner.replica.clone(),
+            at: crate::state::now(),
             notice,
-        }) {
-            Ok(b) => b,
-            Err(_) => continue,
+        };
+        let Some(body) = inner.key.seal(&envelope) else {
+            continue;
         };
         if connection.is_none() {
             connection = client.get_multiplexed_async_connection().await.ok();
@@ -197,6 +269,8 @@ async fn publish_loop(client: redis::Client, inner: Arc<Inner>, mut receiver: mp
 }
 
 async fn subscribe_loop<S: Store>(client: redis::Client, inner: Arc<Inner>, state: Arc<AppState<S>>) {
+    let reloads = Arc::new(Reloads::default());
+    tokio::spawn(reload_loop(Arc::clone(&reloads), Arc::clone(&state)));
     let mut backoff = Duration::from_millis(100);
     loop {
         match client.get_async_pubsub().await {
@@ -212,10 +286,10 @@ async fn subscribe_loop<S: Store>(client: redis::Client, inner: Arc<Inner>, stat
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
-                        match serde_json::from_str::<Envelope>(&payload) {
-                            Ok(env) if env.from != inner.replica => apply(&state, env.notice).await,
+                        match inner.key.open(&payload, crate::state::now()) {
+                            Ok(env) if env.from != inner.replica => apply(&state, &reloads, env.notice),
                             Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "fan-out: unreadable notice ignored"),
+                            Err(why) => tracing::warn!(why, "fan-out: notice dropped"),
                         }
                     }
                     tracing::warn!("fan-out subscription lost; resubscribing");
@@ -229,31 +303,67 @@ async fn subscribe_loop<S: Store>(client: redis::Client, inner: Arc<Inner>, stat
     }
 }
 
-/// Applies a notice from another replica.
-async fn apply<S: Store>(state: &AppState<S>, notice: Notice) {
-    let now = crate::state::now();
-    match notice {
+/// Reloads asked for by notices and not yet done.
+#[derive(Debug, Default)]
+struct Reloads {
+    keys: AtomicBool,
+    registry: AtomicBool,
+    policies: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+/// Applies a notice from another replica: a revocation at once, a reload
+/// by flagging it for [`reload_loop`].
+fn apply<S: Store>(state: &AppState<S>, reloads: &Reloads, notice: Notice) {
+    let flag = match notice {
         Notice::Revoked { jti, exp } => {
+            // Never held past the longest lifetime a token can have.
+            let cap = crate::state::now()
+                .saturating_add(state.options.max_ttl)
+                .saturating_add(warden_jose::MAX_LEEWAY);
             state.keys.get().api.invalidate_jti(&jti);
-            state.revocations.insert(jti, exp);
+            state.revocations.insert(jti, exp.min(cap));
+            return;
         }
-        Notice::Keys => {
-            if let Err(e) = state.keys.reload(&state.manager, &state.options, now).await {
-                tracing::warn!(error = %e, "key reload after a fan-out notice failed");
+        Notice::Client { client_id } => {
+            state.forget_client(&client_id);
+            return;
+        }
+        Notice::Keys => &reloads.keys,
+        Notice::Registry => &reloads.registry,
+        Notice::Policies => &reloads.policies,
+    };
+    flag.store(true, Ordering::Relaxed);
+    reloads.wake.notify_one();
+}
+
+/// Does the flagged reloads, one at a time and at most four a second: a
+/// flood of notices costs as much as a few.
+async fn reload_loop<S: Store>(reloads: Arc<Reloads>, state: Arc<AppState<S>>) {
+    loop {
+        reloads.wake.notified().await;
+        let now = crate::state::now();
+        if reloads.keys.swap(false, Ordering::Relaxed)
+            && let Err(e) = state.keys.reload(&state.manager, &state.options, now).await
+        {
+            tracing::warn!(error = %e, "key reload after a fan-out notice failed");
+        }
+        if reloads.registry.swap(false, Ordering::Relaxed)
+            && let Err(e) = state.policies.registry().refresh(&state.store).await
+        {
+            tracing::warn!(error = %e, "registry refresh after a fan-out notice failed");
+        }
+        if reloads.policies.swap(false, Ordering::Relaxed) {
+            let policies = Arc::clone(&state.policies);
+            match tokio::task::spawn_blocking(move || policies.reload()).await {
+                Ok(Ok(count)) => tracing::info!(count, "policies reloaded after a fan-out notice"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "policy reload after a fan-out notice refused; the policies in force stay");
+                }
+                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
             }
         }
-        Notice::Policies => match state.policies.reload() {
-            Ok(count) => tracing::info!(count, "policies reloaded after a fan-out notice"),
-            Err(e) => {
-                tracing::error!(error = %e, "policy reload after a fan-out notice refused; the policies in force stay")
-            }
-        },
-        Notice::Registry => {
-            if let Err(e) = state.policies.registry().refresh(&state.store).await {
-                tracing::warn!(error = %e, "registry refresh after a fan-out notice failed");
-            }
-        }
-        Notice::Client { client_id } => state.forget_client(&client_id),
+        tokio::time::sleep(RELOAD_SPACING).await;
     }
 }
 
@@ -282,21 +392,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notices_round_trip_with_their_sender() {
+    fn notices_are_signed_fresh_and_small() {
+        let key = NoticeKey::from_master(&warden_keys::MasterKey::from_bytes([7; 32]));
         let env = Envelope {
             from: "r1".into(),
+            at: 1000,
             notice: Notice::Revoked {
                 jti: "j".into(),
                 exp: 5,
             },
         };
-        let text = serde_json::to_string(&env).unwrap_or_default();
-        assert_eq!(text, r#"{"from":"r1","kind":"revoked","jti":"j","exp":5}"#);
-        let back: Envelope = serde_json::from_str(&text).unwrap_or(Envelope {
-            from: String::new(),
-            notice: Notice::Keys,
-        });
-        assert_eq!((back.from.as_str(), back.notice), ("r1", env.notice));
+        let sealed = key.seal(&env).unwrap_or_default();
+        assert!(
+            sealed.ends_with(r#"{"from":"r1","at":1000,"kind":"revoked","jti":"j","exp":5}"#),
+            "{sealed}"
+        );
+        let back = key.open(&sealed, 1010).map(|e| (e.from, e.notice));
+        assert_eq!(back, Ok(("r1".to_owned(), env.notice.clone())));
+        assert_eq!(key.open(&sealed, 1031).map(|_| ()), Err("stale"));
+        let other = NoticeKey::from_master(&warden_keys::MasterKey::from_bytes([8; 32]));
+        assert_eq!(other.open(&sealed, 1010).map(|_| ()), Err("bad signature"));
+        let (tag, json) = sealed.split_once('.').unwrap_or_default();
+        let forged = format!("{tag}.{}", json.replace("\"j\"", "\"k\""));
+        assert_eq!(key.open(&forged, 1010).map(|_| ()), Err("bad signature"));
+        assert_eq!(key.open(json, 1010).map(|_| ()), Err("unsigned"));
+        assert_eq!(key.open(&format!("!!.{json}"), 1010).map(|_| ()), Err("malformed tag"));
+        assert_eq!(
+            key.open(&"x".repeat(MAX_NOTICE + 1), 1010).map(|_| ()),
+            Err("too large")
+        );
+        let long = Envelope {
+            from: "r1".into(),
+            at: 1000,
+            notice: Notice::Revoked {
+                jti: "j".repeat(MAX_JTI + 1),
+                exp: 5,
+            },
+        };
+        assert_eq!(
+            key.open(&key.seal(&long).unwrap_or_default(), 1000).map(|_| ()),
+            Err("bad jti")
+        );
         assert_eq!(channel("https://w.example"), "warden:fanout:https://w.example");
         assert!(!Fanout::disabled().is_enabled());
     }

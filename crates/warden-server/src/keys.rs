@@ -42,6 +42,8 @@ pub struct KeyCache {
     /// When a token's unknown `kid` last made it re-read the store (Unix
     /// seconds): at most once a second, so garbage kids cannot hammer it.
     last_unknown_kid_reload: std::sync::atomic::AtomicU64,
+    /// One unknown-kid reload at a time; the others wait and share it.
+    unknown_kid_lock: tokio::sync::Mutex<()>,
 }
 
 fn validation(options: &ServerOptions, audience: &str) -> Result<Validation, warden_jose::JoseError> {
@@ -84,6 +86,7 @@ impl KeyCache {
         Ok(KeyCache {
             current: RwLock::new(Arc::new(snapshot)),
             last_unknown_kid_reload: std::sync::atomic::AtomicU64::new(0),
+            unknown_kid_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -95,26 +98,31 @@ impl KeyCache {
         }
     }
 
-    /// Re-reads the keys because a token named a `kid` this replica does
-    /// not know (another replica or the CLI may have just rotated), at most
-    /// once a second. True when the keys changed, so the token is worth
-    /// verifying again.
+    /// Re-reads the keys because a token verified against `seen` named a
+    /// `kid` this replica does not know (another replica or the CLI may
+    /// have just rotated). True when the keys in force are newer than
+    /// `seen`, so the token is worth verifying again. Concurrent callers
+    /// share one reload; the store is read at most once a second.
     pub async fn reload_for_unknown_kid<S: Store>(
         &self,
+        seen: &Arc<KeySnapshot>,
         manager: &KeyManager<S>,
         options: &ServerOptions,
         now: u64,
     ) -> bool {
         use std::sync::atomic::Ordering;
+        if !Arc::ptr_eq(&self.get(), seen) {
+            return true;
+        }
+        let _one_at_a_time = self.unknown_kid_lock.lock().await;
+        if !Arc::ptr_eq(&self.get(), seen) {
+            return true;
+        }
         let last = self.last_unknown_kid_reload.load(Ordering::Relaxed);
-        if now <= last
-            || self
-                .last_unknown_kid_reload
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if now <= last {
             return false;
         }
+        self.last_unknown_kid_reload.store(now, Ordering::Relaxed);
         match self.reload(manager, options, now).await {
             Ok(changed) => changed,
             Err(e) => {

@@ -114,15 +114,24 @@ impl<S: Store> App<S> {
         let writer = AuditWriter::spawn_with_recorder(store.clone(), WriterOptions::default(), metrics.recorder());
         let sink = MerkleSink::new(writer);
         if manager.keyring().await?.signing(now).is_err() && manager.list(now).await?.is_empty() {
-            let record = manager.rotate(options.key_algorithm, now, true).await?;
-            tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
-            let event = EventKind::KeyCreated {
-                kid: record.kid.clone(),
-                alg: record.alg.as_str().to_owned(),
-            };
-            sink.record(AuditEvent::new(now, event))
-                .await
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            match manager.rotate(options.key_algorithm, now, true).await {
+                Ok(record) => {
+                    tracing::info!(kid = %record.kid, alg = %record.alg, "created the first signing key");
+                    let event = EventKind::KeyCreated {
+                        kid: record.kid.clone(),
+                        alg: record.alg.as_str().to_owned(),
+                    };
+                    sink.record(AuditEvent::new(now, event))
+                        .await
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                }
+                // Replicas starting together on an empty database race to
+                // create it; the losers use the winner's.
+                Err(e) if !manager.list(now).await?.is_empty() => {
+                    tracing::info!(error = %e, "another replica created the first signing key");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let keys = keys::KeyCache::load(&manager, &options, now).await?;
         let origin = &options.audit.origin;
@@ -161,7 +170,7 @@ impl<S: Store> App<S> {
         };
         let hasher = clients::SecretHasher::from_master(&master);
         let fanout = match options.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => fanout::Fanout::new(url, &options.issuer),
+            Some(url) => fanout::Fanout::new(url, &options.issuer, fanout::NoticeKey::from_master(&master)),
             None => fanout::Fanout::disabled(),
         };
         let state = AppState::new(

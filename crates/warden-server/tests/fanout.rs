@@ -91,6 +91,25 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
     let schema = support::fresh_schema();
     let issuer = format!("http://warden-{schema}.test");
     let (a, b) = replicas(&schema, &issuer).await;
+    // Both replicas listen before anything is published.
+    let channel = warden_server::fanout::channel(&issuer);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut listening = false;
+    for _ in 0..500 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if n >= 2 {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(listening, "the replicas never subscribed");
     let secret = a
         .client(
             "etl",
@@ -165,6 +184,44 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
         "{took:?} (the periodic refresh takes up to 5 s)"
     );
 
+    a.stop().await;
+    b.stop().await;
+    support::drop_schema(&schema).await;
+}
+
+/// Without Redis: twenty concurrent requests on B with a token signed by
+/// a key A made active a moment ago all verify (they share one reload of
+/// the keys instead of one winner and nineteen refusals).
+#[tokio::test]
+async fn concurrent_requests_with_a_new_kid_share_one_key_reload() {
+    let schema = support::fresh_schema();
+    let issuer = format!("http://warden-{schema}.test");
+    let tweak = |o: &mut warden_server::ServerOptions| o.issuer = issuer.clone();
+    let a = support::start_pg_shared(&schema, tweak).await;
+    let b = support::start_pg_shared(&schema, tweak).await;
+    let secret = a
+        .client(
+            "etl",
+            ClientKind::Service,
+            &["client_credentials"],
+            "dataset.read",
+            &[&issuer],
+        )
+        .await;
+    let now = warden_server::state::now();
+    a.state
+        .manager
+        .rotate(warden_jose::Algorithm::EdDSA, now, true)
+        .await
+        .unwrap();
+    a.state
+        .keys
+        .reload(&a.state.manager, &a.state.options, now)
+        .await
+        .unwrap();
+    let t = token(&a, "etl", &secret, &issuer).await;
+    let answers = futures_util::future::join_all((0..20).map(|_| active(&b, "etl", &secret, &t))).await;
+    assert!(answers.iter().all(|ok| *ok), "{answers:?}");
     a.stop().await;
     b.stop().await;
     support::drop_schema(&schema).await;

@@ -78,6 +78,11 @@ impl PgStore {
         // While PostgreSQL is down, a request waits at most this long for a
         // connection and then fails closed (503), instead of hanging for
         // sqlx's default 30 s; the pool reconnects by itself when it is back.
+        // A replica that freezes or loses its network while holding a lock
+        // (the audit log's state row, a registry model) must not stall the
+        // others until TCP notices (hours): waiting for a lock gives up
+        // after 5 s, and a transaction left idle is ended after 15 s.
+        let options = options.options([("lock_timeout", "5s"), ("idle_in_transaction_session_timeout", "15s")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(ACQUIRE_TIMEOUT)

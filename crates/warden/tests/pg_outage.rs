@@ -182,7 +182,7 @@ async fn issue(http: &reqwest::Client, base: &str, secret: &str) -> (u16, serde_
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuance_fails_closed_while_postgres_is_down_and_recovers_without_a_restart() {
     let root = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(root.path());
@@ -241,7 +241,10 @@ async fn issuance_fails_closed_while_postgres_is_down_and_recovers_without_a_res
     }
     let count =
         |acked: &std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>| acked.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(60);
     while count(&acked) < 200 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        assert!(!workers.iter().any(|w| w.is_finished()), "a worker stopped early");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 

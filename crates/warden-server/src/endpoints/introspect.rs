@@ -63,6 +63,7 @@ pub async fn introspect<S: Store>(
         )
     };
     let token = form.require("token")?;
+    let seen = state.keys.get();
     let answer = match form.get("token_type_hint") {
         Some("refresh_token") => match refresh(&state, token, caller_client.as_deref(), now).await? {
             Some(v) => Some(v),
@@ -77,11 +78,11 @@ pub async fn introspect<S: Store>(
     // most once a second) and look again.
     let answer = match answer {
         None if matches!(
-            state.keys.get().any_audience.verify(token, now),
+            seen.any_audience.verify(token, now),
             Err(warden_jose::JoseError::UnknownKid)
         ) && state
             .keys
-            .reload_for_unknown_kid(&state.manager, &state.options, now)
+            .reload_for_unknown_kid(&seen, &state.manager, &state.options, now)
             .await =>
         {
             access(&state, token, caller_client.as_deref(), now)

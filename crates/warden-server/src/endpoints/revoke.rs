@@ -54,9 +54,15 @@ pub async fn revoke<S: Store>(
         let c = verified.claims();
         if c.client_id() == Some(client_id)
             && let Some(jti) = c.jti()
-            && !state.revocations.is_revoked(jti)
         {
+            // Always recorded in the store (idempotent): the in-memory set
+            // may know of a revocation only from a notice, and the store
+            // is what every replica and every restart trusts.
+            let known = state.revocations.is_revoked(jti);
             state.store.revoke_token(jti, c.exp(), now).await?;
+            if known {
+                return Ok(ok());
+            }
             revoke_locally(&state, vec![(jti.to_owned(), c.exp())]);
             let event = EventKind::TokenRevoked {
                 jti: Some(jti.to_owned()),

@@ -526,7 +526,10 @@ async fn authenticate<S: Store>(
     // A key rotated on another replica (or by the CLI) a moment ago: read
     // the keys again, at most once a second, and retry once.
     if matches!(verified, Err(AuthError::Invalid(warden_jose::JoseError::UnknownKid)))
-        && app.keys.reload_for_unknown_kid(&app.manager, &app.options, now).await
+        && app
+            .keys
+            .reload_for_unknown_kid(&keys, &app.manager, &app.options, now)
+            .await
     {
         verified = gateway
             .verifiers

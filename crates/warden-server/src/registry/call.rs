@@ -46,12 +46,13 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Call {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
         let now = now();
+        let seen = state.keys.get();
         let token = match bearer::caller(state, &parts.headers, now) {
-            Err(e) if bearer::unknown_kid(state, &parts.headers, now) => {
+            Err(e) if bearer::unknown_kid(&seen, &parts.headers, now) => {
                 // A key rotated elsewhere a moment ago: re-read, retry once.
                 if state
                     .keys
-                    .reload_for_unknown_kid(&state.manager, &state.options, now)
+                    .reload_for_unknown_kid(&seen, &state.manager, &state.options, now)
                     .await
                 {
                     bearer::caller(state, &parts.headers, now)?

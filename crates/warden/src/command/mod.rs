@@ -68,7 +68,11 @@ impl Context {
         let Some(url) = self.settings.redis_url.as_deref() else {
             return;
         };
-        if let Err(e) = warden_server::fanout::announce(url, &self.settings.issuer, notice).await {
+        let key = match self.master_key(false) {
+            Ok(master) => warden_server::fanout::NoticeKey::from_master(&master),
+            Err(_) => return,
+        };
+        if let Err(e) = warden_server::fanout::announce(url, &self.settings.issuer, &key, notice).await {
             eprintln!("warning: could not tell the running replicas ({e}); they pick the change up within seconds");
         }
     }
