@@ -48,6 +48,11 @@ const MAX_AGE: u64 = 30;
 const MAX_JTI: usize = 128;
 /// Least time between two reloads of one kind asked for by notices.
 const RELOAD_SPACING: Duration = Duration::from_millis(250);
+/// How often a replica sends itself a heartbeat through Redis.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A subscription that has not carried our own heartbeat for this long is
+/// presumed dead (a half-open connection) and replaced.
+const SILENCE: u64 = 15;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,8 @@ pub enum Notice {
         /// Its id.
         client_id: String,
     },
+    /// A replica checking its own subscription (ignored by the others).
+    Heartbeat,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,6 +148,10 @@ struct Inner {
     key: NoticeKey,
     queue: mpsc::Sender<Notice>,
     receiver: std::sync::Mutex<Option<mpsc::Receiver<Notice>>>,
+    /// Whether the subscription is up.
+    subscribed: AtomicBool,
+    /// When our own heartbeat last came back (Unix seconds).
+    heard: std::sync::atomic::AtomicU64,
 }
 
 /// The pub/sub channel of the deployment whose tokens `issuer` issues
@@ -167,6 +178,8 @@ impl Fanout {
                 key,
                 queue,
                 receiver: std::sync::Mutex::new(Some(receiver)),
+                subscribed: AtomicBool::new(false),
+                heard: std::sync::atomic::AtomicU64::new(0),
             })),
         }
     }
@@ -174,6 +187,23 @@ impl Fanout {
     /// Whether notices go anywhere.
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// For `/readyz`: `null` without fan-out, else whether this replica is
+    /// subscribed and how long ago its own heartbeat came back. A replica
+    /// without fan-out still works (it reconciles from the store), so this
+    /// never makes it unready.
+    pub fn status(&self, now: u64) -> serde_json::Value {
+        match &self.inner {
+            None => serde_json::Value::Null,
+            Some(inner) => {
+                let heard = inner.heard.load(Ordering::Relaxed);
+                serde_json::json!({
+                    "subscribed": inner.subscribed.load(Ordering::Relaxed),
+                    "heartbeat_age_seconds": (heard > 0).then(|| now.saturating_sub(heard)),
+                })
+            }
+        }
     }
 
     /// Queues `notice` for the other replicas.
@@ -234,6 +264,14 @@ pub fn spawn<S: Store>(state: Arc<AppState<S>>) -> Vec<tokio::task::JoinHandle<(
     if let Some(receiver) = receiver {
         tasks.push(tokio::spawn(publish_loop(client.clone(), Arc::clone(&inner), receiver)));
     }
+    let fanout = state.fanout.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            fanout.publish(Notice::Heartbeat);
+        }
+    }));
     tasks.push(tokio::spawn(subscribe_loop(client, inner, state)));
     tasks
 }
@@ -281,17 +319,37 @@ async fn subscribe_loop<S: Store>(client: redis::Client, inner: Arc<Inner>, stat
                     // Whatever was published while unsubscribed is lost:
                     // reconcile from the store now.
                     reconcile(&state).await;
+                    inner.subscribed.store(true, Ordering::Relaxed);
+                    inner.heard.store(crate::state::now(), Ordering::Relaxed);
+                    state.metrics.fanout_subscribed(true);
                     let mut messages = pubsub.into_on_message();
-                    while let Some(msg) = messages.next().await {
+                    loop {
+                        // Our own heartbeat comes back every few seconds; a
+                        // silent subscription is a dead connection.
+                        let next = tokio::time::timeout(HEARTBEAT, messages.next()).await;
+                        let silent = crate::state::now().saturating_sub(inner.heard.load(Ordering::Relaxed)) > SILENCE;
+                        let msg = match next {
+                            Ok(Some(msg)) => msg,
+                            Ok(None) => break,
+                            Err(_) if silent => {
+                                tracing::warn!("fan-out: no heartbeat through Redis for {SILENCE} s");
+                                break;
+                            }
+                            Err(_) => continue,
+                        };
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
                         match inner.key.open(&payload, crate::state::now()) {
-                            Ok(env) if env.from != inner.replica => apply(&state, &reloads, env.notice),
-                            Ok(_) => {}
+                            Ok(env) if env.from == inner.replica => {
+                                inner.heard.store(crate::state::now(), Ordering::Relaxed);
+                            }
+                            Ok(env) => apply(&state, &reloads, env.notice),
                             Err(why) => tracing::warn!(why, "fan-out: notice dropped"),
                         }
                     }
+                    inner.subscribed.store(false, Ordering::Relaxed);
+                    state.metrics.fanout_subscribed(false);
                     tracing::warn!("fan-out subscription lost; resubscribing");
                 }
                 Err(e) => tracing::warn!(error = %e, "fan-out subscribe failed"),
@@ -329,6 +387,7 @@ fn apply<S: Store>(state: &AppState<S>, reloads: &Reloads, notice: Notice) {
             state.forget_client(&client_id);
             return;
         }
+        Notice::Heartbeat => return,
         Notice::Keys => &reloads.keys,
         Notice::Registry => &reloads.registry,
         Notice::Policies => &reloads.policies,

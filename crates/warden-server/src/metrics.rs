@@ -63,6 +63,8 @@ pub mod names {
     pub const TOKENS_ISSUED: &str = "warden_token_issued_total";
     /// Counter: `/oauth/token` requests refused {grant, error}.
     pub const TOKEN_FAILURES: &str = "warden_token_failures_total";
+    /// Gauge: 1 while the fan-out subscription is up.
+    pub const FANOUT_SUBSCRIBED: &str = "warden_fanout_subscribed";
     /// Counter: registry API decisions, by action and decision.
     pub const REGISTRY_DECISIONS: &str = "warden_registry_decisions_total";
     /// Histogram: events per audit group commit.
@@ -219,6 +221,11 @@ impl Metrics {
         self.record(|| counter!(names::TOKEN_FAILURES, "grant" => grant, "error" => error).increment(1));
     }
 
+    /// The fan-out subscription went up or down.
+    pub fn fanout_subscribed(&self, up: bool) {
+        self.record(|| metrics::gauge!(names::FANOUT_SUBSCRIBED).set(if up { 1.0 } else { 0.0 }));
+    }
+
     /// The registry API decided `action`.
     pub fn registry_decision(&self, action: &str, allowed: bool) {
         self.record(|| {
@@ -293,6 +300,10 @@ fn describe() {
     describe_counter!(
         TOKEN_FAILURES,
         "Requests refused by /oauth/token, by grant and error code."
+    );
+    metrics::describe_gauge!(
+        FANOUT_SUBSCRIBED,
+        "1 while this replica is subscribed to the Redis fan-out, 0 when not (it then reconciles from the store)."
     );
     describe_counter!(
         REGISTRY_DECISIONS,

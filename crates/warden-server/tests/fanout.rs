@@ -110,6 +110,15 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(listening, "the replicas never subscribed");
+    let mut ready = b.get("/readyz", None).await;
+    for _ in 0..100 {
+        if ready.body["fanout"]["subscribed"] == json!(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ready = b.get("/readyz", None).await;
+    }
+    assert_eq!(ready.body["fanout"]["subscribed"], json!(true), "{}", ready.body);
     let secret = a
         .client(
             "etl",

@@ -3,6 +3,8 @@
 //! shows the gateway's rate limiter (`rate_limit`: backend, and whether a
 //! shared one fell back because Redis is unreachable); a degraded limiter
 //! does not make the server unready, as every replica shares the same Redis.
+//! Likewise `fanout`: whether the Redis fan-out is subscribed and how old
+//! the replica's last own heartbeat through it is.
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub async fn readyz<S: Store>(
     limiter: Option<Arc<dyn RateLimiter>>,
 ) -> (StatusCode, Json<Value>) {
     let rate_limit = limiter.map(|l| json!(l.status()));
+    let fanout = state.fanout.status(crate::state::now());
     let mut problems = Vec::new();
     if !state.is_ready() {
         problems.push("shutting down".to_owned());
@@ -40,12 +43,14 @@ pub async fn readyz<S: Store>(
     if problems.is_empty() {
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "backend": state.store.backend(), "rate_limit": rate_limit})),
+            Json(
+                json!({"status": "ready", "backend": state.store.backend(), "rate_limit": rate_limit, "fanout": fanout}),
+            ),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "problems": problems, "rate_limit": rate_limit})),
+            Json(json!({"status": "not ready", "problems": problems, "rate_limit": rate_limit, "fanout": fanout})),
         )
     }
 }
