@@ -755,10 +755,13 @@ async fn default_policies<S: Store>(s: Server<S>) {
         600,
         Some(("tenant", json!("globex"))),
     );
-    expect(
-        &get(&s, "/api/v1/datasets/acme-data", &globex).await,
-        403,
-        "other tenant reads",
+    let r = get(&s, "/api/v1/datasets/acme-data", &globex).await;
+    expect(&r, 404, "another tenant's dataset does not exist for the caller");
+    let missing = get(&s, "/api/v1/datasets/no-such-data", &globex).await;
+    assert_eq!(
+        (r.error(), missing.error()),
+        ("not_found", "not_found"),
+        "indistinguishable from a missing one"
     );
 
     // Bad input: clear errors, nothing written.

@@ -249,6 +249,11 @@ fn denial(action: &str, resource: &Resource, policy_ids: &[String]) -> ApiError 
     if policy_ids.iter().any(|p| p.strip_prefix("scope.") == Some(action)) {
         return ApiError::insufficient_scope(&format!("the `{action}` scope"));
     }
+    // Another tenant's dataset or model does not exist for this caller: a
+    // 403 would confirm the name. (The denial is audited all the same.)
+    if action.ends_with(".read") && policy_ids.iter().any(|p| p == "tenant.isolation") {
+        return ApiError::not_found(format!("{} not found", entities::display(resource)));
+    }
     let mut text = format!(
         "the policies do not allow `{action}` on {}",
         entities::display(resource)
