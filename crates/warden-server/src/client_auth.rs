@@ -203,11 +203,10 @@ pub async fn authenticate<S: Store>(
     };
     let ip_key = format!("ip:{source_ip}");
     let keys = [client_key.as_str(), ip_key.as_str()];
-    if let Some(wait) = state.failures.blocked(&keys, now) {
+    if let Some(wait) = state.failures.fail(&keys, now).await {
         tracing::warn!(client_id, %source_ip, reason, "client authentication failed again within the failure limit");
         return Err(ApiError::too_many_failures(wait));
     }
-    state.failures.record_failure(&keys, now);
     tracing::info!(client_id, method, reason, %source_ip, "client authentication failed");
     let event = EventKind::ClientAuthFailed {
         client_id: client_id.chars().take(64).collect(),

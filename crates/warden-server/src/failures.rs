@@ -5,9 +5,16 @@
 //! Written by hand rather than with `governor`: the limiter must be
 //! *checked* on every attempt but *charged* only on failures, which a GCRA
 //! limiter's check-and-consume does not express.
+//!
+//! With `redis_url`, failures are also counted in Redis (one counter per
+//! key and clock-aligned minute, `INCR` + `EXPIRE`), so the limit holds
+//! across replicas instead of each replica allowing its own; the local
+//! counters stay, and decide alone while Redis does not answer within
+//! 500 ms. Only failures touch Redis: a valid client never waits on it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Length of a window, in seconds.
 const WINDOW: u64 = 60;
@@ -16,11 +23,30 @@ const WINDOW: u64 = 60;
 /// correctness of a single decision).
 const MAX_KEYS: usize = 100_000;
 
+/// Longest wait for Redis before deciding on local counts alone.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Failure counters.
 #[derive(Debug)]
 pub struct FailureLimiter {
     limit: u32,
     windows: Mutex<HashMap<String, (u64, u32)>>,
+    shared: Option<Shared>,
+}
+
+/// The Redis side: a lazily opened connection and the key prefix.
+struct Shared {
+    client: redis::Client,
+    connection: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FailureLimiter {
@@ -29,10 +55,79 @@ impl FailureLimiter {
         FailureLimiter {
             limit,
             windows: Mutex::new(HashMap::new()),
+            shared: None,
         }
     }
 
-    /// `Some(seconds to wait)` when any of `keys` is over its limit.
+    /// The same, with counts shared through the Redis at `url` by every
+    /// replica of the deployment of `issuer` (an invalid URL keeps the
+    /// counts local; configuration validation reports it).
+    pub fn shared(limit: u32, url: &str, issuer: &str) -> Self {
+        let mut l = Self::new(limit);
+        l.shared = redis::Client::open(url).ok().map(|client| Shared {
+            client,
+            connection: tokio::sync::OnceCell::new(),
+            prefix: format!("warden:authfail:{issuer}:"),
+        });
+        l
+    }
+
+    /// Records a failure of `keys` and answers `Some(seconds to wait)` when
+    /// any of them was already over its limit (here or, with Redis, on any
+    /// replica).
+    pub async fn fail(&self, keys: &[&str], now: u64) -> Option<u64> {
+        let local = self.blocked(keys, now);
+        if local.is_none() {
+            self.record_failure(keys, now);
+        }
+        let shared = match &self.shared {
+            Some(shared) => tokio::time::timeout(REDIS_TIMEOUT, self.fail_shared(shared, keys, now))
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!("failure counts: Redis did not answer; counting locally");
+                    None
+                }),
+            None => None,
+        };
+        local.max(shared)
+    }
+
+    async fn fail_shared(&self, shared: &Shared, keys: &[&str], now: u64) -> Option<u64> {
+        let connection = shared
+            .connection
+            .get_or_try_init(|| redis::aio::ConnectionManager::new(shared.client.clone()))
+            .await;
+        let mut conn = match connection {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "failure counts: Redis unreachable; counting locally");
+                return None;
+            }
+        };
+        let window = now / WINDOW;
+        let mut pipe = redis::pipe();
+        for key in keys {
+            let name = format!("{}{key}:{window}", shared.prefix);
+            pipe.cmd("INCR")
+                .arg(&name)
+                .cmd("EXPIRE")
+                .arg(&name)
+                .arg(2 * WINDOW)
+                .ignore();
+        }
+        match pipe.query_async::<Vec<u64>>(&mut conn).await {
+            // The count includes this failure: over the limit means it was
+            // already at the limit before.
+            Ok(counts) if counts.iter().any(|c| *c > u64::from(self.limit)) => Some((window + 1) * WINDOW - now),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "failure counts: Redis failed; counting locally");
+                None
+            }
+        }
+    }
+
+    /// `Some(seconds to wait)` when any of `keys` is over its local limit.
     pub fn blocked(&self, keys: &[&str], now: u64) -> Option<u64> {
         let windows = self.windows.lock().ok()?;
         keys.iter()

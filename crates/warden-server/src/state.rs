@@ -74,7 +74,11 @@ impl<S: Store> AppState<S> {
         policies: Arc<CedarAuthorizer>,
         fanout: crate::fanout::Fanout,
     ) -> Self {
-        let failures = FailureLimiter::new(options.oauth.auth_failures_per_minute);
+        let limit = options.oauth.auth_failures_per_minute;
+        let failures = match options.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => FailureLimiter::shared(limit, url, &options.issuer),
+            None => FailureLimiter::new(limit),
+        };
         AppState {
             store,
             options,

@@ -235,3 +235,50 @@ async fn concurrent_requests_with_a_new_kid_share_one_key_reload() {
     b.stop().await;
     support::drop_schema(&schema).await;
 }
+
+/// Failed client authentications count across replicas through Redis:
+/// 6 on A and 5 on B pass a limit of 10 per minute, where each replica
+/// alone would have counted at most 6.
+#[tokio::test]
+async fn failed_authentications_count_across_replicas() {
+    if !redis_up().await {
+        eprintln!("skipped: Redis is not reachable");
+        return;
+    }
+    // Counters are per clock minute: stay clear of a boundary.
+    let second = warden_server::state::now() % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    let schema = support::fresh_schema();
+    let issuer = format!("http://warden-{schema}.test");
+    let (a, b) = replicas(&schema, &issuer).await;
+    a.client(
+        "etl",
+        ClientKind::Service,
+        &["client_credentials"],
+        "dataset.read",
+        &[&issuer],
+    )
+    .await;
+    for _ in 0..6 {
+        assert_eq!(attempt(&a).await, 401);
+    }
+    for _ in 0..4 {
+        assert_eq!(attempt(&b).await, 401);
+    }
+    assert_eq!(attempt(&b).await, 429, "the limit of 10 holds across replicas");
+    a.stop().await;
+    b.stop().await;
+    support::drop_schema(&schema).await;
+}
+
+async fn attempt(s: &Server<PgStore>) -> u16 {
+    s.post_form(
+        "/oauth/token",
+        Auth::Basic("etl", "wrong-secret"),
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    .status
+}
