@@ -429,15 +429,7 @@ async fn reload_loop<S: Store>(reloads: Arc<Reloads>, state: Arc<AppState<S>>) {
 /// Catches up with the store: revocations in full, keys, registry.
 async fn reconcile<S: Store>(state: &AppState<S>) {
     let now = crate::state::now();
-    match state.revocations.sync(&state.store, now, true).await {
-        Ok(fresh) => {
-            let keys = state.keys.get();
-            for jti in fresh {
-                keys.api.invalidate_jti(&jti);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
-    }
+    state.sync_revocations(now, true).await;
     if let Err(e) = state.keys.reload(&state.manager, &state.options, now).await {
         tracing::warn!(error = %e, "key reload failed");
     }

@@ -395,15 +395,7 @@ async fn background<S: Store>(state: Arc<AppState<S>>, signer: Arc<AuditSigner>)
         tick.tick().await;
         n += 1;
         let t = now();
-        match state.revocations.sync(&state.store, t, n.is_multiple_of(30)).await {
-            Ok(fresh) => {
-                let keys = state.keys.get();
-                for jti in fresh {
-                    keys.api.invalidate_jti(&jti);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
-        }
+        state.sync_revocations(t, n.is_multiple_of(30)).await;
         if n.is_multiple_of(5) {
             rotate_if_due(&state, t).await;
             if let Err(e) = state.keys.reload(&state.manager, &state.options, t).await {

@@ -140,6 +140,21 @@ impl<S: Store> AppState<S> {
         }
     }
 
+    /// Catches up with revocations recorded by other replicas (`full`:
+    /// all of them) and drops their tokens from the verified-token cache;
+    /// a failure is logged (the next sync retries).
+    pub async fn sync_revocations(&self, now: u64, full: bool) {
+        match self.revocations.sync(&self.store, now, full).await {
+            Ok(fresh) => {
+                let keys = self.keys.get();
+                for jti in fresh {
+                    keys.api.invalidate_jti(&jti);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
+        }
+    }
+
     /// Whether the server takes traffic.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)

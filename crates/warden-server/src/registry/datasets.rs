@@ -301,15 +301,9 @@ pub async fn impact<S: Store>(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let version = version_param(&version)?;
-    let dataset = state
-        .store
-        .get_dataset(&name)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("dataset `{name}` not found")))?;
-    call.authorize(&state, "lineage.read", &entities::dataset_version(&dataset, version))
-        .await?;
     let root = NodeRef::dataset(&name, version);
+    let resource = super::lineage::root_resource(&state, &root).await?;
+    call.authorize(&state, "lineage.read", &resource).await?;
     let nodes = state.store.impact(&root).await.map_err(store_error)?;
     let total = nodes.len();
     let visible = super::lineage::visible_nodes(&state, &call, nodes);

@@ -99,7 +99,10 @@ pub async fn walk<S: Store>(
 }
 
 /// The Cedar resource of a lineage root (a version), 404 when absent.
-async fn root_resource<S: Store>(state: &AppState<S>, root: &NodeRef) -> Result<warden_policy::Resource, ApiError> {
+pub(super) async fn root_resource<S: Store>(
+    state: &AppState<S>,
+    root: &NodeRef,
+) -> Result<warden_policy::Resource, ApiError> {
     let missing = || ApiError::not_found(format!("`{root}` not found"));
     match root.kind {
         NodeKind::Dataset => {
