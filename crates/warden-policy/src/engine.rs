@@ -12,6 +12,7 @@ use cedar_policy::{
 };
 use miette::Diagnostic;
 
+use crate::access::{self, Shape};
 use crate::diagnostic;
 use crate::error::{PolicyError, SourceProblem};
 use crate::request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource};
@@ -76,6 +77,8 @@ struct Inner {
     action_entities: Option<Entities>,
     /// `Model` and `Warden::Model` → `Warden::Model`.
     types: HashMap<String, EntityTypeName>,
+    /// `Warden::Model` → its attributes, for the access matrix.
+    shapes: HashMap<String, Shape>,
     /// The principal types, by [`PrincipalKind`], and `Role`.
     user: EntityTypeName,
     service: EntityTypeName,
@@ -98,6 +101,9 @@ struct Inner {
 struct ActionSlice {
     uid: EntityUid,
     policies: PolicySet,
+    /// The slice's policy texts, one after the other: the access matrix
+    /// varies an attribute only when some policy of the slice names it.
+    text: String,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -144,6 +150,8 @@ impl PolicyEngine {
             .map_err(|e| PolicyError::Schema(diagnostic::problems(schema_file, schema_text, &e)))?;
         let mut warnings: Vec<String> = schema_warnings.map(|w| format!("{schema_file}: {w}")).collect();
         let types = entity_types(&schema);
+        let shapes = access::shapes(schema_text)
+            .map_err(|e| PolicyError::Schema(vec![SourceProblem::in_file(schema_file, e)]))?;
         let required = |name: &str| {
             types.get(name).cloned().ok_or_else(|| {
                 PolicyError::Schema(vec![SourceProblem::in_file(
@@ -197,7 +205,10 @@ impl PolicyEngine {
         for uid in schema.actions().filter(|uid| uid.type_name().namespace() == NAMESPACE) {
             let groups: HashSet<&EntityUid> = action_entities.ancestors(uid).into_iter().flatten().collect();
             let mut slice = PolicySet::new();
+            let mut text = String::new();
             for policy in sources.set.policies().filter(|p| may_apply(p, uid, &groups)) {
+                text.push_str(&policy.to_string());
+                text.push('\n');
                 slice.add(policy.clone()).map_err(|e| {
                     PolicyError::Policies(vec![SourceProblem::in_file(
                         sources.file_of(policy.id()),
@@ -208,6 +219,7 @@ impl PolicyEngine {
             let slice = ActionSlice {
                 uid: uid.clone(),
                 policies: slice,
+                text,
             };
             actions.insert(uid.id().unescaped().to_owned(), slice);
         }
@@ -221,6 +233,7 @@ impl PolicyEngine {
                 actions,
                 action_entities,
                 types,
+                shapes,
                 user,
                 service,
                 agent,
@@ -372,6 +385,47 @@ impl PolicyEngine {
     pub fn warnings(&self) -> &[String] {
         &self.inner.warnings
     }
+
+    /// What the access matrix needs to know about `action`: the resource
+    /// types it applies to (full names, sorted), whether principals of
+    /// `kind` may take it, and the text of the policies that can apply.
+    pub(crate) fn action_facts(&self, action: &str, kind: PrincipalKind) -> Option<ActionFacts<'_>> {
+        let inner = &*self.inner;
+        let slice = inner.actions.get(action)?;
+        let principal = inner.principal_type(kind);
+        let applies = inner
+            .schema
+            .principals_for_action(&slice.uid)
+            .is_some_and(|mut types| types.any(|t| t == principal));
+        let mut resource_types: Vec<String> = inner
+            .schema
+            .resources_for_action(&slice.uid)
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        resource_types.sort();
+        Some(ActionFacts {
+            applies,
+            resource_types,
+            policy_text: &slice.text,
+        })
+    }
+
+    /// The attributes of the entity type `full_name` (`Warden::Model`).
+    pub(crate) fn shape(&self, full_name: &str) -> Option<&Shape> {
+        self.inner.shapes.get(full_name)
+    }
+}
+
+/// See [`PolicyEngine::action_facts`].
+pub(crate) struct ActionFacts<'a> {
+    /// Whether principals of the asked kind may take the action.
+    pub(crate) applies: bool,
+    /// The resource types, full names, sorted.
+    pub(crate) resource_types: Vec<String>,
+    /// The policies that can apply, as text.
+    pub(crate) policy_text: &'a str,
 }
 
 impl Inner {

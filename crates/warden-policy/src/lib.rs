@@ -11,6 +11,9 @@
 //!   [`RequestContext`] (scopes, client, `act` chain, purpose, source IP,
 //!   time, route) and [`Resource`] (type, id, attributes).
 //! - The schema and default policies under `policies/`, compiled in.
+//! - The access matrix ([`access`]): [`PolicyEngine::access`] tells which
+//!   actions a role or principal may take on which resource types, when,
+//!   and by which policies, by deciding representative requests.
 //! - Policy tests: [`run_tests`] runs a TOML file of example requests
 //!   against expected decisions (format in [`policy_test`]).
 //! - [`PolicyError`], with [`SourceProblem`]s that name file, line and
@@ -52,6 +55,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
 mod builtin;
 mod diagnostic;
 mod engine;
@@ -60,6 +64,7 @@ mod load;
 pub mod policy_test;
 mod request;
 
+pub use access::{AccessCase, AccessQuery, AccessRow, Verdict};
 pub use builtin::DEFAULT_TESTS;
 pub use engine::{Decision, NAMESPACE, PolicyEngine, PolicySource, SCHEMA_FILE};
 pub use error::{PolicyError, SourceProblem};

@@ -45,10 +45,10 @@ fn policy_problems(result: Result<PolicyEngine, PolicyError>) -> Vec<crate::Sour
 #[test]
 fn the_builtin_set_loads_without_warnings() {
     let engine = engine();
-    assert_eq!(engine.policy_count(), 33);
+    assert_eq!(engine.policy_count(), 36);
     assert_eq!(engine.files().len(), builtin::POLICIES.len());
     assert!(engine.warnings().is_empty(), "{:?}", engine.warnings());
-    assert_eq!(engine.actions().len(), 15);
+    assert_eq!(engine.actions().len(), 18);
     assert!(engine.policy_ids().iter().any(|id| id == "admin.all"));
 }
 
