@@ -108,6 +108,7 @@ async fn events<S: Store>(s: &Server<S>, kind: &str) -> Vec<Value> {
             resource: None,
             since: None,
             until: None,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -4,9 +4,10 @@
 //!
 //! # Tables (both backends, `migrations/*/0002_audit_log.sql`)
 //! - `audit_events`: one row per leaf, `idx` from 0 with no gap: time,
-//!   type, subject and resource (copied out of the event for queries), the
-//!   canonical body and its salt (both `NULL` once erased), the leaf hash
-//!   (kept forever), and `erased_at`/`erasure_reason`.
+//!   type, subject, resource and outcome (copied out of the event for
+//!   queries; `outcome` since `0006_audit_outcome.sql`), the canonical body
+//!   and its salt (both `NULL` once erased), the leaf hash (kept forever),
+//!   and `erased_at`/`erasure_reason`.
 //! - `audit_nodes`: the root of every *complete* perfect subtree of level
 //!   1 and above, keyed by `(level, idx)` (level 0 is the leaf hash in
 //!   `audit_events`). A log of n leaves holds n - popcount(n) of them, and
@@ -45,7 +46,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
-use warden_audit::{AuditError, AuditEvent, EventKind, EventLeaf, Frontier, Record, Salt, Subtree};
+use warden_audit::{AuditError, AuditEvent, Decision, EventKind, EventLeaf, Frontier, Record, Salt, Subtree};
 
 use crate::error::StoreError;
 use crate::to_i64;
@@ -64,13 +65,16 @@ pub const MAX_PAGE: u32 = 10_000;
 /// and refresh reuse, the principal for access decisions, registry changes
 /// and admin actions, and the approver for approvals; `resource` is the
 /// Cedar resource for access decisions, registry changes and approvals and
-/// the target of an admin action. Other kinds have neither.
+/// the target of an admin action. Other kinds have neither. `outcome` is
+/// the decision (`allow`/`deny`) of an access decision, and `None` for
+/// every other kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
     kind: String,
     subject: Option<String>,
     resource: Option<String>,
+    outcome: Option<&'static str>,
     body: Vec<u8>,
     salt: Salt,
     leaf_hash: Hash,
@@ -109,6 +113,7 @@ impl PreparedEvent {
             kind,
             subject: subject.map(str::to_owned),
             resource: resource.map(str::to_owned),
+            outcome: outcome_of(&event.kind),
             body,
             salt,
             leaf_hash,
@@ -138,6 +143,12 @@ impl PreparedEvent {
     /// The resource column.
     pub fn resource(&self) -> Option<&str> {
         self.resource.as_deref()
+    }
+
+    /// The outcome column: `allow` or `deny` for an access decision,
+    /// `None` for other kinds.
+    pub fn outcome(&self) -> Option<&str> {
+        self.outcome
     }
 
     /// The canonical body.
@@ -170,6 +181,17 @@ fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
             principal, resource, ..
         } => (Some(principal), Some(resource)),
         _ => (None, None),
+    }
+}
+
+/// The `outcome` column of an event: its decision, for an access decision.
+fn outcome_of(kind: &EventKind) -> Option<&'static str> {
+    match kind {
+        EventKind::AccessDecision { decision, .. } => Some(match decision {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }),
+        _ => None,
     }
 }
 
@@ -224,7 +246,8 @@ impl StoredEvent {
 }
 
 /// Which events [`AuditStore::events`] returns: those from index `from`
-/// on that match every filter given, in index order, at most `limit`.
+/// on that match every filter given, in index order, at most `limit`
+/// (with `before`: the newest ones below it, newest first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
     /// First index to consider.
@@ -241,6 +264,11 @@ pub struct EventQuery {
     pub since: Option<u64>,
     /// Only events before this time.
     pub until: Option<u64>,
+    /// Only access decisions with this outcome (`allow` or `deny`).
+    pub outcome: Option<String>,
+    /// Only events below this index, newest first (for paging back from
+    /// the end of the log).
+    pub before: Option<u64>,
 }
 
 impl EventQuery {
@@ -252,6 +280,26 @@ impl EventQuery {
             ..Self::default()
         }
     }
+}
+
+/// The most buckets [`AuditStore::audit_activity`] counts in one call.
+pub const MAX_ACTIVITY_BUCKETS: u64 = 10_000;
+
+/// How many events of one type, and for access decisions one outcome, fell
+/// in one time bucket: a row of [`AuditStore::audit_activity`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActivityCount {
+    /// Start of the bucket, seconds since the Unix epoch: `since + k *
+    /// bucket_secs` for the `since` and `bucket_secs` asked.
+    pub bucket_start: u64,
+    /// Event type (`access_decision`, `token_issued`, …).
+    pub kind: String,
+    /// `allow` or `deny` for access decisions; `None` for other types (and
+    /// for access decisions whose body was erased before the outcome was
+    /// stored, which migration `0006` could not fill in).
+    pub outcome: Option<String>,
+    /// Number of events; never 0 (empty groups are left out).
+    pub count: u64,
 }
 
 /// A stored checkpoint.
@@ -280,6 +328,23 @@ pub trait AuditStore: Send + Sync {
 
     /// Events matching `query`, in index order.
     fn events(&self, query: &EventQuery) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Counts of events per time bucket, type and outcome, for `since <=
+    /// time < until`, sorted by bucket start, then type, then outcome
+    /// (`None` first). Buckets are `bucket_secs` long and start at `since`
+    /// (the last one may be cut short by `until`); buckets and types
+    /// without events are left out. Erased events count: the columns read
+    /// are kept on erasure, and no body is read.
+    ///
+    /// [`StoreError::InvalidQuery`] unless `bucket_secs >= 1`, `until >
+    /// since`, and the range holds at most [`MAX_ACTIVITY_BUCKETS`]
+    /// buckets.
+    fn audit_activity(
+        &self,
+        since: u64,
+        until: u64,
+        bucket_secs: u64,
+    ) -> impl Future<Output = Result<Vec<ActivityCount>, StoreError>> + Send;
 
     /// The leaf hashes of `range`, in order (shorter if the log ends
     /// first). A missing row inside the log is reported as corruption.
@@ -485,6 +550,52 @@ pub(crate) type EventRow = (
     Option<String>,
 );
 
+/// The checked `(since, until, bucket_secs)` of an activity query, as the
+/// database takes them. A bucket longer than the range is shortened to it,
+/// which changes no bucket start and keeps it in range.
+pub(crate) fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Result<(i64, i64, i64), StoreError> {
+    if bucket_secs == 0 {
+        return Err(StoreError::InvalidQuery(
+            "activity buckets must be at least 1 second long".into(),
+        ));
+    }
+    let Some(span) = until.checked_sub(since).filter(|s| *s > 0) else {
+        return Err(StoreError::InvalidQuery(format!(
+            "the activity range is empty: until ({until}) must be after since ({since})"
+        )));
+    };
+    let buckets = span.div_ceil(bucket_secs);
+    if buckets > MAX_ACTIVITY_BUCKETS {
+        return Err(StoreError::InvalidQuery(format!(
+            "{span} seconds in buckets of {bucket_secs} s is {buckets} buckets, more than {MAX_ACTIVITY_BUCKETS}: \
+             use longer buckets or a shorter range"
+        )));
+    }
+    Ok((to_i64(since)?, to_i64(until)?, to_i64(bucket_secs.min(span))?))
+}
+
+/// A row of an activity query: bucket start, type, outcome, count.
+pub(crate) type ActivityRow = (i64, String, Option<String>, i64);
+
+/// The rows of an activity query, in [`AuditStore::audit_activity`]'s
+/// order. They are sorted here rather than in SQL, so that both backends
+/// order types bytewise and `None` first whatever their collation.
+pub(crate) fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityCount>, StoreError> {
+    let mut counts = rows
+        .into_iter()
+        .map(|(bucket_start, kind, outcome, count)| {
+            Ok(ActivityCount {
+                bucket_start: non_negative(bucket_start, "activity bucket")?,
+                kind,
+                outcome,
+                count: non_negative(count, "activity count")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort_unstable_by(|a, b| (a.bucket_start, &a.kind, &a.outcome).cmp(&(b.bucket_start, &b.kind, &b.outcome)));
+    Ok(counts)
+}
+
 /// The columns of [`EventRow`], for `SELECT`.
 pub(crate) const EVENT_COLUMNS: &str =
     "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
@@ -612,9 +723,13 @@ pub(crate) fn subtrees_from_rows(
 /// the same everywhere take the backend's SQL; `append_batch` and
 /// `subtrees` call the backend's own `audit_append_batch` and
 /// `audit_subtrees`.
+///
+/// `activity` takes `since`, `bucket_secs` and `until` as parameters 1, 2
+/// and 3 and returns [`ActivityRow`]s.
 macro_rules! impl_audit_store {
-    ($store:ty, db = $db:ty, leaf_hashes = $leaf_hashes:expr, put_checkpoint = $put_checkpoint:expr,
-     checkpoints = $checkpoints:expr, erase = $erase:expr, erased = $erased:expr $(,)?) => {
+    ($store:ty, db = $db:ty, leaf_hashes = $leaf_hashes:expr, activity = $activity:expr,
+     put_checkpoint = $put_checkpoint:expr, checkpoints = $checkpoints:expr, erase = $erase:expr,
+     erased = $erased:expr $(,)?) => {
         impl $crate::audit::AuditStore for $store {
             async fn append_batch(
                 &self,
@@ -664,14 +779,41 @@ macro_rules! impl_audit_store {
                 if let Some(until) = q.until {
                     qb.push(" AND time < ").push_bind($crate::to_i64(until)?);
                 }
-                qb.push(" ORDER BY idx LIMIT ")
-                    .push_bind(i64::from(q.limit.min($crate::audit::MAX_PAGE)));
+                if let Some(outcome) = &q.outcome {
+                    qb.push(" AND outcome = ").push_bind(outcome.clone());
+                }
+                match q.before {
+                    Some(before) => {
+                        qb.push(" AND idx < ").push_bind($crate::to_i64(before)?);
+                        qb.push(" ORDER BY idx DESC LIMIT ");
+                    }
+                    None => {
+                        qb.push(" ORDER BY idx LIMIT ");
+                    }
+                }
+                qb.push_bind(i64::from(q.limit.min($crate::audit::MAX_PAGE)));
                 qb.build_query_as::<$crate::audit::EventRow>()
                     .fetch_all(self.reader())
                     .await?
                     .into_iter()
                     .map($crate::audit::event_from_row)
                     .collect()
+            }
+
+            async fn audit_activity(
+                &self,
+                since: u64,
+                until: u64,
+                bucket_secs: u64,
+            ) -> Result<Vec<$crate::audit::ActivityCount>, $crate::StoreError> {
+                let (since, until, bucket) = $crate::audit::activity_params(since, until, bucket_secs)?;
+                let rows: Vec<$crate::audit::ActivityRow> = sqlx::query_as($activity)
+                    .bind(since)
+                    .bind(bucket)
+                    .bind(until)
+                    .fetch_all(self.reader())
+                    .await?;
+                $crate::audit::activity_from_rows(rows)
             }
 
             async fn leaf_hashes(
@@ -1008,6 +1150,9 @@ mod tests {
         async fn events(&self, _: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
             not_used_by_the_writer()
         }
+        async fn audit_activity(&self, _: u64, _: u64, _: u64) -> Result<Vec<ActivityCount>, StoreError> {
+            not_used_by_the_writer()
+        }
         async fn leaf_hashes(&self, _: Range<u64>) -> Result<Vec<Hash>, StoreError> {
             not_used_by_the_writer()
         }
@@ -1248,6 +1393,58 @@ mod tests {
     }
 
     #[test]
+    fn activity_params_are_checked() {
+        assert_eq!(activity_params(100, 200, 10).unwrap(), (100, 200, 10));
+        // A bucket longer than the range is shortened to it.
+        assert_eq!(activity_params(100, 200, u64::MAX).unwrap(), (100, 200, 100));
+        // Exactly MAX_ACTIVITY_BUCKETS buckets, the last one cut short.
+        assert_eq!(activity_params(0, 19_999, 2).unwrap(), (0, 19_999, 2));
+        for (since, until, bucket) in [(0, 10, 0), (10, 10, 1), (11, 10, 1), (0, 10_001, 1), (0, 20_001, 2)] {
+            assert!(
+                matches!(activity_params(since, until, bucket), Err(StoreError::InvalidQuery(_))),
+                "{since} {until} {bucket}"
+            );
+        }
+        assert!(matches!(
+            activity_params(0, u64::MAX, u64::MAX),
+            Err(StoreError::OutOfRange(u64::MAX))
+        ));
+    }
+
+    #[test]
+    fn activity_rows_are_sorted_bytewise_with_none_first() {
+        let row = |b: i64, k: &str, o: Option<&str>| (b, k.to_owned(), o.map(str::to_owned), 1);
+        let counts = activity_from_rows(vec![
+            row(10, "token_issued", None),
+            row(0, "tokenx", None),
+            row(0, "access_decision", Some("deny")),
+            row(0, "access_decision", None),
+            row(0, "access_decision", Some("allow")),
+            row(0, "token_issued", None),
+        ])
+        .unwrap();
+        let order: Vec<(u64, &str, Option<&str>)> = counts
+            .iter()
+            .map(|c| (c.bucket_start, c.kind.as_str(), c.outcome.as_deref()))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (0, "access_decision", None),
+                (0, "access_decision", Some("allow")),
+                (0, "access_decision", Some("deny")),
+                (0, "token_issued", None),
+                (0, "tokenx", None),
+                (10, "token_issued", None),
+            ]
+        );
+        assert!(matches!(
+            activity_from_rows(vec![(0, "x".into(), None, -1)]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
     fn range_nodes_cover_the_tree() {
         for size in 0..200u64 {
             let nodes = range_nodes(size);
@@ -1291,12 +1488,45 @@ mod tests {
             )
         );
 
+        assert_eq!(prepared.outcome(), None);
+
         let key = AuditEvent::new(5, EventKind::KeyRetired { kid: "k1".into() });
         let prepared = PreparedEvent::seal(&key).unwrap();
         assert_eq!(
-            (prepared.kind(), prepared.subject(), prepared.resource()),
-            ("key_retired", None, None)
+            (
+                prepared.kind(),
+                prepared.subject(),
+                prepared.resource(),
+                prepared.outcome()
+            ),
+            ("key_retired", None, None, None)
         );
+
+        for (decision, outcome) in [(Decision::Allow, "allow"), (Decision::Deny, "deny")] {
+            let access = AuditEvent::new(
+                7,
+                EventKind::AccessDecision {
+                    principal: "user:alice".into(),
+                    actor_chain: Vec::new(),
+                    client_id: "cli".into(),
+                    jti: "j-1".into(),
+                    action: "inference.invoke".into(),
+                    resource: "Endpoint::\"chat\"".into(),
+                    decision,
+                    policy_ids: Vec::new(),
+                    request_id: "r-1".into(),
+                    route: "/v1/chat".into(),
+                    source_ip: std::net::IpAddr::from([192, 0, 2, 1]),
+                    upstream_status: None,
+                    purpose: None,
+                },
+            );
+            let prepared = PreparedEvent::seal(&access).unwrap();
+            assert_eq!(prepared.outcome(), Some(outcome));
+            // The column agrees with the body, which migration 0006 reads.
+            let body: serde_json::Value = serde_json::from_slice(prepared.body()).unwrap();
+            assert_eq!(body["decision"], outcome);
+        }
 
         // A leaf sealed from another event is refused.
         let other = AuditEvent::new(6, EventKind::KeyRetired { kid: "k1".into() });

@@ -78,6 +78,10 @@ pub enum StoreError {
         /// The log's size.
         size: u64,
     },
+    /// A query's arguments are out of bounds: an empty or reversed time
+    /// range, a bucket of zero seconds, too many buckets.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// An event and the leaf given with it do not match.
     #[error("invalid audit event: {0}")]
     InvalidAuditEvent(&'static str),

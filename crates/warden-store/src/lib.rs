@@ -25,6 +25,7 @@
 
 pub mod audit;
 mod audit_signer;
+pub mod audit_verify;
 mod data_dir;
 mod error;
 mod key_manager;
@@ -37,7 +38,8 @@ pub mod sqlite;
 use std::future::Future;
 
 pub use audit::{
-    AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead, WriterOptions,
+    ActivityCount, AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead,
+    WriterOptions,
 };
 pub use audit_signer::{AUDIT_KEY_SETTING, AuditSigner, sign_checkpoint};
 pub use data_dir::{

@@ -16,14 +16,28 @@ const STATEMENT_BYTES: usize = 6 * 1024;
 /// Merkle nodes per insert (~60 bytes each), for the same reason.
 const NODES_PER_STATEMENT: usize = 96;
 
+/// Bytes an event takes in the insert's arrays besides its strings and
+/// body: a 4-byte length before each of its 9 elements, plus `idx` and
+/// `time` (8 bytes each), salt and leaf hash (32 each).
+const ROW_BYTES: usize = 9 * 4 + 8 + 8 + 32 + 32;
+
+/// Bytes `e` takes in the insert's arrays.
+fn row_bytes(e: &crate::PreparedEvent) -> usize {
+    ROW_BYTES
+        + e.kind().len()
+        + e.subject().map_or(0, str::len)
+        + e.resource().map_or(0, str::len)
+        + e.outcome().map_or(0, str::len)
+        + e.body().len()
+}
+
 /// Splits `events` into runs whose row data stays under [`STATEMENT_BYTES`]
 /// (at least one event per run).
 fn statement_chunks(events: &[crate::PreparedEvent]) -> Vec<&[crate::PreparedEvent]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, e) in events.iter().enumerate() {
-        let size =
-            96 + e.body().len() + e.kind().len() + e.subject().map_or(0, str::len) + e.resource().map_or(0, str::len);
+        let size = row_bytes(e);
         if i > start && bytes + size > STATEMENT_BYTES {
             chunks.extend(events.get(start..i));
             start = i;
@@ -150,15 +164,16 @@ impl PgStore {
             let idx: Vec<i64> = (first..).take(chunk.len()).collect();
             first = first.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
             sqlx::query(
-                "INSERT INTO audit_events (idx, time, type, subject, resource, body, salt, leaf_hash) \
-                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-                                      $6::bytea[], $7::bytea[], $8::bytea[])",
+                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, body, salt, leaf_hash) \
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                      $7::bytea[], $8::bytea[], $9::bytea[])",
             )
             .bind(idx)
             .bind(chunk.iter().map(crate::PreparedEvent::time).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::kind).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::subject).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::resource).collect::<Vec<_>>())
+            .bind(chunk.iter().map(crate::PreparedEvent::outcome).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::body).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::salt_bytes).collect::<Vec<_>>())
             .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
@@ -225,6 +240,8 @@ crate::audit::impl_audit_store!(
     PgStore,
     db = sqlx::Postgres,
     leaf_hashes = "SELECT idx, leaf_hash FROM audit_events WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    activity = "SELECT $1::int8 + ((time - $1::int8) / $2::int8) * $2::int8, type, outcome, COUNT(*) \
+                FROM audit_events WHERE time >= $1 AND time < $3 GROUP BY 1, 2, 3",
     put_checkpoint =
         "INSERT INTO audit_checkpoints (size, time, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
     checkpoints = "SELECT size, time, note FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
@@ -356,3 +373,58 @@ const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql 
 };
 
 crate::registry::impl_registry_store!(PgStore, db = sqlx::Postgres, sql = REGISTRY_SQL, frontier = frontier);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_audit::{AuditEvent, Decision, EventKind};
+
+    fn access(i: u64, body_pad: usize) -> crate::PreparedEvent {
+        let event = AuditEvent::new(
+            i,
+            EventKind::AccessDecision {
+                principal: "user:alice".into(),
+                actor_chain: Vec::new(),
+                client_id: "cli".into(),
+                jti: format!("j-{i}"),
+                action: "inference.invoke".into(),
+                resource: "Endpoint::\"chat\"".into(),
+                decision: Decision::Deny,
+                policy_ids: Vec::new(),
+                request_id: "r".repeat(body_pad),
+                route: "/v1/chat".into(),
+                source_ip: std::net::IpAddr::from([192, 0, 2, 1]),
+                upstream_status: None,
+                purpose: None,
+            },
+        );
+        crate::PreparedEvent::seal(&event).unwrap()
+    }
+
+    #[test]
+    fn statements_stay_under_the_bound() {
+        let e = access(1, 10);
+        assert_eq!(
+            row_bytes(&e),
+            ROW_BYTES
+                + "access_decision".len()
+                + "user:alice".len()
+                + "Endpoint::\"chat\"".len()
+                + "deny".len()
+                + e.body().len()
+        );
+        let events: Vec<_> = (0..200).map(|i| access(i, (i as usize * 37) % 900)).collect();
+        let chunks = statement_chunks(&events);
+        assert!(chunks.len() > 1);
+        let mut joined = Vec::new();
+        for chunk in &chunks {
+            assert!(chunk.iter().map(row_bytes).sum::<usize>() <= STATEMENT_BYTES);
+            joined.extend(chunk.iter().cloned());
+        }
+        assert_eq!(joined, events);
+        // An event larger than the bound goes alone.
+        let big = [access(1, 10), access(2, 7000), access(3, 10)];
+        let sizes: Vec<usize> = statement_chunks(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+    }
+}

@@ -19,9 +19,10 @@ use warden_audit::{
     AuditEvent, Checkpoint, Decision, EventKind, Hash, NoteSigner, Subtree, merkle, verify_consistency,
     verify_inclusion, verify_log,
 };
+use warden_store::audit::MAX_ACTIVITY_BUCKETS;
 use warden_store::postgres::PgStore;
 use warden_store::sqlite::SqliteStore;
-use warden_store::{AuditStore, AuditWriter, EventQuery, PreparedEvent, StoreError, WriterOptions};
+use warden_store::{ActivityCount, AuditStore, AuditWriter, EventQuery, PreparedEvent, StoreError, WriterOptions};
 
 /// A backend under test, with whatever it needs kept alive.
 trait Harness: Sized {
@@ -114,6 +115,10 @@ fn key_event(time: u64, kid: &str) -> AuditEvent {
 }
 
 fn access(time: u64, principal: &str, resource: &str) -> AuditEvent {
+    decision(time, principal, resource, Decision::Allow)
+}
+
+fn decision(time: u64, principal: &str, resource: &str, decision: Decision) -> AuditEvent {
     AuditEvent::new(
         time,
         EventKind::AccessDecision {
@@ -123,7 +128,7 @@ fn access(time: u64, principal: &str, resource: &str) -> AuditEvent {
             jti: format!("j-{time}"),
             action: "inference.invoke".into(),
             resource: resource.into(),
-            decision: Decision::Allow,
+            decision,
             policy_ids: vec!["policy0".into()],
             request_id: format!("r-{time}"),
             route: "/v1/chat".into(),
@@ -239,7 +244,7 @@ async fn append_and_read_back<H: Harness>() {
         key_event(100, "k1"),
         access(101, "user:alice", "Endpoint::\"chat\""),
         access(102, "user:bob", "Endpoint::\"chat\""),
-        access(103, "user:alice", "Endpoint::\"embed\""),
+        decision(103, "user:alice", "Endpoint::\"embed\"", Decision::Deny),
         AuditEvent::new(
             104,
             EventKind::TokenIssued {
@@ -333,9 +338,198 @@ async fn append_and_read_back<H: Harness>() {
         .await,
         vec![3]
     );
+    // Decisions by outcome (a column beside the body).
+    assert_eq!(
+        find(EventQuery {
+            outcome: Some("deny".into()),
+            ..q()
+        })
+        .await,
+        vec![3]
+    );
+    assert_eq!(
+        find(EventQuery {
+            outcome: Some("allow".into()),
+            ..q()
+        })
+        .await,
+        vec![1, 2]
+    );
+    // Paging back from the end, newest first, with filters.
+    assert_eq!(
+        find(EventQuery {
+            before: Some(6),
+            limit: 3,
+            ..q()
+        })
+        .await,
+        vec![5, 4, 3]
+    );
+    assert_eq!(
+        find(EventQuery {
+            before: Some(3),
+            subject: Some("user:alice".into()),
+            ..q()
+        })
+        .await,
+        vec![1]
+    );
     assert_eq!(find(EventQuery::page(1, 2)).await, vec![1, 2]);
     assert_eq!(find(EventQuery::page(5, 2)).await, vec![5]);
     assert_eq!(find(EventQuery::page(0, 0)).await, Vec::<u64>::new());
+    h.finish().await;
+}
+
+fn token_issued(time: u64) -> AuditEvent {
+    AuditEvent::new(
+        time,
+        EventKind::TokenIssued {
+            subject: "svc:trainer".into(),
+            client_id: "trainer".into(),
+            jti: format!("j-{time}"),
+            kid: "k1".into(),
+            scope: "inference.invoke".into(),
+            audience: vec!["inference".into()],
+            grant: "client_credentials".into(),
+            expires_at: time + 300,
+        },
+    )
+}
+
+fn auth_failed(time: u64) -> AuditEvent {
+    AuditEvent::new(
+        time,
+        EventKind::ClientAuthFailed {
+            client_id: "trainer".into(),
+            method: "client_secret_basic".into(),
+            reason: "bad secret".into(),
+            source_ip: IpAddr::from([192, 0, 2, 9]),
+        },
+    )
+}
+
+/// A mix of event types around [1000, 1300), appended out of time order;
+/// the access decision at 1250 is at index 0.
+fn activity_events() -> Vec<AuditEvent> {
+    let chat = "Endpoint::\"chat\"";
+    vec![
+        decision(1250, "user:erin", chat, Decision::Allow),
+        decision(1000, "user:alice", chat, Decision::Allow),
+        decision(1005, "user:bob", chat, Decision::Deny),
+        token_issued(1100),
+        decision(1099, "user:alice", chat, Decision::Allow),
+        decision(1150, "user:bob", chat, Decision::Deny),
+        auth_failed(1199),
+        token_issued(1299),
+        // Outside [1000, 1300).
+        decision(999, "user:alice", chat, Decision::Deny),
+        token_issued(1300),
+        key_event(1010, "k1"),
+    ]
+}
+
+fn count(bucket_start: u64, kind: &str, outcome: Option<&str>, count: u64) -> ActivityCount {
+    ActivityCount {
+        bucket_start,
+        kind: kind.into(),
+        outcome: outcome.map(Into::into),
+        count,
+    }
+}
+
+/// What [`activity_events`] gives in buckets of 100 s from 1000 to 1300.
+fn activity_by_100s() -> Vec<ActivityCount> {
+    vec![
+        count(1000, "access_decision", Some("allow"), 2),
+        count(1000, "access_decision", Some("deny"), 1),
+        count(1000, "key_created", None, 1),
+        count(1100, "access_decision", Some("deny"), 1),
+        count(1100, "client_auth_failed", None, 1),
+        count(1100, "token_issued", None, 1),
+        count(1200, "access_decision", Some("allow"), 1),
+        count(1200, "token_issued", None, 1),
+    ]
+}
+
+async fn activity_counts<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    assert_eq!(s.audit_activity(0, 10_000, 60).await.unwrap(), vec![]);
+    let events = activity_events();
+    let prepared = prepare(&events);
+    assert_eq!(prepared[0].outcome(), Some("allow"));
+    assert_eq!(prepared[3].outcome(), None);
+    // Two batches: the counts do not depend on how events were appended.
+    s.append_batch(&prepared[..4]).await.unwrap();
+    s.append_batch(&prepared[4..]).await.unwrap();
+
+    assert_eq!(s.audit_activity(1000, 1300, 100).await.unwrap(), activity_by_100s());
+
+    // An erased access decision still counts, with its outcome.
+    assert!(s.erase(0, "gdpr-7", 2000).await.unwrap());
+    assert_eq!(s.events(&EventQuery::page(0, 1)).await.unwrap()[0].content, None);
+    assert_eq!(s.audit_activity(1000, 1300, 100).await.unwrap(), activity_by_100s());
+
+    // Buckets start at `since`, whatever it is; the last is cut by `until`.
+    assert_eq!(
+        s.audit_activity(1050, 1251, 100).await.unwrap(),
+        vec![
+            count(1050, "access_decision", Some("allow"), 1),
+            count(1050, "token_issued", None, 1),
+            count(1150, "access_decision", Some("deny"), 1),
+            count(1150, "client_auth_failed", None, 1),
+            count(1250, "access_decision", Some("allow"), 1),
+        ]
+    );
+    // One bucket for everything, however long it is asked to be.
+    assert_eq!(
+        s.audit_activity(0, 5000, u64::MAX).await.unwrap(),
+        vec![
+            count(0, "access_decision", Some("allow"), 3),
+            count(0, "access_decision", Some("deny"), 3),
+            count(0, "client_auth_failed", None, 1),
+            count(0, "key_created", None, 1),
+            count(0, "token_issued", None, 3),
+        ]
+    );
+    // One-second buckets: the bounds are exact.
+    assert_eq!(
+        s.audit_activity(999, 1001, 1).await.unwrap(),
+        vec![
+            count(999, "access_decision", Some("deny"), 1),
+            count(1000, "access_decision", Some("allow"), 1),
+        ]
+    );
+    assert_eq!(
+        s.audit_activity(1300, 1301, 1).await.unwrap(),
+        vec![count(1300, "token_issued", None, 1)]
+    );
+
+    // The most buckets allowed, and one more.
+    assert_eq!(
+        s.audit_activity(1000, 1000 + MAX_ACTIVITY_BUCKETS, 1)
+            .await
+            .unwrap()
+            .len(),
+        events.len() - 1
+    );
+    for (since, until, bucket) in [
+        (1000, 1300, 0),
+        (1000, 1000, 60),
+        (1300, 1000, 60),
+        (1000, 1001 + MAX_ACTIVITY_BUCKETS, 1),
+        (0, 2 * MAX_ACTIVITY_BUCKETS + 1, 2),
+    ] {
+        let result = s.audit_activity(since, until, bucket).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidQuery(_))),
+            "{since}..{until} by {bucket}: {result:?}"
+        );
+    }
+    assert!(matches!(
+        s.audit_activity(0, u64::MAX, u64::MAX).await,
+        Err(StoreError::OutOfRange(_))
+    ));
     h.finish().await;
 }
 
@@ -584,6 +778,131 @@ async fn writer_fails_closed<H: Harness>() {
     h.finish().await;
 }
 
+/// A row of `audit_events` as a store before migration 0006 wrote it.
+type LegacyRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<u8>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// [`activity_events`] as rows without an outcome; the first (an access
+/// decision) was erased before the migration, so its outcome is lost.
+fn legacy_rows() -> Vec<LegacyRow> {
+    prepare(&activity_events())
+        .iter()
+        .zip(activity_events())
+        .enumerate()
+        .map(|(i, (p, event))| {
+            let erased = i == 0;
+            (
+                i as i64,
+                event.time as i64,
+                p.kind().to_owned(),
+                p.subject().map(Into::into),
+                p.resource().map(Into::into),
+                (!erased).then(|| p.body().to_vec()),
+                (!erased).then(|| vec![7u8; 32]),
+                p.leaf_hash().to_vec(),
+                erased.then_some(1500),
+                erased.then(|| "gdpr-1".to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// What migration 0006 makes of [`legacy_rows`].
+fn legacy_activity_by_100s() -> Vec<ActivityCount> {
+    let mut expected = activity_by_100s();
+    let erased = expected
+        .iter_mut()
+        .find(|c| c.bucket_start == 1200 && c.kind == "access_decision")
+        .unwrap();
+    erased.outcome = None;
+    expected
+}
+
+const LEGACY_INSERT: &str = "INSERT INTO audit_events \
+    (idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// The query inserting a [`LegacyRow`], on either backend.
+macro_rules! legacy_insert {
+    ($row:expr) => {{
+        let (idx, time, kind, subject, resource, body, salt, leaf_hash, erased_at, reason): LegacyRow = $row;
+        sqlx::query(LEGACY_INSERT)
+            .bind(idx)
+            .bind(time)
+            .bind(kind)
+            .bind(subject)
+            .bind(resource)
+            .bind(body)
+            .bind(salt)
+            .bind(leaf_hash)
+            .bind(erased_at)
+            .bind(reason)
+    }};
+}
+
+/// Migration 0006 fills the outcome of access decisions in from their
+/// bodies; one erased before it keeps none, and still counts.
+#[tokio::test]
+async fn sqlite_migration_fills_in_outcomes() {
+    use std::str::FromStr as _;
+    let (_dir, url) = support::sqlite_in_temp_dir();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite").run_to(5, &pool).await.unwrap();
+    for row in legacy_rows() {
+        legacy_insert!(row).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    assert_eq!(
+        store.audit_activity(1000, 1300, 100).await.unwrap(),
+        legacy_activity_by_100s()
+    );
+    store.close().await;
+}
+
+/// As [`sqlite_migration_fills_in_outcomes`], on PostgreSQL.
+#[tokio::test]
+async fn postgres_migration_fills_in_outcomes() {
+    use std::str::FromStr as _;
+    let url = support::pg_url();
+    let schema = support::fresh_schema();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations/postgres").run_to(5, &pool).await.unwrap();
+    for row in legacy_rows() {
+        legacy_insert!(row).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    assert_eq!(
+        store.audit_activity(1000, 1300, 100).await.unwrap(),
+        legacy_activity_by_100s()
+    );
+    store.close().await;
+    support::drop_schema(&url, &schema).await;
+}
+
 macro_rules! suite {
     ($backend:ident, $harness:ty) => {
         mod $backend {
@@ -611,6 +930,10 @@ macro_rules! suite {
             #[tokio::test]
             async fn erase_keeps_the_leaf() {
                 super::erase_keeps_the_leaf::<$harness>().await
+            }
+            #[tokio::test]
+            async fn activity_counts() {
+                super::activity_counts::<$harness>().await
             }
             #[tokio::test]
             async fn checkpoints_round_trip() {

@@ -68,6 +68,7 @@ pub async fn events<S: Store>(
             resource: q.resource,
             since: q.since,
             until: q.until,
+            ..EventQuery::default()
         })
         .await?;
     let next = found.last().map(|e| e.index + 1);

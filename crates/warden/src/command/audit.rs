@@ -17,37 +17,32 @@
 //! `tail` and `query --json` print event objects of the same form.
 //!
 //! # Verification
-//! [`warden_audit::verify_log`] does the cryptography (leaves from bodies,
-//! the tree, every checkpoint's signature, root and consistency). Around
-//! it, this module checks what only a whole log can show: that the `time`
-//! and `type` beside each body are the body's, that every erased body is
-//! accounted for by an `erasure` event (a body removed by hand looks like
-//! an erasure otherwise), and that the log has as many events as its
-//! stored state (or the export's header) says, with the same root. Records
-//! are streamed, a page at a time, to a blocking thread that hashes them
-//! while the next page is read.
+//! [`warden_store::audit_verify`] does it: [`warden_audit::verify_log`]'s
+//! cryptography (leaves from bodies, the tree, every checkpoint's
+//! signature, root and consistency) and what only a whole log can show
+//! (the `time` and `type` beside each body are the body's, every erased
+//! body is accounted for by an `erasure` event, and the log has as many
+//! events as its stored state, or the export's header, says, with the
+//! same root). This module feeds it the database or an export file, draws
+//! the progress bar and prints the verdict.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal as _, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use warden_audit::leaf::event_leaf_hash;
-use warden_audit::{
-    AuditError, AuditEvent, EntryProblem, EventKind, Hash, NoteSigner, NoteVerifier, Record, Salt, VerifyReport,
-    verify_log,
-};
+use warden_audit::{AuditEvent, EventKind, Hash, NoteSigner, NoteVerifier, Record, Salt, VerifyReport};
 use warden_store::audit::MAX_PAGE;
+use warden_store::audit_verify::{self, Entry, VerifyError, VerifyOutcome, VerifyProgress};
 use warden_store::{
-    AuditSigner, AuditStore, EventQuery, PreparedEvent, Store, StoreError, StoredCheckpoint, StoredEvent,
-    sign_checkpoint,
+    AuditSigner, AuditStore, EventQuery, PreparedEvent, Store, StoreError, StoredEvent, sign_checkpoint,
 };
 
 use super::{Context, now, rfc3339};
@@ -61,8 +56,6 @@ const EXPORT_FORMAT: &str = "warden-audit-export";
 const EXPORT_VERSION: u32 = 1;
 /// Longest erasure reason accepted.
 const MAX_REASON: usize = 1000;
-/// Records between two progress-bar updates.
-const PROGRESS_STEP: u64 = 4096;
 
 /// Runs an audit subcommand.
 pub async fn run(cmd: AuditCommand, ctx: &Context) -> anyhow::Result<()> {
@@ -234,6 +227,7 @@ fn query_of(args: &AuditQueryArgs) -> anyhow::Result<EventQuery> {
         resource: args.resource.clone(),
         since: time("--since", &args.since)?,
         until: time("--until", &args.until)?,
+        ..EventQuery::default()
     })
 }
 
@@ -523,216 +517,39 @@ fn write_line(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()
 
 // --- verify ---
 
-/// One record to verify, with the columns stored beside its body.
-#[derive(Debug)]
-struct Entry {
-    record: Record,
-    time: u64,
-    kind: String,
-}
+/// Why reading an export stopped (see [`audit_verify::Stop`]).
+type Stop = audit_verify::Stop<std::io::Error>;
 
-impl From<StoredEvent> for Entry {
-    fn from(event: StoredEvent) -> Self {
-        Entry {
-            time: event.time,
-            kind: event.kind.clone(),
-            record: event.into_record(),
-        }
+/// The progress bar of a verification, on a terminal.
+struct Bar(ProgressBar);
+
+impl VerifyProgress for Bar {
+    fn total(&self, events: u64) {
+        self.0.set_length(events);
+    }
+
+    fn checked(&self, events: u64) {
+        self.0.set_position(events);
     }
 }
 
-/// Why a verification stopped before `verify_log` could finish.
-#[derive(Debug)]
-enum Stop {
-    /// The log (or export) is wrong: exit 1 with this message.
-    Bad(String),
-    /// The records could not be read: exit 2.
-    Failed(anyhow::Error),
-}
-
-/// The members of a body that are checked against its columns.
-#[derive(Deserialize)]
-struct BodyHead<'a> {
-    time: u64,
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-}
-
-/// Wraps the record stream given to [`verify_log`]: checks each record's
-/// columns against its body, notes erasures and the erasure events that
-/// account for them, drives the progress bar, and stops the stream at the
-/// first problem it finds itself (remembered in `stop`).
-struct Audited<I> {
-    inner: I,
-    stop: Option<Stop>,
-    erased: Vec<u64>,
-    accounted: HashSet<u64>,
-    seen: u64,
-    progress: ProgressBar,
-}
-
-impl<I: Iterator<Item = Result<Entry, Stop>>> Audited<I> {
-    fn new(inner: I, progress: ProgressBar) -> Self {
-        Audited {
-            inner,
-            stop: None,
-            erased: Vec::new(),
-            accounted: HashSet::new(),
-            seen: 0,
-            progress,
-        }
-    }
-
-    /// Checks one entry; the message names its index.
-    fn check(&mut self, entry: &Entry) -> Result<(), String> {
-        let index = entry.record.index;
-        let Some((body, salt)) = &entry.record.content else {
-            self.erased.push(index);
-            return Ok(());
-        };
-        // A changed body is reported as such, whatever else is wrong with it.
-        let tampered = || {
-            (event_leaf_hash(salt, body) != entry.record.leaf_hash)
-                .then_some(AuditError::Entry {
-                    index,
-                    problem: EntryProblem::Tampered,
-                })
-                .map(|e| e.to_string())
-        };
-        let Ok(head) = serde_json::from_slice::<BodyHead<'_>>(body) else {
-            return Err(tampered().unwrap_or_else(|| format!("log entry {index}: the body is not an event")));
-        };
-        if head.time != entry.time || head.kind != entry.kind {
-            return Err(tampered().unwrap_or_else(|| {
-                format!("log entry {index}: the time or type stored beside the body differs from the body's")
-            }));
-        }
-        if head.kind == "erasure" {
-            match AuditEvent::from_body(body) {
-                Ok(AuditEvent {
-                    kind: EventKind::Erasure { index: erased, .. },
-                    ..
-                }) => {
-                    self.accounted.insert(erased);
-                }
-                _ => {
-                    return Err(tampered().unwrap_or_else(|| format!("log entry {index}: malformed erasure event")));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The verdict, once `verify_log` has returned `result` over this stream.
-    /// `expected` is the size and root the log's state (or the export's
-    /// header) claims.
-    fn conclude(
-        mut self,
-        result: Result<VerifyReport, AuditError>,
-        checkpoint_sizes: &[u64],
-        expected: Option<(u64, Hash)>,
-        claimed_by: &str,
-    ) -> Result<VerifyReport, Stop> {
-        self.progress.finish_and_clear();
-        // A stream stopped by this wrapper ends early: `verify_log` can then
-        // only have found the end missing, which the stop explains.
-        if let Some(stop) = self.stop.take() {
-            return Err(stop);
-        }
-        let report = result.map_err(|e| match &e {
-            // A note that does not open says nothing trustworthy about its
-            // size: name the size it is stored under.
-            AuditError::CheckpointRejected { position, .. } => match checkpoint_sizes.get(*position) {
-                Some(size) => Stop::Bad(format!("{e} (the checkpoint stored for size {size})")),
-                None => Stop::Bad(e.to_string()),
-            },
-            _ => Stop::Bad(e.to_string()),
-        })?;
-        if let Some(index) = self.erased.iter().find(|i| !self.accounted.contains(i)) {
-            return Err(Stop::Bad(format!(
-                "log entry {index}: the body was removed, but no erasure event records it"
-            )));
-        }
-        if let Some((size, root)) = expected {
-            if report.leaves < size {
-                return Err(Stop::Bad(format!(
-                    "log entry {}: missing; {claimed_by} records {size} events",
-                    report.leaves
-                )));
-            }
-            if report.leaves > size {
-                return Err(Stop::Bad(format!(
-                    "log entry {size}: {claimed_by} records {size} events, but there are {}",
-                    report.leaves
-                )));
-            }
-            if report.root != root {
-                return Err(Stop::Bad(format!(
-                    "the root of the {size} events differs from the one {claimed_by} records"
-                )));
-            }
-        }
-        Ok(report)
-    }
-}
-
-impl<I: Iterator<Item = Result<Entry, Stop>>> Iterator for Audited<I> {
-    type Item = Record;
-
-    fn next(&mut self) -> Option<Record> {
-        if self.stop.is_some() {
-            return None;
-        }
-        let entry = match self.inner.next()? {
-            Ok(entry) => entry,
-            Err(stop) => {
-                self.stop = Some(stop);
-                return None;
-            }
-        };
-        if let Err(message) = self.check(&entry) {
-            self.stop = Some(Stop::Bad(message));
-            return None;
-        }
-        self.seen += 1;
-        if self.seen.is_multiple_of(PROGRESS_STEP) {
-            self.progress.set_position(self.seen);
-        }
-        Some(entry.record)
-    }
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal, else a hidden one; its
+/// length is set by [`VerifyProgress::total`].
+fn progress_bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = ProgressBar::new(0);
     if let Ok(style) = ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec}, {eta} left)") {
         bar.set_style(style);
     }
     bar
 }
 
-/// Runs `verify_log` over `entries` with the extra checks, on this thread.
-/// `checkpoints` are `(size stored, note)`, by size.
-fn verify_entries(
-    entries: impl Iterator<Item = Result<Entry, Stop>>,
-    checkpoints: &[(u64, String)],
-    verifier: &NoteVerifier,
-    expected: Option<(u64, Hash)>,
-    claimed_by: &str,
-    progress: ProgressBar,
-) -> Result<VerifyReport, Stop> {
-    let (sizes, notes): (Vec<u64>, Vec<&str>) = checkpoints.iter().map(|(s, n)| (*s, n.as_str())).unzip();
-    let mut audited = Audited::new(entries, progress);
-    let result = verify_log(&mut audited, &notes, verifier, verifier.name());
-    audited.conclude(result, &sizes, expected, claimed_by)
-}
-
 /// Prints the verdict: a summary and exit 0, or the first problem and exit 1.
-fn report(outcome: Result<VerifyReport, Stop>, verifier: &NoteVerifier, source: &str) -> anyhow::Result<()> {
+fn report(outcome: VerifyOutcome, verifier: &NoteVerifier, source: &str) -> anyhow::Result<()> {
     match outcome {
-        Ok(report) => {
+        VerifyOutcome::Verified(report) => {
             println!(
                 "audit log OK ({source}): {} events, {} erased, {} checkpoints verified with key {}+{:08x}",
                 report.leaves,
@@ -744,25 +561,10 @@ fn report(outcome: Result<VerifyReport, Stop>, verifier: &NoteVerifier, source: 
             println!("root at size {}: {}", report.leaves, STANDARD.encode(report.root));
             Ok(())
         }
-        Err(Stop::Bad(message)) => Err(Refused(format!("audit log verification FAILED ({source}): {message}")).into()),
-        Err(Stop::Failed(error)) => Err(error),
-    }
-}
-
-async fn all_checkpoints<S: AuditStore>(store: &S) -> anyhow::Result<Vec<StoredCheckpoint>> {
-    let mut all = Vec::new();
-    let mut from_size = 0;
-    loop {
-        let page = store.checkpoints(from_size, MAX_PAGE).await?;
-        let full = page.len() == MAX_PAGE as usize;
-        let Some(last) = page.last() else { break };
-        from_size = last.size + 1;
-        all.extend(page);
-        if !full {
-            break;
+        VerifyOutcome::Failed(message) => {
+            Err(Refused(format!("audit log verification FAILED ({source}): {message}")).into())
         }
     }
-    Ok(all)
 }
 
 /// The verifier of a log that has no key yet, so no checkpoint: any key
@@ -776,87 +578,33 @@ fn keyless_verifier(origin: &str) -> anyhow::Result<NoteVerifier> {
 }
 
 async fn verify_store<S: Store>(store: S, verifier: Option<NoteVerifier>, ctx: &Context) -> anyhow::Result<()> {
-    // Checkpoints before the tree head: every checkpoint read is then
-    // covered by the events read, whatever is appended meanwhile.
-    let checkpoints: Vec<(u64, String)> = all_checkpoints(&store)
-        .await?
-        .into_iter()
-        .map(|cp| (cp.size, cp.note))
-        .collect();
-    let verifier = match verifier {
-        Some(verifier) => verifier,
+    let (verifier, keyless) = match verifier {
+        Some(verifier) => (verifier, false),
         None => match load_signer(&store, ctx, false).await {
-            Ok(signer) => signer.verifier(),
-            Err(e)
-                if checkpoints.is_empty() && matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NoAuditKey)) =>
-            {
-                keyless_verifier(&ctx.settings.audit.origin)?
+            Ok(signer) => (signer.verifier(), false),
+            // Without a key there can be no checkpoint: the library refuses
+            // the log (with this same error) if it finds one.
+            Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NoAuditKey)) => {
+                (keyless_verifier(&ctx.settings.audit.origin)?, true)
             }
             Err(e) => return Err(e),
         },
     };
-    let head = store.tree_head().await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, StoreError>>(2);
-    let producer = tokio::spawn(read_pages(store, head.size, tx));
-    let progress = progress_bar(head.size);
-    let checked_verifier = verifier.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut page = Vec::new().into_iter();
-        let entries = std::iter::from_fn(move || {
-            loop {
-                if let Some(event) = page.next() {
-                    return Some(Ok(Entry::from(event)));
-                }
-                match rx.blocking_recv()? {
-                    Ok(next) => page = next.into_iter(),
-                    Err(e) => {
-                        return Some(Err(Stop::Failed(
-                            anyhow::Error::new(e).context("reading the audit log"),
-                        )));
-                    }
-                }
-            }
-        });
-        verify_entries(
-            entries,
-            &checkpoints,
-            &checked_verifier,
-            Some((head.size, head.root)),
-            "the log's stored state",
-            progress,
-        )
-    })
-    .await
-    .context("the verification task failed")?;
-    producer.abort();
+    let bar = progress_bar();
+    let progress = Arc::new(Bar(bar.clone()));
+    let outcome = if keyless {
+        audit_verify::verify_keyless_store_log(store, verifier.clone(), progress).await
+    } else {
+        audit_verify::verify_store_log(store, verifier.clone(), progress).await
+    };
+    bar.finish_and_clear();
+    let outcome = outcome.map_err(|e| match e {
+        VerifyError::Read(e) => anyhow::Error::new(e).context("reading the audit log"),
+        VerifyError::Task(e) => anyhow::Error::new(e).context("the verification task failed"),
+        VerifyError::Store(e) => anyhow::Error::new(e),
+        other => anyhow::Error::new(other),
+    })?;
     report(outcome, &verifier, "database")
-}
-
-/// Sends the events `[0, end)` in pages, in index order, until the end,
-/// an error, or the receiver goes away.
-async fn read_pages<S: AuditStore>(
-    store: S,
-    end: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<StoredEvent>, StoreError>>,
-) {
-    let mut from = 0;
-    while from < end {
-        let limit = u32::try_from(end - from).unwrap_or(MAX_PAGE).min(MAX_PAGE);
-        let page = match store.events(&EventQuery::page(from, limit)).await {
-            Ok(page) => page,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        let Some(last) = page.last() else { return };
-        from = last.index.saturating_add(1);
-        let full = page.len() == limit as usize;
-        let page: Vec<StoredEvent> = page.into_iter().filter(|e| e.index < end).collect();
-        if page.is_empty() || tx.send(Ok(page)).await.is_err() || !full {
-            return;
-        }
-    }
 }
 
 /// Any line of an export, as read back.
@@ -950,7 +698,7 @@ impl<R: BufRead> ExportReader<R> {
                 self.line += 1;
                 Ok(Some(text))
             }
-            Some(Err(e)) => Err(Stop::Failed(anyhow::Error::new(e).context("reading the export"))),
+            Some(Err(e)) => Err(Stop::Failed(e)),
         }
     }
 
@@ -1048,10 +796,10 @@ impl<R: BufRead> Iterator for ExportReader<R> {
 async fn verify_export(path: PathBuf, verifier: NoteVerifier) -> anyhow::Result<()> {
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let checked_verifier = verifier.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Result<VerifyReport, Stop>> {
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<VerifyOutcome> {
         let (header, checkpoints, events) = match ExportReader::open(BufReader::with_capacity(1 << 16, file)) {
             Ok(opened) => opened,
-            Err(stop) => return Ok(Err(stop)),
+            Err(stop) => return export_outcome(Err(stop)),
         };
         if header.origin != checked_verifier.name() {
             return Err(UsageError(format!(
@@ -1061,18 +809,28 @@ async fn verify_export(path: PathBuf, verifier: NoteVerifier) -> anyhow::Result<
             ))
             .into());
         }
-        Ok(verify_entries(
+        let bar = progress_bar();
+        let progress = Bar(bar.clone());
+        progress.total(header.size);
+        let verdict = audit_verify::verify_entries(
             events,
             &checkpoints,
             &checked_verifier,
             Some((header.size, header.root)),
             "the export's header",
-            progress_bar(header.size),
-        ))
+            &progress,
+        );
+        bar.finish_and_clear();
+        export_outcome(verdict)
     })
     .await
     .context("the verification task failed")??;
     report(outcome, &verifier, &path.display().to_string())
+}
+
+/// The outcome of verifying an export; an error when it could not be read.
+fn export_outcome(verdict: Result<VerifyReport, Stop>) -> anyhow::Result<VerifyOutcome> {
+    VerifyOutcome::from_verdict(verdict).map_err(|e| anyhow::Error::new(e).context("reading the export"))
 }
 
 // --- erase ---
@@ -1191,6 +949,7 @@ mod tests {
     use super::*;
     use aws_lc_rs::signature::Ed25519KeyPair;
     use warden_audit::{Checkpoint, Frontier};
+    use warden_store::audit_verify::{ProgressCounter, verify_entries};
 
     const ORIGIN: &str = "test.example/audit";
 
@@ -1239,7 +998,7 @@ mod tests {
             &signer.verifier().unwrap(),
             Some(expected),
             "the state",
-            ProgressBar::hidden(),
+            &ProgressCounter::new(),
         )
         .map_err(|stop| match stop {
             Stop::Bad(m) => m,
@@ -1357,7 +1116,7 @@ mod tests {
             &signer.verifier().unwrap(),
             Some(claimed),
             "the state",
-            ProgressBar::hidden(),
+            &ProgressCounter::new(),
         )
         .unwrap_err();
         assert!(
@@ -1408,7 +1167,7 @@ mod tests {
             &signer.verifier().unwrap(),
             Some((header.size, header.root)),
             "the export's header",
-            ProgressBar::hidden(),
+            &ProgressCounter::new(),
         )
         .map_err(|stop| match stop {
             Stop::Bad(m) => m,
