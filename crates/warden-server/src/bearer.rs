@@ -21,6 +21,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Verifies the request's bearer token for Warden's APIs.
 pub fn caller<S: Store>(state: &AppState<S>, headers: &HeaderMap, now: u64) -> Result<Arc<VerifiedToken>, ApiError> {
     let token = bearer(headers).ok_or_else(ApiError::missing_token)?;
+    verify(state, token, now)
+}
+
+/// Verifies `token` for Warden's APIs (the bearer header's or the
+/// dashboard session's): strictly, against the API keys, not revoked.
+pub fn verify<S: Store>(state: &AppState<S>, token: &str, now: u64) -> Result<Arc<VerifiedToken>, ApiError> {
     let keys = state.keys.get();
     let verified = keys
         .api
@@ -35,7 +41,12 @@ pub fn caller<S: Store>(state: &AppState<S>, headers: &HeaderMap, now: u64) -> R
 /// Whether the request's bearer token names a `kid` this replica does not
 /// know (so re-reading the keys might help).
 pub fn unknown_kid(keys: &crate::keys::KeySnapshot, headers: &HeaderMap, now: u64) -> bool {
-    bearer(headers).is_some_and(|t| matches!(keys.api.verify(t, now), Err(warden_jose::JoseError::UnknownKid)))
+    bearer(headers).is_some_and(|t| unknown_kid_in(keys, t, now))
+}
+
+/// Whether `token` names a `kid` this replica does not know.
+pub fn unknown_kid_in(keys: &crate::keys::KeySnapshot, token: &str, now: u64) -> bool {
+    matches!(keys.api.verify(token, now), Err(warden_jose::JoseError::UnknownKid))
 }
 
 /// Whether the token has `role` among its roles or `scope` among its scopes.

@@ -8,6 +8,9 @@
 //!   signed audit checkpoints), and serves with graceful shutdown.
 //! - `endpoints/`: one module per endpoint group; `grants/`: one module per
 //!   grant of the token endpoint.
+//! - [`registry`]: the governance registry API; [`dashboard`]: the
+//!   compliance dashboard under `/ui` (templates in `templates/ui/`,
+//!   embedded assets in `assets/`).
 //! - [`gateway`]: the routes to upstream AI APIs, served as the router's
 //!   fallback when any are configured.
 //! - [`demo`]: the built-in demo upstream of `warden serve --demo` (an
@@ -31,6 +34,7 @@ pub mod bearer;
 pub mod client_auth;
 pub mod client_ip;
 pub mod clients;
+pub mod dashboard;
 pub mod demo;
 pub mod endpoints;
 pub mod error;
@@ -184,6 +188,7 @@ impl<S: Store> App<S> {
             metrics,
             policies.clone(),
             fanout,
+            dashboard::UiState::new(&master, &signer),
         );
         state.revocations.sync(&state.store, now, true).await?;
         Ok(App {
@@ -271,7 +276,8 @@ impl<S: Store> App<S> {
             .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
             .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
             .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>))
-            .merge(registry::routes::<S>());
+            .merge(registry::routes::<S>())
+            .merge(dashboard::routes::<S>());
         let metrics_here = self.state.options.metrics.enabled && self.state.options.metrics.listen.is_none();
         let router = if metrics_here {
             router.route("/metrics", metrics::route(self.state.metrics.clone()))

@@ -51,6 +51,8 @@ pub struct AppState<S> {
     pub policies: Arc<CedarAuthorizer>,
     /// Notices to the other replicas (Redis pub/sub), when configured.
     pub fanout: crate::fanout::Fanout,
+    /// The dashboard's keys and jobs.
+    pub ui: crate::dashboard::UiState,
     /// Recently read clients.
     clients: Mutex<HashMap<String, (ClientRecord, Instant)>>,
     /// Client ids whose last use was recorded recently, and when.
@@ -73,6 +75,7 @@ impl<S: Store> AppState<S> {
         metrics: Metrics,
         policies: Arc<CedarAuthorizer>,
         fanout: crate::fanout::Fanout,
+        ui: crate::dashboard::UiState,
     ) -> Self {
         let limit = options.oauth.auth_failures_per_minute;
         let failures = match options.redis_url.as_deref().filter(|u| !u.is_empty()) {
@@ -92,6 +95,7 @@ impl<S: Store> AppState<S> {
             metrics,
             policies,
             fanout,
+            ui,
             clients: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(true),

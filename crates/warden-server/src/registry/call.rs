@@ -45,17 +45,26 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Call {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
+        let token = bearer::bearer(&parts.headers).ok_or_else(ApiError::missing_token)?;
+        Call::from_token(state, token, parts).await
+    }
+}
+
+impl Call {
+    /// The call of a request presenting `token` (its bearer token, or the
+    /// dashboard session's): verified strictly, re-reading the keys once
+    /// when it names a key rotated elsewhere a moment ago.
+    pub async fn from_token<S: Store>(state: &AppState<S>, token: &str, parts: &Parts) -> Result<Call, ApiError> {
         let now = now();
         let seen = state.keys.get();
-        let token = match bearer::caller(state, &parts.headers, now) {
-            Err(e) if bearer::unknown_kid(&seen, &parts.headers, now) => {
-                // A key rotated elsewhere a moment ago: re-read, retry once.
+        let token = match bearer::verify(state, token, now) {
+            Err(e) if bearer::unknown_kid_in(&seen, token, now) => {
                 if state
                     .keys
                     .reload_for_unknown_kid(&seen, &state.manager, &state.options, now)
                     .await
                 {
-                    bearer::caller(state, &parts.headers, now)?
+                    bearer::verify(state, token, now)?
                 } else {
                     return Err(e);
                 }

@@ -72,30 +72,39 @@ pub async fn walk<S: Store>(
         )));
     }
     let root: NodeRef = format!("{}:{id}", kind.as_str()).parse().map_err(rule_error)?;
-    let resource = root_resource(&state, &root).await?;
-    call.authorize(&state, "lineage.read", &resource).await?;
-    let graph = state
-        .store
-        .lineage(&root, direction, depth)
-        .await
-        .map_err(store_error)?;
-    let total = graph.nodes.len();
-    let nodes = visible_nodes(&state, &call, graph.nodes);
-    let hidden = total - nodes.len();
-    let keep: HashSet<&NodeRef> = nodes.iter().collect();
-    let edges: Vec<_> = graph
-        .edges
-        .into_iter()
-        .filter(|e| keep.contains(&e.from) && keep.contains(&e.to))
-        .collect();
+    let (graph, hidden) = visible_graph(&state, &call, &root, direction, depth).await?;
     Ok(Json(json!({
         "root": graph.root,
         "direction": graph.direction,
         "depth": graph.depth,
-        "nodes": nodes,
-        "edges": edges,
+        "nodes": graph.nodes,
+        "edges": graph.edges,
         "hidden": hidden,
     })))
+}
+
+/// Walks from `root` after `lineage.read` on it (audited), keeping the
+/// nodes and edges the caller may see; the count of hidden nodes.
+pub async fn visible_graph<S: Store>(
+    state: &AppState<S>,
+    call: &Call,
+    root: &NodeRef,
+    direction: Direction,
+    depth: u32,
+) -> Result<(warden_registry::Graph, usize), ApiError> {
+    let resource = root_resource(state, root).await?;
+    call.authorize(state, "lineage.read", &resource).await?;
+    let mut graph = state.store.lineage(root, direction, depth).await.map_err(store_error)?;
+    let total = graph.nodes.len();
+    graph.nodes = visible_nodes(state, call, std::mem::take(&mut graph.nodes));
+    let hidden = total - graph.nodes.len();
+    let keep: HashSet<&NodeRef> = graph.nodes.iter().collect();
+    let edges: Vec<_> = std::mem::take(&mut graph.edges)
+        .into_iter()
+        .filter(|e| keep.contains(&e.from) && keep.contains(&e.to))
+        .collect();
+    graph.edges = edges;
+    Ok((graph, hidden))
 }
 
 /// The Cedar resource of a lineage root (a version), 404 when absent.

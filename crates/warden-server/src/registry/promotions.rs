@@ -48,9 +48,9 @@ pub fn describe(request: &PromotionRequest, ballots: &[Ballot], now: u64) -> Val
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this model's requests.
-    model: Option<String>,
+    pub model: Option<String>,
     /// Only requests in this status (`open`, `approved`, `rejected`).
-    status: Option<String>,
+    pub status: Option<String>,
 }
 
 /// `GET /api/v1/promotions?model=&status=`: requests on models the caller

@@ -1,0 +1,171 @@
+//! `GET|POST /ui/login` and `POST /ui/logout`.
+//!
+//! Signing in takes a Warden access token in a form (pasted, or filled in
+//! from a login link's fragment by `app.js`, so the token never reaches a
+//! server log or a `Referer`). Sign-ins are audited, refused ones too.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use warden_store::Store;
+
+use super::page::{ASSET_VERSION, UiError, render};
+use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
+use crate::endpoints::read_body;
+use crate::error::ApiError;
+use crate::registry::call::Call;
+use crate::state::{AppState, now};
+
+/// Largest sign-in form read.
+const MAX_FORM: usize = 16 * 1024;
+
+/// The action sign-ins are audited under.
+pub const SIGN_IN_ACTION: &str = "dashboard.sign-in";
+/// The rule that refuses tokens that are not a person's own.
+pub const PEOPLE_ONLY_POLICY_ID: &str = "warden.dashboard-people-only";
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginPage<'a> {
+    csrf: String,
+    message: Option<&'a str>,
+    version: &'static str,
+}
+
+/// Renders the sign-in form, with a CSRF nonce cookie bound to no session.
+fn login_page<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    status: StatusCode,
+    message: Option<&str>,
+) -> Response {
+    let (nonce, fresh) = match session::cookie(headers, CSRF_COOKIE) {
+        Some(n) if n.len() >= 16 => (n.to_owned(), false),
+        _ => match session::new_nonce() {
+            Ok(n) => (n, true),
+            Err(e) => return UiError::from(e).into_response(),
+        },
+    };
+    let csrf = state.ui.csrf.token(&nonce, "");
+    let mut response = render(
+        status,
+        &LoginPage {
+            csrf,
+            message,
+            version: ASSET_VERSION,
+        },
+    );
+    if fresh && let Some(v) = session::set_cookie(CSRF_COOKIE, &nonce, 60 * 60 * 24, session::secure_cookies(state)) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `GET /ui/login`.
+pub async fn form<S: Store>(State(state): State<Arc<AppState<S>>>, headers: HeaderMap) -> Response {
+    login_page(&state, &headers, StatusCode::OK, None)
+}
+
+/// The fields of an urlencoded form body, or 400/413.
+pub async fn read_form(body: axum::body::Body) -> Result<Vec<(String, String)>, ApiError> {
+    let bytes = read_body(body, MAX_FORM).await?;
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// The value of field `name` (the first one).
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `POST /ui/login` with `token` and `csrf`.
+pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if let Err(e) = session::same_origin(headers) {
+        return UiError::from(e).into_response();
+    }
+    let fields = match read_form(body).await {
+        Ok(f) => f,
+        Err(e) => return UiError::from(e).into_response(),
+    };
+    let nonce = session::cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let presented = field(&fields, CSRF_FIELD).unwrap_or_default();
+    if !state.ui.csrf.check(nonce, "", presented) {
+        return login_page(
+            &state,
+            headers,
+            StatusCode::FORBIDDEN,
+            Some("The form expired or was not sent from this page. Try again."),
+        );
+    }
+    let token = field(&fields, "token").unwrap_or_default().trim();
+    if token.is_empty() {
+        return login_page(&state, headers, StatusCode::BAD_REQUEST, Some("Paste an access token."));
+    }
+    let call = match Call::from_token(&state, token, &parts).await {
+        Ok(call) => call,
+        Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::BAD_REQUEST => {
+            let message = format!("That token cannot sign in: {}.", e.description);
+            return login_page(&state, headers, StatusCode::UNAUTHORIZED, Some(&message));
+        }
+        Err(e) => return UiError::from(e).into_response(),
+    };
+    if let Err(reason) = session::person(&call) {
+        call.record_denial(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"", PEOPLE_ONLY_POLICY_ID)
+            .await;
+        return login_page(&state, headers, StatusCode::FORBIDDEN, Some(&reason));
+    }
+    if let Err(e) = call.audit_listing(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"").await {
+        return UiError::from(e).into_response();
+    }
+    let remaining = crate::bearer::verify(&state, token, now())
+        .map(|t| t.claims().exp().saturating_sub(now()))
+        .unwrap_or(0);
+    let secure = session::secure_cookies(&state);
+    // The first section this person may open.
+    let landing = if call.may(&state, "audit.read", &super::page::audit_log()) {
+        "/ui/audit"
+    } else {
+        "/ui/models"
+    };
+    let mut response = Redirect::to(landing).into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    // A fresh nonce at sign-in: a nonce planted before cannot follow the
+    // session.
+    let cookies = [
+        session::set_cookie(SESSION_COOKIE, token, remaining, secure),
+        session::new_nonce()
+            .ok()
+            .and_then(|n| session::set_cookie(CSRF_COOKIE, &n, 60 * 60 * 24, secure)),
+    ];
+    for v in cookies.into_iter().flatten() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `POST /ui/logout` with `csrf`: forgets the session in this browser.
+/// (The token itself stays valid until it expires; revoke it with
+/// `/oauth/revoke` to end it everywhere.)
+pub async fn sign_out<S: Store>(State(state): State<Arc<AppState<S>>>, session: Session, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let fields = match read_form(body).await {
+        Ok(f) => f,
+        Err(e) => return UiError::from(e).into_response(),
+    };
+    if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
+        return UiError::from(e).into_response();
+    }
+    let secure = session::secure_cookies(&state);
+    let mut response = Redirect::to("/ui/login").into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        if let Some(v) = session::set_cookie(name, "", 0, secure) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}

@@ -1,0 +1,92 @@
+//! The compliance dashboard under `/ui`: server-rendered pages (askama
+//! templates compiled into the binary, htmx for partial updates, every
+//! asset embedded, no CDN) for auditors and operators.
+//!
+//! Every page and action is an ordinary Warden request: the session is a
+//! Warden access token (`session.rs`), each page is authorized by the
+//! Cedar policies through the same [`Call`](crate::registry::call::Call)
+//! the registry API uses, and denials and changes land in the audit log
+//! like the API's. Registry pages call the registry API's own handlers,
+//! so the dashboard can never allow what the API refuses.
+//!
+//! # Layout
+//! - `session.rs`: sign-in sessions, CSRF tokens, the same-origin check.
+//! - `page.rs`: the page chrome, HTML responses, security headers
+//!   (a strict Content-Security-Policy), error pages, embedded assets.
+//! - `login.rs`: sign-in and sign-out.
+//! - One module per page: `audit.rs`, `lineage.rs`, `models.rs`,
+//!   `access.rs`, `keys.rs`.
+//! - Pure drawing: `graph.rs` (lineage layout), `chart.rs` (bar chart).
+
+pub mod access;
+pub mod audit;
+pub mod chart;
+pub mod graph;
+pub mod keys;
+pub mod lineage;
+pub mod login;
+pub mod models;
+pub mod page;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use warden_store::Store;
+
+pub use session::CsrfKey;
+
+/// What the dashboard keeps per process: the CSRF key, the audit log's
+/// verifier and its text form, and the running log verifications.
+#[derive(Debug)]
+pub struct UiState {
+    /// CSRF tags.
+    pub csrf: CsrfKey,
+    /// The audit log's checkpoint verifier.
+    pub verifier: warden_audit::NoteVerifier,
+    /// The same, as `warden audit vkey` prints it.
+    pub vkey: String,
+    /// "Verify the whole log" jobs.
+    pub jobs: audit::VerifyJobs,
+}
+
+impl UiState {
+    /// The dashboard state of a server with `master` and the log `signer`.
+    pub fn new(master: &warden_keys::MasterKey, signer: &warden_store::AuditSigner) -> Self {
+        UiState {
+            csrf: CsrfKey::from_master(master),
+            verifier: signer.verifier(),
+            vkey: signer.vkey(),
+            jobs: audit::VerifyJobs::default(),
+        }
+    }
+}
+
+use crate::request_id;
+use crate::state::AppState;
+
+/// The dashboard's routes, under `/ui`.
+pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/audit") }))
+        .route("/ui/", get(|| async { Redirect::to("/ui/audit") }))
+        .route("/ui/login", get(login::form::<S>).post(login::sign_in::<S>))
+        .route("/ui/logout", post(login::sign_out::<S>))
+        .route("/ui/audit", get(audit::page::<S>))
+        .route("/ui/audit/events/{index}", get(audit::event::<S>))
+        .route("/ui/audit/verify", post(audit::start_verify::<S>))
+        .route("/ui/audit/verify/{job}", get(audit::verify_status::<S>))
+        .route("/ui/lineage", get(lineage::page::<S>))
+        .route("/ui/lineage/impact", get(lineage::impact::<S>))
+        .route("/ui/models", get(models::page::<S>))
+        .route("/ui/models/{name}", get(models::model::<S>))
+        .route("/ui/promotions/{id}/{vote}", post(models::vote::<S>))
+        .route("/ui/access", get(access::page::<S>))
+        .route("/ui/keys", get(keys::page::<S>))
+        .layer(from_fn(request_id::tag))
+        .route("/ui/assets/{file}", get(page::asset))
+        .layer(from_fn(page::security_headers))
+}

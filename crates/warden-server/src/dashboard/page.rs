@@ -1,0 +1,397 @@
+//! What every dashboard page shares: the chrome (navigation, the signed-in
+//! person, the sign-out form), HTML responses with the session's cookies,
+//! error pages, the security headers and the embedded assets.
+
+use askama::Template;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use warden_policy::Resource;
+use warden_store::Store;
+
+use super::session::{self, NoSession, Session};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The dashboard's Content-Security-Policy: only this origin's scripts,
+/// styles and requests; no inline script or style, no framing, no plugins.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Version stamped on asset URLs (a new binary, new URLs).
+pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One entry of the navigation.
+#[derive(Debug, Clone)]
+pub struct NavItem {
+    /// Where it goes.
+    pub href: &'static str,
+    /// Its label.
+    pub label: &'static str,
+    /// Whether it is the current section.
+    pub current: bool,
+}
+
+/// The sections, in order: `(key, href, label)`.
+const SECTIONS: [(&str, &str, &str); 5] = [
+    ("audit", "/ui/audit", "Audit"),
+    ("lineage", "/ui/lineage", "Lineage"),
+    ("models", "/ui/models", "Models"),
+    ("access", "/ui/access", "Access"),
+    ("keys", "/ui/keys", "Keys and clients"),
+];
+
+/// The frame around every signed-in page.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The page title.
+    pub title: String,
+    /// The signed-in subject.
+    pub principal: String,
+    /// Its roles, comma-separated.
+    pub roles: String,
+    /// The CSRF token for forms.
+    pub csrf: String,
+    /// The sections this person may open.
+    pub nav: Vec<NavItem>,
+    /// Asset URL version.
+    pub version: &'static str,
+}
+
+impl Chrome {
+    /// The chrome of section `current` for `session`. Sections guarded by
+    /// one resource (audit log, policies, keys) are listed only when the
+    /// policies allow them; lineage and models are decided per object.
+    pub fn new<S: Store>(state: &AppState<S>, session: &Session, current: &str, title: impl Into<String>) -> Self {
+        let call = &session.call;
+        let nav = SECTIONS
+            .iter()
+            .filter(|(key, _, _)| match *key {
+                "audit" => call.may(state, "audit.read", &audit_log()),
+                "access" => call.may(state, "policy.read", &policy_set()),
+                "keys" => call.may(state, "key.read", &key_ring()),
+                _ => true,
+            })
+            .map(|(key, href, label)| NavItem {
+                href,
+                label,
+                current: *key == current,
+            })
+            .collect();
+        Chrome {
+            title: title.into(),
+            principal: session.principal().to_owned(),
+            roles: call.caller.roles.join(", "),
+            csrf: session.csrf.clone(),
+            nav,
+            version: ASSET_VERSION,
+        }
+    }
+}
+
+/// The audit log as a Cedar resource.
+pub fn audit_log() -> Resource {
+    Resource::new("AuditLog", "main")
+}
+
+/// The policy set as a Cedar resource.
+pub fn policy_set() -> Resource {
+    Resource::new("PolicySet", "active")
+}
+
+/// The signing keys as a Cedar resource.
+pub fn key_ring() -> Resource {
+    Resource::new("KeyRing", "signing")
+}
+
+/// A page's response, with the session's new CSRF cookie when it had none.
+pub fn html<S: Store>(state: &AppState<S>, session: &Session, template: &impl Template) -> Response {
+    let mut response = render(StatusCode::OK, template);
+    if let Some(nonce) = &session.new_nonce
+        && let Some(v) = session::set_cookie(
+            session::CSRF_COOKIE,
+            nonce,
+            60 * 60 * 24,
+            session::secure_cookies(state),
+        )
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Renders `template` with `status`.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a dashboard template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// An error page inside the chrome.
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    status: u16,
+    message: &'a str,
+}
+
+/// An error page without chrome (no session), or an htmx fragment.
+#[derive(Template)]
+#[template(path = "ui/error_bare.html")]
+struct BareError<'a> {
+    status: u16,
+    heading: &'a str,
+    message: &'a str,
+    fragment: bool,
+    version: &'static str,
+}
+
+/// A failed dashboard request, shown as a page with the API's status.
+#[derive(Debug)]
+pub struct UiError(Box<UiFailure>);
+
+#[derive(Debug)]
+struct UiFailure {
+    error: ApiError,
+    chrome: Option<Chrome>,
+    fragment: bool,
+}
+
+impl UiError {
+    /// `error`, shown inside the page's chrome.
+    pub fn within(error: ApiError, chrome: Chrome, headers: &HeaderMap) -> Self {
+        UiError(Box::new(UiFailure {
+            error,
+            chrome: Some(chrome),
+            fragment: is_htmx(headers),
+        }))
+    }
+}
+
+impl From<ApiError> for UiError {
+    fn from(error: ApiError) -> Self {
+        UiError(Box::new(UiFailure {
+            error,
+            chrome: None,
+            fragment: false,
+        }))
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let failure = *self.0;
+        let status = failure.error.status;
+        let heading = match status {
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::BAD_REQUEST => "That request is not valid",
+            StatusCode::CONFLICT => "That conflicts with a change made meanwhile",
+            StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+            StatusCode::UNAUTHORIZED => "Sign in again",
+            _ => "Something went wrong",
+        };
+        let message = failure.error.description.as_str();
+        let mut response = match failure.chrome {
+            Some(mut chrome) if !failure.fragment => {
+                chrome.title = heading.to_owned();
+                render(
+                    status,
+                    &ErrorPage {
+                        chrome,
+                        status: status.as_u16(),
+                        message,
+                    },
+                )
+            }
+            _ => render(
+                status,
+                &BareError {
+                    status: status.as_u16(),
+                    heading,
+                    message,
+                    fragment: failure.fragment,
+                    version: ASSET_VERSION,
+                },
+            ),
+        };
+        if failure.fragment {
+            // htmx swaps error responses only when told where: the alert
+            // region of the page.
+            response
+                .headers_mut()
+                .insert("hx-retarget", HeaderValue::from_static("#alerts"));
+            response
+                .headers_mut()
+                .insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            NoSession::SignIn(_) => Redirect::to("/ui/login").into_response(),
+            NoSession::Error(e) => UiError::from(e).into_response(),
+        }
+    }
+}
+
+/// Whether the request was made by htmx (wants a fragment).
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// Adds the dashboard's security headers to every response under `/ui`.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/ui/assets/");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: with no referrer at all Chromium
+    // sends `Origin: null` on form posts, which the origin check refuses.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+    );
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The embedded assets: `(name, content type, bytes)`.
+const ASSETS: [(&str, &str, &[u8]); 3] = [
+    (
+        "htmx.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/htmx.min.js"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/app.css"),
+    ),
+];
+
+/// `GET /ui/assets/{file}`: an embedded asset (URLs carry the version, so
+/// browsers may keep them a day).
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, kind, bytes)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn time(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` (UTC, as an HTML date or
+/// datetime-local input sends it) to Unix seconds.
+pub fn parse_time(text: &str) -> Option<u64> {
+    let (date, clock) = match text.split_once('T') {
+        Some((d, c)) => (d, Some(c)),
+        None => (text, None),
+    };
+    let mut parts = date.splitn(3, '-');
+    let y: u64 = parts.next()?.parse().ok()?;
+    let m: u64 = parts.next()?.parse().ok()?;
+    let d: u64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (hh, mm) = match clock {
+        Some(c) => {
+            let (h, rest) = c.split_once(':')?;
+            let min = rest.get(..2).unwrap_or(rest);
+            (h.parse::<u64>().ok()?, min.parse::<u64>().ok()?)
+        }
+        None => (0, 0),
+    };
+    if hh > 23 || mm > 59 {
+        return None;
+    }
+    // days_from_civil
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2 / 400;
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + hh * 3600 + mm * 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(time(1_800_000_000), "2027-01-15 08:00:00 UTC");
+        assert_eq!(parse_time("2027-01-15T08:00"), Some(1_800_000_000));
+        assert_eq!(parse_time("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse_time("1970-01-01"), Some(0));
+        for bad in ["", "2027-13-01", "2027-01-01T25:00", "x-y-z", "1969-12-31"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+}

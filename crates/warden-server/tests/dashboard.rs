@@ -1,0 +1,538 @@
+//! The compliance dashboard over real HTTP: sign-in rules, CSRF on every
+//! state change, the authorization of every page and action by role, the
+//! security headers, and the audit proof and whole-log verification.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use support::{Server, start_pg, start_sqlite};
+use warden_store::Store;
+
+const ML: &str = "user:mia";
+const ML_SCOPES: &str =
+    "dataset.create dataset.write dataset.read model.register model.promote model.read lineage.read";
+/// Every read a dashboard session may need, plus voting.
+const UI_SCOPES: &str =
+    "audit.read dataset.read model.read lineage.read policy.read key.read client.read model.approve model.promote";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+/// A browser: a cookie jar, no redirects followed, same-origin headers.
+struct Browser<'a, S: Store> {
+    server: &'a Server<S>,
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+    origin: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        self.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl<'a, S: Store> Browser<'a, S> {
+    fn new(server: &'a Server<S>) -> Self {
+        Browser {
+            server,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            origin: Some(server.base.clone()),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn take(&mut self, r: reqwest::Response) -> Page {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            assert!(attrs.contains("HttpOnly"), "{c}");
+            assert!(attrs.contains("SameSite=Strict"), "{c}");
+            assert!(attrs.contains("Path=/ui"), "{c}");
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let body = r.text().await.unwrap();
+        Page { status, headers, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.server.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.take(r).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.server.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(support::form(fields));
+        if let Some(o) = &self.origin {
+            req = req.header("origin", o);
+        }
+        let r = req.send().await.unwrap();
+        self.take(r).await
+    }
+
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/ui/login").await;
+        assert_eq!(form.status, 200);
+        let csrf = form.csrf();
+        self.post("/ui/login", &[("csrf", &csrf), ("token", token)]).await
+    }
+}
+
+fn token<S: Store>(s: &Server<S>, sub: &str, scope: &str, roles: &[&str]) -> String {
+    s.user_token(sub, &[s.base.as_str()], scope, roles, 600, None)
+}
+
+/// Datasets, a model in staging with an open promotion request; its id.
+async fn seed<S: Store>(s: &Server<S>) -> String {
+    let ml = token(s, ML, ML_SCOPES, &["ml-engineer"]);
+    let post = |path: &str, body: Value| {
+        let ml = ml.clone();
+        let path = path.to_owned();
+        async move {
+            let r = s.post_json(&path, Some(&ml), &body).await;
+            assert!(r.status < 300, "{path}: {} {}", r.status, r.body);
+            r.body
+        }
+    };
+    post(
+        "/api/v1/datasets",
+        json!({"name": "transactions", "classification": "pii", "allowed_purposes": ["fraud-detection"]}),
+    )
+    .await;
+    post(
+        "/api/v1/datasets/transactions/versions",
+        json!({"digest": digest(1), "size": 1, "uri": "s3://t/1"}),
+    )
+    .await;
+    post(
+        "/api/v1/datasets",
+        json!({"name": "features", "classification": "internal"}),
+    )
+    .await;
+    post(
+        "/api/v1/datasets/features/versions",
+        json!({"digest": digest(2), "size": 1, "uri": "s3://f/1", "parents": ["dataset:transactions@1"]}),
+    )
+    .await;
+    post("/api/v1/models", json!({"name": "fraud"})).await;
+    post(
+        "/api/v1/models/fraud/versions",
+        json!({"digest": digest(3), "uri": "s3://m/1", "trained_from": ["dataset:features@1"]}),
+    )
+    .await;
+    post(
+        "/api/v1/models/fraud/versions/1/stage",
+        json!({"stage": "staging", "reason": "evaluated"}),
+    )
+    .await;
+    let r = post(
+        "/api/v1/models/fraud/versions/1/promotions",
+        json!({"reason": "better recall"}),
+    )
+    .await;
+    r["id"].as_str().unwrap().to_owned()
+}
+
+async fn ballots<S: Store>(s: &Server<S>, id: &str) -> usize {
+    s.state.store.get_promotion(id).await.unwrap().unwrap().1.len()
+}
+
+/// The pages, and what each role sees: 200 or 403.
+const PAGES: [&str; 8] = [
+    "/ui/audit",
+    "/ui/audit/events/0",
+    "/ui/lineage",
+    "/ui/lineage?node=dataset%3Afeatures%401&direction=both",
+    "/ui/lineage/impact?node=dataset%3Atransactions%401",
+    "/ui/models",
+    "/ui/access?role=auditor",
+    "/ui/keys",
+];
+
+async fn pages_and_actions<S: Store>(s: Server<S>) {
+    let id = seed(&s).await;
+
+    // No session: every page sends to the sign-in form.
+    let mut anon = Browser::new(&s);
+    for path in PAGES {
+        let p = anon.get(path).await;
+        assert_eq!((p.status, p.location()), (303, "/ui/login"), "{path}");
+    }
+
+    // Role by role: (roles, expected status per page).
+    let cases: [(&str, &[&str], [u16; 8]); 4] = [
+        ("user:ada", &["auditor"], [200; 8]),
+        ("user:carol", &["approver"], [403, 403, 200, 200, 200, 200, 403, 403]),
+        (
+            "user:dana",
+            &["data-scientist"],
+            [403, 403, 200, 200, 200, 200, 403, 403],
+        ),
+        ("user:root", &["admin"], [200; 8]),
+    ];
+    for (sub, roles, expected) in cases {
+        let mut b = Browser::new(&s);
+        let signed = b.sign_in(&token(&s, sub, UI_SCOPES, roles)).await;
+        // Each lands on the first section it may open.
+        let landing = if expected[0] == 200 { "/ui/audit" } else { "/ui/models" };
+        assert_eq!(
+            (signed.status, signed.location()),
+            (303, landing),
+            "{sub}: {}",
+            signed.body
+        );
+        for (path, want) in PAGES.iter().zip(expected) {
+            let p = b.get(path).await;
+            assert_eq!(p.status, want, "{sub} {path}: {}", &p.body[..p.body.len().min(400)]);
+            // Strict CSP on every page, and nothing it would block.
+            let csp = p.headers["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+            assert_eq!(p.headers["cache-control"], "no-store");
+            assert!(!p.body.contains(" style="), "{path}: inline style");
+            assert!(!p.body.contains("<script>"), "{path}: inline script");
+        }
+    }
+
+    // Scopes bind too: an auditor whose token lacks audit.read.
+    let mut b = Browser::new(&s);
+    b.sign_in(&token(&s, "user:ada2", "model.read", &["auditor"])).await;
+    assert_eq!(b.get("/ui/audit").await.status, 403);
+
+    // An auditor reads everything and changes nothing: voting is refused
+    // (and audited), whatever the form says.
+    let mut auditor = Browser::new(&s);
+    auditor.sign_in(&token(&s, "user:ada", UI_SCOPES, &["auditor"])).await;
+    let models = auditor.get("/ui/models").await;
+    assert!(models.body.contains("data-no-vote"), "no vote form for an auditor");
+    assert!(!models.body.contains(&format!("/ui/promotions/{id}/approve")));
+    let csrf = models.csrf();
+    let before = ballots(&s, &id).await;
+    let r = auditor
+        .post(
+            &format!("/ui/promotions/{id}/approve"),
+            &[("csrf", &csrf), ("reason", "looks fine")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(ballots(&s, &id).await, before);
+    let denials = s
+        .state
+        .store
+        .events(&warden_store::EventQuery {
+            limit: 1000,
+            kind: Some("access_decision".into()),
+            subject: Some("user:ada".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        denials.iter().any(|e| {
+            let v: Value = serde_json::from_slice(&e.content.as_ref().unwrap().0).unwrap();
+            v["action"] == "model.approve" && v["decision"] == "deny"
+        }),
+        "the refused vote is audited"
+    );
+
+    // An approver approves with a reason.
+    let mut carol = Browser::new(&s);
+    carol.sign_in(&token(&s, "user:carol", UI_SCOPES, &["approver"])).await;
+    let models = carol.get("/ui/models").await;
+    assert!(models.body.contains(&format!("/ui/promotions/{id}/approve")));
+    let csrf = models.csrf();
+    let r = carol
+        .post(
+            &format!("/ui/promotions/{id}/approve"),
+            &[("csrf", &csrf), ("reason", "metrics reviewed")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/ui/models?voted="), "{}", r.location());
+    assert_eq!(ballots(&s, &id).await, before + 1);
+    let after = carol.get(r.location()).await;
+    assert!(after.body.contains("was recorded"), "{}", after.body);
+    // The four-eyes rule still holds: the same approver again is refused.
+    let r = carol
+        .post(
+            &format!("/ui/promotions/{id}/approve"),
+            &[("csrf", &csrf), ("reason", "again")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(ballots(&s, &id).await, before + 1);
+    // A vote needs a reason.
+    let r = carol
+        .post(
+            &format!("/ui/promotions/{id}/approve"),
+            &[("csrf", &csrf), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    // Revoking the session's token ends the session at once.
+    let jti_token = token(&s, "user:eve", UI_SCOPES, &["auditor"]);
+    let mut eve = Browser::new(&s);
+    eve.sign_in(&jti_token).await;
+    assert_eq!(eve.get("/ui/audit").await.status, 200);
+    let payload = jti_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&warden_jose::base64url::decode(payload).unwrap()).unwrap();
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    s.state.revocations.insert(jti, warden_server::state::now() + 600);
+    let p = eve.get("/ui/audit").await;
+    assert_eq!((p.status, p.location()), (303, "/ui/login"));
+}
+
+#[tokio::test]
+async fn every_page_and_action_is_authorized_sqlite() {
+    pages_and_actions(start_sqlite(|_| {}).await).await;
+}
+
+#[tokio::test]
+async fn every_page_and_action_is_authorized_postgres() {
+    pages_and_actions(start_pg(|_| {}).await).await;
+}
+
+#[tokio::test]
+async fn sign_in_takes_a_persons_own_token() {
+    let s = start_sqlite(|_| {}).await;
+    let mut b = Browser::new(&s);
+    let cases = [
+        ("not a token", 401, "cannot sign in"),
+        (&*token(&s, "svc:batch", UI_SCOPES, &["admin"]), 403, "for people"),
+        (
+            &*s.user_token(
+                "user:carol",
+                &[s.base.as_str()],
+                UI_SCOPES,
+                &["admin"],
+                600,
+                Some(("act", json!({"sub": "agent:bot"}))),
+            ),
+            403,
+            "delegated token",
+        ),
+        (
+            &*s.user_token("user:carol", &["another-audience"], UI_SCOPES, &["admin"], 600, None),
+            401,
+            "cannot sign in",
+        ),
+    ];
+    for (t, status, says) in cases {
+        let p = b.sign_in(t).await;
+        assert_eq!(p.status, status, "{says}: {}", p.body);
+        assert!(p.body.contains(says), "{says}: {}", p.body);
+        assert!(!b.cookies.contains_key("warden_session"));
+        assert!(!p.body.contains(t) || t == "not a token", "the token is never echoed");
+    }
+    // The session cookie lives as long as the token.
+    let p = b.sign_in(&token(&s, "user:ada", UI_SCOPES, &["auditor"])).await;
+    assert_eq!(p.status, 303);
+    let set = p
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("warden_session="))
+        .unwrap();
+    let max_age: u64 = set
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&max_age), "{set}");
+}
+
+#[tokio::test]
+async fn every_state_change_needs_a_valid_csrf_token_from_this_origin() {
+    let s = start_sqlite(|_| {}).await;
+    let id = seed(&s).await;
+    let carol_token = token(&s, "user:carol", UI_SCOPES, &["approver"]);
+
+    // Sign-in itself: no token, a forged one, another origin.
+    let mut b = Browser::new(&s);
+    let form = b.get("/ui/login").await;
+    let login_csrf = form.csrf();
+    for fields in [
+        vec![("token", carol_token.as_str())],
+        vec![("csrf", "AAAA"), ("token", carol_token.as_str())],
+    ] {
+        let p = b.post("/ui/login", &fields).await;
+        assert_eq!(p.status, 403, "{}", p.body);
+        assert!(!b.cookies.contains_key("warden_session"));
+    }
+    b.origin = Some("http://evil.example".into());
+    let p = b
+        .post("/ui/login", &[("csrf", &login_csrf), ("token", &carol_token)])
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(!b.cookies.contains_key("warden_session"));
+    b.origin = Some(s.base.clone());
+
+    let mut carol = Browser::new(&s);
+    carol.sign_in(&carol_token).await;
+    let csrf = carol.get("/ui/models").await.csrf();
+    // Another person's valid CSRF token does not fit this session.
+    let mut dan = Browser::new(&s);
+    dan.sign_in(&token(&s, "user:dan", UI_SCOPES, &["approver"])).await;
+    let dans = dan.get("/ui/models").await.csrf();
+
+    let approve = format!("/ui/promotions/{id}/approve");
+    type Forged<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<&'a str>);
+    let forged: [Forged<'_>; 4] = [
+        ("no token", vec![("reason", "ok")], None),
+        ("another session's", vec![("csrf", &dans), ("reason", "ok")], None),
+        ("garbage", vec![("csrf", "x!"), ("reason", "ok")], None),
+        (
+            "cross-site origin",
+            vec![("csrf", &csrf), ("reason", "ok")],
+            Some("http://evil.example"),
+        ),
+    ];
+    for (what, fields, origin) in forged {
+        carol.origin = origin.map(str::to_owned).or(Some(s.base.clone()));
+        let p = carol.post(&approve, &fields).await;
+        assert_eq!(p.status, 403, "{what}: {}", p.body);
+        assert_eq!(ballots(&s, &id).await, 0, "{what}: nothing recorded");
+    }
+    carol.origin = Some(s.base.clone());
+    // Verification and sign-out are state changes too.
+    let mut ada = Browser::new(&s);
+    ada.sign_in(&token(&s, "user:ada", UI_SCOPES, &["auditor"])).await;
+    assert_eq!(ada.post("/ui/audit/verify", &[]).await.status, 403);
+    assert_eq!(carol.post("/ui/logout", &[]).await.status, 403);
+    assert!(carol.cookies.contains_key("warden_session"));
+    // With the right token, from this origin, each works.
+    let p = carol.post(&approve, &[("csrf", &csrf), ("reason", "ok")]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(ballots(&s, &id).await, 1);
+    let p = carol.post("/ui/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((p.status, p.location()), (303, "/ui/login"));
+    assert!(!carol.cookies.contains_key("warden_session"));
+    assert_eq!(carol.get("/ui/models").await.status, 303);
+}
+
+#[tokio::test]
+async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log_verifies() {
+    let s = start_sqlite(|_| {}).await;
+    seed(&s).await;
+    let mut ada = Browser::new(&s);
+    ada.sign_in(&token(&s, "user:ada", UI_SCOPES, &["auditor"])).await;
+    // Checkpoints are signed every second in these tests.
+    let mut verified = false;
+    for _ in 0..50 {
+        let p = ada.get("/ui/audit/events/3").await;
+        assert_eq!(p.status, 200);
+        if p.body.contains("data-verdict=\"verified\"") {
+            assert!(p.body.contains("warden.test/audit"), "the checkpoint note is shown");
+            verified = true;
+            break;
+        }
+        assert!(p.body.contains("data-verdict=\"pending\""), "{}", p.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(verified, "the proof verified within 5 s");
+    assert_eq!(ada.get("/ui/audit/events/999999").await.status, 404);
+    assert_eq!(ada.get("/ui/audit/events/x").await.status, 400);
+
+    // Search: by type and decision, newest first.
+    let ds = token(&s, "user:dana", "dataset.create", &["data-scientist"]);
+    let r = s
+        .post_json(
+            "/api/v1/datasets",
+            Some(&ds),
+            &json!({"name": "x", "classification": "public"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let p = ada.get("/ui/audit?type=access_decision&decision=allow").await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("badge allow") && !p.body.contains("badge deny"));
+    let p = ada.get("/ui/audit?decision=deny&subject=user%3Adana").await;
+    assert!(
+        p.body.contains("badge deny") && !p.body.contains("badge allow"),
+        "{}",
+        p.body
+    );
+    let p = ada.get("/ui/audit").await;
+    let first = |body: &str| -> u64 {
+        let at = body.find("/ui/audit/events/").unwrap() + 17;
+        body[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let newest = first(&p.body);
+    assert!(newest > 10, "newest first: {newest}");
+    let older = ada.get(&format!("/ui/audit?before={newest}")).await;
+    assert_eq!(first(&older.body), newest - 1, "the next page starts below");
+    assert_eq!(ada.get("/ui/audit?decision=maybe").await.status, 400);
+    assert_eq!(ada.get("/ui/audit?since=yesterday").await.status, 400);
+
+    // The whole log, with progress, to a verdict.
+    let csrf = ada.get("/ui/audit").await.csrf();
+    let p = ada.post("/ui/audit/verify", &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let job = p
+        .body
+        .split("/ui/audit/verify/")
+        .nth(1)
+        .map(|r| r.split('"').next().unwrap().to_owned());
+    let mut body = p.body.clone();
+    if let Some(job) = job {
+        for _ in 0..100 {
+            if body.contains("data-verdict") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            body = ada.get(&format!("/ui/audit/verify/{job}")).await.body;
+        }
+    }
+    assert!(body.contains("data-verdict=\"ok\""), "{body}");
+    assert!(body.contains("The audit log verifies"), "{body}");
+}
