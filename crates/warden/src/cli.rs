@@ -57,6 +57,40 @@ pub enum Command {
     Model(ModelArgs),
     /// Governance registry: lineage walks and erasure impact (through a running server).
     Lineage(LineageArgs),
+    /// Compliance dashboard: make login links for people.
+    #[command(subcommand)]
+    Ui(UiCommand),
+}
+
+/// `warden ui ...`
+#[derive(Debug, Subcommand)]
+pub enum UiCommand {
+    /// Print a login link for the dashboard: a short-lived access token for a
+    /// person, in the link's fragment (never sent to a server log).
+    Link(UiLinkArgs),
+}
+
+/// `warden ui link`.
+#[derive(Debug, Args)]
+pub struct UiLinkArgs {
+    /// The person: user:NAME.
+    #[arg(long)]
+    pub sub: String,
+    /// Role (repeatable): what the policies let the person see and do.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Space-separated scopes (default: every dashboard read, and voting on promotions).
+    #[arg(long, default_value = crate::command::ui::DEFAULT_SCOPES)]
+    pub scope: String,
+    /// Session length in seconds (default 3600; at most tokens.max_ttl).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub ttl: u64,
+    /// Tenant claim.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The dashboard's base URL as the person's browser reaches it (default: the issuer).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 /// `warden policy ...`

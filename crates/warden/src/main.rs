@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(args) => command::dataset::run(args, &ctx).await,
         Command::Model(args) => command::model::run(args, &ctx).await,
         Command::Lineage(args) => command::lineage::run(args, &ctx).await,
+        Command::Ui(cmd) => command::ui::run(cmd, &ctx).await,
     }
 }
 

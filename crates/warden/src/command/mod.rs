@@ -11,6 +11,7 @@ pub mod policy;
 pub mod registry_client;
 pub mod serve;
 pub mod token;
+pub mod ui;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

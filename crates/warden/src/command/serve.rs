@@ -137,6 +137,10 @@ impl StoreTask for ServeTask<'_> {
             ctx.settings.issuer
         );
         eprintln!("  audit log verifier key: {}", app.vkey());
+        eprintln!(
+            "  dashboard: {}/ui/ (sign in with a link from `warden ui link --sub user:NAME --role auditor`)",
+            ctx.settings.issuer.trim_end_matches('/')
+        );
         if let Some(url) = &ctx.settings.redis_url {
             let r = &ctx.settings.rate_limit;
             eprintln!(

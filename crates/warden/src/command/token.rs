@@ -31,7 +31,7 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
     }
 }
 
-fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Result<()> {
+pub(crate) fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Result<()> {
     let valid_sub = SUBJECT_KINDS
         .iter()
         .any(|k| args.sub.strip_prefix(k).is_some_and(|name| !name.is_empty()));
@@ -57,9 +57,10 @@ fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct IssueTask<'a> {
-    args: IssueArgs,
-    ctx: &'a Context,
+/// Issues one access token with the data dir's signing key.
+pub(crate) struct IssueTask<'a> {
+    pub(crate) args: IssueArgs,
+    pub(crate) ctx: &'a Context,
 }
 
 impl StoreTask for IssueTask<'_> {
