@@ -152,10 +152,16 @@ async function landOn(p, pathname, doing) {
 /// Signs in by opening a login link: app.js moves the fragment's token
 /// into the form and submits it.
 async function signInWithLink(p, link, landing = '/ui/audit') {
-  await p.page.goto(link, { waitUntil: 'commit' });
-  await landOn(p, landing, 'signing in with a login link');
+  await p.page.goto(link, { waitUntil: 'load' });
   const token = new URLSearchParams(new URL(link).hash.slice(1)).get('token');
+  // The link never signs in by itself: the page names the person and waits.
+  const note = p.page.locator('#link-note');
+  await note.waitFor({ state: 'visible', timeout: TIMEOUT });
+  const sub = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub;
+  expect(((await note.textContent()) ?? '').includes(sub), `${p.name}: the login link does not say it signs in as ${sub}`);
   expect(!p.page.url().includes('token='), `${p.name}: the token is still in the address bar: ${p.page.url()}`);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+  await landOn(p, landing, 'signing in with a login link');
   // (Playwright reports a navigation's URL with its fragment, which the
   // browser never sends: only the part before '#' reaches a server.)
   const leaked = p.requests.map((u) => u.split('#')[0]).filter((u) => u.includes(token) || u.includes('token='));
@@ -583,7 +589,7 @@ async function scenario(browser, { base, links, promotion, clientId, deniedSubje
   await card.waitFor();
   await card.locator('input[name=reason]').fill('reviewed the evaluation too');
   await card.getByRole('button', { name: 'Approve', exact: true }).click();
-  await d.waitForURL((u) => u.searchParams.get('outcome') === 'completed');
+  await d.waitForURL((u) => u.searchParams.get('voted') === promotion);
   const notice = ((await d.locator('#vote-notice').textContent()) ?? '').trim();
   expect(notice.includes('production'), `the completion notice reads "${notice}"`);
   expect((await d.locator(`[id="request-${promotion}"]`).count()) === 0, 'the completed request is still pending');

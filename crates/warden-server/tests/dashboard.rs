@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use support::{Server, start_pg, start_sqlite};
-use warden_store::Store;
+use warden_store::{AuditStore, Store};
 
 const ML: &str = "user:mia";
 const ML_SCOPES: &str =
@@ -238,6 +238,28 @@ async fn pages_and_actions<S: Store>(s: Server<S>) {
         }
     }
 
+    // Verification is the audit log's too; other /ui paths are nobody's.
+    let mut carol = Browser::new(&s);
+    carol.sign_in(&token(&s, "user:carol", UI_SCOPES, &["approver"])).await;
+    let csrf = carol.get("/ui/models").await.csrf();
+    assert_eq!(carol.post("/ui/audit/verify", &[("csrf", &csrf)]).await.status, 403);
+    assert_eq!(carol.get("/ui/audit/verify/nope").await.status, 403);
+    assert_eq!(carol.get("/ui/models/fraud").await.status, 200);
+    assert_eq!(carol.get("/ui/nothing/here").await.status, 404);
+    assert_eq!(anon.get("/ui/nothing/here").await.status, 404);
+    // Sign-ins are audited.
+    let sign_ins = s
+        .state
+        .store
+        .events(&warden_store::EventQuery {
+            limit: 1000,
+            resource: Some("Dashboard::\"ui\"".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(sign_ins.len() >= 5, "{} sign-ins audited", sign_ins.len());
+
     // Scopes bind too: an auditor whose token lacks audit.read.
     let mut b = Browser::new(&s);
     b.sign_in(&token(&s, "user:ada2", "model.read", &["auditor"])).await;
@@ -364,6 +386,20 @@ async fn sign_in_takes_a_persons_own_token() {
     ];
     for (t, status, says) in cases {
         let p = b.sign_in(t).await;
+        if status == 403 {
+            let refused = s
+                .state
+                .store
+                .events(&warden_store::EventQuery {
+                    limit: 100,
+                    outcome: Some("deny".into()),
+                    resource: Some("Dashboard::\"ui\"".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(!refused.is_empty(), "{says}: the refusal is audited");
+        }
         assert_eq!(p.status, status, "{says}: {}", p.body);
         assert!(p.body.contains(says), "{says}: {}", p.body);
         assert!(!b.cookies.contains_key("warden_session"));

@@ -82,6 +82,13 @@ pub struct PreparedEvent {
 
 /// The members of a body that the query columns take; the others are
 /// skipped, not parsed.
+/// A subject or resource as the query columns keep it: NUL, which
+/// PostgreSQL's text cannot hold (a request naming one would fail its
+/// whole group commit), becomes U+FFFD. The body keeps the exact value.
+fn query_column(value: &str) -> String {
+    value.replace('\0', "\u{FFFD}")
+}
+
 #[derive(serde::Deserialize)]
 struct BodyHead<'a> {
     time: u64,
@@ -111,8 +118,8 @@ impl PreparedEvent {
         Ok(Self {
             time,
             kind,
-            subject: subject.map(str::to_owned),
-            resource: resource.map(str::to_owned),
+            subject: subject.map(query_column),
+            resource: resource.map(query_column),
             outcome: outcome_of(&event.kind),
             body,
             salt,

@@ -415,7 +415,8 @@ fn activity_events() -> Vec<AuditEvent> {
     vec![
         decision(1250, "user:erin", chat, Decision::Allow),
         decision(1000, "user:alice", chat, Decision::Allow),
-        decision(1005, "user:bob", chat, Decision::Deny),
+        // A NUL in a body (`\u0000` in its JSON): the backfill must not choke.
+        decision(1005, "user:bob", "Endpoint::\"n\u{0}ul\"", Decision::Deny),
         token_issued(1100),
         decision(1099, "user:alice", chat, Decision::Allow),
         decision(1150, "user:bob", chat, Decision::Deny),

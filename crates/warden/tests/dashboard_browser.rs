@@ -29,11 +29,10 @@
 
 mod peers;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -170,108 +169,6 @@ impl Warden {
         );
         link
     }
-}
-
-/// `warden serve`, killed when dropped.
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `warden serve` on a free loopback port and waits for
-    /// `/readyz`. Tries three ports, in case another process takes the one
-    /// picked between its probe and the server's bind.
-    fn start(w: &mut Warden) -> Server {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-            w.configure(addr);
-            let log = w.dir.path().join(format!("serve-{attempt}.log"));
-            let child = w
-                .command(&["serve"])
-                .stdout(std::fs::File::create(w.dir.path().join(format!("serve-{attempt}.stdout"))).unwrap())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            let mut server = Server {
-                child: Some(child),
-                log,
-            };
-            match server.wait_ready(addr) {
-                Ok(()) => return server,
-                Err(e) => {
-                    last = format!("{e}\n{}", server.log_text());
-                    server.stop();
-                }
-            }
-        }
-        panic!("warden serve did not become ready: {last}");
-    }
-
-    fn wait_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Err(format!("warden serve exited early: {status}"));
-            }
-            // Ready, and it is this server (its log names the address).
-            if http_status(addr, "/readyz") == Some(200)
-                && self.log_text().contains(&format!("warden listening on http://{addr}"))
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("no 200 from /readyz within {READY_TIMEOUT:?}"))
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then a bounded wait; SIGKILL if it does not stop. Whether
-    /// it stopped cleanly by itself.
-    fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.success();
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-/// Status code of `GET path` on `addr`, with short timeouts.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    let text = std::str::from_utf8(&head).ok()?;
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
 /// The registry API over HTTP, as the seeding person.
@@ -430,7 +327,13 @@ fn the_dashboard_in_headless_chromium() {
         serde_json::from_str(&client).unwrap_or_else(|e| panic!("client create --json ({e}): {client}"));
     assert_eq!(client["client_id"], CLIENT, "{client}");
 
-    let mut server = Server::start(&mut w);
+    let dir = w.dir.path().to_path_buf();
+    let mut server = peers::Serve::start("warden serve", &dir, READY_TIMEOUT, STOP_TIMEOUT, |addr, attempt| {
+        w.configure(addr);
+        let mut cmd = w.command(&["serve"]);
+        cmd.stdout(std::fs::File::create(dir.join(format!("serve-{attempt}.stdout"))).unwrap());
+        cmd
+    });
     let issuer = w.issuer();
     eprintln!("dashboard: warden serve ready at {issuer}");
 
@@ -501,7 +404,7 @@ fn the_dashboard_in_headless_chromium() {
         eprintln!("dashboard: README screenshots written to {}", docs.display());
     }
 
-    let stopped = server.stop();
+    let stopped = server.stop().is_some_and(|s| s.success());
     let log = server.log_text();
     let summary: Option<Value> = out
         .stdout

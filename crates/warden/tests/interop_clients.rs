@@ -21,15 +21,17 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod peers;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use peers::{cached_install, hash_hex, probe, run_bounded};
 use serde_json::Value;
 
+const REQUIRE_VAR: &str = "WARDEN_TEST_REQUIRE_INTEROP";
 const AUDIENCE: &str = "inference";
 const SUBJECT: &str = "user:alice";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -37,174 +39,19 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn interop_dir() -> PathBuf {
-    repo_root().join("tests/interop")
-}
-
-/// `<target dir>/interop-cache`: the binary is `<target dir>/<profile>/warden`.
-fn cache_dir() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
-    let target = bin
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary lives in <target>/<profile>/");
-    target.join("interop-cache")
-}
-
-fn required() -> bool {
-    std::env::var_os("WARDEN_TEST_REQUIRE_INTEROP").is_some()
-}
-
-/// A client cannot run here: a failure when the interop tests are
-/// required, a loud skip otherwise.
-fn unavailable(what: &str, why: &str) {
-    assert!(
-        !required(),
-        "{what} is required (WARDEN_TEST_REQUIRE_INTEROP is set) but unavailable: {why}"
-    );
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!! SKIPPING the {what} interoperability test: {why}");
-    eprintln!("!! ./scripts/test installs what it needs and makes this a failure.");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-}
-
-/// A command's outcome: `None` status when it ran past its timeout (and
-/// was killed).
-struct Outcome {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn describe(&self) -> String {
-        let status = match self.status {
-            Some(s) => s.to_string(),
-            None => "timed out and was killed".into(),
-        };
-        format!("{status}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `cmd` with stdin closed and its output in files under `logs`,
-/// killing it after `timeout`. `Err` when it cannot be started.
-fn run_bounded(mut cmd: Command, logs: &Path, name: &str, timeout: Duration) -> std::io::Result<Outcome> {
-    let out_path = logs.join(format!("{name}.stdout"));
-    let err_path = logs.join(format!("{name}.stderr"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path)?)
-        .stderr(std::fs::File::create(&err_path)?);
-    let mut child = cmd.spawn()?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Ok(Outcome {
-        status,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    })
-}
-
-/// Output of `program args` when it runs and succeeds.
-fn probe(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).stdin(Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn hash_hex(parts: &[&[u8]]) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(&(p.len() as u64).to_be_bytes());
-        ctx.update(p);
-    }
-    ctx.finish().as_ref().iter().take(8).fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// Installs into `<cache>/<name>` once: `install` fills a staging dir that
-/// is renamed into place only when it succeeded, so a present dir is
-/// complete and concurrent runs do not see half an install.
-fn cached_install(name: &str, install: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
-    let cache = cache_dir();
-    let dir = cache.join(name);
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
-    let staging = cache.join(format!("{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-    eprintln!("interop: installing {name} into {} (first run only)", dir.display());
-    if let Err(e) = install(&staging) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    if std::fs::rename(&staging, &dir).is_err() {
-        // Another run installed the same pins first.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    if dir.is_dir() {
-        Ok(dir)
-    } else {
-        Err(format!("{} missing after install", dir.display()))
-    }
+    peers::repo_root().join("tests/interop")
 }
 
 /// `node_modules` with the pinned openid-client and jose, or why not.
 fn node_modules(logs: &Path) -> Result<PathBuf, String> {
-    let version = probe("node", &["--version"]).ok_or("`node` not found (Debian: apt-get install nodejs)")?;
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
+    let major = peers::node_major()?;
     if major < 20 {
         return Err(format!(
-            "node {version} is too old: openid-client 6 needs node 20 or later"
+            "node {major} is too old: openid-client 6 needs node 20 or later"
         ));
     }
-    probe("npm", &["--version"]).ok_or("`npm` not found (Debian: apt-get install npm)")?;
-    let src = interop_dir().join("node");
-    let manifest = std::fs::read(src.join("package.json")).map_err(|e| e.to_string())?;
-    let lock = std::fs::read(src.join("package-lock.json")).map_err(|e| e.to_string())?;
-    let name = format!("node-{}", hash_hex(&[&manifest, &lock]));
-    let dir = cached_install(&name, |staging| {
-        std::fs::write(staging.join("package.json"), &manifest).map_err(|e| e.to_string())?;
-        std::fs::write(staging.join("package-lock.json"), &lock).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("npm");
-        cmd.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(staging)
-            .env("npm_config_update_notifier", "false");
-        let out = run_bounded(cmd, logs, "npm-ci", INSTALL_TIMEOUT).map_err(|e| format!("npm ci: {e}"))?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(format!("npm ci failed: {}", out.describe()))
-        }
-    })?;
-    Ok(dir.join("node_modules"))
+    peers::npm_ci_cached(&interop_dir().join("node"), "node", logs, INSTALL_TIMEOUT)
 }
 
 /// A `--target` dir with the pinned authlib and PyJWT, or why not.
@@ -283,111 +130,6 @@ impl Warden {
     }
 }
 
-/// `warden serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-    issuer: String,
-}
-
-impl Server {
-    /// Starts `warden serve` on a free loopback port and waits for
-    /// `/readyz`. Tries three ports, in case another process takes the one
-    /// picked between its probe and the server's bind.
-    fn start(w: &mut Warden) -> Server {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let addr = {
-                let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-                probe.local_addr().unwrap()
-            };
-            w.listen = Some(addr);
-            let log = w.dir.path().join(format!("serve-{attempt}.log"));
-            let child = w
-                .command(&["serve"])
-                .stdout(std::fs::File::create(w.dir.path().join("serve.stdout")).unwrap())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            let mut server = Server {
-                child: Some(child),
-                log,
-                issuer: format!("http://{addr}"),
-            };
-            match server.wait_ready(addr) {
-                Ok(()) => return server,
-                Err(e) => {
-                    last = format!("{e}\n{}", server.log_text());
-                    drop(server);
-                }
-            }
-        }
-        panic!("warden serve did not become ready: {last}");
-    }
-
-    fn wait_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Err(format!("warden serve exited early: {status}"));
-            }
-            // Ready, and it is this server (its log names the address).
-            if http_status(addr, "/readyz") == Some(200)
-                && self.log_text().contains(&format!("warden listening on http://{addr}"))
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("no 200 from /readyz within {READY_TIMEOUT:?}"))
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then wait (bounded) for a graceful exit; SIGKILL if it
-    /// does not come. Returns the exit status when it stopped by itself.
-    fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-/// Status code of `GET path` on `addr`, with short timeouts.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    let text = std::str::from_utf8(&head).ok()?;
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
-
 fn str_field(v: &Value, field: &str) -> String {
     v[field]
         .as_str()
@@ -407,14 +149,14 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
     let node = match node_modules(&logs) {
         Ok(modules) => Some(modules),
         Err(why) => {
-            unavailable("Node openid-client/jose", &why);
+            peers::unavailable(REQUIRE_VAR, "Node openid-client/jose interoperability", &why);
             None
         }
     };
     let python = match python_packages(&logs) {
         Ok(pkgs) => Some(pkgs),
         Err(why) => {
-            unavailable("Python authlib/PyJWT", &why);
+            peers::unavailable(REQUIRE_VAR, "Python authlib/PyJWT interoperability", &why);
             None
         }
     };
@@ -485,8 +227,14 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
         }
     }
 
-    let mut server = Server::start(&mut w);
-    let issuer = server.issuer.clone();
+    let dir = w.dir.path().to_path_buf();
+    let mut server = peers::Serve::start("warden serve", &dir, READY_TIMEOUT, STOP_TIMEOUT, |addr, _| {
+        w.listen = Some(addr);
+        let mut cmd = w.command(&["serve"]);
+        cmd.stdout(std::fs::File::create(dir.join("serve.stdout")).unwrap());
+        cmd
+    });
+    let issuer = server.base();
     eprintln!("interop: warden serve ready at {issuer}");
     let subject_token = w
         .ok(&[

@@ -19,6 +19,9 @@ use super::session::Session;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Most roles one matrix is computed for.
+const MAX_ROLES: usize = 10;
+
 /// Roles offered even before any client or token names them: the
 /// default policies' roles.
 const KNOWN_ROLES: [&str; 5] = ["admin", "approver", "auditor", "data-scientist", "ml-engineer"];
@@ -104,7 +107,16 @@ pub async fn page<S: Store>(
         .await
         .map_err(within)?;
     let Query(form) = query.map_err(|e| within(ApiError::invalid_request(e.body_text())))?;
-    let clients = state.store.list_clients().await.map_err(|e| within(e.into()))?;
+    // Client ids and roles are the Keys page's to show: only with
+    // `client.read`.
+    let clients = if session
+        .call
+        .may(&state, "client.read", &warden_policy::Resource::new("Client", "*"))
+    {
+        state.store.list_clients().await.map_err(|e| within(e.into()))?
+    } else {
+        Vec::new()
+    };
     let mut roles: BTreeSet<String> = KNOWN_ROLES.iter().map(|r| (*r).to_owned()).collect();
     roles.extend(clients.iter().flat_map(|c| c.roles.iter().cloned()));
     roles.extend(session.call.caller.roles.iter().cloned());
@@ -115,6 +127,11 @@ pub async fn page<S: Store>(
             .map(str::to_owned)
             .collect()
     };
+    if split(&form.roles).len() > MAX_ROLES || form.roles.len() + form.principal.len() + form.tenant.len() > 1024 {
+        return Err(within(ApiError::invalid_request(format!(
+            "at most {MAX_ROLES} roles, and names of reasonable length"
+        ))));
+    }
     let principal = form.principal.trim();
     let (subject, subject_roles, tenant) = if !principal.is_empty() {
         // A client id: its configured roles (what its tokens carry).
@@ -164,8 +181,14 @@ pub async fn page<S: Store>(
             purpose: None,
         };
         let now = i64::try_from(session.call.now).unwrap_or(i64::MAX);
-        engine
-            .access(&q, now)
+        // Hundreds of Cedar decisions: off the async workers.
+        let computed = {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || engine.access(&q, now))
+                .await
+                .map_err(|_| within(ApiError::internal("the access matrix could not be computed")))?
+        };
+        computed
             .map_err(|e| within(ApiError::invalid_request(e.to_string())))?
             .iter()
             .map(row_view)

@@ -27,6 +27,8 @@ use crate::state::AppState;
 
 /// Events per page.
 const PAGE: u32 = 50;
+/// The longest range the chart covers (90 days).
+const MAX_CHART_SPAN: u64 = 90 * 86_400;
 /// Verification jobs remembered (finished ones are dropped oldest first).
 const MAX_JOBS: usize = 16;
 
@@ -228,18 +230,22 @@ pub async fn page<S: Store>(
             format!("/ui/audit?{qs}")
         }
     });
-    // Decisions over the last 24 hours, by hour (or the searched range).
+    // Decisions over the last 24 hours, by hour (or the searched range, at
+    // most its last 90 days: the chart groups every event it covers).
     let now = session.call.now;
     let to = until.unwrap_or(now - now % 3600 + 3600);
-    let from = since.unwrap_or(to.saturating_sub(24 * 3600)).min(to.saturating_sub(1));
+    let from = since
+        .unwrap_or(to.saturating_sub(24 * 3600))
+        .min(to.saturating_sub(1))
+        .max(to.saturating_sub(MAX_CHART_SPAN));
     let span = to - from;
     let bucket = if span <= 2 * 86_400 {
         3600
     } else {
         span.div_ceil(48).div_ceil(3600) * 3600
     };
-    let buckets = u32::try_from(span.div_ceil(bucket)).unwrap_or(48).clamp(1, 96);
     let from = from - from % bucket;
+    let buckets = u32::try_from((to - from).div_ceil(bucket)).unwrap_or(48).clamp(1, 96);
     let activity = state
         .store
         .audit_activity(from, from + u64::from(buckets) * bucket, bucket)
@@ -458,21 +464,25 @@ impl VerifyJobs {
         jobs.iter().find(|(k, _)| k == id).map(|(_, j)| Arc::clone(j))
     }
 
-    /// A running job to join, if any (one verification at a time).
-    fn running(&self) -> Option<(String, Arc<VerifyJob>)> {
-        let jobs = self.0.lock().ok()?;
-        jobs.iter()
-            .find(|(_, j)| j.outcome.lock().map(|o| o.is_none()).unwrap_or(false))
-            .map(|(k, j)| (k.clone(), Arc::clone(j)))
-    }
-
-    fn insert(&self, id: String, job: Arc<VerifyJob>) {
-        if let Ok(mut jobs) = self.0.lock() {
-            if jobs.len() >= MAX_JOBS {
-                jobs.remove(0);
-            }
-            jobs.push((id, job));
+    /// The running job, or `make()`'s new one (`true`), under one lock:
+    /// at most one verification runs at a time on a replica.
+    fn join_or_insert(
+        &self,
+        make: impl FnOnce() -> (String, Arc<VerifyJob>),
+    ) -> Option<(String, Arc<VerifyJob>, bool)> {
+        let mut jobs = self.0.lock().ok()?;
+        let running = jobs
+            .iter()
+            .find(|(_, j)| j.outcome.lock().map(|o| o.is_none()).unwrap_or(false));
+        if let Some((k, j)) = running {
+            return Some((k.clone(), Arc::clone(j), false));
         }
+        if jobs.len() >= MAX_JOBS {
+            jobs.remove(0);
+        }
+        let (id, job) = make();
+        jobs.push((id.clone(), Arc::clone(&job)));
+        Some((id, job, true))
     }
 }
 
@@ -528,39 +538,47 @@ pub async fn start_verify<S: Store>(
         .authorize(&state, "audit.read", &audit_log())
         .await
         .map_err(|e| UiError::within(e, chrome.clone(), headers))?;
-    let (id, job) = match state.ui.jobs.running() {
-        Some(running) => running,
-        None => {
-            let id = crate::request_id::new();
-            let job = Arc::new(VerifyJob {
-                started: session.call.now,
-                by: session.principal().to_owned(),
-                ..VerifyJob::default()
-            });
-            state.ui.jobs.insert(id.clone(), Arc::clone(&job));
-            let store = state.store.clone();
-            let verifier = state.ui.verifier.clone();
-            let running = Arc::clone(&job);
-            tokio::spawn(async move {
-                let progress: Arc<dyn VerifyProgress> = running.clone();
-                let result = match verify_store_log(store, verifier, progress).await {
-                    Ok(VerifyOutcome::Verified(r)) => Ok(format!(
-                        "The audit log verifies: {} events ({} erased), {} signed checkpoints, root {}.",
-                        r.leaves,
-                        r.erased,
-                        r.checkpoints,
-                        b64(&r.root)
-                    )),
-                    Ok(VerifyOutcome::Failed(problem)) => Err(format!("Verification FAILED: {problem}")),
-                    Err(e) => Err(format!("The log could not be read: {e}")),
-                };
-                if let Ok(mut o) = running.outcome.lock() {
-                    *o = Some(result);
-                }
-            });
-            (id, job)
-        }
+    let started = session.call.now;
+    let by = session.principal().to_owned();
+    let Some((id, job, fresh)) = state.ui.jobs.join_or_insert(|| {
+        let job = Arc::new(VerifyJob {
+            started,
+            by,
+            ..VerifyJob::default()
+        });
+        (crate::request_id::new(), job)
+    }) else {
+        return Err(UiError::within(
+            ApiError::internal("verification jobs unavailable"),
+            chrome,
+            headers,
+        ));
     };
+    if fresh {
+        let store = state.store.clone();
+        let verifier = state.ui.verifier.clone();
+        let running = Arc::clone(&job);
+        tokio::spawn(async move {
+            let progress: Arc<dyn VerifyProgress> = running.clone();
+            let result = match verify_store_log(store, verifier, progress).await {
+                Ok(VerifyOutcome::Verified(r)) => Ok(format!(
+                    "The audit log verifies: {} events ({} erased), {} signed checkpoints, root {}.",
+                    r.leaves,
+                    r.erased,
+                    r.checkpoints,
+                    b64(&r.root)
+                )),
+                Ok(VerifyOutcome::Failed(problem)) => Err(format!("Verification FAILED: {problem}")),
+                Err(e) => {
+                    tracing::error!(error = %e, "the dashboard's log verification could not read the log");
+                    Err("The log could not be read to the end; see the server log, and try again.".to_owned())
+                }
+            };
+            if let Ok(mut o) = running.outcome.lock() {
+                *o = Some(result);
+            }
+        });
+    }
     Ok(page::render(axum::http::StatusCode::OK, &fragment(&id, &job)).into_response())
 }
 
@@ -588,4 +606,60 @@ pub async fn verify_status<S: Store>(
         ));
     };
     Ok(page::render(axum::http::StatusCode::OK, &fragment(&id, &job)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    use warden_audit::{MemoryTree, NoteSigner, merkle};
+
+    use super::*;
+
+    fn signer(name: &str) -> NoteSigner {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        NoteSigner::new(name, Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()).unwrap()
+    }
+
+    fn leaves(n: u8) -> Vec<warden_audit::Hash> {
+        (0..n).map(|i| merkle::leaf_hash(&[i])).collect()
+    }
+
+    #[test]
+    fn a_proof_verifies_only_against_the_signed_root_and_key() {
+        let log = signer("warden.test/audit");
+        let all = leaves(7);
+        let tree = MemoryTree::from_leaves(all.clone());
+        let note = Checkpoint::new("warden.test/audit", 7, merkle::root(&all))
+            .sign(&log)
+            .unwrap();
+        let proof = |i: u64| Ok(merkle::inclusion_proof(&tree, i, 7).unwrap());
+        let verifier = log.verifier().unwrap();
+
+        let ok = check_inclusion(&verifier, &note, 0, 3, &all[3], proof(3));
+        assert!(ok.verified, "{}", ok.summary);
+        assert_eq!((ok.checkpoint_size, ok.path.len()), (7, 3));
+
+        // Another leaf at that index (a changed event), or another index.
+        let changed = merkle::leaf_hash(b"changed");
+        assert!(!check_inclusion(&verifier, &note, 0, 3, &changed, proof(3)).verified);
+        assert!(!check_inclusion(&verifier, &note, 0, 4, &all[3], proof(3)).verified);
+        // A checkpoint signed by another key, or a note edited after signing.
+        let other = signer("warden.test/audit").verifier().unwrap();
+        let refused = check_inclusion(&other, &note, 0, 3, &all[3], proof(3));
+        assert!(
+            !refused.verified && refused.summary.contains("does not verify"),
+            "{}",
+            refused.summary
+        );
+        let forged = note.replacen("\n7\n", "\n6\n", 1);
+        assert!(!check_inclusion(&verifier, &forged, 0, 3, &all[3], proof(3)).verified);
+        // A proof for another tree (the store's, rewritten) does not fit the signed root.
+        let mut rewritten = all.clone();
+        rewritten[6] = changed;
+        let other_tree = MemoryTree::from_leaves(rewritten);
+        let path = Ok(merkle::inclusion_proof(&other_tree, 3, 7).unwrap());
+        assert!(!check_inclusion(&verifier, &note, 0, 3, &all[3], path).verified);
+        // No proof at all.
+        assert!(!check_inclusion(&verifier, &note, 0, 3, &all[3], Err("down".into())).verified);
+    }
 }

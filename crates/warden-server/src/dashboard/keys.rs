@@ -60,7 +60,7 @@ struct KeysPage {
     chrome: Chrome,
     keys: Vec<KeyRow>,
     clients: Option<Vec<ClientRow>>,
-    rates: Vec<Rate>,
+    rates: Option<Vec<Rate>>,
 }
 
 fn key_row(record: &warden_keys::KeyRecord, state: KeyState) -> KeyRow {
@@ -127,12 +127,25 @@ pub async fn page<S: Store>(
     } else {
         None
     };
+    // The rates come from the audit log: only for those who may read it.
+    let rates = if call.may(&state, "audit.read", &super::page::audit_log()) {
+        Some(rates(&state, now).await.map_err(within)?)
+    } else {
+        None
+    };
+    let page = KeysPage {
+        chrome,
+        keys,
+        clients,
+        rates,
+    };
+    Ok(html(&state, &session, &page))
+}
+
+/// Token issuance and denials over the last hour and day.
+async fn rates<S: Store>(state: &AppState<S>, now: u64) -> Result<Vec<Rate>, ApiError> {
     let since = now.saturating_sub(86_400);
-    let activity = state
-        .store
-        .audit_activity(since, now + 1, 3600)
-        .await
-        .map_err(|e| within(e.into()))?;
+    let activity = state.store.audit_activity(since, now + 1, 3600).await?;
     let hour_start = now.saturating_sub(3600);
     let count = |pick: &Pick, from: u64| -> u64 {
         activity
@@ -154,7 +167,7 @@ pub async fn page<S: Store>(
             Box::new(|a| a.kind == "client_auth_failed"),
         ),
     ];
-    let rates = lines
+    Ok(lines
         .iter()
         .map(|(label, pick)| {
             let hour = count(pick.as_ref(), hour_start);
@@ -166,12 +179,5 @@ pub async fn page<S: Store>(
                 per_minute: format!("{:.1}", hour as f64 / 60.0),
             }
         })
-        .collect();
-    let page = KeysPage {
-        chrome,
-        keys,
-        clients,
-        rates,
-    };
-    Ok(html(&state, &session, &page))
+        .collect())
 }

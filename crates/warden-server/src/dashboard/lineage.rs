@@ -21,7 +21,7 @@ use super::page::{Chrome, UiError, html};
 use super::session::Session;
 use crate::error::ApiError;
 use crate::registry::call::store_error;
-use crate::registry::lineage::{visible_graph, visible_nodes};
+use crate::registry::lineage::visible_graph;
 use crate::state::AppState;
 
 /// Most versions offered in the picker.
@@ -54,31 +54,40 @@ struct LineagePage {
     is_dataset: bool,
 }
 
-/// Every version the person may see the lineage of, for the picker.
+/// Versions the person may see the lineage of, for the picker: datasets
+/// and models filtered by the policies first (one decision each, from the
+/// registry snapshot), then their versions, at most [`MAX_PICKER`] in all.
 async fn picker<S: Store>(state: &AppState<S>, session: &Session) -> Result<Vec<String>, ApiError> {
+    let registry = state.policies.registry();
+    let may = |kind: NodeKind, name: &str| {
+        registry
+            .lineage_resource(kind, name)
+            .is_some_and(|r| session.call.may(state, "lineage.read", &r))
+    };
     let mut nodes = Vec::new();
     for d in state.store.list_datasets(false).await.map_err(store_error)? {
-        for v in state.store.list_dataset_versions(&d.name).await.map_err(store_error)? {
-            nodes.push(NodeRef::dataset(&d.name, v.version));
-        }
-        if nodes.len() > MAX_PICKER {
+        if nodes.len() >= MAX_PICKER {
             break;
+        }
+        if may(NodeKind::Dataset, &d.name) {
+            for v in state.store.list_dataset_versions(&d.name).await.map_err(store_error)? {
+                nodes.push(NodeRef::dataset(&d.name, v.version).to_string());
+            }
         }
     }
     for m in state.store.list_models().await.map_err(store_error)? {
-        for v in state.store.list_model_versions(&m.name).await.map_err(store_error)? {
-            nodes.push(v.node());
-        }
-        if nodes.len() > 2 * MAX_PICKER {
+        if nodes.len() >= MAX_PICKER {
             break;
         }
+        if may(NodeKind::Model, &m.name) {
+            for v in state.store.list_model_versions(&m.name).await.map_err(store_error)? {
+                nodes.push(v.node().to_string());
+            }
+        }
     }
-    let mut visible: Vec<String> = visible_nodes(state, &session.call, nodes)
-        .into_iter()
-        .map(|n| n.to_string())
-        .collect();
-    visible.truncate(2 * MAX_PICKER);
-    Ok(visible)
+    nodes.truncate(MAX_PICKER);
+    session.call.audit_listing(state, "lineage.read", "Lineage::*").await?;
+    Ok(nodes)
 }
 
 /// `GET /ui/lineage?node=&direction=&depth=`

@@ -2,7 +2,10 @@
 //!
 //! Signing in takes a Warden access token in a form (pasted, or filled in
 //! from a login link's fragment by `app.js`, so the token never reaches a
-//! server log or a `Referer`). Sign-ins are audited, refused ones too.
+//! server log or a `Referer`; the person confirms whom the link signs in
+//! as). Sign-ins are audited, and so are refusals of a valid token that is
+//! not a person's own; a token that does not verify names nobody and is
+//! only refused.
 
 use std::sync::Arc;
 

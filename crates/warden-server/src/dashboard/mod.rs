@@ -86,6 +86,9 @@ pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
         .route("/ui/promotions/{id}/{vote}", post(models::vote::<S>))
         .route("/ui/access", get(access::page::<S>))
         .route("/ui/keys", get(keys::page::<S>))
+        // Every other /ui path is the dashboard's too: never the gateway's
+        // (the session cookie must never reach an upstream).
+        .route("/ui/{*rest}", axum::routing::any(page::not_found))
         .layer(from_fn(request_id::tag))
         .route("/ui/assets/{file}", get(page::asset))
         .layer(from_fn(page::security_headers))

@@ -64,27 +64,37 @@ pub struct RequestView {
     my_vote: Option<String>,
 }
 
-async fn request_view<S: Store>(state: &AppState<S>, session: &Session, v: &Value) -> Option<RequestView> {
-    let req: PromotionRequest = serde_json::from_value(v.clone()).ok()?;
+async fn request_view<S: Store>(
+    state: &AppState<S>,
+    session: &Session,
+    v: &Value,
+) -> Result<Option<RequestView>, ApiError> {
+    let Ok(req) = serde_json::from_value::<PromotionRequest>(v.clone()) else {
+        return Ok(None);
+    };
     let ballots: Vec<Ballot> = v
         .get("ballots")
         .and_then(|b| serde_json::from_value(b.clone()).ok())
         .unwrap_or_default();
     let mine = req.requested_by == session.principal();
-    let model = state.store.get_model(&req.model).await.ok().flatten()?;
-    let version = state
+    let Some(model) = state.store.get_model(&req.model).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let Some(version) = state
         .store
         .get_model_version(&req.model, req.version)
         .await
-        .ok()
-        .flatten()?;
+        .map_err(store_error)?
+    else {
+        return Ok(None);
+    };
     let action = if mine { "model.promote" } else { "model.approve" };
     let voted = ballots.iter().find(|b| b.voter == session.principal());
     let may_vote = voted.is_none()
         && session
             .call
             .may(state, action, &entities::model_version(&model, &version));
-    Some(RequestView {
+    Ok(Some(RequestView {
         id: req.id.clone(),
         model: req.model.clone(),
         version: req.version,
@@ -108,27 +118,29 @@ async fn request_view<S: Store>(state: &AppState<S>, session: &Session, v: &Valu
         may_vote,
         mine,
         my_vote: voted.map(|b| format!("You voted {} on {}.", b.vote.as_str(), time(b.cast_at))),
-    })
+    }))
 }
 
-async fn request_views<S: Store>(state: &AppState<S>, session: &Session, listed: &Value) -> Vec<RequestView> {
+async fn request_views<S: Store>(
+    state: &AppState<S>,
+    session: &Session,
+    listed: &Value,
+) -> Result<Vec<RequestView>, ApiError> {
     let mut out = Vec::new();
     for v in listed.get("promotions").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(view) = request_view(state, session, v).await {
+        if let Some(view) = request_view(state, session, v).await? {
             out.push(view);
         }
     }
-    out
+    Ok(out)
 }
 
-/// Query of the Models page: the outcome of a vote just cast.
+/// Query of the Models page: the request a vote was just cast on.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Voted {
     /// The request voted on.
     pub voted: String,
-    /// `recorded`, `completed` or `rejected`.
-    pub outcome: String,
 }
 
 #[derive(Template)]
@@ -175,18 +187,35 @@ pub async fn page<S: Store>(
     )
     .await
     .map_err(within)?;
-    let requests = request_views(&state, &session, &open).await;
-    let notice = (!voted.voted.is_empty()).then(|| match voted.outcome.as_str() {
-        "completed" => format!(
-            "Approved: request {} has its approvals and the version is in production.",
-            voted.voted
-        ),
-        "rejected" => format!("Rejected: request {} is closed.", voted.voted),
-        _ => format!(
-            "Your approval of request {} was recorded; it needs more approvals.",
-            voted.voted
-        ),
-    });
+    let requests = request_views(&state, &session, &open).await.map_err(within)?;
+    // What became of the request voted on, read back (the query string
+    // only names it): nothing is shown for a request without this
+    // person's ballot.
+    let notice = if voted.voted.is_empty() {
+        None
+    } else {
+        match state
+            .store
+            .get_promotion(&voted.voted)
+            .await
+            .map_err(|e| within(store_error(e)))?
+        {
+            Some((req, ballots)) if ballots.iter().any(|b| b.voter == session.principal()) => {
+                Some(match req.status.as_str() {
+                    "approved" => format!(
+                        "Approved: request {} has its approvals and {} v{} is in production.",
+                        req.id, req.model, req.version
+                    ),
+                    "rejected" => format!("Rejected: request {} is closed.", req.id),
+                    _ => format!(
+                        "Your approval of request {} was recorded; it needs more approvals.",
+                        req.id
+                    ),
+                })
+            }
+            _ => None,
+        }
+    };
     let page = ModelsPage {
         chrome,
         models: views,
@@ -314,7 +343,7 @@ pub async fn model<S: Store>(
                 )
             })
             .collect(),
-        requests: request_views(&state, &session, &all).await,
+        requests: request_views(&state, &session, &all).await.map_err(within)?,
         chrome,
     };
     Ok(html(&state, &session, &page))
@@ -349,10 +378,9 @@ pub async fn vote<S: Store>(
         _ => return Err(within(ApiError::not_found("the vote must be approve or reject"))),
     }
     .map_err(within)?;
-    let outcome = result.get("outcome").and_then(Value::as_str).unwrap_or("recorded");
+    let _ = result;
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("voted", &id)
-        .append_pair("outcome", outcome)
         .finish();
     let target = format!("/ui/models?{query}");
     let mut response = Redirect::to(&target).into_response();

@@ -252,6 +252,11 @@ impl IntoResponse for NoSession {
     }
 }
 
+/// Any other path under `/ui`: 404.
+pub async fn not_found() -> UiError {
+    UiError::from(ApiError::not_found("there is no such dashboard page"))
+}
+
 /// Whether the request was made by htmx (wants a fragment).
 pub fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
@@ -367,6 +372,16 @@ pub fn parse_time(text: &str) -> Option<u64> {
     if hh > 23 || mm > 59 {
         return None;
     }
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+    let days_in_month = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if d > days_in_month {
+        return None;
+    }
     // days_from_civil
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2 / 400;
@@ -390,7 +405,16 @@ mod tests {
         assert_eq!(parse_time("2027-01-15T08:00"), Some(1_800_000_000));
         assert_eq!(parse_time("2000-02-29"), Some(951_782_400));
         assert_eq!(parse_time("1970-01-01"), Some(0));
-        for bad in ["", "2027-13-01", "2027-01-01T25:00", "x-y-z", "1969-12-31"] {
+        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800));
+        for bad in [
+            "",
+            "2027-13-01",
+            "2027-01-01T25:00",
+            "x-y-z",
+            "1969-12-31",
+            "2027-02-29",
+            "2027-04-31",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

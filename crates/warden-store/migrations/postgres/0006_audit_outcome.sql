@@ -4,12 +4,15 @@
 -- type. It is not personal data: erasure leaves it.
 ALTER TABLE audit_events ADD COLUMN outcome TEXT CHECK (outcome IS NULL OR outcome IN ('allow', 'deny'));
 
--- Earlier events, from their bodies (canonical JSON with a top-level
--- "decision"). A body erased before this migration is gone, and its event
--- keeps a NULL outcome.
+-- Earlier events, from their bodies (RFC 8785 canonical JSON: no spaces,
+-- a top-level "decision"). Matched as text, not parsed: PostgreSQL's jsonb
+-- refuses a \u0000 escape that a body may hold, and inside a JSON string a
+-- quote is always escaped, so `"decision":"deny"` can only be the member
+-- itself. A body erased before this migration is gone, and its event keeps
+-- a NULL outcome.
 UPDATE audit_events
-SET outcome = CASE convert_from(body, 'UTF8')::jsonb ->> 'decision'
-                  WHEN 'allow' THEN 'allow'
-                  WHEN 'deny' THEN 'deny'
+SET outcome = CASE
+                  WHEN strpos(convert_from(body, 'UTF8'), '"decision":"allow"') > 0 THEN 'allow'
+                  WHEN strpos(convert_from(body, 'UTF8'), '"decision":"deny"') > 0 THEN 'deny'
               END
 WHERE type = 'access_decision' AND body IS NOT NULL;
