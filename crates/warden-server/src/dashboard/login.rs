@@ -87,7 +87,7 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
 pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    if let Err(e) = session::same_origin(headers) {
+    if let Err(e) = session::same_origin(headers, &state.options.issuer) {
         return UiError::from(e).into_response();
     }
     let fields = match read_form(body).await {

@@ -115,11 +115,13 @@ pub fn secure_cookies<S: Store>(state: &AppState<S>) -> bool {
 }
 
 /// Refuses a state-changing request that did not come from this origin:
-/// `Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` whose
-/// host is not the request's `Host`. An opaque `Origin: null` passes only
-/// when the browser also says `Sec-Fetch-Site: same-origin` (a privacy
-/// setting can make a same-origin form send `null`).
-pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+/// `Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that
+/// is neither the issuer's (the public URL, behind a proxy that rewrites
+/// `Host`) nor `http(s)://` + the request's `Host`. An opaque `Origin:
+/// null` passes only when the browser also says `Sec-Fetch-Site:
+/// same-origin` (a privacy setting can make a same-origin form send
+/// `null`).
+pub fn same_origin(headers: &HeaderMap, issuer: &str) -> Result<(), ApiError> {
     let denied = || ApiError::access_denied("cross-site requests cannot change anything");
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if let Some(site) = site
@@ -130,6 +132,9 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| denied())?;
         if origin == "null" && site == Some("same-origin") {
+            return Ok(());
+        }
+        if origin.eq_ignore_ascii_case(origin_of(issuer)) {
             return Ok(());
         }
         let host = headers
@@ -145,6 +150,15 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin_of(url: &str) -> &str {
+    let Some(i) = url.find("://") else { return url };
+    match url.get(i + 3..).and_then(|rest| rest.find('/')) {
+        Some(j) => url.get(..i + 3 + j).unwrap_or(url),
+        None => url,
+    }
 }
 
 /// A signed-in person's request: the verified call (as the API would
@@ -233,7 +247,7 @@ impl Session {
         headers: &HeaderMap,
         presented: &str,
     ) -> Result<(), ApiError> {
-        same_origin(headers)?;
+        same_origin(headers, &state.options.issuer)?;
         if self.new_nonce.is_some() || !state.ui.csrf.check(&self.nonce, &self.call.caller.jti, presented) {
             return Err(ApiError::access_denied(
                 "the form's CSRF token is missing or invalid; reload the page and try again",
@@ -288,26 +302,37 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(
-            same_origin(&h).is_ok(),
+            same_origin(&h, "https://warden.example").is_ok(),
             "no Origin: a same-origin form in an old browser"
         );
         h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(same_origin(&h).is_ok());
+        assert!(same_origin(&h, "https://warden.example").is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert!(same_origin(&h).is_err());
+        assert!(same_origin(&h, "https://warden.example").is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(same_origin(&h).is_err(), "an opaque origin, unvouched for");
+        assert!(
+            same_origin(&h, "https://warden.example").is_err(),
+            "an opaque origin, unvouched for"
+        );
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(
-            same_origin(&h).is_ok(),
+            same_origin(&h, "https://warden.example").is_ok(),
             "an opaque origin the browser calls same-origin"
         );
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(same_origin(&h).is_err());
+        assert!(same_origin(&h, "https://warden.example").is_err());
         let mut h = HeaderMap::new();
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(same_origin(&h).is_err());
+        assert!(same_origin(&h, "https://warden.example").is_err());
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(same_origin(&h).is_ok());
+        assert!(same_origin(&h, "https://warden.example").is_ok());
+        // Behind a proxy that rewrites Host: the issuer's origin.
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("10.0.0.5:8080"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://warden.example"));
+        assert!(same_origin(&h, "https://warden.example").is_ok());
+        assert!(same_origin(&h, "https://warden.example/base/").is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://warden.example.evil"));
+        assert!(same_origin(&h, "https://warden.example").is_err());
     }
 }
