@@ -480,6 +480,16 @@ async fn every_state_change_needs_a_valid_csrf_token_from_this_origin() {
         assert_eq!(ballots(&s, &id).await, 0, "{what}: nothing recorded");
     }
     carol.origin = Some(s.base.clone());
+    // The token binds the session too: carol's nonce and CSRF token with
+    // dan's session cookie (a swapped session) do not fit.
+    let mut swapped = Browser::new(&s);
+    swapped.cookies = carol.cookies.clone();
+    swapped
+        .cookies
+        .insert("warden_session".into(), dan.cookies["warden_session"].clone());
+    let p = swapped.post(&approve, &[("csrf", &csrf), ("reason", "ok")]).await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    assert_eq!(ballots(&s, &id).await, 0);
     // Verification and sign-out are state changes too.
     let mut ada = Browser::new(&s);
     ada.sign_in(&token(&s, "user:ada", UI_SCOPES, &["auditor"])).await;
