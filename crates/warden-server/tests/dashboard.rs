@@ -548,6 +548,23 @@ async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log
         "{}",
         p.body
     );
+    // By actor: an agent acting for a person.
+    let delegated = s.user_token(
+        "user:carol",
+        &[s.base.as_str()],
+        "model.read",
+        &["approver"],
+        600,
+        Some(("act", json!({"sub": "agent:report-bot"}))),
+    );
+    assert_eq!(s.get("/api/v1/models", Some(&delegated)).await.status, 200);
+    let p = ada.get("/ui/audit?actor=agent%3Areport-bot").await;
+    assert!(p.body.contains("1 event shown"), "{}", p.body);
+    assert!(
+        p.body.contains("<td class=\"hide-narrow\">agent:report-bot</td>"),
+        "{}",
+        p.body
+    );
     let p = ada.get("/ui/audit").await;
     let first = |body: &str| -> u64 {
         let at = body.find("/ui/audit/events/").unwrap() + 17;

@@ -67,7 +67,10 @@ pub const MAX_PAGE: u32 = 10_000;
 /// Cedar resource for access decisions, registry changes and approvals and
 /// the target of an admin action. Other kinds have neither. `outcome` is
 /// the decision (`allow`/`deny`) of an access decision, and `None` for
-/// every other kind.
+/// every other kind. `actor` is the outermost actor of a delegation (the
+/// agent acting for the subject) for access decisions, registry changes
+/// and token exchanges, the requester's for approvals, and who asked for
+/// an erasure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
@@ -75,6 +78,7 @@ pub struct PreparedEvent {
     subject: Option<String>,
     resource: Option<String>,
     outcome: Option<&'static str>,
+    actor: Option<String>,
     body: Vec<u8>,
     salt: Salt,
     leaf_hash: Hash,
@@ -121,6 +125,7 @@ impl PreparedEvent {
             subject: subject.map(query_column),
             resource: resource.map(query_column),
             outcome: outcome_of(&event.kind),
+            actor: actor_of(&event.kind).map(query_column),
             body,
             salt,
             leaf_hash,
@@ -158,6 +163,11 @@ impl PreparedEvent {
         self.outcome
     }
 
+    /// The actor column: the outermost actor of a delegation, if any.
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
+    }
+
     /// The canonical body.
     pub fn body(&self) -> &[u8] {
         &self.body
@@ -188,6 +198,18 @@ fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
             principal, resource, ..
         } => (Some(principal), Some(resource)),
         _ => (None, None),
+    }
+}
+
+/// The `actor` column of an event (see [`PreparedEvent`]).
+fn actor_of(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::AccessDecision { actor_chain, .. }
+        | EventKind::RegistryChange { actor_chain, .. }
+        | EventKind::TokenExchanged { actor_chain, .. } => actor_chain.first().map(String::as_str),
+        EventKind::Approval { requester_actors, .. } => requester_actors.first().map(String::as_str),
+        EventKind::Erasure { actor, .. } => Some(actor.as_str()).filter(|a| !a.is_empty()),
+        _ => None,
     }
 }
 
@@ -273,6 +295,9 @@ pub struct EventQuery {
     pub until: Option<u64>,
     /// Only access decisions with this outcome (`allow` or `deny`).
     pub outcome: Option<String>,
+    /// Only events whose outermost actor is this one (an agent acting for
+    /// the subject; see [`PreparedEvent`]).
+    pub actor: Option<String>,
     /// Only events below this index, newest first (for paging back from
     /// the end of the log).
     pub before: Option<u64>,
@@ -789,6 +814,9 @@ macro_rules! impl_audit_store {
                 if let Some(outcome) = &q.outcome {
                     qb.push(" AND outcome = ").push_bind(outcome.clone());
                 }
+                if let Some(actor) = &q.actor {
+                    qb.push(" AND actor = ").push_bind(actor.clone());
+                }
                 match q.before {
                     Some(before) => {
                         qb.push(" AND idx < ").push_bind($crate::to_i64(before)?);
@@ -937,6 +965,9 @@ impl Default for WriterOptions {
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
+// Appends are nearly every message: boxing the event would cost each an
+// allocation to shrink the rare `Close`.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Append(PreparedEvent, Reply),
     Close(oneshot::Sender<()>),

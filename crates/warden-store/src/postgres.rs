@@ -17,9 +17,9 @@ const STATEMENT_BYTES: usize = 6 * 1024;
 const NODES_PER_STATEMENT: usize = 96;
 
 /// Bytes an event takes in the insert's arrays besides its strings and
-/// body: a 4-byte length before each of its 9 elements, plus `idx` and
+/// body: a 4-byte length before each of its 10 elements, plus `idx` and
 /// `time` (8 bytes each), salt and leaf hash (32 each).
-const ROW_BYTES: usize = 9 * 4 + 8 + 8 + 32 + 32;
+const ROW_BYTES: usize = 10 * 4 + 8 + 8 + 32 + 32;
 
 /// Bytes `e` takes in the insert's arrays.
 fn row_bytes(e: &crate::PreparedEvent) -> usize {
@@ -28,6 +28,7 @@ fn row_bytes(e: &crate::PreparedEvent) -> usize {
         + e.subject().map_or(0, str::len)
         + e.resource().map_or(0, str::len)
         + e.outcome().map_or(0, str::len)
+        + e.actor().map_or(0, str::len)
         + e.body().len()
 }
 
@@ -164,9 +165,9 @@ impl PgStore {
             let idx: Vec<i64> = (first..).take(chunk.len()).collect();
             first = first.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
             sqlx::query(
-                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, body, salt, leaf_hash) \
+                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
                  SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                      $7::bytea[], $8::bytea[], $9::bytea[])",
+                                      $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])",
             )
             .bind(idx)
             .bind(chunk.iter().map(crate::PreparedEvent::time).collect::<Vec<_>>())
@@ -174,6 +175,7 @@ impl PgStore {
             .bind(chunk.iter().map(crate::PreparedEvent::subject).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::resource).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::outcome).collect::<Vec<_>>())
+            .bind(chunk.iter().map(crate::PreparedEvent::actor).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::body).collect::<Vec<_>>())
             .bind(chunk.iter().map(crate::PreparedEvent::salt_bytes).collect::<Vec<_>>())
             .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())

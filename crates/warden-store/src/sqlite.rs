@@ -97,7 +97,7 @@ pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError
     Ok((file != Path::new(":memory:")).then(|| file.to_path_buf()))
 }
 
-/// Most events (9 columns each) and subtrees (3 columns) in one multi-row
+/// Most events (10 columns each) and subtrees (3 columns) in one multi-row
 /// `INSERT`, well under SQLite's 32,766 bound parameters.
 const EVENTS_PER_INSERT: usize = 256;
 const NODES_PER_INSERT: usize = 512;
@@ -117,7 +117,7 @@ impl SqliteStore {
         let numbered: Vec<(i64, &crate::PreparedEvent)> = (first..).zip(events).collect();
         for run in crate::audit::runs(&numbered, EVENTS_PER_INSERT) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, body, salt, leaf_hash) ",
+                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
             );
             insert.push_values(run, |mut row, (idx, e)| {
                 row.push_bind(*idx)
@@ -126,6 +126,7 @@ impl SqliteStore {
                     .push_bind(e.subject())
                     .push_bind(e.resource())
                     .push_bind(e.outcome())
+                    .push_bind(e.actor())
                     .push_bind(e.body())
                     .push_bind(e.salt_bytes())
                     .push_bind(e.leaf_hash().as_slice());

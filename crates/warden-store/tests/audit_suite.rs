@@ -243,7 +243,14 @@ async fn append_and_read_back<H: Harness>() {
     let events = vec![
         key_event(100, "k1"),
         access(101, "user:alice", "Endpoint::\"chat\""),
-        access(102, "user:bob", "Endpoint::\"chat\""),
+        {
+            // An agent acting for bob.
+            let mut e = access(102, "user:bob", "Endpoint::\"chat\"");
+            if let EventKind::AccessDecision { actor_chain, .. } = &mut e.kind {
+                *actor_chain = vec!["agent:report-bot".into(), "agent:inner".into()];
+            }
+            e
+        },
         decision(103, "user:alice", "Endpoint::\"embed\"", Decision::Deny),
         AuditEvent::new(
             104,
@@ -354,6 +361,23 @@ async fn append_and_read_back<H: Harness>() {
         })
         .await,
         vec![1, 2]
+    );
+    // By the outermost actor of a delegation.
+    assert_eq!(
+        find(EventQuery {
+            actor: Some("agent:report-bot".into()),
+            ..q()
+        })
+        .await,
+        vec![2]
+    );
+    assert_eq!(
+        find(EventQuery {
+            actor: Some("agent:inner".into()),
+            ..q()
+        })
+        .await,
+        Vec::<u64>::new()
     );
     // Paging back from the end, newest first, with filters.
     assert_eq!(

@@ -61,6 +61,8 @@ pub struct Search {
     pub kind: String,
     /// Subject column (the principal, client or key).
     pub subject: String,
+    /// The outermost actor (an agent acting for the subject).
+    pub actor: String,
     /// Resource column.
     pub resource: String,
     /// `allow` or `deny` (access decisions).
@@ -79,6 +81,7 @@ impl Search {
         for (k, v) in [
             ("type", &self.kind),
             ("subject", &self.subject),
+            ("actor", &self.actor),
             ("resource", &self.resource),
             ("decision", &self.decision),
             ("since", &self.since),
@@ -203,6 +206,7 @@ pub async fn page<S: Store>(
             limit: PAGE,
             kind: some(&search.kind),
             subject: some(&search.subject),
+            actor: some(&search.actor),
             resource: some(&search.resource),
             since,
             until,

@@ -16,3 +16,21 @@ SET outcome = CASE
                   WHEN strpos(convert_from(body, 'UTF8'), '"decision":"deny"') > 0 THEN 'deny'
               END
 WHERE type = 'access_decision' AND body IS NOT NULL;
+
+-- The outermost actor of a delegation (an agent acting for the subject),
+-- for search by actor; who asked, for an erasure. NULL when nobody acted
+-- for anybody, which the partial index leaves out. Matched as text like
+-- the outcome (a body jsonb would refuse, or a damaged one, must not stop
+-- the migration); a name holding a JSON escape is left NULL.
+ALTER TABLE audit_events ADD COLUMN actor TEXT;
+
+UPDATE audit_events
+SET actor = CASE type
+                WHEN 'approval' THEN substring(convert_from(body, 'UTF8') from '"requester_actors":\["([^"\\]*)"')
+                WHEN 'erasure' THEN nullif(substring(convert_from(body, 'UTF8') from '"actor":"([^"\\]*)"'), '')
+                ELSE substring(convert_from(body, 'UTF8') from '"actor_chain":\["([^"\\]*)"')
+            END
+WHERE type IN ('access_decision', 'registry_change', 'token_exchanged', 'approval', 'erasure')
+  AND body IS NOT NULL;
+
+CREATE INDEX audit_events_actor ON audit_events (actor) WHERE actor IS NOT NULL;

@@ -13,3 +13,19 @@ SET outcome = CASE json_extract(CAST(body AS TEXT), '$.decision')
                   WHEN 'deny' THEN 'deny'
               END
 WHERE type = 'access_decision' AND body IS NOT NULL AND json_valid(CAST(body AS TEXT));
+
+-- The outermost actor of a delegation (an agent acting for the subject),
+-- for search by actor; who asked, for an erasure. NULL when nobody acted
+-- for anybody, which the partial index leaves out.
+ALTER TABLE audit_events ADD COLUMN actor TEXT;
+
+UPDATE audit_events
+SET actor = CASE type
+                WHEN 'approval' THEN json_extract(CAST(body AS TEXT), '$.requester_actors[0]')
+                WHEN 'erasure' THEN nullif(json_extract(CAST(body AS TEXT), '$.actor'), '')
+                ELSE json_extract(CAST(body AS TEXT), '$.actor_chain[0]')
+            END
+WHERE type IN ('access_decision', 'registry_change', 'token_exchanged', 'approval', 'erasure')
+  AND body IS NOT NULL AND json_valid(CAST(body AS TEXT));
+
+CREATE INDEX audit_events_actor ON audit_events (actor) WHERE actor IS NOT NULL;
