@@ -372,6 +372,12 @@ pub struct AuditQueryArgs {
     /// Only this resource.
     #[arg(long)]
     pub resource: Option<String>,
+    /// Only events whose outermost actor is this one (an agent acting for the subject).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only access decisions with this outcome.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    pub decision: Option<String>,
     /// Only events at or after this time (Unix seconds, or RFC 3339 UTC such as 2026-01-31T12:00:00Z).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,

@@ -225,6 +225,8 @@ fn query_of(args: &AuditQueryArgs) -> anyhow::Result<EventQuery> {
         kind: args.kind.clone(),
         subject: args.subject.clone(),
         resource: args.resource.clone(),
+        actor: args.actor.clone(),
+        outcome: args.decision.clone(),
         since: time("--since", &args.since)?,
         until: time("--until", &args.until)?,
         ..EventQuery::default()
