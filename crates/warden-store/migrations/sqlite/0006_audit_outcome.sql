@@ -29,3 +29,8 @@ WHERE type IN ('access_decision', 'registry_change', 'token_exchanged', 'approva
   AND body IS NOT NULL AND json_valid(CAST(body AS TEXT));
 
 CREATE INDEX audit_events_actor ON audit_events (actor) WHERE actor IS NOT NULL;
+
+-- Activity counts (per time bucket, type and outcome) read only this index:
+-- it replaces the plain time index, which range queries still lead with.
+DROP INDEX audit_events_time;
+CREATE INDEX audit_events_time ON audit_events (time, type, outcome);
