@@ -1,6 +1,6 @@
 //! Wycheproof `json_web_signature_test.json` through [`verify_jws`]: whole
 //! compact-JWS verification against the key each group gives, with the
-//! overrides listed in `shared/testdata/README.md` (caveats 1-3 and 5):
+//! overrides listed in `testdata/README.md` (caveats 1-3 and 5):
 //!
 //! - tcId 357 is valid; 367 and 370 are byte-identical to it but labelled
 //!   invalid (C2SP/wycheproof#236), so they are skipped.

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use warden_jose::SigningKey;
 
-/// The shared test data, cloned beside the repository (also in CI).
-pub const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata");
+/// The third-party test vectors kept in the repository (`testdata/`, with their licences and sources in `testdata/README.md`).
+pub const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
 
 /// Absolute path of a file under the test data directory.
 pub fn data_path(rel: &str) -> PathBuf {
@@ -24,8 +24,8 @@ pub fn read_bytes(rel: &str) -> Vec<u8> {
     let path = data_path(rel);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "test data file {} is missing or unreadable ({e}); the shared testdata \
-             directory must sit beside the repository",
+            "test data file {} is missing or unreadable ({e}); it belongs in the \
+             repository's testdata/ directory",
             path.display()
         )
     })
