@@ -34,10 +34,6 @@ fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], KeyError> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Seals `plaintext` under `master`, bound to `context` (the key record).
 pub fn seal(master: &MasterKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
     let rng = SystemRandom::new();
@@ -78,7 +74,7 @@ pub fn open(master: &MasterKey, context: &[u8], sealed: &[u8], label: &str) -> R
     let expected_fp = master.fingerprint_bytes();
     if fp != expected_fp {
         return Err(KeyError::WrongMasterKey {
-            expected: hex(fp),
+            expected: hex::encode(fp),
             actual: master.fingerprint(),
         });
     }

@@ -51,7 +51,7 @@ impl MasterKey {
     /// A public, non-reversible identifier of this key (8 bytes of
     /// HMAC-SHA-256 under the key, hex), to tell keys apart in errors.
     pub fn fingerprint(&self) -> String {
-        self.fingerprint_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.fingerprint_bytes())
     }
 
     pub(crate) fn fingerprint_bytes(&self) -> [u8; 8] {

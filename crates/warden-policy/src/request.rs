@@ -215,8 +215,23 @@ impl Resource {
     }
 }
 
+impl std::fmt::Display for Resource {
+    /// Cedar's entity syntax, as the audit log names resources:
+    /// `DatasetVersion::"transactions@3"` (the id JSON-quoted).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = serde_json::to_string(&self.id).map_err(|_| std::fmt::Error)?;
+        write!(f, "{}::{quoted}", self.type_name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn resources_display_as_cedar_entities() {
+        let r = super::Resource::new("Model", "m \"1\"");
+        assert_eq!(r.to_string(), r#"Model::"m \"1\"""#);
+    }
+
     use super::*;
 
     #[test]

@@ -52,10 +52,3 @@ impl AuditSink for MerkleSink {
         })
     }
 }
-
-impl From<AuditSinkError> for crate::error::ApiError {
-    fn from(e: AuditSinkError) -> Self {
-        tracing::error!(error = %e, "audit append failed; refusing the action");
-        crate::error::ApiError::unavailable("the audit log cannot be written; nothing was issued or changed")
-    }
-}

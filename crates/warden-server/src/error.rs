@@ -1,14 +1,70 @@
-//! HTTP errors: RFC 6749 §5.2 bodies for the token service, RFC 6750 §3
+//! The server's shared error types and the one place they become HTTP
+//! answers: RFC 6749 §5.2 bodies for the token service, RFC 6750 §3
 //! challenges for bearer-protected APIs.
 //!
 //! Every error a handler returns is an [`ApiError`]; its body is always
 //! `{"error": CODE, "error_description": TEXT}` with `Cache-Control:
 //! no-store`, and 401s carry `WWW-Authenticate`. Descriptions name the rule
-//! that failed, never a credential.
+//! that failed, never a credential. Every conversion into an [`ApiError`]
+//! is below, so an error means the same status wherever it is raised: a
+//! missing registry object is 404, a conflicting change 409, a broken rule
+//! 400 or 403, a proof outside the log 400, and storage itself 503 (logged
+//! here, never described to the client). The gateway answers in its
+//! routes' shapes from these same statuses and codes (`gateway/reply.rs`);
+//! the dashboard renders them as pages (`dashboard/page.rs`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use warden_jose::JoseError;
+use warden_registry::RegistryError;
+use warden_store::StoreError;
+
+use crate::audit_sink::AuditSinkError;
+
+/// Why a bearer token (or a dashboard session's token) was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    /// No bearer token.
+    #[error("a Bearer access token is required")]
+    Missing,
+    /// It failed verification.
+    #[error("the access token is invalid: {0}")]
+    Invalid(JoseError),
+    /// It was revoked.
+    #[error("the access token is revoked")]
+    Revoked,
+    /// It has no `sub`, `jti` or `client_id`.
+    #[error("the access token has no `{0}`")]
+    MissingClaim(&'static str),
+    /// A trusted external issuer's token failed verification, or is not
+    /// accepted where it was presented.
+    #[error("{0}")]
+    External(String),
+    /// The stated purpose is malformed or contradicts the token's.
+    #[error("{0}")]
+    Purpose(String),
+}
+
+/// Why a client registration or change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request is invalid; the message says which field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A client with this id exists.
+    #[error("client `{0}` already exists")]
+    Exists(String),
+    /// No such client.
+    #[error("no client `{0}`")]
+    NotFound(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The system random generator failed.
+    #[error("random generator failed")]
+    Random,
+}
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -179,10 +235,66 @@ fn quote_safe(text: &str) -> String {
         .collect()
 }
 
-impl From<warden_store::StoreError> for ApiError {
-    fn from(e: warden_store::StoreError) -> Self {
-        tracing::error!(error = %e, "storage error");
-        ApiError::unavailable("storage is unavailable; nothing was changed")
+impl From<StoreError> for ApiError {
+    /// What the caller can act on keeps its meaning; anything else is
+    /// storage failing, logged and answered 503 without detail.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Registry(rule) => rule.into(),
+            StoreError::AuditBeyondEnd { .. } | StoreError::Audit(_) | StoreError::InvalidQuery(_) => {
+                ApiError::invalid_request(e.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::unavailable("storage is unavailable; nothing was changed")
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    /// A registry rule: a malformed object or a stage move the lifecycle
+    /// forbids is 400, the four-eyes rule 403, a closed request 409.
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid { .. } | RegistryError::Transition { .. } => {
+                ApiError::invalid_request(e.to_string())
+            }
+            RegistryError::FourEyes(_) => ApiError::access_denied(e.to_string()),
+            RegistryError::Closed(_) => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<AuditSinkError> for ApiError {
+    /// Fail closed: what was to be recorded is not done.
+    fn from(e: AuditSinkError) -> Self {
+        tracing::error!(error = %e, "audit append failed; refusing the action");
+        ApiError::unavailable("the audit log cannot be written; nothing was issued or changed")
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => ApiError::missing_token(),
+            AuthError::Purpose(m) => ApiError::invalid_request(m),
+            other => ApiError::invalid_token(other.to_string()),
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => ApiError::invalid_request(m),
+            ClientError::Exists(_) => ApiError::conflict(e.to_string()),
+            ClientError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ClientError::Store(s) => s.into(),
+            ClientError::Random => ApiError::internal("random generator failed"),
+        }
     }
 }
 
@@ -213,6 +325,27 @@ mod tests {
         let c = e.challenge.unwrap();
         assert!(HeaderValue::from_str(&c).is_ok(), "{c}");
         assert!(c.contains("error=\"invalid_token\""));
+    }
+
+    #[test]
+    fn a_store_error_means_the_same_everywhere() {
+        let status = |e: StoreError| ApiError::from(e).status;
+        assert_eq!(
+            status(StoreError::NotFound("dataset `x`".into())),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(status(StoreError::Conflict("stage moved".into())), StatusCode::CONFLICT);
+        assert_eq!(
+            status(StoreError::AuditBeyondEnd { requested: 9, size: 3 }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(StoreError::Corrupt("x".into())), StatusCode::SERVICE_UNAVAILABLE);
+        let unavailable = ApiError::from(StoreError::Corrupt("secret detail".into()));
+        assert!(!unavailable.description.contains("secret detail"));
+        assert_eq!(
+            status(StoreError::Registry(RegistryError::FourEyes("self"))),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

@@ -1,30 +1,28 @@
-//! What every handler shares: the store, the keys, the revocation list,
-//! the audit sink and the limits. Built once by [`crate::App`].
+//! The core every part of the server shares: the store, the options, the
+//! signing and verification keys, the revocation list, the audit sink, the
+//! metrics and the notices to other replicas. Built once by
+//! [`crate::App::new`]; each room (`oauth/`, `gateway/`, `registry/`, …)
+//! holds it beside its own state.
+//!
+//! # What it must not touch
+//! Any room: nothing here knows about tokens' grants, routes, policies,
+//! the registry or the dashboard.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use warden_store::oauth::ClientRecord;
+use warden_jose::JoseError;
 use warden_store::{KeyManager, Store};
 
 use crate::audit_sink::AuditSink;
-use crate::clients::SecretHasher;
-use crate::error::ApiError;
-use crate::failures::FailureLimiter;
-use crate::federation::Federation;
-use crate::gateway::cedar::CedarAuthorizer;
-use crate::keys::KeyCache;
+use crate::keys::{KeyCache, KeySnapshot};
 use crate::metrics::Metrics;
+use crate::notice::{Notice, Notices};
 use crate::options::ServerOptions;
 use crate::revocation::Revocations;
 
-/// How long a client record read from the store is trusted (a change on
-/// another replica takes effect within this; local changes at once).
-const CLIENT_TTL: Duration = Duration::from_secs(5);
-
-/// Shared server state.
+/// The shared core.
 #[derive(Debug)]
 pub struct AppState<S> {
     /// The store.
@@ -39,49 +37,25 @@ pub struct AppState<S> {
     pub revocations: Revocations,
     /// Where audit events go.
     pub audit: Arc<dyn AuditSink>,
-    /// Trusted external issuers.
-    pub federation: Federation,
-    /// Client-secret hashing.
-    pub hasher: SecretHasher,
-    /// Failed-authentication limits.
-    pub failures: FailureLimiter,
-    /// Prometheus metrics (this App's own recorder).
+    /// Prometheus metrics (this server's own recorder).
     pub metrics: Metrics,
-    /// The Cedar policies, for the gateway and the registry API.
-    pub policies: Arc<CedarAuthorizer>,
-    /// Notices to the other replicas (Redis pub/sub), when configured.
-    pub fanout: crate::fanout::Fanout,
-    /// The dashboard's keys and jobs.
-    pub ui: crate::dashboard::UiState,
-    /// Recently read clients.
-    clients: Mutex<HashMap<String, (ClientRecord, Instant)>>,
-    /// Client ids whose last use was recorded recently, and when.
-    touched: Mutex<HashMap<String, u64>>,
-    /// False while shutting down or while the store is unreachable.
+    /// Notices to the other replicas.
+    pub notices: Notices,
+    /// False while shutting down.
     ready: AtomicBool,
 }
 
 impl<S: Store> AppState<S> {
-    /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    /// Assembles the core.
+    pub fn new(
         store: S,
         options: ServerOptions,
         keys: KeyCache,
         manager: KeyManager<S>,
         audit: Arc<dyn AuditSink>,
-        federation: Federation,
-        hasher: SecretHasher,
         metrics: Metrics,
-        policies: Arc<CedarAuthorizer>,
-        fanout: crate::fanout::Fanout,
-        ui: crate::dashboard::UiState,
+        notices: Notices,
     ) -> Self {
-        let limit = options.oauth.auth_failures_per_minute;
-        let failures = match options.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => FailureLimiter::shared(limit, url, &options.issuer),
-            None => FailureLimiter::new(limit),
-        };
         AppState {
             store,
             options,
@@ -89,58 +63,47 @@ impl<S: Store> AppState<S> {
             manager,
             revocations: Revocations::default(),
             audit,
-            federation,
-            hasher,
-            failures,
             metrics,
-            policies,
-            fanout,
-            ui,
-            clients: Mutex::new(HashMap::new()),
-            touched: Mutex::new(HashMap::new()),
+            notices,
             ready: AtomicBool::new(true),
         }
     }
 
-    /// A client by id, from a short-lived cache.
-    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, ApiError> {
-        if let Ok(cache) = self.clients.lock()
-            && let Some((record, at)) = cache.get(client_id)
-            && at.elapsed() < CLIENT_TTL
-        {
-            return Ok(Some(record.clone()));
-        }
-        let record = self.store.get_client(client_id).await?;
-        if let (Some(r), Ok(mut cache)) = (&record, self.clients.lock()) {
-            if cache.len() > 10_000 {
-                cache.clear();
+    /// Verifies one of Warden's own tokens with `verify` against the keys
+    /// in force. When the token names a `kid` this replica does not know —
+    /// a key rotated a moment ago by another replica or the CLI — the keys
+    /// are read again (concurrent callers share one read, at most one a
+    /// second) and the token verified once more. Every path that verifies
+    /// Warden tokens goes through here, so none refuses a fresh key.
+    pub async fn verify_own<T>(
+        &self,
+        now: u64,
+        verify: impl Fn(&Arc<KeySnapshot>) -> Result<T, JoseError>,
+    ) -> Result<T, JoseError> {
+        let seen = self.keys.get();
+        match verify(&seen) {
+            Err(JoseError::UnknownKid)
+                if self
+                    .keys
+                    .reload_for_unknown_kid(&seen, &self.manager, &self.options, now)
+                    .await =>
+            {
+                verify(&self.keys.get())
             }
-            cache.insert(client_id.to_owned(), (r.clone(), Instant::now()));
+            other => other,
         }
-        Ok(record)
     }
 
-    /// Forgets a cached client after a local change.
-    pub fn forget_client(&self, client_id: &str) {
-        if let Ok(mut cache) = self.clients.lock() {
-            cache.remove(client_id);
-        }
-    }
-
-    /// Records a client's use, at most once a minute per client.
-    pub async fn touch_client(&self, client_id: &str, now: u64) {
-        let due = match self.touched.lock() {
-            Ok(mut touched) => {
-                let due = touched.get(client_id).is_none_or(|t| now >= t + 60);
-                if due {
-                    touched.insert(client_id.to_owned(), now);
-                }
-                due
-            }
-            Err(_) => false,
-        };
-        if due && let Err(e) = self.store.touch_client(client_id, now).await {
-            tracing::warn!(error = %e, client_id, "could not record client use");
+    /// Applies revocations here at once (the revocation list and the
+    /// verified-token caches) and tells the other replicas (over Redis
+    /// when configured; else they read them from the store within a sync
+    /// period). The caller has recorded them in the store first.
+    pub fn revoke(&self, revoked: Vec<(String, u64)>) {
+        let keys = self.keys.get();
+        for (jti, exp) in revoked {
+            keys.api.invalidate_jti(&jti);
+            self.notices.publish(Notice::Revoked { jti: jti.clone(), exp });
+            self.revocations.insert(jti, exp);
         }
     }
 
@@ -156,6 +119,14 @@ impl<S: Store> AppState<S> {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
+        }
+    }
+
+    /// Re-reads the keys from the store (a rotation elsewhere); a failure
+    /// is logged.
+    pub async fn reload_keys(&self, now: u64) {
+        if let Err(e) = self.keys.reload(&self.manager, &self.options, now).await {
+            tracing::warn!(error = %e, "key reload failed");
         }
     }
 

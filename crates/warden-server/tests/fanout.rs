@@ -92,7 +92,7 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
     let issuer = format!("http://warden-{schema}.test");
     let (a, b) = replicas(&schema, &issuer).await;
     // Both replicas listen before anything is published.
-    let channel = warden_server::fanout::channel(&issuer);
+    let channel = warden_server::replicas::channel(&issuer);
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut listening = false;
@@ -181,7 +181,7 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let registry = b.state.policies.registry().clone();
+    let registry = b.access.policies.registry().clone();
     let took = within(|| {
         let registry = registry.clone();
         async move { registry.resource("Dataset", "fanout-ds").is_some() }

@@ -23,10 +23,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use support::{Server, claims};
 use warden_server::gateway::forward::ForwardTimeouts;
-use warden_server::gateway::{
-    AccessRequest, Authorizer, AuthzDecision, Gateway, GatewaySettings, IdSource, RateLimit, ResourceSpec, RouteConfig,
-    RouteKind, ScopeOnlyAuthorizer,
-};
+use warden_server::gateway::{AccessRequest, Authorizer, AuthzDecision, Gateway, GatewaySettings, ScopeOnlyAuthorizer};
+use warden_server::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 use warden_store::sqlite::SqliteStore;
 
 /// Body prefix read for resource ids in these tests (small, so that "a
@@ -114,7 +112,7 @@ async fn echo(request: Request) -> Response {
 struct TestAuthorizer;
 
 impl Authorizer for TestAuthorizer {
-    fn authorize(&self, request: &AccessRequest) -> AuthzDecision {
+    fn authorize(&self, request: &AccessRequest<'_>) -> AuthzDecision {
         if request.resource.id.starts_with("forbidden") {
             return AuthzDecision {
                 allowed: false,

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use support::{Auth, Server};
-use warden_server::gateway::{Gateway, GatewaySettings, IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
+use warden_server::gateway::{Gateway, GatewaySettings};
 use warden_server::metrics::{NO_ROUTE, names};
 use warden_server::options::MetricsOptions;
+use warden_server::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 use warden_store::oauth::ClientKind;
 use warden_store::sqlite::SqliteStore;
 

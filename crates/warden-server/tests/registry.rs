@@ -12,7 +12,7 @@ mod support;
 use axum::Router;
 use serde_json::{Value, json};
 use support::{Reply, Server};
-use warden_server::gateway::{IdSource, ResourceSpec, RouteConfig, RouteKind};
+use warden_server::options::{IdSource, ResourceSpec, RouteConfig, RouteKind};
 use warden_store::{EventQuery, Store};
 
 const ML: &str = "user:eve";

@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::{Auth, Server, claims};
-use warden_server::clients::grant;
+use warden_server::oauth::clients::grant;
 use warden_store::Store;
 use warden_store::oauth::ClientKind;
 
@@ -959,7 +959,7 @@ async fn private_key_jwt() {
     let srv = support::start_sqlite(|_| {}).await;
     let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
     let jwk = Jwk::from_verifying_key(key.verifying_key()).unwrap().to_json();
-    let spec = warden_server::clients::ClientSpec {
+    let spec = warden_server::oauth::clients::ClientSpec {
         name: "signer".into(),
         kind: ClientKind::Service,
         grants: vec![grant::CLIENT_CREDENTIALS.into()],
@@ -969,9 +969,14 @@ async fn private_key_jwt() {
         auth: "private_key_jwt".into(),
         jwks: Some(json!({"keys": [jwk]})),
     };
-    warden_server::clients::create(&srv.state.store, &srv.state.hasher, &spec, warden_server::state::now())
-        .await
-        .unwrap();
+    warden_server::oauth::clients::create(
+        &srv.state.store,
+        &srv.clients.hasher,
+        &spec,
+        warden_server::state::now(),
+    )
+    .await
+    .unwrap();
     let assertion = |aud: &str, jti: &str, ttl: u64| {
         let now = warden_server::state::now();
         let claims = json!({"iss": "signer", "sub": "signer", "aud": aud, "jti": jti, "iat": now, "exp": now + ttl});

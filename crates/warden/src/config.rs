@@ -1,159 +1,148 @@
-//! `warden.toml` and `WARDEN_*` overrides: one typed [`Config`], validated
-//! once, with errors that name the key or variable at fault.
+//! `warden.toml` and `WARDEN_*` overrides: one typed [`Config`] as written,
+//! resolved once into the server's [`ServerOptions`] with errors that name
+//! the key or variable at fault.
 //!
 //! Precedence, highest first: command-line flag, environment variable,
-//! config file, built-in default. Every file key `a.b` has the variable
-//! `WARDEN_A_B`. Unknown file keys and unknown `WARDEN_*` variables are
-//! errors, so a typo never silently falls back to a default.
+//! config file, built-in default ([`ServerOptions::default`]). Every file
+//! key `a.b` has the variable `WARDEN_A_B`; the list of those keys is
+//! derived from [`Config`] itself ([`env_keys`]), so a new key is
+//! overridable the moment it exists. Unknown file keys and unknown
+//! `WARDEN_*` variables are errors, so a typo never silently falls back to
+//! a default.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use warden_jose::{Algorithm, AlgorithmSet, MAX_LEEWAY};
-
-/// Hard cap on access-token lifetime (DESIGN.md § Tokens).
-pub const TOKEN_TTL_CAP: u64 = 3600;
+use warden_keys::RotationPolicy;
+use warden_server::ServerOptions;
+use warden_server::options::{
+    AuditOptions, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions, OAuthOptions, RateLimitOptions,
+    RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP, default_origin,
+};
 
 /// Environment variables that are not config keys.
 const RESERVED_ENV: [&str; 3] = ["WARDEN_MASTER_KEY", "WARDEN_CONFIG", "WARDEN_LOG"];
 /// Prefix left to test harnesses.
 const TEST_ENV_PREFIX: &str = "WARDEN_TEST_";
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Str,
-    Int,
-    List,
-    Bool,
-}
-
-/// Every config key with its type, for environment overrides.
-const KEYS: &[(&str, Kind)] = &[
-    ("data_dir", Kind::Str),
-    ("listen", Kind::Str),
-    ("policy_dir", Kind::Str),
-    ("database_url", Kind::Str),
-    ("database_schema", Kind::Str),
-    ("issuer", Kind::Str),
-    ("tokens.default_ttl", Kind::Int),
-    ("tokens.max_ttl", Kind::Int),
-    ("tokens.leeway", Kind::Int),
-    ("tokens.max_bytes", Kind::Int),
-    ("tokens.algorithms", Kind::List),
-    ("keys.algorithm", Kind::Str),
-    ("keys.publish_lead", Kind::Int),
-    ("keys.rotate_every", Kind::Int),
-    ("audit.origin", Kind::Str),
-    ("audit.checkpoint_interval", Kind::Int),
-    ("audit.retention_days", Kind::Int),
-    ("oauth.refresh_idle_ttl", Kind::Int),
-    ("oauth.refresh_absolute_ttl", Kind::Int),
-    ("oauth.refresh_grace", Kind::Int),
-    ("oauth.max_delegation_depth", Kind::Int),
-    ("oauth.max_body_bytes", Kind::Int),
-    ("oauth.auth_failures_per_minute", Kind::Int),
-    ("oauth.assertion_max_ttl", Kind::Int),
-    ("oauth.introspection_scope", Kind::Str),
-    ("redis_url", Kind::Str),
-    ("trusted_proxies", Kind::List),
-    ("rate_limit.redis_fallback", Kind::Str),
-    ("rate_limit.replicas", Kind::Int),
-    ("registry.required_approvals", Kind::Int),
-    ("registry.approval_ttl", Kind::Int),
-    ("log.format", Kind::Str),
-    ("metrics.enabled", Kind::Bool),
-    ("metrics.listen", Kind::Str),
-];
-
-fn env_name(key: &str) -> String {
-    format!("WARDEN_{}", key.replace('.', "_").to_ascii_uppercase())
-}
-
-/// The configuration as written (file + environment), before validation.
+/// The configuration as written (file + environment), before it is
+/// resolved. Sections whose written form is their resolved form are the
+/// server's own types.
 #[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the embedded database and master key live.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://...`; default: SQLite in the data dir.
-    #[serde(default)]
     pub database_url: Option<String>,
     /// PostgreSQL schema to keep Warden's tables in (default: `public`).
-    #[serde(default)]
     pub database_schema: Option<String>,
     /// Address `warden serve` listens on.
-    #[serde(default = "default_listen")]
     pub listen: String,
     /// The issuer identifier put in and required of tokens (default:
     /// `http://<listen>`).
-    #[serde(default)]
     pub issuer: Option<String>,
     /// Token rules.
-    #[serde(default)]
     pub tokens: TokensConfig,
     /// Signing-key rules.
-    #[serde(default)]
     pub keys: KeysConfig,
     /// Audit log.
-    #[serde(default)]
     pub audit: AuditConfig,
     /// OAuth token service.
-    #[serde(default)]
-    pub oauth: OAuthConfig,
-    /// Trusted external issuers (`[[federation]]`), for token exchange.
-    #[serde(default)]
+    pub oauth: OAuthOptions,
+    /// Trusted external issuers (`[[federation]]`): arrays of tables are
+    /// set in the file only.
+    #[serde(skip_serializing)]
     pub federation: Vec<FederationConfig>,
     /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
     /// default: the built-in set.
-    #[serde(default)]
     pub policy_dir: Option<PathBuf>,
     /// Model catalog: model id → stage, for policies on `resource.stage`
-    /// (`[models]` table; the governance registry will supersede it).
-    #[serde(default)]
+    /// of models the registry does not know (`[models]`).
     pub models: BTreeMap<String, String>,
-    /// Gateway routes (`[[route]]`; see `warden_server::gateway::route`).
-    #[serde(default, skip_serializing)]
-    pub route: Vec<warden_server::gateway::RouteConfig>,
-    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) holding rate-limit
-    /// counters shared by every replica; unset: each process limits alone.
-    #[serde(default)]
+    /// Gateway routes (`[[route]]`, see `warden_server::options::route`).
+    #[serde(skip_serializing)]
+    pub route: Vec<RouteConfig>,
+    /// Redis (`redis://[:PASSWORD@]HOST:PORT[/DB]`) shared by every
+    /// replica; unset: each process on its own.
     pub redis_url: Option<String>,
     /// Load balancers whose `X-Forwarded-For` names the client: IP
     /// addresses or CIDR networks (`10.0.0.0/8`). Empty: the TCP peer is
     /// the client.
-    #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Shared rate limits.
-    #[serde(default)]
-    pub rate_limit: RateLimitConfig,
+    pub rate_limit: RateLimitOptions,
     /// Model promotion approvals.
-    #[serde(default)]
-    pub registry: RegistryConfig,
+    pub registry: RegistryOptions,
+    /// Catching up with other replicas.
+    pub replicas: ReplicasConfig,
     /// Logging.
-    #[serde(default)]
     pub log: LogConfig,
     /// Prometheus metrics.
-    #[serde(default)]
     pub metrics: MetricsConfig,
 }
 
+impl Default for Config {
+    /// Every default, taken from [`ServerOptions::default`].
+    fn default() -> Self {
+        let o = ServerOptions::default();
+        Config {
+            data_dir: o.storage.data_dir,
+            database_url: None,
+            database_schema: None,
+            listen: o.listen.to_string(),
+            issuer: None,
+            tokens: TokensConfig {
+                default_ttl: o.default_ttl,
+                max_ttl: o.max_ttl,
+                leeway: o.leeway,
+                max_bytes: o.max_token_bytes,
+                algorithms: o.algorithms.iter().map(|a| a.as_str().to_owned()).collect(),
+            },
+            keys: KeysConfig {
+                algorithm: o.key_algorithm.as_str().to_owned(),
+                publish_lead: o.rotation.publish_lead,
+                rotate_every: o.rotate_every,
+            },
+            audit: AuditConfig {
+                origin: None,
+                checkpoint_interval: o.audit.checkpoint_interval,
+                retention_days: o.audit.retention / 86_400,
+            },
+            oauth: o.oauth,
+            federation: Vec::new(),
+            policy_dir: None,
+            models: BTreeMap::new(),
+            route: Vec::new(),
+            redis_url: None,
+            trusted_proxies: Vec::new(),
+            rate_limit: o.rate_limit,
+            registry: o.registry,
+            replicas: ReplicasConfig {
+                sync_interval: o.replicas.sync_interval.as_secs(),
+            },
+            log: LogConfig { format: o.log_format },
+            metrics: MetricsConfig {
+                enabled: o.metrics.enabled,
+                listen: None,
+            },
+        }
+    }
+}
+
 /// `[log]`. The filter is `WARDEN_LOG` (e.g. `info`, `warden_server=debug`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (default) or `json` (one object per line, with the span
     /// fields, such as `request_id`).
-    pub format: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig { format: "text".into() }
-    }
+    pub format: LogFormat,
 }
 
 /// `[metrics]`.
@@ -169,61 +158,23 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig {
-            enabled: true,
-            listen: None,
-        }
+        Config::default().metrics
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[rate_limit]`: the Redis-backed limiter (with `redis_url`).
+/// `[replicas]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RateLimitConfig {
-    /// While Redis is unreachable: `local` (default; each process allows
-    /// its share, the rate and burst divided by `replicas`) or `deny`
-    /// (refuse requests on rate-limited routes with 503).
-    pub redis_fallback: String,
-    /// How many replicas share the limits (default 1).
-    pub replicas: u32,
+pub struct ReplicasConfig {
+    /// Seconds between reads of revocations made elsewhere (1–60; keys
+    /// and registry attributes every 5 of these). The Redis fan-out
+    /// applies changes at once; this is the catch-up when it misses one.
+    pub sync_interval: u64,
 }
 
-impl Default for RateLimitConfig {
+impl Default for ReplicasConfig {
     fn default() -> Self {
-        RateLimitConfig {
-            redis_fallback: "local".into(),
-            replicas: 1,
-        }
-    }
-}
-
-/// `[registry]`: four-eyes promotion of models to production.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RegistryConfig {
-    /// Distinct approvals a promotion needs (1–10, default 2); the
-    /// requester never counts.
-    pub required_approvals: u32,
-    /// Seconds an approval counts (default 604800, seven days).
-    pub approval_ttl: u64,
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        let d = warden_server::options::RegistryOptions::default();
-        RegistryConfig {
-            required_approvals: d.required_approvals,
-            approval_ttl: d.approval_ttl,
-        }
+        Config::default().replicas
     }
 }
 
@@ -241,54 +192,12 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig {
-            origin: None,
-            checkpoint_interval: 10,
-            retention_days: 180,
-        }
-    }
-}
-
-/// `[oauth]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OAuthConfig {
-    /// A refresh token unused this long (seconds) expires.
-    pub refresh_idle_ttl: u64,
-    /// A refresh-token family expires this long (seconds) after its first token.
-    pub refresh_absolute_ttl: u64,
-    /// Seconds in which the immediately previous refresh token may be
-    /// retried once (a lost response); 0 disables.
-    pub refresh_grace: u64,
-    /// Longest `act` chain token exchange may build.
-    pub max_delegation_depth: u32,
-    /// Largest request body the token endpoints read (bytes).
-    pub max_body_bytes: usize,
-    /// Failed client authentications allowed per minute, per client id and per source address.
-    pub auth_failures_per_minute: u32,
-    /// Longest lifetime of a private_key_jwt client assertion (seconds).
-    pub assertion_max_ttl: u64,
-    /// Scope that lets a bearer token call /oauth/introspect.
-    pub introspection_scope: String,
-}
-
-impl Default for OAuthConfig {
-    fn default() -> Self {
-        OAuthConfig {
-            refresh_idle_ttl: 86_400,
-            refresh_absolute_ttl: 30 * 86_400,
-            refresh_grace: 0,
-            max_delegation_depth: 2,
-            max_body_bytes: 64 * 1024,
-            auth_failures_per_minute: 10,
-            assertion_max_ttl: 300,
-            introspection_scope: "warden.introspect".into(),
-        }
+        Config::default().audit
     }
 }
 
 /// One `[[federation]]` entry: an external issuer whose tokens may be
-/// exchanged (as `subject_token`) for Warden tokens.
+/// exchanged (as `subject_token`) or used on gateway routes of its audience.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FederationConfig {
@@ -353,13 +262,7 @@ pub struct TokensConfig {
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        TokensConfig {
-            default_ttl: 300,
-            max_ttl: TOKEN_TTL_CAP,
-            leeway: warden_jose::DEFAULT_LEEWAY,
-            max_bytes: warden_jose::DEFAULT_MAX_TOKEN_BYTES,
-            algorithms: Algorithm::ASYMMETRIC.iter().map(|a| a.as_str().to_owned()).collect(),
-        }
+        Config::default().tokens
     }
 }
 
@@ -378,159 +281,59 @@ pub struct KeysConfig {
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        KeysConfig {
-            algorithm: "EdDSA".into(),
-            publish_lead: 300,
-            rotate_every: 0,
+        Config::default().keys
+    }
+}
+
+/// The type of a config key's value, as an environment variable spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    List,
+    Bool,
+}
+
+/// Every key that a `WARDEN_*` variable may set, with its type: the
+/// leaves of [`Config::default`] as written. Arrays of tables
+/// (`[[route]]`, `[[federation]]`) and maps of free keys (`[models]`) are
+/// file-only.
+fn env_keys() -> Vec<(String, Kind)> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Kind)>) {
+        let Value::Object(fields) = value else { return };
+        for (name, v) in fields {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            let kind = match v {
+                Value::Object(inner) if inner.is_empty() => continue,
+                Value::Object(_) => {
+                    walk(&key, v, out);
+                    continue;
+                }
+                Value::Bool(_) => Kind::Bool,
+                Value::Number(_) => Kind::Int,
+                Value::Array(_) => Kind::List,
+                Value::String(_) | Value::Null => Kind::Str,
+            };
+            out.push((key, kind));
         }
     }
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("./warden-data")
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-
-/// Validated configuration, resolved into ready values. `Debug` hides
-/// database passwords.
-#[derive(Clone)]
-pub struct Settings {
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// The database URL (defaulted).
-    pub database_url: String,
-    /// PostgreSQL schema, if set.
-    pub database_schema: Option<String>,
-    /// Issuer identifier.
-    pub issuer: String,
-    /// Default token lifetime.
-    pub default_ttl: u64,
-    /// Largest token lifetime.
-    pub max_ttl: u64,
-    /// Verification leeway.
-    pub leeway: u64,
-    /// Token size cap.
-    pub max_bytes: usize,
-    /// Verification allow-list.
-    pub algorithms: AlgorithmSet,
-    /// Algorithm of new keys.
-    pub key_algorithm: Algorithm,
-    /// Publication lead of new keys.
-    pub publish_lead: u64,
-    /// Automatic rotation age (0 = never).
-    pub rotate_every: u64,
-    /// Listen address of `warden serve`.
-    pub listen: SocketAddr,
-    /// Audit-log settings.
-    pub audit: AuditSettings,
-    /// Token-service settings.
-    pub oauth: OAuthConfig,
-    /// Trusted external issuers.
-    pub federation: Vec<Federation>,
-    /// Gateway routes, validated.
-    pub routes: Vec<warden_server::gateway::RouteConfig>,
-    /// Cedar policy directory, if not the built-in set.
-    pub policy_dir: Option<PathBuf>,
-    /// Model id → stage.
-    pub models: BTreeMap<String, String>,
-    /// Redis for shared rate limits, if any.
-    pub redis_url: Option<String>,
-    /// Trusted proxies.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Redis fallback and replica count.
-    pub rate_limit: warden_server::options::RateLimitOptions,
-    /// Promotion approvals.
-    pub registry: warden_server::options::RegistryOptions,
-    /// Log output format.
-    pub log_format: LogFormat,
-    /// Whether and where `/metrics` is served.
-    pub metrics: warden_server::options::MetricsOptions,
-}
-
-/// Validated `[audit]`.
-#[derive(Debug, Clone)]
-pub struct AuditSettings {
-    /// Checkpoint origin.
-    pub origin: String,
-    /// Whether `audit.origin` was set. When it was not, an existing log
-    /// keeps the origin it was created with (the default derives from the
-    /// issuer, which follows the listen address).
-    pub origin_explicit: bool,
-    /// Seconds between checkpoints.
-    pub checkpoint_interval: u64,
-    /// Minimum retention of event bodies, in seconds.
-    pub retention_secs: u64,
-}
-
-/// Where a trusted issuer's keys come from.
-#[derive(Debug, Clone)]
-pub enum JwksSource {
-    /// Fetched over HTTP(S).
-    Url(String),
-    /// Read from a file.
-    File(PathBuf),
-}
-
-/// A validated `[[federation]]` entry.
-#[derive(Debug, Clone)]
-pub struct Federation {
-    /// `iss`, exactly.
-    pub issuer: String,
-    /// Its keys.
-    pub jwks: JwksSource,
-    /// Accepted algorithms.
-    pub algorithms: AlgorithmSet,
-    /// Required audience.
-    pub audience: String,
-    /// Accepted `typ` values.
-    pub typ: Vec<String>,
-    /// Claim with groups/roles.
-    pub role_claim: String,
-    /// External → Warden role.
-    pub roles: BTreeMap<String, String>,
-    /// Claim with scopes.
-    pub scope_claim: String,
-    /// `user`, `svc` or `agent`.
-    pub subject_kind: String,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("data_dir", &self.data_dir)
-            .field("database_url", &warden_store::redact_url(&self.database_url))
-            .field("database_schema", &self.database_schema)
-            .field("issuer", &self.issuer)
-            .field("default_ttl", &self.default_ttl)
-            .field("max_ttl", &self.max_ttl)
-            .field("leeway", &self.leeway)
-            .field("max_bytes", &self.max_bytes)
-            .field("algorithms", &self.algorithms)
-            .field("key_algorithm", &self.key_algorithm)
-            .field("publish_lead", &self.publish_lead)
-            .field("rotate_every", &self.rotate_every)
-            .field("listen", &self.listen)
-            .field("audit", &self.audit)
-            .field("oauth", &self.oauth)
-            .field("federation", &self.federation)
-            .field("routes", &self.routes.len())
-            .field("policy_dir", &self.policy_dir)
-            .field("models", &self.models)
-            .field("redis_url", &self.redis_url.as_deref().map(warden_store::redact_url))
-            .field("rate_limit", &self.rate_limit)
-            .field("registry", &self.registry)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("log_format", &self.log_format)
-            .field("metrics", &self.metrics)
-            .finish()
+    let mut out = Vec::new();
+    if let Ok(defaults) = serde_json::to_value(Config::default()) {
+        walk("", &defaults, &mut out);
     }
+    out
+}
+
+fn env_name(key: &str) -> String {
+    format!("WARDEN_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
 /// Reads `file` (if given, or `./warden.toml` if present) and the
-/// environment `env`, and returns the unvalidated config.
+/// environment `env`, and returns the unresolved config.
 pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
     let mut table = match file {
         Some(path) => read_table(path)?,
@@ -552,15 +355,16 @@ fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let keys = env_keys();
     for name in env.keys().filter(|n| n.starts_with("WARDEN_")) {
         let known = RESERVED_ENV.contains(&name.as_str())
             || name.starts_with(TEST_ENV_PREFIX)
-            || KEYS.iter().any(|(key, _)| env_name(key) == *name);
+            || keys.iter().any(|(key, _)| env_name(key) == *name);
         if !known {
             bail!("unknown environment variable {name}: it matches no config key");
         }
     }
-    for &(key, kind) in KEYS {
+    for (key, kind) in &keys {
         let name = env_name(key);
         let Some(raw) = env.get(&name) else { continue };
         let value = match kind {
@@ -601,8 +405,8 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow:
 }
 
 impl Config {
-    /// Checks every value and resolves defaults.
-    pub fn validate(self) -> anyhow::Result<Settings> {
+    /// Checks every value and resolves defaults into the server's options.
+    pub fn resolve(self) -> anyhow::Result<ServerOptions> {
         let t = &self.tokens;
         if t.leeway > MAX_LEEWAY {
             bail!(
@@ -655,14 +459,14 @@ impl Config {
         if issuer.ends_with('/') {
             bail!("config key `issuer`: must not end with `/` (tokens carry it byte for byte), got `{issuer}`");
         }
-        let audit = validate_audit(&self.audit, &issuer)?;
-        let oauth = validate_oauth(self.oauth)?;
+        let audit = resolve_audit(&self.audit, &issuer)?;
+        check_oauth(&self.oauth)?;
         let federation = self
             .federation
             .into_iter()
             .enumerate()
             .map(|(i, f)| {
-                validate_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1))
+                resolve_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         warden_server::gateway::RouteTable::new(self.route.clone()).map_err(|e| anyhow!("config `[[route]]`: {e}"))?;
@@ -675,23 +479,29 @@ impl Config {
         if self.keys.publish_lead > 86_400 {
             bail!("config key `keys.publish_lead`: at most 86400 seconds");
         }
-        let database_url = match self.database_url {
-            Some(url) if !url.is_empty() => url,
-            _ => format!("sqlite://{}", self.data_dir.join(warden_store::DATABASE_FILE).display()),
-        };
-        warden_store::Backend::from_url(&database_url).map_err(|e| anyhow!("config key `database_url`: {e}"))?;
-        let (redis_url, rate_limit) = validate_rate_limit(self.redis_url, &self.rate_limit)?;
-        let log_format = match self.log.format.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => bail!("config key `log.format`: expected `text` or `json`, got `{other}`"),
-        };
-        let metrics = validate_metrics(&self.metrics, listen)?;
+        let mut storage = StorageOptions::embedded(self.data_dir);
+        if let Some(url) = self.database_url.filter(|u| !u.is_empty()) {
+            storage.database_url = url;
+        }
+        storage.database_schema = self.database_schema.filter(|s| !s.is_empty());
+        warden_store::Backend::from_url(&storage.database_url)
+            .map_err(|e| anyhow!("config key `database_url`: {e}"))?;
+        let redis_url = self.redis_url.filter(|u| !u.is_empty());
+        if let Some(url) = &redis_url {
+            warden_server::redis::check_url(url).map_err(|e| anyhow!("config key `redis_url`: {e}"))?;
+        }
+        if !(1..=1000).contains(&self.rate_limit.replicas) {
+            bail!("config key `rate_limit.replicas`: must be between 1 and 1000");
+        }
+        let metrics = resolve_metrics(&self.metrics, listen)?;
         if !(1..=10).contains(&self.registry.required_approvals) {
             bail!("config key `registry.required_approvals`: must be between 1 and 10");
         }
         if !(60..=90 * 86_400).contains(&self.registry.approval_ttl) {
             bail!("config key `registry.approval_ttl`: must be between 60 seconds and 90 days");
+        }
+        if !(1..=60).contains(&self.replicas.sync_interval) {
+            bail!("config key `replicas.sync_interval`: must be between 1 and 60 seconds");
         }
         let trusted_proxies = self
             .trusted_proxies
@@ -704,41 +514,46 @@ impl Config {
                     })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let registry = warden_server::options::RegistryOptions {
-            required_approvals: self.registry.required_approvals,
-            approval_ttl: self.registry.approval_ttl,
-        };
-        Ok(Settings {
-            data_dir: self.data_dir,
-            database_url,
-            database_schema: self.database_schema.filter(|s| !s.is_empty()),
+        Ok(ServerOptions {
             issuer,
+            listen,
+            storage,
             default_ttl: t.default_ttl,
             max_ttl: t.max_ttl,
             leeway: t.leeway,
-            max_bytes: t.max_bytes,
+            max_token_bytes: t.max_bytes,
             algorithms,
             key_algorithm,
-            publish_lead: self.keys.publish_lead,
+            // Retirement waits for the hard lifetime cap, not the
+            // configured `tokens.max_ttl`, so that lowering the setting
+            // can never withdraw a key while tokens it signed under the old
+            // setting are still valid.
+            rotation: RotationPolicy {
+                publish_lead: self.keys.publish_lead,
+                max_token_ttl: TOKEN_TTL_CAP,
+                leeway: MAX_LEEWAY,
+            },
             rotate_every: self.keys.rotate_every,
-            listen,
+            oauth: self.oauth,
             audit,
-            oauth,
             federation,
-            routes: self.route,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
-            models: self.models,
+            model_stages: self.models,
+            routes: self.route,
             redis_url,
-            rate_limit,
-            registry,
+            rate_limit: self.rate_limit,
+            registry: self.registry,
             trusted_proxies,
-            log_format,
             metrics,
+            replicas: ReplicaOptions {
+                sync_interval: Duration::from_secs(self.replicas.sync_interval),
+            },
+            log_format: self.log.format,
         })
     }
 }
 
-fn validate_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<warden_server::options::MetricsOptions> {
+fn resolve_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<MetricsOptions> {
     let metrics_listen = match m.listen.as_deref() {
         None | Some("") => None,
         Some(raw) => {
@@ -753,46 +568,16 @@ fn validate_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<war
             Some(addr)
         }
     };
-    Ok(warden_server::options::MetricsOptions {
+    Ok(MetricsOptions {
         enabled: m.enabled,
         listen: metrics_listen,
     })
 }
 
-fn validate_rate_limit(
-    redis_url: Option<String>,
-    r: &RateLimitConfig,
-) -> anyhow::Result<(Option<String>, warden_server::options::RateLimitOptions)> {
-    use warden_server::gateway::redis_limit::{RedisFallback, check_url};
-    let redis_url = redis_url.filter(|u| !u.is_empty());
-    if let Some(url) = &redis_url {
-        check_url(url).map_err(|e| anyhow!("config key `redis_url`: {e}"))?;
-    }
-    let redis_fallback = RedisFallback::parse(&r.redis_fallback).ok_or_else(|| {
-        anyhow!(
-            "config key `rate_limit.redis_fallback`: expected `local` or `deny`, got `{}`",
-            r.redis_fallback
-        )
-    })?;
-    if !(1..=1000).contains(&r.replicas) {
-        bail!("config key `rate_limit.replicas`: must be between 1 and 1000");
-    }
-    Ok((
-        redis_url,
-        warden_server::options::RateLimitOptions {
-            redis_fallback,
-            replicas: r.replicas,
-        },
-    ))
-}
-
-fn validate_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditSettings> {
+fn resolve_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditOptions> {
     let origin = match &a.origin {
         Some(o) if !o.is_empty() => o.clone(),
-        _ => {
-            let bare = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
-            format!("{}/audit", bare.trim_end_matches('/'))
-        }
+        _ => default_origin(issuer),
     };
     if origin.contains(['\n', ' ']) || origin.chars().any(char::is_control) {
         bail!("config key `audit.origin`: must be one line without spaces, got `{origin}`");
@@ -803,15 +588,15 @@ fn validate_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditSettings
     if a.retention_days > 36_500 {
         bail!("config key `audit.retention_days`: at most 36500 days");
     }
-    Ok(AuditSettings {
+    Ok(AuditOptions {
         origin_explicit: a.origin.as_ref().is_some_and(|o| !o.is_empty()),
         origin,
         checkpoint_interval: a.checkpoint_interval,
-        retention_secs: a.retention_days * 86_400,
+        retention: a.retention_days * 86_400,
     })
 }
 
-fn validate_oauth(o: OAuthConfig) -> anyhow::Result<OAuthConfig> {
+fn check_oauth(o: &OAuthOptions) -> anyhow::Result<()> {
     if o.refresh_idle_ttl == 0 || o.refresh_idle_ttl > o.refresh_absolute_ttl {
         bail!("config key `oauth.refresh_idle_ttl`: must be between 1 and oauth.refresh_absolute_ttl");
     }
@@ -836,10 +621,10 @@ fn validate_oauth(o: OAuthConfig) -> anyhow::Result<OAuthConfig> {
     if o.introspection_scope.is_empty() || o.introspection_scope.contains(' ') {
         bail!("config key `oauth.introspection_scope`: one scope token");
     }
-    Ok(o)
+    Ok(())
 }
 
-fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<Federation> {
+fn resolve_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<FederatedIssuer> {
     if f.issuer.is_empty() || f.issuer == own_issuer {
         bail!("`issuer` must be set and differ from Warden's own issuer");
     }
@@ -851,9 +636,9 @@ fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<
             if !url.starts_with("https://") && !loopback {
                 bail!("`jwks_url` must be https:// (plain http only on loopback), got `{url}`");
             }
-            JwksSource::Url(url)
+            JwksLocation::Url(url)
         }
-        (None, Some(file)) => JwksSource::File(file),
+        (None, Some(file)) => JwksLocation::File(file),
         _ => bail!("exactly one of `jwks_url` and `jwks_file` is required"),
     };
     let mut algorithms = AlgorithmSet::EMPTY;
@@ -880,7 +665,7 @@ fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<
     } else {
         f.typ
     };
-    Ok(Federation {
+    Ok(FederatedIssuer {
         issuer: f.issuer,
         jwks,
         algorithms,
@@ -895,26 +680,63 @@ fn validate_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
+    use warden_server::options::RedisFallback;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn from_toml(text: &str, vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    fn from_toml(text: &str, vars: &[(&str, &str)]) -> anyhow::Result<ServerOptions> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("warden.toml");
         std::fs::write(&path, text).unwrap();
-        load(Some(&path), &env(vars))?.validate()
+        load(Some(&path), &env(vars))?.resolve()
     }
 
     #[test]
-    fn defaults_are_valid() {
+    fn defaults_are_valid_and_the_servers() {
         let s = from_toml("", &[]).unwrap();
+        let d = ServerOptions::default();
         assert_eq!(s.default_ttl, 300);
         assert_eq!(s.leeway, 30);
-        assert!(s.database_url.ends_with("warden-data/warden.db"));
+        assert!(s.storage.database_url.ends_with("warden-data/warden.db"));
         assert!(!s.algorithms.contains(Algorithm::HS256));
+        assert_eq!(
+            (s.issuer, s.listen, s.max_ttl, s.rotation, s.audit, s.oauth),
+            (d.issuer, d.listen, d.max_ttl, d.rotation, d.audit, d.oauth)
+        );
+    }
+
+    #[test]
+    fn every_scalar_key_has_a_variable() {
+        let keys: Vec<String> = env_keys().into_iter().map(|(k, _)| k).collect();
+        for key in [
+            "data_dir",
+            "database_url",
+            "issuer",
+            "tokens.leeway",
+            "tokens.algorithms",
+            "keys.rotate_every",
+            "audit.origin",
+            "oauth.introspection_scope",
+            "redis_url",
+            "trusted_proxies",
+            "rate_limit.redis_fallback",
+            "registry.approval_ttl",
+            "replicas.sync_interval",
+            "log.format",
+            "metrics.enabled",
+            "metrics.listen",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        for table in ["route", "federation", "models"] {
+            assert!(!keys.iter().any(|k| k.starts_with(table)), "{table} is file-only");
+        }
+        let s = from_toml("", &[("WARDEN_REPLICAS_SYNC_INTERVAL", "7")]).unwrap();
+        assert_eq!(s.replicas.sync_interval, Duration::from_secs(7));
     }
 
     #[test]
@@ -955,11 +777,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("keys.algorithm"));
+        let e = from_toml("[replicas]\nsync_interval = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("replicas.sync_interval"), "{e}");
     }
 
     #[test]
     fn redis_and_rate_limit_keys() {
-        use warden_server::gateway::redis_limit::RedisFallback;
         let s = from_toml("", &[]).unwrap();
         assert_eq!(s.redis_url, None);
         assert_eq!(s.rate_limit.redis_fallback, RedisFallback::Local);

@@ -18,6 +18,8 @@ use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::command::Context;
+use warden_server::options::LogFormat;
+
 use crate::exit::UsageError;
 
 fn main() -> ExitCode {
@@ -56,14 +58,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(url) = cli.database_url {
         config.database_url = Some(url);
     }
-    let settings = config.validate().map_err(|e| UsageError(format!("{e:#}")))?;
+    let options = config.resolve().map_err(|e| UsageError(format!("{e:#}")))?;
     // Nothing logs before this point: configuration errors are returned.
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| "warn".into());
-    if tracing::subscriber::set_global_default(subscriber(settings.log_format, filter, std::io::stderr)).is_err() {
+    if tracing::subscriber::set_global_default(subscriber(options.log_format, filter, std::io::stderr)).is_err() {
         eprintln!("warning: a log subscriber was already installed");
     }
     let ctx = Context {
-        settings,
+        options,
         master_key_env,
     };
     match cli.command {
@@ -91,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// (innermost) and `spans` (all), so a gateway or token-service line
 /// carries its `request_id`.
 fn subscriber<W>(
-    format: config::LogFormat,
+    format: LogFormat,
     filter: tracing_subscriber::EnvFilter,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
@@ -100,8 +102,8 @@ where
 {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
-        config::LogFormat::Text => Box::new(builder.finish()),
-        config::LogFormat::Json => Box::new(builder.json().finish()),
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.json().finish()),
     }
 }
 
@@ -134,7 +136,7 @@ mod tests {
         }
     }
 
-    fn log_in_span(format: config::LogFormat) -> String {
+    fn log_in_span(format: LogFormat) -> String {
         let buffer = Buffer::default();
         let sub = subscriber(format, "info".into(), buffer.clone());
         tracing::subscriber::with_default(sub, || {
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn json_lines_carry_the_request_id_of_their_span() {
-        let out = log_in_span(config::LogFormat::Json);
+        let out = log_in_span(LogFormat::Json);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1, "{out}");
         let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
@@ -163,7 +165,7 @@ mod tests {
 
     #[test]
     fn text_lines_are_not_json() {
-        let out = log_in_span(config::LogFormat::Text);
+        let out = log_in_span(LogFormat::Text);
         assert!(
             out.contains("gateway request") && out.contains("request_id") && out.contains("0123abcd"),
             "{out}"

@@ -6,7 +6,7 @@ use warden_store::postgres::PgStore;
 use warden_store::sqlite::{self, SqliteStore};
 use warden_store::{Backend, DataDir, Store, StoreError, redact_url};
 
-use crate::config::Settings;
+use warden_server::options::StorageOptions;
 
 /// Work that needs a store, written once for every backend.
 pub trait StoreTask {
@@ -20,11 +20,11 @@ pub trait StoreTask {
 /// embedded backend's data dir (0700) and database (0600) are created when
 /// absent; without it they must exist, so that read-only commands never
 /// leave files behind.
-pub async fn with_store<T: StoreTask>(settings: &Settings, create: bool, task: T) -> anyhow::Result<T::Output> {
-    match Backend::from_url(&settings.database_url)? {
+pub async fn with_store<T: StoreTask>(storage: &StorageOptions, create: bool, task: T) -> anyhow::Result<T::Output> {
+    match Backend::from_url(&storage.database_url)? {
         Backend::Sqlite(url) => {
             if create {
-                DataDir::open_or_create(&settings.data_dir)?;
+                DataDir::open_or_create(&storage.data_dir)?;
             } else if let Some(path) = sqlite::database_path(&url)?
                 && !path.exists()
             {
@@ -38,7 +38,7 @@ pub async fn with_store<T: StoreTask>(settings: &Settings, create: bool, task: T
             out
         }
         Backend::Postgres(url) => {
-            let store = match &settings.database_schema {
+            let store = match &storage.database_schema {
                 Some(schema) => PgStore::connect_in_schema(&url, schema).await,
                 None => PgStore::connect(&url).await,
             }

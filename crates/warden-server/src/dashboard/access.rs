@@ -14,10 +14,10 @@ use serde::Deserialize;
 use warden_policy::{AccessQuery, AccessRow, Verdict};
 use warden_store::Store;
 
+use super::DashboardState;
 use super::page::{Chrome, UiError, html, policy_set};
 use super::session::Session;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Most roles one matrix is computed for.
 const MAX_ROLES: usize = 10;
@@ -94,7 +94,7 @@ fn cases(r: &AccessRow, allowed: bool) -> Vec<(String, String)> {
 
 /// `GET /ui/access?role=` or `?principal=&roles=&tenant=`
 pub async fn page<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     query: Result<Query<AccessForm>, axum::extract::rejection::QueryRejection>,
@@ -113,13 +113,13 @@ pub async fn page<S: Store>(
         .call
         .may(&state, "client.read", &warden_policy::Resource::new("Client", "*"))
     {
-        state.store.list_clients().await.map_err(|e| within(e.into()))?
+        state.app.store.list_clients().await.map_err(|e| within(e.into()))?
     } else {
         Vec::new()
     };
     let mut roles: BTreeSet<String> = KNOWN_ROLES.iter().map(|r| (*r).to_owned()).collect();
     roles.extend(clients.iter().flat_map(|c| c.roles.iter().cloned()));
-    roles.extend(session.call.caller.roles.iter().cloned());
+    roles.extend(session.call.roles.iter().cloned());
     let split = |s: &str| -> Vec<String> {
         s.split([',', ' '])
             .map(str::trim)
@@ -169,6 +169,7 @@ pub async fn page<S: Store>(
     };
     let asked = !subject.is_empty();
     let engine = state
+        .access
         .policies
         .engine()
         .ok_or_else(|| within(ApiError::unavailable("no policies are loaded")))?;

@@ -18,12 +18,13 @@ use warden_audit::{Checkpoint, NoteVerifier, verify_inclusion};
 use warden_store::audit_verify::{VerifyOutcome, VerifyProgress, verify_store_log};
 use warden_store::{EventQuery, Store, StoredEvent};
 
+use super::DashboardState;
 use super::chart::{self, Chart};
 use super::login::{field, read_form};
-use super::page::{self, Chrome, UiError, audit_log, html, time};
+use super::page::{self, Chrome, UiError, audit_log, html};
 use super::session::{CSRF_FIELD, Session};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::time::readable as time;
 
 /// Events per page.
 const PAGE: u32 = 50;
@@ -38,7 +39,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// Checks `audit.read` on the audit log, audited; the page's chrome.
 async fn authorize<S: Store>(
-    state: &AppState<S>,
+    state: &DashboardState<S>,
     session: &Session,
     headers: &HeaderMap,
     title: &str,
@@ -172,7 +173,7 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
 
 /// `GET /ui/audit?type=&subject=&resource=&decision=&since=&until=&before=`
 pub async fn page<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     query: Result<Query<Search>, axum::extract::rejection::QueryRejection>,
@@ -184,7 +185,7 @@ pub async fn page<S: Store>(
         if text.is_empty() {
             return Ok(None);
         }
-        page::parse_time(text).map(Some).ok_or_else(|| {
+        crate::time::parse(text).map(Some).ok_or_else(|| {
             within(bad(format!(
                 "`{name}` must be a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"
             )))
@@ -198,8 +199,9 @@ pub async fn page<S: Store>(
         _ => return Err(within(bad("`decision` must be allow or deny"))),
     };
     let some = |s: &String| (!s.is_empty()).then(|| s.trim().to_owned());
-    let head = state.store.tree_head().await.map_err(|e| within(e.into()))?;
+    let head = state.app.store.tree_head().await.map_err(|e| within(e.into()))?;
     let found = state
+        .app
         .store
         .events(&EventQuery {
             from: 0,
@@ -251,6 +253,7 @@ pub async fn page<S: Store>(
     let from = from - from % bucket;
     let buckets = u32::try_from((to - from).div_ceil(bucket)).unwrap_or(48).clamp(1, 96);
     let activity = state
+        .app
         .store
         .audit_activity(from, from + u64::from(buckets) * bucket, bucket)
         .await
@@ -265,6 +268,7 @@ pub async fn page<S: Store>(
     };
     let chart = chart::decisions(&activity, from, bucket, buckets, label);
     let checkpoint = state
+        .app
         .store
         .latest_checkpoint()
         .await
@@ -372,7 +376,7 @@ pub fn check_inclusion(
 
 /// `GET /ui/audit/events/{index}`
 pub async fn event<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     Path(index): Path<String>,
@@ -383,6 +387,7 @@ pub async fn event<S: Store>(
         .parse()
         .map_err(|_| within(bad("the event index must be a number")))?;
     let found = state
+        .app
         .store
         .events(&EventQuery::page(index, 1))
         .await
@@ -400,10 +405,16 @@ pub async fn event<S: Store>(
         }
         None => (String::new(), None),
     };
-    let latest = state.store.latest_checkpoint().await.map_err(|e| within(e.into()))?;
+    let latest = state
+        .app
+        .store
+        .latest_checkpoint()
+        .await
+        .map_err(|e| within(e.into()))?;
     let (proof, pending) = match latest {
         Some(cp) if cp.size > index => {
             let path = state
+                .app
                 .store
                 .inclusion_proof(index, cp.size)
                 .await
@@ -526,7 +537,7 @@ fn fragment(id: &str, job: &VerifyJob) -> VerifyFragment {
 /// `POST /ui/audit/verify` (CSRF): starts verifying the whole log (or joins
 /// the verification already running) and answers its progress fragment.
 pub async fn start_verify<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     request: Request,
 ) -> Result<Response, UiError> {
@@ -550,7 +561,7 @@ pub async fn start_verify<S: Store>(
             by,
             ..VerifyJob::default()
         });
-        (crate::request_id::new(), job)
+        (crate::http::request_id::new(), job)
     }) else {
         return Err(UiError::within(
             ApiError::internal("verification jobs unavailable"),
@@ -559,7 +570,7 @@ pub async fn start_verify<S: Store>(
         ));
     };
     if fresh {
-        let store = state.store.clone();
+        let store = state.app.store.clone();
         let verifier = state.ui.verifier.clone();
         let running = Arc::clone(&job);
         tokio::spawn(async move {
@@ -589,7 +600,7 @@ pub async fn start_verify<S: Store>(
 /// `GET /ui/audit/verify/{job}`: the progress fragment (polled by htmx
 /// until the job ends). Not audited per poll: starting it was.
 pub async fn verify_status<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     Path(id): Path<String>,

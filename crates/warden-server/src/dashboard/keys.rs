@@ -14,10 +14,11 @@ use warden_keys::KeyState;
 use warden_policy::Resource;
 use warden_store::Store;
 
-use super::page::{Chrome, UiError, html, key_ring, time};
+use super::DashboardState;
+use super::page::{Chrome, UiError, html, key_ring};
 use super::session::Session;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::time::readable as time;
 
 /// Which activity rows a rate counts.
 type Pick = dyn Fn(&warden_store::ActivityCount) -> bool;
@@ -82,7 +83,7 @@ fn key_row(record: &warden_keys::KeyRecord, state: KeyState) -> KeyRow {
 
 /// `GET /ui/keys`
 pub async fn page<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
@@ -92,6 +93,7 @@ pub async fn page<S: Store>(
     call.authorize(&state, "key.read", &key_ring()).await.map_err(within)?;
     let now = call.now;
     let mut keys: Vec<KeyRow> = state
+        .app
         .manager
         .list(now)
         .await
@@ -106,7 +108,7 @@ pub async fn page<S: Store>(
         call.audit_listing(&state, "client.read", "Client::*")
             .await
             .map_err(within)?;
-        let all = state.store.list_clients().await.map_err(|e| within(e.into()))?;
+        let all = state.app.store.list_clients().await.map_err(|e| within(e.into()))?;
         Some(
             all.iter()
                 .map(|c| ClientRow {
@@ -143,9 +145,9 @@ pub async fn page<S: Store>(
 }
 
 /// Token issuance and denials over the last hour and day.
-async fn rates<S: Store>(state: &AppState<S>, now: u64) -> Result<Vec<Rate>, ApiError> {
+async fn rates<S: Store>(state: &DashboardState<S>, now: u64) -> Result<Vec<Rate>, ApiError> {
     let since = now.saturating_sub(86_400);
-    let activity = state.store.audit_activity(since, now + 1, 3600).await?;
+    let activity = state.app.store.audit_activity(since, now + 1, 3600).await?;
     let hour_start = now.saturating_sub(3600);
     let count = |pick: &Pick, from: u64| -> u64 {
         activity

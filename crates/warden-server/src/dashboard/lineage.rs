@@ -16,13 +16,12 @@ use serde_json::Value;
 use warden_registry::{Direction, NodeKind, NodeRef};
 use warden_store::Store;
 
+use super::DashboardState;
 use super::graph::{self, Layout, NODE_H, NODE_W};
 use super::page::{Chrome, UiError, html};
 use super::session::Session;
 use crate::error::ApiError;
-use crate::registry::call::store_error;
 use crate::registry::lineage::visible_graph;
-use crate::state::AppState;
 
 /// Most versions offered in the picker.
 const MAX_PICKER: usize = 300;
@@ -57,30 +56,30 @@ struct LineagePage {
 /// Versions the person may see the lineage of, for the picker: datasets
 /// and models filtered by the policies first (one decision each, from the
 /// registry snapshot), then their versions, at most [`MAX_PICKER`] in all.
-async fn picker<S: Store>(state: &AppState<S>, session: &Session) -> Result<Vec<String>, ApiError> {
-    let registry = state.policies.registry();
+async fn picker<S: Store>(state: &DashboardState<S>, session: &Session) -> Result<Vec<String>, ApiError> {
+    let registry = state.access.policies.registry();
     let may = |kind: NodeKind, name: &str| {
         registry
             .lineage_resource(kind, name)
             .is_some_and(|r| session.call.may(state, "lineage.read", &r))
     };
     let mut nodes = Vec::new();
-    for d in state.store.list_datasets(false).await.map_err(store_error)? {
+    for d in state.app.store.list_datasets(false).await? {
         if nodes.len() >= MAX_PICKER {
             break;
         }
         if may(NodeKind::Dataset, &d.name) {
-            for v in state.store.list_dataset_versions(&d.name).await.map_err(store_error)? {
+            for v in state.app.store.list_dataset_versions(&d.name).await? {
                 nodes.push(NodeRef::dataset(&d.name, v.version).to_string());
             }
         }
     }
-    for m in state.store.list_models().await.map_err(store_error)? {
+    for m in state.app.store.list_models().await? {
         if nodes.len() >= MAX_PICKER {
             break;
         }
         if may(NodeKind::Model, &m.name) {
-            for v in state.store.list_model_versions(&m.name).await.map_err(store_error)? {
+            for v in state.app.store.list_model_versions(&m.name).await? {
                 nodes.push(v.node().to_string());
             }
         }
@@ -92,7 +91,7 @@ async fn picker<S: Store>(state: &AppState<S>, session: &Session) -> Result<Vec<
 
 /// `GET /ui/lineage?node=&direction=&depth=`
 pub async fn page<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     query: Result<Query<LineageQuery>, axum::extract::rejection::QueryRejection>,
@@ -131,12 +130,12 @@ pub async fn page<S: Store>(
                 Ok(g.edges)
             };
         let upstream = if up {
-            walk(visible_graph(&state, &session.call, &root, Direction::Upstream, depth).await)?
+            walk(visible_graph(&state.registry, &session.call, &root, Direction::Upstream, depth).await)?
         } else {
             Vec::new()
         };
         let downstream = if down {
-            walk(visible_graph(&state, &session.call, &root, Direction::Downstream, depth).await)?
+            walk(visible_graph(&state.registry, &session.call, &root, Direction::Downstream, depth).await)?
         } else {
             Vec::new()
         };
@@ -180,7 +179,7 @@ struct ImpactPage {
 /// `GET /ui/lineage/impact?node=dataset:NAME@V`: what an erasure of that
 /// version touches (the registry API's impact query).
 pub async fn impact<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     query: Result<Query<ImpactQuery>, axum::extract::rejection::QueryRejection>,
@@ -199,7 +198,7 @@ pub async fn impact<S: Store>(
         )));
     }
     let Json(found) = crate::registry::datasets::impact(
-        State(Arc::clone(&state)),
+        State(Arc::clone(&state.registry)),
         session.call.clone(),
         Path((root.name.clone(), root.version.to_string())),
     )

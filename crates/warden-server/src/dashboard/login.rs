@@ -15,12 +15,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use warden_store::Store;
 
+use super::DashboardState;
 use super::page::{ASSET_VERSION, UiError, render};
 use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
-use crate::endpoints::read_body;
+use crate::access::Caller;
 use crate::error::ApiError;
-use crate::registry::call::Call;
-use crate::state::{AppState, now};
+use crate::http::read_body;
+use crate::state::now;
 
 /// Largest sign-in form read.
 const MAX_FORM: usize = 16 * 1024;
@@ -40,7 +41,7 @@ struct LoginPage<'a> {
 
 /// Renders the sign-in form, with a CSRF nonce cookie bound to no session.
 fn login_page<S: Store>(
-    state: &AppState<S>,
+    state: &DashboardState<S>,
     headers: &HeaderMap,
     status: StatusCode,
     message: Option<&str>,
@@ -68,7 +69,7 @@ fn login_page<S: Store>(
 }
 
 /// `GET /ui/login`.
-pub async fn form<S: Store>(State(state): State<Arc<AppState<S>>>, headers: HeaderMap) -> Response {
+pub async fn form<S: Store>(State(state): State<Arc<DashboardState<S>>>, headers: HeaderMap) -> Response {
     login_page(&state, &headers, StatusCode::OK, None)
 }
 
@@ -84,10 +85,10 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
 }
 
 /// `POST /ui/login` with `token` and `csrf`.
-pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: Request) -> Response {
+pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    if let Err(e) = session::same_origin(headers, &state.options.issuer) {
+    if let Err(e) = session::same_origin(headers, &state.app.options.issuer) {
         return UiError::from(e).into_response();
     }
     let fields = match read_form(body).await {
@@ -108,7 +109,7 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: R
     if token.is_empty() {
         return login_page(&state, headers, StatusCode::BAD_REQUEST, Some("Paste an access token."));
     }
-    let call = match Call::from_token(&state, token, &parts).await {
+    let call = match Caller::of_request(&*state, token, &parts).await {
         Ok(call) => call,
         Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::BAD_REQUEST => {
             let message = format!("That token cannot sign in: {}.", e.description);
@@ -124,9 +125,7 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: R
     if let Err(e) = call.audit_listing(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"").await {
         return UiError::from(e).into_response();
     }
-    let remaining = crate::bearer::verify(&state, token, now())
-        .map(|t| t.claims().exp().saturating_sub(now()))
-        .unwrap_or(0);
+    let remaining = call.exp.saturating_sub(now());
     let secure = session::secure_cookies(&state);
     // The first section this person may open.
     let landing = if call.may(&state, "audit.read", &super::page::audit_log()) {
@@ -153,7 +152,11 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<AppState<S>>>, request: R
 /// `POST /ui/logout` with `csrf`: forgets the session in this browser.
 /// (The token itself stays valid until it expires; revoke it with
 /// `/oauth/revoke` to end it everywhere.)
-pub async fn sign_out<S: Store>(State(state): State<Arc<AppState<S>>>, session: Session, request: Request) -> Response {
+pub async fn sign_out<S: Store>(
+    State(state): State<Arc<DashboardState<S>>>,
+    session: Session,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let fields = match read_form(body).await {
         Ok(f) => f,

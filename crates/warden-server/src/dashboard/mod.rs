@@ -3,11 +3,11 @@
 //! asset embedded, no CDN) for auditors and operators.
 //!
 //! Every page and action is an ordinary Warden request: the session is a
-//! Warden access token (`session.rs`), each page is authorized by the
-//! Cedar policies through the same [`Call`](crate::registry::call::Call)
-//! the registry API uses, and denials and changes land in the audit log
-//! like the API's. Registry pages call the registry API's own handlers,
-//! so the dashboard can never allow what the API refuses.
+//! Warden access token (`session.rs`) that becomes the same
+//! [`Caller`](crate::access::Caller) a bearer token does on the API, each
+//! page is authorized by the Cedar policies, and denials and changes land
+//! in the audit log like the API's. Registry pages call the registry API's
+//! own handlers, so the dashboard can never allow what the API refuses.
 //!
 //! # Layout
 //! - `session.rs`: sign-in sessions, CSRF tokens, the same-origin check.
@@ -39,6 +39,47 @@ use warden_store::Store;
 
 pub use session::CsrfKey;
 
+use crate::access::{Access, Context};
+use crate::http::request_id;
+use crate::registry::RegistryState;
+use crate::state::AppState;
+
+/// What the dashboard needs: the core, the access layer, the registry API
+/// (whose handlers its registry pages call) and its own keys and jobs.
+#[derive(Debug)]
+pub struct DashboardState<S> {
+    /// The shared core.
+    pub app: Arc<AppState<S>>,
+    /// Who may do what.
+    pub access: Arc<Access>,
+    /// The registry API's state.
+    pub registry: Arc<RegistryState<S>>,
+    /// The dashboard's own keys and jobs.
+    pub ui: UiState,
+}
+
+impl<S: Store> DashboardState<S> {
+    /// The dashboard over the registry API's state.
+    pub fn new(registry: Arc<RegistryState<S>>, ui: UiState) -> Self {
+        DashboardState {
+            app: Arc::clone(&registry.app),
+            access: Arc::clone(&registry.access),
+            registry,
+            ui,
+        }
+    }
+}
+
+impl<S: Store> Context for DashboardState<S> {
+    type Store = S;
+    fn app(&self) -> &AppState<S> {
+        &self.app
+    }
+    fn access(&self) -> &Access {
+        &self.access
+    }
+}
+
 /// What the dashboard keeps per process: the CSRF key, the audit log's
 /// verifier and its text form, and the running log verifications.
 #[derive(Debug)]
@@ -65,11 +106,8 @@ impl UiState {
     }
 }
 
-use crate::request_id;
-use crate::state::AppState;
-
 /// The dashboard's routes, under `/ui`.
-pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
+pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/audit") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/audit") }))
@@ -92,4 +130,5 @@ pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
         .layer(from_fn(request_id::tag))
         .route("/ui/assets/{file}", get(page::asset))
         .layer(from_fn(page::security_headers))
+        .with_state(state)
 }

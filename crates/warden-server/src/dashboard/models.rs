@@ -18,13 +18,14 @@ use serde_json::Value;
 use warden_registry::{Ballot, ModelVersion, PromotionRequest, Stage};
 use warden_store::Store;
 
+use super::DashboardState;
 use super::login::{field, read_form};
-use super::page::{Chrome, UiError, html, time};
+use super::page::{Chrome, UiError, html};
 use super::session::{CSRF_FIELD, Session};
+use crate::access::entities;
 use crate::error::ApiError;
-use crate::registry::call::store_error;
-use crate::registry::{entities, models, promotions};
-use crate::state::AppState;
+use crate::registry::{models, promotions};
+use crate::time::readable as time;
 
 const STAGES: [Stage; 4] = [Stage::Development, Stage::Staging, Stage::Production, Stage::Archived];
 
@@ -65,7 +66,7 @@ pub struct RequestView {
 }
 
 async fn request_view<S: Store>(
-    state: &AppState<S>,
+    state: &DashboardState<S>,
     session: &Session,
     v: &Value,
 ) -> Result<Option<RequestView>, ApiError> {
@@ -77,15 +78,10 @@ async fn request_view<S: Store>(
         .and_then(|b| serde_json::from_value(b.clone()).ok())
         .unwrap_or_default();
     let mine = req.requested_by == session.principal();
-    let Some(model) = state.store.get_model(&req.model).await.map_err(store_error)? else {
+    let Some(model) = state.app.store.get_model(&req.model).await? else {
         return Ok(None);
     };
-    let Some(version) = state
-        .store
-        .get_model_version(&req.model, req.version)
-        .await
-        .map_err(store_error)?
-    else {
+    let Some(version) = state.app.store.get_model_version(&req.model, req.version).await? else {
         return Ok(None);
     };
     let action = if mine { "model.promote" } else { "model.approve" };
@@ -122,7 +118,7 @@ async fn request_view<S: Store>(
 }
 
 async fn request_views<S: Store>(
-    state: &AppState<S>,
+    state: &DashboardState<S>,
     session: &Session,
     listed: &Value,
 ) -> Result<Vec<RequestView>, ApiError> {
@@ -155,14 +151,14 @@ struct ModelsPage {
 
 /// `GET /ui/models`
 pub async fn page<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     voted: Query<Voted>,
 ) -> Result<Response, UiError> {
     let chrome = Chrome::new(&state, &session, "models", "Models");
     let within = |e: ApiError| UiError::within(e, chrome.clone(), &headers);
-    let Json(listed) = models::list(State(Arc::clone(&state)), session.call.clone())
+    let Json(listed) = models::list(State(Arc::clone(&state.registry)), session.call.clone())
         .await
         .map_err(within)?;
     let mut views = Vec::new();
@@ -171,14 +167,15 @@ pub async fn page<S: Store>(
             continue;
         };
         let versions = state
+            .app
             .store
             .list_model_versions(&model.name)
             .await
-            .map_err(|e| within(store_error(e)))?;
+            .map_err(|e| within(e.into()))?;
         views.push(model_view(&state, &session, &model, m, &versions));
     }
     let Json(open) = promotions::list(
-        State(Arc::clone(&state)),
+        State(Arc::clone(&state.registry)),
         session.call.clone(),
         Ok(Query(promotions::ListQuery {
             model: None,
@@ -195,10 +192,11 @@ pub async fn page<S: Store>(
         None
     } else {
         match state
+            .app
             .store
             .get_promotion(&voted.voted)
             .await
-            .map_err(|e| within(store_error(e)))?
+            .map_err(|e| within(e.into()))?
         {
             Some((req, ballots)) if ballots.iter().any(|b| b.voter == session.principal()) => {
                 Some(match req.status.as_str() {
@@ -227,7 +225,7 @@ pub async fn page<S: Store>(
 }
 
 fn model_view<S: Store>(
-    state: &AppState<S>,
+    state: &DashboardState<S>,
     session: &Session,
     model: &warden_registry::Model,
     listed: &Value,
@@ -279,27 +277,35 @@ struct ModelPage {
 /// `GET /ui/models/{name}`: versions, stage history and every promotion
 /// request of one model.
 pub async fn model<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, UiError> {
     let chrome = Chrome::new(&state, &session, "models", format!("Model {name}"));
     let within = |e: ApiError| UiError::within(e, chrome.clone(), &headers);
-    let Json(shown) = models::show(State(Arc::clone(&state)), session.call.clone(), Path(name.clone()))
-        .await
-        .map_err(within)?;
+    let Json(shown) = models::show(
+        State(Arc::clone(&state.registry)),
+        session.call.clone(),
+        Path(name.clone()),
+    )
+    .await
+    .map_err(within)?;
     let model: warden_registry::Model =
         serde_json::from_value(shown.clone()).map_err(|_| within(ApiError::internal("could not read the model")))?;
     let versions: Vec<ModelVersion> = shown
         .get("versions")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    let Json(history) = models::history(State(Arc::clone(&state)), session.call.clone(), Path(name.clone()))
-        .await
-        .map_err(within)?;
+    let Json(history) = models::history(
+        State(Arc::clone(&state.registry)),
+        session.call.clone(),
+        Path(name.clone()),
+    )
+    .await
+    .map_err(within)?;
     let Json(all) = promotions::list(
-        State(Arc::clone(&state)),
+        State(Arc::clone(&state.registry)),
         session.call.clone(),
         Ok(Query(promotions::ListQuery {
             model: Some(name.clone()),
@@ -352,7 +358,7 @@ pub async fn model<S: Store>(
 /// `POST /ui/promotions/{id}/{approve|reject}` with `reason` and `csrf`:
 /// the registry API's vote; back to the Models page with its outcome.
 pub async fn vote<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
+    State(state): State<Arc<DashboardState<S>>>,
     session: Session,
     Path((id, vote)): Path<(String, String)>,
     request: Request,
@@ -370,7 +376,7 @@ pub async fn vote<S: Store>(
         return Err(within(ApiError::invalid_request("give a reason for your vote")));
     }
     let json = serde_json::json!({ "reason": reason }).to_string();
-    let state_ref = State(Arc::clone(&state));
+    let state_ref = State(Arc::clone(&state.registry));
     let call = session.call.clone();
     let Json(result) = match vote.as_str() {
         "approve" => promotions::approve(state_ref, call, Path(id.clone()), Body::from(json)).await,

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use warden_policy::Resource;
 use warden_store::Store;
 
+use super::DashboardState;
 use super::session::{self, NoSession, Session};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The dashboard's Content-Security-Policy: only this origin's scripts,
 /// styles and requests; no inline script or style, no framing, no plugins.
@@ -63,7 +63,12 @@ impl Chrome {
     /// The chrome of section `current` for `session`. Sections guarded by
     /// one resource (audit log, policies, keys) are listed only when the
     /// policies allow them; lineage and models are decided per object.
-    pub fn new<S: Store>(state: &AppState<S>, session: &Session, current: &str, title: impl Into<String>) -> Self {
+    pub fn new<S: Store>(
+        state: &DashboardState<S>,
+        session: &Session,
+        current: &str,
+        title: impl Into<String>,
+    ) -> Self {
         let call = &session.call;
         let nav = SECTIONS
             .iter()
@@ -82,7 +87,7 @@ impl Chrome {
         Chrome {
             title: title.into(),
             principal: session.principal().to_owned(),
-            roles: call.caller.roles.join(", "),
+            roles: call.roles.join(", "),
             csrf: session.csrf.clone(),
             nav,
             version: ASSET_VERSION,
@@ -106,7 +111,7 @@ pub fn key_ring() -> Resource {
 }
 
 /// A page's response, with the session's new CSRF cookie when it had none.
-pub fn html<S: Store>(state: &AppState<S>, session: &Session, template: &impl Template) -> Response {
+pub fn html<S: Store>(state: &DashboardState<S>, session: &Session, template: &impl Template) -> Response {
     let mut response = render(StatusCode::OK, template);
     if let Some(nonce) = &session.new_nonce
         && let Some(v) = session::set_cookie(
@@ -316,106 +321,5 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    }
-}
-
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn time(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` (UTC, as an HTML date or
-/// datetime-local input sends it) to Unix seconds.
-pub fn parse_time(text: &str) -> Option<u64> {
-    let (date, clock) = match text.split_once('T') {
-        Some((d, c)) => (d, Some(c)),
-        None => (text, None),
-    };
-    let mut parts = date.splitn(3, '-');
-    let y: u64 = parts.next()?.parse().ok()?;
-    let m: u64 = parts.next()?.parse().ok()?;
-    let d: u64 = parts.next()?.parse().ok()?;
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let (hh, mm) = match clock {
-        Some(c) => {
-            let (h, rest) = c.split_once(':')?;
-            let min = rest.get(..2).unwrap_or(rest);
-            (h.parse::<u64>().ok()?, min.parse::<u64>().ok()?)
-        }
-        None => (0, 0),
-    };
-    if hh > 23 || mm > 59 {
-        return None;
-    }
-    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
-    let days_in_month = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if d > days_in_month {
-        return None;
-    }
-    // days_from_civil
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2 / 400;
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + hh * 3600 + mm * 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_round_trip() {
-        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(time(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(time(1_800_000_000), "2027-01-15 08:00:00 UTC");
-        assert_eq!(parse_time("2027-01-15T08:00"), Some(1_800_000_000));
-        assert_eq!(parse_time("2000-02-29"), Some(951_782_400));
-        assert_eq!(parse_time("1970-01-01"), Some(0));
-        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800));
-        for bad in [
-            "",
-            "2027-13-01",
-            "2027-01-01T25:00",
-            "x-y-z",
-            "1969-12-31",
-            "2027-02-29",
-            "2027-04-31",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
     }
 }

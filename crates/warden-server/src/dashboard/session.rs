@@ -26,9 +26,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use warden_store::Store;
 
+use super::DashboardState;
+use crate::access::Caller;
 use crate::error::ApiError;
-use crate::registry::call::Call;
-use crate::state::AppState;
 
 /// The session cookie (the access token).
 pub const SESSION_COOKIE: &str = "warden_session";
@@ -110,8 +110,8 @@ pub fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> Option
 }
 
 /// Whether cookies must be `Secure` (the issuer is served over TLS).
-pub fn secure_cookies<S: Store>(state: &AppState<S>) -> bool {
-    state.options.issuer.starts_with("https://")
+pub fn secure_cookies<S: Store>(state: &DashboardState<S>) -> bool {
+    state.app.options.issuer.starts_with("https://")
 }
 
 /// Refuses a state-changing request that did not come from this origin:
@@ -167,7 +167,7 @@ fn origin_of(url: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The call, for authorization and audit.
-    pub call: Call,
+    pub call: Caller,
     /// The token forms must carry.
     pub csrf: String,
     /// A fresh nonce to set as [`CSRF_COOKIE`] (the browser had none).
@@ -185,15 +185,15 @@ pub enum NoSession {
     Error(ApiError),
 }
 
-impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Session {
+impl<S: Store> FromRequestParts<Arc<DashboardState<S>>> for Session {
     type Rejection = NoSession;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, NoSession> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<DashboardState<S>>) -> Result<Self, NoSession> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(NoSession::SignIn("Sign in to continue.".to_owned()));
         };
         let token = token.to_owned();
-        let call = match Call::from_token(state, &token, parts).await {
+        let call = match Caller::of_request(state.as_ref(), &token, parts).await {
             Ok(call) => call,
             Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
                 return Err(NoSession::SignIn(format!(
@@ -213,7 +213,7 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Session {
                 (n.clone(), Some(n))
             }
         };
-        let csrf = state.ui.csrf.token(&nonce, &call.caller.jti);
+        let csrf = state.ui.csrf.token(&nonce, &call.jti);
         Ok(Session {
             call,
             csrf,
@@ -225,8 +225,8 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Session {
 
 /// Whether a call may hold a dashboard session: a person (`user:`)
 /// acting for themselves, with a `jti` to bind CSRF tokens to.
-pub fn person(call: &Call) -> Result<(), String> {
-    let c = &call.caller;
+pub fn person(call: &Caller) -> Result<(), String> {
+    let c = call;
     if !c.principal.starts_with("user:") {
         return Err("The dashboard is for people: sign in with a token whose subject is user:NAME.".to_owned());
     }
@@ -243,12 +243,12 @@ impl Session {
     /// Checks a form's CSRF token and the request's origin.
     pub fn check_csrf<S: Store>(
         &self,
-        state: &AppState<S>,
+        state: &DashboardState<S>,
         headers: &HeaderMap,
         presented: &str,
     ) -> Result<(), ApiError> {
-        same_origin(headers, &state.options.issuer)?;
-        if self.new_nonce.is_some() || !state.ui.csrf.check(&self.nonce, &self.call.caller.jti, presented) {
+        same_origin(headers, &state.app.options.issuer)?;
+        if self.new_nonce.is_some() || !state.ui.csrf.check(&self.nonce, &self.call.jti, presented) {
             return Err(ApiError::access_denied(
                 "the form's CSRF token is missing or invalid; reload the page and try again",
             ));
@@ -258,7 +258,7 @@ impl Session {
 
     /// The signed-in subject.
     pub fn principal(&self) -> &str {
-        &self.call.caller.principal
+        &self.call.principal
     }
 }
 

@@ -183,7 +183,7 @@ impl RateLimiter for LocalRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::route::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
+    use crate::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 
     fn table(limit: Option<RateLimit>) -> RouteTable {
         RouteTable::new(vec![RouteConfig {

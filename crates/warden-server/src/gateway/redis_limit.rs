@@ -26,19 +26,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
+use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::GatewayBuildError;
 use super::limit::{CheckFuture, LimiterStatus, LocalRateLimiter, RateKey, RateLimiter, Refusal};
 use super::route::RouteTable;
+use crate::options::RedisFallback;
+use crate::redis::Redis;
 
 /// Prefix of every key.
 pub const DEFAULT_KEY_PREFIX: &str = "warden:rl";
-/// Longest wait for a connection to Redis.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for one limit check; past it the limiter degrades.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// First retry of Redis after it failed.
@@ -69,50 +69,6 @@ local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 return {1, 0}
 ";
-
-/// What the Redis limiter does while Redis is unreachable
-/// (`rate_limit.redis_fallback`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RedisFallback {
-    /// Local limits, each route's rate and burst divided by the replicas.
-    #[default]
-    Local,
-    /// Refuse requests on rate-limited routes with 503 (fail closed).
-    Deny,
-}
-
-impl RedisFallback {
-    /// `local` or `deny`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "local" => Some(RedisFallback::Local),
-            "deny" => Some(RedisFallback::Deny),
-            _ => None,
-        }
-    }
-
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisFallback::Local => "local",
-            RedisFallback::Deny => "deny",
-        }
-    }
-}
-
-/// Checks a `redis_url` without connecting: `redis://` or `redis+unix://`
-/// (this build has no TLS to Redis). The error never repeats a password.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
-    match scheme {
-        "redis" | "redis+unix" | "unix" => {}
-        "rediss" => return Err("rediss:// (TLS) is not supported by this build; use redis://".into()),
-        _ => return Err("must start with redis:// or redis+unix://".into()),
-    }
-    Client::open(url)
-        .map(|_| ())
-        .map_err(|e| format!("not a valid Redis URL ({e})"))
-}
 
 /// A route's limit, in the script's terms.
 #[derive(Debug, Clone, Copy)]
@@ -190,22 +146,18 @@ impl RedisRateLimiter {
         replicas: u32,
         key_prefix: &str,
     ) -> Result<Self, GatewayBuildError> {
-        let target = warden_store::redact_url(url);
-        let invalid = |why: String| GatewayBuildError::RateLimiter(format!("redis_url `{target}`: {why}"));
-        check_url(url).map_err(invalid)?;
+        let redis = Redis::open(url).map_err(|e| GatewayBuildError::RateLimiter(e.to_string()))?;
+        let target = redis.target().to_owned();
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(GatewayBuildError::RateLimiter(
                 "the Redis limiter must be built within a Tokio runtime".into(),
             ));
         }
-        let client = Client::open(url).map_err(|e| invalid(e.to_string()))?;
         // One attempt per connection: the probe task does the retrying, so
         // no request waits through a backoff.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| invalid(e.to_string()))?;
+        let conn = redis
+            .commands(CALL_TIMEOUT)
+            .map_err(|e| GatewayBuildError::RateLimiter(e.to_string()))?;
         let limits = table
             .routes()
             .iter()
@@ -418,8 +370,11 @@ pub fn from_options(
 
 #[cfg(test)]
 mod tests {
+    use redis::Client;
+
     use super::*;
-    use crate::gateway::route::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
+    use crate::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
+    use crate::redis::check_url;
 
     /// The Redis of the tests (`WARDEN_TEST_REDIS_URL`, default the local one).
     fn redis_url() -> String {

@@ -23,11 +23,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::AuthError;
 use super::extract::ExtractError;
 use super::forward::{HeaderError, UpstreamError};
-use super::route::{PathError, RouteKind};
-use crate::error::ApiError;
+use super::route::PathError;
+use crate::error::{ApiError, AuthError};
+use crate::options::RouteKind;
 
 /// Why the gateway answered instead of the upstream.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -88,8 +88,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => ApiError::not_found(self.to_string()),
             GatewayError::BadPath(_) | GatewayError::BadRequest(_) => ApiError::invalid_request(self.to_string()),
-            GatewayError::Auth(AuthError::Missing) => ApiError::missing_token(),
-            GatewayError::Auth(e) => ApiError::invalid_token(e.to_string()),
+            GatewayError::Auth(e) => e.clone().into(),
             GatewayError::InsufficientScope(needed) => ApiError::insufficient_scope(&format!("the `{needed}` scope")),
             GatewayError::Forbidden => plain(StatusCode::FORBIDDEN, "forbidden"),
             GatewayError::RateLimited(secs) => ApiError {

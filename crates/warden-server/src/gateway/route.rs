@@ -42,10 +42,10 @@
 //! path the upstream serves.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use axum::http::Method;
-use serde::Deserialize;
+
+use crate::options::route::{IdSource, RouteConfig, RouteKind};
 
 /// Path prefixes served by Warden itself; no route may claim them.
 const RESERVED_PREFIXES: [&str; 6] = [
@@ -60,102 +60,6 @@ const RESERVED_PREFIXES: [&str; 6] = [
 /// Longest key of a dotted JSON path, in bytes (bounds what the body
 /// scanner keeps to compare keys).
 pub const MAX_JSON_KEY_BYTES: usize = 256;
-
-/// One `[[route]]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Unique name, recorded in audit events and rate-limit keys.
-    pub name: String,
-    /// Accepted HTTP methods; empty accepts any.
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Path prefix, matched on a segment boundary.
-    pub path_prefix: String,
-    /// Upstream base URL (`http` or `https`).
-    pub upstream: String,
-    /// Token audience required; `None` = the issuer.
-    #[serde(default)]
-    pub audience: Option<String>,
-    /// The Cedar action.
-    pub action: String,
-    /// The Cedar resource and where its id comes from.
-    pub resource: ResourceSpec,
-    /// Scopes the token must all hold.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Local GCRA limit per (subject, client, route).
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Whether the client's `Authorization` header reaches the upstream.
-    #[serde(default)]
-    pub forward_authorization: bool,
-    /// The protocol spoken, which decides the shape of error bodies.
-    #[serde(default)]
-    pub kind: RouteKind,
-}
-
-/// The resource of a route's requests.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceSpec {
-    /// Cedar entity type (`Model`, `Tool`, `Ns::Thing`).
-    #[serde(rename = "type")]
-    pub type_name: String,
-    /// Where the entity id comes from.
-    pub id: IdSource,
-}
-
-/// Where a resource id comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdSource {
-    /// Always this id.
-    Literal(String),
-    /// The path segment at this index after the prefix (0 = the first).
-    PathSegment(usize),
-    /// This query parameter.
-    Query(String),
-    /// This string field of the JSON body, by dotted path (`"model"`).
-    JsonField(String),
-    /// MCP JSON-RPC: `tools/call` → `params.name`; other methods → the method.
-    McpToolName,
-}
-
-/// A GCRA limit: a sustained rate and a burst.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    /// Sustained requests per second (fractions allowed: 0.5 = one every 2 s).
-    pub per_second: f64,
-    /// Requests allowed at once after a quiet period.
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// Time between two requests at the sustained rate, if the rate is valid.
-    pub fn period(&self) -> Option<Duration> {
-        if !self.per_second.is_finite() || self.per_second <= 0.0 {
-            return None;
-        }
-        Duration::try_from_secs_f64(1.0 / self.per_second)
-            .ok()
-            .filter(|d| !d.is_zero())
-    }
-}
-
-/// The protocol of a route, which decides how errors are answered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteKind {
-    /// Plain HTTP: RFC 6750 JSON errors.
-    #[default]
-    Http,
-    /// OpenAI-compatible API: OpenAI's error JSON.
-    Openai,
-    /// MCP over streamable HTTP: JSON-RPC error objects.
-    Mcp,
-}
 
 /// Why the routes cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -430,7 +334,7 @@ fn compile(config: RouteConfig) -> Result<Route, RouteError> {
         ));
     }
     let json_path = compile_id(name, &config.resource.id, config.kind)?;
-    if let Some(bad) = config.scopes.iter().find(|s| !crate::scope::is_scope_token(s)) {
+    if let Some(bad) = config.scopes.iter().find(|s| !crate::oauth::scope::is_scope_token(s)) {
         return Err(invalid(name, "scopes", format!("has an invalid scope `{bad}`")));
     }
     if let Some(limit) = &config.rate_limit {
@@ -523,7 +427,10 @@ fn compile_id(name: &str, id: &IdSource, kind: RouteKind) -> Result<Vec<String>,
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::options::route::{RateLimit, ResourceSpec};
 
     fn route(name: &str, prefix: &str, methods: &[&str]) -> RouteConfig {
         RouteConfig {
@@ -693,7 +600,7 @@ mod tests {
 
     #[test]
     fn toml_shape_deserializes() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct File {
             route: Vec<RouteConfig>,
         }

@@ -20,40 +20,32 @@ use serde_json::{Value, json};
 use warden_registry::{Dataset, DatasetPatch, DatasetSpec, DatasetVersionSpec, NodeRef};
 use warden_store::Store;
 
-use super::call::{Call, rule_error, store_error};
-use super::{entities, read_json, refresh_attributes, to_json, version_param};
+use super::lookup::live_dataset;
+use super::{RegistryState, read_json, refresh_attributes, to_json, version_param};
+use crate::access::{Caller, entities};
 use crate::error::ApiError;
-use crate::state::AppState;
 
-type AppRef<S> = State<Arc<AppState<S>>>;
-
-/// A dataset by name, 404 when absent or deleted.
-async fn live<S: Store>(state: &AppState<S>, name: &str) -> Result<Dataset, ApiError> {
-    match state.store.get_dataset(name).await.map_err(store_error)? {
-        Some(d) if d.deleted_at.is_none() => Ok(d),
-        _ => Err(ApiError::not_found(format!("dataset `{name}` not found"))),
-    }
-}
+type AppRef<S> = State<Arc<RegistryState<S>>>;
 
 /// `POST /api/v1/datasets`
 #[utoipa::path(post, path = "/api/v1/datasets", tag = "datasets",
     request_body = DatasetSpec,
     responses((status = 201, body = Dataset), (status = 400), (status = 403), (status = 409)))]
-pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
-    let mut spec: DatasetSpec = read_json(&state, body).await?;
+pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body) -> Result<Response, ApiError> {
+    let mut spec: DatasetSpec = read_json(body).await?;
     // A tenant's principal creates inside its tenant unless it says otherwise
     // (and the tenant policy refuses another one).
     if spec.tenant.is_none() {
-        spec.tenant.clone_from(&call.caller.tenant);
+        spec.tenant.clone_from(&call.tenant);
     }
-    let dataset = spec.validate(call.principal(), call.now).map_err(rule_error)?;
+    let dataset = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::dataset(&dataset);
     call.authorize(&state, "dataset.create", &resource).await?;
-    if !state.store.create_dataset(&dataset).await.map_err(store_error)? {
+    if !state.app.store.create_dataset(&dataset).await? {
         return Err(ApiError::conflict(format!("dataset `{}` already exists", dataset.name)));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &entities::display(&resource), "dataset.create", None, None)
+    call.audit_change(&state, &resource.to_string(), "dataset.create", None, None)
         .await?;
     Ok((StatusCode::CREATED, Json(to_json(&dataset)?)).into_response())
 }
@@ -61,8 +53,8 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -
 /// `GET /api/v1/datasets`: the datasets the caller may read.
 #[utoipa::path(get, path = "/api/v1/datasets", tag = "datasets",
     responses((status = 200, description = "`{\"datasets\": [Dataset]}`, only those the caller may read")))]
-pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<Value>, ApiError> {
-    let all = state.store.list_datasets(false).await.map_err(store_error)?;
+pub async fn list<S: Store>(State(state): AppRef<S>, call: Caller) -> Result<Json<Value>, ApiError> {
+    let all = state.app.store.list_datasets(false).await?;
     let visible: Vec<&Dataset> = all
         .iter()
         .filter(|d| call.may(&state, "dataset.read", &entities::dataset(d)))
@@ -78,13 +70,13 @@ pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<
     responses((status = 200, description = "The dataset with `versions`"), (status = 403), (status = 404)))]
 pub async fn show<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let dataset = live(&state, &name).await?;
+    let dataset = live_dataset(&state, &name).await?;
     call.authorize(&state, "dataset.read", &entities::dataset(&dataset))
         .await?;
-    let versions = state.store.list_dataset_versions(&name).await.map_err(store_error)?;
+    let versions = state.app.store.list_dataset_versions(&name).await?;
     let mut body = to_json(&dataset)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("versions".into(), to_json(&versions)?);
@@ -100,12 +92,12 @@ pub async fn show<S: Store>(
     responses((status = 200, body = Dataset), (status = 400), (status = 403), (status = 404)))]
 pub async fn update<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let patch: DatasetPatch = read_json(&state, body).await?;
-    let dataset = live(&state, &name).await?;
+    let patch: DatasetPatch = read_json(body).await?;
+    let dataset = live_dataset(&state, &name).await?;
     // Classification and purposes decide who may read the data: changing
     // them is `dataset.classify` (admins by default), not a mere edit.
     let action = if patch.classification.is_some() || patch.allowed_purposes.is_some() {
@@ -114,12 +106,12 @@ pub async fn update<S: Store>(
         "dataset.write"
     };
     call.authorize(&state, action, &entities::dataset(&dataset)).await?;
-    let next = dataset.patched(patch, call.now).map_err(rule_error)?;
+    let next = dataset.patched(patch, call.now)?;
     // The new attributes must be allowed too: nobody relabels a dataset
     // into one they could not have created.
     call.authorize(&state, action, &entities::dataset(&next)).await?;
-    if !state.store.update_dataset(&dataset, &next).await.map_err(store_error)? {
-        return Err(match state.store.get_dataset(&name).await.map_err(store_error)? {
+    if !state.app.store.update_dataset(&dataset, &next).await? {
+        return Err(match state.app.store.get_dataset(&name).await? {
             Some(d) if d.deleted_at.is_none() => {
                 ApiError::conflict(format!("dataset `{name}` changed meanwhile; read it again and retry"))
             }
@@ -127,7 +119,7 @@ pub async fn update<S: Store>(
         });
     }
     refresh_attributes(&state).await;
-    let resource = entities::display(&entities::dataset(&next));
+    let resource = entities::dataset(&next).to_string();
     let changes = changed_fields(&dataset, &next);
     call.audit_edit(&state, &resource, "dataset.update", None, None, changes)
         .await?;
@@ -176,7 +168,7 @@ pub struct DeleteQuery {
     responses((status = 200), (status = 403), (status = 404)))]
 pub async fn delete<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -184,16 +176,15 @@ pub async fn delete<S: Store>(
     let reason = q
         .reason
         .map(|r| warden_registry::check_reason("reason", &r))
-        .transpose()
-        .map_err(rule_error)?;
-    let dataset = live(&state, &name).await?;
+        .transpose()?;
+    let dataset = live_dataset(&state, &name).await?;
     let resource = entities::dataset(&dataset);
     call.authorize(&state, "dataset.delete", &resource).await?;
-    if !state.store.delete_dataset(&name, call.now).await.map_err(store_error)? {
+    if !state.app.store.delete_dataset(&name, call.now).await? {
         return Err(ApiError::not_found(format!("dataset `{name}` not found")));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &entities::display(&resource), "dataset.delete", None, reason)
+    call.audit_change(&state, &resource.to_string(), "dataset.delete", None, reason)
         .await?;
     Ok(Json(json!({"name": name, "deleted_at": call.now})))
 }
@@ -204,22 +195,22 @@ pub async fn delete<S: Store>(
     responses((status = 201, body = warden_registry::DatasetVersion), (status = 400), (status = 403), (status = 404)))]
 pub async fn add_version<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec: DatasetVersionSpec = read_json(&state, body).await?;
-    let digest = spec.validate().map_err(rule_error)?;
-    let dataset = live(&state, &name).await?;
+    let spec: DatasetVersionSpec = read_json(body).await?;
+    let digest = spec.validate()?;
+    let dataset = live_dataset(&state, &name).await?;
     call.authorize(&state, "dataset.write", &entities::dataset(&dataset))
         .await?;
     authorize_sources(&state, &call, &spec.parents).await?;
     let version = state
+        .app
         .store
-        .add_dataset_version(&name, &spec, &digest, call.principal(), call.now)
-        .await
-        .map_err(store_error)?;
-    let resource = entities::display(&entities::dataset_version(&dataset, version.version));
+        .add_dataset_version(&name, &spec, &digest, call.principal.as_str(), call.now)
+        .await?;
+    let resource = entities::dataset_version(&dataset, version.version).to_string();
     call.audit_change(&state, &resource, "dataset.version.add", Some(digest), None)
         .await?;
     Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
@@ -230,14 +221,14 @@ pub async fn add_version<S: Store>(
 /// tenant's, for one). A missing version is left to the store, which
 /// answers 404.
 pub(super) async fn authorize_sources<S: Store>(
-    state: &AppState<S>,
-    call: &Call,
+    state: &RegistryState<S>,
+    call: &Caller,
     sources: &[NodeRef],
 ) -> Result<(), ApiError> {
     // One decision per dataset: its versions share its attributes.
     let mut seen = std::collections::BTreeSet::new();
     for source in sources.iter().filter(|s| seen.insert(s.name.as_str())) {
-        if let Some(d) = state.store.get_dataset(&source.name).await.map_err(store_error)? {
+        if let Some(d) = state.app.store.get_dataset(&source.name).await? {
             call.authorize(state, "lineage.read", &entities::dataset_version(&d, source.version))
                 .await?;
         }
@@ -251,13 +242,13 @@ pub(super) async fn authorize_sources<S: Store>(
     responses((status = 200, description = "`{\"versions\": [DatasetVersion]}`"), (status = 403), (status = 404)))]
 pub async fn versions<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let dataset = live(&state, &name).await?;
+    let dataset = live_dataset(&state, &name).await?;
     call.authorize(&state, "dataset.read", &entities::dataset(&dataset))
         .await?;
-    let versions = state.store.list_dataset_versions(&name).await.map_err(store_error)?;
+    let versions = state.app.store.list_dataset_versions(&name).await?;
     Ok(Json(json!({ "versions": versions })))
 }
 
@@ -267,18 +258,18 @@ pub async fn versions<S: Store>(
     responses((status = 200, body = warden_registry::DatasetVersion), (status = 403), (status = 404)))]
 pub async fn version<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let version = version_param(&version)?;
-    let dataset = live(&state, &name).await?;
+    let dataset = live_dataset(&state, &name).await?;
     call.authorize(&state, "dataset.read", &entities::dataset_version(&dataset, version))
         .await?;
     let found = state
+        .app
         .store
         .get_dataset_version(&name, version)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "dataset version `{}` not found",
@@ -297,14 +288,14 @@ pub async fn version<S: Store>(
     responses((status = 200, description = "`{\"root\", \"datasets\": [node], \"models\": [node], \"hidden\": n}`"), (status = 403), (status = 404)))]
 pub async fn impact<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let version = version_param(&version)?;
     let root = NodeRef::dataset(&name, version);
     let resource = super::lineage::root_resource(&state, &root).await?;
     call.authorize(&state, "lineage.read", &resource).await?;
-    let nodes = state.store.impact(&root).await.map_err(store_error)?;
+    let nodes = state.app.store.impact(&root).await?;
     let total = nodes.len();
     let visible = super::lineage::visible_nodes(&state, &call, nodes);
     let (datasets, models): (Vec<_>, Vec<_>) = visible

@@ -17,10 +17,9 @@ use serde_json::{Value, json};
 use warden_registry::{Direction, NodeKind, NodeRef};
 use warden_store::Store;
 
-use super::call::{Call, rule_error, store_error};
-use super::entities;
+use super::RegistryState;
+use crate::access::{Caller, entities};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Query of a lineage walk.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -33,8 +32,8 @@ pub struct DepthQuery {
 /// The nodes of `nodes` whose dataset or model the caller may read the
 /// lineage of (decided once per dataset or model, from the registry
 /// snapshot; unknown ones are hidden).
-pub fn visible_nodes<S: Store>(state: &AppState<S>, call: &Call, nodes: Vec<NodeRef>) -> Vec<NodeRef> {
-    let registry = state.policies.registry();
+pub fn visible_nodes<S: Store>(state: &RegistryState<S>, call: &Caller, nodes: Vec<NodeRef>) -> Vec<NodeRef> {
+    let registry = state.access.policies.registry();
     let mut seen: HashMap<(NodeKind, String), bool> = HashMap::new();
     nodes
         .into_iter()
@@ -56,14 +55,14 @@ pub fn visible_nodes<S: Store>(state: &AppState<S>, call: &Call, nodes: Vec<Node
     responses((status = 200, description = "`{\"root\", \"direction\", \"depth\", \"nodes\", \"edges\", \"hidden\"}`"),
         (status = 400), (status = 403), (status = 404)))]
 pub async fn walk<S: Store>(
-    State(state): State<Arc<AppState<S>>>,
-    call: Call,
+    State(state): State<Arc<RegistryState<S>>>,
+    call: Caller,
     Path((kind, id, direction)): Path<(String, String, String)>,
     query: Result<Query<DepthQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let kind = NodeKind::parse(&kind).map_err(rule_error)?;
-    let direction = Direction::parse(&direction).map_err(rule_error)?;
+    let kind = NodeKind::parse(&kind)?;
+    let direction = Direction::parse(&direction)?;
     let depth = q.depth.unwrap_or(warden_registry::lineage::DEFAULT_DEPTH);
     if !(1..=warden_registry::lineage::MAX_DEPTH).contains(&depth) {
         return Err(ApiError::invalid_request(format!(
@@ -71,7 +70,7 @@ pub async fn walk<S: Store>(
             warden_registry::lineage::MAX_DEPTH
         )));
     }
-    let root: NodeRef = format!("{}:{id}", kind.as_str()).parse().map_err(rule_error)?;
+    let root: NodeRef = format!("{}:{id}", kind.as_str()).parse()?;
     let (graph, hidden) = visible_graph(&state, &call, &root, direction, depth).await?;
     Ok(Json(json!({
         "root": graph.root,
@@ -86,15 +85,15 @@ pub async fn walk<S: Store>(
 /// Walks from `root` after `lineage.read` on it (audited), keeping the
 /// nodes and edges the caller may see; the count of hidden nodes.
 pub async fn visible_graph<S: Store>(
-    state: &AppState<S>,
-    call: &Call,
+    state: &RegistryState<S>,
+    call: &Caller,
     root: &NodeRef,
     direction: Direction,
     depth: u32,
 ) -> Result<(warden_registry::Graph, usize), ApiError> {
     let resource = root_resource(state, root).await?;
     call.authorize(state, "lineage.read", &resource).await?;
-    let mut graph = state.store.lineage(root, direction, depth).await.map_err(store_error)?;
+    let mut graph = state.app.store.lineage(root, direction, depth).await?;
     let total = graph.nodes.len();
     graph.nodes = visible_nodes(state, call, std::mem::take(&mut graph.nodes));
     let hidden = total - graph.nodes.len();
@@ -109,32 +108,22 @@ pub async fn visible_graph<S: Store>(
 
 /// The Cedar resource of a lineage root (a version), 404 when absent.
 pub(super) async fn root_resource<S: Store>(
-    state: &AppState<S>,
+    state: &RegistryState<S>,
     root: &NodeRef,
 ) -> Result<warden_policy::Resource, ApiError> {
     let missing = || ApiError::not_found(format!("`{root}` not found"));
     match root.kind {
         NodeKind::Dataset => {
-            let d = state
-                .store
-                .get_dataset(&root.name)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(missing)?;
+            let d = state.app.store.get_dataset(&root.name).await?.ok_or_else(missing)?;
             Ok(entities::dataset_version(&d, root.version))
         }
         NodeKind::Model => {
-            let m = state
-                .store
-                .get_model(&root.name)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(missing)?;
+            let m = state.app.store.get_model(&root.name).await?.ok_or_else(missing)?;
             let v = state
+                .app
                 .store
                 .get_model_version(&root.name, root.version)
-                .await
-                .map_err(store_error)?
+                .await?
                 .ok_or_else(missing)?;
             Ok(entities::model_version(&m, &v))
         }

@@ -2,24 +2,23 @@
 //! versions and stages, four-eyes promotion, lineage, and the OpenAPI
 //! document of it all at `/api/v1/openapi.json`.
 //!
-//! Every call presents a Warden access token (audience: the issuer), is
-//! decided by the Cedar policies with the resource's attributes as stored
-//! (`call.rs`), and every decision and change is audited.
+//! Every call presents a Warden access token (audience: the issuer) and
+//! becomes a [`Caller`](crate::access::Caller); it is decided by the Cedar
+//! policies with the resource's attributes as stored, and every decision
+//! and change is audited.
 //!
 //! # Layout
-//! - `call.rs`: the authenticated call, authorization and audit events,
-//!   and the mapping of store and rule errors to HTTP.
-//! - `entities.rs`: Cedar resources from registry objects (pure).
-//! - `attributes.rs`: the snapshot of registry attributes the gateway's
-//!   policies read (models' stages, datasets' classifications).
+//! - `changes.rs`: audit events of changes, and refreshing what the
+//!   policies know of the registry.
 //! - One module per resource: `datasets.rs`, `models.rs`,
 //!   `promotions.rs`, `lineage.rs`; `openapi.rs` collects their docs.
+//! - Cedar resources of registry objects are the access layer's
+//!   (`access/entities.rs`, `access/attributes.rs`).
 
-pub mod attributes;
-pub mod call;
+mod changes;
 pub mod datasets;
-pub mod entities;
 pub mod lineage;
+mod lookup;
 pub mod models;
 pub mod openapi;
 pub mod promotions;
@@ -35,16 +34,36 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use warden_store::Store;
 
-use crate::endpoints::read_body;
+pub use self::changes::refresh_attributes;
+use crate::access::{Access, Context};
 use crate::error::ApiError;
-use crate::request_id;
+use crate::http::request_id;
 use crate::state::AppState;
+
+/// What the registry API needs: the core and the access layer.
+#[derive(Debug)]
+pub struct RegistryState<S> {
+    /// The shared core.
+    pub app: Arc<AppState<S>>,
+    /// Who may do what.
+    pub access: Arc<Access>,
+}
+
+impl<S: Store> Context for RegistryState<S> {
+    type Store = S;
+    fn app(&self) -> &AppState<S> {
+        &self.app
+    }
+    fn access(&self) -> &Access {
+        &self.access
+    }
+}
 
 /// Largest JSON body the registry API reads.
 pub const MAX_BODY: usize = 256 * 1024;
 
 /// The registry routes.
-pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
+pub fn routes<S: Store>(state: Arc<RegistryState<S>>) -> Router {
     Router::new()
         .route("/api/v1/datasets", get(datasets::list::<S>).post(datasets::create::<S>))
         .route(
@@ -89,13 +108,13 @@ pub fn routes<S: Store>() -> Router<Arc<AppState<S>>> {
         .route("/api/v1/lineage/{kind}/{id}/{direction}", get(lineage::walk::<S>))
         .layer(from_fn(request_id::tag))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .with_state(state)
 }
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes into `T`; 400 naming
 /// the problem (unknown fields included), 413 when too large.
-pub(crate) async fn read_json<S: Store, T: DeserializeOwned>(_state: &AppState<S>, body: Body) -> Result<T, ApiError> {
-    let bytes = read_body(body, MAX_BODY).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
+pub(crate) async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    crate::http::read_json(body, MAX_BODY).await
 }
 
 /// Serialises a response value.
@@ -112,14 +131,6 @@ pub(crate) fn version_param(text: &str) -> Result<u32, ApiError> {
             text.chars().take(20).collect::<String>()
         ))),
     }
-}
-
-/// Re-reads the registry attributes the policies see, after a change.
-pub(crate) async fn refresh_attributes<S: Store>(state: &AppState<S>) {
-    if let Err(e) = state.policies.registry().refresh(&state.store).await {
-        tracing::warn!(error = %e, "could not refresh registry attributes; they catch up within 5 s");
-    }
-    state.fanout.publish(crate::fanout::Notice::Registry);
 }
 
 #[cfg(test)]

@@ -16,72 +16,46 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_registry::{
-    Model, ModelSpec, ModelVersion, ModelVersionSpec, NodeRef, PromotionRequest, RequestStatus, Stage,
-};
+use warden_registry::{Model, ModelSpec, ModelVersion, ModelVersionSpec, PromotionRequest, RequestStatus, Stage};
 use warden_store::{StageChange, Store};
 
-use super::call::{Call, rule_error, store_error};
-use super::{entities, read_json, refresh_attributes, to_json, version_param};
+use super::lookup::{model, model_version};
+use super::{RegistryState, read_json, refresh_attributes, to_json, version_param};
+use crate::access::{Caller, entities};
 use crate::error::ApiError;
-use crate::state::AppState;
 
-type AppRef<S> = State<Arc<AppState<S>>>;
-
-/// A model by name, 404 when absent.
-pub(super) async fn model<S: Store>(state: &AppState<S>, name: &str) -> Result<Model, ApiError> {
-    state
-        .store
-        .get_model(name)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("model `{name}` not found")))
-}
-
-/// A model version, 404 when absent.
-pub(super) async fn model_version<S: Store>(
-    state: &AppState<S>,
-    name: &str,
-    version: u32,
-) -> Result<ModelVersion, ApiError> {
-    state
-        .store
-        .get_model_version(name, version)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("model version `{}` not found", NodeRef::model(name, version))))
-}
+type AppRef<S> = State<Arc<RegistryState<S>>>;
 
 /// The model's Cedar resource at its current stage.
-async fn model_resource<S: Store>(state: &AppState<S>, m: &Model) -> Result<warden_policy::Resource, ApiError> {
-    let versions = state.store.list_model_versions(&m.name).await.map_err(store_error)?;
+async fn model_resource<S: Store>(state: &RegistryState<S>, m: &Model) -> Result<warden_policy::Resource, ApiError> {
+    let versions = state.app.store.list_model_versions(&m.name).await?;
     Ok(entities::model(m, Stage::of_model(versions.iter().map(|v| v.stage))))
 }
 
 /// `POST /api/v1/models`
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ModelSpec,
     responses((status = 201, body = Model), (status = 400), (status = 403), (status = 409)))]
-pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -> Result<Response, ApiError> {
-    let mut spec: ModelSpec = read_json(&state, body).await?;
+pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body) -> Result<Response, ApiError> {
+    let mut spec: ModelSpec = read_json(body).await?;
     if spec.tenant.is_none() {
-        spec.tenant.clone_from(&call.caller.tenant);
+        spec.tenant.clone_from(&call.tenant);
     }
     // A name the configuration's `[models]` catalog stages belongs to the
     // operator: registering it would change what the gateway allows.
-    if state.options.model_stages.contains_key(&spec.name) {
+    if state.app.options.model_stages.contains_key(&spec.name) {
         return Err(ApiError::conflict(format!(
             "model `{}` is staged by the `[models]` catalog of the configuration",
             spec.name
         )));
     }
-    let model = spec.validate(call.principal(), call.now).map_err(rule_error)?;
+    let model = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::model(&model, Stage::Development);
     call.authorize(&state, "model.register", &resource).await?;
-    if !state.store.create_model(&model).await.map_err(store_error)? {
+    if !state.app.store.create_model(&model).await? {
         return Err(ApiError::conflict(format!("model `{}` already exists", model.name)));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &entities::display(&resource), "model.create", None, None)
+    call.audit_change(&state, &resource.to_string(), "model.create", None, None)
         .await?;
     Ok((StatusCode::CREATED, Json(to_json(&model)?)).into_response())
 }
@@ -89,10 +63,10 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Call, body: Body) -
 /// `GET /api/v1/models`: the models the caller may read, with their stage.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models",
     responses((status = 200, description = "`{\"models\": [Model + stage]}`, only those the caller may read")))]
-pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<Value>, ApiError> {
-    let registry = state.policies.registry();
+pub async fn list<S: Store>(State(state): AppRef<S>, call: Caller) -> Result<Json<Value>, ApiError> {
+    let registry = state.access.policies.registry();
     let mut out = Vec::new();
-    let all = state.store.list_models().await.map_err(store_error)?;
+    let all = state.app.store.list_models().await?;
     let total = all.len();
     for m in all {
         let stage = registry.model_stage(&m.name).unwrap_or(Stage::Development);
@@ -114,11 +88,11 @@ pub async fn list<S: Store>(State(state): AppRef<S>, call: Call) -> Result<Json<
     responses((status = 200, description = "The model with `stage` and `versions`"), (status = 403), (status = 404)))]
 pub async fn show<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = model(&state, &name).await?;
-    let versions = state.store.list_model_versions(&name).await.map_err(store_error)?;
+    let versions = state.app.store.list_model_versions(&name).await?;
     let stage = Stage::of_model(versions.iter().map(|v| v.stage));
     call.authorize(&state, "model.read", &entities::model(&m, stage))
         .await?;
@@ -137,23 +111,23 @@ pub async fn show<S: Store>(
     responses((status = 201, body = ModelVersion), (status = 400), (status = 403), (status = 404)))]
 pub async fn add_version<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec: ModelVersionSpec = read_json(&state, body).await?;
-    let digest = spec.validate().map_err(rule_error)?;
+    let spec: ModelVersionSpec = read_json(body).await?;
+    let digest = spec.validate()?;
     let m = model(&state, &name).await?;
     call.authorize(&state, "model.register", &model_resource(&state, &m).await?)
         .await?;
     super::datasets::authorize_sources(&state, &call, &spec.trained_from).await?;
     let version = state
+        .app
         .store
-        .add_model_version(&name, &spec, &digest, call.principal(), call.now)
-        .await
-        .map_err(store_error)?;
+        .add_model_version(&name, &spec, &digest, call.principal.as_str(), call.now)
+        .await?;
     refresh_attributes(&state).await;
-    let resource = entities::display(&entities::model_version(&m, &version));
+    let resource = entities::model_version(&m, &version).to_string();
     call.audit_change(&state, &resource, "model.version.add", Some(digest), None)
         .await?;
     Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
@@ -164,11 +138,11 @@ pub async fn add_version<S: Store>(
     responses((status = 200, description = "`{\"versions\": [ModelVersion]}`, oldest first"), (status = 403), (status = 404)))]
 pub async fn versions<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = model(&state, &name).await?;
-    let versions = state.store.list_model_versions(&name).await.map_err(store_error)?;
+    let versions = state.app.store.list_model_versions(&name).await?;
     let stage = Stage::of_model(versions.iter().map(|v| v.stage));
     call.authorize(&state, "model.read", &entities::model(&m, stage))
         .await?;
@@ -181,7 +155,7 @@ pub async fn versions<S: Store>(
     responses((status = 200, body = ModelVersion), (status = 403), (status = 404)))]
 pub async fn version<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let version = version_param(&version)?;
@@ -211,26 +185,26 @@ pub struct StageBody {
     responses((status = 200, body = ModelVersion), (status = 400), (status = 403), (status = 404), (status = 409)))]
 pub async fn set_stage<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path((name, version)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let version = version_param(&version)?;
-    let StageBody { stage, reason } = read_json(&state, body).await?;
+    let StageBody { stage, reason } = read_json(body).await?;
     let to = stage.ok_or_else(|| ApiError::invalid_request("`stage` is required"))?;
-    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let reason = warden_registry::check_reason("reason", &reason)?;
     let m = model(&state, &name).await?;
     let v = model_version(&state, &name, version).await?;
     call.authorize(&state, "model.promote", &entities::model_version(&m, &v))
         .await?;
-    v.stage.check_transition(to).map_err(rule_error)?;
+    v.stage.check_transition(to)?;
     // A version under review stays in staging until its request closes:
     // otherwise the last approval would find it gone.
     let open = state
+        .app
         .store
         .list_promotions(Some(&name), Some(RequestStatus::Open))
-        .await
-        .map_err(store_error)?;
+        .await?;
     if let Some(r) = open.iter().find(|r| r.version == version) {
         return Err(ApiError::conflict(format!(
             "promotion request `{}` for this version is open; reject it first",
@@ -242,19 +216,19 @@ pub async fn set_stage<S: Store>(
         version,
         from: v.stage,
         to,
-        by: call.principal().to_owned(),
+        by: call.principal.as_str().to_owned(),
         reason: reason.clone(),
         request_id: None,
         at: call.now,
     };
-    state.store.set_stage(&change).await.map_err(store_error)?;
+    state.app.store.set_stage(&change).await?;
     refresh_attributes(&state).await;
     let moved = ModelVersion {
         stage: to,
         stage_changed_at: call.now,
         ..v.clone()
     };
-    let resource = entities::display(&entities::model_version(&m, &moved));
+    let resource = entities::model_version(&m, &moved).to_string();
     let operation = format!("model.stage:{}->{}", v.stage.as_str(), to.as_str());
     call.audit_change(&state, &resource, &operation, Some(moved.digest.clone()), Some(reason))
         .await?;
@@ -269,29 +243,29 @@ pub async fn set_stage<S: Store>(
     responses((status = 201, body = PromotionRequest), (status = 400), (status = 403), (status = 404), (status = 409)))]
 pub async fn request_promotion<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path((name, version)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let version = version_param(&version)?;
-    let StageBody { stage, reason } = read_json(&state, body).await?;
+    let StageBody { stage, reason } = read_json(body).await?;
     if stage.is_some_and(|s| s != Stage::Production) {
         return Err(ApiError::invalid_request(
             "a promotion request is for `production` only",
         ));
     }
-    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let reason = warden_registry::check_reason("reason", &reason)?;
     let m = model(&state, &name).await?;
     let v = model_version(&state, &name, version).await?;
     let resource = entities::model_version(&m, &v);
     call.authorize(&state, "model.promote", &resource).await?;
-    let options = state.options.registry;
+    let options = state.app.options.registry;
     let request = PromotionRequest {
-        id: format!("pr-{}", crate::request_id::new()),
+        id: format!("pr-{}", crate::http::request_id::new()),
         model: name.clone(),
         version,
-        requested_by: call.principal().to_owned(),
-        requester_actors: call.caller.actor_chain.clone(),
+        requested_by: call.principal.as_str().to_owned(),
+        requester_actors: call.actor_chain.clone(),
         reason: reason.clone(),
         status: RequestStatus::Open,
         required: options.required_approvals,
@@ -299,16 +273,10 @@ pub async fn request_promotion<S: Store>(
         created_at: call.now,
         closed_at: None,
     };
-    state.store.open_promotion(&request).await.map_err(store_error)?;
+    state.app.store.open_promotion(&request).await?;
     let operation = format!("model.promotion.request:{}", request.id);
-    call.audit_change(
-        &state,
-        &entities::display(&resource),
-        &operation,
-        Some(v.digest),
-        Some(reason),
-    )
-    .await?;
+    call.audit_change(&state, &resource.to_string(), &operation, Some(v.digest), Some(reason))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(super::promotions::describe(&request, &[], call.now)),
@@ -323,26 +291,26 @@ pub async fn request_promotion<S: Store>(
     responses((status = 200, description = "`{\"model\", \"from\", \"to\"}`"), (status = 403), (status = 404), (status = 409)))]
 pub async fn rollback<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let StageBody { stage, reason } = read_json(&state, body).await?;
+    let StageBody { stage, reason } = read_json(body).await?;
     if stage.is_some() {
         return Err(ApiError::invalid_request("a rollback takes no `stage`"));
     }
-    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let reason = warden_registry::check_reason("reason", &reason)?;
     let m = model(&state, &name).await?;
     let resource = model_resource(&state, &m).await?;
     call.authorize(&state, "model.rollback", &resource).await?;
     let done = state
+        .app
         .store
-        .rollback(&name, call.principal(), &reason, call.now)
-        .await
-        .map_err(store_error)?;
+        .rollback(&name, call.principal.as_str(), &reason, call.now)
+        .await?;
     refresh_attributes(&state).await;
     let operation = format!("model.rollback:{}->{}", done.from, done.to);
-    call.audit_change(&state, &entities::display(&resource), &operation, None, Some(reason))
+    call.audit_change(&state, &resource.to_string(), &operation, None, Some(reason))
         .await?;
     Ok(Json(json!({"model": name, "from": done.from, "to": done.to})))
 }
@@ -352,12 +320,12 @@ pub async fn rollback<S: Store>(
     responses((status = 200, description = "`{\"changes\": [StageChange]}`"), (status = 403), (status = 404)))]
 pub async fn history<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = model(&state, &name).await?;
     call.authorize(&state, "model.read", &model_resource(&state, &m).await?)
         .await?;
-    let changes = state.store.stage_history(&name).await.map_err(store_error)?;
+    let changes = state.app.store.stage_history(&name).await?;
     Ok(Json(json!({ "changes": changes })))
 }

@@ -18,13 +18,12 @@ use warden_audit::EventKind;
 use warden_registry::{Ballot, PromotionRequest, RegistryError, RequestStatus, Vote, VoteOutcome, Voter};
 use warden_store::{Store, StoreError};
 
-use super::call::{Call, rule_error, store_error};
-use super::models::{model, model_version};
-use super::{entities, read_json, refresh_attributes};
+use super::lookup::{model, model_version};
+use super::{RegistryState, read_json, refresh_attributes};
+use crate::access::{Caller, entities};
 use crate::error::ApiError;
-use crate::state::AppState;
 
-type AppRef<S> = State<Arc<AppState<S>>>;
+type AppRef<S> = State<Arc<RegistryState<S>>>;
 
 /// Policy id recorded when the four-eyes rule refuses a vote.
 pub const FOUR_EYES_POLICY_ID: &str = "warden.four-eyes";
@@ -59,22 +58,13 @@ pub struct ListQuery {
     responses((status = 200, description = "`{\"promotions\": [PromotionRequest]}`")))]
 pub async fn list<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
-    let status = q
-        .status
-        .as_deref()
-        .map(RequestStatus::parse)
-        .transpose()
-        .map_err(rule_error)?;
-    let found = state
-        .store
-        .list_promotions(q.model.as_deref(), status)
-        .await
-        .map_err(store_error)?;
-    let registry = state.policies.registry();
+    let status = q.status.as_deref().map(RequestStatus::parse).transpose()?;
+    let found = state.app.store.list_promotions(q.model.as_deref(), status).await?;
+    let registry = state.access.policies.registry();
     let mut visible = Vec::new();
     for r in &found {
         let readable = registry
@@ -82,10 +72,10 @@ pub async fn list<S: Store>(
             .is_some_and(|res| call.may(&state, "model.read", &res));
         if readable {
             let ballots = state
+                .app
                 .store
                 .get_promotion(&r.id)
-                .await
-                .map_err(store_error)?
+                .await?
                 .map(|(_, b)| b)
                 .unwrap_or_default();
             visible.push(describe(r, &ballots, call.now));
@@ -96,12 +86,12 @@ pub async fn list<S: Store>(
     Ok(Json(json!({ "promotions": visible, "hidden": hidden })))
 }
 
-async fn request<S: Store>(state: &AppState<S>, id: &str) -> Result<(PromotionRequest, Vec<Ballot>), ApiError> {
+async fn request<S: Store>(state: &RegistryState<S>, id: &str) -> Result<(PromotionRequest, Vec<Ballot>), ApiError> {
     state
+        .app
         .store
         .get_promotion(id)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("promotion request `{id}` not found")))
 }
 
@@ -110,7 +100,7 @@ async fn request<S: Store>(state: &AppState<S>, id: &str) -> Result<(PromotionRe
     responses((status = 200, description = "The request with `ballots` and `approvals`"), (status = 403), (status = 404)))]
 pub async fn show<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (req, ballots) = request(&state, &id).await?;
@@ -136,7 +126,7 @@ pub struct VoteBody {
         (status = 403, description = "Denied by the policies or the four-eyes rule"), (status = 404), (status = 409)))]
 pub async fn approve<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -151,7 +141,7 @@ pub async fn approve<S: Store>(
     responses((status = 200, description = "The rejected request"), (status = 403), (status = 404), (status = 409)))]
 pub async fn reject<S: Store>(
     State(state): AppRef<S>,
-    call: Call,
+    call: Caller,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -159,29 +149,29 @@ pub async fn reject<S: Store>(
 }
 
 async fn vote<S: Store>(
-    state: Arc<AppState<S>>,
-    call: Call,
+    state: Arc<RegistryState<S>>,
+    call: Caller,
     id: String,
     body: Body,
     vote: Vote,
 ) -> Result<Json<Value>, ApiError> {
-    let VoteBody { reason } = read_json(&state, body).await?;
-    let reason = warden_registry::check_reason("reason", &reason).map_err(rule_error)?;
+    let VoteBody { reason } = read_json(body).await?;
+    let reason = warden_registry::check_reason("reason", &reason)?;
     let (req, _) = request(&state, &id).await?;
     let m = model(&state, &req.model).await?;
     let v = model_version(&state, &req.model, req.version).await?;
     let resource = entities::model_version(&m, &v);
-    let shown = entities::display(&resource);
+    let shown = resource.to_string();
     // The requester may withdraw their own request with the right to make
     // it; every other vote needs the right to approve.
-    let withdrawal = vote == Vote::Reject && req.requested_by == call.principal();
+    let withdrawal = vote == Vote::Reject && req.requested_by == call.principal.as_str();
     let action = if withdrawal { "model.promote" } else { "model.approve" };
     call.authorize(&state, action, &resource).await?;
     let voter = Voter {
-        subject: call.principal(),
-        actors: &call.caller.actor_chain,
+        subject: call.principal.as_str(),
+        actors: &call.actor_chain,
     };
-    let result = match state.store.vote(&id, voter, vote, &reason, call.now).await {
+    let result = match state.app.store.vote(&id, voter, vote, &reason, call.now).await {
         Ok(r) => r,
         Err(StoreError::Registry(rule)) => {
             let policy = match rule {
@@ -189,9 +179,9 @@ async fn vote<S: Store>(
                 _ => FOUR_EYES_POLICY_ID,
             };
             call.record_denial(&state, action, &shown, policy).await;
-            return Err(rule_error(rule));
+            return Err(rule.into());
         }
-        Err(e) => return Err(store_error(e)),
+        Err(e) => return Err(e.into()),
     };
     let (approvals, outcome) = match result.outcome {
         VoteOutcome::Recorded { approvals, .. } => (approvals, "recorded"),
@@ -199,7 +189,7 @@ async fn vote<S: Store>(
         VoteOutcome::Rejected => (0, "rejected"),
     };
     let event = EventKind::Approval {
-        approver: call.principal().to_owned(),
+        approver: call.principal.as_str().to_owned(),
         requester: req.requested_by.clone(),
         requester_actors: req.requester_actors.clone(),
         resource: shown.clone(),
@@ -214,10 +204,7 @@ async fn vote<S: Store>(
     if matches!(result.outcome, VoteOutcome::Completed { .. }) {
         refresh_attributes(&state).await;
         if let Some(old) = result.archived {
-            let old_ref = entities::display(&warden_policy::Resource::new(
-                "ModelVersion",
-                format!("{}@{old}", req.model),
-            ));
+            let old_ref = warden_policy::Resource::new("ModelVersion", format!("{}@{old}", req.model)).to_string();
             let op = "model.stage:production->archived";
             call.audit_change(&state, &old_ref, op, None, Some(format!("replaced by promotion {id}")))
                 .await?;
@@ -234,7 +221,7 @@ async fn vote<S: Store>(
     }
     // The vote is committed and audited: a failure to read the ballots
     // back must not read as "nothing was changed".
-    let ballots = match state.store.get_promotion(&id).await {
+    let ballots = match state.app.store.get_promotion(&id).await {
         Ok(Some((_, b))) => b,
         _ => Vec::new(),
     };

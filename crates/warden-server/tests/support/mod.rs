@@ -13,10 +13,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
-use warden_jose::{Algorithm, AlgorithmSet};
-use warden_keys::{MasterKey, RotationPolicy};
-use warden_server::clients::{self, ClientSpec};
-use warden_server::options::{AuditOptions, MetricsOptions, OAuthOptions, scopes};
+use warden_keys::MasterKey;
+use warden_server::access::Access;
+use warden_server::oauth::clients::{self, ClientSpec, Clients};
+use warden_server::options::{AuditOptions, scopes};
 use warden_server::state::AppState;
 use warden_server::{App, ServerOptions};
 use warden_store::Store;
@@ -37,42 +37,13 @@ pub fn fresh_schema() -> String {
 pub fn options(issuer: &str) -> ServerOptions {
     ServerOptions {
         issuer: issuer.to_owned(),
-        default_ttl: 300,
-        max_ttl: 3600,
-        leeway: 30,
-        max_token_bytes: 8192,
-        algorithms: AlgorithmSet::asymmetric(),
-        key_algorithm: Algorithm::EdDSA,
-        rotation: RotationPolicy {
-            publish_lead: 300,
-            max_token_ttl: 3600,
-            leeway: 60,
-        },
-        rotate_every: 0,
-        oauth: OAuthOptions {
-            refresh_idle_ttl: 86_400,
-            refresh_absolute_ttl: 30 * 86_400,
-            refresh_grace: 0,
-            max_delegation_depth: 2,
-            max_body_bytes: 64 * 1024,
-            auth_failures_per_minute: 10,
-            assertion_max_ttl: 300,
-            introspection_scope: "warden.introspect".into(),
-        },
         audit: AuditOptions {
             origin: "warden.test/audit".into(),
             origin_explicit: true,
             checkpoint_interval: 1,
+            ..AuditOptions::for_issuer(issuer)
         },
-        federation: Vec::new(),
-        policy_dir: None,
-        model_stages: Default::default(),
-        routes: Vec::new(),
-        redis_url: None,
-        rate_limit: Default::default(),
-        registry: Default::default(),
-        trusted_proxies: Vec::new(),
-        metrics: MetricsOptions::default(),
+        ..ServerOptions::default()
     }
 }
 
@@ -86,6 +57,8 @@ pub enum Backend {
 pub struct Server<S: Store> {
     pub base: String,
     pub state: Arc<AppState<S>>,
+    pub clients: Arc<Clients>,
+    pub access: Arc<Access>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -146,6 +119,8 @@ async fn start<S: Store>(
         .unwrap();
     let app = wrap(app, &opts);
     let state = Arc::clone(app.state());
+    let clients = Arc::clone(app.clients());
+    let access = Arc::clone(app.access());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.serve(listener, async move {
@@ -157,6 +132,8 @@ async fn start<S: Store>(
     Server {
         base,
         state,
+        clients,
+        access,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
         stop: Some(tx),
         task: Some(task),
@@ -272,7 +249,7 @@ impl<S: Store> Server<S> {
         };
         let (_, secret) = clients::create(
             &self.state.store,
-            &self.state.hasher,
+            &self.clients.hasher,
             &spec,
             warden_server::state::now(),
         )

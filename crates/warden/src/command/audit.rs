@@ -66,7 +66,7 @@ pub async fn run(cmd: AuditCommand, ctx: &Context) -> anyhow::Result<()> {
     {
         let verifier = match vkey {
             Some(vkey) => parse_vkey(vkey)?,
-            None => with_store(&ctx.settings, false, VerifierTask { ctx })
+            None => with_store(&ctx.options.storage, false, VerifierTask { ctx })
                 .await
                 .map_err(|e| {
                     UsageError(format!(
@@ -78,7 +78,7 @@ pub async fn run(cmd: AuditCommand, ctx: &Context) -> anyhow::Result<()> {
         };
         return verify_export(path.clone(), verifier).await;
     }
-    with_store(&ctx.settings, false, AuditTask { cmd, ctx }).await
+    with_store(&ctx.options.storage, false, AuditTask { cmd, ctx }).await
 }
 
 /// Records `kinds` at `time` in the audit log, in one durable transaction:
@@ -100,7 +100,7 @@ pub async fn record<S: AuditStore>(store: &S, time: u64, kinds: Vec<EventKind>) 
 /// with, as in `warden serve`; a configured one must match it.
 pub async fn load_signer<S: Store>(store: &S, ctx: &Context, create: bool) -> anyhow::Result<AuditSigner> {
     let master = ctx.master_key(false)?;
-    let audit = &ctx.settings.audit;
+    let audit = &ctx.options.audit;
     match AuditSigner::load_or_create(store, &master, &audit.origin, create).await {
         Err(StoreError::AuditOriginMismatch { stored, .. }) if !audit.origin_explicit => {
             Ok(AuditSigner::load_or_create(store, &master, &stored, create).await?)
@@ -112,7 +112,7 @@ pub async fn load_signer<S: Store>(store: &S, ctx: &Context, create: bool) -> an
 /// The origin of this database's log: the configured one, or when none is
 /// configured, the stored key's (read without the master key).
 async fn origin_of<S: Store>(store: &S, ctx: &Context) -> anyhow::Result<String> {
-    let audit = &ctx.settings.audit;
+    let audit = &ctx.options.audit;
     if !audit.origin_explicit
         && let Some(stored) = AuditSigner::stored_origin(store).await?
     {
@@ -210,7 +210,7 @@ fn query_of(args: &AuditQueryArgs) -> anyhow::Result<EventQuery> {
         value
             .as_deref()
             .map(|v| {
-                parse_time(v).ok_or_else(|| {
+                warden_server::time::parse(v).ok_or_else(|| {
                     UsageError(format!(
                         "{flag} `{v}`: expected Unix seconds or RFC 3339 UTC (2026-01-31T12:00:00Z)"
                     ))
@@ -231,57 +231,6 @@ fn query_of(args: &AuditQueryArgs) -> anyhow::Result<EventQuery> {
         until: time("--until", &args.until)?,
         ..EventQuery::default()
     })
-}
-
-/// Unix seconds, `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM:SSZ`.
-fn parse_time(text: &str) -> Option<u64> {
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(secs);
-    }
-    let (date, clock) = match text.split_once('T') {
-        Some((date, clock)) => (date, Some(clock.strip_suffix('Z')?)),
-        None => (text, None),
-    };
-    let mut date_parts = date.splitn(3, '-');
-    let (y, mo, d) = (date_parts.next()?, date_parts.next()?, date_parts.next()?);
-    if y.len() != 4 || mo.len() != 2 || d.len() != 2 {
-        return None;
-    }
-    let (y, mo, d): (i64, u32, u32) = (y.parse().ok()?, mo.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let (h, mi, s) = match clock {
-        Some(clock) => {
-            let mut parts = clock.splitn(3, ':');
-            let (h, mi, s) = (parts.next()?, parts.next()?, parts.next()?);
-            if h.len() != 2 || mi.len() != 2 || s.len() != 2 {
-                return None;
-            }
-            let (h, mi, s): (u64, u64, u64) = (h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?);
-            if h > 23 || mi > 59 || s > 59 {
-                return None;
-            }
-            (h, mi, s)
-        }
-        None => (0, 0, 0),
-    };
-    let days = days_from_civil(y, mo, d);
-    let days = u64::try_from(days).ok()?;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
-    // Refuse dates that do not exist (2026-02-30) by a round trip.
-    (rfc3339(secs).get(..10) == Some(date)).then_some(secs)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Calls `each` on the events `query` selects, a page at a time, at most
@@ -413,8 +362,8 @@ impl<'a> EventLine<'a> {
     fn of(event: &'a StoredEvent) -> Self {
         let (body, body_base64, salt) = match &event.content {
             Some((body, salt)) => match std::str::from_utf8(body) {
-                Ok(text) => (Some(text), None, Some(hex(salt.as_bytes()))),
-                Err(_) => (None, Some(STANDARD.encode(body)), Some(hex(salt.as_bytes()))),
+                Ok(text) => (Some(text), None, Some(hex::encode(salt.as_bytes()))),
+                Err(_) => (None, Some(STANDARD.encode(body)), Some(hex::encode(salt.as_bytes()))),
             },
             None => (None, None, None),
         };
@@ -428,7 +377,7 @@ impl<'a> EventLine<'a> {
             body,
             body_base64,
             salt,
-            leaf_hash: hex(&event.leaf_hash),
+            leaf_hash: hex::encode(event.leaf_hash),
             erased: event.content.is_none(),
             erased_at: event.erasure.as_ref().map(|e| e.at),
             erasure_reason: event.erasure.as_ref().map(|e| e.reason.as_str()),
@@ -587,7 +536,7 @@ async fn verify_store<S: Store>(store: S, verifier: Option<NoteVerifier>, ctx: &
             // Without a key there can be no checkpoint: the library refuses
             // the log (with this same error) if it finds one.
             Err(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NoAuditKey)) => {
-                (keyless_verifier(&ctx.settings.audit.origin)?, true)
+                (keyless_verifier(&ctx.options.audit.origin)?, true)
             }
             Err(e) => return Err(e),
         },
@@ -738,7 +687,7 @@ impl<R: BufRead> ExportReader<R> {
         let leaf_hash = line
             .leaf_hash
             .as_deref()
-            .and_then(unhex)
+            .and_then(|h| hex::decode(h).ok())
             .and_then(|h| Hash::try_from(h.as_slice()).ok())
             .ok_or_else(|| bad("leaf_hash is not 32 bytes of hex"))?;
         let body = match (line.body, line.body_base64) {
@@ -754,7 +703,8 @@ impl<R: BufRead> ExportReader<R> {
         let salt = line
             .salt
             .map(|s| {
-                unhex(&s)
+                hex::decode(s.as_bytes())
+                    .ok()
                     .and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
                     .map(Salt::from_bytes)
                     .ok_or_else(|| bad("salt is not 32 bytes of hex"))
@@ -884,7 +834,7 @@ async fn erase<S: AuditStore>(
         .into());
     }
     let now = now();
-    let retention = ctx.settings.audit.retention_secs;
+    let retention = ctx.options.audit.retention;
     let kept_until = event.time.saturating_add(retention);
     let within_retention = now < kept_until;
     if within_retention && !override_retention {
@@ -925,25 +875,6 @@ async fn erase<S: AuditStore>(
         }
     );
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -1035,33 +966,6 @@ mod tests {
                 erasure: None,
             });
         }
-    }
-
-    #[test]
-    fn times_parse_in_both_forms() {
-        assert_eq!(parse_time("1800000000"), Some(1_800_000_000));
-        assert_eq!(parse_time("2027-01-15T08:00:00Z"), Some(1_800_000_000));
-        assert_eq!(parse_time("2000-02-29"), Some(951_782_400));
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        for bad in [
-            "",
-            "2026-02-30",
-            "2026-13-01",
-            "2026-1-01",
-            "2026-01-01T25:00:00Z",
-            "2026-01-01T00:00:00",
-            "-5",
-            "yesterday",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(unhex(&hex(&[0, 0x7f, 0xff])).unwrap(), [0, 0x7f, 0xff]);
-        assert!(unhex("0").is_none());
-        assert!(unhex("+1").is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use anyhow::anyhow;
 use warden_audit::EventKind;
-use warden_server::clients::{self, ClientSpec, SecretHasher};
+use warden_server::oauth::clients::{self, ClientSpec, SecretHasher};
 use warden_store::Store;
 use warden_store::oauth::ClientKind;
 
@@ -16,7 +16,7 @@ use crate::store_select::{StoreTask, with_store};
 /// Runs a client subcommand.
 pub async fn run(cmd: ClientCommand, ctx: &Context) -> anyhow::Result<()> {
     with_store(
-        &ctx.settings,
+        &ctx.options.storage,
         matches!(cmd, ClientCommand::Create(_)),
         ClientTask { cmd, ctx },
     )
@@ -56,7 +56,7 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
 /// fingerprint the store recorded).
 async fn hasher<S: Store>(ctx: &Context, store: &S, create: bool) -> anyhow::Result<SecretHasher> {
     let master = ctx.master_key(create)?;
-    warden_store::KeyManager::open(store.clone(), master.clone(), ctx.rotation_policy()).await?;
+    warden_store::KeyManager::open(store.clone(), master.clone(), ctx.options.rotation).await?;
     Ok(SecretHasher::from_master(&master))
 }
 
@@ -151,7 +151,7 @@ impl StoreTask for ClientTask<'_> {
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.disable", &client_id)]).await?;
                 self.ctx
-                    .announce(warden_server::fanout::Notice::Client {
+                    .announce(warden_server::notice::Notice::Client {
                         client_id: client_id.clone(),
                     })
                     .await;
@@ -165,7 +165,7 @@ impl StoreTask for ClientTask<'_> {
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.enable", &client_id)]).await?;
                 self.ctx
-                    .announce(warden_server::fanout::Notice::Client {
+                    .announce(warden_server::notice::Notice::Client {
                         client_id: client_id.clone(),
                     })
                     .await;
@@ -178,7 +178,7 @@ impl StoreTask for ClientTask<'_> {
                     .map_err(usage)?;
                 audit::record(&store, now, vec![admin_event("client.rotate_secret", &client_id)]).await?;
                 self.ctx
-                    .announce(warden_server::fanout::Notice::Client {
+                    .announce(warden_server::notice::Notice::Client {
                         client_id: client_id.clone(),
                     })
                     .await;

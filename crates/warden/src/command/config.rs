@@ -1,5 +1,6 @@
 //! `warden config check`.
 
+use warden_server::options::JwksLocation;
 use warden_store::redact_url;
 
 use super::Context;
@@ -10,10 +11,10 @@ use crate::cli::ConfigCommand;
 pub fn run(cmd: ConfigCommand, ctx: &Context) {
     match cmd {
         ConfigCommand::Check => {
-            let s = &ctx.settings;
-            println!("data_dir = {:?}", s.data_dir.display().to_string());
-            println!("database_url = {:?}", redact_url(&s.database_url));
-            if let Some(schema) = &s.database_schema {
+            let s = &ctx.options;
+            println!("data_dir = {:?}", s.storage.data_dir.display().to_string());
+            println!("database_url = {:?}", redact_url(&s.storage.database_url));
+            if let Some(schema) = &s.storage.database_schema {
                 println!("database_schema = {schema:?}");
             }
             println!("listen = \"{}\"", s.listen);
@@ -21,15 +22,15 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("tokens.default_ttl = {}", s.default_ttl);
             println!("tokens.max_ttl = {}", s.max_ttl);
             println!("tokens.leeway = {}", s.leeway);
-            println!("tokens.max_bytes = {}", s.max_bytes);
+            println!("tokens.max_bytes = {}", s.max_token_bytes);
             let algs: Vec<_> = s.algorithms.iter().map(|a| format!("{:?}", a.as_str())).collect();
             println!("tokens.algorithms = [{}]", algs.join(", "));
             println!("keys.algorithm = {:?}", s.key_algorithm.as_str());
-            println!("keys.publish_lead = {}", s.publish_lead);
+            println!("keys.publish_lead = {}", s.rotation.publish_lead);
             println!("keys.rotate_every = {}", s.rotate_every);
             println!("audit.origin = {:?}", s.audit.origin);
             println!("audit.checkpoint_interval = {}", s.audit.checkpoint_interval);
-            println!("audit.retention_days = {}", s.audit.retention_secs / 86_400);
+            println!("audit.retention_days = {}", s.audit.retention / 86_400);
             let o = &s.oauth;
             println!("oauth.refresh_idle_ttl = {}", o.refresh_idle_ttl);
             println!("oauth.refresh_absolute_ttl = {}", o.refresh_absolute_ttl);
@@ -44,10 +45,11 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             }
             println!("rate_limit.redis_fallback = {:?}", s.rate_limit.redis_fallback.as_str());
             println!("rate_limit.replicas = {}", s.rate_limit.replicas);
+            println!("replicas.sync_interval = {}", s.replicas.sync_interval.as_secs());
             for f in &s.federation {
                 let source = match &f.jwks {
-                    crate::config::JwksSource::Url(u) => u.clone(),
-                    crate::config::JwksSource::File(p) => p.display().to_string(),
+                    JwksLocation::Url(u) => u.clone(),
+                    JwksLocation::File(p) => p.display().to_string(),
                 };
                 let algs: Vec<_> = f.algorithms.iter().map(|a| a.as_str()).collect();
                 println!(

@@ -15,7 +15,7 @@ use crate::store_select::{StoreTask, with_store};
 /// Runs a keys subcommand.
 pub async fn run(cmd: KeysCommand, ctx: &Context) -> anyhow::Result<()> {
     let creates = matches!(cmd, KeysCommand::Rotate { .. });
-    with_store(&ctx.settings, creates, KeysTask { cmd, ctx }).await
+    with_store(&ctx.options.storage, creates, KeysTask { cmd, ctx }).await
 }
 
 struct KeysTask<'a> {
@@ -31,11 +31,11 @@ impl StoreTask for KeysTask<'_> {
         let ctx = self.ctx;
         match self.cmd {
             KeysCommand::List { json } => {
-                let ring = Keyring::new(store.list_keys().await?, ctx.rotation_policy());
+                let ring = Keyring::new(store.list_keys().await?, ctx.options.rotation);
                 print_list(&ring, now, json);
             }
             KeysCommand::Jwks => {
-                let ring = Keyring::new(store.list_keys().await?, ctx.rotation_policy());
+                let ring = Keyring::new(store.list_keys().await?, ctx.options.rotation);
                 let keys = ring
                     .published(now)
                     .into_iter()
@@ -46,9 +46,9 @@ impl StoreTask for KeysTask<'_> {
             KeysCommand::Rotate { alg, immediately } => {
                 let alg = match alg {
                     Some(name) => Algorithm::parse(&name)?,
-                    None => ctx.settings.key_algorithm,
+                    None => ctx.options.key_algorithm,
                 };
-                if !ctx.settings.algorithms.contains(alg) {
+                if !ctx.options.algorithms.contains(alg) {
                     return Err(UsageError(format!(
                         "--alg {alg} is not in tokens.algorithms: tokens it signs would be rejected"
                     ))
@@ -69,7 +69,7 @@ impl StoreTask for KeysTask<'_> {
                     });
                 }
                 audit::record(manager.store(), now, events).await?;
-                ctx.announce(warden_server::fanout::Notice::Keys).await;
+                ctx.announce(warden_server::notice::Notice::Keys).await;
                 println!("{}", record.kid);
                 if record.activates_at <= now {
                     eprintln!("created {alg} key {}: published and signing now", record.kid);
@@ -86,7 +86,7 @@ impl StoreTask for KeysTask<'_> {
                 let manager = ctx.key_manager(store, false).await?;
                 manager.retire(&kid, now, force).await?;
                 audit::record(manager.store(), now, vec![EventKind::KeyRetired { kid: kid.clone() }]).await?;
-                ctx.announce(warden_server::fanout::Notice::Keys).await;
+                ctx.announce(warden_server::notice::Notice::Keys).await;
                 eprintln!("retired key {kid}: it is no longer published");
             }
             KeysCommand::Sweep => {

@@ -41,7 +41,7 @@ use super::{Context, rfc3339};
 use crate::cli::RemoteArgs;
 use crate::exit::{Refused, UsageError};
 
-/// The purpose header (`warden_server::purpose::HEADER`).
+/// The purpose header (`warden_server::access::purpose::HEADER`).
 const PURPOSE_HEADER: &str = "x-warden-purpose";
 /// Largest answer read from the server.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
@@ -61,7 +61,7 @@ impl RegistryClient {
     /// issuer), the token from `--token`, `WARDEN_TOKEN` or `--token-file`,
     /// and `--purpose`. A missing or unusable token is a usage error.
     pub fn new(remote: &RemoteArgs, ctx: &Context) -> anyhow::Result<Self> {
-        let server = remote.server.as_deref().unwrap_or(&ctx.settings.issuer);
+        let server = remote.server.as_deref().unwrap_or(&ctx.options.issuer);
         let base = server_url(server)?;
         let token = match (&remote.token, &remote.token_file) {
             (_, Some(path)) => read_token(path)?,
@@ -342,8 +342,7 @@ pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
         context.update(read);
         size += n as u64;
     }
-    let hex: String = context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((format!("sha256:{hex}"), size))
+    Ok((format!("sha256:{}", hex::encode(context.finish())), size))
 }
 
 // --- output ---

@@ -1,5 +1,5 @@
-//! `warden serve`: maps the settings onto the server's options, opens the
-//! store and runs the server until SIGTERM or SIGINT.
+//! `warden serve`: opens the store and runs the server with the resolved
+//! configuration until SIGTERM or SIGINT.
 //!
 //! `warden serve --demo` also starts the built-in demo upstream
 //! ([`warden_server::demo`]) on a loopback port, adds routes to it
@@ -12,78 +12,19 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use warden_audit::{AuditEvent, EventKind};
-use warden_server::clients::{self, ClientError, ClientSpec};
-use warden_server::gateway::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
-use warden_server::options::{AuditOptions, FederatedIssuer, JwksLocation, OAuthOptions};
-use warden_server::{App, ServerOptions};
+use warden_server::App;
+use warden_server::oauth::clients::{self, ClientError, ClientSpec};
+use warden_server::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 use warden_store::Store;
 use warden_store::oauth::ClientKind;
 
 use super::{Context, now};
 use crate::cli::ServeArgs;
-use crate::config::{JwksSource, Settings};
 use crate::store_select::{StoreTask, with_store};
 
 /// Runs the server.
 pub async fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<()> {
-    with_store(&ctx.settings, true, ServeTask { ctx, demo: args.demo }).await
-}
-
-/// The server's options from validated settings.
-pub fn options(ctx: &Context) -> ServerOptions {
-    let s: &Settings = &ctx.settings;
-    ServerOptions {
-        issuer: s.issuer.clone(),
-        default_ttl: s.default_ttl,
-        max_ttl: s.max_ttl,
-        leeway: s.leeway,
-        max_token_bytes: s.max_bytes,
-        algorithms: s.algorithms,
-        key_algorithm: s.key_algorithm,
-        rotation: ctx.rotation_policy(),
-        rotate_every: s.rotate_every,
-        oauth: OAuthOptions {
-            refresh_idle_ttl: s.oauth.refresh_idle_ttl,
-            refresh_absolute_ttl: s.oauth.refresh_absolute_ttl,
-            refresh_grace: s.oauth.refresh_grace,
-            max_delegation_depth: s.oauth.max_delegation_depth,
-            max_body_bytes: s.oauth.max_body_bytes,
-            auth_failures_per_minute: s.oauth.auth_failures_per_minute,
-            assertion_max_ttl: s.oauth.assertion_max_ttl,
-            introspection_scope: s.oauth.introspection_scope.clone(),
-        },
-        audit: AuditOptions {
-            origin: s.audit.origin.clone(),
-            origin_explicit: s.audit.origin_explicit,
-            checkpoint_interval: s.audit.checkpoint_interval,
-        },
-        federation: s
-            .federation
-            .iter()
-            .map(|f| FederatedIssuer {
-                issuer: f.issuer.clone(),
-                jwks: match &f.jwks {
-                    JwksSource::Url(u) => JwksLocation::Url(u.clone()),
-                    JwksSource::File(p) => JwksLocation::File(p.clone()),
-                },
-                algorithms: f.algorithms,
-                audience: f.audience.clone(),
-                typ: f.typ.clone(),
-                role_claim: f.role_claim.clone(),
-                roles: f.roles.clone(),
-                scope_claim: f.scope_claim.clone(),
-                subject_kind: f.subject_kind.clone(),
-            })
-            .collect(),
-        policy_dir: s.policy_dir.clone(),
-        model_stages: s.models.clone(),
-        routes: s.routes.clone(),
-        redis_url: s.redis_url.clone(),
-        rate_limit: s.rate_limit,
-        registry: s.registry,
-        trusted_proxies: s.trusted_proxies.clone(),
-        metrics: s.metrics.clone(),
-    }
+    with_store(&ctx.options.storage, true, ServeTask { ctx, demo: args.demo }).await
 }
 
 struct ServeTask<'a> {
@@ -98,7 +39,7 @@ impl StoreTask for ServeTask<'_> {
         let ctx = self.ctx;
         let master = ctx.master_key(true)?;
         let backend = store.backend();
-        let mut options = options(ctx);
+        let mut options = ctx.options.clone();
         let demo = if self.demo {
             let (addr, task) = warden_server::demo::spawn_demo_upstream()
                 .await
@@ -124,25 +65,25 @@ impl StoreTask for ServeTask<'_> {
             Some(_) => Some(register_demo_clients(&app).await?),
             None => None,
         };
-        let listener = warden_server::bind(ctx.settings.listen)
+        let listener = warden_server::bind(ctx.options.listen)
             .await
-            .with_context(|| format!("listening on {}", ctx.settings.listen))?;
+            .with_context(|| format!("listening on {}", ctx.options.listen))?;
         let local = listener.local_addr().context("reading the bound address")?;
         eprintln!(
             "warden listening on http://{local} (issuer {}, {backend} store)",
-            ctx.settings.issuer
+            ctx.options.issuer
         );
         eprintln!(
             "  metadata: {}/.well-known/oauth-authorization-server",
-            ctx.settings.issuer
+            ctx.options.issuer
         );
         eprintln!("  audit log verifier key: {}", app.vkey());
         eprintln!(
             "  dashboard: {}/ui/ (sign in with a link from `warden ui link --sub user:NAME --role auditor`)",
-            ctx.settings.issuer.trim_end_matches('/')
+            ctx.options.issuer.trim_end_matches('/')
         );
-        if let Some(url) = &ctx.settings.redis_url {
-            let r = &ctx.settings.rate_limit;
+        if let Some(url) = &ctx.options.redis_url {
+            let r = &ctx.options.rate_limit;
             eprintln!(
                 "  rate limits: shared through Redis at {} (while it is unreachable: {}, replicas {})",
                 warden_store::redact_url(url),
@@ -150,14 +91,14 @@ impl StoreTask for ServeTask<'_> {
                 r.replicas
             );
         }
-        match (ctx.settings.metrics.enabled, ctx.settings.metrics.listen) {
+        match (ctx.options.metrics.enabled, ctx.options.metrics.listen) {
             (true, Some(addr)) => eprintln!("  metrics: http://{addr}/metrics"),
             (true, None) => eprintln!("  metrics: http://{local}/metrics"),
             (false, _) => {}
         }
         match (&demo, &secrets) {
             (Some((addr, _)), Some(secrets)) => eprintln!("{}", walkthrough(ctx, *addr, local, secrets)),
-            _ if ctx.settings.routes.is_empty() => eprintln!(
+            _ if ctx.options.routes.is_empty() => eprintln!(
                 "  no gateway routes are configured ([[route]] in warden.toml); \
                  `warden serve --demo` adds a built-in demo upstream, routes and clients"
             ),
@@ -291,17 +232,17 @@ impl DemoSecrets {
 /// a new secret (a secret is shown only once, and the walk-through needs
 /// it). Clients that exist keep their settings. Each change is audited.
 async fn register_demo_clients<S: Store>(app: &App<S>) -> anyhow::Result<DemoSecrets> {
-    let state = app.state();
+    let (state, hasher) = (app.state(), &app.clients().hasher);
     let now = now();
     let mut secrets = Vec::new();
     for spec in demo_clients() {
-        let (action, secret) = match clients::create(&state.store, &state.hasher, &spec, now).await {
+        let (action, secret) = match clients::create(&state.store, hasher, &spec, now).await {
             Ok((_, Some(secret))) => ("client.create", secret),
             Err(ClientError::Exists(_)) => {
-                let secret = clients::rotate_secret(&state.store, &state.hasher, &spec.name, now)
+                let secret = clients::rotate_secret(&state.store, hasher, &spec.name, now)
                     .await
                     .with_context(|| format!("renewing the secret of the demo client `{}`", spec.name))?;
-                state.forget_client(&spec.name);
+                app.clients().forget(&spec.name);
                 ("client.rotate_secret", secret)
             }
             Ok((_, None)) => anyhow::bail!("the demo client `{}` got no secret", spec.name),
@@ -324,7 +265,7 @@ async fn register_demo_clients<S: Store>(app: &App<S>) -> anyhow::Result<DemoSec
 
 /// The `--demo` walk-through: shell lines that work as printed.
 fn walkthrough(ctx: &Context, upstream: SocketAddr, local: SocketAddr, secrets: &DemoSecrets) -> String {
-    let s = &ctx.settings;
+    let s = &ctx.options;
     // The issuer is the public URL; when it is not this machine's, talk to
     // the socket directly.
     let base = if s.issuer.starts_with("http://") {
@@ -337,9 +278,9 @@ fn walkthrough(ctx: &Context, upstream: SocketAddr, local: SocketAddr, secrets: 
         .and_then(|p| p.to_str().map(str::to_owned))
         .filter(|p| !p.contains([' ', '\'', '"', '$']))
         .unwrap_or_else(|| "warden".into());
-    let data_dir = std::fs::canonicalize(&s.data_dir).unwrap_or_else(|_| s.data_dir.clone());
-    let default_db = format!("sqlite://{}", s.data_dir.join(warden_store::DATABASE_FILE).display());
-    let audit = if s.database_url == default_db {
+    let data_dir = std::fs::canonicalize(&s.storage.data_dir).unwrap_or_else(|_| s.storage.data_dir.clone());
+    let default_db = warden_server::options::StorageOptions::embedded(s.storage.data_dir.clone()).database_url;
+    let audit = if s.storage.database_url == default_db {
         format!("{warden} audit tail -n 4 --data-dir '{}'", data_dir.display())
     } else {
         format!("{warden} audit tail -n 4   # with this server's --config / --database-url")
@@ -420,14 +361,13 @@ fn walkthrough(ctx: &Context, upstream: SocketAddr, local: SocketAddr, secrets: 
 fn reload_on_sighup<S: Store>(app: &App<S>) {
     #[cfg(unix)]
     {
-        let policies = app.policies();
-        let state = std::sync::Arc::clone(app.state());
+        let (access, state) = (std::sync::Arc::clone(app.access()), std::sync::Arc::clone(app.state()));
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
                 return;
             };
             while hup.recv().await.is_some() {
-                warden_server::reload_policies(&state, &policies, "SIGHUP").await;
+                access.reload_policies(&state, "SIGHUP").await;
             }
         });
     }

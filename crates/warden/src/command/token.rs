@@ -22,7 +22,7 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Issue(args) => {
             check_issue_args(&args, ctx)?;
-            let token = with_store(&ctx.settings, false, IssueTask { args, ctx }).await?;
+            let token = with_store(&ctx.options.storage, false, IssueTask { args, ctx }).await?;
             println!("{token}");
             Ok(())
         }
@@ -46,11 +46,11 @@ pub(crate) fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Resul
         return Err(UsageError("--aud must not be empty".into()).into());
     }
     if let Some(ttl) = args.ttl
-        && (ttl == 0 || ttl > ctx.settings.max_ttl)
+        && (ttl == 0 || ttl > ctx.options.max_ttl)
     {
         return Err(UsageError(format!(
             "--ttl must be between 1 and tokens.max_ttl ({})",
-            ctx.settings.max_ttl
+            ctx.options.max_ttl
         ))
         .into());
     }
@@ -68,7 +68,7 @@ impl StoreTask for IssueTask<'_> {
 
     async fn run<S: Store>(self, store: S) -> anyhow::Result<String> {
         let now = now();
-        let settings = &self.ctx.settings;
+        let settings = &self.ctx.options;
         let key = self.ctx.key_manager(store, false).await?.signing_key(now).await?;
         let args = self.args;
         let claims = AccessTokenClaims {
@@ -101,7 +101,7 @@ impl StoreTask for PublishedKeys<'_> {
 }
 
 async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
-    let settings = &ctx.settings;
+    let settings = &ctx.options;
     let algorithms = if args.algs.is_empty() {
         settings.algorithms
     } else {
@@ -114,7 +114,7 @@ async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
     let mut validation = Validation::access_token(args.aud.clone())
         .with_leeway(leeway)
         .map_err(|e| UsageError(format!("--leeway: {e}")))?
-        .with_max_token_bytes(settings.max_bytes)
+        .with_max_token_bytes(settings.max_token_bytes)
         .with_algorithms(algorithms);
     if !args.typs.is_empty() {
         validation = validation.with_typ(Some(args.typs.clone()));
@@ -135,7 +135,7 @@ async fn verify(args: VerifyArgs, ctx: &Context) -> anyhow::Result<()> {
             }
             KeySet::new(set.into_keys()).map_err(|e| UsageError(format!("--jwks {}: {e}", path.display())))?
         }
-        None => with_store(settings, false, PublishedKeys(ctx)).await?,
+        None => with_store(&settings.storage, false, PublishedKeys(ctx)).await?,
     };
     let verifier = TokenVerifier::new([TrustedIssuer::new(args.iss.clone(), keys, algorithms)], validation);
     match verifier.verify(&token, now()) {

@@ -41,7 +41,7 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
     let base = args
         .url
         .clone()
-        .unwrap_or_else(|| ctx.settings.issuer.clone())
+        .unwrap_or_else(|| ctx.options.issuer.clone())
         .trim_end_matches('/')
         .to_owned();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -49,7 +49,7 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     let issue = IssueArgs {
         sub: args.sub,
-        aud: vec![ctx.settings.issuer.clone()],
+        aud: vec![ctx.options.issuer.clone()],
         scope: args.scope,
         roles: args.roles,
         ttl: Some(args.ttl),
@@ -58,7 +58,7 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
         tenant: args.tenant,
     };
     check_issue_args(&issue, ctx)?;
-    let token = with_store(&ctx.settings, false, LinkTask { args: issue, ctx }).await?;
+    let token = with_store(&ctx.options.storage, false, LinkTask { args: issue, ctx }).await?;
     println!("{base}/ui/login#token={token}");
     eprintln!(
         "valid for {} s; whoever holds this link signs in as that person until then",

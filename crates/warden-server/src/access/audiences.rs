@@ -1,0 +1,113 @@
+//! Verified-token caches for the audiences of the gateway's routes:
+//! Warden access tokens for a route's audience (the issuer by default),
+//! verified with the published keys and cached per audience.
+//!
+//! The caches are built from a [`KeySnapshot`] and rebuilt when the server
+//! swaps the snapshot (a key was published or retired), so a cache never
+//! answers for keys that are gone. The issuer audience reuses the
+//! snapshot's own cache, which revocation also invalidates.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use warden_jose::{JoseError, VerifiedToken, VerifiedTokenCache};
+
+use crate::keys::KeySnapshot;
+use crate::options::ServerOptions;
+
+/// Capacity of each audience's verified-token cache.
+const CACHE_CAPACITY: usize = 100_000;
+
+#[derive(Debug)]
+struct Built {
+    snapshot: Arc<KeySnapshot>,
+    caches: HashMap<String, Arc<VerifiedTokenCache>>,
+}
+
+/// Verified-token caches for the audiences of the routes.
+#[derive(Debug)]
+pub struct AudienceVerifiers {
+    issuer: String,
+    audiences: Vec<String>,
+    built: RwLock<Option<Built>>,
+}
+
+impl AudienceVerifiers {
+    /// Caches for `audiences` (the issuer's is the key snapshot's own).
+    pub fn new(issuer: &str, audiences: impl IntoIterator<Item = String>) -> Self {
+        let mut audiences: Vec<String> = audiences.into_iter().filter(|a| a != issuer).collect();
+        audiences.sort();
+        audiences.dedup();
+        AudienceVerifiers {
+            issuer: issuer.to_owned(),
+            audiences,
+            built: RwLock::new(None),
+        }
+    }
+
+    /// Verifies `token` for `audience` (`None`: the issuer) with the keys
+    /// of `snapshot`; also says whether the verified-token cache answered
+    /// (for the hit-ratio metric).
+    pub fn verify(
+        &self,
+        snapshot: &Arc<KeySnapshot>,
+        options: &ServerOptions,
+        audience: Option<&str>,
+        token: &str,
+        now: u64,
+    ) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
+        let audience = audience.unwrap_or(&self.issuer);
+        if audience == self.issuer {
+            return snapshot.api.verify_traced(token, now);
+        }
+        match self.cache(snapshot, options, audience) {
+            Ok(cache) => cache.verify_traced(token, now),
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    fn cache(
+        &self,
+        snapshot: &Arc<KeySnapshot>,
+        options: &ServerOptions,
+        audience: &str,
+    ) -> Result<Arc<VerifiedTokenCache>, JoseError> {
+        if let Ok(built) = self.built.read()
+            && let Some(b) = built.as_ref()
+            && Arc::ptr_eq(&b.snapshot, snapshot)
+            && let Some(cache) = b.caches.get(audience)
+        {
+            return Ok(Arc::clone(cache));
+        }
+        let fresh = |aud: &str| -> Result<Arc<VerifiedTokenCache>, JoseError> {
+            let verifier = snapshot.verifier_for(options, aud)?;
+            Ok(Arc::new(VerifiedTokenCache::new(verifier, CACHE_CAPACITY)))
+        };
+        let mut caches = HashMap::with_capacity(self.audiences.len() + 1);
+        for aud in &self.audiences {
+            caches.insert(aud.clone(), fresh(aud)?);
+        }
+        let cache = match caches.get(audience) {
+            Some(cache) => Arc::clone(cache),
+            None => {
+                let cache = fresh(audience)?;
+                caches.insert(audience.to_owned(), Arc::clone(&cache));
+                cache
+            }
+        };
+        let mut slot = self.built.write().unwrap_or_else(|p| p.into_inner());
+        // Another request may have rebuilt for this snapshot meanwhile: keep
+        // its caches (they may hold entries) and use them.
+        if let Some(b) = slot.as_ref()
+            && Arc::ptr_eq(&b.snapshot, snapshot)
+            && let Some(existing) = b.caches.get(audience)
+        {
+            return Ok(Arc::clone(existing));
+        }
+        *slot = Some(Built {
+            snapshot: Arc::clone(snapshot),
+            caches,
+        });
+        Ok(cache)
+    }
+}

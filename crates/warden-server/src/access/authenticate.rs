@@ -1,0 +1,114 @@
+//! The one way a presented token becomes a [`Caller`]: Warden's own
+//! tokens (verified strictly against the published keys, through the
+//! per-audience verified-token caches) and, where a gateway route accepts
+//! them, tokens of trusted external issuers (`[[federation]]`); both
+//! checked against the revocation list, with the stated purpose read.
+//!
+//! A Warden token naming a `kid` this replica does not know makes it read
+//! the keys again once ([`AppState::verify_own`]): a key rotated a moment
+//! ago by another replica or the CLI is accepted everywhere at once.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use warden_store::Store;
+
+use super::federation::peek_issuer;
+use super::{Access, Caller, purpose};
+use crate::error::AuthError;
+use crate::state::AppState;
+
+/// Which tokens a request may present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept<'a> {
+    /// Warden's own APIs: Warden tokens for the issuer's audience.
+    Warden,
+    /// A gateway route: Warden tokens for its audience (`None`: the
+    /// issuer), or a trusted external issuer's tokens when that issuer's
+    /// configured audience is the route's.
+    Route(Option<&'a str>),
+}
+
+/// A token and the request it came with.
+#[derive(Debug)]
+pub struct Presented<'a> {
+    /// The compact JWS.
+    pub token: &'a str,
+    /// The request's headers (`X-Warden-Purpose`).
+    pub headers: &'a HeaderMap,
+    /// The request's id.
+    pub request_id: String,
+    /// The client's address.
+    pub source_ip: IpAddr,
+}
+
+/// Verifies `presented` as `accept` allows and names the caller. Refused:
+/// a token that fails verification, is revoked, lacks `sub`, `jti` or
+/// `client_id`, comes from an issuer the request may not use, or whose
+/// stated purpose is malformed or contradicts the token's.
+pub async fn authenticate<S: Store>(
+    app: &AppState<S>,
+    access: &Access,
+    presented: Presented<'_>,
+    accept: Accept<'_>,
+    now: u64,
+) -> Result<Caller, AuthError> {
+    let Presented {
+        token,
+        headers,
+        request_id,
+        source_ip,
+    } = presented;
+    if let Accept::Route(audience) = accept
+        && let Some(iss) = peek_issuer(token)
+        && iss != app.options.issuer
+        && access.federation.trusts(&iss)
+    {
+        let id = access.federation.verify(token, now).await.map_err(|e| {
+            tracing::info!(issuer = iss, error = %e, "external token refused");
+            AuthError::External("the external token is invalid".into())
+        })?;
+        // A federated token reaches only routes that name its audience: a
+        // token the IdP issued for something else never crosses over.
+        if audience != Some(id.audience.as_str()) {
+            return Err(AuthError::External(
+                "tokens of this issuer are not accepted on this route".into(),
+            ));
+        }
+        if id.jti.as_deref().is_some_and(|j| app.revocations.is_revoked(j)) {
+            return Err(AuthError::Revoked);
+        }
+        return Ok(Caller {
+            principal: id.subject,
+            roles: id.roles,
+            scopes: id.scopes,
+            client_id: id.client_id.unwrap_or(id.issuer),
+            actor_chain: Vec::new(),
+            tenant: None,
+            jti: id.jti.unwrap_or_default(),
+            exp: id.exp,
+            purpose: purpose::stated(headers, None).map_err(AuthError::Purpose)?,
+            request_id,
+            source_ip,
+            now,
+        });
+    }
+    let audience = match accept {
+        Accept::Warden => None,
+        Accept::Route(audience) => audience,
+    };
+    let verified = app
+        .verify_own(now, |keys| {
+            let (verified, hit) = access.audiences.verify(keys, &app.options, audience, token, now);
+            app.metrics.token_cache(hit);
+            verified
+        })
+        .await
+        .map_err(AuthError::Invalid)?;
+    let mut caller = Caller::from_warden(&verified, request_id, source_ip, now)?;
+    if app.revocations.is_revoked(&caller.jti) {
+        return Err(AuthError::Revoked);
+    }
+    caller.purpose = purpose::stated(headers, Some(verified.claims().raw())).map_err(AuthError::Purpose)?;
+    Ok(caller)
+}

@@ -1,0 +1,76 @@
+//! `/healthz` (the process answers) and `/readyz` (it can do its job: the
+//! store answers, a key signs, and it is not shutting down). `/readyz` also
+//! shows the gateway's rate limiter (`rate_limit`: backend, and whether a
+//! shared one fell back because Redis is unreachable); a degraded limiter
+//! does not make the server unready, as every replica shares the same Redis.
+//! Likewise `fanout`: whether the Redis fan-out is subscribed and how old
+//! the replica's last own heartbeat through it is.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+use warden_store::Store;
+
+use crate::gateway::RateLimiter;
+use crate::replicas::Fanout;
+use crate::state::{AppState, now};
+
+/// What readiness looks at.
+#[derive(Debug)]
+pub struct Health<S> {
+    /// The shared core (readiness, keys, store).
+    pub app: Arc<AppState<S>>,
+    /// The gateway's rate limiter, when routes are configured.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
+    /// The Redis fan-out, when `redis_url` is set.
+    pub fanout: Option<Arc<Fanout>>,
+}
+
+/// `/healthz` and `/readyz`.
+pub fn routes<S: Store>(health: Arc<Health<S>>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+        .with_state(health)
+}
+
+/// Liveness.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness, with the reason when not ready.
+pub async fn readyz<S: Store>(State(health): State<Arc<Health<S>>>) -> (StatusCode, Json<Value>) {
+    let state = &health.app;
+    let rate_limit = health.limiter.as_ref().map(|l| json!(l.status()));
+    let fanout = health.fanout.as_ref().map(|f| f.status(now()));
+    let mut problems = Vec::new();
+    if !state.is_ready() {
+        problems.push("shutting down".to_owned());
+    }
+    if state.keys.get().signing.is_none() {
+        problems.push("no active signing key".to_owned());
+    }
+    if let Err(e) = state.store.size().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        problems.push("store unreachable".to_owned());
+    }
+    if problems.is_empty() {
+        (
+            StatusCode::OK,
+            Json(
+                json!({"status": "ready", "backend": state.store.backend(), "rate_limit": rate_limit, "fanout": fanout}),
+            ),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "problems": problems, "rate_limit": rate_limit, "fanout": fanout})),
+        )
+    }
+}

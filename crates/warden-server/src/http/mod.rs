@@ -1,0 +1,12 @@
+//! HTTP plumbing every room uses: capped request bodies, the client's
+//! address behind trusted proxies, and request ids with their log spans.
+//!
+//! # What it must not touch
+//! Tokens, policies and the store: nothing here decides anything.
+
+pub mod body;
+pub mod client_ip;
+pub mod request_id;
+
+pub use body::{read_body, read_json};
+pub use client_ip::client_ip;

@@ -1,0 +1,104 @@
+//! RFC 6749 §6 with rotation (OAuth 2.0 Security BCP §4.14): every
+//! redemption spends the presented token and returns its successor;
+//! presenting a spent token revokes the whole family and every access
+//! token issued from it.
+
+use axum::response::Response;
+use warden_audit::{AuditEvent, EventKind};
+use warden_store::Store;
+use warden_store::oauth::{NewRefresh, Redeemed};
+
+use super::{Grant, check_grant, hash_refresh, jti, mint, new_refresh_token, token_response};
+use crate::error::ApiError;
+use crate::oauth::OAuthState;
+use crate::oauth::client_auth::Authenticated;
+use crate::oauth::clients::grant;
+use crate::oauth::form::Form;
+use crate::oauth::scope;
+
+/// Redeems a refresh token.
+pub async fn grant<S: Store>(
+    state: &OAuthState<S>,
+    client: Authenticated,
+    form: &Form,
+    now: u64,
+) -> Result<Response, ApiError> {
+    check_grant(&client.client, grant::REFRESH_TOKEN)?;
+    let presented = form.require("refresh_token")?;
+    // Refuse before spending the token if no key could sign its successor's
+    // access token (the client could retry with the same refresh token).
+    if state.app.keys.get().signing.is_none() {
+        return Err(ApiError::unavailable(
+            "no signing key is active; run `warden keys rotate`",
+        ));
+    }
+    let hash = hash_refresh(presented);
+    let Some(row) = state.app.store.find_refresh(&hash).await? else {
+        return Err(ApiError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ));
+    };
+    if row.family.client_id != client.client.client_id {
+        return Err(ApiError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    let stored: Grant =
+        serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
+    // A narrower scope may be asked for this access token (RFC 6749 §6);
+    // the refresh token keeps the original grant.
+    let access_scopes = super::scopes(form, &stored.scopes, &[&stored.scopes])?;
+    let o = &state.app.options;
+    let exp = (now + o.default_ttl).min(row.family.expires_at);
+    let access_jti = jti()?;
+    let (token, token_hash) = new_refresh_token()?;
+    let next = NewRefresh {
+        token_hash,
+        grant_data: row.grant_data.clone(),
+        issued_at: now,
+        expires_at: (now + o.oauth.refresh_idle_ttl).min(row.family.expires_at),
+        access_jti: access_jti.clone(),
+        access_exp: exp,
+    };
+    match state
+        .app
+        .store
+        .redeem_refresh(&hash, &next, now, o.oauth.refresh_grace)
+        .await?
+    {
+        Redeemed::Rotated { row } => {
+            let access = Grant {
+                scopes: access_scopes,
+                ..stored
+            };
+            let minted = mint(state, &access, access_jti, exp, now)?;
+            let event = EventKind::TokenRefreshed {
+                subject: access.subject.clone(),
+                client_id: access.client_id.clone(),
+                jti: minted.jti.clone(),
+                kid: minted.kid.clone(),
+                family: row.family.id.clone(),
+                scope: scope::join(&access.scopes),
+            };
+            state.app.audit.record(AuditEvent::new(now, event)).await?;
+            state.clients.touch(&state.app.store, &access.client_id, now).await;
+            Ok(token_response(&minted, &access.scopes, Some(token), None, now))
+        }
+        Redeemed::Reused { family, revoked } => {
+            state.app.revoke(revoked);
+            tracing::warn!(family = %family.id, client_id = %family.client_id, "refresh token reuse detected; family revoked");
+            let event = EventKind::RefreshTokenReuseDetected {
+                subject: family.subject.clone(),
+                client_id: family.client_id.clone(),
+                family: family.id.clone(),
+            };
+            state.app.audit.record(AuditEvent::new(now, event)).await?;
+            Err(ApiError::invalid_grant(
+                "the refresh token was already used; its family is revoked",
+            ))
+        }
+        Redeemed::Unknown | Redeemed::Expired | Redeemed::Revoked => Err(ApiError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        )),
+    }
+}

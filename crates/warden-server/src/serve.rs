@@ -1,0 +1,53 @@
+//! [`App::serve`]: serving the router on a listener with the background
+//! work running beside it, and the drain on shutdown — stop taking
+//! connections, let requests in flight finish, flush the audit log and
+//! sign a last checkpoint.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use warden_store::Store;
+
+use crate::state::now;
+use crate::{App, ServerError, background, bind, metrics};
+
+impl<S: Store> App<S> {
+    /// Serves on `listener` until `shutdown` resolves, then stops taking
+    /// connections, lets requests in flight finish, flushes the audit log
+    /// and signs a last checkpoint.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let options = &self.app.options;
+        let metrics_listener = match options.metrics.listen {
+            Some(addr) if options.metrics.enabled => Some(bind(addr).await?),
+            _ => None,
+        };
+        let mut tasks = vec![metrics::spawn(self.app.metrics.clone(), metrics_listener)];
+        tasks.extend(background::spawn(&self.app, &self.access, &self.signer));
+        if let Some(fanout) = &self.fanout {
+            tasks.extend(fanout.spawn(Arc::clone(&self.replica)));
+        }
+        let router = self.router();
+        let app = Arc::clone(&self.app);
+        let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                app.set_ready(false);
+                tracing::info!("shutting down: draining requests in flight");
+            })
+            .await;
+        for task in tasks {
+            task.abort();
+        }
+        self.sink.close().await;
+        if let Err(e) = warden_store::sign_checkpoint(&self.app.store, &self.signer, now()).await {
+            tracing::warn!(error = %e, "could not sign the final checkpoint");
+        }
+        result.map_err(ServerError::Io)
+    }
+}
