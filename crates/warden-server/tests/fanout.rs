@@ -236,6 +236,55 @@ async fn concurrent_requests_with_a_new_kid_share_one_key_reload() {
     support::drop_schema(&schema).await;
 }
 
+/// Warden's own APIs (client admin, audit, introspection by bearer) accept
+/// a token signed by a key made active on another replica a moment ago:
+/// they re-read the keys for the unknown kid like the gateway and the
+/// registry do, instead of refusing it until the periodic reload.
+#[tokio::test]
+async fn admin_and_audit_apis_accept_a_key_rotated_on_another_replica() {
+    let schema = support::fresh_schema();
+    let issuer = format!("http://warden-{schema}.test");
+    let tweak = |o: &mut warden_server::ServerOptions| o.issuer = issuer.clone();
+    let a = support::start_pg_shared(&schema, tweak).await;
+    let b = support::start_pg_shared(&schema, tweak).await;
+    let now = warden_server::state::now();
+    a.state
+        .manager
+        .rotate(warden_jose::Algorithm::EdDSA, now, true)
+        .await
+        .unwrap();
+    a.state
+        .keys
+        .reload(&a.state.manager, &a.state.options, now)
+        .await
+        .unwrap();
+    let root = {
+        let keys = a.state.keys.get();
+        let key = keys.signing.as_ref().unwrap();
+        let claims = json!({"iss": issuer, "sub": "user:root", "aud": [issuer], "exp": now + 300, "iat": now,
+            "nbf": now, "jti": warden_jose::issue::new_jti().unwrap(), "client_id": "cli",
+            "scope": "", "roles": ["admin", "auditor"]});
+        warden_jose::issue::encode(key, "at+jwt", &claims).unwrap()
+    };
+    let kid = support::header(&root)["kid"].as_str().unwrap().to_owned();
+    assert!(
+        !b.state.keys.get().jwks.to_string().contains(&kid),
+        "B has not read the new key yet"
+    );
+    let clients = b.get("/api/v1/admin/clients", Some(&root)).await;
+    assert_eq!(clients.status, 200, "{}", clients.body);
+    let events = b.get("/api/v1/audit/events?limit=1", Some(&root)).await;
+    assert_eq!(events.status, 200, "{}", events.body);
+    let introspected = b
+        .post_form("/oauth/introspect", Auth::Bearer(&root), &[("token", &root)])
+        .await;
+    assert_eq!(introspected.status, 200, "{}", introspected.body);
+    assert_eq!(introspected.body["active"], true);
+    a.stop().await;
+    b.stop().await;
+    support::drop_schema(&schema).await;
+}
+
 /// Failed client authentications count across replicas through Redis:
 /// 6 on A and 5 on B pass a limit of 10 per minute, where each replica
 /// alone would have counted at most 6.

@@ -319,6 +319,39 @@ async fn allowed_and_audited() {
     for path in ["/echo/../oauth/token", "/echo/%2e%2E/x", "/echo/a%2Fb"] {
         assert_eq!(raw_status(&srv, path, &t).await, 400, "{path}");
     }
+    // A stated purpose is read as on the registry API: a malformed one,
+    // or one contradicting the purpose the token was issued for, is a 400
+    // (it used to be ignored here), and nothing reaches the upstream.
+    let purposed = srv.user_token(
+        "user:alice",
+        &[&srv.base],
+        "inference.invoke",
+        &[],
+        300,
+        Some(("purpose", json!("research"))),
+    );
+    for (token, purpose) in [(&t, "not a purpose"), (&purposed, "marketing")] {
+        let r = send(
+            srv.http
+                .get(format!("{}/echo/svc-a/x", srv.base))
+                .bearer_auth(token)
+                .header("x-warden-purpose", purpose),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{purpose}"
+        );
+    }
+    let same = send(
+        srv.http
+            .get(format!("{}/echo/svc-a/x", srv.base))
+            .bearer_auth(&purposed)
+            .header("x-warden-purpose", "research"),
+    )
+    .await;
+    assert_eq!(same.status, 200, "a header may repeat the token's purpose");
     // Warden's own endpoints still answer.
     assert_eq!(srv.get("/healthz", None).await.status, 200);
     srv.stop().await;
