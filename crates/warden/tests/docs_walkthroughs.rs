@@ -9,6 +9,8 @@
 //!   directory, then the audit API of a `warden serve` on the same data;
 //! - `docs/tokens-and-keys.md` § Try it: keys, tokens, rotations and a
 //!   JWKS exported after them;
+//! - every relative link and `#anchor` of the README and `docs/` leads to
+//!   a file and a heading (the screenshots included);
 //! - every TOML block of `docs/` that is a configuration file loads with
 //!   `warden config check` (the real loader), the complete file of
 //!   `docs/configuration.md` resolves to the values it shows, and its key
@@ -1049,6 +1051,98 @@ fn the_configuration_reference_is_the_loader_s() {
     }
 }
 
+// ---------------------------------------------------------------- links
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// as hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if !in_block && line.starts_with('#') {
+            out.push(slug(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// The link targets of a Markdown text (outside code blocks and code spans).
+fn links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            continue;
+        }
+        let plain: String = line.split('`').step_by(2).collect::<Vec<_>>().join("");
+        let mut rest = plain.as_str();
+        while let Some(at) = rest.find("](") {
+            let target = &rest[at + 2..];
+            let end = target.find(')').unwrap_or(target.len());
+            out.push(target[..end].to_owned());
+            rest = &target[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn links_between_the_pages_resolve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut pages = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for link in links(&text) {
+            if link.starts_with("http://") || link.starts_with("https://") {
+                continue;
+            }
+            let (path, anchor) = link.split_once('#').unwrap_or((link.as_str(), ""));
+            let target = if path.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(path)
+            };
+            assert!(target.exists(), "{}: the link `{link}` leads nowhere", page.display());
+            if !anchor.is_empty() {
+                let headings = anchors(&std::fs::read_to_string(&target).unwrap());
+                assert!(
+                    headings.iter().any(|h| h == anchor),
+                    "{}: no heading `#{anchor}` in {}",
+                    page.display(),
+                    target.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} links");
+}
+
 // ---------------------------------------------------------------- the readers
 
 #[test]
@@ -1058,4 +1152,7 @@ fn pages_are_read_as_a_shell_would() {
     assert_eq!(one_line("b \\\n  c"), "b c");
     assert_eq!(without_comment(r#"echo '#x' "a # b" # c"#), r#"echo '#x' "a # b""#);
     assert_eq!(blocks(text, "text"), ["not\n"]);
+    assert_eq!(slug("Try it: the gateway demo"), "try-it-the-gateway-demo");
+    assert_eq!(slug(" The server's layout"), "the-servers-layout");
+    assert_eq!(links("[a](b.md#c) `[x](y)` ![i](s/i.png)"), ["b.md#c", "s/i.png"]);
 }
