@@ -8,7 +8,8 @@
 //! - `docs/audit-log.md` § Walk-through: the audit CLI in an empty
 //!   directory, then the audit API of a `warden serve` on the same data;
 //! - `docs/tokens-and-keys.md` § Try it: keys, tokens, rotations and a
-//!   JWKS exported after them;
+//!   JWKS exported after them, then the page's PyJWT example (when PyJWT
+//!   is installed);
 //! - every relative link and `#anchor` of the README and `docs/` leads to
 //!   a file and a heading (the screenshots included);
 //! - every TOML block of `docs/` that is a configuration file loads with
@@ -884,6 +885,35 @@ fn tokens_and_keys_walkthrough_runs_as_printed() {
         &mut shell,
         &on_port(&dir),
         &mut |_| unreachable!(),
+    );
+
+    // The PyJWT example verifies the last token against the last JWKS, in
+    // the same directory (skipped, as the PyJWT test in cli.rs is, where
+    // PyJWT is not installed; ./scripts/test installs it).
+    // python3 with the test's own environment (user site-packages, pyenv).
+    let python3 = || {
+        let mut cmd = Command::new("python3");
+        cmd.current_dir(dir.path());
+        cmd
+    };
+    let pyjwt = python3()
+        .args(["-c", "import jwt, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pyjwt {
+        eprintln!("skipping the PyJWT example: PyJWT not installed (run ./scripts/test to install it)");
+        return;
+    }
+    let python = blocks(&page, "python");
+    let [python] = &python[..] else {
+        panic!("one Python example in docs/tokens-and-keys.md")
+    };
+    let out = python3().args(["-c", &on_port(&dir)(python)]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("'sub': 'user:alice'"),
+        "the PyJWT example failed: {printed}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
