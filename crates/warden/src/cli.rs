@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Warden: an AI governance gateway built on JSON Web Tokens.
 #[derive(Parser)]
-#[command(name = "warden", version, about, propagate_version = true)]
+#[command(name = "warden", version, about, propagate_version = true, after_help = examples::ROOT)]
 pub struct Cli {
     /// Data directory (embedded database and master key).
     #[arg(long, global = true, env = "WARDEN_DATA_DIR", value_name = "DIR")]
@@ -31,34 +31,39 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Manage signing keys: list, rotate, retire, publish.
-    #[command(subcommand)]
+    /// Manage signing keys: list, rotate, retire, sweep, print the JWKS.
+    #[command(subcommand, after_help = examples::KEYS)]
     Keys(KeysCommand),
     /// Issue, verify and inspect tokens.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::TOKEN)]
     Token(TokenCommand),
     /// Check the configuration.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::CONFIG)]
     Config(ConfigCommand),
     /// Audit log: verifier key, checkpoints, queries, export, verification, erasure.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::AUDIT)]
     Audit(AuditCommand),
-    /// Run the server: token service, admin and audit APIs, gateway (`--demo` for a built-in demo).
+    /// Run the server: token service, gateway, registry, admin and audit
+    /// APIs, dashboard (`--demo` for a built-in demo).
+    #[command(after_help = examples::SERVE)]
     Serve(ServeArgs),
     /// Manage OAuth clients (services and agents).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::CLIENT)]
     Client(ClientCommand),
     /// Cedar policies: validate a policy set, run policy tests.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::POLICY)]
     Policy(PolicyCommand),
     /// Governance registry: datasets and their versions (through a running server).
+    #[command(after_help = examples::DATASET)]
     Dataset(DatasetArgs),
     /// Governance registry: models, versions, stages, four-eyes promotion (through a running server).
+    #[command(after_help = examples::MODEL)]
     Model(ModelArgs),
     /// Governance registry: lineage walks and erasure impact (through a running server).
+    #[command(after_help = examples::LINEAGE)]
     Lineage(LineageArgs),
     /// Compliance dashboard: make login links for people.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::UI)]
     Ui(UiCommand),
 }
 
@@ -67,6 +72,7 @@ pub enum Command {
 pub enum UiCommand {
     /// Print a login link for the dashboard: a short-lived access token for a
     /// person, in the link's fragment (never sent to a server log).
+    #[command(after_help = examples::UI_LINK)]
     Link(UiLinkArgs),
 }
 
@@ -98,6 +104,7 @@ pub struct UiLinkArgs {
 pub enum PolicyCommand {
     /// Parse the schema and policies and validate them strictly; print
     /// counts, or every problem with file, line and column (exit 1).
+    #[command(after_help = examples::POLICY_VALIDATE)]
     Validate {
         /// Policy directory: schema.cedarschema and *.cedar files (default: the built-in set).
         #[arg(long, value_name = "DIR")]
@@ -105,6 +112,7 @@ pub enum PolicyCommand {
     },
     /// Run a policy test file (TOML, `[[case]]`s of claims, action,
     /// resource, context and expected decision); exit 1 if any case fails.
+    #[command(after_help = examples::POLICY_TEST)]
     Test {
         /// The test file.
         file: PathBuf,
@@ -117,7 +125,10 @@ pub enum PolicyCommand {
 /// `warden serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (default: `listen` from the config, 127.0.0.1:8080).
+    /// Address to listen on (default: `listen` from the config,
+    /// 127.0.0.1:8080). Only this process sees it: to change the port for
+    /// every `warden` command (and the issuer they sign for), set `listen`
+    /// or `issuer` in the config file or environment instead.
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<String>,
     /// Also start the built-in demo: an OpenAI-compatible upstream and an MCP
@@ -131,29 +142,38 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and, for secret auth, its secret (shown once).
+    #[command(after_help = examples::CLIENT_CREATE)]
     Create(ClientCreateArgs),
     /// List clients.
+    #[command(after_help = examples::CLIENT_LIST)]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one client.
+    #[command(after_help = examples::CLIENT_SHOW)]
     Show {
         /// The client id.
         client_id: String,
     },
-    /// Disable a client: it can no longer authenticate.
+    /// Disable a client: it can no longer authenticate (running servers
+    /// notice within 5 seconds).
+    #[command(after_help = examples::CLIENT_DISABLE)]
     Disable {
         /// The client id.
         client_id: String,
     },
     /// Enable a disabled client.
+    #[command(after_help = examples::CLIENT_ENABLE)]
     Enable {
         /// The client id.
         client_id: String,
     },
-    /// Replace a client's secret; the old one stops working at once. Prints the new one.
+    /// Replace a client's secret and print the new one. The old one stops
+    /// working within 5 seconds (a running server keeps a client record it
+    /// read for up to 5 s).
+    #[command(after_help = examples::CLIENT_ROTATE_SECRET)]
     RotateSecret {
         /// The client id.
         client_id: String,
@@ -197,6 +217,7 @@ pub struct ClientCreateArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List every key with its state (pending, active, overlap, expired, retired).
+    #[command(after_help = examples::KEYS_LIST)]
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -204,6 +225,8 @@ pub enum KeysCommand {
     },
     /// Create a new signing key. It is published at once and signs after
     /// keys.publish_lead seconds (at once when it is the first key).
+    /// Prints its key id. Creates the master key when there is none.
+    #[command(after_help = examples::KEYS_ROTATE)]
     Rotate {
         /// Algorithm of the new key (default: keys.algorithm).
         #[arg(long, value_name = "ALG", value_parser = ["EdDSA", "ES256", "ES384", "RS256", "PS256"])]
@@ -215,6 +238,7 @@ pub enum KeysCommand {
         immediately: bool,
     },
     /// Withdraw a key from the JWKS.
+    #[command(after_help = examples::KEYS_RETIRE)]
     Retire {
         /// The key id (a JWK thumbprint, which may begin with `-`).
         #[arg(allow_hyphen_values = true)]
@@ -224,8 +248,11 @@ pub enum KeysCommand {
         force: bool,
     },
     /// Retire every key whose tokens have all expired.
+    #[command(after_help = examples::KEYS_SWEEP)]
     Sweep,
-    /// Print the public JWKS (RFC 7517) as JSON.
+    /// Print the public JWKS (RFC 7517) as JSON. Export it again after
+    /// every rotation or retirement: a copy is a snapshot.
+    #[command(after_help = examples::KEYS_JWKS)]
     Jwks,
 }
 
@@ -233,10 +260,13 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Issue an access token (RFC 9068 `at+jwt`) signed with the active key.
+    #[command(after_help = examples::TOKEN_ISSUE)]
     Issue(IssueArgs),
     /// Verify a token; exit 0 with its claims, 1 with the reason it was rejected.
+    #[command(after_help = examples::TOKEN_VERIFY)]
     Verify(VerifyArgs),
     /// Show a token's header and claims WITHOUT verifying anything.
+    #[command(after_help = examples::TOKEN_INSPECT)]
     Inspect {
         /// The token, or `-` to read it from stdin.
         token: String,
@@ -301,6 +331,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the resolved values.
+    #[command(after_help = examples::CONFIG_CHECK)]
     Check,
 }
 
@@ -309,10 +340,13 @@ pub enum ConfigCommand {
 pub enum AuditCommand {
     /// Print the log's verifier key, `<origin>+<key ID>+<base64 key>`
     /// (creates the log key on first use).
+    #[command(after_help = examples::AUDIT_VKEY)]
     Vkey,
     /// Sign a checkpoint of the log now, if it grew, and print the latest one.
+    #[command(after_help = examples::AUDIT_CHECKPOINT)]
     Checkpoint,
     /// Print the last events.
+    #[command(after_help = examples::AUDIT_TAIL)]
     Tail {
         /// How many.
         #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -322,9 +356,11 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Print the events matching every filter given, in log order.
+    #[command(after_help = examples::AUDIT_QUERY)]
     Query(AuditQueryArgs),
     /// Write the whole log (events with bodies, salts and leaf hashes, and
     /// signed checkpoints) for offline verification.
+    #[command(after_help = examples::AUDIT_EXPORT)]
     Export {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
@@ -335,6 +371,7 @@ pub enum AuditCommand {
     },
     /// Rebuild the tree from every event and check every checkpoint; exit 0
     /// when the log is intact, 1 naming the first bad index.
+    #[command(after_help = examples::AUDIT_VERIFY)]
     Verify {
         /// Verify this export file instead of the database.
         #[arg(long, value_name = "FILE")]
@@ -346,6 +383,7 @@ pub enum AuditCommand {
     },
     /// Erase an event's body and salt (GDPR); its leaf hash stays and an
     /// erasure event is recorded.
+    #[command(after_help = examples::AUDIT_ERASE)]
     Erase {
         /// Log index of the event.
         #[arg(long, value_name = "N")]
@@ -470,17 +508,22 @@ pub const CLASSIFICATIONS: [&str; 4] = ["public", "internal", "confidential", "p
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
     /// Register a dataset (needs `dataset.create`).
+    #[command(after_help = examples::DATASET_CREATE)]
     Create(DatasetCreateArgs),
     /// List the datasets you may read.
+    #[command(after_help = examples::DATASET_LIST)]
     List,
     /// Show a dataset and its versions.
+    #[command(after_help = examples::DATASET_SHOW)]
     Show {
         /// The dataset's name.
         name: String,
     },
     /// Change a dataset's owner, classification, allowed purposes or description.
+    #[command(after_help = examples::DATASET_UPDATE)]
     Update(DatasetUpdateArgs),
     /// Delete a dataset (soft: its versions and lineage stay, its name stays taken).
+    #[command(after_help = examples::DATASET_DELETE)]
     Delete {
         /// The dataset's name.
         name: String,
@@ -489,7 +532,7 @@ pub enum DatasetCommand {
         reason: Option<String>,
     },
     /// Dataset versions: add, list, show.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::DATASET_VERSION)]
     Version(DatasetVersionCommand),
 }
 
@@ -542,13 +585,16 @@ pub struct DatasetUpdateArgs {
 pub enum DatasetVersionCommand {
     /// Register a new version: its content digest, size and location, and
     /// the dataset versions it derives from (lineage).
+    #[command(after_help = examples::DATASET_VERSION_ADD)]
     Add(DatasetVersionAddArgs),
     /// List a dataset's versions.
+    #[command(after_help = examples::DATASET_VERSION_LIST)]
     List {
         /// The dataset's name.
         name: String,
     },
     /// Show one version.
+    #[command(after_help = examples::DATASET_VERSION_SHOW)]
     Show {
         /// The version: NAME@VERSION or dataset:NAME@VERSION.
         #[arg(value_name = "NAME@VERSION")]
@@ -608,19 +654,23 @@ pub struct ModelArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Register a model (needs `model.register`).
+    #[command(after_help = examples::MODEL_CREATE)]
     Create(ModelCreateArgs),
     /// List the models you may read, with their stage.
+    #[command(after_help = examples::MODEL_LIST)]
     List,
     /// Show a model, its stage and its versions.
+    #[command(after_help = examples::MODEL_SHOW)]
     Show {
         /// The model's name.
         name: String,
     },
     /// Model versions: add, show.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::MODEL_VERSION)]
     Version(ModelVersionCommand),
     /// Move a version between development and staging, or to archived
     /// (production is reached only by `promote` and approvals).
+    #[command(after_help = examples::MODEL_STAGE)]
     Stage {
         /// The version: NAME@VERSION or model:NAME@VERSION.
         #[arg(value_name = "NAME@VERSION")]
@@ -634,6 +684,7 @@ pub enum ModelCommand {
     },
     /// Ask for a version in staging to go to production; prints the
     /// request's id. It goes once enough other principals approve.
+    #[command(after_help = examples::MODEL_PROMOTE)]
     Promote {
         /// The version: NAME@VERSION or model:NAME@VERSION.
         #[arg(value_name = "NAME@VERSION")]
@@ -643,6 +694,7 @@ pub enum ModelCommand {
         reason: String,
     },
     /// Approve a promotion request (never your own; each approver counts once).
+    #[command(after_help = examples::MODEL_APPROVE)]
     Approve {
         /// The request's id (pr-…).
         id: String,
@@ -651,6 +703,7 @@ pub enum ModelCommand {
         reason: String,
     },
     /// Reject a promotion request, closing it (the requester may withdraw their own).
+    #[command(after_help = examples::MODEL_REJECT)]
     Reject {
         /// The request's id (pr-…).
         id: String,
@@ -659,6 +712,7 @@ pub enum ModelCommand {
         reason: String,
     },
     /// Archive the production version and return the one before it to production.
+    #[command(after_help = examples::MODEL_ROLLBACK)]
     Rollback {
         /// The model's name.
         name: String,
@@ -667,11 +721,13 @@ pub enum ModelCommand {
         reason: String,
     },
     /// Every stage change of a model's versions, oldest first.
+    #[command(after_help = examples::MODEL_HISTORY)]
     History {
         /// The model's name.
         name: String,
     },
     /// Promotion requests, newest first; or one, with its ballots.
+    #[command(after_help = examples::MODEL_PROMOTIONS)]
     Promotions {
         /// Show this request only.
         #[arg(conflicts_with_all = ["model", "status"])]
@@ -706,8 +762,10 @@ pub struct ModelCreateArgs {
 pub enum ModelVersionCommand {
     /// Register a version (in development), with the dataset versions it
     /// was trained on as lineage.
+    #[command(after_help = examples::MODEL_VERSION_ADD)]
     Add(ModelVersionAddArgs),
     /// Show one version.
+    #[command(after_help = examples::MODEL_VERSION_SHOW)]
     Show {
         /// The version: NAME@VERSION or model:NAME@VERSION.
         #[arg(value_name = "NAME@VERSION")]
@@ -755,6 +813,7 @@ pub struct LineageArgs {
 #[derive(Debug, Subcommand)]
 pub enum LineageCommand {
     /// What a version was made from: dataset:NAME@V or model:NAME@V.
+    #[command(after_help = examples::LINEAGE_UPSTREAM)]
     Upstream {
         /// The version, dataset:NAME@VERSION or model:NAME@VERSION.
         node: String,
@@ -763,6 +822,7 @@ pub enum LineageCommand {
         depth: Option<u32>,
     },
     /// What was made from a version: dataset:NAME@V or model:NAME@V.
+    #[command(after_help = examples::LINEAGE_DOWNSTREAM)]
     Downstream {
         /// The version, dataset:NAME@VERSION or model:NAME@VERSION.
         node: String,
@@ -772,10 +832,273 @@ pub enum LineageCommand {
     },
     /// Every dataset and model version derived from a dataset version, at
     /// any depth: what an erasure request for it touches.
+    #[command(after_help = examples::LINEAGE_IMPACT)]
     Impact {
         /// The dataset version, NAME@VERSION or dataset:NAME@VERSION.
         node: String,
     },
+}
+
+/// The `Examples:` section of each command's `--help`. Every line that
+/// runs `warden` must parse (a unit test checks), and each command's
+/// section runs that command.
+mod examples {
+    pub const ROOT: &str = "\
+Examples:
+  warden serve --demo                  # a working gateway in front of a built-in demo AI API
+  warden keys rotate                   # the master key and a first signing key, without a server
+  warden token issue --sub user:alice --aud inference --scope inference.invoke
+  warden audit verify                  # check the whole audit log
+  warden keys rotate --help            # every command has --help with examples";
+
+    pub const KEYS: &str = "\
+Examples:
+  warden keys rotate                   # the first key signs at once; later ones after keys.publish_lead
+  warden keys list
+  warden keys jwks > jwks.json";
+    pub const KEYS_LIST: &str = "\
+Examples:
+  warden keys list
+  warden keys list --json";
+    pub const KEYS_ROTATE: &str = "\
+Examples:
+  warden keys rotate                   # EdDSA (keys.algorithm); published now, signs after keys.publish_lead
+  warden keys rotate --alg ES256
+  warden keys rotate --immediately     # after a compromise: signs at once; export the JWKS again";
+    pub const KEYS_RETIRE: &str = "\
+Examples:
+  FIRST=$(warden keys rotate)              # rotate prints the new key's id (so does `warden keys list`)
+  NEXT=$(warden keys rotate --alg ES256)   # pending: signs after keys.publish_lead
+  warden keys retire \"$NEXT\"               # withdraw a pending or expired key
+  warden keys rotate --immediately         # after a compromise of FIRST: a new key signs at once
+  warden keys retire --force \"$FIRST\"      # a key in overlap: tokens it signed stop verifying";
+    pub const KEYS_SWEEP: &str = "\
+Examples:
+  warden keys sweep                    # prints how many expired keys it retired";
+    pub const KEYS_JWKS: &str = "\
+Examples:
+  warden keys jwks > jwks.json
+  warden token verify --jwks jwks.json --iss http://127.0.0.1:8080 --aud inference - < token.txt";
+
+    pub const TOKEN: &str = "\
+Examples:
+  warden token issue --sub user:alice --aud inference --scope inference.invoke > token.txt
+  warden token verify --iss http://127.0.0.1:8080 --aud inference - < token.txt
+  warden token inspect - < token.txt";
+    pub const TOKEN_ISSUE: &str = "\
+Examples:
+  warden token issue --sub user:alice --aud inference --scope \"inference.invoke model.read\" --role ml-engineer > token.txt
+  warden token issue --sub user:audrey --aud http://127.0.0.1:8080 --role auditor --ttl 600   # for Warden's own APIs";
+    pub const TOKEN_VERIFY: &str = "\
+Examples:
+  warden token verify --iss http://127.0.0.1:8080 --aud inference - < token.txt
+  warden token verify --jwks jwks.json --iss http://127.0.0.1:8080 --aud inference --alg EdDSA - < token.txt";
+    pub const TOKEN_INSPECT: &str = "\
+Examples:
+  warden token inspect - < token.txt   # header and claims, marked UNVERIFIED";
+
+    pub const CONFIG: &str = "\
+Examples:
+  warden config check";
+    pub const CONFIG_CHECK: &str = "\
+Examples:
+  warden config check                           # ./warden.toml, or the defaults
+  warden --config prod.toml config check
+  WARDEN_TOKENS_LEEWAY=90 warden config check   # error: config key `tokens.leeway`: 90 s exceeds the 60 s maximum";
+
+    pub const AUDIT: &str = "\
+Examples:
+  warden audit tail -n 20
+  warden audit query --type access_decision --decision deny
+  warden audit verify";
+    pub const AUDIT_VKEY: &str = "\
+Examples:
+  warden audit vkey > audit.vkey       # give it to auditors; it holds no secret";
+    pub const AUDIT_CHECKPOINT: &str = "\
+Examples:
+  warden audit checkpoint";
+    pub const AUDIT_TAIL: &str = "\
+Examples:
+  warden audit tail -n 20
+  warden audit tail -n 5 --json";
+    pub const AUDIT_QUERY: &str = "\
+Examples:
+  warden audit query --type key_rotated --since 2026-01-01
+  warden audit query --subject user:alice --from 1000 --limit 50 --json
+  warden audit query --actor agent:report-bot --decision deny   # what an agent was refused";
+    pub const AUDIT_EXPORT: &str = "\
+Examples:
+  warden audit export --format jsonl --out audit.jsonl";
+    pub const AUDIT_VERIFY: &str = "\
+Examples:
+  warden audit verify                                                  # the database, with its own log key
+  warden audit verify --export audit.jsonl --vkey \"$(cat audit.vkey)\"  # an export, offline";
+    pub const AUDIT_ERASE: &str = "\
+Examples:
+  warden audit erase --index 42 --reason \"GDPR request 2026-17\"    # refused within audit.retention_days
+  warden audit erase --index 42 --reason \"GDPR request 2026-17\" --override-retention";
+
+    pub const SERVE: &str = "\
+Examples:
+  warden serve                         # ./warden-data, http://127.0.0.1:8080
+  warden serve --demo                  # plus a demo upstream, routes and clients; prints a walk-through
+  WARDEN_LISTEN=127.0.0.1:9000 warden serve   # another port: set it the same way for every warden command";
+
+    pub const CLIENT: &str = "\
+Examples:
+  warden client create --name trainer --kind service --scope inference.invoke
+  warden client list
+  warden client rotate-secret trainer";
+    pub const CLIENT_CREATE: &str = "\
+Examples:
+  warden client create --name trainer --kind service --grant client_credentials --grant refresh_token \\
+      --scope \"inference.invoke training.run\" --role ml-engineer --audience inference
+  warden client create --name report-bot --kind agent --grant token_exchange --scope inference.invoke
+  warden client create --name signer --kind service --auth private_key_jwt --jwks public.jwks.json";
+    pub const CLIENT_LIST: &str = "\
+Examples:
+  warden client list
+  warden client list --json";
+    pub const CLIENT_SHOW: &str = "\
+Examples:
+  warden client show trainer";
+    pub const CLIENT_DISABLE: &str = "\
+Examples:
+  warden client disable trainer";
+    pub const CLIENT_ENABLE: &str = "\
+Examples:
+  warden client enable trainer";
+    pub const CLIENT_ROTATE_SECRET: &str = "\
+Examples:
+  warden client rotate-secret trainer  # prints the new secret once";
+
+    pub const POLICY: &str = "\
+Examples:
+  warden policy validate
+  warden policy validate --dir ./policies";
+    pub const POLICY_VALIDATE: &str = "\
+Examples:
+  warden policy validate                 # the built-in set
+  warden policy validate --dir ./policies";
+    pub const POLICY_TEST: &str = "\
+Examples:
+  warden policy test crates/warden-policy/policies/default.tests.toml
+  warden policy test ./policies/default.tests.toml --dir ./policies";
+
+    pub const DATASET: &str = "\
+Examples:
+  export WARDEN_TOKEN=$(warden token issue --sub user:eve --role ml-engineer --aud http://127.0.0.1:8080 --scope \"dataset.create dataset.read\")
+  warden dataset create transactions --classification pii --allowed-purpose fraud-detection
+  warden dataset list --purpose fraud-detection";
+    pub const DATASET_CREATE: &str = "\
+Examples:
+  warden dataset create transactions --classification pii --allowed-purpose fraud-detection --owner team:risk
+  warden dataset create features --classification internal --description \"derived features\"";
+    pub const DATASET_LIST: &str = "\
+Examples:
+  warden dataset list
+  warden dataset list --purpose fraud-detection   # pii datasets are listed only for an allowed purpose";
+    pub const DATASET_SHOW: &str = "\
+Examples:
+  warden dataset show features
+  warden dataset show transactions --purpose fraud-detection --json";
+    pub const DATASET_UPDATE: &str = "\
+Examples:
+  warden dataset update features --owner team:risk --description \"card features, monthly\"
+  warden dataset update transactions --allowed-purpose fraud-detection --allowed-purpose audit";
+    pub const DATASET_DELETE: &str = "\
+Examples:
+  warden dataset delete features --reason \"superseded\"";
+    pub const DATASET_VERSION: &str = "\
+Examples:
+  warden dataset version add transactions --file transactions.csv --uri s3://lake/transactions/2026-01.csv
+  warden dataset version list transactions";
+    pub const DATASET_VERSION_ADD: &str = "\
+Examples:
+  warden dataset version add transactions --file transactions.csv --uri s3://lake/transactions/2026-01.csv
+  warden dataset version add features --digest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 \\
+      --size 2048 --uri s3://lake/features/2026-01.parquet --parent transactions@1";
+    pub const DATASET_VERSION_LIST: &str = "\
+Examples:
+  warden dataset version list transactions --purpose fraud-detection";
+    pub const DATASET_VERSION_SHOW: &str = "\
+Examples:
+  warden dataset version show features@1";
+
+    pub const MODEL: &str = "\
+Examples:
+  warden model create fraud --description \"card fraud classifier\"
+  warden model list
+  warden model promote fraud@1 --reason \"auc 0.91 on the holdout set\"";
+    pub const MODEL_CREATE: &str = "\
+Examples:
+  warden model create fraud --description \"card fraud classifier\" --owner team:risk";
+    pub const MODEL_LIST: &str = "\
+Examples:
+  warden model list
+  warden model list --json";
+    pub const MODEL_SHOW: &str = "\
+Examples:
+  warden model show fraud
+  warden model show fraud --json";
+    pub const MODEL_VERSION: &str = "\
+Examples:
+  warden model version add fraud --file model.onnx --uri s3://models/fraud/1.onnx --trained-from features@1
+  warden model version show fraud@1";
+    pub const MODEL_VERSION_ADD: &str = "\
+Examples:
+  warden model version add fraud --digest sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae \\
+      --uri s3://models/fraud/1.onnx --framework onnx --metrics '{\"auc\":0.91}' --trained-from features@1 --training-run run-42
+  warden model version add fraud --file model.onnx --uri s3://models/fraud/2.onnx";
+    pub const MODEL_VERSION_SHOW: &str = "\
+Examples:
+  warden model version show fraud@1";
+    pub const MODEL_STAGE: &str = "\
+Examples:
+  warden model stage fraud@1 staging --reason \"offline evaluation passed\"
+  warden model stage fraud@1 archived --reason \"replaced by fraud@2\"";
+    pub const MODEL_PROMOTE: &str = "\
+Examples:
+  ID=$(warden model promote fraud@1 --reason \"auc 0.91 on the holdout set\")   # prints the request id, pr-…";
+    pub const MODEL_APPROVE: &str = "\
+Examples:
+  WARDEN_TOKEN=$CAROL warden model approve $ID --reason \"metrics reviewed\"   # ID from `warden model promote`";
+    pub const MODEL_REJECT: &str = "\
+Examples:
+  warden model reject $ID --reason \"bias report missing\"   # ID from `warden model promote` or `promotions`";
+    pub const MODEL_ROLLBACK: &str = "\
+Examples:
+  warden model rollback fraud --reason \"false positives doubled\"";
+    pub const MODEL_HISTORY: &str = "\
+Examples:
+  warden model history fraud";
+    pub const MODEL_PROMOTIONS: &str = "\
+Examples:
+  warden model promotions --model fraud --status open
+  warden model promotions $ID          # one request and its ballots";
+
+    pub const LINEAGE: &str = "\
+Examples:
+  warden lineage upstream model:fraud@1
+  warden lineage impact dataset:transactions@1";
+    pub const LINEAGE_UPSTREAM: &str = "\
+Examples:
+  warden lineage upstream model:fraud@1            # what it was trained on, and what that came from
+  warden lineage upstream dataset:features@1 --depth 1";
+    pub const LINEAGE_DOWNSTREAM: &str = "\
+Examples:
+  warden lineage downstream dataset:transactions@1 --depth 2";
+    pub const LINEAGE_IMPACT: &str = "\
+Examples:
+  warden lineage impact dataset:transactions@1     # every dataset and model version derived from it";
+
+    pub const UI: &str = "\
+Examples:
+  warden ui link --sub user:audrey --role auditor";
+    pub const UI_LINK: &str = "\
+Examples:
+  warden ui link --sub user:audrey --role auditor
+  warden ui link --sub user:carol --role approver --ttl 1800 --url https://warden.example";
 }
 
 #[cfg(test)]
@@ -783,6 +1106,129 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
+
+    /// Every command and subcommand, as (path after `warden`, `--help` text).
+    fn every_help(cmd: &clap::Command, path: &[String], out: &mut Vec<(Vec<String>, String)>) {
+        out.push((path.to_vec(), cmd.clone().render_long_help().to_string()));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = path.to_vec();
+            p.push(sub.get_name().to_owned());
+            every_help(sub, &p, out);
+        }
+    }
+
+    /// The `warden` invocations of a help text's `Examples:` section, as
+    /// argument lists (lines joined at a trailing `\`; quotes removed; up
+    /// to a pipe, redirection, `;`, `&&` or comment; `X=$(warden …)` too).
+    fn example_invocations(help: &str) -> Vec<Vec<String>> {
+        let Some((_, section)) = help.split_once("Examples:\n") else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        for raw in section.lines() {
+            match raw.strip_suffix('\\') {
+                Some(part) => line.push_str(part),
+                None => {
+                    line.push_str(raw);
+                    lines.push(std::mem::take(&mut line));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for line in lines {
+            let words = shell_words(&line);
+            let Some(at) = words.iter().position(|w| w == "warden" || w.ends_with("$(warden")) else {
+                continue;
+            };
+            let subshell = words[at].ends_with("$(warden");
+            let mut args = Vec::new();
+            for w in &words[at + 1..] {
+                if matches!(w.as_str(), "|" | ">" | "<" | ";" | "&&" | "||") {
+                    break;
+                }
+                if let Some(last) = w.strip_suffix(')').filter(|_| subshell) {
+                    args.push(last.to_owned());
+                    break;
+                }
+                args.push(w.clone());
+            }
+            out.push(args);
+        }
+        out
+    }
+
+    /// Splits a shell line into words: single and double quotes, and a `#`
+    /// that starts a word begins a comment.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' | '"' => {
+                    let w = word.get_or_insert_with(String::new);
+                    for q in chars.by_ref() {
+                        if q == c {
+                            break;
+                        }
+                        w.push(q);
+                    }
+                }
+                '#' if word.is_none() => break,
+                c if c.is_whitespace() => words.extend(word.take()),
+                c => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    #[test]
+    fn every_help_has_examples_of_its_command_that_parse() {
+        use clap::CommandFactory as _;
+        let mut root = Cli::command();
+        root.build();
+        let mut helps = Vec::new();
+        every_help(&root, &[], &mut helps);
+        assert!(helps.len() > 60, "the whole command tree: {}", helps.len());
+        for (path, help) in &helps {
+            let name = format!("warden {}", path.join(" "));
+            assert!(
+                help.contains("\nExamples:\n"),
+                "`{name} --help` has no Examples section:\n{help}"
+            );
+            let invocations = example_invocations(help);
+            assert!(
+                invocations.iter().any(|args| args.starts_with(path)),
+                "`{name} --help` has no example of `{name}`:\n{help}"
+            );
+            for args in &invocations {
+                let argv = std::iter::once("warden").chain(args.iter().map(String::as_str));
+                if let Err(e) = Cli::try_parse_from(argv) {
+                    assert_eq!(
+                        e.kind(),
+                        clap::error::ErrorKind::DisplayHelp,
+                        "an example in `{name} --help` does not parse: warden {}\n{e}",
+                        args.join(" ")
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn examples_are_read_like_a_shell() {
+        let help = "Usage: x\n\nExamples:\n  ID=$(warden model promote m@1 --reason \"a b\")   # c\n  \
+                    warden a \\\n      --b c > f\n  echo nothing\n";
+        assert_eq!(
+            example_invocations(help),
+            [
+                vec!["model", "promote", "m@1", "--reason", "a b"],
+                vec!["a", "--b", "c"]
+            ]
+        );
+    }
 
     #[test]
     fn key_ids_may_begin_with_a_hyphen() {

@@ -3,7 +3,7 @@
 //! PostgreSQL in a fresh schema (`WARDEN_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`; unreachable means failure).
 //!
-//! One story, as README.md § Governance registry tells it: an ML engineer
+//! One story, as docs/registry.md § Walk-through tells it: an ML engineer
 //! registers a pii dataset, a derived dataset and a model trained on it,
 //! stages the model and asks for its promotion; the four-eyes rule refuses
 //! the requester and a second vote by the same approver, and two distinct
@@ -11,7 +11,7 @@
 //! names the derived dataset and the model; a data scientist reads the pii
 //! dataset only for an allowed purpose; an auditor changes nothing. Then
 //! the server stops and its audit log verifies and holds the changes and
-//! the two approvals. Every `warden` command of that README section must
+//! the two approvals. Every `warden` command of that section must
 //! be one this test ran, with the same arguments.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -605,13 +605,13 @@ fn the_story(backend: Backend) {
     the_readme_is_what_ran(&w.ran);
 }
 
-/// Every `warden` command of README.md § Governance registry, as argument
+/// Every `warden` command of docs/registry.md § Walk-through, as argument
 /// lists (variables such as `$ID` left as written).
 fn readme_commands() -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/registry.md")).unwrap();
     let start = text
-        .find("\n## Governance registry")
-        .expect("README.md has a Governance registry section");
+        .find("\n## Walk-through")
+        .expect("docs/registry.md has a Walk-through section");
     let section = &text[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut commands = Vec::new();
