@@ -1,7 +1,7 @@
 //! A bounded cache of verified tokens, so that a client reusing its token
 //! for the token's lifetime pays for the signature check once.
 //!
-//! Rules (DESIGN.md § Tokens): entries are keyed by SHA-256 of the *whole*
+//! Rules (docs/tokens-and-keys.md): entries are keyed by SHA-256 of the *whole*
 //! token, never by the signature alone (a signature can be valid for
 //! several encodings of header and payload); an entry holds the verified
 //! claims and expires at the token's `exp`; revocation removes entries

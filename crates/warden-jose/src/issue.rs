@@ -9,8 +9,8 @@ use crate::error::JoseError;
 use crate::header::Header;
 use crate::signing_key::SigningKey;
 
-/// The claims of a Warden access token (RFC 9068 profile, DESIGN.md §
-/// Tokens). Times are seconds since the Unix epoch.
+/// The claims of a Warden access token (RFC 9068 profile,
+/// `docs/tokens-and-keys.md`). Times are seconds since the Unix epoch.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AccessTokenClaims {
     /// Issuer.

@@ -2,7 +2,7 @@
 //! signing, JWK/JWKS, and a verified-token cache.
 //!
 //! # What it owns
-//! - [`TokenVerifier`] applies every rule of DESIGN.md § Tokens in order and
+//! - [`TokenVerifier`] applies every rule of docs/tokens-and-keys.md § What verification checks, in order in order and
 //!   is the only maker of [`VerifiedToken`].
 //! - [`SigningKey`] and [`VerifyingKey`] are each bound to one [`Algorithm`];
 //!   a verifier picks the key by (issuer, `kid`) and requires the header's

@@ -1,4 +1,4 @@
-//! The token verifier: every rule of DESIGN.md § Tokens, in order, and
+//! The token verifier: every rule of docs/tokens-and-keys.md § What verification checks, in order, in order, and
 //! the only place a [`VerifiedToken`] is made.
 //!
 //! Order: size cap → three strict base64url segments → header (`alg` not

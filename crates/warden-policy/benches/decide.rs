@@ -1,5 +1,5 @@
 //! Policy decision benchmarks, on the built-in set (36 policies, more than
-//! the 20 of DESIGN.md's budget).
+//! the 20 of the budget in `docs/benchmarks.md`).
 //!
 //! - `build`: a request's parts from token claims (`Principal::from_claims`,
 //!   `RequestContext` with the scope claim split, a `Resource` with two

@@ -1,14 +1,16 @@
 //! Periodic work, in one place, each step logged and retried on its next
 //! tick:
-//! - every `replicas.sync_interval` (1 s): revocations recorded elsewhere
-//!   (all of them every 30 ticks);
-//! - every 5 ticks: the signing keys (a rotation elsewhere) and a
-//!   scheduled rotation when `keys.rotate_every` says the key is due;
-//! - every 300 ticks: purging expired rows;
+//! - every `replicas.sync_interval` (default 1 s): revocations recorded
+//!   elsewhere (all of them every 30 syncs); every 5 syncs the signing keys
+//!   (a rotation elsewhere); every 5 syncs too, in its own task so a slow
+//!   registry never delays the rest, the registry attributes the policies
+//!   read. (The Redis fan-out applies such changes at once; this is the
+//!   catch-up.)
+//! - every 5 s: a scheduled rotation when `keys.rotate_every` says the
+//!   signing key is due;
+//! - every 300 s: purging expired rows;
 //! - every `audit.checkpoint_interval`: a signed audit checkpoint, by the
 //!   replica holding the checkpoint lease;
-//! - every 5 s, in its own task so a slow registry never delays the rest:
-//!   the registry attributes the policies read;
 //! - every 2 s with a policy directory: reloading the policies when their
 //!   files changed and then stayed unchanged for one more check.
 
@@ -48,10 +50,11 @@ fn ticker(period: Duration) -> tokio::time::Interval {
     tick
 }
 
-/// Revocations, keys, purging and checkpoints.
+/// Revocations, keys, purging and checkpoints, on a one-second clock.
 async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
-    let mut tick = ticker(app.options.replicas.sync_interval);
-    let mut n: u64 = 0;
+    let mut tick = ticker(Duration::from_secs(1));
+    let sync_every = app.options.replicas.sync_interval.as_secs().max(1);
+    let (mut n, mut syncs): (u64, u64) = (0, 0);
     let mut last_checkpoint = now();
     // Checkpoints are signed by one replica at a time: the holder of the
     // checkpoint lease (held for three intervals, renewed at each). Any
@@ -61,13 +64,18 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
     let lease = Lease::new(CHECKPOINT_LEASE);
     loop {
         tick.tick().await;
-        n += 1;
         let t = now();
-        app.sync_revocations(t, n.is_multiple_of(30)).await;
+        if n.is_multiple_of(sync_every) {
+            app.sync_revocations(t, syncs.is_multiple_of(30)).await;
+            if syncs.is_multiple_of(5) {
+                app.reload_keys(t).await;
+            }
+            syncs += 1;
+        }
         if n.is_multiple_of(5) {
             rotate_if_due(&app, t).await;
-            app.reload_keys(t).await;
         }
+        n += 1;
         if n.is_multiple_of(300)
             && let Err(e) = app.store.purge_expired(t).await
         {
@@ -96,7 +104,7 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
 /// Re-reads the registry attributes the policies see, picking up other
 /// replicas' changes (this process's own refresh them at once).
 async fn refresh_registry<S: Store>(app: Arc<AppState<S>>, access: Arc<Access>) {
-    let mut tick = ticker(Duration::from_secs(5));
+    let mut tick = ticker(app.options.replicas.sync_interval.saturating_mul(5));
     loop {
         tick.tick().await;
         if let Err(e) = access.refresh_attributes(&app.store).await {

@@ -36,10 +36,14 @@ async fn redis_up() -> bool {
     up
 }
 
+/// Two replicas on one schema and the Redis fan-out, with the periodic
+/// catch-up from the store off (once an hour): what one applies from the
+/// other within these tests came through Redis.
 async fn replicas(schema: &str, issuer: &str) -> (Server<PgStore>, Server<PgStore>) {
     let tweak = |o: &mut warden_server::ServerOptions| {
         o.issuer = issuer.to_owned();
         o.redis_url = Some(redis_url());
+        o.replicas.sync_interval = Duration::from_secs(3600);
     };
     let a = support::start_pg_shared(schema, tweak).await;
     let b = support::start_pg_shared(schema, tweak).await;
@@ -133,7 +137,8 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
     let t = token(&a, "etl", &secret, &issuer).await;
     assert!(active(&b, "etl", &secret, &t).await, "B knows A's token");
 
-    // A revocation on A reaches B well inside the 1 s periodic sync.
+    // A revocation on A reaches B through the fan-out (the periodic sync
+    // is off).
     let r = a
         .post_form("/oauth/revoke", Auth::Basic("etl", &secret), &[("token", &t)])
         .await;
@@ -142,7 +147,6 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
         .await
         .expect("B never saw the revocation");
     eprintln!("revocation reached the other replica in {took:?}");
-    assert!(took < Duration::from_millis(500), "{took:?}");
 
     // A key that becomes active on A at once (a rotation elsewhere): B
     // verifies A's next token on the first try, re-reading the store for
@@ -188,10 +192,7 @@ async fn what_one_replica_changes_the_other_applies_at_once() {
     })
     .await
     .expect("B never saw the dataset");
-    assert!(
-        took < Duration::from_secs(1),
-        "{took:?} (the periodic refresh takes up to 5 s)"
-    );
+    eprintln!("a registry change reached the other replica in {took:?}");
 
     a.stop().await;
     b.stop().await;

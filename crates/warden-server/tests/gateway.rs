@@ -464,6 +464,32 @@ async fn denials_are_audited_not_explained() {
     assert_eq!(e["decision"], "deny");
     assert_eq!(e["policy_ids"], json!(["deny-forbidden"]));
     assert_eq!(e["resource"], "Service::\"forbidden-svc\"");
+    // The audit API finds it by decision, as the CLI and the dashboard do.
+    let ok = send(srv.http.get(format!("{}/echo/svc-a", srv.base)).bearer_auth(&t)).await;
+    assert_eq!(ok.status, 200);
+    let auditor = srv.auditor_token();
+    let by = |decision: &str| {
+        let path = format!("/api/v1/audit/events?type=access_decision&decision={decision}");
+        let (srv, auditor) = (&srv, &auditor);
+        async move { srv.get(&path, Some(auditor)).await }
+    };
+    let denied = by("deny").await;
+    let decisions: Vec<&Value> = denied.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"]["decision"])
+        .collect();
+    assert_eq!(decisions, [&json!("deny")], "{}", denied.body);
+    let allowed = by("allow").await.body;
+    assert!(
+        allowed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"]["decision"] == "allow")
+    );
+    assert_eq!(by("maybe").await.status, 400);
     srv.stop().await;
 }
 

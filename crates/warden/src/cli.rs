@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The scopes of a dashboard session unless `--scope` says otherwise:
+/// every page's read, and voting on promotions. Roles still decide.
+pub const UI_LINK_SCOPES: &str =
+    "audit.read dataset.read model.read lineage.read policy.read key.read client.read model.approve model.promote";
+
 /// Warden: an AI governance gateway built on JSON Web Tokens.
 #[derive(Parser)]
 #[command(name = "warden", version, about, propagate_version = true, after_help = examples::ROOT)]
@@ -86,7 +91,7 @@ pub struct UiLinkArgs {
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
     /// Space-separated scopes (default: every dashboard read, and voting on promotions).
-    #[arg(long, default_value = crate::command::ui::DEFAULT_SCOPES)]
+    #[arg(long, default_value = UI_LINK_SCOPES)]
     pub scope: String,
     /// Session length in seconds (default 3600; at most tokens.max_ttl).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]

@@ -50,10 +50,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    // `--listen` moves this process only; without `issuer` configured the
+    // issuer follows it, and other commands would sign for another one.
+    let mut issuer_from_flag = false;
     if let Command::Serve(args) = &cli.command
         && let Some(listen) = &args.listen
     {
         config.listen = listen.clone();
+        issuer_from_flag = config.issuer.as_deref().is_none_or(str::is_empty);
     }
     if let Some(url) = cli.database_url {
         config.database_url = Some(url);
@@ -63,6 +67,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| "warn".into());
     if tracing::subscriber::set_global_default(subscriber(options.log_format, filter, std::io::stderr)).is_err() {
         eprintln!("warning: a log subscriber was already installed");
+    }
+    if issuer_from_flag {
+        eprintln!(
+            "note: the issuer is {} because of --listen; set `issuer` (or WARDEN_ISSUER) to it for the other \
+             warden commands, or their tokens name another issuer",
+            options.issuer
+        );
     }
     let ctx = Context {
         options,

@@ -32,6 +32,10 @@ pub struct EventsQuery {
     kind: Option<String>,
     subject: Option<String>,
     resource: Option<String>,
+    /// The outermost actor of a delegation (`agent:report-bot`).
+    actor: Option<String>,
+    /// `allow` or `deny` (access decisions only).
+    decision: Option<String>,
     since: Option<u64>,
     until: Option<u64>,
 }
@@ -44,6 +48,9 @@ pub async fn events<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    if q.decision.as_deref().is_some_and(|d| d != "allow" && d != "deny") {
+        return Err(ApiError::invalid_request("`decision` must be `allow` or `deny`"));
+    }
     let found = state
         .app
         .store
@@ -53,6 +60,8 @@ pub async fn events<S: Store>(
             kind: q.kind,
             subject: q.subject,
             resource: q.resource,
+            actor: q.actor,
+            outcome: q.decision,
             since: q.since,
             until: q.until,
             ..EventQuery::default()

@@ -46,6 +46,28 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("rate_limit.redis_fallback = {:?}", s.rate_limit.redis_fallback.as_str());
             println!("rate_limit.replicas = {}", s.rate_limit.replicas);
             println!("replicas.sync_interval = {}", s.replicas.sync_interval.as_secs());
+            let proxies: Vec<_> = s.trusted_proxies.iter().map(|p| format!("\"{p}\"")).collect();
+            println!("trusted_proxies = [{}]", proxies.join(", "));
+            println!("registry.required_approvals = {}", s.registry.required_approvals);
+            println!("registry.approval_ttl = {}", s.registry.approval_ttl);
+            println!("log.format = {:?}", format!("{:?}", s.log_format).to_lowercase());
+            println!("metrics.enabled = {}", s.metrics.enabled);
+            if let Some(addr) = s.metrics.listen {
+                println!("metrics.listen = \"{addr}\"");
+            }
+            match &s.policy_dir {
+                Some(dir) => println!("policy_dir = {:?}", dir.display().to_string()),
+                None => println!("policy_dir: the built-in policies"),
+            }
+            for (model, stage) in &s.model_stages {
+                println!("models.{model} = {stage:?}");
+            }
+            for r in &s.routes {
+                println!(
+                    "route: name={:?} path_prefix={:?} upstream={:?} action={:?} kind={:?}",
+                    r.name, r.path_prefix, r.upstream, r.action, r.kind
+                );
+            }
             for f in &s.federation {
                 let source = match &f.jwks {
                     JwksLocation::Url(u) => u.clone(),

@@ -13,7 +13,7 @@ use crate::cli::{IssueArgs, TokenCommand, VerifyArgs};
 use crate::exit::{Rejected, UsageError};
 use crate::store_select::{StoreTask, with_store};
 
-/// Subject namespaces (DESIGN.md § Tokens), so that a user and a service
+/// Subject namespaces (docs/tokens-and-keys.md), so that a user and a service
 /// of the same name can never be confused.
 const SUBJECT_KINDS: [&str; 3] = ["user:", "svc:", "agent:"];
 

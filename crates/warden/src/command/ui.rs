@@ -18,11 +18,6 @@ use crate::command::{Context, audit, now};
 use crate::exit::UsageError;
 use crate::store_select::{StoreTask, with_store};
 
-/// The scopes of a dashboard session unless `--scope` says otherwise:
-/// every page's read, and voting on promotions. Roles still decide.
-pub const DEFAULT_SCOPES: &str =
-    "audit.read dataset.read model.read lineage.read policy.read key.read client.read model.approve model.promote";
-
 /// Runs a `warden ui` subcommand.
 pub async fn run(cmd: UiCommand, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
