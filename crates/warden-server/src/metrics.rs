@@ -65,6 +65,10 @@ pub mod names {
     pub const TOKEN_FAILURES: &str = "warden_token_failures_total";
     /// Gauge: 1 while the fan-out subscription is up.
     pub const FANOUT_SUBSCRIBED: &str = "warden_fanout_subscribed";
+    /// Gauge: client connections open now.
+    pub const CONNECTIONS_OPEN: &str = "warden_connections_open";
+    /// Counter: client connections Warden closed {reason = header_timeout | idle_timeout | write_stalled | drain_deadline}.
+    pub const CONNECTIONS_CLOSED: &str = "warden_connections_closed_total";
     /// Counter: registry API decisions, by action and decision.
     pub const REGISTRY_DECISIONS: &str = "warden_registry_decisions_total";
     /// Histogram: events per audit group commit.
@@ -224,6 +228,16 @@ impl Metrics {
     /// The fan-out subscription went up or down.
     pub fn fanout_subscribed(&self, up: bool) {
         self.record(|| metrics::gauge!(names::FANOUT_SUBSCRIBED).set(if up { 1.0 } else { 0.0 }));
+    }
+
+    /// Client connections open now.
+    pub fn connections_open(&self, open: usize) {
+        self.record(|| metrics::gauge!(names::CONNECTIONS_OPEN).set(open as f64));
+    }
+
+    /// Warden closed a client connection for `reason`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.record(|| counter!(names::CONNECTIONS_CLOSED, "reason" => reason).increment(1));
     }
 
     /// The registry API decided `action`.

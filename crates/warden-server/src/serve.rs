@@ -1,15 +1,16 @@
-//! [`App::serve`]: serving the router on a listener with the background
-//! work running beside it, and the drain on shutdown — stop taking
-//! connections, let requests in flight finish, flush the audit log and
-//! sign a last checkpoint.
+//! [`App::serve`]: serving the router on a listener within the connection
+//! limits (`http/connections.rs`) with the background work running beside
+//! it, and the drain on shutdown — stop taking connections, let requests
+//! in flight finish (for `server.shutdown_grace` at most), flush the audit
+//! log and sign a last checkpoint.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use warden_store::Store;
 
+use crate::http::connections;
 use crate::state::now;
 use crate::{App, ServerError, background, bind, metrics};
 
@@ -34,13 +35,18 @@ impl<S: Store> App<S> {
         }
         let router = self.router();
         let app = Arc::clone(&self.app);
-        let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
+        let result = connections::serve(
+            listener,
+            router,
+            options.server,
+            self.app.metrics.clone(),
+            shutdown,
+            move || {
                 app.set_ready(false);
                 tracing::info!("shutting down: draining requests in flight");
-            })
-            .await;
+            },
+        )
+        .await;
         for task in tasks {
             task.abort();
         }

@@ -22,8 +22,8 @@ use warden_jose::{Algorithm, AlgorithmSet, MAX_LEEWAY};
 use warden_keys::RotationPolicy;
 use warden_server::ServerOptions;
 use warden_server::options::{
-    AuditOptions, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions, OAuthOptions, RateLimitOptions,
-    RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP, default_origin,
+    AuditOptions, ConnectionLimits, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions, OAuthOptions,
+    RateLimitOptions, RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP, default_origin,
 };
 
 /// Environment variables that are not config keys.
@@ -45,6 +45,8 @@ pub struct Config {
     pub database_schema: Option<String>,
     /// Address `warden serve` listens on.
     pub listen: String,
+    /// Limits on client connections.
+    pub server: ServerConfig,
     /// The issuer identifier put in and required of tokens (default:
     /// `http://<listen>`).
     pub issuer: Option<String>,
@@ -97,6 +99,12 @@ impl Default for Config {
             database_url: None,
             database_schema: None,
             listen: o.listen.to_string(),
+            server: ServerConfig {
+                header_read_timeout: o.server.header_read_timeout.as_secs(),
+                idle_timeout: o.server.idle_timeout.as_secs(),
+                max_connections: o.server.max_connections.unwrap_or(0),
+                shutdown_grace: o.server.shutdown_grace.as_secs(),
+            },
             issuer: None,
             tokens: TokensConfig {
                 default_ttl: o.default_ttl,
@@ -133,6 +141,27 @@ impl Default for Config {
                 listen: None,
             },
         }
+    }
+}
+
+/// `[server]`: what a client connection may cost.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a complete request head (1–3600).
+    pub header_read_timeout: u64,
+    /// Seconds a kept-alive connection may idle between requests, and a
+    /// response may wait on a client that stopped reading (1–86400).
+    pub idle_timeout: u64,
+    /// Connections served at once; 0: derived from the open-file limit.
+    pub max_connections: usize,
+    /// Seconds a shutdown waits for requests in flight (0–3600).
+    pub shutdown_grace: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Config::default().server
     }
 }
 
@@ -328,6 +357,24 @@ fn env_keys() -> Vec<(String, Kind)> {
     out
 }
 
+/// Whether `name` is one of the variables Kubernetes sets for a Service
+/// whose name starts with `warden` (`WARDEN_PORT`, `WARDEN_PORT_8080_TCP`,
+/// `WARDEN_SERVICE_HOST`, …): not Warden's, and never a config key.
+pub fn is_service_link(name: &str) -> bool {
+    name.ends_with("_PORT") || name.contains("_PORT_") || name.contains("_SERVICE_")
+}
+
+/// The `WARDEN_*` variables of `env` that are ignored as Kubernetes
+/// service links (for a debug line once logging is set up).
+pub fn ignored_env(env: &BTreeMap<String, String>) -> Vec<&str> {
+    let keys = env_keys();
+    env.keys()
+        .filter(|n| n.starts_with("WARDEN_") && is_service_link(n))
+        .filter(|n| !keys.iter().any(|(key, _)| env_name(key) == **n))
+        .map(String::as_str)
+        .collect()
+}
+
 fn env_name(key: &str) -> String {
     format!("WARDEN_{}", key.replace('.', "_").to_ascii_uppercase())
 }
@@ -359,7 +406,8 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow:
     for name in env.keys().filter(|n| n.starts_with("WARDEN_")) {
         let known = RESERVED_ENV.contains(&name.as_str())
             || name.starts_with(TEST_ENV_PREFIX)
-            || keys.iter().any(|(key, _)| env_name(key) == *name);
+            || keys.iter().any(|(key, _)| env_name(key) == *name)
+            || is_service_link(name);
         if !known {
             bail!("unknown environment variable {name}: it matches no config key");
         }
@@ -503,6 +551,7 @@ impl Config {
         if !(1..=60).contains(&self.replicas.sync_interval) {
             bail!("config key `replicas.sync_interval`: must be between 1 and 60 seconds");
         }
+        let server = resolve_server(&self.server)?;
         let trusted_proxies = self
             .trusted_proxies
             .iter()
@@ -517,6 +566,7 @@ impl Config {
         Ok(ServerOptions {
             issuer,
             listen,
+            server,
             storage,
             default_ttl: t.default_ttl,
             max_ttl: t.max_ttl,
@@ -551,6 +601,24 @@ impl Config {
             log_format: self.log.format,
         })
     }
+}
+
+fn resolve_server(c: &ServerConfig) -> anyhow::Result<ConnectionLimits> {
+    if !(1..=3600).contains(&c.header_read_timeout) {
+        bail!("config key `server.header_read_timeout`: must be between 1 and 3600 seconds");
+    }
+    if !(1..=86_400).contains(&c.idle_timeout) {
+        bail!("config key `server.idle_timeout`: must be between 1 and 86400 seconds");
+    }
+    if c.shutdown_grace > 3600 {
+        bail!("config key `server.shutdown_grace`: at most 3600 seconds");
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: Duration::from_secs(c.header_read_timeout),
+        idle_timeout: Duration::from_secs(c.idle_timeout),
+        max_connections: (c.max_connections > 0).then_some(c.max_connections),
+        shutdown_grace: Duration::from_secs(c.shutdown_grace),
+    })
 }
 
 fn resolve_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<MetricsOptions> {
@@ -737,6 +805,50 @@ mod tests {
         }
         let s = from_toml("", &[("WARDEN_REPLICAS_SYNC_INTERVAL", "7")]).unwrap();
         assert_eq!(s.replicas.sync_interval, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn server_limits() {
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!(s.server, ConnectionLimits::default());
+        let s = from_toml(
+            "[server]\nheader_read_timeout = 5\nmax_connections = 200\n",
+            &[
+                ("WARDEN_SERVER_SHUTDOWN_GRACE", "3"),
+                ("WARDEN_SERVER_IDLE_TIMEOUT", "9"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.server.idle_timeout, Duration::from_secs(9));
+        assert_eq!(s.server.max_connections, Some(200));
+        assert_eq!(s.server.shutdown_grace, Duration::from_secs(3));
+        for (text, key) in [
+            ("[server]\nheader_read_timeout = 0\n", "server.header_read_timeout"),
+            ("[server]\nidle_timeout = 0\n", "server.idle_timeout"),
+            ("[server]\nshutdown_grace = 4000\n", "server.shutdown_grace"),
+            ("[server]\nread_timeout = 5\n", "read_timeout"),
+        ] {
+            let e = from_toml(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_config_keys() {
+        let vars = [
+            ("WARDEN_PORT", "tcp://10.0.0.1:8080"),
+            ("WARDEN_PORT_8080_TCP_ADDR", "10.0.0.1"),
+            ("WARDEN_SERVICE_HOST", "10.0.0.1"),
+            ("WARDEN_SERVICE_PORT_HTTP", "8080"),
+        ];
+        let s = from_toml("", &vars).unwrap();
+        assert_eq!(s.listen, ServerOptions::default().listen);
+        assert_eq!(ignored_env(&env(&vars)).len(), 4);
+        let e = from_toml("", &[("WARDEN_LISTNE", "127.0.0.1:1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("WARDEN_LISTNE"), "misspelt keys are still refused: {e}");
     }
 
     #[test]

@@ -68,6 +68,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if tracing::subscriber::set_global_default(subscriber(options.log_format, filter, std::io::stderr)).is_err() {
         eprintln!("warning: a log subscriber was already installed");
     }
+    for name in config::ignored_env(&env) {
+        tracing::debug!(variable = name, "ignored: a Kubernetes service link, not a config key");
+    }
     if issuer_from_flag {
         eprintln!(
             "note: the issuer is {} because of --listen; set `issuer` (or WARDEN_ISSUER) to it for the other \

@@ -1,11 +1,13 @@
-//! HTTP plumbing every room uses: capped request bodies, the client's
-//! address behind trusted proxies, and request ids with their log spans.
+//! HTTP plumbing every room uses: serving connections within limits,
+//! capped request bodies, the client's address behind trusted proxies,
+//! and request ids with their log spans.
 //!
 //! # What it must not touch
 //! Tokens, policies and the store: nothing here decides anything.
 
 pub mod body;
 pub mod client_ip;
+pub mod connections;
 pub mod request_id;
 
 pub use body::{read_body, read_json};

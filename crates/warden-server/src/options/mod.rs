@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub issuer: String,
     /// Where `warden serve` listens.
     pub listen: SocketAddr,
+    /// `[server]`: limits on client connections.
+    pub server: ConnectionLimits,
     /// Where Warden keeps its data.
     pub storage: StorageOptions,
     /// Lifetime of access tokens when none is asked for.
@@ -93,6 +95,7 @@ impl Default for ServerOptions {
         ServerOptions {
             issuer: format!("http://{DEFAULT_LISTEN}"),
             listen: DEFAULT_LISTEN,
+            server: ConnectionLimits::default(),
             storage: StorageOptions::default(),
             default_ttl: 300,
             max_ttl: TOKEN_TTL_CAP,
@@ -129,6 +132,7 @@ impl std::fmt::Debug for ServerOptions {
         f.debug_struct("ServerOptions")
             .field("issuer", &self.issuer)
             .field("listen", &self.listen)
+            .field("server", &self.server)
             .field("storage", &self.storage)
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)
@@ -152,6 +156,37 @@ impl std::fmt::Debug for ServerOptions {
             .field("replicas", &self.replicas)
             .field("log_format", &self.log_format)
             .finish()
+    }
+}
+
+/// `[server]`: what a client connection may cost. Slow or vanished clients
+/// are closed instead of holding the server (see `http/connections.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest wait for a complete request head, from the connection's
+    /// start or the first byte of the head (default 30 s).
+    pub header_read_timeout: Duration,
+    /// Longest idle time between requests on a kept-alive connection, and
+    /// longest stall writing a response to a client that stopped reading
+    /// (default 120 s).
+    pub idle_timeout: Duration,
+    /// Connections served at once; `None`: derived from the open-file
+    /// limit, leaving room for the store and the upstreams.
+    pub max_connections: Option<usize>,
+    /// On shutdown, how long requests in flight may finish before the
+    /// connections still open are closed, the audit log flushed and the
+    /// last checkpoint signed (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
     }
 }
 
