@@ -324,9 +324,43 @@ async fn token_exchange_delegation<S: Store>(srv: &Server<S>) {
         json!({"sub": "agent:sub-bot", "act": {"sub": "agent:report-bot"}})
     );
     // A third exceeds the depth limit (2).
-    let r3 = exchange(srv, "report-bot", &bot, &t2, &[]).await;
+    let third_bot = agent(srv, "third-bot").await;
+    let r3 = exchange(srv, "third-bot", &third_bot, &t2, &[]).await;
     assert_eq!((r3.status, r3.error()), (400, "invalid_request"));
     assert!(r3.body["error_description"].as_str().unwrap().contains("deep"));
+    // An agent already in the chain cannot act again (no re-delegation to
+    // itself), however short the chain.
+    let again = exchange(srv, "report-bot", &bot, &t1, &[]).await;
+    assert_eq!((again.status, again.error()), (400, "invalid_request"));
+    assert!(
+        again.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already acts"),
+        "{}",
+        again.body
+    );
+    // A token meant for someone else cannot be re-targeted: a service's
+    // own token for Warden, a dashboard session's.
+    for aud in [srv.base.clone(), format!("{}/ui", srv.base)] {
+        let foreign = srv.user_token("user:alice", &[&aud], "inference.invoke", &[], 120, None);
+        let r = exchange(srv, "report-bot", &bot, &foreign, &[]).await;
+        assert_eq!((r.status, r.error()), (400, "invalid_request"), "{aud}: {}", r.body);
+    }
+    // A client subject reaches through delegation only what it could
+    // reach itself: a service registered for Warden alone, whose token
+    // names the agent, gives no token for `inference`.
+    srv.client(
+        "app-only",
+        ClientKind::Service,
+        &["client_credentials"],
+        "inference.invoke",
+        &[&srv.base],
+    )
+    .await;
+    let app = srv.user_token("svc:app-only", &["report-bot"], "inference.invoke", &[], 120, None);
+    let r = exchange(srv, "report-bot", &bot, &app, &[]).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_target"), "{}", r.body);
     // may_act names someone else.
     let guarded = srv.user_token(
         "user:bob",

@@ -126,6 +126,14 @@ impl Default for ServerOptions {
     }
 }
 
+impl ServerOptions {
+    /// The audience of dashboard session tokens (`warden ui link`): the
+    /// issuer's `/ui`. Such a token opens the dashboard and nothing else.
+    pub fn ui_audience(&self) -> String {
+        format!("{}/ui", self.issuer)
+    }
+}
+
 impl std::fmt::Debug for ServerOptions {
     /// Every field, with passwords in database and Redis URLs masked.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use warden_audit::{AuditEvent, EventKind};
 use warden_jose::VerifiedToken;
 use warden_store::Store;
+use warden_store::oauth::ClientRecord;
 
 use super::{
     ACCESS_TOKEN_TYPE, Grant, JWT_TOKEN_TYPE, audiences, check_grant, gets_refresh_tokens, jti, mint, start_family,
@@ -44,6 +45,9 @@ struct Subject {
     tenant: Option<String>,
     exp: u64,
     may_act: Option<Value>,
+    /// The audiences of a Warden subject token; `None` for a trusted
+    /// external issuer's, whose configured audience is Warden itself.
+    audience: Option<Vec<String>>,
 }
 
 fn from_warden(token: &VerifiedToken) -> Result<Subject, ApiError> {
@@ -56,7 +60,64 @@ fn from_warden(token: &VerifiedToken) -> Result<Subject, ApiError> {
         tenant: c.raw().get("tenant").and_then(Value::as_str).map(str::to_owned),
         exp: c.exp(),
         may_act: c.raw().get("may_act").cloned(),
+        audience: Some(c.aud().to_vec()),
     })
+}
+
+/// Whether `client` may exchange `subject`'s token at all: a Warden token
+/// must have been meant for it — its `aud` names the client or an
+/// audience the client is registered for — or have been issued to be
+/// delegated (a `may_act` naming who may act, checked later); a
+/// dashboard session's token never is. A trusted external issuer's token
+/// is, by configuration, issued for Warden.
+fn check_meant_for(subject: &Subject, client: &ClientRecord, ui_audience: &str) -> Result<(), ApiError> {
+    let Some(aud) = &subject.audience else {
+        return Ok(());
+    };
+    if aud.iter().any(|a| a == ui_audience) {
+        return Err(ApiError::invalid_request(
+            "subject_token is a dashboard session's; it cannot be exchanged",
+        ));
+    }
+    let named = aud
+        .iter()
+        .any(|a| *a == client.client_id || client.audiences.contains(a));
+    if named || subject.may_act.is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(format!(
+            "subject_token was not issued for client `{}`: its `aud` must name the client or one of its registered \
+             audiences, or it must carry `may_act`",
+            client.client_id
+        )))
+    }
+}
+
+/// When the subject is itself a Warden client (`svc:`/`agent:`), the
+/// delegated token may only be for audiences that client could have been
+/// issued itself: delegation never widens what a principal reaches.
+async fn check_subject_could_reach<S: Store>(
+    state: &OAuthState<S>,
+    subject: &str,
+    audience: &[String],
+) -> Result<(), ApiError> {
+    let Some(client_id) = subject.strip_prefix("svc:").or_else(|| subject.strip_prefix("agent:")) else {
+        return Ok(());
+    };
+    let own = match state.clients.get(&state.app.store, client_id).await? {
+        Some(c) if !c.disabled => c.audiences,
+        _ => {
+            return Err(ApiError::invalid_request(format!(
+                "the subject `{subject}` is no active client"
+            )));
+        }
+    };
+    match audience.iter().find(|a| !own.contains(a)) {
+        Some(a) => Err(ApiError::invalid_target(format!(
+            "`{subject}` could not obtain tokens for `{a}` itself, so no one obtains them for it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_type(form: &Form, name: &str) -> Result<(), ApiError> {
@@ -101,6 +162,7 @@ async fn verify_subject<S: Store>(state: &OAuthState<S>, token: &str, now: u64) 
             tenant: None,
             exp: id.exp,
             may_act: id.may_act,
+            audience: None,
         });
     }
     Err(ApiError::invalid_request(
@@ -162,6 +224,11 @@ pub async fn grant<S: Store>(
     if actor == subject.subject {
         return Err(ApiError::invalid_request("the actor and the subject are the same"));
     }
+    if delegation::actors(subject.act.as_ref()).contains(&actor) {
+        return Err(ApiError::invalid_request(format!(
+            "`{actor}` already acts in the subject token's delegation chain"
+        )));
+    }
     if !delegation::may_act_allows(subject.may_act.as_ref(), &actor) {
         return Err(ApiError::invalid_request(format!(
             "`{actor}` may not act for `{}` (may_act)",
@@ -200,6 +267,8 @@ pub async fn grant<S: Store>(
             "delegated tokens are never issued for Warden itself",
         ));
     }
+    check_meant_for(&subject, c, &state.app.options.ui_audience())?;
+    check_subject_could_reach(state, &subject.subject, &audience).await?;
     let roles = subject
         .roles
         .into_iter()
