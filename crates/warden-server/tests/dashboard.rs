@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use support::{Server, start_pg, start_sqlite};
+use support::{Server, claims, start_pg, start_sqlite};
 use warden_store::{AuditStore, Store};
 
 const ML: &str = "user:mia";
@@ -598,4 +598,85 @@ async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log
     }
     assert!(body.contains("data-verdict=\"ok\""), "{body}");
     assert!(body.contains("The audit log verifies"), "{body}");
+}
+
+/// A login link's token (audience the issuer's `/ui`) opens the dashboard
+/// and nothing else; signing out revokes the session's token, so the
+/// replayed cookie and the token itself are refused everywhere; an
+/// administrator revokes any token through the admin API.
+#[tokio::test]
+async fn sessions_are_the_dashboards_alone_and_end_when_signed_out() {
+    let s = start_sqlite(|_| {}).await;
+    let ui = format!("{}/ui", s.base);
+    let link = s.user_token("user:ada", &[ui.as_str()], UI_SCOPES, &["auditor"], 600, None);
+    // Not a bearer token of any API.
+    for path in ["/api/v1/audit/events", "/api/v1/datasets"] {
+        assert_eq!(s.get(path, Some(&link)).await.status, 401, "{path}");
+    }
+    let mut b = Browser::new(&s);
+    assert_eq!(b.sign_in(&link).await.status, 303);
+    let cookie = b.cookies.get("warden_session").cloned().unwrap();
+    assert_eq!(b.get("/ui/audit").await.status, 200);
+    // Sign out: the session's token is revoked.
+    let page = b.get("/ui/audit").await;
+    let out = b.post("/ui/logout", &[("csrf", &page.csrf())]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let mut replay = Browser::new(&s);
+    replay.cookies.insert("warden_session".into(), cookie);
+    let p = replay.get("/ui/audit").await;
+    assert_eq!(p.status, 303, "a replayed cookie is refused after sign-out");
+    assert!(p.location().starts_with("/ui/login"), "{}", p.location());
+    let revoked = s
+        .state
+        .store
+        .events(&warden_store::EventQuery {
+            limit: 10,
+            kind: Some("token_revoked".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        revoked.iter().any(|e| e
+            .content
+            .as_ref()
+            .is_some_and(|(body, _)| { String::from_utf8_lossy(body).contains("\"reason\":\"logout\"") })),
+        "the sign-out is audited"
+    );
+
+    // An administrator revokes another person's session and a service's
+    // token; a non-administrator may not.
+    let other = s.user_token("user:bo", &[ui.as_str()], UI_SCOPES, &["auditor"], 600, None);
+    let mut bo = Browser::new(&s);
+    assert_eq!(bo.sign_in(&other).await.status, 303);
+    let admin = token(&s, "user:root", "", &["admin"]);
+    let auditor = token(&s, "user:aud", "audit.read", &["auditor"]);
+    let by_token = json!({"token": other});
+    assert_eq!(
+        s.post_json("/api/v1/admin/revocations", Some(&auditor), &by_token)
+            .await
+            .status,
+        403
+    );
+    let r = s.post_json("/api/v1/admin/revocations", Some(&admin), &by_token).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(bo.get("/ui/audit").await.status, 303, "the revoked session is over");
+    let api = token(&s, "user:cy", "audit.read", &["auditor"]);
+    assert_eq!(s.get("/api/v1/audit/events", Some(&api)).await.status, 200);
+    let jti = claims(&api)["jti"].as_str().unwrap().to_owned();
+    let r = s
+        .post_json("/api/v1/admin/revocations", Some(&admin), &json!({"jti": jti}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.get("/api/v1/audit/events", Some(&api)).await.status, 401);
+    for bad in [
+        json!({}),
+        json!({"jti": ""}),
+        json!({"token": "x", "jti": "y"}),
+        json!({"tokn": "x"}),
+    ] {
+        let r = s.post_json("/api/v1/admin/revocations", Some(&admin), &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    s.stop().await;
 }

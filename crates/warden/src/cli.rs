@@ -276,6 +276,27 @@ pub enum TokenCommand {
         /// The token, or `-` to read it from stdin.
         token: String,
     },
+    /// Revoke any token (a dashboard session, a token issued here, another
+    /// client's): every running server refuses it within a second.
+    #[command(after_help = examples::TOKEN_REVOKE)]
+    Revoke(RevokeArgs),
+}
+
+/// `warden token revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The token's id (its `jti`, as the audit log shows it).
+    #[arg(long, required_unless_present = "token", conflicts_with = "token")]
+    pub jti: Option<String>,
+    /// The token itself (an access token, or a refresh token whose whole
+    /// family is revoked), or `-` to read it from stdin.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// With --jti: the token's expiry (Unix seconds), when known; the
+    /// revocation is kept until then (default: the longest lifetime any
+    /// token can have).
+    #[arg(long, value_name = "UNIX_SECONDS", requires = "jti")]
+    pub until: Option<u64>,
 }
 
 /// `warden token issue`.
@@ -901,6 +922,11 @@ Examples:
     pub const TOKEN_INSPECT: &str = "\
 Examples:
   warden token inspect - < token.txt   # header and claims, marked UNVERIFIED";
+
+    pub const TOKEN_REVOKE: &str = "\
+Examples:
+  warden token revoke --jti 5f2c0e9a4b1d7e3f         # e.g. a session found with `warden audit query`
+  warden token revoke --token - < token.txt          # an access token, or a refresh token's family";
 
     pub const CONFIG: &str = "\
 Examples:

@@ -23,6 +23,10 @@ use crate::state::AppState;
 pub enum Accept<'a> {
     /// Warden's own APIs: Warden tokens for the issuer's audience.
     Warden,
+    /// The dashboard: a session token (`warden ui link`, audience the
+    /// issuer's `/ui`) or, pasted at sign-in, a Warden token for the
+    /// issuer's audience.
+    Dashboard,
     /// A gateway route: Warden tokens for its audience (`None`: the
     /// issuer), or a trusted external issuer's tokens when that issuer's
     /// configured audience is the route's.
@@ -93,15 +97,22 @@ pub async fn authenticate<S: Store>(
             now,
         });
     }
+    let ui = app.options.ui_audience();
     let audience = match accept {
         Accept::Warden => None,
+        Accept::Dashboard => Some(ui.as_str()),
         Accept::Route(audience) => audience,
     };
     let verified = app
         .verify_own(now, |keys| {
             let (verified, hit) = access.audiences.verify(keys, &app.options, audience, token, now);
             app.metrics.token_cache(hit);
-            verified
+            match verified {
+                Err(warden_jose::JoseError::AudienceMismatch) if accept == Accept::Dashboard => {
+                    access.audiences.verify(keys, &app.options, None, token, now).0
+                }
+                other => other,
+            }
         })
         .await
         .map_err(AuthError::Invalid)?;

@@ -124,11 +124,16 @@ impl Caller {
         }
     }
 
-    /// The caller presenting `token` on one of Warden's own APIs (the
-    /// bearer header's, or the dashboard session's): a Warden token for
-    /// the issuer's audience. The request id is the one `request_id::tag`
-    /// gave the request (a fresh one otherwise).
-    pub async fn of_request<C: Context>(ctx: &C, token: &str, parts: &Parts) -> Result<Caller, ApiError> {
+    /// The caller presenting `token` on one of Warden's own APIs (its
+    /// bearer token: audience the issuer) or on the dashboard (its session
+    /// token: [`Accept::Dashboard`]). The request id is the one
+    /// `request_id::tag` gave the request (a fresh one otherwise).
+    pub async fn of_request<C: Context>(
+        ctx: &C,
+        token: &str,
+        parts: &Parts,
+        accept: Accept<'_>,
+    ) -> Result<Caller, ApiError> {
         let app = ctx.app();
         let request_id = parts
             .extensions
@@ -141,7 +146,7 @@ impl Caller {
             request_id,
             source_ip,
         };
-        Ok(authenticate(app, ctx.access(), presented, Accept::Warden, now()).await?)
+        Ok(authenticate(app, ctx.access(), presented, accept, now()).await?)
     }
 
     /// A caller for unit tests: `principal` with nothing else.
@@ -176,7 +181,7 @@ impl<C: Context> FromRequestParts<Arc<C>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Arc<C>) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or(AuthError::Missing)?;
-        Caller::of_request(ctx.as_ref(), token, parts).await
+        Caller::of_request(ctx.as_ref(), token, parts, Accept::Warden).await
     }
 }
 

@@ -59,7 +59,7 @@ pub struct Access {
     pub policies: Arc<CedarAuthorizer>,
     /// Trusted external issuers.
     pub federation: Federation,
-    /// Verified-token caches per audience.
+    /// Verified-token caches per audience (the routes' and the dashboard's).
     pub audiences: AudienceVerifiers,
 }
 
@@ -67,7 +67,11 @@ impl Access {
     /// The access layer of a server configured with `options`, deciding
     /// with `policies`.
     pub fn new(options: &ServerOptions, policies: Arc<CedarAuthorizer>) -> Result<Self, FederationError> {
-        let route_audiences = options.routes.iter().filter_map(|r| r.audience.clone());
+        let route_audiences = options
+            .routes
+            .iter()
+            .filter_map(|r| r.audience.clone())
+            .chain([options.ui_audience()]);
         Ok(Access {
             policies,
             federation: Federation::new(options.federation.clone())?,

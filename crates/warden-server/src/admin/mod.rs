@@ -6,10 +6,12 @@
 //!
 //! # Layout
 //! - `clients.rs`: list, show, create, disable, enable, rotate secrets.
+//! - `revocations.rs`: revoking any token (a session, a CLI-issued token).
 //! - `audit.rs`: events, the latest signed checkpoint, proofs.
 
 pub mod audit;
 pub mod clients;
+pub mod revocations;
 
 use std::sync::Arc;
 
@@ -60,6 +62,7 @@ pub fn routes<S: Store>(state: Arc<AdminState<S>>) -> Router {
             "/api/v1/admin/clients/{id}/rotate-secret",
             post(clients::rotate_secret::<S>),
         )
+        .route("/api/v1/admin/revocations", post(revocations::revoke::<S>))
         .route("/api/v1/audit/events", get(audit::events::<S>))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))

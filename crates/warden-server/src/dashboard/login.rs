@@ -5,7 +5,7 @@
 //! server log or a `Referer`; the person confirms whom the link signs in
 //! as). Sign-ins are audited, and so are refusals of a valid token that is
 //! not a person's own; a token that does not verify names nobody and is
-//! only refused.
+//! only refused. Signing out revokes the session's token everywhere.
 
 use std::sync::Arc;
 
@@ -13,15 +13,16 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 
 use super::DashboardState;
 use super::page::{ASSET_VERSION, UiError, render};
 use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
-use crate::access::Caller;
+use crate::access::{Accept, Caller};
 use crate::error::ApiError;
 use crate::http::read_body;
-use crate::state::now;
+use crate::state::{AppState, now};
 
 /// Largest sign-in form read.
 const MAX_FORM: usize = 16 * 1024;
@@ -109,7 +110,7 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, requ
     if token.is_empty() {
         return login_page(&state, headers, StatusCode::BAD_REQUEST, Some("Paste an access token."));
     }
-    let call = match Caller::of_request(&*state, token, &parts).await {
+    let call = match Caller::of_request(&*state, token, &parts, Accept::Dashboard).await {
         Ok(call) => call,
         Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::BAD_REQUEST => {
             let message = format!("That token cannot sign in: {}.", e.description);
@@ -149,9 +150,10 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, requ
     response
 }
 
-/// `POST /ui/logout` with `csrf`: forgets the session in this browser.
-/// (The token itself stays valid until it expires; revoke it with
-/// `/oauth/revoke` to end it everywhere.)
+/// `POST /ui/logout` with `csrf`: ends the session — its token is revoked
+/// (every replica refuses it from then on, on the dashboard and anywhere
+/// else) and this browser forgets it. Audited as `token_revoked`, reason
+/// `logout`.
 pub async fn sign_out<S: Store>(
     State(state): State<Arc<DashboardState<S>>>,
     session: Session,
@@ -165,6 +167,9 @@ pub async fn sign_out<S: Store>(
     if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
         return UiError::from(e).into_response();
     }
+    if let Err(e) = end_session(&state.app, &session.call).await {
+        return UiError::from(e).into_response();
+    }
     let secure = session::secure_cookies(&state);
     let mut response = Redirect::to("/ui/login").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
@@ -174,4 +179,22 @@ pub async fn sign_out<S: Store>(
         }
     }
     response
+}
+
+/// Revokes the session's token: recorded in the store first (what every
+/// replica and restart trusts), then applied here and announced.
+async fn end_session<S: Store>(app: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
+    let now = now();
+    app.store.revoke_token(&caller.jti, caller.exp, now).await?;
+    app.revoke(vec![(caller.jti.clone(), caller.exp)]);
+    let event = EventKind::TokenRevoked {
+        jti: Some(caller.jti.clone()),
+        family: None,
+        client_id: caller.client_id.clone(),
+        reason: "logout".into(),
+    };
+    if let Err(e) = app.audit.record(AuditEvent::new(now, event)).await {
+        tracing::error!(error = %e, "a sign-out was not audited; the session is revoked all the same");
+    }
+    Ok(())
 }

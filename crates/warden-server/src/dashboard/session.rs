@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use warden_store::Store;
 
 use super::DashboardState;
-use crate::access::Caller;
+use crate::access::{Accept, Caller};
 use crate::error::ApiError;
 
 /// The session cookie (the access token).
@@ -193,7 +193,7 @@ impl<S: Store> FromRequestParts<Arc<DashboardState<S>>> for Session {
             return Err(NoSession::SignIn("Sign in to continue.".to_owned()));
         };
         let token = token.to_owned();
-        let call = match Caller::of_request(state.as_ref(), &token, parts).await {
+        let call = match Caller::of_request(state.as_ref(), &token, parts, Accept::Dashboard).await {
             Ok(call) => call,
             Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
                 return Err(NoSession::SignIn(format!(

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use warden_store::Store;
 
-use crate::access::{Caller, bearer};
+use crate::access::{Accept, Caller, bearer};
 use crate::error::ApiError;
 use crate::http::{client_ip, read_body};
 use crate::oauth::OAuthState;
@@ -39,7 +39,7 @@ pub async fn introspect<S: Store>(
     let bytes = read_body(body, state.app.options.oauth.max_body_bytes).await?;
     let form = Form::parse(headers, &bytes)?;
     let caller_client = if let Some(token) = bearer(headers) {
-        let caller = Caller::of_request(&*state, token, &parts).await?;
+        let caller = Caller::of_request(&*state, token, &parts, Accept::Warden).await?;
         caller.require(roles::ADMIN, &state.app.options.oauth.introspection_scope)?;
         None
     } else {

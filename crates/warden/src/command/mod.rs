@@ -86,3 +86,21 @@ pub fn now() -> u64 {
 }
 
 pub use warden_server::time::rfc3339;
+
+/// Who runs this command, for the audit log: `user@host` from the
+/// environment and the kernel's host name (`unknown` where either is
+/// missing).
+pub fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let clean = |s: String| -> String { s.chars().filter(|c| !c.is_control()).take(64).collect() };
+    format!("{}@{}", clean(user), clean(host))
+}

@@ -4,12 +4,14 @@ use std::io::Read as _;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
+use warden_audit::EventKind;
 use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
 use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Validation, base64url, strict_json};
+use warden_server::notice::Notice;
 use warden_store::Store;
 
 use super::{Context, now};
-use crate::cli::{IssueArgs, TokenCommand, VerifyArgs};
+use crate::cli::{IssueArgs, RevokeArgs, TokenCommand, VerifyArgs};
 use crate::exit::{Rejected, UsageError};
 use crate::store_select::{StoreTask, with_store};
 
@@ -28,6 +30,14 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
         }
         TokenCommand::Verify(args) => verify(args, ctx).await,
         TokenCommand::Inspect { token } => inspect(&read_token(&token)?),
+        TokenCommand::Revoke(args) => {
+            let revoked = with_store(&ctx.options.storage, false, RevokeTask { args, ctx }).await?;
+            for notice in &revoked.notices {
+                ctx.announce(notice.clone()).await;
+            }
+            println!("{}", revoked.summary);
+            Ok(())
+        }
     }
 }
 
@@ -181,4 +191,91 @@ fn inspect(token: &str) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     eprintln!("UNVERIFIED: nothing about this token has been checked");
     Ok(())
+}
+
+/// What `warden token revoke` did.
+struct Revoked {
+    /// One line for people.
+    summary: String,
+    /// What the running replicas should apply at once.
+    notices: Vec<Notice>,
+}
+
+/// Revokes a token in the store (running servers read revocations every
+/// second, and hear of it at once over Redis when configured) and audits
+/// it with the operator who ran the command.
+struct RevokeTask<'a> {
+    args: RevokeArgs,
+    ctx: &'a Context,
+}
+
+impl StoreTask for RevokeTask<'_> {
+    type Output = Revoked;
+
+    async fn run<S: Store>(self, store: S) -> anyhow::Result<Revoked> {
+        let now = now();
+        let reason = format!("revoked from the CLI by {}", super::operator());
+        let longest = now + warden_server::options::TOKEN_TTL_CAP + warden_jose::MAX_LEEWAY;
+        let (jti, exp) = match (self.args.jti, self.args.token) {
+            (Some(jti), _) => {
+                if jti.is_empty() || jti.len() > 128 {
+                    return Err(UsageError("--jti must be 1 to 128 characters".into()).into());
+                }
+                (jti, self.args.until.unwrap_or(longest).min(longest))
+            }
+            (None, Some(token)) => {
+                let token = read_token(&token)?;
+                if token.starts_with("wrt_") {
+                    let hash = warden_server::oauth::grants::hash_refresh(&token);
+                    let row = store
+                        .find_refresh(&hash)
+                        .await?
+                        .ok_or_else(|| anyhow!("no such refresh token"))?;
+                    let revoked = store.revoke_family(&row.family.id, now).await?;
+                    let event = EventKind::TokenRevoked {
+                        jti: None,
+                        family: Some(row.family.id.clone()),
+                        client_id: row.family.client_id.clone(),
+                        reason,
+                    };
+                    super::audit::record(&store, now, vec![event]).await?;
+                    return Ok(Revoked {
+                        summary: format!("revoked refresh-token family {}", row.family.id),
+                        notices: revoked
+                            .into_iter()
+                            .map(|(jti, exp)| Notice::Revoked { jti, exp })
+                            .collect(),
+                    });
+                }
+                let keys = self.ctx.published_keys(&store).await?;
+                let issuer = TrustedIssuer::new(
+                    self.ctx.options.issuer.clone(),
+                    KeySet::new(keys)?,
+                    self.ctx.options.algorithms,
+                );
+                let validation = Validation::access_token(String::new())
+                    .with_any_audience()
+                    .with_leeway(self.ctx.options.leeway)?;
+                let verified = TokenVerifier::new([issuer], validation)
+                    .verify(&token, now)
+                    .map_err(|e| Rejected(format!("not a live token of this Warden: {e}")))?;
+                let claims = verified.claims();
+                let jti = claims.jti().ok_or_else(|| anyhow!("the token has no jti"))?.to_owned();
+                (jti, claims.exp())
+            }
+            (None, None) => return Err(UsageError("give --jti or --token".into()).into()),
+        };
+        store.revoke_token(&jti, exp, now).await?;
+        let event = EventKind::TokenRevoked {
+            jti: Some(jti.clone()),
+            family: None,
+            client_id: "warden-cli".into(),
+            reason,
+        };
+        super::audit::record(&store, now, vec![event]).await?;
+        Ok(Revoked {
+            summary: format!("revoked token {jti} (kept until {})", super::rfc3339(exp)),
+            notices: vec![Notice::Revoked { jti, exp }],
+        })
+    }
 }

@@ -44,7 +44,7 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     let issue = IssueArgs {
         sub: args.sub,
-        aud: vec![ctx.options.issuer.clone()],
+        aud: vec![ctx.options.ui_audience()],
         scope: args.scope,
         roles: args.roles,
         ttl: Some(args.ttl),
