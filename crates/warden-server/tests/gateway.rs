@@ -647,12 +647,23 @@ async fn openai_bodies() {
         r#"{{"model": "small-model", "messages": [{{"role": "user", "content": "{filler}"}}], "stream": true}}"#
     );
     assert!(body.len() > PREFIX);
+    // Two Content-Type headers, even alike, may be read differently here
+    // and upstream: refused.
+    let twice = send(
+        srv.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .header("content-type", "text/plain")
+            .body(body.clone()),
+    )
+    .await;
+    assert_eq!(twice.status, 400, "{}", twice.body);
     let r = send(
         srv.http
             .post(&url)
             .header("content-type", "application/json")
             .bearer_auth(&t)
-            .header("content-type", "application/json")
             .body(body.clone()),
     )
     .await;

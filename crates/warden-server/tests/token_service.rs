@@ -133,6 +133,19 @@ async fn refresh_rotation_and_reuse<S: Store>(srv: &Server<S>) {
     let r1 = second.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r0, r1, "rotated");
     let a1 = second.body["access_token"].as_str().unwrap().to_owned();
+    // Widening on refresh is refused (RFC 6749 §6), and spends nothing.
+    let wider = srv
+        .post_form(
+            "/oauth/token",
+            auth,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &r1),
+                ("scope", "training.run admin.everything"),
+            ],
+        )
+        .await;
+    assert_eq!((wider.status, wider.error()), (400, "invalid_scope"), "{}", wider.body);
     // Narrowing on refresh.
     let third = srv
         .post_form(

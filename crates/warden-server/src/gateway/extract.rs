@@ -14,8 +14,9 @@
 //! ignores case, with Unicode folding), so on every object along a watched
 //! path the scanner refuses, as ambiguous:
 //! - a watched key given twice (`{"model":"a","model":"b"}`), and
-//! - a key that differs from a watched key only by case or folding
-//!   (`"MODEL"`, `"ſtream"` for `"stream"`), even given once.
+//! - a key that differs from a watched key only by case or folding, or by
+//!   control or invisible characters (`"MODEL"`, `"ſtream"` for `"stream"`,
+//!   `"model\u0000"`), even given once.
 //!
 //! Keys are compared after decoding escapes (`"mod\u0065l"` is `model`).
 //! When the body is longer than the prefix, the scanner keeps watching the
@@ -320,8 +321,15 @@ pub struct JsonScanner {
     root_is_object: Option<bool>,
 }
 
+/// A key as the loosest parser might match it: case folded, control and
+/// invisible format characters dropped (`"model\u0000"` or
+/// `"mo\u200bdel"` is `model` to some).
 fn fold(key: &str) -> String {
-    key.to_lowercase().to_uppercase()
+    key.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+        .collect::<String>()
+        .to_lowercase()
+        .to_uppercase()
 }
 
 fn bits(mask: u64) -> impl Iterator<Item = usize> {
@@ -554,6 +562,10 @@ impl JsonScanner {
 /// `identity`. The resource id read from the body is then the one the
 /// upstream sees.
 pub fn check_json_body(headers: &axum::http::HeaderMap) -> Result<(), ExtractError> {
+    // Two Content-Type headers may be read differently here and upstream.
+    if headers.get_all(axum::http::header::CONTENT_TYPE).iter().count() > 1 {
+        return Err(ExtractError::NotDeclaredJson("Content-Type is given more than once"));
+    }
     let media = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -645,6 +657,9 @@ mod tests {
         assert_eq!(id("model", r#"{"MODEL":"b"}"#), amb);
         assert_eq!(id("model", r#"{"model":"a","Model":"b"}"#), amb);
         assert_eq!(id("model", r#"{"model":"a","mod\u0065l":"b"}"#), amb);
+        assert_eq!(id("model", r#"{"model":"a","model\u0000":"b"}"#), amb);
+        assert_eq!(id("model", r#"{"model\u0000":"b","model":"a"}"#), amb);
+        assert_eq!(id("model", r#"{"mo\u200bdel":"b"}"#), amb);
         assert_eq!(
             id("stream", r#"{"\u017ftream":"b"}"#),
             Err(ExtractError::Ambiguous("stream".into()))

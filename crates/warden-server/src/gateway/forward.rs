@@ -21,8 +21,9 @@
 //!   `Trailer`, `Transfer-Encoding`, `Upgrade`, and any header `Connection`
 //!   names), so upgrades (WebSocket) are not proxied.
 //! - `Host` of the upstream URL; the client's `Host` in `X-Forwarded-Host`,
-//!   its address appended to `X-Forwarded-For`, and `X-Forwarded-Proto`
-//!   from Warden's public URL (the issuer).
+//!   its address in `X-Forwarded-For` (appended to the chain a trusted
+//!   proxy sent; a client's own `X-Forwarded-For` is never passed on), and
+//!   `X-Forwarded-Proto` from Warden's public URL (the issuer).
 //! - No identity header from the client: every `X-Warden-*` header and any
 //!   configured name is removed, then the verified identity is added
 //!   ([`IdentityHeaders`]).
@@ -30,6 +31,12 @@
 //! - No redirects followed, no proxy, no decompression: the response is
 //!   the upstream's, byte for byte (`Accept: */*` is added when the client
 //!   sent no `Accept`).
+//!
+//! # What the client sees
+//! The upstream's answer without hop-by-hop headers, without any
+//! `Set-Cookie` aimed at Warden's own cookies (a `warden_` name or a path
+//! under the dashboard's `/ui`, which shares Warden's origin), and with
+//! `X-Content-Type-Options: nosniff`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -129,6 +136,10 @@ pub struct Identity<'a> {
 pub struct Origin<'a> {
     /// The client's address, when known.
     pub peer: Option<IpAddr>,
+    /// Whether the peer is one of the configured `trusted_proxies`, whose
+    /// `X-Forwarded-For` is passed on (extended with the peer); any other
+    /// client's own `X-Forwarded-For` is replaced by its address.
+    pub peer_is_proxy: bool,
     /// `http` or `https`: the scheme clients use to reach Warden.
     pub proto: &'a str,
 }
@@ -201,11 +212,15 @@ pub fn upstream_headers(
             out.append(name.clone(), v.clone());
         }
     }
-    let mut chain: Vec<&str> = incoming
-        .get_all(&x_forwarded_for)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let mut chain: Vec<&str> = if origin.peer_is_proxy {
+        incoming
+            .get_all(&x_forwarded_for)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let peer = origin.peer.map(|ip| ip.to_string());
     chain.extend(peer.as_deref());
     if !chain.is_empty() {
@@ -224,12 +239,48 @@ pub fn upstream_headers(
     Ok(out)
 }
 
-/// The upstream's response headers as sent to the client.
+/// Prefix of Warden's own cookie names (the dashboard's session and CSRF
+/// cookies); an upstream may never set one.
+pub const WARDEN_COOKIE_PREFIX: &str = "warden_";
+
+/// Whether an upstream's `Set-Cookie` would reach Warden's own cookies: a
+/// name with Warden's prefix, or a path under the dashboard's `/ui`
+/// (which shares Warden's origin with every gateway route).
+fn touches_warden_cookies(set_cookie: &HeaderValue) -> bool {
+    let text = String::from_utf8_lossy(set_cookie.as_bytes()).to_ascii_lowercase();
+    let mut parts = text.split(';');
+    let name = parts
+        .next()
+        .and_then(|p| p.split('=').next())
+        .unwrap_or_default()
+        .trim();
+    let ui_path = parts.filter_map(|a| a.trim().strip_prefix("path=")).any(|p| {
+        let p = p.trim().trim_matches('"');
+        p == "/ui" || p.starts_with("/ui/") || p == "/" && name.starts_with(WARDEN_COOKIE_PREFIX)
+    });
+    name.starts_with(WARDEN_COOKIE_PREFIX) || ui_path
+}
+
+/// The upstream's response headers as sent to the client: hop-by-hop
+/// headers and cookies aimed at Warden's own removed, and `nosniff` so a
+/// browser never reads an upstream's answer as another type than declared.
 pub fn client_headers(mut upstream: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut upstream);
+    let cookies: Vec<HeaderValue> = upstream.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if cookies.iter().any(touches_warden_cookies) {
+        upstream.remove(header::SET_COOKIE);
+        for cookie in cookies.into_iter().filter(|c| !touches_warden_cookies(c)) {
+            upstream.append(header::SET_COOKIE, cookie);
+        }
+        tracing::warn!("an upstream tried to set a cookie of Warden's dashboard; removed");
+    }
     upstream.insert(
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
+    );
+    upstream.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
     );
     upstream
 }
@@ -380,6 +431,7 @@ mod tests {
     }
 
     const ORIGIN: Origin<'static> = Origin {
+        peer_is_proxy: true,
         peer: Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7))),
         proto: "https",
     };
@@ -443,6 +495,14 @@ mod tests {
         assert_eq!(out.get_all("cookie").iter().count(), 2);
         assert_eq!(out.get_all("x-warden-subject").iter().count(), 1);
 
+        // A client that is no trusted proxy does not get to name the client.
+        let direct = Origin {
+            peer_is_proxy: false,
+            ..ORIGIN
+        };
+        let out = upstream_headers(&h, &names, &identity(&[], &[]), &direct, false).unwrap();
+        assert_eq!(out["x-forwarded-for"], "192.0.2.7");
+
         let kept = upstream_headers(&h, &names, &identity(&[], &[]), &ORIGIN, true).unwrap();
         assert_eq!(kept["authorization"], "Bearer secret");
         // Always present, empty when there is no actor or scope.
@@ -450,6 +510,29 @@ mod tests {
             (&kept["x-warden-actor"], &kept["x-warden-scopes"]),
             (&"".parse().unwrap(), &"".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn upstreams_cannot_set_wardens_cookies() {
+        let mut h = HeaderMap::new();
+        for c in [
+            "warden_session=x; Path=/ui; HttpOnly",
+            "WARDEN_CSRF=y",
+            "theirs=1; Path=/ui/audit",
+            "app=1; Path=/v1; Secure",
+            "pref=2",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(c));
+        }
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        let out = client_headers(h);
+        let kept: Vec<&str> = out
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(kept, ["app=1; Path=/v1; Secure", "pref=2"]);
+        assert_eq!(out["x-content-type-options"], "nosniff");
     }
 
     #[test]

@@ -428,8 +428,10 @@ async fn forward<S: Store>(
         scopes: &caller.scopes,
         request_id: &caller.request_id,
     };
+    let peer = client_ip::peer(parts);
     let origin = Origin {
-        peer: client_ip::peer(parts),
+        peer,
+        peer_is_proxy: peer.is_some_and(|ip| app.options.trusted_proxies.iter().any(|n| n.contains(&ip))),
         proto: gateway.proto,
     };
     let headers = forward::upstream_headers(

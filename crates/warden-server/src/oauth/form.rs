@@ -21,6 +21,9 @@ pub struct Form {
 impl Form {
     /// Parses `body`, which must be sent as `application/x-www-form-urlencoded`.
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+        if headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+            return Err(ApiError::invalid_request("Content-Type is given more than once"));
+        }
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

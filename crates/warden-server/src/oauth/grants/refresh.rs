@@ -46,7 +46,17 @@ pub async fn grant<S: Store>(
     let stored: Grant =
         serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
     // A narrower scope may be asked for this access token (RFC 6749 §6);
-    // the refresh token keeps the original grant.
+    // the refresh token keeps the original grant. A scope beyond it is an
+    // error, never silently dropped.
+    if let Some(asked) = form.get("scope") {
+        let asked =
+            scope::parse(asked).map_err(|bad| ApiError::invalid_scope(format!("`{bad}` is not a valid scope")))?;
+        if let Some(extra) = asked.iter().find(|s| !stored.scopes.contains(s)) {
+            return Err(ApiError::invalid_scope(format!(
+                "`{extra}` was not granted to this refresh token"
+            )));
+        }
+    }
     let access_scopes = super::scopes(form, &stored.scopes, &[&stored.scopes])?;
     let o = &state.app.options;
     let exp = (now + o.default_ttl).min(row.family.expires_at);
