@@ -177,14 +177,12 @@ impl<S: warden_store::Store> App<S> {
             .merge(health::routes(health))
             .merge(oauth::routes(Arc::clone(&self.oauth)))
             .merge(gateway::metadata::routes(&options.issuer, self.gateway.clone()))
-            .merge(admin::routes(Arc::clone(&self.admin)))
+            .merge(admin::routes(
+                Arc::clone(&self.admin),
+                options.metrics.enabled && options.metrics.listen.is_none(),
+            ))
             .merge(registry::routes(Arc::clone(&self.registry)))
             .merge(dashboard::routes(Arc::clone(&self.dashboard)));
-        let router = if options.metrics.enabled && options.metrics.listen.is_none() {
-            router.route("/metrics", metrics::route(self.app.metrics.clone()))
-        } else {
-            router
-        };
         match &self.gateway {
             Some(g) => router.fallback_service(gateway::router(GatewayContext {
                 app: Arc::clone(&self.app),

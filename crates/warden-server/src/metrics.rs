@@ -323,6 +323,11 @@ fn describe() {
         REGISTRY_DECISIONS,
         "Registry API policy decisions, by action and decision (allow, deny)."
     );
+    metrics::describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
+    describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Client connections Warden closed, by reason (header_timeout, idle_timeout, write_stalled, drain_deadline)."
+    );
     describe_histogram!(AUDIT_BATCH_SIZE, Unit::Count, "Audit events per group commit.");
     describe_histogram!(AUDIT_COMMIT_SECONDS, Unit::Seconds, "Audit group-commit time.");
     describe_counter!(AUDIT_COMMIT_FAILURES, "Failed audit group commits.");

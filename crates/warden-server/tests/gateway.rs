@@ -1055,3 +1055,62 @@ async fn request_confusion_is_refused() {
     );
     srv.stop().await;
 }
+
+/// A trusted issuer whose keys could not be read at first use is asked
+/// again after 1 s, 2 s, 4 s … (up to a minute), not locked out for a
+/// minute: once its JWKS appears, its tokens pass within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_whose_keys_were_unreachable_is_retried_with_backoff() {
+    use warden_jose::{Algorithm, Jwk, SigningKey};
+    let up = upstream().await;
+    let (idp, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("idp.json");
+    let b = up.base.clone();
+    let file = jwks.clone();
+    let srv = support::start_sqlite(move |o| {
+        o.routes = vec![RouteConfig {
+            action: "inference.invoke".into(),
+            audience: Some("warden".into()),
+            ..route("ext", "/echo", &b, "Model", IdSource::Literal("m".into()))
+        }];
+        o.federation.push(warden_server::options::FederatedIssuer {
+            issuer: "https://idp.example".into(),
+            jwks: warden_server::options::JwksLocation::File(file),
+            algorithms: warden_jose::AlgorithmSet::asymmetric(),
+            audience: "warden".into(),
+            typ: vec!["JWT".into()],
+            role_claim: "groups".into(),
+            roles: [("ml-team".to_owned(), "ml-engineer".to_owned())].into_iter().collect(),
+            scope_claim: "scope".into(),
+            subject_kind: "user".into(),
+        });
+    })
+    .await;
+    let now = warden_server::state::now();
+    let claims = json!({"iss": "https://idp.example", "sub": "alice", "aud": "warden", "exp": now + 120,
+        "iat": now, "jti": "ext-backoff", "groups": ["ml-team"], "scope": "inference.invoke"});
+    let token = warden_jose::issue::encode(&idp, "JWT", &claims).unwrap();
+    let url = format!("{}/echo/x", srv.base);
+    let call = || send(srv.http.get(&url).bearer_auth(&token));
+    assert_eq!(call().await.status, 401, "no keys yet");
+    let doc = json!({"keys": [Jwk::from_verifying_key(idp.verifying_key()).unwrap().to_json()]});
+    std::fs::write(&jwks, doc.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let mut status = 0;
+    // The first retries come after 1 s and 2 s; a minute's lock-out would
+    // never pass within this bound.
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        status = call().await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200, "the issuer's keys were never fetched again");
+    eprintln!(
+        "the issuer's tokens passed {:?} after its keys appeared",
+        started.elapsed()
+    );
+    srv.stop().await;
+}

@@ -123,8 +123,12 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(http: &reqwest::Client, url: &str) -> (reqwest::header::HeaderMap, String) {
-    let r = http.get(url).send().await.unwrap();
+async fn scrape(http: &reqwest::Client, url: &str, bearer: Option<&str>) -> (reqwest::header::HeaderMap, String) {
+    let mut request = http.get(url);
+    if let Some(t) = bearer {
+        request = request.bearer_auth(t);
+    }
+    let r = request.send().await.unwrap();
     assert_eq!(r.status(), 200);
     let headers = r.headers().clone();
     (headers, r.text().await.unwrap())
@@ -181,7 +185,14 @@ async fn metrics_count_tokens_gateway_requests_and_audit_commits() {
     assert_eq!(get("/limited/a", Some(&token)).await, 429);
     assert_eq!(get("/nowhere/at/all", Some(&token)).await, 404);
 
-    let (headers, text) = scrape(&srv.http, &format!("{}/metrics", srv.base)).await;
+    // On the main listener, a token with `metrics.read` (or the admin
+    // role) scrapes; nothing else does.
+    let url = format!("{}/metrics", srv.base);
+    assert_eq!(srv.get("/metrics", None).await.status, 401);
+    let reader = srv.user_token("svc:prometheus", &[&srv.base], "", &[], 300, None);
+    assert_eq!(srv.get("/metrics", Some(&reader)).await.status, 403);
+    let scraper = srv.user_token("svc:prometheus", &[&srv.base], "metrics.read", &[], 300, None);
+    let (headers, text) = scrape(&srv.http, &url, Some(&scraper)).await;
     assert!(
         headers["content-type"]
             .to_str()
@@ -320,7 +331,7 @@ async fn a_separate_metrics_listener_takes_metrics_off_the_main_one() {
     // The main listener: /metrics is no endpoint there (it falls through
     // to the gateway, which has no such route).
     assert_eq!(srv.get("/metrics", None).await.status, 404);
-    let (_, text) = scrape(&srv.http, &format!("http://{addr}/metrics")).await;
+    let (_, text) = scrape(&srv.http, &format!("http://{addr}/metrics"), None).await;
     let s = parse(&text);
     let labels = [("route", "echo"), ("decision", "allow"), ("status", "200")];
     assert_eq!(value(&s, names::GATEWAY_REQUESTS, &labels), 1.0, "{text}");

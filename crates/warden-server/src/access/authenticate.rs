@@ -106,7 +106,9 @@ pub async fn authenticate<S: Store>(
     let verified = app
         .verify_own(now, |keys| {
             let (verified, hit) = access.audiences.verify(keys, &app.options, audience, token, now);
-            app.metrics.token_cache(hit);
+            if matches!(accept, Accept::Route(_)) {
+                app.metrics.token_cache(hit);
+            }
             match verified {
                 Err(warden_jose::JoseError::AudienceMismatch) if accept == Accept::Dashboard => {
                     access.audiences.verify(keys, &app.options, None, token, now).0

@@ -15,8 +15,13 @@ use warden_jose::{JoseError, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Valid
 
 use crate::options::{FederatedIssuer, JwksLocation};
 
-/// Least time between two fetches of one issuer's JWKS.
+/// Least time between two fetches of one issuer's JWKS while keys are
+/// cached (an unknown `kid` asks for a refetch), and the longest wait
+/// between retries while none could be fetched yet.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// First wait before retrying an issuer whose keys could not be fetched
+/// and none are cached; doubled at every failure up to [`REFETCH_INTERVAL`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Time allowed for one JWKS fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document read.
@@ -49,7 +54,8 @@ pub struct ExternalIdentity {
 struct External {
     config: FederatedIssuer,
     verifier: RwLock<Option<Arc<TokenVerifier>>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch was tried, and how long to wait after it.
+    last_fetch: Mutex<Option<(Instant, Duration)>>,
 }
 
 /// Every trusted external issuer, by `iss`.
@@ -141,25 +147,39 @@ impl Federation {
         map_identity(&ext.config, &verified)
     }
 
-    /// Fetches the issuer's JWKS unless a fetch was tried within the last
-    /// minute (the first load too: an unreachable IdP is asked once a
-    /// minute, not once a request). A failure keeps the last good set.
+    /// Fetches the issuer's JWKS, unless one was tried too recently: with
+    /// keys cached, at most once a minute (an unknown `kid`); with none, a
+    /// failure is retried after 1 s, then 2 s, 4 s … up to a minute, so an
+    /// IdP that was down at first use is not locked out for a minute, and
+    /// a down IdP is asked once per wait, never once per request. A failure
+    /// keeps the last good set.
     async fn refresh(&self, ext: &External) -> Result<Arc<TokenVerifier>, FederationError> {
         let cached = ext.verifier.read().ok().and_then(|v| v.clone());
-        let allowed = {
+        let previous_wait = {
             let Ok(mut last) = ext.last_fetch.lock() else {
                 return cached.ok_or_else(|| FederationError::NoKeys("lock poisoned".into()));
             };
-            let allowed = last.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
-            if allowed {
-                *last = Some(Instant::now());
+            if let Some((at, wait)) = *last
+                && at.elapsed() < wait
+            {
+                return cached.ok_or_else(|| {
+                    FederationError::NoKeys(format!("the keys could not be fetched; retrying in at most {wait:?}"))
+                });
             }
-            allowed
+            let previous = last.map(|(_, wait)| wait);
+            // Counted from now, so that concurrent requests share this fetch.
+            *last = Some((Instant::now(), REFETCH_INTERVAL));
+            previous
         };
-        if !allowed {
-            return cached.ok_or_else(|| FederationError::NoKeys("refetch limited to once a minute".into()));
+        let outcome = self.load(&ext.config).await;
+        let next_wait = match (&outcome, &cached) {
+            (Ok(_), _) | (Err(_), Some(_)) => REFETCH_INTERVAL,
+            (Err(_), None) => previous_wait.map_or(FIRST_RETRY, |w| (w * 2).clamp(FIRST_RETRY, REFETCH_INTERVAL)),
+        };
+        if let Ok(mut last) = ext.last_fetch.lock() {
+            *last = Some((Instant::now(), next_wait));
         }
-        match self.load(&ext.config).await {
+        match outcome {
             Ok(verifier) => {
                 let verifier = Arc::new(verifier);
                 if let Ok(mut slot) = ext.verifier.write() {
@@ -168,7 +188,8 @@ impl Federation {
                 Ok(verifier)
             }
             Err(e) => {
-                tracing::warn!(issuer = %ext.config.issuer, error = %e, "JWKS fetch failed; keeping the last good set");
+                tracing::warn!(issuer = %ext.config.issuer, error = %e, retry_in = ?next_wait,
+                    "JWKS fetch failed; keeping the last good set");
                 cached.ok_or(FederationError::NoKeys(e))
             }
         }

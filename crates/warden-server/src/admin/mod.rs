@@ -7,10 +7,12 @@
 //! # Layout
 //! - `clients.rs`: list, show, create, disable, enable, rotate secrets.
 //! - `revocations.rs`: revoking any token (a session, a CLI-issued token).
+//! - `metrics.rs`: `GET /metrics` on the main listener, for a token.
 //! - `audit.rs`: events, the latest signed checkpoint, proofs.
 
 pub mod audit;
 pub mod clients;
+pub mod metrics;
 pub mod revocations;
 
 use std::sync::Arc;
@@ -48,9 +50,15 @@ impl<S: Store> Context for AdminState<S> {
     }
 }
 
-/// The admin and audit routes.
-pub fn routes<S: Store>(state: Arc<AdminState<S>>) -> Router {
-    Router::new()
+/// The admin and audit routes; `metrics_here`: `GET /metrics` too (the
+/// metrics are recorded and have no listener of their own).
+pub fn routes<S: Store>(state: Arc<AdminState<S>>, metrics_here: bool) -> Router {
+    let router = if metrics_here {
+        Router::new().route("/metrics", get(metrics::scrape::<S>))
+    } else {
+        Router::new()
+    };
+    router
         .route(
             "/api/v1/admin/clients",
             get(clients::list::<S>).post(clients::create::<S>),

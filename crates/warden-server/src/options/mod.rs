@@ -459,6 +459,8 @@ pub mod scopes {
     pub const ADMIN: &str = "warden.admin";
     /// Reads the audit log.
     pub const AUDIT_READ: &str = "audit.read";
+    /// Scrapes `GET /metrics` on the main listener.
+    pub const METRICS_READ: &str = "metrics.read";
 }
 
 /// Roles with meaning to Warden itself.

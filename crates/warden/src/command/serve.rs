@@ -93,7 +93,7 @@ impl StoreTask for ServeTask<'_> {
         }
         match (ctx.options.metrics.enabled, ctx.options.metrics.listen) {
             (true, Some(addr)) => eprintln!("  metrics: http://{addr}/metrics"),
-            (true, None) => eprintln!("  metrics: http://{local}/metrics"),
+            (true, None) => eprintln!("  metrics: http://{local}/metrics (a token with the metrics.read scope)"),
             (false, _) => {}
         }
         match (&demo, &secrets) {
