@@ -6,6 +6,7 @@ mod command;
 mod config;
 mod exit;
 mod store_select;
+mod text;
 
 use std::process::ExitCode;
 

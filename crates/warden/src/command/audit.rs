@@ -49,6 +49,7 @@ use super::{Context, now, rfc3339};
 use crate::cli::{AuditCommand, AuditQueryArgs, ExportFormat};
 use crate::exit::{Refused, UsageError};
 use crate::store_select::{StoreTask, with_store};
+use crate::text::printable;
 
 /// The `format` member of an export's header.
 const EXPORT_FORMAT: &str = "warden-audit-export";
@@ -297,7 +298,7 @@ async fn print_events<S: AuditStore>(store: &S, query: EventQuery, limit: u64, j
 fn detail(event: &StoredEvent) -> String {
     let Some((body, _)) = &event.content else {
         return match &event.erasure {
-            Some(e) => format!("[erased {}: {}]", rfc3339(e.at), e.reason),
+            Some(e) => format!("[erased {}: {}]", rfc3339(e.at), printable(&e.reason)),
             None => "[erased]".into(),
         };
     };
@@ -306,8 +307,8 @@ fn detail(event: &StoredEvent) -> String {
             .iter()
             .filter(|(name, _)| !matches!(name.as_str(), "time" | "type"))
             .map(|(name, value)| match value {
-                serde_json::Value::String(s) => format!("{name}={s}"),
-                other => format!("{name}={other}"),
+                serde_json::Value::String(s) => format!("{}={}", printable(name), printable(s)),
+                other => format!("{}={}", printable(name), printable(&other.to_string())),
             })
             .collect::<Vec<_>>()
             .join(" "),

@@ -46,7 +46,6 @@ const PURPOSE_HEADER: &str = "x-warden-purpose";
 /// Largest answer read from the server.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// Longest error description printed.
-const MAX_DESCRIPTION: usize = 1000;
 
 /// A client of one server's registry API, as one principal.
 pub struct RegistryClient {
@@ -271,20 +270,7 @@ fn read_token(path: &Path) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 
-/// `text` with control characters (terminal escapes in an answer or an
-/// argument) replaced, and cut to a printable length.
-pub fn clean(text: &str) -> String {
-    text.chars()
-        .take(MAX_DESCRIPTION)
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
+pub use crate::text::printable as clean;
 
 // --- arguments ---
 
