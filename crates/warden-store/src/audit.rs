@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
-use warden_audit::{AuditError, AuditEvent, Decision, EventKind, EventLeaf, Frontier, Record, Salt, Subtree};
+use warden_audit::{AuditError, AuditEvent, Decision, EventLeaf, Frontier, Record, Salt, Subtree};
 
 use crate::error::StoreError;
 use crate::to_i64;
@@ -61,20 +61,14 @@ pub const MAX_PAGE: u32 = 10_000;
 /// Built by [`PreparedEvent::seal`] (or [`PreparedEvent::from_sealed`]) in
 /// the caller's task, so that hashing runs outside the writer.
 ///
-/// Query columns by kind: `subject` is the token's `sub` for token events
-/// and refresh reuse, the principal for access decisions, registry changes
-/// and admin actions, and the approver for approvals; `resource` is the
-/// Cedar resource for access decisions, registry changes and approvals and
-/// the target of an admin action. Other kinds have neither. `outcome` is
-/// the decision (`allow`/`deny`) of an access decision, and `None` for
-/// every other kind. `actor` is the outermost actor of a delegation (the
-/// agent acting for the subject) for access decisions, registry changes
-/// and token exchanges, the requester's for approvals, and who asked for
-/// an erasure.
+/// The query columns are what the event's kind says it is and indexes
+/// ([`EventKind::type_name`](warden_audit::EventKind::type_name),
+/// [`EventKind::indexed`](warden_audit::EventKind::indexed)); this type
+/// only stores them, with NUL made U+FFFD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
-    kind: String,
+    kind: &'static str,
     subject: Option<String>,
     resource: Option<String>,
     outcome: Option<&'static str>,
@@ -84,8 +78,6 @@ pub struct PreparedEvent {
     leaf_hash: Hash,
 }
 
-/// The members of a body that the query columns take; the others are
-/// skipped, not parsed.
 /// A subject or resource as the query columns keep it: NUL, which
 /// PostgreSQL's text cannot hold (a request naming one would fail its
 /// whole group commit), becomes U+FFFD. The body keeps the exact value.
@@ -93,6 +85,8 @@ fn query_column(value: &str) -> String {
     value.replace('\0', "\u{FFFD}")
 }
 
+/// The members of a body that are checked against the event; the others
+/// are skipped, not parsed.
 #[derive(serde::Deserialize)]
 struct BodyHead<'a> {
     time: u64,
@@ -106,26 +100,25 @@ impl PreparedEvent {
         Self::from_sealed(event, event.seal()?)
     }
 
-    /// Uses a leaf already sealed from `event` (`event.seal()`). The time and
-    /// type stored for queries are read from the sealed body, and must agree
-    /// with `event`.
+    /// Uses a leaf already sealed from `event` (`event.seal()`). The sealed
+    /// body's time and type must be `event`'s.
     pub fn from_sealed(event: &AuditEvent, leaf: EventLeaf) -> Result<Self, StoreError> {
         let head: BodyHead<'_> = serde_json::from_slice(leaf.body())
             .map_err(|_| StoreError::InvalidAuditEvent("the sealed body is not an event"))?;
-        if head.time != event.time {
+        let kind = event.kind.type_name();
+        if head.time != event.time || head.kind != kind {
             return Err(StoreError::InvalidAuditEvent("the sealed body is not this event's"));
         }
-        let kind = head.kind.into_owned();
-        let (subject, resource) = query_columns(&event.kind);
         let time = to_i64(event.time)?;
+        let indexed = event.kind.indexed();
         let (body, salt, leaf_hash) = leaf.into_parts();
         Ok(Self {
             time,
             kind,
-            subject: subject.map(query_column),
-            resource: resource.map(query_column),
-            outcome: outcome_of(&event.kind),
-            actor: actor_of(&event.kind).map(query_column),
+            subject: indexed.subject.map(query_column),
+            resource: indexed.resource.map(query_column),
+            outcome: indexed.outcome.map(Decision::as_str),
+            actor: indexed.actor.map(query_column),
             body,
             salt,
             leaf_hash,
@@ -139,7 +132,7 @@ impl PreparedEvent {
 
     /// The event type (`token_issued`, …).
     pub fn kind(&self) -> &str {
-        &self.kind
+        self.kind
     }
 
     /// Event time, seconds since the Unix epoch, as stored.
@@ -176,51 +169,6 @@ impl PreparedEvent {
     /// The salt bytes.
     pub(crate) fn salt_bytes(&self) -> &[u8] {
         self.salt.as_bytes()
-    }
-}
-
-/// `(subject, resource)` of an event, for the query columns.
-fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
-    match kind {
-        EventKind::TokenIssued { subject, .. }
-        | EventKind::TokenRefreshed { subject, .. }
-        | EventKind::TokenExchanged { subject, .. }
-        | EventKind::RefreshTokenReuseDetected { subject, .. } => (Some(subject), None),
-        EventKind::AccessDecision {
-            principal, resource, ..
-        }
-        | EventKind::RegistryChange {
-            principal, resource, ..
-        } => (Some(principal), Some(resource)),
-        EventKind::Approval { approver, resource, .. } => (Some(approver), Some(resource)),
-        EventKind::AdminAction { principal, target, .. } => (Some(principal), Some(target)),
-        EventKind::UpstreamFailure {
-            principal, resource, ..
-        } => (Some(principal), Some(resource)),
-        _ => (None, None),
-    }
-}
-
-/// The `actor` column of an event (see [`PreparedEvent`]).
-fn actor_of(kind: &EventKind) -> Option<&str> {
-    match kind {
-        EventKind::AccessDecision { actor_chain, .. }
-        | EventKind::RegistryChange { actor_chain, .. }
-        | EventKind::TokenExchanged { actor_chain, .. } => actor_chain.first().map(String::as_str),
-        EventKind::Approval { requester_actors, .. } => requester_actors.first().map(String::as_str),
-        EventKind::Erasure { actor, .. } => Some(actor.as_str()).filter(|a| !a.is_empty()),
-        _ => None,
-    }
-}
-
-/// The `outcome` column of an event: its decision, for an access decision.
-fn outcome_of(kind: &EventKind) -> Option<&'static str> {
-    match kind {
-        EventKind::AccessDecision { decision, .. } => Some(match decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        }),
-        _ => None,
     }
 }
 
@@ -1156,7 +1104,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use warden_audit::{MemoryTree, NodeSource};
+    use warden_audit::{EventKind, MemoryTree, NodeSource};
 
     /// A store that only appends, records its batch sizes, and fails on
     /// demand; each batch takes a few milliseconds, like a durable commit.
@@ -1566,12 +1514,22 @@ mod tests {
             assert_eq!(body["decision"], outcome);
         }
 
-        // A leaf sealed from another event is refused.
+        // A leaf sealed from another event is refused, whether its time or
+        // its type differs.
         let other = AuditEvent::new(6, EventKind::KeyRetired { kid: "k1".into() });
-        assert!(matches!(
-            PreparedEvent::from_sealed(&key, other.seal().unwrap()),
-            Err(StoreError::InvalidAuditEvent(_))
-        ));
+        let other_type = AuditEvent::new(
+            5,
+            EventKind::KeyCreated {
+                kid: "k1".into(),
+                alg: "EdDSA".into(),
+            },
+        );
+        for other in [other, other_type] {
+            assert!(matches!(
+                PreparedEvent::from_sealed(&key, other.seal().unwrap()),
+                Err(StoreError::InvalidAuditEvent(_))
+            ));
+        }
         assert!(matches!(
             PreparedEvent::from_sealed(&key, EventLeaf::seal(b"not json".to_vec()).unwrap()),
             Err(StoreError::InvalidAuditEvent(_))
