@@ -2,6 +2,13 @@
 //! frontier, and checkpoints; plus [`AuditWriter`], the group-commit
 //! front end that appenders share.
 //!
+//! Here: [`AuditStore`], its SQL table [`AuditSql`] and its one body over
+//! every backend; each backend's appends and subtree lookups, whose code
+//! differs (multi-row `INSERT`s, arrays), are its `Dialect`'s, in
+//! `sqlite.rs` and `postgres.rs`. What an event indexes (its type,
+//! subject, resource, actor, outcome) is decided by `warden-audit`, never
+//! here.
+//!
 //! # Tables (both backends, `migrations/*/0002_audit_log.sql`)
 //! - `audit_events`: one row per leaf, `idx` from 0 with no gap: time,
 //!   type, subject, resource and outcome (copied out of the event for
@@ -48,7 +55,10 @@ use tokio::sync::{mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
 use warden_audit::{AuditError, AuditEvent, Decision, EventLeaf, Frontier, Record, Salt, Subtree};
 
+use sqlx::{ColumnIndex, Executor};
+
 use crate::error::StoreError;
+use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::to_i64;
 
 /// The most rows [`AuditStore::events`] and [`AuditStore::checkpoints`]
@@ -517,7 +527,7 @@ pub(crate) fn runs<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 }
 
 /// A row of `audit_events` as both backends read it.
-pub(crate) type EventRow = (
+type EventRow = (
     i64,
     i64,
     String,
@@ -533,7 +543,7 @@ pub(crate) type EventRow = (
 /// The checked `(since, until, bucket_secs)` of an activity query, as the
 /// database takes them. A bucket longer than the range is shortened to it,
 /// which changes no bucket start and keeps it in range.
-pub(crate) fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Result<(i64, i64, i64), StoreError> {
+fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Result<(i64, i64, i64), StoreError> {
     if bucket_secs == 0 {
         return Err(StoreError::InvalidQuery(
             "activity buckets must be at least 1 second long".into(),
@@ -555,12 +565,12 @@ pub(crate) fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Resul
 }
 
 /// A row of an activity query: bucket start, type, outcome, count.
-pub(crate) type ActivityRow = (i64, String, Option<String>, i64);
+type ActivityRow = (i64, String, Option<String>, i64);
 
 /// The rows of an activity query, in [`AuditStore::audit_activity`]'s
 /// order. They are sorted here rather than in SQL, so that both backends
 /// order types bytewise and `None` first whatever their collation.
-pub(crate) fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityCount>, StoreError> {
+fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityCount>, StoreError> {
     let mut counts = rows
         .into_iter()
         .map(|(bucket_start, kind, outcome, count)| {
@@ -577,18 +587,17 @@ pub(crate) fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityC
 }
 
 /// The columns of [`EventRow`], for `SELECT`.
-pub(crate) const EVENT_COLUMNS: &str =
-    "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
+const EVENT_COLUMNS: &str = "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
 
 fn non_negative(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} in the audit log")))
 }
 
-pub(crate) fn to_hash(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
+fn to_hash(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
     <Hash>::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{} is not {HASH_LEN} bytes", what())))
 }
 
-pub(crate) fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
+fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     let (idx, time, kind, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason) = row;
     let index = non_negative(idx, "event index")?;
     let content = match (body, salt) {
@@ -628,7 +637,7 @@ pub(crate) fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
-pub(crate) fn checkpoint_from_row((size, time, note): (i64, i64, String)) -> Result<StoredCheckpoint, StoreError> {
+fn checkpoint_from_row((size, time, note): (i64, i64, String)) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
         size: non_negative(size, "checkpoint size")?,
         time: non_negative(time, "checkpoint time")?,
@@ -650,7 +659,7 @@ fn load_frontier(size: i64, bytes: &[u8]) -> Result<Frontier, StoreError> {
     Ok(frontier)
 }
 
-pub(crate) fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead, StoreError> {
+fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead, StoreError> {
     let frontier = load_frontier(size, &frontier)?;
     Ok(TreeHead {
         size: frontier.size(),
@@ -660,7 +669,7 @@ pub(crate) fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead
 
 /// Checks that `rows` (index, leaf hash) are `range.start`, `range.start +
 /// 1`, … and returns the hashes.
-pub(crate) fn leaf_hashes_from_rows(start: u64, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
+fn leaf_hashes_from_rows(start: u64, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
     (start..)
         .zip(rows)
         .map(|(expected, (idx, hash))| {
@@ -699,199 +708,186 @@ pub(crate) fn subtrees_from_rows(
         .collect()
 }
 
-/// Implements [`AuditStore`] for a backend: the methods whose bodies are
-/// the same everywhere take the backend's SQL; `append_batch` and
-/// `subtrees` call the backend's own `audit_append_batch` and
-/// `audit_subtrees`.
-///
-/// `activity` takes `since`, `bucket_secs` and `until` as parameters 1, 2
-/// and 3 and returns [`ActivityRow`]s.
-macro_rules! impl_audit_store {
-    ($store:ty, db = $db:ty, leaf_hashes = $leaf_hashes:expr, activity = $activity:expr,
-     put_checkpoint = $put_checkpoint:expr, checkpoints = $checkpoints:expr, erase = $erase:expr,
-     erased = $erased:expr $(,)?) => {
-        impl $crate::audit::AuditStore for $store {
-            async fn append_batch(
-                &self,
-                events: &[$crate::audit::PreparedEvent],
-            ) -> Result<std::ops::Range<u64>, $crate::StoreError> {
-                if events.is_empty() {
-                    let size = self.size().await?;
-                    return Ok(size..size);
-                }
-                self.audit_append_batch(events).await
-            }
+/// A backend's SQL for the [`AuditStore`] methods whose text differs
+/// between backends (appends and subtree lookups are [`Dialect`] methods).
+/// Parameters are positional, in the order each field's comment gives.
+pub(crate) struct AuditSql {
+    /// (start, end) → (idx, leaf_hash) of `start <= idx < end`, by index.
+    pub leaf_hashes: &'static str,
+    /// (since, bucket_secs, until) → [`ActivityRow`]s.
+    pub activity: &'static str,
+    /// (size, time, note); does nothing when that size is stored.
+    pub put_checkpoint: &'static str,
+    /// (from_size, limit) → (size, time, note) by size.
+    pub checkpoints: &'static str,
+    /// (erased_at, erasure_reason, idx); only a body not yet erased.
+    pub erase: &'static str,
+    /// (idx) → (erased_at,) when the event exists.
+    pub erased: &'static str,
+}
 
-            async fn size(&self) -> Result<u64, $crate::StoreError> {
-                let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
-                    .fetch_one(self.reader())
-                    .await?;
-                u64::try_from(size).map_err(|_| $crate::StoreError::Corrupt("audit_state size is negative".into()))
-            }
+impl<DB> AuditStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Vec<u8>: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+{
+    async fn append_batch(&self, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        if events.is_empty() {
+            let size = self.size().await?;
+            return Ok(size..size);
+        }
+        DB::append_events(self, events).await
+    }
 
-            async fn tree_head(&self) -> Result<$crate::audit::TreeHead, $crate::StoreError> {
-                let row: (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
-                    .fetch_one(self.reader())
-                    .await?;
-                $crate::audit::head_from_row(row)
-            }
+    async fn size(&self) -> Result<u64, StoreError> {
+        let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
+            .fetch_one(self.reader())
+            .await?;
+        u64::try_from(size).map_err(|_| StoreError::Corrupt("audit_state size is negative".into()))
+    }
 
-            async fn events(
-                &self,
-                q: &$crate::audit::EventQuery,
-            ) -> Result<Vec<$crate::audit::StoredEvent>, $crate::StoreError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ");
-                qb.push($crate::audit::EVENT_COLUMNS);
-                qb.push(" FROM audit_events WHERE idx >= ");
-                qb.push_bind($crate::to_i64(q.from)?);
-                if let Some(kind) = &q.kind {
-                    qb.push(" AND type = ").push_bind(kind.clone());
-                }
-                if let Some(subject) = &q.subject {
-                    qb.push(" AND subject = ").push_bind(subject.clone());
-                }
-                if let Some(resource) = &q.resource {
-                    qb.push(" AND resource = ").push_bind(resource.clone());
-                }
-                if let Some(since) = q.since {
-                    qb.push(" AND time >= ").push_bind($crate::to_i64(since)?);
-                }
-                if let Some(until) = q.until {
-                    qb.push(" AND time < ").push_bind($crate::to_i64(until)?);
-                }
-                if let Some(outcome) = &q.outcome {
-                    qb.push(" AND outcome = ").push_bind(outcome.clone());
-                }
-                if let Some(actor) = &q.actor {
-                    qb.push(" AND actor = ").push_bind(actor.clone());
-                }
-                match q.before {
-                    Some(before) => {
-                        qb.push(" AND idx < ").push_bind($crate::to_i64(before)?);
-                        qb.push(" ORDER BY idx DESC LIMIT ");
-                    }
-                    None => {
-                        qb.push(" ORDER BY idx LIMIT ");
-                    }
-                }
-                qb.push_bind(i64::from(q.limit.min($crate::audit::MAX_PAGE)));
-                qb.build_query_as::<$crate::audit::EventRow>()
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::audit::event_from_row)
-                    .collect()
-            }
+    async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        let row: (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+            .fetch_one(self.reader())
+            .await?;
+        head_from_row(row)
+    }
 
-            async fn audit_activity(
-                &self,
-                since: u64,
-                until: u64,
-                bucket_secs: u64,
-            ) -> Result<Vec<$crate::audit::ActivityCount>, $crate::StoreError> {
-                let (since, until, bucket) = $crate::audit::activity_params(since, until, bucket_secs)?;
-                let rows: Vec<$crate::audit::ActivityRow> = sqlx::query_as($activity)
-                    .bind(since)
-                    .bind(bucket)
-                    .bind(until)
-                    .fetch_all(self.reader())
-                    .await?;
-                $crate::audit::activity_from_rows(rows)
+    async fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::<DB>::new("SELECT ");
+        qb.push(EVENT_COLUMNS);
+        qb.push(" FROM audit_events WHERE idx >= ");
+        qb.push_bind(to_i64(q.from)?);
+        if let Some(kind) = &q.kind {
+            qb.push(" AND type = ").push_bind(kind.clone());
+        }
+        if let Some(subject) = &q.subject {
+            qb.push(" AND subject = ").push_bind(subject.clone());
+        }
+        if let Some(resource) = &q.resource {
+            qb.push(" AND resource = ").push_bind(resource.clone());
+        }
+        if let Some(since) = q.since {
+            qb.push(" AND time >= ").push_bind(to_i64(since)?);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND time < ").push_bind(to_i64(until)?);
+        }
+        if let Some(outcome) = &q.outcome {
+            qb.push(" AND outcome = ").push_bind(outcome.clone());
+        }
+        if let Some(actor) = &q.actor {
+            qb.push(" AND actor = ").push_bind(actor.clone());
+        }
+        match q.before {
+            Some(before) => {
+                qb.push(" AND idx < ").push_bind(to_i64(before)?);
+                qb.push(" ORDER BY idx DESC LIMIT ");
             }
-
-            async fn leaf_hashes(
-                &self,
-                range: std::ops::Range<u64>,
-            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($leaf_hashes)
-                    .bind($crate::to_i64(range.start)?)
-                    .bind($crate::to_i64(range.end)?)
-                    .fetch_all(self.reader())
-                    .await?;
-                $crate::audit::leaf_hashes_from_rows(range.start, rows)
+            None => {
+                qb.push(" ORDER BY idx LIMIT ");
             }
+        }
+        qb.push_bind(i64::from(q.limit.min(MAX_PAGE)));
+        qb.build_query_as::<EventRow>()
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(event_from_row)
+            .collect()
+    }
 
-            async fn subtrees(
-                &self,
-                nodes: &[warden_audit::Subtree],
-            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
-                if nodes.is_empty() {
-                    return Ok(Vec::new());
-                }
-                self.audit_subtrees(nodes).await
-            }
+    async fn audit_activity(&self, since: u64, until: u64, bucket_secs: u64) -> Result<Vec<ActivityCount>, StoreError> {
+        let (since, until, bucket) = activity_params(since, until, bucket_secs)?;
+        let rows: Vec<ActivityRow> = sqlx::query_as(DB::AUDIT.activity)
+            .bind(since)
+            .bind(bucket)
+            .bind(until)
+            .fetch_all(self.reader())
+            .await?;
+        activity_from_rows(rows)
+    }
 
-            async fn put_checkpoint(&self, size: u64, time: u64, note: &str) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($put_checkpoint)
-                    .bind($crate::to_i64(size)?)
-                    .bind($crate::to_i64(time)?)
-                    .bind(note)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn leaf_hashes(&self, range: Range<u64>) -> Result<Vec<Hash>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(DB::AUDIT.leaf_hashes)
+            .bind(to_i64(range.start)?)
+            .bind(to_i64(range.end)?)
+            .fetch_all(self.reader())
+            .await?;
+        leaf_hashes_from_rows(range.start, rows)
+    }
 
-            async fn checkpoints(
-                &self,
-                from_size: u64,
-                limit: u32,
-            ) -> Result<Vec<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
-                sqlx::query_as::<_, (i64, i64, String)>($checkpoints)
-                    .bind($crate::to_i64(from_size)?)
-                    .bind(i64::from(limit.min($crate::audit::MAX_PAGE)))
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::audit::checkpoint_from_row)
-                    .collect()
-            }
+    async fn subtrees(&self, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        DB::subtrees(self, nodes).await
+    }
 
-            async fn latest_checkpoint(&self) -> Result<Option<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
-                sqlx::query_as::<_, (i64, i64, String)>(
-                    "SELECT size, time, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
-                )
-                .fetch_optional(self.reader())
-                .await?
-                .map($crate::audit::checkpoint_from_row)
-                .transpose()
-            }
+    async fn put_checkpoint(&self, size: u64, time: u64, note: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::AUDIT.put_checkpoint)
+            .bind(to_i64(size)?)
+            .bind(to_i64(time)?)
+            .bind(note)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            async fn erase(&self, index: u64, reason: &str, time: u64) -> Result<bool, $crate::StoreError> {
-                let idx = $crate::to_i64(index)?;
-                let done = sqlx::query($erase)
-                    .bind($crate::to_i64(time)?)
-                    .bind(reason)
-                    .bind(idx)
-                    .execute(self.writer())
-                    .await?;
-                if done.rows_affected() == 1 {
-                    return Ok(true);
-                }
-                let row: Option<(Option<i64>,)> = sqlx::query_as($erased)
-                    .bind(idx)
-                    .fetch_optional(self.writer())
-                    .await?;
-                match row {
-                    Some(_) => Ok(false),
-                    None => {
-                        let size = self.size().await?;
-                        if index >= size {
-                            Err($crate::StoreError::AuditBeyondEnd {
-                                requested: index,
-                                size,
-                            })
-                        } else {
-                            Err($crate::StoreError::Corrupt(format!(
-                                "audit event {index} is missing"
-                            )))
-                        }
-                    }
+    async fn checkpoints(&self, from_size: u64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, (i64, i64, String)>(DB::AUDIT.checkpoints)
+            .bind(to_i64(from_size)?)
+            .bind(i64::from(limit.min(MAX_PAGE)))
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(checkpoint_from_row)
+            .collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, (i64, i64, String)>(
+            "SELECT size, time, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(self.reader())
+        .await?
+        .map(checkpoint_from_row)
+        .transpose()
+    }
+
+    async fn erase(&self, index: u64, reason: &str, time: u64) -> Result<bool, StoreError> {
+        let idx = to_i64(index)?;
+        let done = sqlx::query(DB::AUDIT.erase)
+            .bind(to_i64(time)?)
+            .bind(reason)
+            .bind(idx)
+            .execute(self.writer())
+            .await?;
+        if DB::rows_affected(&done) == 1 {
+            return Ok(true);
+        }
+        let row: Option<(Option<i64>,)> = sqlx::query_as(DB::AUDIT.erased)
+            .bind(idx)
+            .fetch_optional(self.writer())
+            .await?;
+        match row {
+            Some(_) => Ok(false),
+            None => {
+                let size = self.size().await?;
+                if index >= size {
+                    Err(StoreError::AuditBeyondEnd { requested: index, size })
+                } else {
+                    Err(StoreError::Corrupt(format!("audit event {index} is missing")))
                 }
             }
         }
-    };
+    }
 }
-pub(crate) use impl_audit_store;
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
