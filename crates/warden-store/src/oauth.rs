@@ -496,7 +496,8 @@ pub(crate) struct OAuthSql {
     pub revocations_since: &'static str,
     /// (client_id, jti, expires_at); does nothing when already seen.
     pub consume_assertion: &'static str,
-    /// Each takes (now) only, and runs in this order in one transaction.
+    /// Each takes (now) only, used as often as the statement needs it, and
+    /// runs in this order in one transaction.
     pub purge: &'static [&'static str],
 }
 
@@ -810,6 +811,48 @@ where
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Checks on any backend that purging deletes a revoked family once every
+/// access token it issued has expired (revocation + 1 h + 60 s), before
+/// its absolute expiry, and keeps a live one. SQLite once bound only the
+/// first of the statement's two `now`s and kept revoked families until
+/// their absolute expiry.
+#[cfg(test)]
+pub(crate) async fn check_purge_of_revoked_families<S: OAuthStore>(store: &S) {
+    let family = |id: &str| Family {
+        id: id.to_owned(),
+        client_id: "c".into(),
+        subject: "svc:c".into(),
+        created_at: 1000,
+        expires_at: 1_000_000,
+        revoked_at: None,
+    };
+    let token = |n: u8| NewRefresh {
+        token_hash: [n; 32],
+        grant_data: "{}".into(),
+        issued_at: 1000,
+        expires_at: 900_000,
+        access_jti: format!("j{n}"),
+        access_exp: 1300,
+    };
+    store.start_family(&family("revoked"), &token(1)).await.unwrap();
+    store.start_family(&family("live"), &token(2)).await.unwrap();
+    store.revoke_family("revoked", 2000).await.unwrap();
+    store.purge_expired(2000 + 3659).await.unwrap();
+    assert!(
+        store.find_refresh(&[1; 32]).await.unwrap().is_some(),
+        "purged too early"
+    );
+    store.purge_expired(2000 + 3660).await.unwrap();
+    assert!(
+        store.find_refresh(&[1; 32]).await.unwrap().is_none(),
+        "a revoked family outlived its access tokens"
+    );
+    assert!(
+        store.find_refresh(&[2; 32]).await.unwrap().is_some(),
+        "a live family was purged"
+    );
 }
 
 #[cfg(test)]

@@ -411,6 +411,24 @@ mod tests {
         PreparedEvent::seal(&event).unwrap()
     }
 
+    /// PostgreSQL at `WARDEN_TEST_POSTGRES_URL`, as the storage suites use.
+    #[tokio::test]
+    async fn purge_drops_revoked_families() {
+        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut b = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        let schema = format!("t_purge_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        crate::oauth::check_purge_of_revoked_families(&store).await;
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.writer())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
     #[test]
     fn statements_stay_under_the_bound() {
         let e = access(1, 10);

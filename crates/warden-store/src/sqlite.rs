@@ -149,10 +149,10 @@ const OAUTH: OAuthSql = OAuthSql {
     revocations_since: "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at + 60 > ?",
     consume_assertion: "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
     purge: &[
-        "DELETE FROM revoked_tokens WHERE expires_at + 60 <= ?",
-        "DELETE FROM client_assertions WHERE expires_at + 60 <= ?",
-        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?)",
-        "DELETE FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?",
+        "DELETE FROM revoked_tokens WHERE expires_at + 60 <= ?1",
+        "DELETE FROM client_assertions WHERE expires_at + 60 <= ?1",
+        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ?1 OR revoked_at + 3660 <= ?1)",
+        "DELETE FROM refresh_families WHERE expires_at <= ?1 OR revoked_at + 3660 <= ?1",
     ],
 };
 
@@ -326,3 +326,17 @@ const REGISTRY: RegistrySql = RegistrySql {
                          SELECT e.to_node FROM reach CROSS JOIN lineage_edges AS e WHERE e.from_node = reach.node) \
                          SELECT node FROM reach",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn purge_drops_revoked_families() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        crate::oauth::check_purge_of_revoked_families(&store).await;
+        store.close().await;
+    }
+}
