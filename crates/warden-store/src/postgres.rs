@@ -40,9 +40,7 @@ impl PgStore {
     /// absent): isolated tests, or several deployments in one database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(StoreError::Corrupt(format!(
-                "schema name `{schema}` must be [A-Za-z0-9_]+"
-            )));
+            return Err(StoreError::InvalidSchemaName(schema.to_owned()));
         }
         let options = PgConnectOptions::from_str(url)?;
         let admin = PgPoolOptions::new()
@@ -409,6 +407,16 @@ mod tests {
             },
         );
         PreparedEvent::seal(&event).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_schema_name_outside_the_safe_set_is_refused_before_connecting() {
+        for bad in ["", "a-b", "x\"; DROP SCHEMA public; --", "é"] {
+            let err = PgStore::connect_in_schema("postgres://unreachable.invalid/db", bad)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidSchemaName(ref s) if s == bad), "{err}");
+        }
     }
 
     /// PostgreSQL at `WARDEN_TEST_POSTGRES_URL`, as the storage suites use.
