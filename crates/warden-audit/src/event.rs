@@ -123,6 +123,10 @@ macro_rules! event_types {
             /// Every event type, in the order [`EventKind`] declares them.
             pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
 
+            /// The name of every type, in the order of [`ALL`](Self::ALL):
+            /// for lists of names, such as a search form's choices.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
             /// The type's name (`token_issued`, …), as bodies and the
             /// store's `type` column hold it.
             pub const fn as_str(self) -> &'static str {
@@ -725,6 +729,7 @@ mod tests {
     fn every_type_is_listed_once_with_its_stored_name() {
         // The names are stored in every body and `type` column: pinned.
         let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, EventType::NAMES);
         assert_eq!(
             names,
             [
