@@ -8,7 +8,7 @@
 //! with each statement's parameters) and the few operations whose code,
 //! not just text, differs (the audit log's multi-row inserts and subtree
 //! lookups, the parameter form of a lineage frontier). `sqlite.rs` and
-//! `postgres.rs` hold all of a backend's SQL, in that order.
+//! `postgres.rs` hold all of a backend's SQL, concern by concern.
 //!
 //! # Why each generic impl repeats a short `where` clause
 //! sqlx states what a backend can do as bounds on *other* types (`i64:
