@@ -1,8 +1,21 @@
-//! Typed audit events and their canonical bodies.
+//! Typed audit events, their canonical bodies, and the audit vocabulary.
 //!
 //! An event is `{"time": <seconds>, "type": "<kind>", ...fields}`,
 //! serialised by RFC 8785 ([`crate::jcs`]), so the same event always has the
 //! same bytes and therefore, with its salt, the same leaf.
+//!
+//! # The vocabulary lives here
+//! Everything the rest of Warden decides per event type is answered by
+//! [`EventKind`] itself, by exhaustive matches (no catch-all arm): its
+//! [`EventType`] and type name, and what storage indexes of it
+//! ([`Indexed`]: subject, resource, actor, outcome). [`EventType::ALL`] lists every type. A new
+//! event type is therefore a change here (the compiler points at each
+//! match) plus the code that produces it; nothing outside this crate keeps
+//! its own list. The names and columns are stored forever, so none of them
+//! may change for an existing type.
+//!
+//! This module touches no storage: which columns exist and how they are
+//! written belongs to `warden-store`.
 //!
 //! # What an event may hold
 //! Identifiers only: subjects, client ids, token ids (`jti`), refresh-token
@@ -60,13 +73,116 @@ impl AuditEvent {
 }
 
 /// The outcome of an access decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// The request was allowed.
     Allow,
     /// The request was denied.
     Deny,
+}
+
+impl Decision {
+    /// `allow` or `deny`: the body's `decision` member and the stored
+    /// outcome column.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+
+    /// The decision named `name` (`allow` or `deny`).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Decision::Allow, Decision::Deny]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Declares [`EventType`] from one table of variants and names, so that
+/// the list of types ([`EventType::ALL`]) and their names cannot drift
+/// apart: Rust has no other way to enumerate an enum's variants.
+macro_rules! event_types {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)+) => {
+        /// The type of an event: one per [`EventKind`] variant. Its name
+        /// ([`as_str`](Self::as_str)) is the body's `type` member and the
+        /// stored `type` column.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl EventType {
+            /// Every event type, in the order [`EventKind`] declares them.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            /// The name of every type, in the order of [`ALL`](Self::ALL):
+            /// for lists of names, such as a search form's choices.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// The type's name (`token_issued`, …), as bodies and the
+            /// store's `type` column hold it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    /// [`EventKind::TokenIssued`].
+    TokenIssued => "token_issued",
+    /// [`EventKind::TokenRefreshed`].
+    TokenRefreshed => "token_refreshed",
+    /// [`EventKind::TokenExchanged`].
+    TokenExchanged => "token_exchanged",
+    /// [`EventKind::TokenRevoked`].
+    TokenRevoked => "token_revoked",
+    /// [`EventKind::RefreshTokenReuseDetected`].
+    RefreshTokenReuseDetected => "refresh_token_reuse_detected",
+    /// [`EventKind::ClientAuthFailed`].
+    ClientAuthFailed => "client_auth_failed",
+    /// [`EventKind::KeyCreated`].
+    KeyCreated => "key_created",
+    /// [`EventKind::KeyRotated`].
+    KeyRotated => "key_rotated",
+    /// [`EventKind::KeyRetired`].
+    KeyRetired => "key_retired",
+    /// [`EventKind::AccessDecision`].
+    AccessDecision => "access_decision",
+    /// [`EventKind::RegistryChange`].
+    RegistryChange => "registry_change",
+    /// [`EventKind::Approval`].
+    Approval => "approval",
+    /// [`EventKind::AdminAction`].
+    AdminAction => "admin_action",
+    /// [`EventKind::UpstreamFailure`].
+    UpstreamFailure => "upstream_failure",
+    /// [`EventKind::Erasure`].
+    Erasure => "erasure",
+}
+
+impl EventType {
+    /// The type named `name`, if it is one of [`ALL`](Self::ALL). A stored
+    /// name this version does not know (written by a newer one) is `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What happened, with the identifiers an auditor needs.
@@ -300,6 +416,172 @@ pub enum EventKind {
     },
 }
 
+/// What each kind is and which of its identifiers are indexed. Every match
+/// here is exhaustive on purpose: a new kind does not compile until each
+/// question is answered for it.
+impl EventKind {
+    /// The kind's type.
+    pub const fn event_type(&self) -> EventType {
+        match self {
+            EventKind::TokenIssued { .. } => EventType::TokenIssued,
+            EventKind::TokenRefreshed { .. } => EventType::TokenRefreshed,
+            EventKind::TokenExchanged { .. } => EventType::TokenExchanged,
+            EventKind::TokenRevoked { .. } => EventType::TokenRevoked,
+            EventKind::RefreshTokenReuseDetected { .. } => EventType::RefreshTokenReuseDetected,
+            EventKind::ClientAuthFailed { .. } => EventType::ClientAuthFailed,
+            EventKind::KeyCreated { .. } => EventType::KeyCreated,
+            EventKind::KeyRotated { .. } => EventType::KeyRotated,
+            EventKind::KeyRetired { .. } => EventType::KeyRetired,
+            EventKind::AccessDecision { .. } => EventType::AccessDecision,
+            EventKind::RegistryChange { .. } => EventType::RegistryChange,
+            EventKind::Approval { .. } => EventType::Approval,
+            EventKind::AdminAction { .. } => EventType::AdminAction,
+            EventKind::UpstreamFailure { .. } => EventType::UpstreamFailure,
+            EventKind::Erasure { .. } => EventType::Erasure,
+        }
+    }
+
+    /// The type's name, as the body's `type` member holds it.
+    pub const fn type_name(&self) -> &'static str {
+        self.event_type().as_str()
+    }
+
+    /// The identifiers storage indexes for searching, decided per kind in
+    /// one exhaustive match; see [`Indexed`] for what each field holds.
+    pub fn indexed(&self) -> Indexed<'_> {
+        let none = Indexed::NONE;
+        match self {
+            EventKind::TokenIssued { subject, .. }
+            | EventKind::TokenRefreshed { subject, .. }
+            | EventKind::RefreshTokenReuseDetected { subject, .. } => Indexed {
+                subject: Some(subject),
+                ..none
+            },
+            EventKind::TokenExchanged {
+                subject, actor_chain, ..
+            } => Indexed {
+                subject: Some(subject),
+                actor: outermost(actor_chain),
+                ..none
+            },
+            EventKind::TokenRevoked { .. }
+            | EventKind::ClientAuthFailed { .. }
+            | EventKind::KeyCreated { .. }
+            | EventKind::KeyRotated { .. }
+            | EventKind::KeyRetired { .. } => none,
+            EventKind::AccessDecision {
+                principal,
+                resource,
+                actor_chain,
+                decision,
+                ..
+            } => Indexed {
+                subject: Some(principal),
+                resource: Some(resource),
+                actor: outermost(actor_chain),
+                outcome: Some(*decision),
+            },
+            EventKind::RegistryChange {
+                principal,
+                resource,
+                actor_chain,
+                ..
+            } => Indexed {
+                subject: Some(principal),
+                resource: Some(resource),
+                actor: outermost(actor_chain),
+                ..none
+            },
+            EventKind::Approval {
+                approver,
+                resource,
+                requester_actors,
+                ..
+            } => Indexed {
+                subject: Some(approver),
+                resource: Some(resource),
+                actor: outermost(requester_actors),
+                ..none
+            },
+            EventKind::AdminAction { principal, target, .. } => Indexed {
+                subject: Some(principal),
+                resource: Some(target),
+                ..none
+            },
+            EventKind::UpstreamFailure {
+                principal, resource, ..
+            } => Indexed {
+                subject: Some(principal),
+                resource: Some(resource),
+                ..none
+            },
+            // Erasures recorded before `actor` existed read back as "".
+            EventKind::Erasure { actor, .. } => Indexed {
+                actor: Some(actor.as_str()).filter(|a| !a.is_empty()),
+                ..none
+            },
+        }
+    }
+
+    /// [`Indexed::subject`].
+    pub fn subject(&self) -> Option<&str> {
+        self.indexed().subject
+    }
+
+    /// [`Indexed::resource`].
+    pub fn resource(&self) -> Option<&str> {
+        self.indexed().resource
+    }
+
+    /// [`Indexed::actor`].
+    pub fn actor(&self) -> Option<&str> {
+        self.indexed().actor
+    }
+
+    /// [`Indexed::outcome`].
+    pub fn outcome(&self) -> Option<Decision> {
+        self.indexed().outcome
+    }
+}
+
+/// The first (outermost) actor of a delegation chain.
+fn outermost(chain: &[String]) -> Option<&str> {
+    chain.first().map(String::as_str)
+}
+
+/// What storage indexes of an event ([`EventKind::indexed`]), so that the
+/// log can be searched without reading bodies. Stored beside each event
+/// and backfilled by migrations, so never changed for an existing kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexed<'a> {
+    /// Whom the event is about: the token's `sub` for token events and
+    /// refresh-token reuse, the principal for access decisions, registry
+    /// changes, admin actions and upstream failures, the approver for
+    /// approvals.
+    pub subject: Option<&'a str>,
+    /// What it acted on: the Cedar resource of access decisions, registry
+    /// changes, approvals and upstream failures, the target of an admin
+    /// action.
+    pub resource: Option<&'a str>,
+    /// Who acted for the subject: the outermost actor of a delegation (the
+    /// agent acting for the subject) for access decisions, registry
+    /// changes and token exchanges, the requester's outermost actor for
+    /// approvals, and who asked for an erasure.
+    pub actor: Option<&'a str>,
+    /// The decision of an access decision.
+    pub outcome: Option<Decision>,
+}
+
+impl Indexed<'_> {
+    /// Nothing indexed.
+    pub const NONE: Indexed<'static> = Indexed {
+        subject: None,
+        resource: None,
+        actor: None,
+        outcome: None,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,34 +591,12 @@ mod tests {
         v.to_owned()
     }
 
-    /// The name each variant serialises as. No wildcard: a new variant
-    /// fails to compile here until it gets a sample below.
-    fn type_name(kind: &EventKind) -> &'static str {
-        match kind {
-            EventKind::TokenIssued { .. } => "token_issued",
-            EventKind::TokenRefreshed { .. } => "token_refreshed",
-            EventKind::TokenExchanged { .. } => "token_exchanged",
-            EventKind::TokenRevoked { .. } => "token_revoked",
-            EventKind::RefreshTokenReuseDetected { .. } => "refresh_token_reuse_detected",
-            EventKind::ClientAuthFailed { .. } => "client_auth_failed",
-            EventKind::KeyCreated { .. } => "key_created",
-            EventKind::KeyRotated { .. } => "key_rotated",
-            EventKind::KeyRetired { .. } => "key_retired",
-            EventKind::AccessDecision { .. } => "access_decision",
-            EventKind::RegistryChange { .. } => "registry_change",
-            EventKind::Approval { .. } => "approval",
-            EventKind::AdminAction { .. } => "admin_action",
-            EventKind::UpstreamFailure { .. } => "upstream_failure",
-            EventKind::Erasure { .. } => "erasure",
-        }
-    }
-
-    const KINDS: usize = 15;
-
-    fn samples() -> Vec<EventKind> {
+    /// One event of type `t`. No wildcard: a new type fails to compile
+    /// here until it gets a sample, and every test below then covers it.
+    fn sample(t: EventType) -> EventKind {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        vec![
-            EventKind::TokenIssued {
+        match t {
+            EventType::TokenIssued => EventKind::TokenIssued {
                 subject: s("svc:trainer"),
                 client_id: s("trainer"),
                 jti: s("j-1"),
@@ -346,7 +606,7 @@ mod tests {
                 grant: s("client_credentials"),
                 expires_at: 1_800_000_300,
             },
-            EventKind::TokenRefreshed {
+            EventType::TokenRefreshed => EventKind::TokenRefreshed {
                 subject: s("user:alice"),
                 client_id: s("cli"),
                 jti: s("j-2"),
@@ -354,7 +614,7 @@ mod tests {
                 family: s("fam-9"),
                 scope: s("dataset.read"),
             },
-            EventKind::TokenExchanged {
+            EventType::TokenExchanged => EventKind::TokenExchanged {
                 subject: s("user:alice"),
                 actor_chain: vec![s("agent:report-bot")],
                 client_id: s("report-bot"),
@@ -363,34 +623,34 @@ mod tests {
                 scope: s("dataset.read"),
                 audience: vec![s("registry")],
             },
-            EventKind::TokenRevoked {
+            EventType::TokenRevoked => EventKind::TokenRevoked {
                 jti: Some(s("j-1")),
                 family: None,
                 client_id: s("trainer"),
                 reason: s("admin"),
             },
-            EventKind::RefreshTokenReuseDetected {
+            EventType::RefreshTokenReuseDetected => EventKind::RefreshTokenReuseDetected {
                 subject: s("user:alice"),
                 client_id: s("cli"),
                 family: s("fam-9"),
             },
-            EventKind::ClientAuthFailed {
+            EventType::ClientAuthFailed => EventKind::ClientAuthFailed {
                 client_id: s("trainer"),
                 method: s("client_secret_basic"),
                 reason: s("wrong credential"),
                 source_ip: ip,
             },
-            EventKind::KeyCreated {
+            EventType::KeyCreated => EventKind::KeyCreated {
                 kid: s("k-2027"),
                 alg: s("EdDSA"),
             },
-            EventKind::KeyRotated {
+            EventType::KeyRotated => EventKind::KeyRotated {
                 kid: s("k-2027"),
                 previous_kid: Some(s("k-2026")),
                 alg: s("EdDSA"),
             },
-            EventKind::KeyRetired { kid: s("k-2025") },
-            EventKind::AccessDecision {
+            EventType::KeyRetired => EventKind::KeyRetired { kid: s("k-2025") },
+            EventType::AccessDecision => EventKind::AccessDecision {
                 principal: s("user:alice"),
                 actor_chain: vec![s("agent:report-bot")],
                 client_id: s("report-bot"),
@@ -405,7 +665,7 @@ mod tests {
                 upstream_status: None,
                 purpose: None,
             },
-            EventKind::RegistryChange {
+            EventType::RegistryChange => EventKind::RegistryChange {
                 principal: s("user:bob"),
                 resource: s("ModelVersion::\"m@3\""),
                 operation: s("promote"),
@@ -414,7 +674,7 @@ mod tests {
                 reason: Some(s("passed evaluation")),
                 changes: vec![s("classification: pii -> internal")],
             },
-            EventKind::Approval {
+            EventType::Approval => EventKind::Approval {
                 approver: s("user:carol"),
                 requester: s("user:bob"),
                 requester_actors: vec![s("agent:release-bot")],
@@ -426,12 +686,12 @@ mod tests {
                 approvals: 1,
                 required: 2,
             },
-            EventKind::AdminAction {
+            EventType::AdminAction => EventKind::AdminAction {
                 principal: s("user:root"),
                 action: s("client.create"),
                 target: s("trainer"),
             },
-            EventKind::UpstreamFailure {
+            EventType::UpstreamFailure => EventKind::UpstreamFailure {
                 principal: s("user:alice"),
                 resource: s("Model::\"m\""),
                 route: s("chat"),
@@ -439,13 +699,17 @@ mod tests {
                 status: 504,
                 reason: s("upstream read timed out"),
             },
-            EventKind::Erasure {
+            EventType::Erasure => EventKind::Erasure {
                 index: 41,
                 reason: s("gdpr-2026-17"),
                 retention_overridden: false,
                 actor: s("cli:root"),
             },
-        ]
+        }
+    }
+
+    fn samples() -> Vec<EventKind> {
+        EventType::ALL.iter().map(|t| sample(*t)).collect()
     }
 
     fn member_names(value: &Value, out: &mut Vec<String>) {
@@ -462,11 +726,142 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_a_sample() {
-        let mut names: Vec<_> = samples().iter().map(type_name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), KINDS);
+    fn every_type_is_listed_once_with_its_stored_name() {
+        // The names are stored in every body and `type` column: pinned.
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, EventType::NAMES);
+        assert_eq!(
+            names,
+            [
+                "token_issued",
+                "token_refreshed",
+                "token_exchanged",
+                "token_revoked",
+                "refresh_token_reuse_detected",
+                "client_auth_failed",
+                "key_created",
+                "key_rotated",
+                "key_retired",
+                "access_decision",
+                "registry_change",
+                "approval",
+                "admin_action",
+                "upstream_failure",
+                "erasure",
+            ]
+        );
+        for t in EventType::ALL {
+            assert_eq!(sample(*t).event_type(), *t);
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        assert_eq!(EventType::parse("token_minted"), None);
+        assert_eq!(EventType::parse("Token_Issued"), None);
+    }
+
+    #[test]
+    fn decisions_are_named_as_bodies_hold_them() {
+        for d in [Decision::Allow, Decision::Deny] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+            assert_eq!(Decision::parse(d.as_str()), Some(d));
+            assert_eq!(d.to_string(), d.as_str());
+        }
+        assert_eq!(Decision::parse("maybe"), None);
+    }
+
+    /// The indexed identifiers of every sample: what the store has written
+    /// to its `subject`, `resource`, `actor` and `outcome` columns (and
+    /// migration 0006 backfilled) since those columns exist. Pinned.
+    #[test]
+    fn indexed_identifiers_by_type() {
+        /// Type, subject, resource, actor, outcome.
+        type Indexed<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let expected: [Indexed<'_>; 15] = [
+            ("token_issued", Some("svc:trainer"), None, None, None),
+            ("token_refreshed", Some("user:alice"), None, None, None),
+            (
+                "token_exchanged",
+                Some("user:alice"),
+                None,
+                Some("agent:report-bot"),
+                None,
+            ),
+            ("token_revoked", None, None, None, None),
+            ("refresh_token_reuse_detected", Some("user:alice"), None, None, None),
+            ("client_auth_failed", None, None, None, None),
+            ("key_created", None, None, None, None),
+            ("key_rotated", None, None, None, None),
+            ("key_retired", None, None, None, None),
+            (
+                "access_decision",
+                Some("user:alice"),
+                Some("Endpoint::\"chat\""),
+                Some("agent:report-bot"),
+                Some("deny"),
+            ),
+            (
+                "registry_change",
+                Some("user:bob"),
+                Some("ModelVersion::\"m@3\""),
+                Some("agent:release-bot"),
+                None,
+            ),
+            (
+                "approval",
+                Some("user:carol"),
+                Some("ModelVersion::\"m@3\""),
+                Some("agent:release-bot"),
+                None,
+            ),
+            ("admin_action", Some("user:root"), Some("trainer"), None, None),
+            ("upstream_failure", Some("user:alice"), Some("Model::\"m\""), None, None),
+            ("erasure", None, None, Some("cli:root"), None),
+        ];
+        let samples = samples();
+        let got: Vec<_> = samples
+            .iter()
+            .map(|k| {
+                (
+                    k.type_name(),
+                    k.subject(),
+                    k.resource(),
+                    k.actor(),
+                    k.outcome().map(Decision::as_str),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn absent_actors_are_none() {
+        let mut kinds = samples();
+        for kind in &mut kinds {
+            match kind {
+                EventKind::AccessDecision { actor_chain, .. }
+                | EventKind::RegistryChange { actor_chain, .. }
+                | EventKind::TokenExchanged { actor_chain, .. } => actor_chain.clear(),
+                EventKind::Approval { requester_actors, .. } => requester_actors.clear(),
+                // Erasures recorded before `actor` existed read back as "".
+                EventKind::Erasure { actor, .. } => actor.clear(),
+                _ => {}
+            }
+        }
+        assert!(kinds.iter().all(|k| k.actor().is_none()));
+        let Some(EventKind::Erasure { actor, .. }) =
+            AuditEvent::from_body(br#"{"index":3,"reason":"r","time":1,"type":"erasure"}"#)
+                .ok()
+                .map(|e| e.kind)
+        else {
+            panic!("an old erasure body no longer reads");
+        };
+        assert_eq!(actor, "");
     }
 
     #[test]
@@ -487,7 +882,7 @@ mod tests {
     #[test]
     fn bodies_are_canonical_and_tagged() {
         for kind in samples() {
-            let name = type_name(&kind);
+            let name = kind.type_name();
             let event = AuditEvent::new(1_800_000_000, kind);
             let body = event.body().unwrap();
             let value: Value = serde_json::from_slice(&body).unwrap();
@@ -502,7 +897,7 @@ mod tests {
     fn access_decision_body_is_stable() {
         let kind = samples()
             .into_iter()
-            .find(|k| type_name(k) == "access_decision")
+            .find(|k| k.event_type() == EventType::AccessDecision)
             .unwrap();
         let body = AuditEvent::new(1_800_000_000, kind).body().unwrap();
         assert_eq!(
@@ -527,7 +922,9 @@ mod tests {
             source_ip,
             upstream_status,
             ..
-        }) = samples().into_iter().find(|k| type_name(k) == "access_decision")
+        }) = samples()
+            .into_iter()
+            .find(|k| k.event_type() == EventType::AccessDecision)
         else {
             panic!("no access_decision sample");
         };

@@ -10,7 +10,8 @@
 //!   hashes; the store implements it, [`MemoryTree`] is the in-memory model.
 //! - [`leaf`]: an event's leaf, `SHA-256(0x00 || SHA-256(salt || body))`.
 //! - [`jcs`]: RFC 8785 canonical JSON for event bodies.
-//! - [`AuditEvent`] and [`EventKind`]: the typed events.
+//! - [`AuditEvent`], [`EventKind`] and [`EventType`]: the typed events and
+//!   the audit vocabulary (each type's name and indexed identifiers).
 //! - [`note`] and [`Checkpoint`]: C2SP signed notes (Ed25519) and tlog
 //!   checkpoints.
 //! - [`verify_log`]: offline verification of a whole export.
@@ -67,7 +68,7 @@ mod verify;
 
 pub use checkpoint::Checkpoint;
 pub use error::{AuditError, CheckpointProblem, EntryProblem};
-pub use event::{AuditEvent, Decision, EventKind};
+pub use event::{AuditEvent, Decision, EventKind, EventType, Indexed};
 pub use frontier::{CompactRange, Frontier};
 pub use leaf::{EventLeaf, Salt};
 pub use merkle::{

@@ -2,6 +2,13 @@
 //! frontier, and checkpoints; plus [`AuditWriter`], the group-commit
 //! front end that appenders share.
 //!
+//! Here: [`AuditStore`], its SQL table [`AuditSql`] and its one body over
+//! every backend; each backend's appends and subtree lookups, whose code
+//! differs (multi-row `INSERT`s, arrays), are its `Dialect`'s, in
+//! `sqlite.rs` and `postgres.rs`. What an event indexes (its type,
+//! subject, resource, actor, outcome) is decided by `warden-audit`, never
+//! here.
+//!
 //! # Tables (both backends, `migrations/*/0002_audit_log.sql`)
 //! - `audit_events`: one row per leaf, `idx` from 0 with no gap: time,
 //!   type, subject, resource and outcome (copied out of the event for
@@ -46,9 +53,12 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
-use warden_audit::{AuditError, AuditEvent, Decision, EventKind, EventLeaf, Frontier, Record, Salt, Subtree};
+use warden_audit::{AuditError, AuditEvent, Decision, EventLeaf, Frontier, Record, Salt, Subtree};
+
+use sqlx::{ColumnIndex, Executor};
 
 use crate::error::StoreError;
+use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::to_i64;
 
 /// The most rows [`AuditStore::events`] and [`AuditStore::checkpoints`]
@@ -61,20 +71,14 @@ pub const MAX_PAGE: u32 = 10_000;
 /// Built by [`PreparedEvent::seal`] (or [`PreparedEvent::from_sealed`]) in
 /// the caller's task, so that hashing runs outside the writer.
 ///
-/// Query columns by kind: `subject` is the token's `sub` for token events
-/// and refresh reuse, the principal for access decisions, registry changes
-/// and admin actions, and the approver for approvals; `resource` is the
-/// Cedar resource for access decisions, registry changes and approvals and
-/// the target of an admin action. Other kinds have neither. `outcome` is
-/// the decision (`allow`/`deny`) of an access decision, and `None` for
-/// every other kind. `actor` is the outermost actor of a delegation (the
-/// agent acting for the subject) for access decisions, registry changes
-/// and token exchanges, the requester's for approvals, and who asked for
-/// an erasure.
+/// The query columns are what the event's kind says it is and indexes
+/// ([`EventKind::type_name`](warden_audit::EventKind::type_name),
+/// [`EventKind::indexed`](warden_audit::EventKind::indexed)); this type
+/// only stores them, with NUL made U+FFFD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
-    kind: String,
+    kind: &'static str,
     subject: Option<String>,
     resource: Option<String>,
     outcome: Option<&'static str>,
@@ -84,8 +88,6 @@ pub struct PreparedEvent {
     leaf_hash: Hash,
 }
 
-/// The members of a body that the query columns take; the others are
-/// skipped, not parsed.
 /// A subject or resource as the query columns keep it: NUL, which
 /// PostgreSQL's text cannot hold (a request naming one would fail its
 /// whole group commit), becomes U+FFFD. The body keeps the exact value.
@@ -93,6 +95,8 @@ fn query_column(value: &str) -> String {
     value.replace('\0', "\u{FFFD}")
 }
 
+/// The members of a body that are checked against the event; the others
+/// are skipped, not parsed.
 #[derive(serde::Deserialize)]
 struct BodyHead<'a> {
     time: u64,
@@ -106,26 +110,25 @@ impl PreparedEvent {
         Self::from_sealed(event, event.seal()?)
     }
 
-    /// Uses a leaf already sealed from `event` (`event.seal()`). The time and
-    /// type stored for queries are read from the sealed body, and must agree
-    /// with `event`.
+    /// Uses a leaf already sealed from `event` (`event.seal()`). The sealed
+    /// body's time and type must be `event`'s.
     pub fn from_sealed(event: &AuditEvent, leaf: EventLeaf) -> Result<Self, StoreError> {
         let head: BodyHead<'_> = serde_json::from_slice(leaf.body())
             .map_err(|_| StoreError::InvalidAuditEvent("the sealed body is not an event"))?;
-        if head.time != event.time {
+        let kind = event.kind.type_name();
+        if head.time != event.time || head.kind != kind {
             return Err(StoreError::InvalidAuditEvent("the sealed body is not this event's"));
         }
-        let kind = head.kind.into_owned();
-        let (subject, resource) = query_columns(&event.kind);
         let time = to_i64(event.time)?;
+        let indexed = event.kind.indexed();
         let (body, salt, leaf_hash) = leaf.into_parts();
         Ok(Self {
             time,
             kind,
-            subject: subject.map(query_column),
-            resource: resource.map(query_column),
-            outcome: outcome_of(&event.kind),
-            actor: actor_of(&event.kind).map(query_column),
+            subject: indexed.subject.map(query_column),
+            resource: indexed.resource.map(query_column),
+            outcome: indexed.outcome.map(Decision::as_str),
+            actor: indexed.actor.map(query_column),
             body,
             salt,
             leaf_hash,
@@ -139,7 +142,7 @@ impl PreparedEvent {
 
     /// The event type (`token_issued`, …).
     pub fn kind(&self) -> &str {
-        &self.kind
+        self.kind
     }
 
     /// Event time, seconds since the Unix epoch, as stored.
@@ -176,51 +179,6 @@ impl PreparedEvent {
     /// The salt bytes.
     pub(crate) fn salt_bytes(&self) -> &[u8] {
         self.salt.as_bytes()
-    }
-}
-
-/// `(subject, resource)` of an event, for the query columns.
-fn query_columns(kind: &EventKind) -> (Option<&str>, Option<&str>) {
-    match kind {
-        EventKind::TokenIssued { subject, .. }
-        | EventKind::TokenRefreshed { subject, .. }
-        | EventKind::TokenExchanged { subject, .. }
-        | EventKind::RefreshTokenReuseDetected { subject, .. } => (Some(subject), None),
-        EventKind::AccessDecision {
-            principal, resource, ..
-        }
-        | EventKind::RegistryChange {
-            principal, resource, ..
-        } => (Some(principal), Some(resource)),
-        EventKind::Approval { approver, resource, .. } => (Some(approver), Some(resource)),
-        EventKind::AdminAction { principal, target, .. } => (Some(principal), Some(target)),
-        EventKind::UpstreamFailure {
-            principal, resource, ..
-        } => (Some(principal), Some(resource)),
-        _ => (None, None),
-    }
-}
-
-/// The `actor` column of an event (see [`PreparedEvent`]).
-fn actor_of(kind: &EventKind) -> Option<&str> {
-    match kind {
-        EventKind::AccessDecision { actor_chain, .. }
-        | EventKind::RegistryChange { actor_chain, .. }
-        | EventKind::TokenExchanged { actor_chain, .. } => actor_chain.first().map(String::as_str),
-        EventKind::Approval { requester_actors, .. } => requester_actors.first().map(String::as_str),
-        EventKind::Erasure { actor, .. } => Some(actor.as_str()).filter(|a| !a.is_empty()),
-        _ => None,
-    }
-}
-
-/// The `outcome` column of an event: its decision, for an access decision.
-fn outcome_of(kind: &EventKind) -> Option<&'static str> {
-    match kind {
-        EventKind::AccessDecision { decision, .. } => Some(match decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        }),
-        _ => None,
     }
 }
 
@@ -569,7 +527,7 @@ pub(crate) fn runs<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 }
 
 /// A row of `audit_events` as both backends read it.
-pub(crate) type EventRow = (
+type EventRow = (
     i64,
     i64,
     String,
@@ -585,7 +543,7 @@ pub(crate) type EventRow = (
 /// The checked `(since, until, bucket_secs)` of an activity query, as the
 /// database takes them. A bucket longer than the range is shortened to it,
 /// which changes no bucket start and keeps it in range.
-pub(crate) fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Result<(i64, i64, i64), StoreError> {
+fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Result<(i64, i64, i64), StoreError> {
     if bucket_secs == 0 {
         return Err(StoreError::InvalidQuery(
             "activity buckets must be at least 1 second long".into(),
@@ -607,12 +565,12 @@ pub(crate) fn activity_params(since: u64, until: u64, bucket_secs: u64) -> Resul
 }
 
 /// A row of an activity query: bucket start, type, outcome, count.
-pub(crate) type ActivityRow = (i64, String, Option<String>, i64);
+type ActivityRow = (i64, String, Option<String>, i64);
 
 /// The rows of an activity query, in [`AuditStore::audit_activity`]'s
 /// order. They are sorted here rather than in SQL, so that both backends
 /// order types bytewise and `None` first whatever their collation.
-pub(crate) fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityCount>, StoreError> {
+fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityCount>, StoreError> {
     let mut counts = rows
         .into_iter()
         .map(|(bucket_start, kind, outcome, count)| {
@@ -629,18 +587,17 @@ pub(crate) fn activity_from_rows(rows: Vec<ActivityRow>) -> Result<Vec<ActivityC
 }
 
 /// The columns of [`EventRow`], for `SELECT`.
-pub(crate) const EVENT_COLUMNS: &str =
-    "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
+const EVENT_COLUMNS: &str = "idx, time, type, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason";
 
 fn non_negative(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} in the audit log")))
 }
 
-pub(crate) fn to_hash(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
+fn to_hash(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
     <Hash>::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{} is not {HASH_LEN} bytes", what())))
 }
 
-pub(crate) fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
+fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     let (idx, time, kind, subject, resource, body, salt, leaf_hash, erased_at, erasure_reason) = row;
     let index = non_negative(idx, "event index")?;
     let content = match (body, salt) {
@@ -680,7 +637,7 @@ pub(crate) fn event_from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
-pub(crate) fn checkpoint_from_row((size, time, note): (i64, i64, String)) -> Result<StoredCheckpoint, StoreError> {
+fn checkpoint_from_row((size, time, note): (i64, i64, String)) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
         size: non_negative(size, "checkpoint size")?,
         time: non_negative(time, "checkpoint time")?,
@@ -702,7 +659,7 @@ fn load_frontier(size: i64, bytes: &[u8]) -> Result<Frontier, StoreError> {
     Ok(frontier)
 }
 
-pub(crate) fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead, StoreError> {
+fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead, StoreError> {
     let frontier = load_frontier(size, &frontier)?;
     Ok(TreeHead {
         size: frontier.size(),
@@ -712,7 +669,7 @@ pub(crate) fn head_from_row((size, frontier): (i64, Vec<u8>)) -> Result<TreeHead
 
 /// Checks that `rows` (index, leaf hash) are `range.start`, `range.start +
 /// 1`, … and returns the hashes.
-pub(crate) fn leaf_hashes_from_rows(start: u64, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
+fn leaf_hashes_from_rows(start: u64, rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
     (start..)
         .zip(rows)
         .map(|(expected, (idx, hash))| {
@@ -751,199 +708,186 @@ pub(crate) fn subtrees_from_rows(
         .collect()
 }
 
-/// Implements [`AuditStore`] for a backend: the methods whose bodies are
-/// the same everywhere take the backend's SQL; `append_batch` and
-/// `subtrees` call the backend's own `audit_append_batch` and
-/// `audit_subtrees`.
-///
-/// `activity` takes `since`, `bucket_secs` and `until` as parameters 1, 2
-/// and 3 and returns [`ActivityRow`]s.
-macro_rules! impl_audit_store {
-    ($store:ty, db = $db:ty, leaf_hashes = $leaf_hashes:expr, activity = $activity:expr,
-     put_checkpoint = $put_checkpoint:expr, checkpoints = $checkpoints:expr, erase = $erase:expr,
-     erased = $erased:expr $(,)?) => {
-        impl $crate::audit::AuditStore for $store {
-            async fn append_batch(
-                &self,
-                events: &[$crate::audit::PreparedEvent],
-            ) -> Result<std::ops::Range<u64>, $crate::StoreError> {
-                if events.is_empty() {
-                    let size = self.size().await?;
-                    return Ok(size..size);
-                }
-                self.audit_append_batch(events).await
-            }
+/// A backend's SQL for the [`AuditStore`] methods whose text differs
+/// between backends (appends and subtree lookups are [`Dialect`] methods).
+/// Parameters are positional, in the order each field's comment gives.
+pub(crate) struct AuditSql {
+    /// (start, end) → (idx, leaf_hash) of `start <= idx < end`, by index.
+    pub leaf_hashes: &'static str,
+    /// (since, bucket_secs, until) → [`ActivityRow`]s.
+    pub activity: &'static str,
+    /// (size, time, note); does nothing when that size is stored.
+    pub put_checkpoint: &'static str,
+    /// (from_size, limit) → (size, time, note) by size.
+    pub checkpoints: &'static str,
+    /// (erased_at, erasure_reason, idx); only a body not yet erased.
+    pub erase: &'static str,
+    /// (idx) → (erased_at,) when the event exists.
+    pub erased: &'static str,
+}
 
-            async fn size(&self) -> Result<u64, $crate::StoreError> {
-                let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
-                    .fetch_one(self.reader())
-                    .await?;
-                u64::try_from(size).map_err(|_| $crate::StoreError::Corrupt("audit_state size is negative".into()))
-            }
+impl<DB> AuditStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Vec<u8>: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+{
+    async fn append_batch(&self, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        if events.is_empty() {
+            let size = self.size().await?;
+            return Ok(size..size);
+        }
+        DB::append_events(self, events).await
+    }
 
-            async fn tree_head(&self) -> Result<$crate::audit::TreeHead, $crate::StoreError> {
-                let row: (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
-                    .fetch_one(self.reader())
-                    .await?;
-                $crate::audit::head_from_row(row)
-            }
+    async fn size(&self) -> Result<u64, StoreError> {
+        let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
+            .fetch_one(self.reader())
+            .await?;
+        u64::try_from(size).map_err(|_| StoreError::Corrupt("audit_state size is negative".into()))
+    }
 
-            async fn events(
-                &self,
-                q: &$crate::audit::EventQuery,
-            ) -> Result<Vec<$crate::audit::StoredEvent>, $crate::StoreError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ");
-                qb.push($crate::audit::EVENT_COLUMNS);
-                qb.push(" FROM audit_events WHERE idx >= ");
-                qb.push_bind($crate::to_i64(q.from)?);
-                if let Some(kind) = &q.kind {
-                    qb.push(" AND type = ").push_bind(kind.clone());
-                }
-                if let Some(subject) = &q.subject {
-                    qb.push(" AND subject = ").push_bind(subject.clone());
-                }
-                if let Some(resource) = &q.resource {
-                    qb.push(" AND resource = ").push_bind(resource.clone());
-                }
-                if let Some(since) = q.since {
-                    qb.push(" AND time >= ").push_bind($crate::to_i64(since)?);
-                }
-                if let Some(until) = q.until {
-                    qb.push(" AND time < ").push_bind($crate::to_i64(until)?);
-                }
-                if let Some(outcome) = &q.outcome {
-                    qb.push(" AND outcome = ").push_bind(outcome.clone());
-                }
-                if let Some(actor) = &q.actor {
-                    qb.push(" AND actor = ").push_bind(actor.clone());
-                }
-                match q.before {
-                    Some(before) => {
-                        qb.push(" AND idx < ").push_bind($crate::to_i64(before)?);
-                        qb.push(" ORDER BY idx DESC LIMIT ");
-                    }
-                    None => {
-                        qb.push(" ORDER BY idx LIMIT ");
-                    }
-                }
-                qb.push_bind(i64::from(q.limit.min($crate::audit::MAX_PAGE)));
-                qb.build_query_as::<$crate::audit::EventRow>()
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::audit::event_from_row)
-                    .collect()
-            }
+    async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        let row: (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+            .fetch_one(self.reader())
+            .await?;
+        head_from_row(row)
+    }
 
-            async fn audit_activity(
-                &self,
-                since: u64,
-                until: u64,
-                bucket_secs: u64,
-            ) -> Result<Vec<$crate::audit::ActivityCount>, $crate::StoreError> {
-                let (since, until, bucket) = $crate::audit::activity_params(since, until, bucket_secs)?;
-                let rows: Vec<$crate::audit::ActivityRow> = sqlx::query_as($activity)
-                    .bind(since)
-                    .bind(bucket)
-                    .bind(until)
-                    .fetch_all(self.reader())
-                    .await?;
-                $crate::audit::activity_from_rows(rows)
+    async fn events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::<DB>::new("SELECT ");
+        qb.push(EVENT_COLUMNS);
+        qb.push(" FROM audit_events WHERE idx >= ");
+        qb.push_bind(to_i64(q.from)?);
+        if let Some(kind) = &q.kind {
+            qb.push(" AND type = ").push_bind(kind.clone());
+        }
+        if let Some(subject) = &q.subject {
+            qb.push(" AND subject = ").push_bind(subject.clone());
+        }
+        if let Some(resource) = &q.resource {
+            qb.push(" AND resource = ").push_bind(resource.clone());
+        }
+        if let Some(since) = q.since {
+            qb.push(" AND time >= ").push_bind(to_i64(since)?);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND time < ").push_bind(to_i64(until)?);
+        }
+        if let Some(outcome) = &q.outcome {
+            qb.push(" AND outcome = ").push_bind(outcome.clone());
+        }
+        if let Some(actor) = &q.actor {
+            qb.push(" AND actor = ").push_bind(actor.clone());
+        }
+        match q.before {
+            Some(before) => {
+                qb.push(" AND idx < ").push_bind(to_i64(before)?);
+                qb.push(" ORDER BY idx DESC LIMIT ");
             }
-
-            async fn leaf_hashes(
-                &self,
-                range: std::ops::Range<u64>,
-            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($leaf_hashes)
-                    .bind($crate::to_i64(range.start)?)
-                    .bind($crate::to_i64(range.end)?)
-                    .fetch_all(self.reader())
-                    .await?;
-                $crate::audit::leaf_hashes_from_rows(range.start, rows)
+            None => {
+                qb.push(" ORDER BY idx LIMIT ");
             }
+        }
+        qb.push_bind(i64::from(q.limit.min(MAX_PAGE)));
+        qb.build_query_as::<EventRow>()
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(event_from_row)
+            .collect()
+    }
 
-            async fn subtrees(
-                &self,
-                nodes: &[warden_audit::Subtree],
-            ) -> Result<Vec<warden_audit::Hash>, $crate::StoreError> {
-                if nodes.is_empty() {
-                    return Ok(Vec::new());
-                }
-                self.audit_subtrees(nodes).await
-            }
+    async fn audit_activity(&self, since: u64, until: u64, bucket_secs: u64) -> Result<Vec<ActivityCount>, StoreError> {
+        let (since, until, bucket) = activity_params(since, until, bucket_secs)?;
+        let rows: Vec<ActivityRow> = sqlx::query_as(DB::AUDIT.activity)
+            .bind(since)
+            .bind(bucket)
+            .bind(until)
+            .fetch_all(self.reader())
+            .await?;
+        activity_from_rows(rows)
+    }
 
-            async fn put_checkpoint(&self, size: u64, time: u64, note: &str) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($put_checkpoint)
-                    .bind($crate::to_i64(size)?)
-                    .bind($crate::to_i64(time)?)
-                    .bind(note)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn leaf_hashes(&self, range: Range<u64>) -> Result<Vec<Hash>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(DB::AUDIT.leaf_hashes)
+            .bind(to_i64(range.start)?)
+            .bind(to_i64(range.end)?)
+            .fetch_all(self.reader())
+            .await?;
+        leaf_hashes_from_rows(range.start, rows)
+    }
 
-            async fn checkpoints(
-                &self,
-                from_size: u64,
-                limit: u32,
-            ) -> Result<Vec<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
-                sqlx::query_as::<_, (i64, i64, String)>($checkpoints)
-                    .bind($crate::to_i64(from_size)?)
-                    .bind(i64::from(limit.min($crate::audit::MAX_PAGE)))
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::audit::checkpoint_from_row)
-                    .collect()
-            }
+    async fn subtrees(&self, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        DB::subtrees(self, nodes).await
+    }
 
-            async fn latest_checkpoint(&self) -> Result<Option<$crate::audit::StoredCheckpoint>, $crate::StoreError> {
-                sqlx::query_as::<_, (i64, i64, String)>(
-                    "SELECT size, time, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
-                )
-                .fetch_optional(self.reader())
-                .await?
-                .map($crate::audit::checkpoint_from_row)
-                .transpose()
-            }
+    async fn put_checkpoint(&self, size: u64, time: u64, note: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::AUDIT.put_checkpoint)
+            .bind(to_i64(size)?)
+            .bind(to_i64(time)?)
+            .bind(note)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            async fn erase(&self, index: u64, reason: &str, time: u64) -> Result<bool, $crate::StoreError> {
-                let idx = $crate::to_i64(index)?;
-                let done = sqlx::query($erase)
-                    .bind($crate::to_i64(time)?)
-                    .bind(reason)
-                    .bind(idx)
-                    .execute(self.writer())
-                    .await?;
-                if done.rows_affected() == 1 {
-                    return Ok(true);
-                }
-                let row: Option<(Option<i64>,)> = sqlx::query_as($erased)
-                    .bind(idx)
-                    .fetch_optional(self.writer())
-                    .await?;
-                match row {
-                    Some(_) => Ok(false),
-                    None => {
-                        let size = self.size().await?;
-                        if index >= size {
-                            Err($crate::StoreError::AuditBeyondEnd {
-                                requested: index,
-                                size,
-                            })
-                        } else {
-                            Err($crate::StoreError::Corrupt(format!(
-                                "audit event {index} is missing"
-                            )))
-                        }
-                    }
+    async fn checkpoints(&self, from_size: u64, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, (i64, i64, String)>(DB::AUDIT.checkpoints)
+            .bind(to_i64(from_size)?)
+            .bind(i64::from(limit.min(MAX_PAGE)))
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(checkpoint_from_row)
+            .collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, (i64, i64, String)>(
+            "SELECT size, time, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(self.reader())
+        .await?
+        .map(checkpoint_from_row)
+        .transpose()
+    }
+
+    async fn erase(&self, index: u64, reason: &str, time: u64) -> Result<bool, StoreError> {
+        let idx = to_i64(index)?;
+        let done = sqlx::query(DB::AUDIT.erase)
+            .bind(to_i64(time)?)
+            .bind(reason)
+            .bind(idx)
+            .execute(self.writer())
+            .await?;
+        if DB::rows_affected(&done) == 1 {
+            return Ok(true);
+        }
+        let row: Option<(Option<i64>,)> = sqlx::query_as(DB::AUDIT.erased)
+            .bind(idx)
+            .fetch_optional(self.writer())
+            .await?;
+        match row {
+            Some(_) => Ok(false),
+            None => {
+                let size = self.size().await?;
+                if index >= size {
+                    Err(StoreError::AuditBeyondEnd { requested: index, size })
+                } else {
+                    Err(StoreError::Corrupt(format!("audit event {index} is missing")))
                 }
             }
         }
-    };
+    }
 }
-pub(crate) use impl_audit_store;
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1156,7 +1100,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use warden_audit::{MemoryTree, NodeSource};
+    use warden_audit::{EventKind, MemoryTree, NodeSource};
 
     /// A store that only appends, records its batch sizes, and fails on
     /// demand; each batch takes a few milliseconds, like a durable commit.
@@ -1566,12 +1510,22 @@ mod tests {
             assert_eq!(body["decision"], outcome);
         }
 
-        // A leaf sealed from another event is refused.
+        // A leaf sealed from another event is refused, whether its time or
+        // its type differs.
         let other = AuditEvent::new(6, EventKind::KeyRetired { kid: "k1".into() });
-        assert!(matches!(
-            PreparedEvent::from_sealed(&key, other.seal().unwrap()),
-            Err(StoreError::InvalidAuditEvent(_))
-        ));
+        let other_type = AuditEvent::new(
+            5,
+            EventKind::KeyCreated {
+                kid: "k1".into(),
+                alg: "EdDSA".into(),
+            },
+        );
+        for other in [other, other_type] {
+            assert!(matches!(
+                PreparedEvent::from_sealed(&key, other.seal().unwrap()),
+                Err(StoreError::InvalidAuditEvent(_))
+            ));
+        }
         assert!(matches!(
             PreparedEvent::from_sealed(&key, EventLeaf::seal(b"not json".to_vec()).unwrap()),
             Err(StoreError::InvalidAuditEvent(_))

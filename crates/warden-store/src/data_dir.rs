@@ -159,7 +159,7 @@ mod tests {
             fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
             let err = dir.master_key(None, true).unwrap_err();
             assert!(matches!(err, StoreError::InsecurePermissions { .. }), "{mode:o}");
-            assert!(err.to_string().contains("chmod 600"));
+            assert!(err.to_string().contains("readable by group or others"), "{err}");
         }
         fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).unwrap();
         assert!(dir.master_key(None, true).is_ok());

@@ -1,4 +1,9 @@
 //! The one error type of `warden-store`.
+//!
+//! Each message states what is wrong, never how to fix it from a
+//! particular front end: the same error reaches the CLI, the server's
+//! logs and its API answers, and only the CLI knows its own commands (it
+//! adds its hints where it prints errors).
 
 use std::path::PathBuf;
 
@@ -25,7 +30,7 @@ pub enum StoreError {
     },
     /// A key file may be read by other users.
     #[error(
-        "refusing to use {path}: it is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`",
+        "refusing to use {path}: it is readable by group or others (mode {mode:04o})",
         path = .path.display()
     )]
     InsecurePermissions {
@@ -38,10 +43,7 @@ pub enum StoreError {
     #[error(transparent)]
     Key(#[from] warden_keys::KeyError),
     /// This database belongs to another master key.
-    #[error(
-        "this database was set up with master key {expected}, but master key {actual} was given: \
-         set WARDEN_MASTER_KEY or the data dir's master.key to the original key"
-    )]
+    #[error("this database was set up with master key {expected}, but master key {actual} was given")]
     MasterKeyMismatch {
         /// Fingerprint recorded in the database.
         expected: String,
@@ -55,13 +57,10 @@ pub enum StoreError {
     #[error("schema name `{0}` must match [A-Za-z0-9_]+")]
     InvalidSchemaName(String),
     /// The master key file does not exist and this command may not create it.
-    #[error(
-        "no master key at {path} and WARDEN_MASTER_KEY is not set: create the first key with `warden keys rotate`",
-        path = .0.display()
-    )]
+    #[error("no master key at {path} and WARDEN_MASTER_KEY is not set", path = .0.display())]
     NoMasterKey(PathBuf),
     /// The embedded database does not exist and this command may not create it.
-    #[error("no database at {}: create the first key with `warden keys rotate`", .0.display())]
+    #[error("no database at {}", .0.display())]
     NoDatabase(PathBuf),
     /// A stored row is not what this version writes.
     #[error("stored data is corrupt: {0}")]
@@ -94,15 +93,15 @@ pub enum StoreError {
     AuditAppend(std::sync::Arc<StoreError>),
     /// The database has no audit-log signing key and this command may not
     /// create one.
-    #[error("this database has no audit log signing key yet: create it with `warden audit vkey`")]
+    #[error("this database has no audit log signing key yet")]
     NoAuditKey,
     /// The configured origin cannot name a log key.
-    #[error("audit.origin `{0}` cannot name the audit log key: it must be non-empty, without spaces or `+`")]
+    #[error("the audit log origin `{0}` cannot name its key: it must be non-empty, without spaces or `+`")]
     InvalidAuditOrigin(String),
     /// The stored audit-log key signs for another origin than configured.
     #[error(
-        "the audit log key in this database signs for origin `{stored}`, but audit.origin is `{configured}`: \
-         a log keeps its origin for life (checkpoints already name it); set audit.origin = \"{stored}\""
+        "the audit log key in this database signs for origin `{stored}`, but the configured origin is \
+         `{configured}`: a log keeps its origin for life (checkpoints already name it)"
     )]
     AuditOriginMismatch {
         /// The origin (key name) stored with the key.
@@ -111,7 +110,7 @@ pub enum StoreError {
         configured: String,
     },
     /// Refusing to sign a checkpoint that would contradict the latest one.
-    #[error("refusing to sign a checkpoint of size {size}: {reason}; run `warden audit verify`")]
+    #[error("refusing to sign a checkpoint of size {size}: {reason}")]
     CheckpointRefused {
         /// The tree size that would have been signed.
         size: u64,

@@ -1,66 +1,34 @@
 //! The replica backend: PostgreSQL, shared by any number of stateless
-//! `warden serve` processes.
+//! `warden serve` processes, and all of its SQL.
+//!
+//! # Layout
+//! Connecting; then PostgreSQL's [`Dialect`]: one SQL table per concern
+//! (keys, settings, OAuth, audit, registry, in that order) and the audit
+//! log's array inserts and subtree lookup, kept in small statements (see
+//! [`STATEMENT_BYTES`]). The bodies that run this SQL are the concerns'
+//! own, shared with SQLite. Migrations are in `migrations/postgres`.
 
+use std::ops::Range;
 use std::str::FromStr as _;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use warden_audit::{Hash, Subtree};
 
-/// Largest audit insert statement, in bytes of row data. sqlx 0.9.0
-/// leaves Nagle's algorithm on (sqlx issue #4335): a message that goes out
-/// in more than one write waits for the server's delayed ACK, ~40 ms, on
-/// every TCP connection. Keeping each statement under one write avoids it;
-/// the extra round trips cost far less (a large batch went from ~1,000 to
-/// several thousand audited requests/s over TCP). Remove when sqlx sets
-/// TCP_NODELAY.
-const STATEMENT_BYTES: usize = 6 * 1024;
-/// Merkle nodes per insert (~60 bytes each), for the same reason.
-const NODES_PER_STATEMENT: usize = 96;
+use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
+use crate::error::StoreError;
+use crate::keys::KeySql;
+use crate::oauth::OAuthSql;
+use crate::registry::RegistrySql;
+use crate::settings::SettingsSql;
+use crate::sql::{Dialect, SqlStore};
+use crate::{Store, to_i64};
 
-/// Bytes an event takes in the insert's arrays besides its strings and
-/// body: a 4-byte length before each of its 10 elements, plus `idx` and
-/// `time` (8 bytes each), salt and leaf hash (32 each).
-const ROW_BYTES: usize = 10 * 4 + 8 + 8 + 32 + 32;
-
-/// Bytes `e` takes in the insert's arrays.
-fn row_bytes(e: &crate::PreparedEvent) -> usize {
-    ROW_BYTES
-        + e.kind().len()
-        + e.subject().map_or(0, str::len)
-        + e.resource().map_or(0, str::len)
-        + e.outcome().map_or(0, str::len)
-        + e.actor().map_or(0, str::len)
-        + e.body().len()
-}
-
-/// Splits `events` into runs whose row data stays under [`STATEMENT_BYTES`]
-/// (at least one event per run).
-fn statement_chunks(events: &[crate::PreparedEvent]) -> Vec<&[crate::PreparedEvent]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, e) in events.iter().enumerate() {
-        let size = row_bytes(e);
-        if i > start && bytes + size > STATEMENT_BYTES {
-            chunks.extend(events.get(start..i));
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    chunks.extend(events.get(start..));
-    chunks
-}
+/// PostgreSQL-backed store.
+pub type PgStore = SqlStore<Postgres>;
 
 /// How long a request waits for a database connection before failing.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
-use crate::error::StoreError;
-use crate::{Store, impl_key_store};
-
-/// PostgreSQL-backed store.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
 
 impl PgStore {
     /// Connects to `url` and applies migrations.
@@ -72,9 +40,7 @@ impl PgStore {
     /// absent): isolated tests, or several deployments in one database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(StoreError::Corrupt(format!(
-                "schema name `{schema}` must be [A-Za-z0-9_]+"
-            )));
+            return Err(StoreError::InvalidSchemaName(schema.to_owned()));
         }
         let options = PgConnectOptions::from_str(url)?;
         let admin = PgPoolOptions::new()
@@ -104,197 +70,239 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
-    }
-
-    fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn reader(&self) -> &PgPool {
-        &self.pool
+        // One pool serves both: PostgreSQL has no single-writer rule to keep.
+        Ok(SqlStore::new(pool.clone(), pool))
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer().close().await;
     }
 }
 
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
-        "postgres"
+        Postgres::BACKEND
     }
 }
 
-impl_key_store!(
-    PgStore,
-    insert = "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    list = "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
-            FROM signing_keys ORDER BY activates_at, generation",
-    retire = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
-    bind_insert =
-        "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', $1) ON CONFLICT (name) DO NOTHING",
-    bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
-);
+impl Dialect for Postgres {
+    const BACKEND: &'static str = "postgres";
+    const BEGIN: &'static str = "BEGIN";
+    const KEYS: KeySql = KEYS;
+    const SETTINGS: SettingsSql = SETTINGS;
+    const OAUTH: OAuthSql = OAUTH;
+    const AUDIT: AuditSql = AUDIT;
+    const REGISTRY: RegistrySql = REGISTRY;
 
-crate::settings::impl_settings_store!(
-    PgStore,
-    get = "SELECT value FROM settings WHERE name = $1",
-    insert_if_absent = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-    lease = "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// A `text[]`.
+    type NodeList<'a> = &'a [String];
+
+    fn node_list(nodes: &[String]) -> Result<&[String], StoreError> {
+        Ok(nodes)
+    }
+
+    async fn append_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(store, events).await
+    }
+
+    async fn subtrees(store: &PgStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+        select_subtrees(store, nodes).await
+    }
+}
+
+const KEYS: KeySql = KeySql {
+    insert: "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    list: "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
+            FROM signing_keys ORDER BY activates_at, generation",
+    retire: "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
+    bind_master: "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', $1) ON CONFLICT (name) DO NOTHING",
+    master: "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
+};
+
+const SETTINGS: SettingsSql = SettingsSql {
+    get: "SELECT value FROM settings WHERE name = $1",
+    insert_if_absent: "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    lease: "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
              WHERE leases.holder = excluded.holder OR leases.until < $3",
-);
+};
 
-impl PgStore {
-    /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
-    /// non-empty batch. The state row is locked `FOR UPDATE` before it is
-    /// read, so appenders on every replica take turns; events and subtrees
-    /// go in as arrays, one statement each.
-    async fn audit_append_batch(&self, events: &[crate::PreparedEvent]) -> Result<std::ops::Range<u64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let (size, frontier): (i64, Vec<u8>) =
-            sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await?;
-        let plan = crate::audit::BatchPlan::new(size, &frontier, events.iter().map(crate::PreparedEvent::leaf_hash))?;
-        let mut first = crate::to_i64(plan.start)?;
-        for chunk in statement_chunks(events) {
-            let idx: Vec<i64> = (first..).take(chunk.len()).collect();
-            first = first.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
-            sqlx::query(
-                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
-                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                      $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])",
-            )
-            .bind(idx)
-            .bind(chunk.iter().map(crate::PreparedEvent::time).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::kind).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::subject).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::resource).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::outcome).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::actor).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::body).collect::<Vec<_>>())
-            .bind(chunk.iter().map(crate::PreparedEvent::salt_bytes).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for nodes in plan.nodes.chunks(NODES_PER_STATEMENT) {
-            let levels: Vec<i32> = nodes
-                .iter()
-                .map(|(level, ..)| i32::try_from(*level).map_err(|_| StoreError::OutOfRange(u64::from(*level))))
-                .collect::<Result<_, _>>()?;
-            let indices: Vec<i64> = nodes
-                .iter()
-                .map(|(_, idx, _)| crate::to_i64(*idx))
-                .collect::<Result<_, _>>()?;
-            let hashes: Vec<&[u8]> = nodes.iter().map(|(.., hash)| hash.as_slice()).collect();
-            sqlx::query(
-                "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::int4[], $2::int8[], $3::bytea[])",
-            )
-            .bind(levels)
-            .bind(indices)
-            .bind(hashes)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE audit_state SET size = $1, frontier = $2 WHERE id = 0")
-            .bind(crate::to_i64(plan.frontier.size())?)
-            .bind(plan.frontier.to_bytes())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(plan.range())
-    }
-
-    /// [`AuditStore::subtrees`](crate::AuditStore::subtrees): positions go
-    /// in as arrays, so the statement text never changes.
-    async fn audit_subtrees(&self, nodes: &[warden_audit::Subtree]) -> Result<Vec<warden_audit::Hash>, StoreError> {
-        let inner = || nodes.iter().filter(|n| n.level > 0);
-        let levels: Vec<i32> = inner()
-            .map(|n| i32::try_from(n.level).map_err(|_| StoreError::OutOfRange(u64::from(n.level))))
-            .collect::<Result<_, _>>()?;
-        let indices: Vec<i64> = inner().map(|n| crate::to_i64(n.index)).collect::<Result<_, _>>()?;
-        let leaves: Vec<i64> = nodes
-            .iter()
-            .filter(|n| n.level == 0)
-            .map(|n| crate::to_i64(n.index))
-            .collect::<Result<_, _>>()?;
-        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT n.level::int8, n.idx, n.hash FROM audit_nodes AS n \
-             JOIN UNNEST($1::int4[], $2::int8[]) AS q(level, idx) ON n.level = q.level AND n.idx = q.idx \
-             UNION ALL \
-             SELECT 0::int8, e.idx, e.leaf_hash FROM audit_events AS e WHERE e.idx = ANY($3::int8[])",
-        )
-        .bind(levels)
-        .bind(indices)
-        .bind(leaves)
-        .fetch_all(self.reader())
-        .await?;
-        crate::audit::subtrees_from_rows(nodes, rows)
-    }
-}
-
-crate::audit::impl_audit_store!(
-    PgStore,
-    db = sqlx::Postgres,
-    leaf_hashes = "SELECT idx, leaf_hash FROM audit_events WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-    activity = "SELECT $1::int8 + ((time - $1::int8) / $2::int8) * $2::int8, type, outcome, COUNT(*) \
-                FROM audit_events WHERE time >= $1 AND time < $3 GROUP BY 1, 2, 3",
-    put_checkpoint =
-        "INSERT INTO audit_checkpoints (size, time, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
-    checkpoints = "SELECT size, time, note FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
-    erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
-             WHERE idx = $3 AND erased_at IS NULL",
-    erased = "SELECT erased_at FROM audit_events WHERE idx = $1",
-);
-
-crate::oauth::impl_oauth_store!(
-    PgStore,
-    db = sqlx::Postgres,
-    begin = "BEGIN",
-    insert_client = "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (client_id) DO NOTHING",
-    get_client = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = $1",
-    list_clients = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
-    set_disabled = "UPDATE oauth_clients SET disabled = $1, updated_at = $2 WHERE client_id = $3",
-    set_secret =
-        "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3 AND auth_method = 'secret'",
-    touch = "UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2",
-    insert_family =
-        "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-    insert_refresh = "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    find_refresh = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1",
-    find_refresh_locked = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1 FOR UPDATE OF t, f",
-    successor = "SELECT used_at FROM refresh_tokens WHERE family = $1 AND seq = $2",
-    max_seq = "SELECT MAX(seq) FROM refresh_tokens WHERE family = $1",
-    mark_used = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
-    mark_successor = "UPDATE refresh_tokens SET used_at = $1 WHERE family = $2 AND seq = $3 AND used_at IS NULL RETURNING access_jti, access_exp",
-    mark_grace = "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = $1",
-    revoke_family = "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = $1 AND access_exp + 60 > $2",
-    revoke_token =
-        "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
-    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= $1 AND expires_at + 60 > $2",
-    consume_assertion = "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
-    purge = [
+const OAUTH: OAuthSql = OAuthSql {
+    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (client_id) DO NOTHING",
+    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = $1",
+    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
+    set_disabled: "UPDATE oauth_clients SET disabled = $1, updated_at = $2 WHERE client_id = $3",
+    set_secret: "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3 AND auth_method = 'secret'",
+    touch: "UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2",
+    insert_family: "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    insert_refresh: "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    find_refresh: "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1",
+    find_refresh_locked: "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = $1 FOR UPDATE OF t, f",
+    successor: "SELECT used_at FROM refresh_tokens WHERE family = $1 AND seq = $2",
+    max_seq: "SELECT MAX(seq) FROM refresh_tokens WHERE family = $1",
+    mark_used: "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    mark_successor: "UPDATE refresh_tokens SET used_at = $1 WHERE family = $2 AND seq = $3 AND used_at IS NULL RETURNING access_jti, access_exp",
+    mark_grace: "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = $1",
+    revoke_family: "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+    family_jtis: "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = $1 AND access_exp + 60 > $2",
+    revoke_token: "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+    revocations_since: "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= $1 AND expires_at + 60 > $2",
+    consume_assertion: "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
+    purge: &[
         "DELETE FROM revoked_tokens WHERE expires_at + 60 <= $1",
         "DELETE FROM client_assertions WHERE expires_at + 60 <= $1",
         "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= $1 OR revoked_at + 3660 <= $1)",
         "DELETE FROM refresh_families WHERE expires_at <= $1 OR revoked_at + 3660 <= $1",
     ],
-);
+};
 
-/// The lineage frontier as PostgreSQL takes it: a `text[]`.
-fn frontier(nodes: &[String]) -> Result<&[String], StoreError> {
-    Ok(nodes)
+const AUDIT: AuditSql = AuditSql {
+    leaf_hashes: "SELECT idx, leaf_hash FROM audit_events WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    activity: "SELECT $1::int8 + ((time - $1::int8) / $2::int8) * $2::int8, type, outcome, COUNT(*) \
+                FROM audit_events WHERE time >= $1 AND time < $3 GROUP BY 1, 2, 3",
+    put_checkpoint: "INSERT INTO audit_checkpoints (size, time, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+    checkpoints: "SELECT size, time, note FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+    erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
+             WHERE idx = $3 AND erased_at IS NULL",
+    erased: "SELECT erased_at FROM audit_events WHERE idx = $1",
+};
+
+/// Largest audit insert statement, in bytes of row data. sqlx 0.9.0
+/// leaves Nagle's algorithm on (sqlx issue #4335): a message that goes out
+/// in more than one write waits for the server's delayed ACK, ~40 ms, on
+/// every TCP connection. Keeping each statement under one write avoids it;
+/// the extra round trips cost far less (a large batch went from ~1,000 to
+/// several thousand audited requests/s over TCP). Remove when sqlx sets
+/// TCP_NODELAY.
+const STATEMENT_BYTES: usize = 6 * 1024;
+/// Merkle nodes per insert (~60 bytes each), for the same reason.
+const NODES_PER_STATEMENT: usize = 96;
+
+/// Bytes an event takes in the insert's arrays besides its strings and
+/// body: a 4-byte length before each of its 10 elements, plus `idx` and
+/// `time` (8 bytes each), salt and leaf hash (32 each).
+const ROW_BYTES: usize = 10 * 4 + 8 + 8 + 32 + 32;
+
+/// Bytes `e` takes in the insert's arrays.
+fn row_bytes(e: &PreparedEvent) -> usize {
+    ROW_BYTES
+        + e.kind().len()
+        + e.subject().map_or(0, str::len)
+        + e.resource().map_or(0, str::len)
+        + e.outcome().map_or(0, str::len)
+        + e.actor().map_or(0, str::len)
+        + e.body().len()
 }
 
-/// The registry's SQL for this backend.
-const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql {
-    begin: "BEGIN",
+/// Splits `events` into runs whose row data stays under [`STATEMENT_BYTES`]
+/// (at least one event per run).
+fn statement_chunks(events: &[PreparedEvent]) -> Vec<&[PreparedEvent]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in events.iter().enumerate() {
+        let size = row_bytes(e);
+        if i > start && bytes + size > STATEMENT_BYTES {
+            chunks.extend(events.get(start..i));
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    chunks.extend(events.get(start..));
+    chunks
+}
+
+/// [`Dialect::append_events`]: the state row is locked `FOR UPDATE` before it is
+/// read, so appenders on every replica take turns; events and subtrees
+/// go in as arrays, one statement each.
+async fn insert_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+    let mut tx = store.writer().begin().await?;
+    let (size, frontier): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    let plan = BatchPlan::new(size, &frontier, events.iter().map(PreparedEvent::leaf_hash))?;
+    let mut first = to_i64(plan.start)?;
+    for chunk in statement_chunks(events) {
+        let idx: Vec<i64> = (first..).take(chunk.len()).collect();
+        first = first.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
+        sqlx::query(
+            "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                  $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])",
+        )
+        .bind(idx)
+        .bind(chunk.iter().map(PreparedEvent::time).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::kind).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::subject).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::resource).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::outcome).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::actor).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::body).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::salt_bytes).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for nodes in plan.nodes.chunks(NODES_PER_STATEMENT) {
+        let levels: Vec<i32> = nodes
+            .iter()
+            .map(|(level, ..)| i32::try_from(*level).map_err(|_| StoreError::OutOfRange(u64::from(*level))))
+            .collect::<Result<_, _>>()?;
+        let indices: Vec<i64> = nodes.iter().map(|(_, idx, _)| to_i64(*idx)).collect::<Result<_, _>>()?;
+        let hashes: Vec<&[u8]> = nodes.iter().map(|(.., hash)| hash.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::int4[], $2::int8[], $3::bytea[])",
+        )
+        .bind(levels)
+        .bind(indices)
+        .bind(hashes)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE audit_state SET size = $1, frontier = $2 WHERE id = 0")
+        .bind(to_i64(plan.frontier.size())?)
+        .bind(plan.frontier.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(plan.range())
+}
+
+/// [`Dialect::subtrees`]: positions go
+/// in as arrays, so the statement text never changes.
+async fn select_subtrees(store: &PgStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+    let inner = || nodes.iter().filter(|n| n.level > 0);
+    let levels: Vec<i32> = inner()
+        .map(|n| i32::try_from(n.level).map_err(|_| StoreError::OutOfRange(u64::from(n.level))))
+        .collect::<Result<_, _>>()?;
+    let indices: Vec<i64> = inner().map(|n| to_i64(n.index)).collect::<Result<_, _>>()?;
+    let leaves: Vec<i64> = nodes
+        .iter()
+        .filter(|n| n.level == 0)
+        .map(|n| to_i64(n.index))
+        .collect::<Result<_, _>>()?;
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT n.level::int8, n.idx, n.hash FROM audit_nodes AS n \
+         JOIN UNNEST($1::int4[], $2::int8[]) AS q(level, idx) ON n.level = q.level AND n.idx = q.idx \
+         UNION ALL \
+         SELECT 0::int8, e.idx, e.leaf_hash FROM audit_events AS e WHERE e.idx = ANY($3::int8[])",
+    )
+    .bind(levels)
+    .bind(indices)
+    .bind(leaves)
+    .fetch_all(store.reader())
+    .await?;
+    subtrees_from_rows(nodes, rows)
+}
+
+const REGISTRY: RegistrySql = RegistrySql {
     insert_dataset: "INSERT INTO datasets (name, owner, classification, allowed_purposes, tenant, description, created_by, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
     get_dataset: "SELECT name, owner, classification, allowed_purposes, tenant, description, created_by, created_at, updated_at, deleted_at \
@@ -374,14 +382,12 @@ const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql 
                          SELECT node FROM reach",
 };
 
-crate::registry::impl_registry_store!(PgStore, db = sqlx::Postgres, sql = REGISTRY_SQL, frontier = frontier);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use warden_audit::{AuditEvent, Decision, EventKind};
 
-    fn access(i: u64, body_pad: usize) -> crate::PreparedEvent {
+    fn access(i: u64, body_pad: usize) -> PreparedEvent {
         let event = AuditEvent::new(
             i,
             EventKind::AccessDecision {
@@ -400,7 +406,35 @@ mod tests {
                 purpose: None,
             },
         );
-        crate::PreparedEvent::seal(&event).unwrap()
+        PreparedEvent::seal(&event).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_schema_name_outside_the_safe_set_is_refused_before_connecting() {
+        for bad in ["", "a-b", "x\"; DROP SCHEMA public; --", "é"] {
+            let err = PgStore::connect_in_schema("postgres://unreachable.invalid/db", bad)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidSchemaName(ref s) if s == bad), "{err}");
+        }
+    }
+
+    /// PostgreSQL at `WARDEN_TEST_POSTGRES_URL`, as the storage suites use.
+    #[tokio::test]
+    async fn purge_drops_revoked_families() {
+        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut b = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        let schema = format!("t_purge_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        crate::oauth::check_purge_of_revoked_families(&store).await;
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.writer())
+            .await
+            .unwrap();
+        store.close().await;
     }
 
     #[test]

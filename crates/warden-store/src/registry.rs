@@ -13,10 +13,13 @@ use std::future::Future;
 use warden_registry::{
     Ballot, Classification, Dataset, DatasetVersion, DatasetVersionSpec, Direction, Edge, Graph, Model, ModelVersion,
     ModelVersionSpec, NodeKind, NodeRef, PromotionRequest, RegistryError, RequestStatus, Stage, Vote, VoteOutcome,
-    Voter,
+    Voter, decide_vote,
 };
 
-use crate::StoreError;
+use sqlx::{ColumnIndex, Encode, Executor};
+
+use crate::sql::{Dialect, Param, SqlStore, Value};
+use crate::{StoreError, to_i64};
 
 /// One recorded stage change of a model version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -208,13 +211,9 @@ pub trait RegistryStore: Send + Sync {
     fn impact(&self, root: &NodeRef) -> impl Future<Output = Result<Vec<NodeRef>, StoreError>> + Send;
 }
 
-/// The SQL a backend runs for [`RegistryStore`]; [`impl_registry_store!`]
-/// is the one body around it. Parameters are positional and listed in the
-/// order each field's comment gives.
+/// A backend's SQL for [`RegistryStore`]. Parameters are positional, in
+/// the order each field's comment gives.
 pub(crate) struct RegistrySql {
-    /// Starts a writing transaction (SQLite: `BEGIN IMMEDIATE`, so the
-    /// write lock is taken before anything is read).
-    pub begin: &'static str,
     /// (name, owner, classification, allowed_purposes, tenant, description,
     /// created_by, created_at, updated_at); does nothing on a taken name.
     pub insert_dataset: &'static str,
@@ -308,7 +307,7 @@ pub(crate) struct RegistrySql {
 }
 
 /// A row of `datasets`.
-pub(crate) type DatasetRow = (
+type DatasetRow = (
     String,
     String,
     String,
@@ -321,11 +320,11 @@ pub(crate) type DatasetRow = (
     Option<i64>,
 );
 /// A row of `dataset_versions`.
-pub(crate) type DatasetVersionRow = (String, i64, String, i64, String, String, i64);
+type DatasetVersionRow = (String, i64, String, i64, String, String, i64);
 /// A row of `models`.
-pub(crate) type ModelRow = (String, String, Option<String>, Option<String>, String, i64);
+type ModelRow = (String, String, Option<String>, Option<String>, String, i64);
 /// A row of `model_versions`.
-pub(crate) type ModelVersionRow = (
+type ModelVersionRow = (
     String,
     i64,
     String,
@@ -339,9 +338,9 @@ pub(crate) type ModelVersionRow = (
     i64,
 );
 /// A row of `stage_changes` (without its id).
-pub(crate) type StageChangeRow = (String, i64, String, String, String, String, Option<String>, i64);
+type StageChangeRow = (String, i64, String, String, String, String, Option<String>, i64);
 /// A row of `promotion_requests`.
-pub(crate) type RequestRow = (
+type RequestRow = (
     String,
     String,
     i64,
@@ -355,9 +354,9 @@ pub(crate) type RequestRow = (
     Option<i64>,
 );
 /// A row of `ballots` (without the request id).
-pub(crate) type BallotRow = (String, String, String, i64);
+type BallotRow = (String, String, String, i64);
 /// A row of `lineage_edges`.
-pub(crate) type EdgeRow = (String, String, Option<String>, String, i64);
+type EdgeRow = (String, String, Option<String>, String, i64);
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -367,11 +366,11 @@ fn time(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(format_args!("negative {what}")))
 }
 
-pub(crate) fn version(v: i64) -> Result<u32, StoreError> {
+fn version(v: i64) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| corrupt(format_args!("version {v} out of range")))
 }
 
-pub(crate) fn node(s: &str) -> Result<NodeRef, StoreError> {
+fn node(s: &str) -> Result<NodeRef, StoreError> {
     s.parse().map_err(|_| corrupt(format_args!("lineage node `{s}`")))
 }
 
@@ -384,7 +383,7 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<Strin
 }
 
 /// Sorted lineage nodes from their stored strings.
-pub(crate) fn nodes(strings: impl IntoIterator<Item = String>) -> Result<Vec<NodeRef>, StoreError> {
+fn nodes(strings: impl IntoIterator<Item = String>) -> Result<Vec<NodeRef>, StoreError> {
     let mut out = strings.into_iter().map(|s| node(&s)).collect::<Result<Vec<_>, _>>()?;
     out.sort();
     out.dedup();
@@ -392,9 +391,7 @@ pub(crate) fn nodes(strings: impl IntoIterator<Item = String>) -> Result<Vec<Nod
 }
 
 /// Groups (version, from_node) rows by version, each group sorted.
-pub(crate) fn parents_by_version(
-    rows: Vec<(i64, String)>,
-) -> Result<std::collections::BTreeMap<i64, Vec<NodeRef>>, StoreError> {
+fn parents_by_version(rows: Vec<(i64, String)>) -> Result<std::collections::BTreeMap<i64, Vec<NodeRef>>, StoreError> {
     let mut out: std::collections::BTreeMap<i64, Vec<NodeRef>> = std::collections::BTreeMap::new();
     for (v, from) in rows {
         out.entry(v).or_default().push(node(&from)?);
@@ -405,7 +402,7 @@ pub(crate) fn parents_by_version(
     Ok(out)
 }
 
-pub(crate) fn dataset_from_row(row: DatasetRow) -> Result<Dataset, StoreError> {
+fn dataset_from_row(row: DatasetRow) -> Result<Dataset, StoreError> {
     let (name, owner, classification, purposes, tenant, description, created_by, created, updated, deleted) = row;
     Ok(Dataset {
         classification: Classification::parse(&classification)
@@ -423,10 +420,7 @@ pub(crate) fn dataset_from_row(row: DatasetRow) -> Result<Dataset, StoreError> {
     })
 }
 
-pub(crate) fn dataset_version_from_row(
-    row: DatasetVersionRow,
-    parents: Vec<NodeRef>,
-) -> Result<DatasetVersion, StoreError> {
+fn dataset_version_from_row(row: DatasetVersionRow, parents: Vec<NodeRef>) -> Result<DatasetVersion, StoreError> {
     let (dataset, v, digest, size, uri, created_by, created) = row;
     Ok(DatasetVersion {
         dataset,
@@ -440,7 +434,7 @@ pub(crate) fn dataset_version_from_row(
     })
 }
 
-pub(crate) fn model_from_row(row: ModelRow) -> Result<Model, StoreError> {
+fn model_from_row(row: ModelRow) -> Result<Model, StoreError> {
     let (name, owner, tenant, description, created_by, created) = row;
     Ok(Model {
         name,
@@ -452,10 +446,7 @@ pub(crate) fn model_from_row(row: ModelRow) -> Result<Model, StoreError> {
     })
 }
 
-pub(crate) fn model_version_from_row(
-    row: ModelVersionRow,
-    trained_from: Vec<NodeRef>,
-) -> Result<ModelVersion, StoreError> {
+fn model_version_from_row(row: ModelVersionRow, trained_from: Vec<NodeRef>) -> Result<ModelVersion, StoreError> {
     let (model, v, digest, uri, framework, metrics, training_run, st, created_by, created, changed) = row;
     Ok(ModelVersion {
         metrics: serde_json::from_str(&metrics)
@@ -474,7 +465,7 @@ pub(crate) fn model_version_from_row(
     })
 }
 
-pub(crate) fn stage_change_from_row(row: StageChangeRow) -> Result<StageChange, StoreError> {
+fn stage_change_from_row(row: StageChangeRow) -> Result<StageChange, StoreError> {
     let (model, v, from, to, by, reason, request_id, at) = row;
     Ok(StageChange {
         model,
@@ -488,7 +479,7 @@ pub(crate) fn stage_change_from_row(row: StageChangeRow) -> Result<StageChange, 
     })
 }
 
-pub(crate) fn request_from_row(row: RequestRow) -> Result<PromotionRequest, StoreError> {
+fn request_from_row(row: RequestRow) -> Result<PromotionRequest, StoreError> {
     let (id, model, v, requested_by, actors, reason, status, required, ttl, created, closed) = row;
     Ok(PromotionRequest {
         requester_actors: serde_json::from_str(&actors)
@@ -507,7 +498,7 @@ pub(crate) fn request_from_row(row: RequestRow) -> Result<PromotionRequest, Stor
     })
 }
 
-pub(crate) fn ballot_from_row(row: BallotRow) -> Result<Ballot, StoreError> {
+fn ballot_from_row(row: BallotRow) -> Result<Ballot, StoreError> {
     let (voter, vote, reason, cast_at) = row;
     Ok(Ballot {
         vote: Vote::parse(&vote).map_err(|_| corrupt(format_args!("vote of `{voter}`")))?,
@@ -517,7 +508,7 @@ pub(crate) fn ballot_from_row(row: BallotRow) -> Result<Ballot, StoreError> {
     })
 }
 
-pub(crate) fn edge_from_row(row: EdgeRow) -> Result<Edge, StoreError> {
+fn edge_from_row(row: EdgeRow) -> Result<Edge, StoreError> {
     let (from, to, training_run, recorded_by, created) = row;
     Ok(Edge {
         from: node(&from)?,
@@ -531,7 +522,7 @@ pub(crate) fn edge_from_row(row: EdgeRow) -> Result<Edge, StoreError> {
 /// Refuses a parent that is not a dataset version: lineage edges run from
 /// dataset versions only. (`spec.validate()` checks this too; the store
 /// does not rely on it.)
-pub(crate) fn check_parent_kind(field: &'static str, parent: &NodeRef) -> Result<(), StoreError> {
+fn check_parent_kind(field: &'static str, parent: &NodeRef) -> Result<(), StoreError> {
     if parent.kind == NodeKind::Dataset {
         Ok(())
     } else {
@@ -542,10 +533,132 @@ pub(crate) fn check_parent_kind(field: &'static str, parent: &NodeRef) -> Result
     }
 }
 
-/// Implements [`RegistryStore`] for a backend from its [`RegistrySql`]:
-/// one body, SQL per backend. `frontier` turns a list of node strings into
-/// the one parameter that `edges_from`/`edges_to` take (a `text[]` for
-/// PostgreSQL, a JSON array for SQLite's `json_each`).
+/// The steps [`RegistryStore`]'s transactions share.
+#[expect(private_bounds, reason = "only crate-private helpers live in this impl")]
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    bool: Param<DB>,
+    for<'a> &'a str: Param<DB>,
+    // Not `Param`: an optional borrowed value encodes only for its own lifetime.
+    for<'a> Option<&'a str>: Encode<'a, DB>,
+    Option<i64>: Param<DB>,
+{
+    /// Fails with `NotFound` unless `node` is a stored version.
+    async fn registry_require_node(conn: &mut DB::Connection, node: &NodeRef) -> Result<(), StoreError> {
+        let sql = match node.kind {
+            NodeKind::Dataset => DB::REGISTRY.dataset_version_exists,
+            NodeKind::Model => DB::REGISTRY.get_model_version,
+        };
+        let found = sqlx::query(sql)
+            .bind(&node.name)
+            .bind(i64::from(node.version))
+            .fetch_optional(&mut *conn)
+            .await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("{} version `{node}`", node.kind.as_str()))),
+        }
+    }
+
+    /// Locks a model (every stage change takes this lock first, so
+    /// they apply one at a time per model on every replica).
+    async fn registry_lock_model(conn: &mut DB::Connection, model: &str) -> Result<(), StoreError> {
+        let found: Option<(String,)> = sqlx::query_as(DB::REGISTRY.lock_model)
+            .bind(model)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("model `{model}`"))),
+        }
+    }
+
+    /// Checks that every parent exists, then records the edges
+    /// parent → `to`.
+    async fn registry_add_edges(
+        conn: &mut DB::Connection,
+        field: &'static str,
+        parents: &[NodeRef],
+        to: &NodeRef,
+        training_run: Option<&str>,
+        by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for parent in parents {
+            check_parent_kind(field, parent)?;
+            Self::registry_require_node(&mut *conn, parent).await?;
+        }
+        let to = to.to_string();
+        for parent in parents {
+            sqlx::query(DB::REGISTRY.insert_edge)
+                .bind(parent.to_string())
+                .bind(&to)
+                .bind(training_run)
+                .bind(by)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a version from `from` to `to` if it is still in `from`;
+    /// true when it moved.
+    async fn registry_move(
+        conn: &mut DB::Connection,
+        model: &str,
+        version: u32,
+        from: Stage,
+        to: Stage,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::REGISTRY.move_stage)
+            .bind(to.as_str())
+            .bind(at)
+            .bind(model)
+            .bind(i64::from(version))
+            .bind(from.as_str())
+            .execute(&mut *conn)
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn registry_record_change(conn: &mut DB::Connection, c: &StageChange) -> Result<(), StoreError> {
+        sqlx::query(DB::REGISTRY.insert_stage_change)
+            .bind(&c.model)
+            .bind(i64::from(c.version))
+            .bind(c.from.as_str())
+            .bind(c.to.as_str())
+            .bind(&c.by)
+            .bind(&c.reason)
+            .bind(c.request_id.as_deref())
+            .bind(to_i64(c.at)?)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a version and records the change, or fails with a
+    /// `Conflict` when it is not in `change.from` any more.
+    async fn registry_apply(conn: &mut DB::Connection, change: &StageChange) -> Result<(), StoreError> {
+        let at = to_i64(change.at)?;
+        if !Self::registry_move(&mut *conn, &change.model, change.version, change.from, change.to, at).await? {
+            let node = NodeRef::model(&change.model, change.version);
+            return Err(StoreError::Conflict(format!(
+                "model version `{node}` is no longer in `{}`",
+                change.from.as_str()
+            )));
+        }
+        Self::registry_record_change(&mut *conn, change).await
+    }
+}
+
+/// One body for every backend, over its [`RegistrySql`].
 ///
 /// # Lineage walks
 /// [`RegistryStore::lineage`] walks breadth first, one query per level:
@@ -562,810 +675,617 @@ pub(crate) fn check_parent_kind(field: &'static str, parent: &NodeRef) -> Result
 /// [`RegistryStore::impact`] has no depth, so it is one recursive CTE over
 /// bare node strings: `UNION` (not `UNION ALL`) drops a row already
 /// produced, so again each node is expanded once.
-macro_rules! impl_registry_store {
-    ($store:ty, db = $db:ty, sql = $sql:expr, frontier = $frontier:path $(,)?) => {
-        impl $store {
-            /// Fails with `NotFound` unless `node` is a stored version.
-            async fn registry_require_node(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                node: &warden_registry::NodeRef,
-            ) -> Result<(), $crate::StoreError> {
-                let sql = match node.kind {
-                    warden_registry::NodeKind::Dataset => $sql.dataset_version_exists,
-                    warden_registry::NodeKind::Model => $sql.get_model_version,
-                };
-                let found = sqlx::query(sql)
-                    .bind(&node.name)
-                    .bind(i64::from(node.version))
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                match found {
-                    Some(_) => Ok(()),
-                    None => Err($crate::StoreError::NotFound(format!(
-                        "{} version `{node}`",
-                        node.kind.as_str()
-                    ))),
-                }
-            }
+impl<DB> RegistryStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    bool: Param<DB>,
+    for<'a> &'a str: Param<DB>,
+    // Not `Param`: an optional borrowed value encodes only for its own lifetime.
+    for<'a> Option<&'a str>: Encode<'a, DB>,
+    Option<i64>: Param<DB>,
+{
+    async fn create_dataset(&self, d: &Dataset) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::REGISTRY.insert_dataset)
+            .bind(&d.name)
+            .bind(&d.owner)
+            .bind(d.classification.as_str())
+            .bind(json_text(&d.allowed_purposes)?)
+            .bind(d.tenant.as_deref())
+            .bind(d.description.as_deref())
+            .bind(&d.created_by)
+            .bind(to_i64(d.created_at)?)
+            .bind(to_i64(d.updated_at)?)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            /// Locks a model (every stage change takes this lock first, so
-            /// they apply one at a time per model on every replica).
-            async fn registry_lock_model(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                model: &str,
-            ) -> Result<(), $crate::StoreError> {
-                let found: Option<(String,)> = sqlx::query_as($sql.lock_model)
-                    .bind(model)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                match found {
-                    Some(_) => Ok(()),
-                    None => Err($crate::StoreError::NotFound(format!("model `{model}`"))),
-                }
-            }
+    async fn get_dataset(&self, name: &str) -> Result<Option<Dataset>, StoreError> {
+        sqlx::query_as::<_, DatasetRow>(DB::REGISTRY.get_dataset)
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+            .map(dataset_from_row)
+            .transpose()
+    }
 
-            /// Checks that every parent exists, then records the edges
-            /// parent → `to`.
-            async fn registry_add_edges(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                field: &'static str,
-                parents: &[warden_registry::NodeRef],
-                to: &warden_registry::NodeRef,
-                training_run: Option<&str>,
-                by: &str,
-                now: i64,
-            ) -> Result<(), $crate::StoreError> {
-                for parent in parents {
-                    $crate::registry::check_parent_kind(field, parent)?;
-                    Self::registry_require_node(&mut *conn, parent).await?;
-                }
-                let to = to.to_string();
-                for parent in parents {
-                    sqlx::query($sql.insert_edge)
-                        .bind(parent.to_string())
-                        .bind(&to)
-                        .bind(training_run)
-                        .bind(by)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            }
+    async fn list_datasets(&self, include_deleted: bool) -> Result<Vec<Dataset>, StoreError> {
+        sqlx::query_as::<_, DatasetRow>(DB::REGISTRY.list_datasets)
+            .bind(include_deleted)
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(dataset_from_row)
+            .collect()
+    }
 
-            /// Moves a version from `from` to `to` if it is still in `from`;
-            /// true when it moved.
-            async fn registry_move(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                model: &str,
-                version: u32,
-                from: warden_registry::Stage,
-                to: warden_registry::Stage,
-                at: i64,
-            ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($sql.move_stage)
-                    .bind(to.as_str())
-                    .bind(at)
-                    .bind(model)
-                    .bind(i64::from(version))
-                    .bind(from.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn update_dataset(&self, before: &Dataset, d: &Dataset) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::REGISTRY.update_dataset)
+            .bind(&d.owner)
+            .bind(d.classification.as_str())
+            .bind(json_text(&d.allowed_purposes)?)
+            .bind(d.description.as_deref())
+            .bind(to_i64(d.updated_at)?)
+            .bind(&d.name)
+            .bind(&before.owner)
+            .bind(before.classification.as_str())
+            .bind(json_text(&before.allowed_purposes)?)
+            .bind(before.description.as_deref())
+            .bind(to_i64(before.updated_at)?)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            async fn registry_record_change(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                c: &$crate::registry::StageChange,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query($sql.insert_stage_change)
-                    .bind(&c.model)
-                    .bind(i64::from(c.version))
-                    .bind(c.from.as_str())
-                    .bind(c.to.as_str())
-                    .bind(&c.by)
-                    .bind(&c.reason)
-                    .bind(c.request_id.as_deref())
-                    .bind($crate::to_i64(c.at)?)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
+    async fn delete_dataset(&self, name: &str, now: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::REGISTRY.delete_dataset)
+            .bind(to_i64(now)?)
+            .bind(name)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            /// Moves a version and records the change, or fails with a
-            /// `Conflict` when it is not in `change.from` any more.
-            async fn registry_apply(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                change: &$crate::registry::StageChange,
-            ) -> Result<(), $crate::StoreError> {
-                let at = $crate::to_i64(change.at)?;
-                if !Self::registry_move(
-                    &mut *conn,
-                    &change.model,
-                    change.version,
-                    change.from,
-                    change.to,
-                    at,
-                )
-                .await?
-                {
-                    let node = warden_registry::NodeRef::model(&change.model, change.version);
-                    return Err($crate::StoreError::Conflict(format!(
-                        "model version `{node}` is no longer in `{}`",
-                        change.from.as_str()
-                    )));
-                }
-                Self::registry_record_change(&mut *conn, change).await
-            }
+    async fn add_dataset_version(
+        &self,
+        dataset: &str,
+        spec: &DatasetVersionSpec,
+        digest: &str,
+        created_by: &str,
+        now: u64,
+    ) -> Result<DatasetVersion, StoreError> {
+        let now_i = to_i64(now)?;
+        let size = to_i64(spec.size)?;
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        let live: Option<(Option<i64>,)> = sqlx::query_as(DB::REGISTRY.lock_dataset)
+            .bind(dataset)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if !matches!(live, Some((None,))) {
+            return Err(StoreError::NotFound(format!("dataset `{dataset}`")));
         }
+        let (next,): (i64,) = sqlx::query_as(DB::REGISTRY.next_dataset_version)
+            .bind(dataset)
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = version(next)?;
+        sqlx::query(DB::REGISTRY.insert_dataset_version)
+            .bind(dataset)
+            .bind(next)
+            .bind(digest)
+            .bind(size)
+            .bind(&spec.uri)
+            .bind(created_by)
+            .bind(now_i)
+            .execute(&mut *tx)
+            .await?;
+        let node = NodeRef::dataset(dataset, version);
+        Self::registry_add_edges(&mut *tx, "parents", &spec.parents, &node, None, created_by, now_i).await?;
+        tx.commit().await?;
+        let mut parents = spec.parents.clone();
+        parents.sort();
+        Ok(DatasetVersion {
+            dataset: dataset.to_owned(),
+            version,
+            digest: digest.to_owned(),
+            size: spec.size,
+            uri: spec.uri.clone(),
+            parents,
+            created_by: created_by.to_owned(),
+            created_at: now,
+        })
+    }
 
-        impl $crate::registry::RegistryStore for $store {
-            async fn create_dataset(&self, d: &warden_registry::Dataset) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($sql.insert_dataset)
-                    .bind(&d.name)
-                    .bind(&d.owner)
-                    .bind(d.classification.as_str())
-                    .bind($crate::registry::json_text(&d.allowed_purposes)?)
-                    .bind(d.tenant.as_deref())
-                    .bind(d.description.as_deref())
-                    .bind(&d.created_by)
-                    .bind($crate::to_i64(d.created_at)?)
-                    .bind($crate::to_i64(d.updated_at)?)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn get_dataset_version(&self, dataset: &str, version: u32) -> Result<Option<DatasetVersion>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        let Some(row) = sqlx::query_as::<_, DatasetVersionRow>(DB::REGISTRY.get_dataset_version)
+            .bind(dataset)
+            .bind(i64::from(version))
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let parents: Vec<(String,)> = sqlx::query_as(DB::REGISTRY.parents_of)
+            .bind(NodeRef::dataset(dataset, version).to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        let parents = nodes(parents.into_iter().map(|(p,)| p))?;
+        dataset_version_from_row(row, parents).map(Some)
+    }
 
-            async fn get_dataset(&self, name: &str) -> Result<Option<warden_registry::Dataset>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::DatasetRow>($sql.get_dataset)
-                    .bind(name)
-                    .fetch_optional(self.reader())
-                    .await?
-                    .map($crate::registry::dataset_from_row)
-                    .transpose()
-            }
+    async fn list_dataset_versions(&self, dataset: &str) -> Result<Vec<DatasetVersion>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        let rows = sqlx::query_as::<_, DatasetVersionRow>(DB::REGISTRY.list_dataset_versions)
+            .bind(dataset)
+            .fetch_all(&mut *conn)
+            .await?;
+        let edges: Vec<(i64, String)> = sqlx::query_as(DB::REGISTRY.dataset_parents)
+            .bind(dataset)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut parents = parents_by_version(edges)?;
+        rows.into_iter()
+            .map(|row| {
+                let p = parents.remove(&row.1).unwrap_or_default();
+                dataset_version_from_row(row, p)
+            })
+            .collect()
+    }
 
-            async fn list_datasets(
-                &self,
-                include_deleted: bool,
-            ) -> Result<Vec<warden_registry::Dataset>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::DatasetRow>($sql.list_datasets)
-                    .bind(include_deleted)
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::dataset_from_row)
-                    .collect()
-            }
+    async fn create_model(&self, m: &Model) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::REGISTRY.insert_model)
+            .bind(&m.name)
+            .bind(&m.owner)
+            .bind(m.tenant.as_deref())
+            .bind(m.description.as_deref())
+            .bind(&m.created_by)
+            .bind(to_i64(m.created_at)?)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            async fn update_dataset(
-                &self,
-                before: &warden_registry::Dataset,
-                d: &warden_registry::Dataset,
-            ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($sql.update_dataset)
-                    .bind(&d.owner)
-                    .bind(d.classification.as_str())
-                    .bind($crate::registry::json_text(&d.allowed_purposes)?)
-                    .bind(d.description.as_deref())
-                    .bind($crate::to_i64(d.updated_at)?)
-                    .bind(&d.name)
-                    .bind(&before.owner)
-                    .bind(before.classification.as_str())
-                    .bind($crate::registry::json_text(&before.allowed_purposes)?)
-                    .bind(before.description.as_deref())
-                    .bind($crate::to_i64(before.updated_at)?)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn get_model(&self, name: &str) -> Result<Option<Model>, StoreError> {
+        sqlx::query_as::<_, ModelRow>(DB::REGISTRY.get_model)
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+            .map(model_from_row)
+            .transpose()
+    }
 
-            async fn delete_dataset(&self, name: &str, now: u64) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($sql.delete_dataset)
-                    .bind($crate::to_i64(now)?)
-                    .bind(name)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn list_models(&self) -> Result<Vec<Model>, StoreError> {
+        sqlx::query_as::<_, ModelRow>(DB::REGISTRY.list_models)
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(model_from_row)
+            .collect()
+    }
 
-            async fn add_dataset_version(
-                &self,
-                dataset: &str,
-                spec: &warden_registry::DatasetVersionSpec,
-                digest: &str,
-                created_by: &str,
-                now: u64,
-            ) -> Result<warden_registry::DatasetVersion, $crate::StoreError> {
-                let now_i = $crate::to_i64(now)?;
-                let size = $crate::to_i64(spec.size)?;
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                let live: Option<(Option<i64>,)> = sqlx::query_as($sql.lock_dataset)
-                    .bind(dataset)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if !matches!(live, Some((None,))) {
-                    return Err($crate::StoreError::NotFound(format!("dataset `{dataset}`")));
-                }
-                let (next,): (i64,) = sqlx::query_as($sql.next_dataset_version)
-                    .bind(dataset)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let version = $crate::registry::version(next)?;
-                sqlx::query($sql.insert_dataset_version)
-                    .bind(dataset)
-                    .bind(next)
-                    .bind(digest)
-                    .bind(size)
-                    .bind(&spec.uri)
-                    .bind(created_by)
-                    .bind(now_i)
-                    .execute(&mut *tx)
-                    .await?;
-                let node = warden_registry::NodeRef::dataset(dataset, version);
-                Self::registry_add_edges(&mut *tx, "parents", &spec.parents, &node, None, created_by, now_i).await?;
-                tx.commit().await?;
-                let mut parents = spec.parents.clone();
-                parents.sort();
-                Ok(warden_registry::DatasetVersion {
-                    dataset: dataset.to_owned(),
-                    version,
-                    digest: digest.to_owned(),
-                    size: spec.size,
-                    uri: spec.uri.clone(),
-                    parents,
-                    created_by: created_by.to_owned(),
-                    created_at: now,
-                })
-            }
+    async fn add_model_version(
+        &self,
+        model: &str,
+        spec: &ModelVersionSpec,
+        digest: &str,
+        created_by: &str,
+        now: u64,
+    ) -> Result<ModelVersion, StoreError> {
+        let now_i = to_i64(now)?;
+        let metrics = json_text(&spec.metrics)?;
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        Self::registry_lock_model(&mut *tx, model).await?;
+        let (next,): (i64,) = sqlx::query_as(DB::REGISTRY.next_model_version)
+            .bind(model)
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = version(next)?;
+        let stage = Stage::Development;
+        sqlx::query(DB::REGISTRY.insert_model_version)
+            .bind(model)
+            .bind(next)
+            .bind(digest)
+            .bind(&spec.uri)
+            .bind(spec.framework.as_deref())
+            .bind(&metrics)
+            .bind(spec.training_run.as_deref())
+            .bind(stage.as_str())
+            .bind(created_by)
+            .bind(now_i)
+            .bind(now_i)
+            .execute(&mut *tx)
+            .await?;
+        let node = NodeRef::model(model, version);
+        Self::registry_add_edges(
+            &mut *tx,
+            "trained_from",
+            &spec.trained_from,
+            &node,
+            spec.training_run.as_deref(),
+            created_by,
+            now_i,
+        )
+        .await?;
+        tx.commit().await?;
+        let mut trained_from = spec.trained_from.clone();
+        trained_from.sort();
+        Ok(ModelVersion {
+            model: model.to_owned(),
+            version,
+            digest: digest.to_owned(),
+            uri: spec.uri.clone(),
+            framework: spec.framework.clone(),
+            metrics: spec.metrics.clone(),
+            trained_from,
+            training_run: spec.training_run.clone(),
+            stage,
+            created_by: created_by.to_owned(),
+            created_at: now,
+            stage_changed_at: now,
+        })
+    }
 
-            async fn get_dataset_version(
-                &self,
-                dataset: &str,
-                version: u32,
-            ) -> Result<Option<warden_registry::DatasetVersion>, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                let Some(row) = sqlx::query_as::<_, $crate::registry::DatasetVersionRow>($sql.get_dataset_version)
-                    .bind(dataset)
-                    .bind(i64::from(version))
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let parents: Vec<(String,)> = sqlx::query_as($sql.parents_of)
-                    .bind(warden_registry::NodeRef::dataset(dataset, version).to_string())
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let parents = $crate::registry::nodes(parents.into_iter().map(|(p,)| p))?;
-                $crate::registry::dataset_version_from_row(row, parents).map(Some)
-            }
+    async fn get_model_version(&self, model: &str, version: u32) -> Result<Option<ModelVersion>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        let Some(row) = sqlx::query_as::<_, ModelVersionRow>(DB::REGISTRY.get_model_version)
+            .bind(model)
+            .bind(i64::from(version))
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let parents: Vec<(String,)> = sqlx::query_as(DB::REGISTRY.parents_of)
+            .bind(NodeRef::model(model, version).to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        let parents = nodes(parents.into_iter().map(|(p,)| p))?;
+        model_version_from_row(row, parents).map(Some)
+    }
 
-            async fn list_dataset_versions(
-                &self,
-                dataset: &str,
-            ) -> Result<Vec<warden_registry::DatasetVersion>, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                let rows = sqlx::query_as::<_, $crate::registry::DatasetVersionRow>($sql.list_dataset_versions)
-                    .bind(dataset)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let edges: Vec<(i64, String)> = sqlx::query_as($sql.dataset_parents)
-                    .bind(dataset)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let mut parents = $crate::registry::parents_by_version(edges)?;
-                rows.into_iter()
-                    .map(|row| {
-                        let p = parents.remove(&row.1).unwrap_or_default();
-                        $crate::registry::dataset_version_from_row(row, p)
-                    })
-                    .collect()
-            }
+    async fn list_model_versions(&self, model: &str) -> Result<Vec<ModelVersion>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        let rows = sqlx::query_as::<_, ModelVersionRow>(DB::REGISTRY.list_model_versions)
+            .bind(model)
+            .fetch_all(&mut *conn)
+            .await?;
+        let edges: Vec<(i64, String)> = sqlx::query_as(DB::REGISTRY.model_parents)
+            .bind(model)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut parents = parents_by_version(edges)?;
+        rows.into_iter()
+            .map(|row| {
+                let p = parents.remove(&row.1).unwrap_or_default();
+                model_version_from_row(row, p)
+            })
+            .collect()
+    }
 
-            async fn create_model(&self, m: &warden_registry::Model) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($sql.insert_model)
-                    .bind(&m.name)
-                    .bind(&m.owner)
-                    .bind(m.tenant.as_deref())
-                    .bind(m.description.as_deref())
-                    .bind(&m.created_by)
-                    .bind($crate::to_i64(m.created_at)?)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
+    async fn model_stages(&self) -> Result<Vec<(String, Stage)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(DB::REGISTRY.model_stages)
+            .fetch_all(self.reader())
+            .await?;
+        rows.into_iter()
+            .map(|(m, s)| {
+                let s = Stage::parse(&s).map_err(|_| StoreError::Corrupt(format!("stage of model `{m}`")))?;
+                Ok((m, s))
+            })
+            .collect()
+    }
 
-            async fn get_model(&self, name: &str) -> Result<Option<warden_registry::Model>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::ModelRow>($sql.get_model)
-                    .bind(name)
-                    .fetch_optional(self.reader())
-                    .await?
-                    .map($crate::registry::model_from_row)
-                    .transpose()
-            }
-
-            async fn list_models(&self) -> Result<Vec<warden_registry::Model>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::ModelRow>($sql.list_models)
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::model_from_row)
-                    .collect()
-            }
-
-            async fn add_model_version(
-                &self,
-                model: &str,
-                spec: &warden_registry::ModelVersionSpec,
-                digest: &str,
-                created_by: &str,
-                now: u64,
-            ) -> Result<warden_registry::ModelVersion, $crate::StoreError> {
-                let now_i = $crate::to_i64(now)?;
-                let metrics = $crate::registry::json_text(&spec.metrics)?;
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                Self::registry_lock_model(&mut *tx, model).await?;
-                let (next,): (i64,) = sqlx::query_as($sql.next_model_version)
-                    .bind(model)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let version = $crate::registry::version(next)?;
-                let stage = warden_registry::Stage::Development;
-                sqlx::query($sql.insert_model_version)
-                    .bind(model)
-                    .bind(next)
-                    .bind(digest)
-                    .bind(&spec.uri)
-                    .bind(spec.framework.as_deref())
-                    .bind(&metrics)
-                    .bind(spec.training_run.as_deref())
-                    .bind(stage.as_str())
-                    .bind(created_by)
-                    .bind(now_i)
-                    .bind(now_i)
-                    .execute(&mut *tx)
-                    .await?;
-                let node = warden_registry::NodeRef::model(model, version);
-                Self::registry_add_edges(
-                    &mut *tx,
-                    "trained_from",
-                    &spec.trained_from,
-                    &node,
-                    spec.training_run.as_deref(),
-                    created_by,
-                    now_i,
-                )
+    async fn set_stage(&self, change: &StageChange) -> Result<(), StoreError> {
+        change.from.check_transition(change.to)?;
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        Self::registry_lock_model(&mut *tx, &change.model).await?;
+        let at = to_i64(change.at)?;
+        if !Self::registry_move(&mut *tx, &change.model, change.version, change.from, change.to, at).await? {
+            let node = NodeRef::model(&change.model, change.version);
+            let current: Option<(String,)> = sqlx::query_as(DB::REGISTRY.version_stage)
+                .bind(&change.model)
+                .bind(i64::from(change.version))
+                .fetch_optional(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                let mut trained_from = spec.trained_from.clone();
-                trained_from.sort();
-                Ok(warden_registry::ModelVersion {
-                    model: model.to_owned(),
-                    version,
-                    digest: digest.to_owned(),
-                    uri: spec.uri.clone(),
-                    framework: spec.framework.clone(),
-                    metrics: spec.metrics.clone(),
-                    trained_from,
-                    training_run: spec.training_run.clone(),
-                    stage,
-                    created_by: created_by.to_owned(),
-                    created_at: now,
-                    stage_changed_at: now,
-                })
-            }
+            return Err(match current {
+                None => StoreError::NotFound(format!("model version `{node}`")),
+                Some((now,)) => StoreError::Conflict(format!(
+                    "model version `{node}` is in `{now}`, not `{}`",
+                    change.from.as_str()
+                )),
+            });
+        }
+        Self::registry_record_change(&mut *tx, change).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn get_model_version(
-                &self,
-                model: &str,
-                version: u32,
-            ) -> Result<Option<warden_registry::ModelVersion>, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                let Some(row) = sqlx::query_as::<_, $crate::registry::ModelVersionRow>($sql.get_model_version)
-                    .bind(model)
-                    .bind(i64::from(version))
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let parents: Vec<(String,)> = sqlx::query_as($sql.parents_of)
-                    .bind(warden_registry::NodeRef::model(model, version).to_string())
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let parents = $crate::registry::nodes(parents.into_iter().map(|(p,)| p))?;
-                $crate::registry::model_version_from_row(row, parents).map(Some)
-            }
+    async fn stage_history(&self, model: &str) -> Result<Vec<StageChange>, StoreError> {
+        sqlx::query_as::<_, StageChangeRow>(DB::REGISTRY.stage_history)
+            .bind(model)
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(stage_change_from_row)
+            .collect()
+    }
 
-            async fn list_model_versions(
-                &self,
-                model: &str,
-            ) -> Result<Vec<warden_registry::ModelVersion>, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                let rows = sqlx::query_as::<_, $crate::registry::ModelVersionRow>($sql.list_model_versions)
-                    .bind(model)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let edges: Vec<(i64, String)> = sqlx::query_as($sql.model_parents)
-                    .bind(model)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let mut parents = $crate::registry::parents_by_version(edges)?;
-                rows.into_iter()
-                    .map(|row| {
-                        let p = parents.remove(&row.1).unwrap_or_default();
-                        $crate::registry::model_version_from_row(row, p)
-                    })
-                    .collect()
+    async fn open_promotion(&self, r: &PromotionRequest) -> Result<(), StoreError> {
+        if r.required == 0 {
+            return Err(StoreError::Registry(RegistryError::Invalid {
+                field: "required",
+                reason: "must be at least 1".into(),
+            }));
+        }
+        let node = NodeRef::model(&r.model, r.version);
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        Self::registry_lock_model(&mut *tx, &r.model).await?;
+        let current: Option<(String,)> = sqlx::query_as(DB::REGISTRY.version_stage)
+            .bind(&r.model)
+            .bind(i64::from(r.version))
+            .fetch_optional(&mut *tx)
+            .await?;
+        match current {
+            None => return Err(StoreError::NotFound(format!("model version `{node}`"))),
+            Some((s,)) if s != Stage::Staging.as_str() => {
+                return Err(StoreError::Conflict(format!(
+                    "model version `{node}` is in `{s}`: only a version in `staging` can be promoted"
+                )));
             }
+            Some(_) => {}
+        }
+        let open: Option<(String,)> = sqlx::query_as(DB::REGISTRY.open_request_of)
+            .bind(&r.model)
+            .bind(i64::from(r.version))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((id,)) = open {
+            return Err(StoreError::Conflict(format!(
+                "model version `{node}` already has an open promotion request `{id}`"
+            )));
+        }
+        sqlx::query(DB::REGISTRY.insert_request)
+            .bind(&r.id)
+            .bind(&r.model)
+            .bind(i64::from(r.version))
+            .bind(&r.requested_by)
+            .bind(json_text(&r.requester_actors)?)
+            .bind(&r.reason)
+            .bind(r.status.as_str())
+            .bind(i64::from(r.required))
+            .bind(to_i64(r.approval_ttl)?)
+            .bind(to_i64(r.created_at)?)
+            .bind(r.closed_at.map(to_i64).transpose()?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn model_stages(&self) -> Result<Vec<(String, warden_registry::Stage)>, $crate::StoreError> {
-                let rows: Vec<(String, String)> = sqlx::query_as($sql.model_stages).fetch_all(self.reader()).await?;
-                rows.into_iter()
-                    .map(|(m, s)| {
-                        let s = warden_registry::Stage::parse(&s)
-                            .map_err(|_| $crate::StoreError::Corrupt(format!("stage of model `{m}`")))?;
-                        Ok((m, s))
-                    })
-                    .collect()
-            }
+    async fn get_promotion(&self, id: &str) -> Result<Option<(PromotionRequest, Vec<Ballot>)>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        let Some(row) = sqlx::query_as::<_, RequestRow>(DB::REGISTRY.get_request)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let request = request_from_row(row)?;
+        let ballots = sqlx::query_as::<_, BallotRow>(DB::REGISTRY.ballots_of)
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(ballot_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((request, ballots)))
+    }
 
-            async fn set_stage(&self, change: &$crate::registry::StageChange) -> Result<(), $crate::StoreError> {
-                change.from.check_transition(change.to)?;
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                Self::registry_lock_model(&mut *tx, &change.model).await?;
-                let at = $crate::to_i64(change.at)?;
-                if !Self::registry_move(
-                    &mut *tx,
-                    &change.model,
-                    change.version,
-                    change.from,
-                    change.to,
-                    at,
-                )
-                .await?
-                {
-                    let node = warden_registry::NodeRef::model(&change.model, change.version);
-                    let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
-                        .bind(&change.model)
-                        .bind(i64::from(change.version))
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    return Err(match current {
-                        None => $crate::StoreError::NotFound(format!("model version `{node}`")),
-                        Some((now,)) => $crate::StoreError::Conflict(format!(
-                            "model version `{node}` is in `{now}`, not `{}`",
-                            change.from.as_str()
-                        )),
-                    });
-                }
-                Self::registry_record_change(&mut *tx, change).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn list_promotions(
+        &self,
+        model: Option<&str>,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<PromotionRequest>, StoreError> {
+        sqlx::query_as::<_, RequestRow>(DB::REGISTRY.list_requests)
+            .bind(model)
+            .bind(status.map(RequestStatus::as_str))
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(request_from_row)
+            .collect()
+    }
 
-            async fn stage_history(
-                &self,
-                model: &str,
-            ) -> Result<Vec<$crate::registry::StageChange>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::StageChangeRow>($sql.stage_history)
-                    .bind(model)
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::stage_change_from_row)
-                    .collect()
-            }
-
-            async fn open_promotion(&self, r: &warden_registry::PromotionRequest) -> Result<(), $crate::StoreError> {
-                if r.required == 0 {
-                    return Err($crate::StoreError::Registry(
-                        warden_registry::RegistryError::Invalid {
-                            field: "required",
-                            reason: "must be at least 1".into(),
-                        },
-                    ));
-                }
-                let node = warden_registry::NodeRef::model(&r.model, r.version);
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                Self::registry_lock_model(&mut *tx, &r.model).await?;
-                let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
-                    .bind(&r.model)
-                    .bind(i64::from(r.version))
+    async fn vote(
+        &self,
+        id: &str,
+        voter: Voter<'_>,
+        vote: Vote,
+        reason: &str,
+        now: u64,
+    ) -> Result<VoteResult, StoreError> {
+        let now_i = to_i64(now)?;
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        let Some(row) = sqlx::query_as::<_, RequestRow>(DB::REGISTRY.get_request_locked)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::NotFound(format!("promotion request `{id}`")));
+        };
+        let mut request = request_from_row(row)?;
+        let ballots = sqlx::query_as::<_, BallotRow>(DB::REGISTRY.ballots_of)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(ballot_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcome = decide_vote(&request, &ballots, voter, vote, now)?;
+        sqlx::query(DB::REGISTRY.upsert_ballot)
+            .bind(id)
+            .bind(voter.subject)
+            .bind(vote.as_str())
+            .bind(reason)
+            .bind(now_i)
+            .execute(&mut *tx)
+            .await?;
+        let mut archived = None;
+        match outcome {
+            VoteOutcome::Recorded { .. } => {}
+            VoteOutcome::Rejected => request.status = RequestStatus::Rejected,
+            VoteOutcome::Completed { .. } => {
+                request.status = RequestStatus::Approved;
+                let model = request.model.clone();
+                Self::registry_lock_model(&mut *tx, &model).await?;
+                let node = NodeRef::model(&model, request.version);
+                let current: Option<(String,)> = sqlx::query_as(DB::REGISTRY.version_stage)
+                    .bind(&model)
+                    .bind(i64::from(request.version))
                     .fetch_optional(&mut *tx)
                     .await?;
                 match current {
-                    None => return Err($crate::StoreError::NotFound(format!("model version `{node}`"))),
-                    Some((s,)) if s != warden_registry::Stage::Staging.as_str() => {
-                        return Err($crate::StoreError::Conflict(format!(
-                            "model version `{node}` is in `{s}`: only a version in `staging` can be promoted"
+                    Some((s,)) if s == Stage::Staging.as_str() => {}
+                    Some((s,)) => {
+                        return Err(StoreError::Conflict(format!(
+                            "model version `{node}` is in `{s}`, no longer in `staging`: \
+                             the request cannot complete; reject it and open a new one"
                         )));
                     }
-                    Some(_) => {}
+                    None => return Err(StoreError::NotFound(format!("model version `{node}`"))),
                 }
-                let open: Option<(String,)> = sqlx::query_as($sql.open_request_of)
-                    .bind(&r.model)
-                    .bind(i64::from(r.version))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some((id,)) = open {
-                    return Err($crate::StoreError::Conflict(format!(
-                        "model version `{node}` already has an open promotion request `{id}`"
-                    )));
-                }
-                sqlx::query($sql.insert_request)
-                    .bind(&r.id)
-                    .bind(&r.model)
-                    .bind(i64::from(r.version))
-                    .bind(&r.requested_by)
-                    .bind($crate::registry::json_text(&r.requester_actors)?)
-                    .bind(&r.reason)
-                    .bind(r.status.as_str())
-                    .bind(i64::from(r.required))
-                    .bind($crate::to_i64(r.approval_ttl)?)
-                    .bind($crate::to_i64(r.created_at)?)
-                    .bind(r.closed_at.map($crate::to_i64).transpose()?)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn get_promotion(
-                &self,
-                id: &str,
-            ) -> Result<Option<(warden_registry::PromotionRequest, Vec<warden_registry::Ballot>)>, $crate::StoreError>
-            {
-                let mut conn = self.reader().acquire().await?;
-                let Some(row) = sqlx::query_as::<_, $crate::registry::RequestRow>($sql.get_request)
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let request = $crate::registry::request_from_row(row)?;
-                let ballots = sqlx::query_as::<_, $crate::registry::BallotRow>($sql.ballots_of)
-                    .bind(id)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::ballot_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Some((request, ballots)))
-            }
-
-            async fn list_promotions(
-                &self,
-                model: Option<&str>,
-                status: Option<warden_registry::RequestStatus>,
-            ) -> Result<Vec<warden_registry::PromotionRequest>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::registry::RequestRow>($sql.list_requests)
-                    .bind(model)
-                    .bind(status.map(warden_registry::RequestStatus::as_str))
-                    .fetch_all(self.reader())
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::request_from_row)
-                    .collect()
-            }
-
-            async fn vote(
-                &self,
-                id: &str,
-                voter: warden_registry::Voter<'_>,
-                vote: warden_registry::Vote,
-                reason: &str,
-                now: u64,
-            ) -> Result<$crate::registry::VoteResult, $crate::StoreError> {
-                use warden_registry::{RequestStatus, Stage, VoteOutcome};
-                let now_i = $crate::to_i64(now)?;
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                let Some(row) = sqlx::query_as::<_, $crate::registry::RequestRow>($sql.get_request_locked)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    return Err($crate::StoreError::NotFound(format!("promotion request `{id}`")));
-                };
-                let mut request = $crate::registry::request_from_row(row)?;
-                let ballots = sqlx::query_as::<_, $crate::registry::BallotRow>($sql.ballots_of)
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map($crate::registry::ballot_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let outcome = warden_registry::decide_vote(&request, &ballots, voter, vote, now)?;
-                sqlx::query($sql.upsert_ballot)
-                    .bind(id)
-                    .bind(voter.subject)
-                    .bind(vote.as_str())
-                    .bind(reason)
-                    .bind(now_i)
-                    .execute(&mut *tx)
-                    .await?;
-                let mut archived = None;
-                match outcome {
-                    VoteOutcome::Recorded { .. } => {}
-                    VoteOutcome::Rejected => request.status = RequestStatus::Rejected,
-                    VoteOutcome::Completed { .. } => {
-                        request.status = RequestStatus::Approved;
-                        let model = request.model.clone();
-                        Self::registry_lock_model(&mut *tx, &model).await?;
-                        let node = warden_registry::NodeRef::model(&model, request.version);
-                        let current: Option<(String,)> = sqlx::query_as($sql.version_stage)
-                            .bind(&model)
-                            .bind(i64::from(request.version))
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match current {
-                            Some((s,)) if s == Stage::Staging.as_str() => {}
-                            Some((s,)) => {
-                                return Err($crate::StoreError::Conflict(format!(
-                                    "model version `{node}` is in `{s}`, no longer in `staging`: \
-                                     the request cannot complete; reject it and open a new one"
-                                )));
-                            }
-                            None => return Err($crate::StoreError::NotFound(format!("model version `{node}`"))),
-                        }
-                        let change = |version, from, to| $crate::registry::StageChange {
-                            model: model.clone(),
-                            version,
-                            from,
-                            to,
-                            by: voter.subject.to_owned(),
-                            reason: request.reason.clone(),
-                            request_id: Some(request.id.clone()),
-                            at: now,
-                        };
-                        let production: Option<(i64,)> = sqlx::query_as($sql.production_version)
-                            .bind(&model)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some((previous,)) = production {
-                            let previous = $crate::registry::version(previous)?;
-                            Self::registry_apply(&mut *tx, &change(previous, Stage::Production, Stage::Archived))
-                                .await?;
-                            archived = Some(previous);
-                        }
-                        Self::registry_apply(
-                            &mut *tx,
-                            &change(request.version, Stage::Staging, Stage::Production),
-                        )
-                        .await?;
-                    }
-                }
-                if request.status != RequestStatus::Open {
-                    request.closed_at = Some(now);
-                    sqlx::query($sql.close_request)
-                        .bind(request.status.as_str())
-                        .bind(now_i)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok($crate::registry::VoteResult {
-                    outcome,
-                    request,
-                    archived,
-                })
-            }
-
-            async fn rollback(
-                &self,
-                model: &str,
-                by: &str,
-                reason: &str,
-                now: u64,
-            ) -> Result<$crate::registry::Rollback, $crate::StoreError> {
-                use warden_registry::Stage;
-                let mut tx = self.writer().begin_with($sql.begin).await?;
-                Self::registry_lock_model(&mut *tx, model).await?;
-                let Some((current,)): Option<(i64,)> = sqlx::query_as($sql.production_version)
-                    .bind(model)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    return Err($crate::StoreError::Conflict(format!(
-                        "model `{model}` has no production version"
-                    )));
-                };
-                let Some((target,)): Option<(i64,)> = sqlx::query_as($sql.rollback_target)
-                    .bind(model)
-                    .bind(current)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    return Err($crate::StoreError::Conflict(format!(
-                        "model `{model}` has nothing to roll back to: only the version its production version's promotion replaced can return, once (a rolled-back version goes back to production only through a new promotion request)"
-                    )));
-                };
-                let (from, to) = (
-                    $crate::registry::version(current)?,
-                    $crate::registry::version(target)?,
-                );
-                let change = |version, from, to| $crate::registry::StageChange {
-                    model: model.to_owned(),
+                let change = |version, from, to| StageChange {
+                    model: model.clone(),
                     version,
                     from,
                     to,
-                    by: by.to_owned(),
-                    reason: reason.to_owned(),
-                    request_id: None,
+                    by: voter.subject.to_owned(),
+                    reason: request.reason.clone(),
+                    request_id: Some(request.id.clone()),
                     at: now,
                 };
-                // Archive first: a model never has two production versions,
-                // not even inside this transaction (a unique index says so).
-                Self::registry_apply(&mut *tx, &change(from, Stage::Production, Stage::Archived)).await?;
-                Self::registry_apply(&mut *tx, &change(to, Stage::Archived, Stage::Production)).await?;
-                tx.commit().await?;
-                Ok($crate::registry::Rollback { from, to })
-            }
-
-            async fn lineage(
-                &self,
-                root: &warden_registry::NodeRef,
-                direction: warden_registry::Direction,
-                depth: u32,
-            ) -> Result<warden_registry::Graph, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                Self::registry_require_node(&mut *conn, root).await?;
-                let (sql, downstream) = match direction {
-                    warden_registry::Direction::Downstream => ($sql.edges_from, true),
-                    warden_registry::Direction::Upstream => ($sql.edges_to, false),
-                };
-                let mut seen = std::collections::HashSet::new();
-                seen.insert(root.to_string());
-                let mut frontier = vec![root.to_string()];
-                let mut rows: Vec<$crate::registry::EdgeRow> = Vec::new();
-                for _ in 0..depth {
-                    if frontier.is_empty() {
-                        break;
-                    }
-                    let level: Vec<$crate::registry::EdgeRow> = sqlx::query_as(sql)
-                        .bind($frontier(&frontier)?)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    frontier.clear();
-                    for row in &level {
-                        let far = if downstream { &row.1 } else { &row.0 };
-                        if seen.insert(far.clone()) {
-                            frontier.push(far.clone());
-                        }
-                    }
-                    rows.extend(level);
-                }
-                let mut edges = rows
-                    .into_iter()
-                    .map($crate::registry::edge_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
-                Ok(warden_registry::Graph {
-                    root: root.clone(),
-                    direction,
-                    depth,
-                    nodes: $crate::registry::nodes(seen)?,
-                    edges,
-                })
-            }
-
-            async fn impact(
-                &self,
-                root: &warden_registry::NodeRef,
-            ) -> Result<Vec<warden_registry::NodeRef>, $crate::StoreError> {
-                let mut conn = self.reader().acquire().await?;
-                Self::registry_require_node(&mut *conn, root).await?;
-                let root = root.to_string();
-                let rows: Vec<(String,)> = sqlx::query_as($sql.downstream_closure)
-                    .bind(&root)
-                    .fetch_all(&mut *conn)
+                let production: Option<(i64,)> = sqlx::query_as(DB::REGISTRY.production_version)
+                    .bind(&model)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                $crate::registry::nodes(rows.into_iter().map(|(n,)| n).filter(|n| *n != root))
+                if let Some((previous,)) = production {
+                    let previous = version(previous)?;
+                    Self::registry_apply(&mut *tx, &change(previous, Stage::Production, Stage::Archived)).await?;
+                    archived = Some(previous);
+                }
+                Self::registry_apply(&mut *tx, &change(request.version, Stage::Staging, Stage::Production)).await?;
             }
         }
-    };
+        if request.status != RequestStatus::Open {
+            request.closed_at = Some(now);
+            sqlx::query(DB::REGISTRY.close_request)
+                .bind(request.status.as_str())
+                .bind(now_i)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(VoteResult {
+            outcome,
+            request,
+            archived,
+        })
+    }
+
+    async fn rollback(&self, model: &str, by: &str, reason: &str, now: u64) -> Result<Rollback, StoreError> {
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        Self::registry_lock_model(&mut *tx, model).await?;
+        let Some((current,)): Option<(i64,)> = sqlx::query_as(DB::REGISTRY.production_version)
+            .bind(model)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::Conflict(format!(
+                "model `{model}` has no production version"
+            )));
+        };
+        let Some((target,)): Option<(i64,)> = sqlx::query_as(DB::REGISTRY.rollback_target)
+            .bind(model)
+            .bind(current)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::Conflict(format!(
+                "model `{model}` has nothing to roll back to: only the version its production version's promotion replaced can return, once (a rolled-back version goes back to production only through a new promotion request)"
+            )));
+        };
+        let (from, to) = (version(current)?, version(target)?);
+        let change = |version, from, to| StageChange {
+            model: model.to_owned(),
+            version,
+            from,
+            to,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            request_id: None,
+            at: now,
+        };
+        // Archive first: a model never has two production versions,
+        // not even inside this transaction (a unique index says so).
+        Self::registry_apply(&mut *tx, &change(from, Stage::Production, Stage::Archived)).await?;
+        Self::registry_apply(&mut *tx, &change(to, Stage::Archived, Stage::Production)).await?;
+        tx.commit().await?;
+        Ok(Rollback { from, to })
+    }
+
+    async fn lineage(&self, root: &NodeRef, direction: Direction, depth: u32) -> Result<Graph, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        Self::registry_require_node(&mut *conn, root).await?;
+        let (sql, downstream) = match direction {
+            Direction::Downstream => (DB::REGISTRY.edges_from, true),
+            Direction::Upstream => (DB::REGISTRY.edges_to, false),
+        };
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(root.to_string());
+        let mut frontier = vec![root.to_string()];
+        let mut rows: Vec<EdgeRow> = Vec::new();
+        for _ in 0..depth {
+            if frontier.is_empty() {
+                break;
+            }
+            let level: Vec<EdgeRow> = sqlx::query_as(sql)
+                .bind(DB::node_list(&frontier)?)
+                .fetch_all(&mut *conn)
+                .await?;
+            frontier.clear();
+            for row in &level {
+                let far = if downstream { &row.1 } else { &row.0 };
+                if seen.insert(far.clone()) {
+                    frontier.push(far.clone());
+                }
+            }
+            rows.extend(level);
+        }
+        let mut edges = rows.into_iter().map(edge_from_row).collect::<Result<Vec<_>, _>>()?;
+        edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        Ok(Graph {
+            root: root.clone(),
+            direction,
+            depth,
+            nodes: nodes(seen)?,
+            edges,
+        })
+    }
+
+    async fn impact(&self, root: &NodeRef) -> Result<Vec<NodeRef>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        Self::registry_require_node(&mut *conn, root).await?;
+        let root = root.to_string();
+        let rows: Vec<(String,)> = sqlx::query_as(DB::REGISTRY.downstream_closure)
+            .bind(&root)
+            .fetch_all(&mut *conn)
+            .await?;
+        nodes(rows.into_iter().map(|(n,)| n).filter(|n| *n != root))
+    }
 }
-pub(crate) use impl_registry_store;

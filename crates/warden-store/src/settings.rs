@@ -9,10 +9,18 @@
 //! one each call [`SettingsStore::insert_setting_if_absent`], then
 //! [`SettingsStore::get_setting`], and all end up with the first value
 //! written.
+//!
+//! Here: the trait, its SQL table [`SettingsSql`] and its one body over
+//! every backend. What a setting means belongs to its user (the master key
+//! binding to `keys`, the audit key to `audit_signer`).
 
 use std::future::Future;
 
+use sqlx::{ColumnIndex, Executor};
+
 use crate::error::StoreError;
+use crate::sql::{Dialect, Param, SqlStore, Value};
+use crate::to_i64;
 
 /// Persistence of write-once named settings. Implemented by each backend.
 pub trait SettingsStore: Send + Sync {
@@ -40,45 +48,53 @@ pub trait SettingsStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// Implements [`SettingsStore`] for a backend from its SQL.
-macro_rules! impl_settings_store {
-    ($store:ty, get = $get:expr, insert_if_absent = $insert:expr, lease = $lease:expr $(,)?) => {
-        impl $crate::settings::SettingsStore for $store {
-            async fn get_setting(&self, name: &str) -> Result<Option<String>, $crate::StoreError> {
-                // From the writer: a value inserted just before is seen.
-                let row: Option<(String,)> = sqlx::query_as($get)
-                    .bind(name)
-                    .fetch_optional(self.writer())
-                    .await?;
-                Ok(row.map(|(value,)| value))
-            }
-
-            async fn insert_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($insert)
-                    .bind(name)
-                    .bind(value)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
-            async fn try_lease(
-                &self,
-                name: &str,
-                holder: &str,
-                now: u64,
-                ttl: u64,
-            ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query($lease)
-                    .bind(name)
-                    .bind(holder)
-                    .bind($crate::to_i64(now)?)
-                    .bind($crate::to_i64(now.saturating_add(ttl))?)
-                    .execute(self.writer())
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            }
-        }
-    };
+/// A backend's SQL for [`SettingsStore`]. Parameters are positional, in
+/// the order each field's comment gives.
+pub(crate) struct SettingsSql {
+    /// (name) → (value,).
+    pub get: &'static str,
+    /// (name, value); does nothing when the setting exists.
+    pub insert_if_absent: &'static str,
+    /// (name, holder, now, until): takes the lease when it is free, lapsed
+    /// (`until < now`) or already `holder`'s, and changes nothing otherwise.
+    pub lease: &'static str,
 }
-pub(crate) use impl_settings_store;
+
+impl<DB> SettingsStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Param<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+{
+    async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        // From the writer: a value inserted just before is seen.
+        let row: Option<(String,)> = sqlx::query_as(DB::SETTINGS.get)
+            .bind(name)
+            .fetch_optional(self.writer())
+            .await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    async fn insert_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::SETTINGS.insert_if_absent)
+            .bind(name)
+            .bind(value)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::SETTINGS.lease)
+            .bind(name)
+            .bind(holder)
+            .bind(to_i64(now)?)
+            .bind(to_i64(now.saturating_add(ttl))?)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+}

@@ -1,26 +1,38 @@
-//! The embedded backend: one SQLite file in WAL mode.
+//! The embedded backend: one SQLite file in WAL mode, and all of its SQL.
 //!
 //! Writes go through a pool of exactly one connection, so SQLite never
 //! sees two writers and never answers `SQLITE_BUSY` to a write; reads use a
 //! separate pool and run beside the writer, as WAL allows. `synchronous =
 //! FULL` makes every commit durable before it returns, because Warden
 //! acknowledges actions only after recording them.
+//!
+//! # Layout
+//! Connecting; then SQLite's [`Dialect`]: one SQL table per concern (keys,
+//! settings, OAuth, audit, registry, in that order) and the audit log's
+//! multi-row insert and subtree lookup. The bodies that run this SQL are
+//! the concerns' own, shared with PostgreSQL. Migrations are in
+//! `migrations/sqlite`.
 
+use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use warden_audit::{Hash, Subtree};
 
+use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
 use crate::error::StoreError;
-use crate::{Store, create_private_file, impl_key_store};
+use crate::keys::KeySql;
+use crate::oauth::OAuthSql;
+use crate::registry::{RegistrySql, json_text};
+use crate::settings::SettingsSql;
+use crate::sql::{Dialect, SqlStore};
+use crate::{Store, create_private_file, to_i64};
 
 /// SQLite-backed store.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqliteStore {
     /// Opens (creating with mode 0600 when absent) the database at `url`
@@ -45,50 +57,21 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
-    }
-
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
+        Ok(SqlStore::new(writer, reader))
     }
 
     /// Closes both pools, flushing the WAL.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        self.reader().close().await;
+        self.writer().close().await;
     }
 }
 
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        Sqlite::BACKEND
     }
 }
-
-impl_key_store!(
-    SqliteStore,
-    insert = "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    list = "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
-            FROM signing_keys ORDER BY activates_at, generation",
-    retire = "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
-    bind_insert =
-        "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', ?) ON CONFLICT (name) DO NOTHING",
-    bind_select = "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
-);
-
-crate::settings::impl_settings_store!(
-    SqliteStore,
-    get = "SELECT value FROM settings WHERE name = ?",
-    insert_if_absent = "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-    lease = "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
-             WHERE leases.holder = excluded.holder OR leases.until < ?3",
-);
 
 /// The file an `sqlite:` URL names (`None` for in-memory databases).
 pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
@@ -97,146 +80,175 @@ pub fn database_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError
     Ok((file != Path::new(":memory:")).then(|| file.to_path_buf()))
 }
 
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const KEYS: KeySql = KEYS;
+    const SETTINGS: SettingsSql = SETTINGS;
+    const OAUTH: OAuthSql = OAUTH;
+    const AUDIT: AuditSql = AUDIT;
+    const REGISTRY: RegistrySql = REGISTRY;
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// A JSON array, for `json_each`.
+    type NodeList<'a> = String;
+
+    fn node_list(nodes: &[String]) -> Result<String, StoreError> {
+        json_text(nodes)
+    }
+
+    async fn append_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(store, events).await
+    }
+
+    async fn subtrees(store: &SqliteStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+        select_subtrees(store, nodes).await
+    }
+}
+
+const KEYS: KeySql = KeySql {
+    insert: "INSERT INTO signing_keys (kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private) \
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    list: "SELECT kid, generation, alg, created_at, activates_at, retired_at, public_jwk, sealed_private \
+            FROM signing_keys ORDER BY activates_at, generation",
+    retire: "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
+    bind_master: "INSERT INTO settings (name, value) VALUES ('master_key_fingerprint', ?) ON CONFLICT (name) DO NOTHING",
+    master: "SELECT value FROM settings WHERE name = 'master_key_fingerprint'",
+};
+
+const SETTINGS: SettingsSql = SettingsSql {
+    get: "SELECT value FROM settings WHERE name = ?",
+    insert_if_absent: "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    lease: "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until < ?3",
+};
+
+const OAUTH: OAuthSql = OAuthSql {
+    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
+    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = ?",
+    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
+    set_disabled: "UPDATE oauth_clients SET disabled = ?, updated_at = ? WHERE client_id = ?",
+    set_secret: "UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE client_id = ? AND auth_method = 'secret'",
+    touch: "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ?",
+    insert_family: "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    insert_refresh: "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    find_refresh: "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
+    find_refresh_locked: "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
+    successor: "SELECT used_at FROM refresh_tokens WHERE family = ? AND seq = ?",
+    max_seq: "SELECT MAX(seq) FROM refresh_tokens WHERE family = ?",
+    mark_used: "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+    mark_successor: "UPDATE refresh_tokens SET used_at = ? WHERE family = ? AND seq = ? AND used_at IS NULL RETURNING access_jti, access_exp",
+    mark_grace: "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = ?",
+    revoke_family: "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+    family_jtis: "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp + 60 > ?",
+    revoke_token: "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
+    revocations_since: "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at + 60 > ?",
+    consume_assertion: "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
+    purge: &[
+        "DELETE FROM revoked_tokens WHERE expires_at + 60 <= ?1",
+        "DELETE FROM client_assertions WHERE expires_at + 60 <= ?1",
+        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ?1 OR revoked_at + 3660 <= ?1)",
+        "DELETE FROM refresh_families WHERE expires_at <= ?1 OR revoked_at + 3660 <= ?1",
+    ],
+};
+
+const AUDIT: AuditSql = AuditSql {
+    leaf_hashes: "SELECT idx, leaf_hash FROM audit_events WHERE idx >= ? AND idx < ? ORDER BY idx",
+    activity: "SELECT ?1 + ((time - ?1) / ?2) * ?2, type, outcome, COUNT(*) FROM audit_events \
+                WHERE time >= ?1 AND time < ?3 GROUP BY 1, 2, 3",
+    put_checkpoint: "INSERT INTO audit_checkpoints (size, time, note) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING",
+    checkpoints: "SELECT size, time, note FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT ?",
+    erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
+             WHERE idx = ? AND erased_at IS NULL",
+    erased: "SELECT erased_at FROM audit_events WHERE idx = ?",
+};
+
 /// Most events (10 columns each) and subtrees (3 columns) in one multi-row
 /// `INSERT`, well under SQLite's 32,766 bound parameters.
 const EVENTS_PER_INSERT: usize = 256;
 const NODES_PER_INSERT: usize = 512;
 
-impl SqliteStore {
-    /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
-    /// non-empty batch. `BEGIN IMMEDIATE` takes the write lock before the
-    /// state is read, so even another process writing the same file cannot
-    /// interleave.
-    async fn audit_append_batch(&self, events: &[crate::PreparedEvent]) -> Result<std::ops::Range<u64>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
-            .fetch_one(&mut *tx)
-            .await?;
-        let plan = crate::audit::BatchPlan::new(size, &frontier, events.iter().map(crate::PreparedEvent::leaf_hash))?;
-        let first = crate::to_i64(plan.start)?;
-        let numbered: Vec<(i64, &crate::PreparedEvent)> = (first..).zip(events).collect();
-        for run in crate::audit::runs(&numbered, EVENTS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
-            );
-            insert.push_values(run, |mut row, (idx, e)| {
-                row.push_bind(*idx)
-                    .push_bind(e.time())
-                    .push_bind(e.kind())
-                    .push_bind(e.subject())
-                    .push_bind(e.resource())
-                    .push_bind(e.outcome())
-                    .push_bind(e.actor())
-                    .push_bind(e.body())
-                    .push_bind(e.salt_bytes())
-                    .push_bind(e.leaf_hash().as_slice());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        let nodes = plan
-            .nodes
-            .iter()
-            .map(|(level, idx, hash)| Ok((i64::from(*level), crate::to_i64(*idx)?, hash)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        for run in crate::audit::runs(&nodes, NODES_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO audit_nodes (level, idx, hash) ");
-            insert.push_values(run, |mut row, (level, idx, hash)| {
-                row.push_bind(*level).push_bind(*idx).push_bind(hash.as_slice());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        sqlx::query("UPDATE audit_state SET size = ?, frontier = ? WHERE id = 0")
-            .bind(crate::to_i64(plan.frontier.size())?)
-            .bind(plan.frontier.to_bytes())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(plan.range())
-    }
-
-    /// [`AuditStore::subtrees`](crate::AuditStore::subtrees): the positions
-    /// go in as JSON arrays so that the statement text never changes.
-    async fn audit_subtrees(&self, nodes: &[warden_audit::Subtree]) -> Result<Vec<warden_audit::Hash>, StoreError> {
-        let inner: Vec<String> = nodes
-            .iter()
-            .filter(|n| n.level > 0)
-            .map(|n| format!("[{},{}]", n.level, n.index))
-            .collect();
-        let leaves: Vec<String> = nodes
-            .iter()
-            .filter(|n| n.level == 0)
-            .map(|n| n.index.to_string())
-            .collect();
-        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT n.level, n.idx, n.hash FROM json_each(?1) AS j \
-             JOIN audit_nodes AS n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1 \
-             UNION ALL \
-             SELECT 0, e.idx, e.leaf_hash FROM json_each(?2) AS k JOIN audit_events AS e ON e.idx = k.value",
-        )
-        .bind(format!("[{}]", inner.join(",")))
-        .bind(format!("[{}]", leaves.join(",")))
-        .fetch_all(self.reader())
+/// [`Dialect::append_events`]: `BEGIN IMMEDIATE` takes the write lock
+/// before the state is read, so even another process writing the same file
+/// cannot interleave; events and subtrees go in as multi-row `INSERT`s.
+async fn insert_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+    let mut tx = store.writer().begin_with(Sqlite::BEGIN).await?;
+    let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+        .fetch_one(&mut *tx)
         .await?;
-        crate::audit::subtrees_from_rows(nodes, rows)
+    let plan = BatchPlan::new(size, &frontier, events.iter().map(PreparedEvent::leaf_hash))?;
+    let first = to_i64(plan.start)?;
+    let numbered: Vec<(i64, &PreparedEvent)> = (first..).zip(events).collect();
+    for run in runs(&numbered, EVENTS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
+        );
+        insert.push_values(run, |mut row, (idx, e)| {
+            row.push_bind(*idx)
+                .push_bind(e.time())
+                .push_bind(e.kind())
+                .push_bind(e.subject())
+                .push_bind(e.resource())
+                .push_bind(e.outcome())
+                .push_bind(e.actor())
+                .push_bind(e.body())
+                .push_bind(e.salt_bytes())
+                .push_bind(e.leaf_hash().as_slice());
+        });
+        insert.build().execute(&mut *tx).await?;
     }
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|(level, idx, hash)| Ok((i64::from(*level), to_i64(*idx)?, hash)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for run in runs(&nodes, NODES_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        insert.push_values(run, |mut row, (level, idx, hash)| {
+            row.push_bind(*level).push_bind(*idx).push_bind(hash.as_slice());
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    sqlx::query("UPDATE audit_state SET size = ?, frontier = ? WHERE id = 0")
+        .bind(to_i64(plan.frontier.size())?)
+        .bind(plan.frontier.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(plan.range())
 }
 
-crate::audit::impl_audit_store!(
-    SqliteStore,
-    db = sqlx::Sqlite,
-    leaf_hashes = "SELECT idx, leaf_hash FROM audit_events WHERE idx >= ? AND idx < ? ORDER BY idx",
-    activity = "SELECT ?1 + ((time - ?1) / ?2) * ?2, type, outcome, COUNT(*) FROM audit_events \
-                WHERE time >= ?1 AND time < ?3 GROUP BY 1, 2, 3",
-    put_checkpoint = "INSERT INTO audit_checkpoints (size, time, note) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING",
-    checkpoints = "SELECT size, time, note FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT ?",
-    erase = "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
-             WHERE idx = ? AND erased_at IS NULL",
-    erased = "SELECT erased_at FROM audit_events WHERE idx = ?",
-);
-
-crate::oauth::impl_oauth_store!(
-    SqliteStore,
-    db = sqlx::Sqlite,
-    begin = "BEGIN IMMEDIATE",
-    insert_client = "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
-    get_client = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients WHERE client_id = ?",
-    list_clients = "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at FROM oauth_clients ORDER BY client_id",
-    set_disabled = "UPDATE oauth_clients SET disabled = ?, updated_at = ? WHERE client_id = ?",
-    set_secret =
-        "UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE client_id = ? AND auth_method = 'secret'",
-    touch = "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ?",
-    insert_family =
-        "INSERT INTO refresh_families (id, client_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-    insert_refresh = "INSERT INTO refresh_tokens (token_hash, family, seq, grant_data, issued_at, expires_at, access_jti, access_exp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    find_refresh = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
-    find_refresh_locked = "SELECT t.token_hash, t.family, t.seq, t.grant_data, t.issued_at, t.expires_at, t.access_jti, t.access_exp, t.used_at, t.grace_used, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at FROM refresh_tokens AS t JOIN refresh_families AS f ON f.id = t.family WHERE t.token_hash = ?",
-    successor = "SELECT used_at FROM refresh_tokens WHERE family = ? AND seq = ?",
-    max_seq = "SELECT MAX(seq) FROM refresh_tokens WHERE family = ?",
-    mark_used = "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
-    mark_successor = "UPDATE refresh_tokens SET used_at = ? WHERE family = ? AND seq = ? AND used_at IS NULL RETURNING access_jti, access_exp",
-    mark_grace = "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = ?",
-    revoke_family = "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-    family_jtis = "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp + 60 > ?",
-    revoke_token =
-        "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
-    revocations_since = "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at + 60 > ?",
-    consume_assertion = "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
-    purge = [
-        "DELETE FROM revoked_tokens WHERE expires_at + 60 <= ?",
-        "DELETE FROM client_assertions WHERE expires_at + 60 <= ?",
-        "DELETE FROM refresh_tokens WHERE family IN (SELECT id FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?)",
-        "DELETE FROM refresh_families WHERE expires_at <= ? OR revoked_at + 3660 <= ?",
-    ],
-);
-
-/// The lineage frontier as SQLite takes it: a JSON array for `json_each`.
-fn frontier(nodes: &[String]) -> Result<String, StoreError> {
-    crate::registry::json_text(nodes)
+/// [`Dialect::subtrees`]: the positions
+/// go in as JSON arrays so that the statement text never changes.
+async fn select_subtrees(store: &SqliteStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
+    let inner: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.level > 0)
+        .map(|n| format!("[{},{}]", n.level, n.index))
+        .collect();
+    let leaves: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.level == 0)
+        .map(|n| n.index.to_string())
+        .collect();
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT n.level, n.idx, n.hash FROM json_each(?1) AS j \
+         JOIN audit_nodes AS n ON n.level = j.value ->> 0 AND n.idx = j.value ->> 1 \
+         UNION ALL \
+         SELECT 0, e.idx, e.leaf_hash FROM json_each(?2) AS k JOIN audit_events AS e ON e.idx = k.value",
+    )
+    .bind(format!("[{}]", inner.join(",")))
+    .bind(format!("[{}]", leaves.join(",")))
+    .fetch_all(store.reader())
+    .await?;
+    subtrees_from_rows(nodes, rows)
 }
 
-/// The registry's SQL for this backend.
-const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql {
-    begin: "BEGIN IMMEDIATE",
+const REGISTRY: RegistrySql = RegistrySql {
     insert_dataset: "INSERT INTO datasets (name, owner, classification, allowed_purposes, tenant, description, created_by, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING",
     get_dataset: "SELECT name, owner, classification, allowed_purposes, tenant, description, created_by, created_at, updated_at, deleted_at \
@@ -315,4 +327,16 @@ const REGISTRY_SQL: crate::registry::RegistrySql = crate::registry::RegistrySql 
                          SELECT node FROM reach",
 };
 
-crate::registry::impl_registry_store!(SqliteStore, db = sqlx::Sqlite, sql = REGISTRY_SQL, frontier = frontier);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn purge_drops_revoked_families() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        crate::oauth::check_purge_of_revoked_families(&store).await;
+        store.close().await;
+    }
+}
