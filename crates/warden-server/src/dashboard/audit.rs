@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 use warden_audit::leaf::event_leaf_hash;
-use warden_audit::{Checkpoint, NoteVerifier, verify_inclusion};
+use warden_audit::{Checkpoint, Decision, EventType, NoteVerifier, verify_inclusion};
 use warden_store::audit_verify::{VerifyOutcome, VerifyProgress, verify_store_log};
 use warden_store::{EventQuery, Store, StoredEvent};
 
@@ -132,25 +132,6 @@ fn row(e: &StoredEvent) -> Row {
     }
 }
 
-/// The event types offered in the search form.
-const TYPES: [&str; 15] = [
-    "access_decision",
-    "token_issued",
-    "token_refreshed",
-    "token_exchanged",
-    "token_revoked",
-    "refresh_token_reuse_detected",
-    "client_auth_failed",
-    "key_created",
-    "key_rotated",
-    "key_retired",
-    "registry_change",
-    "approval",
-    "admin_action",
-    "upstream_failure",
-    "erasure",
-];
-
 #[derive(Template)]
 #[template(path = "ui/audit.html")]
 struct AuditPage {
@@ -195,8 +176,10 @@ pub async fn page<S: Store>(
     let until = date(&search.until, "until")?;
     let outcome = match search.decision.as_str() {
         "" => None,
-        "allow" | "deny" => Some(search.decision.clone()),
-        _ => return Err(within(bad("`decision` must be allow or deny"))),
+        text => match Decision::parse(text) {
+            Some(d) => Some(d.as_str().to_owned()),
+            None => return Err(within(bad("`decision` must be allow or deny"))),
+        },
     };
     let some = |s: &String| (!s.is_empty()).then(|| s.trim().to_owned());
     let head = state.app.store.tree_head().await.map_err(|e| within(e.into()))?;
@@ -277,7 +260,7 @@ pub async fn page<S: Store>(
     let page = AuditPage {
         chrome,
         search,
-        types: &TYPES,
+        types: EventType::NAMES,
         rows,
         older,
         newest,

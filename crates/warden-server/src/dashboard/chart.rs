@@ -1,6 +1,7 @@
 //! A stacked bar chart of allow/deny decisions per time bucket, as SVG
 //! geometry (pure: the template draws it).
 
+use warden_audit::{Decision, EventType};
 use warden_store::ActivityCount;
 
 /// Chart width in SVG units (it scales to its container).
@@ -63,14 +64,14 @@ pub fn decisions(activity: &[ActivityCount], since: u64, bucket: u64, n: u32, la
     let bucket = bucket.max(1);
     let n = n.max(1);
     let mut counts = vec![(0u64, 0u64); n as usize];
-    for a in activity.iter().filter(|a| a.kind == "access_decision") {
+    for a in activity.iter().filter(|a| a.kind == EventType::AccessDecision.as_str()) {
         let Some(i) = a.bucket_start.checked_sub(since).map(|d| d / bucket) else {
             continue;
         };
         if let Some(slot) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
-            match a.outcome.as_deref() {
-                Some("allow") => slot.0 += a.count,
-                Some("deny") => slot.1 += a.count,
+            match a.outcome.as_deref().and_then(Decision::parse) {
+                Some(Decision::Allow) => slot.0 += a.count,
+                Some(Decision::Deny) => slot.1 += a.count,
                 _ => {}
             }
         }

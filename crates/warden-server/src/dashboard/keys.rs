@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use warden_audit::{Decision, EventType};
 use warden_keys::KeyState;
 use warden_policy::Resource;
 use warden_store::Store;
@@ -157,16 +158,24 @@ async fn rates<S: Store>(state: &DashboardState<S>, now: u64) -> Result<Vec<Rate
             .sum()
     };
     let lines: [(&'static str, Box<Pick>); 5] = [
-        ("Access tokens issued", Box::new(|a| a.kind == "token_issued")),
-        ("Refreshed", Box::new(|a| a.kind == "token_refreshed")),
-        ("Exchanged (delegation)", Box::new(|a| a.kind == "token_exchanged")),
+        (
+            "Access tokens issued",
+            Box::new(|a| a.kind == EventType::TokenIssued.as_str()),
+        ),
+        ("Refreshed", Box::new(|a| a.kind == EventType::TokenRefreshed.as_str())),
+        (
+            "Exchanged (delegation)",
+            Box::new(|a| a.kind == EventType::TokenExchanged.as_str()),
+        ),
         (
             "Requests denied",
-            Box::new(|a| a.kind == "access_decision" && a.outcome.as_deref() == Some("deny")),
+            Box::new(|a| {
+                a.kind == EventType::AccessDecision.as_str() && a.outcome.as_deref() == Some(Decision::Deny.as_str())
+            }),
         ),
         (
             "Failed client authentications",
-            Box::new(|a| a.kind == "client_auth_failed"),
+            Box::new(|a| a.kind == EventType::ClientAuthFailed.as_str()),
         ),
     ];
     Ok(lines

@@ -45,8 +45,6 @@ use crate::exit::{Refused, UsageError};
 const PURPOSE_HEADER: &str = "x-warden-purpose";
 /// Largest answer read from the server.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
-/// Longest error description printed.
-
 /// A client of one server's registry API, as one principal.
 pub struct RegistryClient {
     http: reqwest::Client,
