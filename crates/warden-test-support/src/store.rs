@@ -178,8 +178,21 @@ impl Harness for PgHarness {
 /// Each group, ended by `;`, names the test attribute its functions run
 /// under, e.g. `#[tokio::test] a, b; #[tokio::test(flavor =
 /// "multi_thread", worker_threads = 4)] c;`.
+///
+/// With `with RUNNER;` first, the functions are bodies that `RUNNER`
+/// runs: `RUNNER::<H, _, _>(name)`, for a runner such as `async fn
+/// two_replicas<H: Harness, F, Fut>(body: F)` that starts the harness and
+/// hands the body what it needs.
 #[macro_export]
 macro_rules! each_backend {
+    (with $runner:ident; $(#[$attr:meta] $($test:ident),+ $(,)? ;)+) => {
+        mod sqlite {
+            $($crate::each_backend!(@tests $crate::store::SqliteHarness; #[$attr] $($test),+; $runner);)+
+        }
+        mod postgres {
+            $($crate::each_backend!(@tests $crate::store::PgHarness; #[$attr] $($test),+; $runner);)+
+        }
+    };
     ($(#[$attr:meta] $($test:ident),+ $(,)? ;)+) => {
         mod sqlite {
             $($crate::each_backend!(@tests $crate::store::SqliteHarness; #[$attr] $($test),+);)+
@@ -193,6 +206,14 @@ macro_rules! each_backend {
             #[$attr]
             async fn $test() {
                 super::$test::<$harness>().await
+            }
+        )+
+    };
+    (@tests $harness:ty; #[$attr:meta] $($test:ident),+; $runner:ident) => {
+        $(
+            #[$attr]
+            async fn $test() {
+                super::$runner::<$harness, _, _>(super::$test).await
             }
         )+
     };
