@@ -183,8 +183,31 @@ impl Harness for PgHarness {
 /// runs: `RUNNER::<H, _, _>(name)`, for a runner such as `async fn
 /// two_replicas<H: Harness, F, Fut>(body: F)` that starts the harness and
 /// hands the body what it needs.
+///
+/// With `by_backend;` first, the functions are plain ones taking the
+/// [`Backend`] (`fn name(backend: Backend)`), as the tests of the real
+/// binary are ([`crate::binary::Warden::new`] takes it): `sqlite::name`
+/// calls `name(Backend::Sqlite)`, `postgres::name` `name(Backend::Postgres)`.
 #[macro_export]
 macro_rules! each_backend {
+    (by_backend; $(#[$attr:meta] $($test:ident),+ $(,)? ;)+) => {
+        mod sqlite {
+            $($(
+                #[$attr]
+                fn $test() {
+                    super::$test($crate::db::Backend::Sqlite)
+                }
+            )+)+
+        }
+        mod postgres {
+            $($(
+                #[$attr]
+                fn $test() {
+                    super::$test($crate::db::Backend::Postgres)
+                }
+            )+)+
+        }
+    };
     (with $runner:ident; $(#[$attr:meta] $($test:ident),+ $(,)? ;)+) => {
         mod sqlite {
             $($crate::each_backend!(@tests $crate::store::SqliteHarness; #[$attr] $($test),+; $runner);)+
