@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -123,6 +123,17 @@ fn client(w: &Warden, name: &str, scope: &str, role: &str) -> String {
     w.create_client(&["--name", name, "--kind", "service", "--scope", scope, "--role", role])
 }
 
+/// The `exp` claim of a JWT (not verified).
+fn exp(token: &str) -> u64 {
+    let claims = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&warden_jose::base64url::decode(claims).unwrap()).unwrap();
+    claims["exp"].as_u64().unwrap()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
     let r = http
         .post(format!("{base}/oauth/token"))
@@ -199,7 +210,8 @@ async fn every_outcome_through_the_real_binary() {
             .contains("insufficient_scope")
     );
 
-    // Expired (leeway 0 in this config).
+    // Expired (leeway 0 in this config): the same token is accepted while
+    // it is valid, and refused once its `exp` has passed.
     let short = w.ok(&[
         "token",
         "issue",
@@ -212,10 +224,18 @@ async fn every_outcome_through_the_real_binary() {
         "--role",
         "ml-engineer",
         "--ttl",
-        "1",
+        "3",
     ]);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(short.trim())).await.0, 401);
+    let short = short.trim();
+    let (status, _, body) = get(&http, &format!("{base}/echo/x"), Some(short)).await;
+    assert_eq!(status, 200, "the short-lived token before it expired: {body}");
+    // Wait (bounded by the token's lifetime) until its `exp` is a whole
+    // second in the past.
+    let expires = exp(short);
+    while unix_now() <= expires {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(short)).await.0, 401);
 
     // Rate-limited.
     assert_eq!(get(&http, &format!("{base}/limited/x"), Some(&t)).await.0, 200);
