@@ -691,73 +691,106 @@ async fn one_refresh_token_sent_to_two_replicas_at_once_is_redeemed_once() {
     assert_eq!(c.events("refresh_token_reuse_detected").len(), ROUNDS);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_rate_limit_admits_its_rate_across_three_replicas() {
+/// What one round of rate-limited load saw.
+struct Offered {
+    /// Requests sent.
+    sent: usize,
+    /// For how long.
+    secs: f64,
+    /// Requests answered 200, per replica.
+    admitted: [usize; REPLICAS],
+    /// Requests answered 429.
+    limited: usize,
+}
+
+impl Offered {
+    fn total(&self) -> usize {
+        self.admitted.iter().sum()
+    }
+
+    /// Admitted requests per second.
+    fn rate(&self) -> f64 {
+        self.total() as f64 / self.secs
+    }
+}
+
+/// 200 requests/s (four times the limit) for 3 s to `/v1/limited`, sent
+/// round-robin to the replicas `targets` (indexes into `c.replicas`).
+async fn offer_limited_load(c: &Cluster, http: &reqwest::Client, token: &str, targets: &[usize]) -> Offered {
     const LOAD: Duration = Duration::from_secs(3);
     const EVERY: Duration = Duration::from_millis(5);
-    let Some(c) = Cluster::start().await else { return };
-    let secret = c.client("rl", &[]);
-    let http = http();
-    for r in &c.replicas {
-        let ready: Value = serde_json::from_slice(
-            &http
-                .get(format!("{}/readyz", r.base))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(ready["rate_limit"]["backend"], "redis", "{}: {ready}", r.name);
-    }
-    let token = access_token(&http, &c.replicas[0].base, "rl", &secret).await;
-
-    // 200 requests/s offered (four times the limit) for 3 s, round-robin.
     let start = Instant::now();
     let mut tick = tokio::time::interval(EVERY);
     let mut calls = Vec::new();
     let mut i = 0;
     while start.elapsed() < LOAD {
         tick.tick().await;
-        let (http, base, token) = (http.clone(), c.replicas[i % REPLICAS].base.clone(), token.clone());
-        calls.push(tokio::spawn(async move {
-            gateway(&http, &base, "/v1/limited", &token).await.unwrap()
-        }));
+        let target = targets[i % targets.len()];
+        let (http, base, token) = (http.clone(), c.replicas[target].base.clone(), token.to_owned());
+        calls.push((
+            target,
+            tokio::spawn(async move { gateway(&http, &base, "/v1/limited", &token).await.unwrap() }),
+        ));
         i += 1;
     }
-    let sent_for = start.elapsed();
-    let mut admitted = [0usize; REPLICAS];
-    let mut limited = 0;
-    for (n, call) in calls.into_iter().enumerate() {
+    let secs = start.elapsed().as_secs_f64();
+    let mut offered = Offered {
+        sent: i,
+        secs,
+        admitted: [0; REPLICAS],
+        limited: 0,
+    };
+    for (n, (target, call)) in calls.into_iter().enumerate() {
         let (status, body) = call.await.unwrap();
         match status {
-            200 => admitted[n % REPLICAS] += 1,
-            429 => limited += 1,
+            200 => offered.admitted[target] += 1,
+            429 => offered.limited += 1,
             _ => panic!("request {n} answered {status}: {body}\n{}", c.logs()),
         }
     }
-    let secs = sent_for.as_secs_f64();
-    let total: usize = admitted.iter().sum();
-    let rate = total as f64 / secs;
-    let sustained = (total as f64 - f64::from(BURST)) / secs;
-    eprintln!(
-        "shared rate limit {RATE}/s (burst {BURST}) across {REPLICAS} replicas: {i} requests in {secs:.2} s, \
-         admitted {total} {admitted:?}, limited {limited}: {rate:.1}/s admitted ({sustained:.1}/s without the burst)"
-    );
+    offered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_rate_limit_admits_its_rate_across_three_replicas() {
+    let Some(c) = Cluster::start().await else { return };
+    let secret = c.client("rl", &[]);
+    let http = http();
+    let readyz = |base: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+            serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap()
+        }
+    };
     for r in &c.replicas {
-        let ready: Value = serde_json::from_slice(
-            &http
-                .get(format!("{}/readyz", r.base))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let ready = readyz(r.base.clone()).await;
+        assert_eq!(ready["rate_limit"]["backend"], "redis", "{}: {ready}", r.name);
+    }
+    let token = access_token(&http, &c.replicas[0].base, "rl", &secret).await;
+
+    // All the load on one replica: it admits the shared limit, where a
+    // replica applying only its local share would admit a third of it
+    // (load spread evenly over three shares admits as much as one shared
+    // limit, so this is the round that tells them apart).
+    let one = offer_limited_load(&c, &http, &token, &[0]).await;
+    // The load round-robin over the three: together they still admit the
+    // shared limit, where three separate limits would admit three times it.
+    let all = offer_limited_load(&c, &http, &token, &[0, 1, 2]).await;
+    for (what, o) in [("all to replica A", &one), ("round-robin", &all)] {
+        eprintln!(
+            "shared rate limit {RATE}/s (burst {BURST}), {what}: {} requests in {:.2} s, admitted {} {:?}, \
+             limited {}: {:.1}/s admitted",
+            o.sent,
+            o.secs,
+            o.total(),
+            o.admitted,
+            o.limited,
+            o.rate()
+        );
+    }
+    for r in &c.replicas {
+        let ready = readyz(r.base.clone()).await;
         assert_eq!(
             ready["rate_limit"]["degraded"], false,
             "{} fell back to local limits: {ready}",
@@ -765,12 +798,20 @@ async fn a_shared_rate_limit_admits_its_rate_across_three_replicas() {
         );
     }
     assert!(
-        (rate - RATE).abs() <= RATE * 0.1,
-        "admitted {rate:.1}/s; the shared limit is {RATE}/s ± 10 %"
+        (one.rate() - RATE).abs() <= RATE * 0.1,
+        "replica A alone admitted {:.1}/s; the shared limit is {RATE}/s ± 10 % (its local share would be {:.1}/s)",
+        one.rate(),
+        RATE / REPLICAS as f64
     );
     assert!(
-        admitted.iter().all(|&n| n > 0),
-        "every replica admitted some: {admitted:?}"
+        (all.rate() - RATE).abs() <= RATE * 0.1,
+        "the three replicas admitted {:.1}/s together; the shared limit is {RATE}/s ± 10 %",
+        all.rate()
+    );
+    assert!(
+        all.admitted.iter().all(|&n| n > 0),
+        "every replica admitted some: {:?}",
+        all.admitted
     );
 }
 
