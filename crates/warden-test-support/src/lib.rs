@@ -13,6 +13,8 @@
 //!   against them, and `warden serve` on a free loopback port
 //!   ([`binary::Server`]), waited for, its output kept, killed on drop.
 //! - [`net`]: free loopback ports and a bare HTTP status probe.
+//! - [`http`]: requests a test makes of a running Warden (a
+//!   `client_credentials` token).
 //! - [`services`]: where PostgreSQL and Redis are, probes for them, and
 //!   the one rule for `WARDEN_TEST_REQUIRE_*`.
 //!
@@ -48,6 +50,7 @@
 
 pub mod binary;
 pub mod db;
+pub mod http;
 pub mod net;
 pub mod services;
 pub mod store;

@@ -73,80 +73,73 @@ pub trait Harness: Sized + Send + Sync {
     }
 }
 
-/// SQLite: `warden.db` in a temp dir.
-#[derive(Debug)]
-pub struct SqliteHarness {
-    store: SqliteStore,
-    db: TestDb,
+/// A store type the harness can open on a [`TestDb`]: SQLite's and
+/// PostgreSQL's.
+pub trait TestStore: Store + Send + Sync {
+    /// Its backend.
+    const BACKEND: Backend;
+
+    /// Opens a store on `db` (creating its tables); panics, naming the
+    /// database, when that fails.
+    fn open(db: &TestDb) -> impl Future<Output = Self> + Send;
+
+    /// Closes its connections.
+    fn close_connections(&self) -> impl Future<Output = ()> + Send;
 }
 
-async fn open_sqlite(db: &TestDb) -> SqliteStore {
-    SqliteStore::connect(db.url())
-        .await
-        .unwrap_or_else(|e| panic!("opening {}: {e}", db.url()))
-}
-
-impl Harness for SqliteHarness {
-    type S = SqliteStore;
+impl TestStore for SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
 
-    async fn start() -> Self {
-        let db = TestDb::sqlite();
-        let store = open_sqlite(&db).await;
-        SqliteHarness { store, db }
+    async fn open(db: &TestDb) -> Self {
+        SqliteStore::connect(db.url())
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", db.url()))
     }
 
-    fn store(&self) -> &SqliteStore {
-        &self.store
-    }
-
-    fn db(&self) -> &TestDb {
-        &self.db
-    }
-
-    async fn another(&self) -> SqliteStore {
-        open_sqlite(&self.db).await
-    }
-
-    async fn reopen(&mut self) {
-        self.store.close().await;
-        self.store = open_sqlite(&self.db).await;
-    }
-
-    async fn close_store(store: &SqliteStore) {
-        store.close().await;
-    }
-
-    fn into_parts(self) -> (SqliteStore, TestDb) {
-        (self.store, self.db)
+    async fn close_connections(&self) {
+        self.close().await;
     }
 }
 
-/// PostgreSQL: a fresh schema at `WARDEN_TEST_POSTGRES_URL`.
+impl TestStore for PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+
+    async fn open(db: &TestDb) -> Self {
+        let (url, schema) = (db.url(), db.schema().unwrap_or("public"));
+        PgStore::connect_in_schema(url, schema)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this test (schema {schema}): {e}"))
+    }
+
+    async fn close_connections(&self) {
+        self.close().await;
+    }
+}
+
+/// A store of type `S` on a fresh database of its backend.
 #[derive(Debug)]
-pub struct PgHarness {
-    store: PgStore,
+pub struct StoreHarness<S> {
+    store: S,
     db: TestDb,
 }
 
-async fn open_pg(db: &TestDb) -> PgStore {
-    let (url, schema) = (db.url(), db.schema().unwrap_or("public"));
-    PgStore::connect_in_schema(url, schema)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this test (schema {schema}): {e}"))
-}
+/// SQLite: `warden.db` in a temp dir.
+pub type SqliteHarness = StoreHarness<SqliteStore>;
 
-impl Harness for PgHarness {
-    type S = PgStore;
-    const BACKEND: Backend = Backend::Postgres;
+/// PostgreSQL: a fresh schema at `WARDEN_TEST_POSTGRES_URL`.
+pub type PgHarness = StoreHarness<PgStore>;
+
+impl<S: TestStore> Harness for StoreHarness<S> {
+    type S = S;
+    const BACKEND: Backend = S::BACKEND;
 
     async fn start() -> Self {
-        let db = TestDb::postgres();
-        let store = open_pg(&db).await;
-        PgHarness { store, db }
+        let db = TestDb::new(S::BACKEND);
+        let store = S::open(&db).await;
+        StoreHarness { store, db }
     }
 
-    fn store(&self) -> &PgStore {
+    fn store(&self) -> &S {
         &self.store
     }
 
@@ -154,20 +147,20 @@ impl Harness for PgHarness {
         &self.db
     }
 
-    async fn another(&self) -> PgStore {
-        open_pg(&self.db).await
+    async fn another(&self) -> S {
+        S::open(&self.db).await
     }
 
     async fn reopen(&mut self) {
-        self.store.close().await;
-        self.store = open_pg(&self.db).await;
+        self.store.close_connections().await;
+        self.store = S::open(&self.db).await;
     }
 
-    async fn close_store(store: &PgStore) {
-        store.close().await;
+    async fn close_store(store: &S) {
+        store.close_connections().await;
     }
 
-    fn into_parts(self) -> (PgStore, TestDb) {
+    fn into_parts(self) -> (S, TestDb) {
         (self.store, self.db)
     }
 }

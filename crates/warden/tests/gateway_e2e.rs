@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use warden_test_support::binary::Warden;
 use warden_test_support::db::Backend;
+use warden_test_support::http::client_credentials as token;
 use warden_test_support::net::free_port;
 
 /// The stub upstream: `/echo/...` answers the headers it received; `/sse`
@@ -132,20 +133,6 @@ fn exp(token: &str) -> u64 {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let r = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn get(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use warden_test_support::binary::{Server, Warden};
 use warden_test_support::db::{Backend, unique};
+use warden_test_support::http::client_credentials;
 use warden_test_support::net::free_port;
 use warden_test_support::services;
 
@@ -59,17 +60,7 @@ impl Api for Server {
     }
 
     async fn token(&self, client: &str, secret: &str) -> String {
-        let r = reqwest::Client::new()
-            .post(format!("{}/oauth/token", self.base()))
-            .basic_auth(client, Some(secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
+        client_credentials(&reqwest::Client::new(), &self.base(), client, secret).await
     }
 }
 
