@@ -25,7 +25,8 @@ pub fn free_port() -> u16 {
 }
 
 /// The status code of `GET path` on `addr` (HTTP/1.1, `Connection:
-/// close`), or `None` when nothing answers within a couple of seconds.
+/// close`; an HTTP/1.0 answer will do), or `None` when nothing answers
+/// within a couple of seconds.
 pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -33,6 +34,7 @@ pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
     let mut head = [0u8; 12];
     s.read_exact(&mut head).ok()?;
+    // "HTTP/1.x NNN"
     let text = std::str::from_utf8(&head).ok()?;
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    text.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
 }
