@@ -2,8 +2,8 @@
 //! what one changes, the other applies at once through the Redis fan-out
 //! (a revocation, a registry change) or by re-reading the store when a
 //! token names a key it has not seen (a rotation elsewhere). Redis is
-//! required when `WARDEN_TEST_REQUIRE_REDIS=1` (CI); otherwise a missing
-//! Redis skips the test with a note.
+//! required when `WARDEN_TEST_REQUIRE_REDIS` is set (and not `0`; CI sets
+//! it); otherwise a missing Redis skips the test with a note.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
@@ -14,26 +14,12 @@ use serde_json::json;
 use support::{Auth, Server};
 use warden_store::oauth::ClientKind;
 use warden_store::postgres::PgStore;
+use warden_test_support::services::{self, redis_url};
 
-fn redis_url() -> String {
-    std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
+/// Whether Redis answers; when it does not, the test is skipped with a
+/// note, or fails where `WARDEN_TEST_REQUIRE_REDIS` requires Redis.
 async fn redis_up() -> bool {
-    let up = match redis::Client::open(redis_url()) {
-        Ok(c) => match c.get_multiplexed_async_connection().await {
-            Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
-            Err(_) => false,
-        },
-        Err(_) => false,
-    };
-    if !up && std::env::var("WARDEN_TEST_REQUIRE_REDIS").as_deref() == Ok("1") {
-        panic!(
-            "Redis is required (WARDEN_TEST_REQUIRE_REDIS=1) but {} does not answer",
-            redis_url()
-        );
-    }
-    up
+    services::redis().is_some()
 }
 
 /// Two replicas on one schema and the Redis fan-out, with the periodic

@@ -142,12 +142,6 @@ fn route(name: &str, prefix: &str, upstream: &str, type_name: &str, id: IdSource
     }
 }
 
-/// A port with nothing listening.
-async fn closed_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn routes(up: &Upstream, down_port: u16) -> Vec<RouteConfig> {
     let b = &up.base;
     vec![
@@ -210,7 +204,7 @@ fn routes(up: &Upstream, down_port: u16) -> Vec<RouteConfig> {
 
 async fn setup() -> (Server<SqliteStore>, Upstream) {
     let up = upstream().await;
-    let configured = routes(&up, closed_port().await);
+    let configured = routes(&up, warden_test_support::net::free_port());
     let srv = support::start_sqlite_with(
         |o| o.routes = configured,
         |app, opts| {

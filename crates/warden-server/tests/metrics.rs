@@ -16,6 +16,7 @@ use warden_server::options::MetricsOptions;
 use warden_server::options::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 use warden_store::oauth::ClientKind;
 use warden_store::sqlite::SqliteStore;
+use warden_test_support::net::free_addr;
 
 /// An upstream answering `ok` to everything.
 async fn upstream() -> String {
@@ -303,12 +304,6 @@ async fn metrics_count_tokens_gateway_requests_and_audit_commits() {
     // HELP lines.
     assert!(text.contains(&format!("# HELP {} ", names::GATEWAY_REQUESTS)), "{text}");
     srv.stop().await;
-}
-
-/// A free loopback address (bound, then released for the server to take).
-fn free_addr() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

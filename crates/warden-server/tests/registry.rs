@@ -941,9 +941,11 @@ async fn openapi_document_describes_every_route() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_approvals_over_http_record_exactly_the_required_number() {
-    let s = support::start_sqlite(|o| o.registry.required_approvals = 3).await;
+/// Eight approvers vote at once on a request that needs three: exactly
+/// three ballots are recorded and one of them completes the request. On a
+/// multi-threaded runtime, so the server handles the votes in parallel, and
+/// on both backends.
+async fn concurrent_approvals_over_http<S: Store>(s: Server<S>) {
     let t = tokens(&s);
     seed(&s, &t).await;
     let r = post(
@@ -985,6 +987,16 @@ async fn concurrent_approvals_over_http_record_exactly_the_required_number() {
     let r = get(&s, &format!("/api/v1/promotions/{id}"), &t.auditor).await;
     assert_eq!(r.body["ballots"].as_array().unwrap().len(), 3);
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_over_http_record_exactly_the_required_number_sqlite() {
+    concurrent_approvals_over_http(support::start_sqlite(|o| o.registry.required_approvals = 3).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_over_http_record_exactly_the_required_number_postgres() {
+    concurrent_approvals_over_http(support::start_pg(|o| o.registry.required_approvals = 3).await).await;
 }
 
 #[tokio::test]

@@ -4,15 +4,12 @@
 //! default `postgres://postgres@127.0.0.1:5432/test`; unreachable fails).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
-
 use warden_audit::{AuditEvent, Checkpoint, EventKind, verify_log};
 use warden_keys::MasterKey;
-use warden_store::postgres::PgStore;
-use warden_store::sqlite::SqliteStore;
 use warden_store::{
     AUDIT_KEY_SETTING, AuditSigner, AuditStore, EventQuery, PreparedEvent, Store, StoreError, sign_checkpoint,
 };
+use warden_test_support::store::Harness;
 
 const ORIGIN: &str = "warden.example/audit";
 
@@ -84,43 +81,24 @@ async fn replicas_signing_at_once_store_one_checkpoint<S: Store>(a: S, b: S) {
     assert_eq!(Checkpoint::open(&next.note, &signer.verifier()).unwrap().size, 8);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_dir, url) = support::sqlite_in_temp_dir();
-                    let a = SqliteStore::connect(&url).await.unwrap();
-                    let b = SqliteStore::connect(&url).await.unwrap();
-                    super::$name(a.clone(), b.clone()).await;
-                    a.close().await;
-                    b.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let url = support::pg_url();
-                    let schema = support::fresh_schema();
-                    let a = PgStore::connect_in_schema(&url, &schema).await.unwrap();
-                    let b = PgStore::connect_in_schema(&url, &schema).await.unwrap();
-                    super::$name(a.clone(), b.clone()).await;
-                    a.close().await;
-                    b.close().await;
-                    support::drop_schema(&url, &schema).await;
-                }
-            )*
-        }
-    };
+/// Runs `body` with two stores on one fresh database, standing for two
+/// replicas.
+async fn two_replicas<H: Harness, F, Fut>(body: F)
+where
+    F: FnOnce(H::S, H::S) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let h = H::start().await;
+    let b = h.another().await;
+    body(h.store().clone(), b.clone()).await;
+    H::close_store(&b).await;
+    h.finish().await;
 }
 
-on_both_backends!(
+warden_test_support::each_backend! {
+    with two_replicas;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     settings_are_write_once,
     replicas_racing_end_with_one_key,
-    replicas_signing_at_once_store_one_checkpoint,
-);
+    replicas_signing_at_once_store_one_checkpoint;
+}

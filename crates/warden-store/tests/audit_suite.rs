@@ -8,9 +8,6 @@
 //! `warden_audit::merkle` over the raw leaf hashes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
-
-use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -23,86 +20,8 @@ use warden_store::audit::MAX_ACTIVITY_BUCKETS;
 use warden_store::postgres::PgStore;
 use warden_store::sqlite::SqliteStore;
 use warden_store::{ActivityCount, AuditStore, AuditWriter, EventQuery, PreparedEvent, StoreError, WriterOptions};
-
-/// A backend under test, with whatever it needs kept alive.
-trait Harness: Sized {
-    type S: AuditStore + Clone + 'static;
-    fn start() -> impl Future<Output = Self>;
-    fn store(&self) -> &Self::S;
-    /// Another, independent store on the same database (a second replica,
-    /// or a second process on the same SQLite file).
-    fn another(&self) -> impl Future<Output = Self::S>;
-    /// Closes the store and opens the database again.
-    fn reopen(&mut self) -> impl Future<Output = ()>;
-    fn close_store(store: &Self::S) -> impl Future<Output = ()>;
-    fn finish(self) -> impl Future<Output = ()>;
-}
-
-struct SqliteHarness {
-    _dir: tempfile::TempDir,
-    url: String,
-    store: SqliteStore,
-}
-
-impl Harness for SqliteHarness {
-    type S = SqliteStore;
-    async fn start() -> Self {
-        let (dir, url) = support::sqlite_in_temp_dir();
-        let store = SqliteStore::connect(&url).await.unwrap();
-        SqliteHarness { _dir: dir, url, store }
-    }
-    fn store(&self) -> &SqliteStore {
-        &self.store
-    }
-    async fn another(&self) -> SqliteStore {
-        SqliteStore::connect(&self.url).await.unwrap()
-    }
-    async fn reopen(&mut self) {
-        self.store.close().await;
-        self.store = SqliteStore::connect(&self.url).await.unwrap();
-    }
-    async fn close_store(store: &SqliteStore) {
-        store.close().await;
-    }
-    async fn finish(self) {
-        self.store.close().await;
-    }
-}
-
-struct PgHarness {
-    url: String,
-    schema: String,
-    store: PgStore,
-}
-
-impl Harness for PgHarness {
-    type S = PgStore;
-    async fn start() -> Self {
-        let url = support::pg_url();
-        let schema = support::fresh_schema();
-        let store = PgStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
-        PgHarness { url, schema, store }
-    }
-    fn store(&self) -> &PgStore {
-        &self.store
-    }
-    async fn another(&self) -> PgStore {
-        PgStore::connect_in_schema(&self.url, &self.schema).await.unwrap()
-    }
-    async fn reopen(&mut self) {
-        self.store.close().await;
-        self.store = PgStore::connect_in_schema(&self.url, &self.schema).await.unwrap();
-    }
-    async fn close_store(store: &PgStore) {
-        store.close().await;
-    }
-    async fn finish(self) {
-        self.store.close().await;
-        support::drop_schema(&self.url, &self.schema).await;
-    }
-}
+use warden_test_support::db::TestDb;
+use warden_test_support::store::Harness;
 
 fn key_event(time: u64, kid: &str) -> AuditEvent {
     AuditEvent::new(
@@ -880,8 +799,9 @@ macro_rules! legacy_insert {
 #[tokio::test]
 async fn sqlite_migration_fills_in_outcomes() {
     use std::str::FromStr as _;
-    let (_dir, url) = support::sqlite_in_temp_dir();
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+    let db = TestDb::sqlite();
+    let url = db.url();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
         .unwrap()
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
@@ -890,91 +810,57 @@ async fn sqlite_migration_fills_in_outcomes() {
         legacy_insert!(row).execute(&pool).await.unwrap();
     }
     pool.close().await;
-    let store = SqliteStore::connect(&url).await.unwrap();
+    let store = SqliteStore::connect(url).await.unwrap();
     assert_eq!(
         store.audit_activity(1000, 1300, 100).await.unwrap(),
         legacy_activity_by_100s()
     );
     store.close().await;
+    db.cleanup().await;
 }
 
 /// As [`sqlite_migration_fills_in_outcomes`], on PostgreSQL.
 #[tokio::test]
 async fn postgres_migration_fills_in_outcomes() {
     use std::str::FromStr as _;
-    let url = support::pg_url();
-    let schema = support::fresh_schema();
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let db = TestDb::postgres();
+    let (url, schema) = (db.url(), db.schema().unwrap());
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
         .execute(&admin)
         .await
         .unwrap();
     admin.close().await;
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
         .unwrap()
-        .options([("search_path", schema.as_str())]);
+        .options([("search_path", schema)]);
     let pool = sqlx::PgPool::connect_with(options).await.unwrap();
     sqlx::migrate!("./migrations/postgres").run_to(5, &pool).await.unwrap();
     for row in legacy_rows() {
         legacy_insert!(row).execute(&pool).await.unwrap();
     }
     pool.close().await;
-    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let store = PgStore::connect_in_schema(url, schema).await.unwrap();
     assert_eq!(
         store.audit_activity(1000, 1300, 100).await.unwrap(),
         legacy_activity_by_100s()
     );
     store.close().await;
-    support::drop_schema(&url, &schema).await;
+    db.cleanup().await;
 }
 
-macro_rules! suite {
-    ($backend:ident, $harness:ty) => {
-        mod $backend {
-            use super::*;
-            #[tokio::test]
-            async fn empty_log() {
-                super::empty_log::<$harness>().await
-            }
-            #[tokio::test]
-            async fn append_and_read_back() {
-                super::append_and_read_back::<$harness>().await
-            }
-            #[tokio::test]
-            async fn proofs_match_reference_for_every_pair() {
-                super::proofs_match_reference_for_every_pair::<$harness>().await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn writer_appends_are_contiguous_under_concurrency() {
-                super::writer_appends_are_contiguous_under_concurrency::<$harness>().await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn two_instances_append_concurrently() {
-                super::two_instances_append_concurrently::<$harness>().await
-            }
-            #[tokio::test]
-            async fn erase_keeps_the_leaf() {
-                super::erase_keeps_the_leaf::<$harness>().await
-            }
-            #[tokio::test]
-            async fn activity_counts() {
-                super::activity_counts::<$harness>().await
-            }
-            #[tokio::test]
-            async fn checkpoints_round_trip() {
-                super::checkpoints_round_trip::<$harness>().await
-            }
-            #[tokio::test]
-            async fn reopened_store_continues_the_tree() {
-                super::reopened_store_continues_the_tree::<$harness>().await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn writer_fails_closed() {
-                super::writer_fails_closed::<$harness>().await
-            }
-        }
-    };
+warden_test_support::each_backend! {
+    #[tokio::test]
+    empty_log,
+    append_and_read_back,
+    proofs_match_reference_for_every_pair,
+    erase_keeps_the_leaf,
+    activity_counts,
+    checkpoints_round_trip,
+    reopened_store_continues_the_tree;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    writer_appends_are_contiguous_under_concurrency,
+    two_instances_append_concurrently;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    writer_fails_closed;
 }
-
-suite!(sqlite, SqliteHarness);
-suite!(postgres, PgHarness);

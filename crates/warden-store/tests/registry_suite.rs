@@ -8,72 +8,14 @@
 //! checked through the store, where it must hold under concurrency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
-
-use std::future::Future;
-
 use serde_json::json;
 use warden_registry::{
     Classification, Dataset, DatasetPatch, DatasetSpec, DatasetVersion, DatasetVersionSpec, Direction, Edge, Model,
     ModelSpec, ModelVersion, ModelVersionSpec, NodeRef, PromotionRequest, RegistryError, RequestStatus, Stage, Vote,
     VoteOutcome, Voter,
 };
-use warden_store::postgres::PgStore;
-use warden_store::sqlite::SqliteStore;
-use warden_store::{RegistryStore, Rollback, StageChange, Store, StoreError};
-
-/// A backend under test, with whatever it needs kept alive.
-trait Harness: Sized {
-    type S: Store;
-    fn start() -> impl Future<Output = Self>;
-    fn store(&self) -> &Self::S;
-    fn finish(self) -> impl Future<Output = ()>;
-}
-
-struct SqliteHarness {
-    _dir: tempfile::TempDir,
-    store: SqliteStore,
-}
-
-impl Harness for SqliteHarness {
-    type S = SqliteStore;
-    async fn start() -> Self {
-        let (dir, url) = support::sqlite_in_temp_dir();
-        let store = SqliteStore::connect(&url).await.unwrap();
-        SqliteHarness { _dir: dir, store }
-    }
-    fn store(&self) -> &SqliteStore {
-        &self.store
-    }
-    async fn finish(self) {
-        self.store.close().await;
-    }
-}
-
-struct PgHarness {
-    url: String,
-    schema: String,
-    store: PgStore,
-}
-
-impl Harness for PgHarness {
-    type S = PgStore;
-    async fn start() -> Self {
-        let url = support::pg_url();
-        let schema = support::fresh_schema();
-        let store = PgStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
-        PgHarness { url, schema, store }
-    }
-    fn store(&self) -> &PgStore {
-        &self.store
-    }
-    async fn finish(self) {
-        self.store.close().await;
-        support::drop_schema(&self.url, &self.schema).await;
-    }
-}
+use warden_store::{RegistryStore, Rollback, StageChange, StoreError};
+use warden_test_support::store::Harness;
 
 const T0: u64 = 1_700_000_000;
 const TTL: u64 = 3600;
@@ -1130,38 +1072,20 @@ async fn impact_is_everything_downstream<H: Harness>() {
     h.finish().await;
 }
 
-macro_rules! suite {
-    ($backend:ident, $harness:ty) => {
-        mod $backend {
-            use super::*;
-            suite!(@tests $harness, #[tokio::test], [
-                datasets_round_trip_and_soft_delete,
-                models_round_trip,
-                parents_and_training_data_round_trip,
-                missing_parents_are_not_found_and_nothing_is_written,
-                stage_changes_are_compare_and_set,
-                promotion_requests_open_only_from_staging,
-                four_eyes_holds_through_the_store,
-                a_request_cannot_complete_once_its_version_left_staging,
-                rollback_returns_to_the_version_the_promotion_replaced_once,
-                lineage_walks_diamonds_within_depth,
-                impact_is_everything_downstream,
-            ]);
-            suite!(@tests $harness, #[tokio::test(flavor = "multi_thread", worker_threads = 4)], [
-                version_numbers_have_no_gaps_or_duplicates,
-                concurrent_approvals_record_exactly_the_required_number,
-            ]);
-        }
-    };
-    (@tests $harness:ty, #[$attr:meta], [$($test:ident),* $(,)?]) => {
-        $(
-            #[$attr]
-            async fn $test() {
-                super::$test::<$harness>().await
-            }
-        )*
-    };
+warden_test_support::each_backend! {
+    #[tokio::test]
+    datasets_round_trip_and_soft_delete,
+    models_round_trip,
+    parents_and_training_data_round_trip,
+    missing_parents_are_not_found_and_nothing_is_written,
+    stage_changes_are_compare_and_set,
+    promotion_requests_open_only_from_staging,
+    four_eyes_holds_through_the_store,
+    a_request_cannot_complete_once_its_version_left_staging,
+    rollback_returns_to_the_version_the_promotion_replaced_once,
+    lineage_walks_diamonds_within_depth,
+    impact_is_everything_downstream;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    version_numbers_have_no_gaps_or_duplicates,
+    concurrent_approvals_record_exactly_the_required_number;
 }
-
-suite!(sqlite, SqliteHarness);
-suite!(postgres, PgHarness);

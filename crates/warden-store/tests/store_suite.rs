@@ -4,15 +4,11 @@
 //! cannot be reached fails the suite; it is never skipped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
-
-use std::future::Future;
-
 use warden_jose::{Algorithm, SigningKey};
 use warden_keys::{KeyRecord, KeySchedule, KeyState, MasterKey, RotationPolicy};
-use warden_store::postgres::PgStore;
-use warden_store::sqlite::SqliteStore;
-use warden_store::{KeyManager, KeyStore, Store, StoreError};
+use warden_store::{KeyManager, KeyStore, StoreError};
+use warden_test_support::db::TestDb;
+use warden_test_support::store::{Harness, SqliteHarness};
 
 const POLICY: RotationPolicy = RotationPolicy {
     publish_lead: 100,
@@ -20,77 +16,36 @@ const POLICY: RotationPolicy = RotationPolicy {
     leeway: 60,
 };
 
-/// A backend under test, with whatever it needs kept alive.
-trait Harness: Sized {
-    type S: Store;
-    fn start() -> impl Future<Output = Self>;
-    fn store(&self) -> &Self::S;
-    /// Every byte the backend persisted, for secrecy checks.
-    fn persisted_bytes(&self) -> impl Future<Output = Vec<u8>>;
-    fn finish(self) -> impl Future<Output = ()>;
+/// Every byte a backend persisted, for the secrecy check: the SQLite
+/// dir's files, or the signing-key rows of the PostgreSQL schema.
+trait PersistedBytes {
+    async fn persisted_bytes(&self) -> Vec<u8>;
 }
 
-struct SqliteHarness {
-    dir: tempfile::TempDir,
-    store: SqliteStore,
-}
-
-impl Harness for SqliteHarness {
-    type S = SqliteStore;
-    async fn start() -> Self {
-        let (dir, url) = support::sqlite_in_temp_dir();
-        let store = SqliteStore::connect(&url).await.unwrap();
-        SqliteHarness { dir, store }
-    }
-    fn store(&self) -> &SqliteStore {
-        &self.store
-    }
+impl<H: Harness> PersistedBytes for H {
     async fn persisted_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
-            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        match self.db() {
+            TestDb::Sqlite { dir, .. } => {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(dir.path()).unwrap() {
+                    all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+                }
+                all
+            }
+            TestDb::Postgres(schema) => {
+                let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+                let q = format!(
+                    "SELECT kid, public_jwk, sealed_private FROM \"{}\".signing_keys",
+                    schema.name()
+                );
+                let rows: Vec<(String, String, Vec<u8>)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows.into_iter()
+                    .flat_map(|(k, j, s)| [k.into_bytes(), j.into_bytes(), s].concat())
+                    .collect()
+            }
         }
-        all
-    }
-    async fn finish(self) {
-        self.store.close().await;
-    }
-}
-
-struct PgHarness {
-    url: String,
-    schema: String,
-    store: PgStore,
-}
-
-impl Harness for PgHarness {
-    type S = PgStore;
-    async fn start() -> Self {
-        let url = support::pg_url();
-        let schema = support::fresh_schema();
-        let store = PgStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this suite: {e}"));
-        PgHarness { url, schema, store }
-    }
-    fn store(&self) -> &PgStore {
-        &self.store
-    }
-    async fn persisted_bytes(&self) -> Vec<u8> {
-        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-        let q = format!(
-            "SELECT kid, public_jwk, sealed_private FROM \"{}\".signing_keys",
-            self.schema
-        );
-        let rows: Vec<(String, String, Vec<u8>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(q)).fetch_all(&pool).await.unwrap();
-        rows.into_iter()
-            .flat_map(|(k, j, s)| [k.into_bytes(), j.into_bytes(), s].concat())
-            .collect()
-    }
-    async fn finish(self) {
-        self.store.close().await;
-        support::drop_schema(&self.url, &self.schema).await;
     }
 }
 
@@ -234,46 +189,24 @@ async fn leases_have_one_holder_at_a_time<H: Harness>() {
     h.finish().await;
 }
 
-macro_rules! suite {
-    ($backend:ident, $harness:ty) => {
-        mod $backend {
-            use super::*;
-            #[tokio::test]
-            async fn keys_round_trip() {
-                super::keys_round_trip::<$harness>().await
-            }
-            #[tokio::test]
-            async fn master_key_binding() {
-                super::master_key_binding::<$harness>().await
-            }
-            #[tokio::test]
-            async fn rotation_lifecycle() {
-                super::rotation_lifecycle::<$harness>().await
-            }
-            #[tokio::test]
-            async fn private_keys_never_stored_in_clear() {
-                super::private_keys_never_stored_in_clear::<$harness>().await
-            }
-            #[tokio::test]
-            async fn migrations_are_idempotent() {
-                super::migrations_are_idempotent::<$harness>().await
-            }
-            #[tokio::test]
-            async fn leases_have_one_holder_at_a_time() {
-                super::leases_have_one_holder_at_a_time::<$harness>().await
-            }
-        }
-    };
+warden_test_support::each_backend! {
+    #[tokio::test]
+    keys_round_trip,
+    master_key_binding,
+    rotation_lifecycle,
+    private_keys_never_stored_in_clear,
+    migrations_are_idempotent,
+    leases_have_one_holder_at_a_time;
 }
-
-suite!(sqlite, SqliteHarness);
-suite!(postgres, PgHarness);
 
 #[tokio::test]
 async fn sqlite_file_is_private() {
     use std::os::unix::fs::MetadataExt as _;
     let h = SqliteHarness::start().await;
-    let mode = std::fs::metadata(h.dir.path().join("warden.db")).unwrap().mode() & 0o777;
+    let mode = std::fs::metadata(h.db().dir().unwrap().join("warden.db"))
+        .unwrap()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     h.finish().await;
 }

@@ -8,39 +8,17 @@
 //! 1 naming the first bad index.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::str::FromStr as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
 
 /// The origin the default issuer gives.
 const ORIGIN: &str = "127.0.0.1:8080/audit";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-struct Warden {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-    backend: Backend,
-    schema: Option<String>,
-}
-
-fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -49,63 +27,32 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A fresh installation of this crate's `warden` on `backend`.
+fn warden(backend: Backend) -> Warden {
+    Warden::new(env!("CARGO_BIN_EXE_warden"), backend)
+}
+
 /// A connection to a test's database, for tampering.
 enum Db {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
 }
 
-impl Warden {
-    fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env = vec![(
-            "WARDEN_DATA_DIR".to_string(),
-            dir.path().join("data").display().to_string(),
-        )];
-        let mut schema = None;
-        if let Backend::Postgres = backend {
-            let s = format!("audit_cli_{}", random_hex());
-            env.push(("WARDEN_DATABASE_URL".into(), pg_url()));
-            env.push(("WARDEN_DATABASE_SCHEMA".into(), s.clone()));
-            schema = Some(s);
-        }
-        Warden {
-            dir,
-            env,
-            backend,
-            schema,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args).current_dir(self.dir.path());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARDEN_") && !k.starts_with("WARDEN_TEST_")) {
-            cmd.env_remove(k);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "warden {args:?} failed ({:?}): {}",
-            out.status.code(),
-            stderr(&out)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
+/// What these tests do beyond running commands: verification that must
+/// fail, and direct access to the database, as an attacker would have.
+trait Tamper {
     /// Runs `audit verify` (with `extra` flags) and requires exit 1 naming `what`.
+    fn verify_fails(&self, extra: &[&str], what: &str) -> String;
+    async fn db(&self) -> Db;
+    /// Runs one statement with `?` placeholders bound to `args`.
+    fn exec(&self, sql: &str, args: &[Arg]);
+    /// Body and salt of event `idx`.
+    fn content(&self, idx: i64) -> (Vec<u8>, Vec<u8>);
+    /// The note stored for checkpoint `size`.
+    fn checkpoint_note(&self, size: i64) -> String;
+}
+
+impl Tamper for Warden {
     fn verify_fails(&self, extra: &[&str], what: &str) -> String {
         let mut args = vec!["audit", "verify"];
         args.extend_from_slice(extra);
@@ -120,26 +67,18 @@ impl Warden {
         err
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     async fn db(&self) -> Db {
-        match self.backend {
-            Backend::Sqlite => {
-                let url = format!("sqlite://{}", self.dir.path().join("data/warden.db").display());
-                Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
-            }
+        match self.backend() {
+            Backend::Sqlite => Db::Sqlite(sqlx::SqlitePool::connect(&self.database_url()).await.unwrap()),
             Backend::Postgres => {
-                let options = sqlx::postgres::PgConnectOptions::from_str(&pg_url())
+                let options = sqlx::postgres::PgConnectOptions::from_str(&self.database_url())
                     .unwrap()
-                    .options([("search_path", self.schema.as_deref().unwrap())]);
+                    .options([("search_path", self.schema().unwrap())]);
                 Db::Postgres(sqlx::PgPool::connect_with(options).await.unwrap())
             }
         }
     }
 
-    /// Runs one statement with `?` placeholders bound to `args`.
     fn exec(&self, sql: &str, args: &[Arg]) {
         runtime().block_on(async {
             match self.db().await {
@@ -169,7 +108,6 @@ impl Warden {
         });
     }
 
-    /// Body and salt of event `idx`.
     fn content(&self, idx: i64) -> (Vec<u8>, Vec<u8>) {
         let sql = "SELECT body, salt FROM audit_events WHERE idx = ?";
         runtime().block_on(async {
@@ -184,7 +122,6 @@ impl Warden {
         })
     }
 
-    /// The note stored for checkpoint `size`.
     fn checkpoint_note(&self, size: i64) -> String {
         let sql = "SELECT note FROM audit_checkpoints WHERE size = ?";
         let (note,): (String,) = runtime().block_on(async {
@@ -198,19 +135,6 @@ impl Warden {
             }
         });
         note
-    }
-}
-
-impl Drop for Warden {
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            runtime().block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&pg_url()).await {
-                    let q = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await;
-                }
-            });
-        }
     }
 }
 
@@ -249,7 +173,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 /// Eight events (four keys, each created and rotated to) and checkpoints
 /// of sizes 2 and 6.
 fn with_events(b: Backend) -> Warden {
-    let w = Warden::new(b);
+    let w = warden(b);
     w.ok(&["keys", "rotate"]); // 0 key_created, 1 key_rotated
     w.ok(&["audit", "checkpoint"]); // size 2
     w.ok(&["keys", "rotate", "--immediately"]); // 2, 3
@@ -267,7 +191,7 @@ fn with_events(b: Backend) -> Warden {
 // --- the feature tests, each run on both backends ---
 
 fn key_commands_are_recorded(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     let first = w.ok(&["keys", "rotate"]).trim().to_owned();
     let second = w.ok(&["keys", "rotate"]).trim().to_owned(); // pending: created, not yet rotated to
     w.ok(&["keys", "retire", &second]);
@@ -337,7 +261,7 @@ fn key_commands_are_recorded(b: Backend) {
 }
 
 fn vkey_and_checkpoints(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     // Nothing to open before the first key: no master key, no database.
     let out = w.run(&["audit", "vkey"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -401,7 +325,7 @@ fn vkey_and_checkpoints(b: Backend) {
         stderr(&out)
     );
     // The master key never shows.
-    let master = std::fs::read_to_string(w.dir.path().join("data/master.key")).unwrap();
+    let master = std::fs::read_to_string(w.data_dir().join("master.key")).unwrap();
     assert!(!vkey.contains(master.trim()) && !note.contains(master.trim()));
 }
 
@@ -580,7 +504,7 @@ fn export_verifies_offline(b: Backend) {
     assert_eq!(json_lines(&stdout)[1..], lines[1..]);
 
     // An auditor with only the file and the vkey: no data dir, no database.
-    let auditor = Warden::new(Backend::Sqlite);
+    let auditor = warden(Backend::Sqlite);
     let f = file.to_str().unwrap();
     let out = auditor.ok(&["audit", "verify", "--export", f, "--vkey", &vkey]);
     assert!(out.contains("9 events, 1 erased, 2 checkpoints"), "{out}");
@@ -592,7 +516,7 @@ fn export_verifies_offline(b: Backend) {
     let out = w.ok(&["audit", "verify", "--export", f]);
     assert!(out.contains("9 events"), "{out}");
     // Another log's key does not verify the checkpoints.
-    let stranger = Warden::new(Backend::Sqlite);
+    let stranger = warden(Backend::Sqlite);
     stranger.ok(&["keys", "rotate"]);
     let other_vkey = stranger.ok(&["audit", "vkey"]).trim().to_owned();
     auditor.verify_fails(&["--export", f, "--vkey", &other_vkey], "checkpoint");
@@ -641,14 +565,9 @@ fn export_verifies_offline(b: Backend) {
     auditor.verify_fails(&["--export", &unerased, "--vkey", &vkey], "log entry 6:");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )* }
-        mod postgres { $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )* }
-    };
-}
-
-on_both_backends!(
+warden_test_support::each_backend! {
+    by_backend;
+    #[test]
     key_commands_are_recorded,
     vkey_and_checkpoints,
     tampered_body_is_named,
@@ -657,14 +576,14 @@ on_both_backends!(
     truncated_tail_is_named,
     replaced_checkpoint_is_named,
     erasure_is_reported_not_tampering,
-    export_verifies_offline,
-);
+    export_verifies_offline;
+}
 
 // --- backend-independent ---
 
 #[test]
 fn verify_of_a_log_without_checkpoints_or_log_key() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     w.ok(&["keys", "rotate"]);
     let out = w.ok(&["audit", "verify"]);
     assert!(out.contains("2 events, 0 erased, 0 checkpoints"), "{out}");
@@ -672,7 +591,7 @@ fn verify_of_a_log_without_checkpoints_or_log_key() {
 
 #[test]
 fn audit_help() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     for sub in ["vkey", "checkpoint", "tail", "query", "export", "verify", "erase"] {
         let out = w.run(&["audit", sub, "--help"]);
         assert_eq!(code(&out), 0, "{sub}");
@@ -691,9 +610,9 @@ fn verify_a_million_events() {
     use std::time::Instant;
     use warden_store::AuditStore as _;
     let total: u64 = std::env::var("WARDEN_BENCH_EVENTS").map_or(1_000_000, |v| v.parse().unwrap());
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     w.ok(&["keys", "rotate"]);
-    let url = format!("sqlite://{}", w.dir.path().join("data/warden.db").display());
+    let url = w.database_url();
     let event = |i: u64| {
         warden_audit::AuditEvent::new(
             1_800_000_000 + i / 1000,

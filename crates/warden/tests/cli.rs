@@ -4,97 +4,28 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; unreachable means failure).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
+use warden_test_support::services::{self, REQUIRE_INTEROP};
 
 const ISS: &str = "http://127.0.0.1:8080";
 const ALGS: [&str; 5] = ["EdDSA", "ES256", "ES384", "RS256", "PS256"];
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
+/// A fresh installation of this crate's `warden` on `backend`.
+fn warden(backend: Backend) -> Warden {
+    Warden::new(env!("CARGO_BIN_EXE_warden"), backend)
 }
 
-struct Warden {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-    schema: Option<String>,
+/// `warden token issue` for user:alice (audience `inference`), with `extra`.
+trait Issue {
+    fn issue(&self, extra: &[&str]) -> String;
 }
 
-fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-impl Warden {
-    fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env = vec![(
-            "WARDEN_DATA_DIR".to_string(),
-            dir.path().join("data").display().to_string(),
-        )];
-        let mut schema = None;
-        if let Backend::Postgres = backend {
-            let s = format!("cli_{}", random_hex());
-            env.push(("WARDEN_DATABASE_URL".into(), pg_url()));
-            env.push(("WARDEN_DATABASE_SCHEMA".into(), s.clone()));
-            schema = Some(s);
-        }
-        Warden { dir, env, schema }
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args).current_dir(self.dir.path());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARDEN_") && !k.starts_with("WARDEN_TEST_")) {
-            cmd.env_remove(k);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "warden {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
+impl Issue for Warden {
     fn issue(&self, extra: &[&str]) -> String {
         let mut args = vec![
             "token",
@@ -110,23 +41,6 @@ impl Warden {
         ];
         args.extend_from_slice(extra);
         self.ok(&args).trim().to_string()
-    }
-}
-
-impl Drop for Warden {
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&pg_url()).await {
-                    let q = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await;
-                }
-            });
-        }
     }
 }
 
@@ -177,7 +91,7 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
 // --- the feature tests, each run on both backends ---
 
 fn issue_and_verify_every_alg(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     for alg in ALGS {
         w.ok(&["keys", "rotate", "--alg", alg, "--immediately"]);
         let token = w.issue(&[]);
@@ -195,7 +109,7 @@ fn issue_and_verify_every_alg(b: Backend) {
         );
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let jwks = w.ok(&["keys", "jwks"]);
-        let file = w.dir.path().join("jwks.json");
+        let file = w.dir().join("jwks.json");
         std::fs::write(&file, jwks).unwrap();
         w.ok(&[
             "token",
@@ -227,7 +141,7 @@ fn issue_and_verify_every_alg(b: Backend) {
 }
 
 fn rejections_exit_1_with_one_line(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     w.ok(&["keys", "rotate"]);
     let token = w.issue(&[]);
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -298,7 +212,7 @@ fn rejections_exit_1_with_one_line(b: Backend) {
         assert!(out.stdout.is_empty(), "nothing on stdout when rejected");
     }
     // A token signed by a key this data dir does not know.
-    let other = Warden::new(Backend::Sqlite);
+    let other = warden(Backend::Sqlite);
     other.ok(&["keys", "rotate"]);
     let foreign = other.issue(&[]);
     let out = w.run(&["token", "verify", "--iss", ISS, "--aud", "inference", &foreign]);
@@ -307,7 +221,7 @@ fn rejections_exit_1_with_one_line(b: Backend) {
 }
 
 fn usage_errors_exit_2(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     w.ok(&["keys", "rotate"]);
     let token = w.issue(&[]);
     for args in [
@@ -367,7 +281,7 @@ fn usage_errors_exit_2(b: Backend) {
 }
 
 fn rotation_with_overlap(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     let first = w.ok(&["keys", "rotate"]).trim().to_string();
     let second = w.ok(&["keys", "rotate", "--alg", "ES256"]).trim().to_string();
     let jwks: Value = serde_json::from_str(&w.ok(&["keys", "jwks"])).unwrap();
@@ -416,7 +330,7 @@ fn rotation_with_overlap(b: Backend) {
 }
 
 fn master_key_protection(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     w.ok(&["keys", "rotate"]);
     let key_file = w.data_dir().join("master.key");
     let master = std::fs::read_to_string(&key_file).unwrap();
@@ -455,7 +369,7 @@ fn master_key_protection(b: Backend) {
 }
 
 fn secrets_never_printed(b: Backend) {
-    let w = Warden::new(b);
+    let w = warden(b);
     let mut transcript = Vec::new();
     for args in [
         vec!["keys", "rotate"],
@@ -482,27 +396,20 @@ fn secrets_never_printed(b: Backend) {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )* }
-        mod postgres { $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )* }
-    };
-}
-
-on_both_backends!(
+warden_test_support::each_backend! {
+    by_backend;
+    #[test]
     issue_and_verify_every_alg,
     rejections_exit_1_with_one_line,
     usage_errors_exit_2,
     rotation_with_overlap,
     master_key_protection,
-    secrets_never_printed,
-);
-
-// --- backend-independent ---
+    secrets_never_printed;
+}
 
 #[test]
 fn help_everywhere() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     for args in [
         vec!["--help"],
         vec!["keys", "--help"],
@@ -524,7 +431,7 @@ fn help_everywhere() {
 
 #[test]
 fn inspect_is_marked_unverified() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     w.ok(&["keys", "rotate"]);
     let token = w.issue(&[]);
     let out: Value = serde_json::from_str(&w.ok(&["token", "inspect", &token])).unwrap();
@@ -536,7 +443,7 @@ fn inspect_is_marked_unverified() {
 
 #[test]
 fn read_only_commands_need_keys_and_create_nothing() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     for args in [
         vec!["token", "verify", "--iss", ISS, "--aud", "x", "a.b.c"],
         vec!["keys", "list"],
@@ -552,7 +459,7 @@ fn read_only_commands_need_keys_and_create_nothing() {
 
 #[test]
 fn rotate_refuses_an_algorithm_verification_would_reject() {
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     let out = w
         .command(&["keys", "rotate", "--alg", "RS256"])
         .env("WARDEN_TOKENS_ALGORITHMS", "EdDSA")
@@ -564,8 +471,8 @@ fn rotate_refuses_an_algorithm_verification_would_reject() {
 
 #[test]
 fn config_errors_name_the_key() {
-    let w = Warden::new(Backend::Sqlite);
-    let file = w.dir.path().join("warden.toml");
+    let w = warden(Backend::Sqlite);
+    let file = w.dir().join("warden.toml");
     std::fs::write(&file, "[tokens]\nleway = 10\n").unwrap();
     let out = w.run(&["config", "check"]);
     assert_eq!(code(&out), 2);
@@ -596,27 +503,26 @@ fn config_errors_name_the_key() {
 
 /// PyJWT, an independent implementation, verifies Warden's tokens against
 /// `warden keys jwks` for every algorithm. `scripts/test` installs PyJWT
-/// and sets WARDEN_TEST_REQUIRE_INTEROP=1, which turns a missing PyJWT
-/// into a failure.
+/// and sets WARDEN_TEST_REQUIRE_INTEROP, which turns a missing PyJWT into
+/// a failure.
 #[test]
 fn pyjwt_verifies_warden_tokens() {
     let probe = Command::new("python3")
         .args(["-c", "import jwt, cryptography"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var("WARDEN_TEST_REQUIRE_INTEROP").is_err(),
-            "PyJWT with cryptography is required (pip install 'pyjwt[crypto]')"
+        return services::unavailable(
+            REQUIRE_INTEROP,
+            "PyJWT interoperability",
+            "PyJWT with cryptography is not installed (pip install 'pyjwt[crypto]')",
         );
-        eprintln!("skipping: PyJWT not installed (run ./scripts/test to install it)");
-        return;
     }
-    let w = Warden::new(Backend::Sqlite);
+    let w = warden(Backend::Sqlite);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyjwt_verify.py");
     for alg in ALGS {
         w.ok(&["keys", "rotate", "--alg", alg, "--immediately"]);
         let token = w.issue(&[]);
-        let jwks = w.dir.path().join("jwks.json");
+        let jwks = w.dir().join("jwks.json");
         std::fs::write(&jwks, w.ok(&["keys", "jwks"])).unwrap();
         let out = Command::new("python3")
             .arg(&script)

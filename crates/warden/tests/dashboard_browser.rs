@@ -29,18 +29,17 @@
 
 mod peers;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
+use warden_test_support::services::{self, REQUIRE_BROWSER as REQUIRE_VAR};
 
-const REQUIRE_VAR: &str = "WARDEN_TEST_REQUIRE_BROWSER";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The ML engineer who registers everything and asks for the promotion.
@@ -91,64 +90,17 @@ fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
 }
 
-/// A data dir, a config file, and every `warden` command run against them.
-struct Warden {
-    dir: tempfile::TempDir,
-    addr: Option<SocketAddr>,
+/// What this test asks of the installation, once its server runs.
+trait Accounts {
+    /// An access token for `sub` with `role` and `scope`, for the issuer.
+    fn token(&self, sub: &str, role: &str, scope: &str) -> String;
+    /// A dashboard login link for `sub` with `role`.
+    fn login_link(&self, sub: &str, role: &str) -> String;
 }
 
-impl Warden {
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("warden.toml")
-    }
-
-    /// Writes the config for a server on `addr`: checkpoints every second,
-    /// so an event's inclusion proof verifies moments after it is logged.
-    fn configure(&mut self, addr: SocketAddr) {
-        std::fs::write(
-            self.config(),
-            format!("listen = \"{addr}\"\n\n[audit]\ncheckpoint_interval = 1\n"),
-        )
-        .unwrap();
-        self.addr = Some(addr);
-    }
-
-    fn issuer(&self) -> String {
-        format!("http://{}", self.addr.expect("configured"))
-    }
-
-    /// `warden ARGS` with only this test's environment (and the config
-    /// once a port is chosen).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARDEN_DATA_DIR", self.dir.path().join("data"))
-            .env("WARDEN_LOG", "info");
-        if self.addr.is_some() {
-            cmd.env("WARDEN_CONFIG", self.config());
-        }
-        cmd
-    }
-
-    /// Runs `warden ARGS`, requires success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "warden {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// An access token for `sub` with `role` and `scope`, for the issuer.
+impl Accounts for Warden {
     fn token(&self, sub: &str, role: &str, scope: &str) -> String {
-        let issuer = self.issuer();
+        let issuer = issuer(self);
         self.ok(&[
             "token", "issue", "--sub", sub, "--role", role, "--aud", &issuer, "--scope", scope, "--ttl", "900",
         ])
@@ -156,19 +108,23 @@ impl Warden {
         .to_owned()
     }
 
-    /// A dashboard login link for `sub` with `role`.
     fn login_link(&self, sub: &str, role: &str) -> String {
         let link = self
             .ok(&["ui", "link", "--sub", sub, "--role", role, "--ttl", "900"])
             .trim()
             .to_owned();
-        let prefix = format!("{}/ui/login#token=", self.issuer());
+        let prefix = format!("{}/ui/login#token=", issuer(self));
         assert!(
             link.starts_with(&prefix) && link.len() > prefix.len() + 20 && !link.contains('\n'),
             "`warden ui link` printed {link:?}, not {prefix}…"
         );
         link
     }
+}
+
+/// `http://<listen>`: the issuer of the running server.
+fn issuer(w: &Warden) -> String {
+    format!("http://{}", w.listen().expect("the server is started"))
 }
 
 /// The registry API over HTTP, as the seeding person.
@@ -290,16 +246,16 @@ fn png_ok(dir: &Path, name: &str) -> bool {
 
 #[test]
 fn the_dashboard_in_headless_chromium() {
-    let mut w = Warden {
-        dir: tempfile::tempdir().unwrap(),
-        addr: None,
-    };
-    let logs = w.dir.path().join("logs");
+    // Checkpoints every second, so an event's inclusion proof verifies
+    // moments after it is logged.
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite).env("WARDEN_LOG", "info");
+    w.write_config("[audit]\ncheckpoint_interval = 1\n");
+    let logs = w.path("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let modules = match browser_tools(&logs) {
         Ok(m) => m,
         Err(why) => {
-            peers::unavailable(REQUIRE_VAR, "dashboard browser (headless Chromium)", &why);
+            services::unavailable(REQUIRE_VAR, "dashboard browser (headless Chromium)", &why);
             return;
         }
     };
@@ -327,14 +283,8 @@ fn the_dashboard_in_headless_chromium() {
         serde_json::from_str(&client).unwrap_or_else(|e| panic!("client create --json ({e}): {client}"));
     assert_eq!(client["client_id"], CLIENT, "{client}");
 
-    let dir = w.dir.path().to_path_buf();
-    let mut server = peers::Serve::start("warden serve", &dir, READY_TIMEOUT, STOP_TIMEOUT, |addr, attempt| {
-        w.configure(addr);
-        let mut cmd = w.command(&["serve"]);
-        cmd.stdout(std::fs::File::create(dir.join(format!("serve-{attempt}.stdout"))).unwrap());
-        cmd
-    });
-    let issuer = w.issuer();
+    let mut server = w.start(&["serve"]);
+    let issuer = issuer(&w);
     eprintln!("dashboard: warden serve ready at {issuer}");
 
     // The registry, and denials for the chart and the search.
@@ -374,7 +324,7 @@ fn the_dashboard_in_headless_chromium() {
 
     // The script runs from a scratch dir whose node_modules links to the
     // cached install, so ESM resolution finds the pinned playwright-core.
-    let run_dir = w.dir.path().join("browser");
+    let run_dir = w.path("browser");
     std::fs::create_dir_all(&run_dir).unwrap();
     for file in ["dashboard.mjs", "package.json"] {
         std::fs::copy(browser_dir().join(file), run_dir.join(file)).unwrap();

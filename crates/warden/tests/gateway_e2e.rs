@@ -7,59 +7,18 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn warden(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARDEN_DATA_DIR", self.dir.path().join("data"))
-            .env("WARDEN_CONFIG", &self.config)
-            .env("WARDEN_LOG", "error");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.warden(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn client(&self, name: &str, scope: &str, role: &str) -> String {
-        let out = self.run(&[
-            "client", "create", "--name", name, "--kind", "service", "--scope", scope, "--role", role,
-        ]);
-        out.lines()
-            .find_map(|l| l.strip_prefix("client_secret: "))
-            .unwrap()
-            .to_owned()
-    }
-}
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
+use warden_test_support::http::client_credentials as token;
+use warden_test_support::net::free_port;
 
 /// The stub upstream: `/echo/...` answers the headers it received; `/sse`
 /// sends five events 150 ms apart and records when it sent the last.
@@ -106,10 +65,11 @@ async fn upstream(last_sent: Arc<Mutex<Option<Instant>>>) -> String {
     base
 }
 
-fn config(dir: &Path, port: u16, up: &str, down: u16) -> PathBuf {
-    let text = format!(
-        r#"listen = "127.0.0.1:{port}"
-[tokens]
+/// The config: five routes to the stub upstream at `up` (one to a closed
+/// port, `down`), and no leeway on token times.
+fn config(up: &str, down: u16) -> String {
+    format!(
+        r#"[tokens]
 leeway = 0
 [models]
 "prod-model" = "production"
@@ -156,33 +116,23 @@ action = "inference.invoke"
 resource = {{ type = "Model", id = {{ literal = "prod-model" }} }}
 scopes = ["inference.invoke"]
 "#
-    );
-    let path = dir.join("warden.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    )
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Registers a service client; returns its secret.
+fn client(w: &Warden, name: &str, scope: &str, role: &str) -> String {
+    w.create_client(&["--name", name, "--kind", "service", "--scope", scope, "--role", role])
 }
 
-async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let r = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
+/// The `exp` claim of a JWT (not verified).
+fn exp(token: &str) -> u64 {
+    let claims = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&warden_jose::base64url::decode(claims).unwrap()).unwrap();
+    claims["exp"].as_u64().unwrap()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 async fn get(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -201,32 +151,14 @@ async fn get(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, re
 async fn every_outcome_through_the_real_binary() {
     let last_sent = Arc::new(Mutex::new(None));
     let up = upstream(Arc::clone(&last_sent)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = config(dir.path(), port, &up, free_port());
-    let env = Env { dir, config };
-    let app = env.client("app", "inference.invoke", "ml-engineer");
-    let analyst = env.client("analyst", "inference.invoke", "data-scientist");
-    let narrow = env.client("narrow", "dataset.read", "ml-engineer");
-    let _server = Server(
-        env.warden(&["serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite).env("WARDEN_LOG", "error");
+    w.write_config(&config(&up, free_port()));
+    let app = client(&w, "app", "inference.invoke", "ml-engineer");
+    let analyst = client(&w, "analyst", "inference.invoke", "data-scientist");
+    let narrow = client(&w, "narrow", "dataset.read", "ml-engineer");
+    let server = w.start(&["serve"]);
+    let base = server.base();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // Allowed, with the verified identity forwarded and Authorization removed.
     let t = token(&http, &base, "app", &app).await;
@@ -265,8 +197,9 @@ async fn every_outcome_through_the_real_binary() {
             .contains("insufficient_scope")
     );
 
-    // Expired (leeway 0 in this config).
-    let short = env.run(&[
+    // Expired (leeway 0 in this config): the same token is accepted while
+    // it is valid, and refused once its `exp` has passed.
+    let short = w.ok(&[
         "token",
         "issue",
         "--sub",
@@ -278,10 +211,18 @@ async fn every_outcome_through_the_real_binary() {
         "--role",
         "ml-engineer",
         "--ttl",
-        "1",
+        "3",
     ]);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(short.trim())).await.0, 401);
+    let short = short.trim();
+    let (status, _, body) = get(&http, &format!("{base}/echo/x"), Some(short)).await;
+    assert_eq!(status, 200, "the short-lived token before it expired: {body}");
+    // Wait (bounded by the token's lifetime) until its `exp` is a whole
+    // second in the past.
+    let expires = exp(short);
+    while unix_now() <= expires {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(&http, &format!("{base}/echo/x"), Some(short)).await.0, 401);
 
     // Rate-limited.
     assert_eq!(get(&http, &format!("{base}/limited/x"), Some(&t)).await.0, 200);
@@ -323,12 +264,7 @@ async fn every_outcome_through_the_real_binary() {
     assert_eq!(get(&http, &format!("{base}/echo/x"), Some(&t)).await.0, 401);
 
     // The audit log holds the decisions, with the deciding policies.
-    let lines = env.run(&["audit", "query", "--type", "access_decision", "--json"]);
-    let decisions: Vec<Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap())
-        .collect();
+    let decisions = w.audit_events("access_decision");
     let deny = decisions
         .iter()
         .find(|d| d["resource"] == "Model::\"experimental\"")
@@ -337,6 +273,5 @@ async fn every_outcome_through_the_real_binary() {
     assert_eq!(deny["principal"], "svc:analyst");
     let allow = decisions.iter().find(|d| d["principal"] == "svc:app").unwrap();
     assert_eq!(allow["policy_ids"], json!(["ml-engineer.inference"]));
-    let failures = env.run(&["audit", "query", "--type", "upstream_failure", "--json"]);
-    assert_eq!(failures.lines().count(), 1);
+    assert_eq!(w.audit_events("upstream_failure").len(), 1);
 }

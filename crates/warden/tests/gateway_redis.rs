@@ -1,187 +1,72 @@
 //! Rate limits shared through Redis, with the real binary: two `warden
 //! serve` processes on one PostgreSQL schema and one Redis apply one limit
-//! to requests spread over both; with Redis unreachable, a process falls
-//! back to its share of the limit (`rate_limit.redis_fallback = "local"`)
-//! or refuses with 503 (`"deny"`), shows it in `/readyz`, and logs it once.
+//! to requests sent to one of them, then spread over both; with Redis
+//! unreachable, a process falls back to its share of the limit
+//! (`rate_limit.redis_fallback = "local"`) or refuses with 503
+//! (`"deny"`), shows it in `/readyz`, and logs it once.
 //!
 //! Redis: `WARDEN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`). When
 //! it does not answer, the shared-limit test is skipped, or fails if
-//! `WARDEN_TEST_REQUIRE_REDIS=1` (as `scripts/test` sets). Every test uses
-//! a route name of its own, so its Redis keys are its own.
+//! `WARDEN_TEST_REQUIRE_REDIS` is set (and not `0`; `scripts/test` sets
+//! it). Every test uses a route name of its own, so its Redis keys are its
+//! own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use warden_test_support::binary::{Server, Warden};
+use warden_test_support::db::{Backend, unique};
+use warden_test_support::http::client_credentials;
+use warden_test_support::net::free_port;
+use warden_test_support::services;
 
-fn redis_url() -> String {
-    std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Whether Redis answers PING (a password-less Redis, as on the test
-/// machines); skips or fails as the module says.
-fn redis_up() -> bool {
-    let url = redis_url();
-    let authority = url.trim_start_matches("redis://").split('/').next().unwrap_or_default();
-    let addr = authority.rsplit('@').next().unwrap_or_default();
-    let pong = (|| {
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(addr).ok()?.next()?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"PING\r\n").ok()?;
-        let mut buf = [0u8; 7];
-        s.read_exact(&mut buf).ok()?;
-        Some(&buf == b"+PONG\r\n")
-    })()
-    .unwrap_or(false);
-    if !pong {
-        assert!(
-            std::env::var("WARDEN_TEST_REQUIRE_REDIS").as_deref() != Ok("1"),
-            "Redis does not answer at {url} and WARDEN_TEST_REQUIRE_REDIS=1"
-        );
-        eprintln!("skipped: Redis does not answer at {url}");
+/// An installation on `backend` with `warden.toml` (one rate-limited route
+/// to `upstream`, named uniquely, so its Redis keys are this test's), two
+/// replicas sharing the limits and `env`, and a client that may call the
+/// route; its secret.
+fn setup(backend: Backend, upstream: SocketAddr, env: &[(&str, &str)]) -> (Warden, String) {
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), backend)
+        .env("WARDEN_LOG", "warn")
+        .env("WARDEN_RATE_LIMIT_REPLICAS", "2");
+    for (k, v) in env {
+        w.set_env(k, *v);
     }
-    pong
+    w.write_config(&config(&unique("rl-"), upstream));
+    let secret = w.create_client(&[
+        "--name",
+        "rl-app",
+        "--kind",
+        "service",
+        "--scope",
+        "inference.invoke",
+        "--role",
+        "ml-engineer",
+    ]);
+    (w, secret)
 }
 
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// What these tests ask a running server.
+trait Api {
+    async fn readyz(&self) -> Value;
+    async fn token(&self, client: &str, secret: &str) -> String;
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Where the processes keep their data, and the environment they share.
-struct Setup {
-    data: PathBuf,
-    config: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARDEN_DATA_DIR", &self.data)
-            .env("WARDEN_CONFIG", &self.config)
-            .env("WARDEN_LOG", "warn");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    /// Registers a client that may call the route; returns its secret.
-    fn client(&self, name: &str) -> String {
-        let out = self
-            .command(&[
-                "client",
-                "create",
-                "--name",
-                name,
-                "--kind",
-                "service",
-                "--scope",
-                "inference.invoke",
-                "--role",
-                "ml-engineer",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("client_secret: "))
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Starts `warden serve` with `extra` environment and waits for `/readyz`.
-    async fn serve(&self, extra: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let log = self.data.join(format!("serve-{port}.log"));
-        let mut cmd = self.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
-                && r.status() == 200
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = server.child.kill();
-        panic!("warden serve did not become ready:\n{}", server.log_text());
-    }
-}
-
-/// A running `warden serve`, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
+impl Api for Server {
     async fn readyz(&self) -> Value {
-        let r = reqwest::get(format!("{}/readyz", self.base)).await.unwrap();
+        let r = reqwest::get(format!("{}/readyz", self.base())).await.unwrap();
         serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
     }
 
     async fn token(&self, client: &str, secret: &str) -> String {
-        let r = reqwest::Client::new()
-            .post(format!("{}/oauth/token", self.base))
-            .basic_auth(client, Some(secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        client_credentials(&reqwest::Client::new(), &self.base(), client, secret).await
     }
 }
 
 /// `warden.toml` with one route, burst 5 and 1/s, to `upstream`'s `/v1/models`.
-fn write_config(dir: &Path, route: &str, upstream: std::net::SocketAddr) -> PathBuf {
-    let path = dir.join("warden.toml");
-    let text = format!(
+fn config(route: &str, upstream: SocketAddr) -> String {
+    format!(
         r#"issuer = "http://warden.test"
 
 [[route]]
@@ -195,15 +80,13 @@ scopes = ["inference.invoke"]
 rate_limit = {{ per_second = 1.0, burst = 5 }}
 kind = "openai"
 "#
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    )
 }
 
 /// Sends one request; returns the status and, for a 429, `Retry-After`.
 async fn call(http: &reqwest::Client, server: &Server, token: &str) -> (u16, Option<String>, String) {
     let r = http
-        .get(format!("{}/v1/models", server.base))
+        .get(format!("{}/v1/models", server.base()))
         .bearer_auth(token)
         .send()
         .await
@@ -216,33 +99,13 @@ async fn call(http: &reqwest::Client, server: &Server, token: &str) -> (u16, Opt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_one_limit_through_redis() {
-    if !redis_up() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    let Some(redis) = services::redis() else { return };
     let (upstream, upstream_task) = warden_server::demo::spawn_demo_upstream().await.unwrap();
-    let route = format!("rl-{}", random_hex());
-    let config = write_config(dir.path(), &route, upstream);
-    let pg =
-        std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("t_{}", random_hex());
     // One PostgreSQL schema and one Redis; the data dir only holds the
     // master key both processes open.
-    let setup = Setup {
-        data,
-        config,
-        env: vec![
-            ("WARDEN_DATABASE_URL".into(), pg.clone()),
-            ("WARDEN_DATABASE_SCHEMA".into(), schema.clone()),
-            ("WARDEN_REDIS_URL".into(), redis_url()),
-            ("WARDEN_RATE_LIMIT_REPLICAS".into(), "2".into()),
-        ],
-    };
-    let secret = setup.client("rl-app");
-    let a = setup.serve(&[]).await;
-    let b = setup.serve(&[]).await;
+    let (mut w, secret) = setup(Backend::Postgres, upstream, &[("WARDEN_REDIS_URL", &redis)]);
+    let a = w.launch(&["serve"]).named("A").start();
+    let b = w.launch(&["serve"]).named("B").start();
     for s in [&a, &b] {
         let ready = s.readyz().await;
         assert_eq!(
@@ -253,15 +116,18 @@ async fn two_processes_share_one_limit_through_redis() {
     }
     let token = a.token("rl-app", &secret).await;
 
-    // Burst: requests alternate between the two processes.
+    // Burst: every request to process A. One shared limit admits its burst
+    // (5), plus one per second elapsed. A process applying only its local
+    // share of the limit (burst ceil(5 / 2) = 3, 1 per 2 s) would admit at
+    // most 4 here: spread evenly over both processes, two shares would
+    // admit as many as one shared limit, so the load goes to one.
     let http = reqwest::Client::new();
     let start = Instant::now();
-    let mut admitted = [0usize; 2];
-    for i in 0..16 {
-        let server = if i % 2 == 0 { &a } else { &b };
-        let (status, retry, body) = call(&http, server, &token).await;
+    let mut total = 0;
+    for _ in 0..16 {
+        let (status, retry, body) = call(&http, &a, &token).await;
         match status {
-            200 => admitted[i % 2] += 1,
+            200 => total += 1,
             429 => assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1), "{body}"),
             _ => panic!(
                 "unexpected {status}: {body}\nA:\n{}\nB:\n{}",
@@ -271,23 +137,19 @@ async fn two_processes_share_one_limit_through_redis() {
         }
     }
     let elapsed = start.elapsed();
-    let total = admitted[0] + admitted[1];
     assert!(
         elapsed < Duration::from_secs(3),
         "too slow to tell the limits apart: {elapsed:?}"
     );
-    // One shared limit admits the burst (5), plus one per second elapsed;
-    // two separate limits would admit 10.
     let bound = 5 + 1 + elapsed.as_secs() as usize;
-    assert!((5..=bound).contains(&total), "admitted {admitted:?} in {elapsed:?}");
     assert!(
-        admitted[0] >= 1 && admitted[1] >= 1,
-        "both processes admitted: {admitted:?}"
+        (5..=bound).contains(&total),
+        "A admitted {total} in {elapsed:?}: one shared limit admits 5 to {bound}, a local share at most 4"
     );
 
     // Steady rate: one request every 100 ms for 3 s more, alternating. In
-    // all, one shared limit admits 5 + 1 per second since the start.
-    let mut total = total;
+    // all, one shared limit admits 5 + 1 per second since the start; two
+    // separate limits would admit B's burst (5) on top.
     let mut i = 0;
     while start.elapsed() < Duration::from_secs(4) {
         let server = if i % 2 == 0 { &a } else { &b };
@@ -310,33 +172,23 @@ async fn two_processes_share_one_limit_through_redis() {
 
     drop((a, b));
     upstream_task.abort();
-    let pool = sqlx::PgPool::connect(&pg).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(&pool)
-        .await
-        .unwrap();
 }
 
 /// One process on SQLite whose Redis is a closed port.
-async fn unreachable_redis(fallback: &str) -> (tempfile::TempDir, Server, String, tokio::task::JoinHandle<()>) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+async fn unreachable_redis(fallback: &str) -> (Warden, Server, String, tokio::task::JoinHandle<()>) {
     let (upstream, upstream_task) = warden_server::demo::spawn_demo_upstream().await.unwrap();
-    let config = write_config(dir.path(), &format!("rl-{}", random_hex()), upstream);
-    let setup = Setup {
-        data,
-        config,
-        env: vec![
-            ("WARDEN_REDIS_URL".into(), format!("redis://127.0.0.1:{}", free_port())),
-            ("WARDEN_RATE_LIMIT_REPLICAS".into(), "2".into()),
-            ("WARDEN_RATE_LIMIT_REDIS_FALLBACK".into(), fallback.into()),
+    let redis = format!("redis://127.0.0.1:{}", free_port());
+    let (mut w, secret) = setup(
+        Backend::Sqlite,
+        upstream,
+        &[
+            ("WARDEN_REDIS_URL", &redis),
+            ("WARDEN_RATE_LIMIT_REDIS_FALLBACK", fallback),
         ],
-    };
-    let secret = setup.client("rl-app");
-    let server = setup.serve(&[]).await;
+    );
+    let server = w.start(&["serve"]);
     let token = server.token("rl-app", &secret).await;
-    (dir, server, token, upstream_task)
+    (w, server, token, upstream_task)
 }
 
 async fn wait_degraded(server: &Server) -> Value {
@@ -353,7 +205,7 @@ async fn wait_degraded(server: &Server) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_falls_back_to_local_share_and_logs_once() {
-    let (_dir, server, token, upstream) = unreachable_redis("local").await;
+    let (_w, server, token, upstream) = unreachable_redis("local").await;
     let ready = wait_degraded(&server).await;
     assert_eq!(
         ready["status"], "ready",
@@ -379,7 +231,7 @@ async fn redis_down_falls_back_to_local_share_and_logs_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_in_deny_mode_answers_503() {
-    let (_dir, server, token, upstream) = unreachable_redis("deny").await;
+    let (_w, server, token, upstream) = unreachable_redis("deny").await;
     let http = reqwest::Client::new();
     for _ in 0..3 {
         let (status, retry, body) = call(&http, &server, &token).await;

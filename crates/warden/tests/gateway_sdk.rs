@@ -25,19 +25,18 @@
 
 mod peers;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use peers::{cached_install, hash_hex, probe, run_bounded};
+use peers::{probe, run_bounded};
 use serde_json::Value;
+use warden_test_support::binary::{Server, Warden};
+use warden_test_support::db::Backend;
+use warden_test_support::services::{self, REQUIRE_INTEROP as REQUIRE_VAR};
 
-const REQUIRE_VAR: &str = "WARDEN_TEST_REQUIRE_INTEROP";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn interop_dir() -> PathBuf {
     peers::repo_root().join("tests/interop")
@@ -54,79 +53,29 @@ fn mcp_node_modules(logs: &Path) -> Result<PathBuf, String> {
 
 /// A `--target` dir with the pinned openai SDK, or why not.
 fn openai_packages(logs: &Path) -> Result<PathBuf, String> {
-    let version = probe(
-        "python3",
-        &[
-            "-c",
-            "import sys; assert sys.version_info >= (3, 11); print(sys.version)",
-        ],
+    peers::pip_install_cached(
+        &interop_dir().join("python/requirements-gateway.txt"),
+        "python-gateway",
+        11,
+        "the pinned openai SDK needs it",
+        logs,
+        INSTALL_TIMEOUT,
     )
-    .ok_or("`python3` 3.11 or later not found (the pinned openai SDK needs it)")?;
-    probe("python3", &["-m", "pip", "--version"])
-        .ok_or("`python3 -m pip` not found (Debian: apt-get install python3-pip)")?;
-    let requirements = interop_dir().join("python/requirements-gateway.txt");
-    let pins = std::fs::read(&requirements).map_err(|e| e.to_string())?;
-    let name = format!("python-gateway-{}", hash_hex(&[&pins, version.as_bytes()]));
-    cached_install(&name, |staging| {
-        let mut cmd = Command::new("python3");
-        cmd.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .args(["--only-binary=:all:", "--target"])
-        .arg(staging)
-        .arg("-r")
-        .arg(&requirements);
-        let out =
-            run_bounded(cmd, logs, "pip-install-gateway", INSTALL_TIMEOUT).map_err(|e| format!("pip install: {e}"))?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(format!("pip install failed: {}", out.describe()))
-        }
-    })
 }
 
-/// `warden serve --demo` in a temporary data dir, stopped with SIGTERM
-/// when dropped.
+/// `warden serve --demo` in a temporary data dir, killed when dropped.
 struct Demo {
     /// Declared first, so the server stops before its data dir goes.
-    serve: peers::Serve,
-    dir: tempfile::TempDir,
+    serve: Server,
+    w: Warden,
 }
 
 impl Demo {
-    fn command(dir: &Path, addr: SocketAddr, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args).current_dir(dir).stdin(Stdio::null());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARDEN_") && !k.starts_with("WARDEN_TEST_")) {
-            cmd.env_remove(k);
-        }
-        cmd.env("WARDEN_DATA_DIR", dir.join("data"));
-        // The issuer is http://<listen>.
-        cmd.env("WARDEN_LISTEN", addr.to_string());
-        cmd
-    }
-
     /// Starts on a free loopback port and waits for `/readyz`.
     fn start() -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let serve = peers::Serve::start(
-            "warden serve --demo",
-            dir.path(),
-            READY_TIMEOUT,
-            STOP_TIMEOUT,
-            |addr, _| {
-                let mut cmd = Demo::command(dir.path(), addr, &["serve", "--demo"]);
-                cmd.stdout(std::fs::File::create(dir.path().join("serve.stdout")).unwrap());
-                cmd
-            },
-        );
-        Demo { serve, dir }
+        let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite);
+        let serve = w.launch(&["serve", "--demo"]).named("serve-demo").start();
+        Demo { serve, w }
     }
 
     fn log_text(&self) -> String {
@@ -162,17 +111,15 @@ impl Demo {
     }
 
     fn logs(&self) -> PathBuf {
-        let logs = self.dir.path().join("logs");
+        let logs = self.w.path("logs");
         std::fs::create_dir_all(&logs).unwrap();
         logs
     }
 
     /// The access decisions in the audit log, as JSON.
     fn decisions(&self) -> Vec<Value> {
-        let out = Demo::command(
-            self.dir.path(),
-            self.serve.addr(),
-            &[
+        self.w
+            .ok(&[
                 "audit",
                 "query",
                 "--type",
@@ -180,17 +127,7 @@ impl Demo {
                 "--limit",
                 "10000",
                 "--json",
-            ],
-        )
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "audit query: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
+            ])
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -225,7 +162,7 @@ fn openai_python_sdk_through_the_demo_gateway() {
     let logs = demo.logs();
     let pkgs = match openai_packages(&logs) {
         Ok(p) => p,
-        Err(why) => return peers::unavailable(REQUIRE_VAR, "Python openai SDK gateway", &why),
+        Err(why) => return services::unavailable(REQUIRE_VAR, "Python openai SDK gateway", &why),
     };
     let mut cmd = Command::new("python3");
     cmd.arg(interop_dir().join("python/openai_gateway.py"))
@@ -262,11 +199,11 @@ fn mcp_sdk_client_through_the_demo_gateway() {
     let logs = demo.logs();
     let modules = match mcp_node_modules(&logs) {
         Ok(m) => m,
-        Err(why) => return peers::unavailable(REQUIRE_VAR, "Node MCP SDK gateway", &why),
+        Err(why) => return services::unavailable(REQUIRE_VAR, "Node MCP SDK gateway", &why),
     };
     // The script runs from a scratch dir whose node_modules links to the
     // cached install, so ESM resolution finds the pinned packages.
-    let run_dir = demo.dir.path().join("node-mcp");
+    let run_dir = demo.w.dir().join("node-mcp");
     std::fs::create_dir_all(&run_dir).unwrap();
     let src = interop_dir().join("node-mcp");
     std::fs::copy(src.join("mcp_client.mjs"), run_dir.join("mcp_client.mjs")).unwrap();
@@ -302,11 +239,11 @@ fn the_printed_demo_walkthrough_runs_as_printed() {
     let mut demo = Demo::start();
     let logs = demo.logs();
     if probe("bash", &["--version"]).is_none() || probe("curl", &["--version"]).is_none() {
-        return peers::unavailable(REQUIRE_VAR, "demo walk-through gateway", "`bash` or `curl` not found");
+        return services::unavailable(REQUIRE_VAR, "demo walk-through gateway", "`bash` or `curl` not found");
     }
     let script = demo.walkthrough();
     let mut cmd = Command::new("bash");
-    cmd.args(["-c", &script]).current_dir(demo.dir.path());
+    cmd.args(["-c", &script]).current_dir(demo.w.dir());
     let out = run_bounded(cmd, &logs, "walkthrough", CLIENT_TIMEOUT).unwrap();
     let text = &out.stdout;
     let mut failures = Vec::new();

@@ -23,21 +23,20 @@
 
 mod peers;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use peers::{cached_install, hash_hex, probe, run_bounded};
+use peers::run_bounded;
 use serde_json::Value;
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
+use warden_test_support::services::{self, REQUIRE_INTEROP as REQUIRE_VAR};
 
-const REQUIRE_VAR: &str = "WARDEN_TEST_REQUIRE_INTEROP";
 const AUDIENCE: &str = "inference";
 const SUBJECT: &str = "user:alice";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn interop_dir() -> PathBuf {
     peers::repo_root().join("tests/interop")
@@ -56,78 +55,21 @@ fn node_modules(logs: &Path) -> Result<PathBuf, String> {
 
 /// A `--target` dir with the pinned authlib and PyJWT, or why not.
 fn python_packages(logs: &Path) -> Result<PathBuf, String> {
-    let version = probe(
-        "python3",
-        &[
-            "-c",
-            "import sys; assert sys.version_info >= (3, 10); print(sys.version)",
-        ],
+    peers::pip_install_cached(
+        &interop_dir().join("python/requirements.txt"),
+        "python",
+        10,
+        "the pinned authlib needs it",
+        logs,
+        INSTALL_TIMEOUT,
     )
-    .ok_or("`python3` 3.10 or later not found")?;
-    probe("python3", &["-m", "pip", "--version"])
-        .ok_or("`python3 -m pip` not found (Debian: apt-get install python3-pip)")?;
-    let requirements = interop_dir().join("python/requirements.txt");
-    let pins = std::fs::read(&requirements).map_err(|e| e.to_string())?;
-    let name = format!("python-{}", hash_hex(&[&pins, version.as_bytes()]));
-    cached_install(&name, |staging| {
-        let mut cmd = Command::new("python3");
-        cmd.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .args(["--only-binary=:all:", "--target"])
-        .arg(staging)
-        .arg("-r")
-        .arg(&requirements);
-        let out = run_bounded(cmd, logs, "pip-install", INSTALL_TIMEOUT).map_err(|e| format!("pip install: {e}"))?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(format!("pip install failed: {}", out.describe()))
-        }
-    })
 }
 
-/// A data dir and the environment every `warden` command of this test gets.
-struct Warden {
-    dir: tempfile::TempDir,
-    listen: Option<SocketAddr>,
-}
-
-impl Warden {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args).current_dir(self.dir.path()).stdin(Stdio::null());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARDEN_") && !k.starts_with("WARDEN_TEST_")) {
-            cmd.env_remove(k);
-        }
-        cmd.env("WARDEN_DATA_DIR", self.dir.path().join("data"));
-        if let Some(addr) = self.listen {
-            // The issuer is http://<listen>, for `token issue` as for `serve`.
-            cmd.env("WARDEN_LISTEN", addr.to_string());
-        }
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "warden {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn create_client(&self, args: &[&str]) -> Value {
-        let mut all = vec!["client", "create", "--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
+/// `warden client create --json ARGS`: the client record.
+fn create_client(w: &Warden, args: &[&str]) -> Value {
+    let mut all = vec!["client", "create", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&w.ok(&all)).unwrap()
 }
 
 fn str_field(v: &Value, field: &str) -> String {
@@ -139,24 +81,21 @@ fn str_field(v: &Value, field: &str) -> String {
 
 #[test]
 fn real_oauth_clients_interoperate_with_warden_serve() {
-    let mut w = Warden {
-        dir: tempfile::tempdir().unwrap(),
-        listen: None,
-    };
-    let logs = w.dir.path().join("logs");
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite);
+    let logs = w.path("logs");
     std::fs::create_dir_all(&logs).unwrap();
 
     let node = match node_modules(&logs) {
         Ok(modules) => Some(modules),
         Err(why) => {
-            peers::unavailable(REQUIRE_VAR, "Node openid-client/jose interoperability", &why);
+            services::unavailable(REQUIRE_VAR, "Node openid-client/jose interoperability", &why);
             None
         }
     };
     let python = match python_packages(&logs) {
         Ok(pkgs) => Some(pkgs),
         Err(why) => {
-            peers::unavailable(REQUIRE_VAR, "Python authlib/PyJWT interoperability", &why);
+            services::unavailable(REQUIRE_VAR, "Python authlib/PyJWT interoperability", &why);
             None
         }
     };
@@ -165,38 +104,44 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
     }
 
     // Clients, registered with the CLI before the server starts.
-    let service = w.create_client(&[
-        "--name",
-        "trainer",
-        "--kind",
-        "service",
-        "--scope",
-        "inference.invoke training.run",
-        "--role",
-        "ml-engineer",
-        "--audience",
-        AUDIENCE,
-        "--grant",
-        "client_credentials",
-        "--grant",
-        "refresh_token",
-    ]);
-    let agent = w.create_client(&[
-        "--name",
-        "helper",
-        "--kind",
-        "agent",
-        "--scope",
-        "inference.invoke",
-        "--audience",
-        AUDIENCE,
-        "--grant",
-        "token_exchange",
-        "--grant",
-        "refresh_token",
-    ]);
+    let service = create_client(
+        &w,
+        &[
+            "--name",
+            "trainer",
+            "--kind",
+            "service",
+            "--scope",
+            "inference.invoke training.run",
+            "--role",
+            "ml-engineer",
+            "--audience",
+            AUDIENCE,
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "refresh_token",
+        ],
+    );
+    let agent = create_client(
+        &w,
+        &[
+            "--name",
+            "helper",
+            "--kind",
+            "agent",
+            "--scope",
+            "inference.invoke",
+            "--audience",
+            AUDIENCE,
+            "--grant",
+            "token_exchange",
+            "--grant",
+            "refresh_token",
+        ],
+    );
     let interop_py = interop_dir().join("python/interop.py");
-    let key_dir = w.dir.path().join("client-keys");
+    let key_dir = w.dir().join("client-keys");
     if let Some(pkgs) = &python {
         // private_key_jwt clients: the script generates the key pairs and
         // Warden registers only their public JWKS.
@@ -206,20 +151,23 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
         assert!(out.success(), "python keygen failed: {}", out.describe());
         for (name, file) in [("signer-eddsa", "eddsa"), ("signer-es256", "es256")] {
             let jwks = key_dir.join(format!("{file}.jwks.json"));
-            let record = w.create_client(&[
-                "--name",
-                name,
-                "--kind",
-                "service",
-                "--scope",
-                "inference.invoke",
-                "--audience",
-                AUDIENCE,
-                "--auth",
-                "private_key_jwt",
-                "--jwks",
-                jwks.to_str().unwrap(),
-            ]);
+            let record = create_client(
+                &w,
+                &[
+                    "--name",
+                    name,
+                    "--kind",
+                    "service",
+                    "--scope",
+                    "inference.invoke",
+                    "--audience",
+                    AUDIENCE,
+                    "--auth",
+                    "private_key_jwt",
+                    "--jwks",
+                    jwks.to_str().unwrap(),
+                ],
+            );
             assert!(
                 record.get("client_secret").is_none(),
                 "a private_key_jwt client got a secret"
@@ -227,13 +175,7 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
         }
     }
 
-    let dir = w.dir.path().to_path_buf();
-    let mut server = peers::Serve::start("warden serve", &dir, READY_TIMEOUT, STOP_TIMEOUT, |addr, _| {
-        w.listen = Some(addr);
-        let mut cmd = w.command(&["serve"]);
-        cmd.stdout(std::fs::File::create(dir.join("serve.stdout")).unwrap());
-        cmd
-    });
+    let mut server = w.start(&["serve"]);
     let issuer = server.base();
     eprintln!("interop: warden serve ready at {issuer}");
     let subject_token = w
@@ -263,7 +205,7 @@ fn real_oauth_clients_interoperate_with_warden_serve() {
     if let Some(modules) = &node {
         // The script runs from a scratch dir whose node_modules links to
         // the cached install, so ESM resolution finds the pinned packages.
-        let run_dir = w.dir.path().join("node");
+        let run_dir = w.dir().join("node");
         std::fs::create_dir_all(&run_dir).unwrap();
         std::fs::copy(interop_dir().join("node/interop.mjs"), run_dir.join("interop.mjs")).unwrap();
         std::fs::copy(interop_dir().join("node/package.json"), run_dir.join("package.json")).unwrap();

@@ -15,10 +15,13 @@
 //! `scripts/test`); as root they run as the `postgres` user.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
+use warden_test_support::net::free_port;
 
 /// PostgreSQL's server binaries: `pg_ctl` beside `initdb`.
 fn pg_bin(name: &str) -> PathBuf {
@@ -51,10 +54,6 @@ fn as_pg_user(program: PathBuf) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A private PostgreSQL cluster.
@@ -131,27 +130,7 @@ impl Drop for Cluster {
     }
 }
 
-fn warden(data: &Path, url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WARDEN_DATA_DIR", data)
-        .env("WARDEN_DATABASE_URL", url)
-        .env("WARDEN_DATABASE_SCHEMA", "warden")
-        .env("WARDEN_LOG", "error");
-    cmd
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// Whether `/readyz` answers 200 within 30 s.
 async fn wait_ready(http: &reqwest::Client, base: &str) -> bool {
     for _ in 0..300 {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
@@ -186,32 +165,14 @@ async fn issue(http: &reqwest::Client, base: &str, secret: &str) -> (u16, serde_
 async fn issuance_fails_closed_while_postgres_is_down_and_recovers_without_a_restart() {
     let root = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(root.path());
-    let data = root.path().join("data");
-    let url = cluster.url();
-    let out = warden(
-        &data,
-        &url,
-        &["client", "create", "--name", "svc", "--kind", "service", "--scope", "x"],
-    )
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let secret = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("client_secret: ").map(str::to_owned))
-        .unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server(
-        warden(&data, &url, &["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite)
+        .env("WARDEN_DATABASE_URL", cluster.url())
+        .env("WARDEN_DATABASE_SCHEMA", "warden")
+        .env("WARDEN_LOG", "error");
+    let secret = w.create_client(&["--name", "svc", "--kind", "service", "--scope", "x"]);
+    let server = w.start(&["serve"]);
+    let base = server.base();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    assert!(wait_ready(&http, &base).await, "server did not become ready");
 
     // Load from 8 workers throughout: before, during and after the outage.
     let acked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
@@ -289,36 +250,15 @@ async fn issuance_fails_closed_while_postgres_is_down_and_recovers_without_a_res
     assert!(wait_ready(&http, &base).await, "readyz did not recover");
     drop(server);
 
-    let out = warden(&data, &url, &["audit", "verify"]).output().unwrap();
+    let out = w.run(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "audit verify: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = warden(
-        &data,
-        &url,
-        &[
-            "audit",
-            "query",
-            "--type",
-            "token_issued",
-            "--limit",
-            "100000",
-            "--json",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let logged: std::collections::HashSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["body"].as_str().and_then(|b| serde_json::from_str(b).ok()))
-        .filter_map(|body: serde_json::Value| find_jti(&body))
-        .collect();
+    let logged: std::collections::HashSet<String> =
+        w.audit_events("token_issued").iter().filter_map(find_jti).collect();
     let acked = acked.lock().unwrap();
     let lost: Vec<_> = acked.difference(&logged).collect();
     assert!(

@@ -1,20 +1,18 @@
 //! `warden policy validate | test`, the real binary run as a user would, in
-//! a temp dir with no config and no `WARDEN_*` variables.
+//! a temp dir with no config and no `WARDEN_*` variables but a data dir.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+
+use warden_test_support::binary::Warden;
+use warden_test_support::db::Backend;
 
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../warden-policy/policies");
 
-fn warden(cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(args).current_dir(cwd);
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WARDEN_")) {
-        cmd.env_remove(k);
-    }
-    cmd.output().unwrap()
+/// A fresh temp dir to run `warden` in (its working directory).
+fn warden() -> Warden {
+    Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -36,15 +34,15 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn validate_counts_the_builtin_set_and_a_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = warden(tmp.path(), &["policy", "validate"]);
+    let w = warden();
+    let out = w.run(&["policy", "validate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("OK: 36 policies in 8 files"),
         "{}",
         text(&out.stdout)
     );
-    let out = warden(tmp.path(), &["policy", "validate", "--dir", POLICIES]);
+    let out = w.run(&["policy", "validate", "--dir", POLICIES]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("OK: 36 policies in 8 files"),
@@ -55,13 +53,13 @@ fn validate_counts_the_builtin_set_and_a_directory() {
 
 #[test]
 fn the_default_tests_pass() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = warden();
     let file = format!("{POLICIES}/default.tests.toml");
     for args in [
         vec!["policy", "test", &file],
         vec!["policy", "test", &file, "--dir", POLICIES],
     ] {
-        let out = warden(tmp.path(), &args);
+        let out = w.run(&args);
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
         assert!(stdout.contains("PASS  data-scientist is denied a non-production model  deny (no policy matched)"));
@@ -73,8 +71,8 @@ fn the_default_tests_pass() {
 
 #[test]
 fn a_failing_case_exits_1_and_says_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("t.toml");
+    let w = warden();
+    let file = w.dir().join("t.toml");
     fs::write(
         &file,
         r#"[[case]]
@@ -86,7 +84,7 @@ resource = { type = "Model", id = "m", attributes = { stage = "staging" } }
 "#,
     )
     .unwrap();
-    let out = warden(tmp.path(), &["policy", "test", "t.toml"]);
+    let out = w.run(&["policy", "test", "t.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout)
@@ -103,8 +101,8 @@ resource = { type = "Model", id = "m", attributes = { stage = "staging" } }
 
 #[test]
 fn invalid_policies_and_schemas_exit_1_naming_file_and_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("policies");
+    let w = warden();
+    let dir = w.dir().join("policies");
     copy_dir(Path::new(POLICIES), &dir);
     let local = dir.join("local.cedar");
     fs::write(
@@ -112,7 +110,7 @@ fn invalid_policies_and_schemas_exit_1_naming_file_and_line() {
         "@id(\"typo\")\npermit (principal, action == Warden::Action::\"model.read\", resource)\nwhen { resource.stag == \"x\" };\n",
     )
     .unwrap();
-    let out = warden(tmp.path(), &["policy", "validate", "--dir", "policies"]);
+    let out = w.run(&["policy", "validate", "--dir", "policies"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -127,7 +125,7 @@ fn invalid_policies_and_schemas_exit_1_naming_file_and_line() {
         .unwrap()
         .replacen("classification: String", "classification: Strin", 1);
     fs::write(&schema, broken).unwrap();
-    let out = warden(tmp.path(), &["policy", "validate", "--dir", "policies"]);
+    let out = w.run(&["policy", "validate", "--dir", "policies"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -139,8 +137,8 @@ fn invalid_policies_and_schemas_exit_1_naming_file_and_line() {
 
 #[test]
 fn an_unreadable_directory_exits_2() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = warden(tmp.path(), &["policy", "validate", "--dir", "nope"]);
+    let w = warden();
+    let out = w.run(&["policy", "validate", "--dir", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("reading `nope/schema.cedarschema`"),

@@ -16,12 +16,12 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
+use warden_test_support::binary::{Server, Warden};
+use warden_test_support::db::Backend;
 
 /// The scopes of the README's tokens.
 const EVE_SCOPES: &str =
@@ -35,26 +35,6 @@ const MODEL_DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483b
 /// The README's `transactions.csv`.
 const TRANSACTIONS_CSV: &str = "id,amount\n1,9.99\n2,120.00\n";
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -65,12 +45,10 @@ fn stdout(out: &Output) -> String {
 
 /// A `warden serve` in a temp dir, and every CLI command run against it.
 struct Registry {
-    dir: tempfile::TempDir,
-    port: u16,
+    /// Declared first, so the server stops before its installation goes.
+    server: Option<Server>,
+    w: Warden,
     issuer: String,
-    env: Vec<(String, String)>,
-    schema: Option<String>,
-    server: Option<Child>,
     /// Each command run, with the values of `vars` put back as their names.
     ran: Vec<Vec<String>>,
     /// (value, `$NAME`) as the README names them.
@@ -79,78 +57,29 @@ struct Registry {
 
 impl Registry {
     fn start(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("warden.toml");
-        std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n")).unwrap();
-        let mut env = vec![
-            (
-                "WARDEN_DATA_DIR".to_owned(),
-                dir.path().join("data").display().to_string(),
-            ),
-            ("WARDEN_CONFIG".to_owned(), config.display().to_string()),
-            ("WARDEN_LOG".to_owned(), "error".to_owned()),
-        ];
-        let mut schema = None;
-        if let Backend::Postgres = backend {
-            let s = format!("registry_cli_{}", random_hex());
-            env.push(("WARDEN_DATABASE_URL".into(), pg_url()));
-            env.push(("WARDEN_DATABASE_SCHEMA".into(), s.clone()));
-            schema = Some(s);
-        }
-        let issuer = format!("http://127.0.0.1:{port}");
+        let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), backend).env("WARDEN_LOG", "error");
+        let server = w.start(&["serve"]);
+        let issuer = server.base();
         let mut r = Registry {
-            dir,
-            port,
+            server: Some(server),
+            w,
             vars: vec![(issuer.clone(), "$ISS".into())],
             issuer,
-            env,
-            schema,
-            server: None,
             ran: Vec::new(),
         };
-        let log = std::fs::File::create(r.dir.path().join("serve.log")).unwrap();
-        let child = r
-            .command(None, &["serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
         r.record(&["serve"]);
-        r.server = Some(child);
-        r.wait_ready();
         r
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.server.as_mut().unwrap().try_wait().unwrap() {
-                panic!("warden serve exited ({status}): {}", self.server_log());
-            }
-            if readyz(self.port) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not ready: {}", self.server_log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn server_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    /// The temp dir the commands run in.
+    fn dir(&self) -> &Path {
+        self.w.dir()
     }
 
     /// `warden ARGS` in the temp dir with only this test's environment,
     /// and `token` as WARDEN_TOKEN.
     fn command(&self, token: Option<&str>, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.w.command(args);
         if let Some(t) = token {
             cmd.env("WARDEN_TOKEN", t);
         }
@@ -213,58 +142,14 @@ impl Registry {
 
     /// SIGTERM, then wait for a clean exit.
     fn stop(&mut self) {
-        let mut child = self.server.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "warden serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "warden serve: {status}: {}", self.server_log());
+        let mut server = self.server.take().unwrap();
+        let status = server.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "warden serve did not exit cleanly on SIGTERM ({status:?}): {}",
+            server.log_text()
+        );
     }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.server.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(schema) = self.schema.take() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&pg_url()).await {
-                    let q = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await;
-                }
-            });
-        }
-    }
-}
-
-fn readyz(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
 }
 
 fn json(text: &str) -> Value {
@@ -312,7 +197,7 @@ fn the_story(backend: Backend) {
         "{created}"
     );
     assert!(created.contains("allowed_purposes: fraud-detection\n"), "{created}");
-    std::fs::write(w.dir.path().join("transactions.csv"), TRANSACTIONS_CSV).unwrap();
+    std::fs::write(w.dir().join("transactions.csv"), TRANSACTIONS_CSV).unwrap();
     let added = w.ok(
         eve,
         &[

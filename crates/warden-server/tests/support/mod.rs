@@ -1,5 +1,6 @@
 //! A real `warden-server` on a random loopback port, over SQLite in a temp
-//! dir or a fresh PostgreSQL schema, and a small HTTP client for it.
+//! dir or a fresh PostgreSQL schema (the databases and their clean-up are
+//! `warden_test_support`'s), and a small HTTP client for it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,16 +24,13 @@ use warden_store::Store;
 use warden_store::oauth::ClientKind;
 use warden_store::postgres::PgStore;
 use warden_store::sqlite::SqliteStore;
-
-pub fn pg_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-pub fn fresh_schema() -> String {
-    let mut b = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut b).unwrap();
-    format!("t_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-}
+// For the suites that share a schema between replicas (each suite uses
+// what it needs of this module).
+#[allow(unused_imports)]
+pub use warden_test_support::db::fresh_schema;
+use warden_test_support::db::{PgSchema, TestDb};
+use warden_test_support::services::pg_url;
+use warden_test_support::store::{Harness, PgHarness, SqliteHarness};
 
 pub fn options(issuer: &str) -> ServerOptions {
     ServerOptions {
@@ -62,8 +60,8 @@ pub struct Server<S: Store> {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
-    schema: Option<String>,
+    /// The database this server owns (none for a shared schema).
+    db: Option<TestDb>,
 }
 
 pub async fn start_sqlite(tweak: impl FnOnce(&mut ServerOptions)) -> Server<SqliteStore> {
@@ -77,38 +75,32 @@ pub async fn start_sqlite_with(
     tweak: impl FnOnce(&mut ServerOptions),
     wrap: impl FnOnce(App<SqliteStore>, &ServerOptions) -> App<SqliteStore>,
 ) -> Server<SqliteStore> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("warden.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    start(store, tweak, wrap, Some(dir), None).await
+    let (store, db) = SqliteHarness::start().await.into_parts();
+    start(store, tweak, wrap, Some(db)).await
 }
 
 pub async fn start_pg(tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore> {
-    let schema = fresh_schema();
-    let store = PgStore::connect_in_schema(&pg_url(), &schema).await.unwrap();
-    start(store, tweak, |app, _| app, None, Some(schema)).await
+    let (store, db) = PgHarness::start().await.into_parts();
+    start(store, tweak, |app, _| app, Some(db)).await
 }
 
 /// A server on an existing PostgreSQL schema it does not own (several
 /// replicas share it; the caller drops it).
 pub async fn start_pg_shared(schema: &str, tweak: impl FnOnce(&mut ServerOptions)) -> Server<PgStore> {
     let store = PgStore::connect_in_schema(&pg_url(), schema).await.unwrap();
-    start(store, tweak, |app, _| app, None, None).await
+    start(store, tweak, |app, _| app, None).await
 }
 
 /// Drops a schema made with [`fresh_schema`].
 pub async fn drop_schema(schema: &str) {
-    let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
-    let q = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-    sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+    PgSchema::named(&pg_url(), schema).drop_now().await;
 }
 
 async fn start<S: Store>(
     store: S,
     tweak: impl FnOnce(&mut ServerOptions),
     wrap: impl FnOnce(App<S>, &ServerOptions) -> App<S>,
-    dir: Option<tempfile::TempDir>,
-    schema: Option<String>,
+    db: Option<TestDb>,
 ) -> Server<S> {
     let listener = warden_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -137,8 +129,7 @@ async fn start<S: Store>(
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
         stop: Some(tx),
         task: Some(task),
-        _dir: dir,
-        schema,
+        db,
     }
 }
 
@@ -307,10 +298,8 @@ impl<S: Store> Server<S> {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        if let Some(schema) = self.schema.take() {
-            let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
-            let q = format!("DROP SCHEMA \"{schema}\" CASCADE");
-            sqlx::query(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Helpers for the tests that drive real third-party programs (node, npm,
 //! pip, Chromium) against the real `warden` binary: bounded runs with their
-//! output in files, probes for installed tools, a cache of pinned installs
-//! under the target dir, the "required here, skipped loudly elsewhere"
-//! rule, and `warden serve` as a child process on a free loopback port.
+//! output in files, probes for installed tools, and a cache of pinned npm
+//! and pip installs under the target dir. The binary itself, the "required
+//! here, skipped loudly elsewhere" rule and the ports are
+//! `warden_test_support`'s.
 //!
 //! Shared by `tests/interop_clients.rs`, `tests/gateway_sdk.rs` and
 //! `tests/dashboard_browser.rs` (`mod peers;`). Each test crate uses a
@@ -11,10 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -34,25 +33,6 @@ pub fn target_dir() -> PathBuf {
 /// `<target dir>/interop-cache`, where pinned installs are kept.
 pub fn cache_dir() -> PathBuf {
     target_dir().join("interop-cache")
-}
-
-/// Whether the environment variable `var` is set (by `scripts/test`), which
-/// makes a missing tool a failure rather than a skip.
-pub fn required(var: &str) -> bool {
-    std::env::var_os(var).is_some()
-}
-
-/// `what` cannot run here: a failure when `require_var` is set, a loud
-/// skip otherwise.
-pub fn unavailable(require_var: &str, what: &str, why: &str) {
-    assert!(
-        !required(require_var),
-        "{what} is required ({require_var} is set) but unavailable: {why}"
-    );
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!! SKIPPING the {what} test: {why}");
-    eprintln!("!! ./scripts/test installs what it needs and makes this a failure.");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
 }
 
 /// A command's outcome: `None` status when it ran past its timeout (and
@@ -196,134 +176,45 @@ pub fn npm_ci_cached(src: &Path, prefix: &str, logs: &Path, timeout: Duration) -
     Ok(dir.join("node_modules"))
 }
 
-/// A free loopback address, as the OS picks it (free when picked: another
-/// process may still take it before the server binds).
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// Status code of `GET path` on `addr`, with short timeouts.
-pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    let text = std::str::from_utf8(&head).ok()?;
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
-
-/// `warden serve` (or `serve --demo`) as a child process on a loopback
-/// port, its stderr in a log file; stopped with SIGTERM when dropped.
-pub struct Serve {
-    child: Option<Child>,
-    log: PathBuf,
-    addr: SocketAddr,
-    stop_timeout: Duration,
-}
-
-impl Serve {
-    /// Spawns `command(addr, attempt)` (a `warden serve` command for
-    /// `addr`, its stdout already directed) on a free loopback port with
-    /// its stderr in `dir/serve-<attempt>.log`, and waits up to
-    /// `ready_timeout` for `/readyz`. Tries three ports, in case another
-    /// process takes the one picked between its probe and the server's
-    /// bind; panics with "`what` did not become ready" after that.
-    /// `stop_timeout` bounds the wait for a graceful exit on SIGTERM.
-    pub fn start(
-        what: &str,
-        dir: &Path,
-        ready_timeout: Duration,
-        stop_timeout: Duration,
-        mut command: impl FnMut(SocketAddr, u32) -> Command,
-    ) -> Serve {
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let addr = free_port();
-            let log = dir.join(format!("serve-{attempt}.log"));
-            let child = command(addr, attempt)
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            let mut serve = Serve {
-                child: Some(child),
-                log,
-                addr,
-                stop_timeout,
-            };
-            match serve.wait_ready(ready_timeout) {
-                Ok(()) => return serve,
-                Err(e) => {
-                    last = format!("{e}\n{}", serve.log_text());
-                    drop(serve);
-                }
-            }
+/// A `--target` dir with the packages pinned in `requirements` installed
+/// by pip (binary wheels only), cached under `<prefix>-<hash of the pins
+/// and the Python version>`, or why not. Needs python3 3.`min_minor` or
+/// later (`needed_by` says why, in the message when it is older).
+pub fn pip_install_cached(
+    requirements: &Path,
+    prefix: &str,
+    min_minor: u32,
+    needed_by: &str,
+    logs: &Path,
+    timeout: Duration,
+) -> Result<PathBuf, String> {
+    let check = format!("import sys; assert sys.version_info >= (3, {min_minor}); print(sys.version)");
+    let version = probe("python3", &["-c", &check])
+        .ok_or_else(|| format!("`python3` 3.{min_minor} or later not found ({needed_by})"))?;
+    probe("python3", &["-m", "pip", "--version"])
+        .ok_or("`python3 -m pip` not found (Debian: apt-get install python3-pip)")?;
+    let pins = std::fs::read(requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let name = format!("{prefix}-{}", hash_hex(&[&pins, version.as_bytes()]));
+    cached_install(&name, |staging| {
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(["--only-binary=:all:", "--target"])
+        .arg(staging)
+        .arg("-r")
+        .arg(requirements);
+        let out = run_bounded(cmd, logs, &format!("{prefix}-pip-install"), timeout)
+            .map_err(|e| format!("pip install: {e}"))?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(format!("pip install failed: {}", out.describe()))
         }
-        panic!("{what} did not become ready: {last}");
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Err(format!("warden serve exited early: {status}"));
-            }
-            // Ready, and it is this server (its log names the address).
-            if http_status(self.addr, "/readyz") == Some(200)
-                && self
-                    .log_text()
-                    .contains(&format!("warden listening on http://{}", self.addr))
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("no 200 from /readyz within {timeout:?}"))
-    }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://<addr>`: its issuer and base URL.
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Everything it has logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then wait (bounded) for a graceful exit; SIGKILL if it
-    /// does not come. The exit status when it stopped by itself, `None`
-    /// when it had to be killed or was already stopped.
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .status();
-        let deadline = Instant::now() + self.stop_timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
+    })
 }
