@@ -13,114 +13,44 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+
+use warden_test_support::binary::{Server, Warden};
+use warden_test_support::db::Backend;
 
 /// Far past every timeout these tests configure (1 s, 2 s): only a
 /// connection Warden never closes takes this long.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
+/// A server with the test's limits: heads within `header_read_timeout`
+/// seconds, idle 2 s, `max_connections`, a 2 s drain. The installation
+/// is returned beside it (declared first, dropped last).
+fn start(header_read_timeout: u64, max_connections: usize) -> (Warden, Server) {
+    let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), Backend::Sqlite).env("WARDEN_LOG", "warn");
+    w.write_config(&format!(
+        "[server]\nheader_read_timeout = {header_read_timeout}\nidle_timeout = 2\nmax_connections = {max_connections}\n\
+         shutdown_grace = 2\n\n[audit]\ncheckpoint_interval = 3600\n"
+    ));
+    let server = w.start(&["serve"]);
+    (w, server)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The status line of `GET path` on a fresh connection, if one is answered.
+fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines().next().map(str::to_owned)
 }
 
-fn warden(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WARDEN_CONFIG", dir.join("warden.toml"))
-        .env("WARDEN_DATA_DIR", dir.join("data"))
-        .env("WARDEN_LOG", "warn");
-    cmd
-}
-
-impl Server {
-    /// A server with the test's limits: heads within `header_read_timeout`
-    /// seconds, idle 2 s, `max_connections`, a 2 s drain.
-    fn start(header_read_timeout: u64, max_connections: usize) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = format!(
-            "listen = \"127.0.0.1:{port}\"\n\n[server]\nheader_read_timeout = {header_read_timeout}\nidle_timeout = 2\n\
-             max_connections = {max_connections}\nshutdown_grace = 2\n\n[audit]\ncheckpoint_interval = 3600\n"
-        );
-        std::fs::write(dir.path().join("warden.toml"), config).unwrap();
-        let child = warden(dir.path())
-            .args(["serve"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let server = Server { child, addr, dir };
-        let deadline = Instant::now() + PATIENCE;
-        while server.get("/healthz").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "warden serve did not start:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    /// The status line of `GET path` on a fresh connection, if one is answered.
-    fn get(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        text.lines().next().map(str::to_owned)
-    }
-
-    /// A connection that sent half a request head and nothing more.
-    fn slowloris(&self) -> TcpStream {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n").unwrap();
-        s
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A connection that sent half a request head and nothing more.
+fn slowloris(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s
 }
 
 /// Waits (bounded) for the server to close `s`: a read of 0 bytes, or a
@@ -145,17 +75,22 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
 
 #[test]
 fn half_sent_heads_and_idle_connections_are_closed() {
-    let server = Server::start(1, 64);
-    let mut slow: Vec<TcpStream> = (0..20).map(|_| server.slowloris()).collect();
-    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let (_w, server) = start(1, 64);
+    let addr = server.addr();
+    let mut slow: Vec<TcpStream> = (0..20).map(|_| slowloris(addr)).collect();
+    let mut silent = TcpStream::connect(addr).unwrap();
     // A complete request on a kept-alive connection, then silence.
-    let mut idle = TcpStream::connect(server.addr).unwrap();
+    let mut idle = TcpStream::connect(addr).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut first = [0u8; 12];
     idle.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
     for (i, s) in slow.iter_mut().enumerate() {
-        assert!(closed_by_server(s), "half-sent head #{i} still open:\n{}", server.log());
+        assert!(
+            closed_by_server(s),
+            "half-sent head #{i} still open:\n{}",
+            server.log_text()
+        );
     }
     assert!(
         closed_by_server(&mut silent),
@@ -165,44 +100,44 @@ fn half_sent_heads_and_idle_connections_are_closed() {
         closed_by_server(&mut idle),
         "an idle kept-alive connection is still open"
     );
-    assert_eq!(server.get("/healthz").as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(get(addr, "/healthz").as_deref(), Some("HTTP/1.1 200 OK"));
 }
 
 #[test]
 fn beyond_the_cap_connections_wait_and_the_server_keeps_answering() {
-    let server = Server::start(1, 4);
+    let (_w, server) = start(1, 4);
+    let addr = server.addr();
     // Four slow clients take every slot; a fifth connection waits in the
     // backlog and is served once the header timeout frees a slot.
-    let mut slow: Vec<TcpStream> = (0..4).map(|_| server.slowloris()).collect();
+    let mut slow: Vec<TcpStream> = (0..4).map(|_| slowloris(addr)).collect();
     let started = Instant::now();
-    let answer = server.get("/healthz");
-    assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"), "{}", server.log());
+    let answer = get(addr, "/healthz");
+    assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"), "{}", server.log_text());
     eprintln!("a fifth connection was served after {:?}", started.elapsed());
     for s in &mut slow {
         assert!(closed_by_server(s));
     }
     // Many more than the cap at once: the process never runs out of
     // anything, and answers once they are gone.
-    let mut crowd: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let mut crowd: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for s in &mut crowd {
         let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
     }
     for s in &mut crowd {
         assert!(closed_by_server(s));
     }
-    assert_eq!(server.get("/readyz").as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(get(addr, "/readyz").as_deref(), Some("HTTP/1.1 200 OK"));
 }
 
 #[test]
 fn a_client_that_never_leaves_cannot_hold_the_drain() {
     // Heads may take an hour here: only the drain deadline ends the
     // connection the client holds.
-    let mut server = Server::start(3600, 64);
+    let (w, mut server) = start(3600, 64);
     // The log holds the first key's event, not yet checkpointed.
-    let holder = server.slowloris();
-    server.terminate();
-    let status = server.wait(PATIENCE);
-    let log = server.log();
+    let holder = slowloris(server.addr());
+    let status = server.stop_within(PATIENCE);
+    let log = server.log_text();
     assert!(
         status.is_some_and(|s| s.success()),
         "warden serve did not stop after its drain deadline while a client held a connection:\n{log}"
@@ -211,10 +146,7 @@ fn a_client_that_never_leaves_cannot_hold_the_drain() {
     assert!(log.contains("warden stopped"), "{log}");
     // The server signed the last checkpoint after its drain (checkpoints
     // are hourly here): the CLI finds nothing new to sign.
-    let out = warden(server.dir.path())
-        .args(["audit", "checkpoint"])
-        .output()
-        .unwrap();
+    let out = w.run(&["audit", "checkpoint"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("no new events"), "{stderr}");

@@ -537,7 +537,7 @@ mod tests {
         let body = br#"{"error":"access_denied","error_description":"no \u001b[31mway"}"#;
         let e = api_error(StatusCode::FORBIDDEN, body);
         let refused = e.downcast_ref::<Refused>().unwrap();
-        assert_eq!(refused.0, "error: no ?[31mway (access_denied, HTTP 403)");
+        assert_eq!(refused.0, "error: no \\u{1b}[31mway (access_denied, HTTP 403)");
         let e = api_error(StatusCode::SERVICE_UNAVAILABLE, b"<html>");
         assert!(e.downcast_ref::<Refused>().is_none());
         assert!(e.to_string().contains("unexpected_response, HTTP 503"), "{e}");
