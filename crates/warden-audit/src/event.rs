@@ -165,6 +165,8 @@ event_types! {
     Approval => "approval",
     /// [`EventKind::AdminAction`].
     AdminAction => "admin_action",
+    /// [`EventKind::RequestsRefused`].
+    RequestsRefused => "requests_refused",
     /// [`EventKind::UpstreamFailure`].
     UpstreamFailure => "upstream_failure",
     /// [`EventKind::Erasure`].
@@ -211,6 +213,11 @@ pub enum EventKind {
         grant: String,
         /// The token's `exp`.
         expires_at: u64,
+        /// Who ran the command (`user@host` of the operating system) for a
+        /// token minted from the command line (`warden token issue`,
+        /// `warden ui link`); absent for the token endpoint's grants.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_by: Option<String>,
     },
     /// A refresh-token grant issued a new access token and rotated the
     /// refresh token.
@@ -384,6 +391,32 @@ pub enum EventKind {
         /// What it acted on.
         target: String,
     },
+    /// Requests refused by a limit, counted: one event per limit, key and
+    /// window (the first refusal opens a one-minute window; the event is
+    /// written when it ends, or at shutdown), never one per request, so a
+    /// flood cannot flood the log.
+    RequestsRefused {
+        /// Which limit: `rate_limit` (a gateway route's limit, answered
+        /// 429) or `failure_limit` (client authentication beyond the
+        /// failed-authentication limit, answered 429 at the token
+        /// endpoint).
+        limit: String,
+        /// The limited subject (`rate_limit`), or the client id presented
+        /// (`failure_limit`; it may not exist).
+        principal: String,
+        /// The route (`rate_limit`); empty for `failure_limit`.
+        #[serde(default)]
+        route: String,
+        /// The caller's address (`failure_limit`), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ip: Option<IpAddr>,
+        /// Requests refused in the window.
+        count: u64,
+        /// First refusal (Unix seconds).
+        first_at: u64,
+        /// Last refusal (Unix seconds).
+        last_at: u64,
+    },
     /// The gateway forwarded an allowed request and the upstream failed
     /// (refused, reset or timed out); the client got `status`.
     UpstreamFailure {
@@ -436,6 +469,7 @@ impl EventKind {
             EventKind::RegistryChange { .. } => EventType::RegistryChange,
             EventKind::Approval { .. } => EventType::Approval,
             EventKind::AdminAction { .. } => EventType::AdminAction,
+            EventKind::RequestsRefused { .. } => EventType::RequestsRefused,
             EventKind::UpstreamFailure { .. } => EventType::UpstreamFailure,
             EventKind::Erasure { .. } => EventType::Erasure,
         }
@@ -506,6 +540,10 @@ impl EventKind {
             EventKind::AdminAction { principal, target, .. } => Indexed {
                 subject: Some(principal),
                 resource: Some(target),
+                ..none
+            },
+            EventKind::RequestsRefused { principal, .. } => Indexed {
+                subject: Some(principal),
                 ..none
             },
             EventKind::UpstreamFailure {
@@ -605,6 +643,7 @@ mod tests {
                 audience: vec![s("inference")],
                 grant: s("client_credentials"),
                 expires_at: 1_800_000_300,
+                issued_by: Some(s("alice@build-host")),
             },
             EventType::TokenRefreshed => EventKind::TokenRefreshed {
                 subject: s("user:alice"),
@@ -691,6 +730,15 @@ mod tests {
                 action: s("client.create"),
                 target: s("trainer"),
             },
+            EventType::RequestsRefused => EventKind::RequestsRefused {
+                limit: s("rate_limit"),
+                principal: s("agent:report-bot"),
+                route: s("chat"),
+                source_ip: None,
+                count: 38,
+                first_at: 1_700_000_000,
+                last_at: 1_700_000_041,
+            },
             EventType::UpstreamFailure => EventKind::UpstreamFailure {
                 principal: s("user:alice"),
                 resource: s("Model::\"m\""),
@@ -746,6 +794,7 @@ mod tests {
                 "registry_change",
                 "approval",
                 "admin_action",
+                "requests_refused",
                 "upstream_failure",
                 "erasure",
             ]
@@ -782,7 +831,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let expected: [Indexed<'_>; 15] = [
+        let expected: [Indexed<'_>; 16] = [
             ("token_issued", Some("svc:trainer"), None, None, None),
             ("token_refreshed", Some("user:alice"), None, None, None),
             (
@@ -820,6 +869,7 @@ mod tests {
                 None,
             ),
             ("admin_action", Some("user:root"), Some("trainer"), None, None),
+            ("requests_refused", Some("agent:report-bot"), None, None, None),
             ("upstream_failure", Some("user:alice"), Some("Model::\"m\""), None, None),
             ("erasure", None, None, Some("cli:root"), None),
         ];

@@ -9,7 +9,8 @@
 //! `required` recorded) and tests can exercise it without a database.
 //!
 //! Whatever the policies say, these never vote:
-//! - the requester (the subject of the token that opened the request),
+//! - the requester (the subject of the token that opened the request,
+//!   compared in [`subject::canonical`] form: `user:Eve` is `user:eve`),
 //! - an agent (`agent:` subject) or a service (`svc:`; a client that is
 //!   an agent in all but name): only `user:` subjects vote,
 //! - anyone through a delegated token (a non-empty `act` chain): an agent
@@ -21,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::RegistryError;
+use crate::subject;
 
 /// Where a promotion request is.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -199,13 +201,13 @@ pub fn decide_vote(
     if vote == Vote::Reject {
         return Ok(VoteOutcome::Rejected);
     }
-    if voter.subject == request.requested_by {
+    if subject::same(voter.subject, &request.requested_by) {
         return Err(RegistryError::FourEyes(
             "the requester cannot approve their own promotion request",
         ));
     }
     let ttl = request.approval_ttl;
-    let mine = ballots.iter().find(|b| b.voter == voter.subject);
+    let mine = ballots.iter().find(|b| subject::same(&b.voter, voter.subject));
     if mine.is_some_and(|b| b.counts(ttl, now)) {
         return Err(RegistryError::FourEyes(
             "you have already approved this request; an approval counts once",
@@ -214,7 +216,7 @@ pub fn decide_vote(
     let renewed = mine.is_some();
     let others = ballots
         .iter()
-        .filter(|b| b.voter != voter.subject && b.counts(ttl, now))
+        .filter(|b| !subject::same(&b.voter, voter.subject) && b.counts(ttl, now))
         .count();
     let approvals = u32::try_from(others).unwrap_or(u32::MAX).saturating_add(1);
     if approvals >= request.required {
@@ -301,6 +303,17 @@ mod tests {
             decide_vote(&r, &[], direct("user:alice"), Vote::Reject, 200).unwrap(),
             VoteOutcome::Rejected
         );
+    }
+
+    #[test]
+    fn subjects_differing_in_case_or_width_are_one_person() {
+        let r = request();
+        for alias in ["user:Alice", "user:ALICE", "user:ａｌｉｃｅ"] {
+            let e = decide_vote(&r, &[], direct(alias), Vote::Approve, 200).unwrap_err();
+            assert!(e.to_string().contains("requester"), "{alias}: {e}");
+        }
+        let e = decide_vote(&r, &[approve("user:bob", 200)], direct("user:Bob"), Vote::Approve, 201).unwrap_err();
+        assert!(e.to_string().contains("counts once"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   the four-eyes rule as a pure function: never the requester, never an
 //!   agent or a delegated token, one vote per principal, expired approvals
 //!   do not count, a rejection closes the request.
+//! - [`subject`]: the canonical form in which principals compare
+//!   (`user:Eve` is `user:eve`).
 //! - [`RegistryError`]: every refusal with a message fit for an API client.
 //!
 //! # What it must not touch
@@ -28,6 +30,7 @@ pub mod dataset;
 mod error;
 pub mod lineage;
 pub mod model;
+pub mod subject;
 mod validate;
 
 pub use approval::{Ballot, PromotionRequest, RequestStatus, Vote, VoteOutcome, Voter, decide_vote};

@@ -8,6 +8,8 @@
 //!   catch-up.)
 //! - every 5 s: a scheduled rotation when `keys.rotate_every` says the
 //!   signing key is due;
+//! - every second: the tallies of refused requests whose one-minute
+//!   window ended, into the audit log;
 //! - every 300 s: purging expired rows;
 //! - every `audit.checkpoint_interval`: a signed audit checkpoint, by the
 //!   replica holding the checkpoint lease;
@@ -65,6 +67,7 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
     loop {
         tick.tick().await;
         let t = now();
+        app.record_refusals(app.refusals.ended(t), t).await;
         if n.is_multiple_of(sync_every) {
             app.sync_revocations(t, syncs.is_multiple_of(30)).await;
             if syncs.is_multiple_of(5) {

@@ -8,7 +8,7 @@
 //! - The core: [`state`] (what every room shares: store, options, keys,
 //!   revocations, audit sink, metrics, notices to other replicas),
 //!   [`options`], [`error`] (every error's HTTP answer), [`keys`],
-//!   [`revocation`], [`audit_sink`], [`metrics`], [`notice`], [`redis`]
+//!   [`revocation`], [`refusals`], [`audit_sink`], [`metrics`], [`notice`], [`redis`]
 //!   (the one way into Redis), [`http`] (bodies, client addresses,
 //!   request ids).
 //! - [`access`]: who is calling and what they may do — one
@@ -48,6 +48,7 @@ pub mod options;
 pub mod redis;
 pub mod registry;
 pub mod replicas;
+pub mod refusals;
 pub mod revocation;
 mod serve;
 pub mod state;

@@ -50,6 +50,8 @@ impl<S: Store> App<S> {
         for task in tasks {
             task.abort();
         }
+        let t = now();
+        self.app.record_refusals(self.app.refusals.drain(), t).await;
         self.sink.close().await;
         if let Err(e) = warden_store::sign_checkpoint(&self.app.store, &self.signer, now()).await {
             tracing::warn!(error = %e, "could not sign the final checkpoint");

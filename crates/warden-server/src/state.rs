@@ -20,6 +20,7 @@ use crate::keys::{KeyCache, KeySnapshot};
 use crate::metrics::Metrics;
 use crate::notice::{Notice, Notices};
 use crate::options::ServerOptions;
+use crate::refusals::{Refused, Refusals};
 use crate::revocation::Revocations;
 
 /// The shared core.
@@ -41,6 +42,8 @@ pub struct AppState<S> {
     pub metrics: Metrics,
     /// Notices to the other replicas.
     pub notices: Notices,
+    /// Requests refused by a limit, tallied for the audit log.
+    pub refusals: Refusals,
     /// False while shutting down.
     ready: AtomicBool,
 }
@@ -65,7 +68,25 @@ impl<S: Store> AppState<S> {
             audit,
             metrics,
             notices,
+            refusals: Refusals::new(),
             ready: AtomicBool::new(true),
+        }
+    }
+
+    /// Counts a request refused by a limit; its window's event is recorded
+    /// by [`Self::record_refusals`] when the window ends.
+    pub async fn refused(&self, who: Refused, now: u64) {
+        let overflow = self.refusals.note(who, now);
+        self.record_refusals(overflow, now).await;
+    }
+
+    /// Records tallied refusals (ended windows, or all at shutdown). A
+    /// failure is logged: the refusals themselves were answered already.
+    pub async fn record_refusals(&self, events: Vec<warden_audit::EventKind>, now: u64) {
+        for kind in events {
+            if let Err(e) = self.audit.record(warden_audit::AuditEvent::new(now, kind)).await {
+                tracing::error!(error = %e, "could not record refused requests in the audit log");
+            }
         }
     }
 

@@ -997,6 +997,26 @@ async fn failed_authentications_are_limited_and_audited() {
     assert_eq!(list.len(), 3);
     assert_eq!(list[0]["event"]["reason"], "wrong secret");
     assert!(!events.body.to_string().contains("wsec_guess"));
+    // The refusals beyond the limit are tallied, one event per client and
+    // address, written when the window ends or (here) at shutdown.
+    let mut srv = srv;
+    assert!(srv.stored_events("requests_refused").await.is_empty());
+    srv.shut_down().await;
+    let mut refused = srv.stored_events("requests_refused").await;
+    refused.sort_by_key(|e| e["principal"].to_string());
+    let summary: Vec<_> = refused
+        .iter()
+        .map(|e| (e["limit"].as_str(), e["principal"].as_str(), e["count"].as_u64()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("failure_limit"), Some(""), Some(1)),
+            (Some("failure_limit"), Some("trainer"), Some(1))
+        ],
+        "{refused:?}"
+    );
+    assert!(refused.iter().all(|e| e["source_ip"] == "127.0.0.1"));
     srv.stop().await;
 }
 

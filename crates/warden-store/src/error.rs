@@ -59,6 +59,13 @@ pub enum StoreError {
     /// The master key file does not exist and this command may not create it.
     #[error("no master key at {path} and WARDEN_MASTER_KEY is not set", path = .0.display())]
     NoMasterKey(PathBuf),
+    /// The store was bound to a master key but its file is missing; a new
+    /// key could open none of the store's keys, so none is made.
+    #[error(
+        "this store was created with a master key, but there is none at {path} and WARDEN_MASTER_KEY is not set (no new key was written)",
+        path = .0.display()
+    )]
+    MasterKeyLost(PathBuf),
     /// The embedded database does not exist and this command may not create it.
     #[error("no database at {}", .0.display())]
     NoDatabase(PathBuf),

@@ -28,6 +28,9 @@ pub trait KeyStore: Send + Sync {
     /// Records `fingerprint` as this database's master key on first use and
     /// returns the recorded one.
     fn bind_master_key(&self, fingerprint: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// The master key fingerprint this database recorded, if any: `None`
+    /// only for a store no key was ever bound to.
+    fn master_key_fingerprint(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// A backend's SQL for [`KeyStore`]. Parameters are positional, in the
@@ -115,5 +118,10 @@ where
             .await?;
         let (value,): (String,) = sqlx::query_as(DB::KEYS.master).fetch_one(self.writer()).await?;
         Ok(value)
+    }
+
+    async fn master_key_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(DB::KEYS.master).fetch_optional(self.reader()).await?;
+        Ok(row.map(|(value,)| value))
     }
 }

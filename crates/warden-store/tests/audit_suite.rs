@@ -182,6 +182,7 @@ async fn append_and_read_back<H: Harness>() {
                 audience: vec!["inference".into()],
                 grant: "client_credentials".into(),
                 expires_at: 404,
+                issued_by: None,
             },
         ),
         key_event(105, "k2"),
@@ -335,6 +336,7 @@ fn token_issued(time: u64) -> AuditEvent {
             audience: vec!["inference".into()],
             grant: "client_credentials".into(),
             expires_at: time + 300,
+            issued_by: None,
         },
     )
 }

@@ -95,6 +95,9 @@ fn store_hint(err: &StoreError) -> Option<String> {
         StoreError::MasterKeyMismatch { .. } => {
             "set WARDEN_MASTER_KEY or the data dir's master.key to the original key".to_owned()
         }
+        StoreError::MasterKeyLost(_) => {
+            "restore master.key from the backup taken when it was created, or set WARDEN_MASTER_KEY".to_owned()
+        }
         StoreError::NoMasterKey(_) | StoreError::NoDatabase(_) => {
             "create the first key with `warden keys rotate`".to_owned()
         }

@@ -351,21 +351,44 @@ fn master_key_protection(b: Backend) {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    // Only `keys rotate` may create a master key: with the file gone, other
-    // commands fail instead of binding the database to a new, stray key.
+    // A master key is created only for a store that never had one: with
+    // the file gone, every command (`serve` and `keys rotate` included)
+    // fails instead of writing a new, stray key that stands in the way of
+    // restoring the real one.
     let saved = std::fs::read(&key_file).unwrap();
     std::fs::remove_file(&key_file).unwrap();
     for args in [
         vec!["token", "issue", "--sub", "user:a", "--aud", "x"],
         vec!["keys", "sweep"],
+        vec!["keys", "rotate"],
+        vec!["serve"],
     ] {
-        let out = w.run(&args);
-        assert_eq!(code(&out), 2, "{args:?}");
-        assert!(stderr(&out).contains("no master key"), "{}", stderr(&out));
+        let out = run_bounded(w.command(&args).env("WARDEN_LISTEN", "127.0.0.1:0"));
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("there is none at"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("restore master.key"), "{}", stderr(&out));
         assert!(!key_file.exists(), "{args:?} created a master key");
     }
     std::fs::write(&key_file, saved).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Runs `cmd` to its end, killing it (and failing) after 60 s: a command
+/// expected to refuse must not start serving instead.
+fn run_bounded(cmd: &mut std::process::Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("still running after 60 s: {:?}", child.wait_with_output().unwrap());
 }
 
 fn secrets_never_printed(b: Backend) {

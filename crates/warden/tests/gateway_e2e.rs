@@ -156,7 +156,7 @@ async fn every_outcome_through_the_real_binary() {
     let app = client(&w, "app", "inference.invoke", "ml-engineer");
     let analyst = client(&w, "analyst", "inference.invoke", "data-scientist");
     let narrow = client(&w, "narrow", "dataset.read", "ml-engineer");
-    let server = w.start(&["serve"]);
+    let mut server = w.start(&["serve"]);
     let base = server.base();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
@@ -229,6 +229,9 @@ async fn every_outcome_through_the_real_binary() {
     let (status, headers, _) = get(&http, &format!("{base}/limited/x"), Some(&t)).await;
     assert_eq!(status, 429);
     assert!(headers.contains_key("retry-after"));
+    for _ in 0..4 {
+        assert_eq!(get(&http, &format!("{base}/limited/x"), Some(&t)).await.0, 429);
+    }
 
     // Upstream down.
     let (status, _, body) = get(&http, &format!("{base}/down/x"), Some(&t)).await;
@@ -274,4 +277,15 @@ async fn every_outcome_through_the_real_binary() {
     let allow = decisions.iter().find(|d| d["principal"] == "svc:app").unwrap();
     assert_eq!(allow["policy_ids"], json!(["ml-engineer.inference"]));
     assert_eq!(w.audit_events("upstream_failure").len(), 1);
+
+    // The five 429s are one event with their count, written when the
+    // window ends or, as here, at shutdown.
+    assert!(w.audit_events("requests_refused").is_empty(), "the window is still open");
+    assert!(server.stop().is_some_and(|s| s.success()));
+    let refused = w.audit_events("requests_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (&refused[0]["limit"], &refused[0]["principal"], &refused[0]["route"], &refused[0]["count"]),
+        (&json!("rate_limit"), &json!("svc:app"), &json!("limited"), &json!(5))
+    );
 }

@@ -75,6 +75,7 @@ pub use crate::access::{AccessRequest, Authorizer, AuthzDecision, ScopeOnlyAutho
 use crate::error::AuthError;
 use crate::http::client_ip;
 use crate::options::{RouteConfig, RouteKind};
+use crate::refusals::{Limit, Refused};
 use crate::state::{AppState, now};
 
 /// The resource id recorded for a request refused before its resource was read.
@@ -300,7 +301,7 @@ async fn serve<S: Store>(ctx: &GatewayContext<S>, request: Request, request_id: 
         .await
         .map_err(fail)?;
     // 6. limit
-    limit(gateway, &caller, route).await.map_err(fail)?;
+    limit(app, gateway, &caller, route).await.map_err(fail)?;
     // 7. audit
     app.audit
         .record(access.event(Decision::Allow, decision.policy_ids))
@@ -401,13 +402,28 @@ async fn authorize<S: Store>(
 }
 
 /// Step 6: the route's rate limit for this subject and client.
-async fn limit(gateway: &Gateway, caller: &Caller, route: &Route) -> Result<(), GatewayError> {
+async fn limit<S: Store>(
+    app: &AppState<S>,
+    gateway: &Gateway,
+    caller: &Caller,
+    route: &Route,
+) -> Result<(), GatewayError> {
     let key = RateKey {
         subject: caller.principal.clone(),
         client_id: caller.client_id.clone(),
         route: route.name().to_owned(),
     };
-    gateway.limiter.check(&key).await.map_err(GatewayError::from)
+    let checked = gateway.limiter.check(&key).await;
+    if let Err(Refusal::Limited(_)) = checked {
+        let who = Refused {
+            limit: Limit::Rate,
+            principal: key.subject,
+            route: key.route,
+            source_ip: None,
+        };
+        app.refused(who, now()).await;
+    }
+    checked.map_err(GatewayError::from)
 }
 
 /// Step 8: the request upstream, its answer streamed back; a failure of

@@ -16,6 +16,7 @@ use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Va
 use warden_store::Store;
 use warden_store::oauth::{ClientAuth, ClientRecord};
 
+use crate::refusals::{Limit, Refused};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::form::Form;
@@ -205,6 +206,13 @@ pub async fn authenticate<S: Store>(
     let keys = [client_key.as_str(), ip_key.as_str()];
     if let Some(wait) = state.failures.fail(&keys, now).await {
         tracing::warn!(client_id, %source_ip, reason, "client authentication failed again within the failure limit");
+        let who = Refused {
+            limit: Limit::AuthFailures,
+            principal: client_id.chars().take(64).collect(),
+            route: String::new(),
+            source_ip: Some(source_ip),
+        };
+        state.app.refused(who, now).await;
         return Err(ApiError::too_many_failures(wait));
     }
     tracing::info!(client_id, method, reason, %source_ip, "client authentication failed");

@@ -291,13 +291,34 @@ impl<S: Store> Server<S> {
         self.user_token("user:audrey", &[&self.base], "", &["auditor"], 300, None)
     }
 
-    pub async fn stop(mut self) {
+    /// Shuts the server down as SIGTERM does (drain, last audit records,
+    /// final checkpoint), keeping its database to inspect.
+    pub async fn shut_down(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
+    }
+
+    /// The audit events of type `kind` in the store, oldest first.
+    pub async fn stored_events(&self, kind: &str) -> Vec<Value> {
+        let query = warden_store::EventQuery {
+            kind: Some(kind.to_owned()),
+            ..warden_store::EventQuery::page(0, 1000)
+        };
+        let events = warden_store::AuditStore::events(&self.state.store, &query).await.unwrap();
+        events
+            .iter()
+            .filter_map(|e| e.content.as_ref())
+            .map(|(body, _)| serde_json::from_slice::<Value>(body).unwrap())
+            .map(|body| body.get("event").cloned().unwrap_or(body))
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        self.shut_down().await;
         if let Some(db) = self.db.take() {
             db.cleanup().await;
         }

@@ -55,7 +55,7 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
 /// The secret hasher of the store's master key (checked against the
 /// fingerprint the store recorded).
 async fn hasher<S: Store>(ctx: &Context, store: &S, create: bool) -> anyhow::Result<SecretHasher> {
-    let master = ctx.master_key(create)?;
+    let master = ctx.store_master_key(store, create).await?;
     warden_store::KeyManager::open(store.clone(), master.clone(), ctx.options.rotation).await?;
     Ok(SecretHasher::from_master(&master))
 }

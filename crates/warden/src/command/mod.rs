@@ -20,7 +20,7 @@ use warden_server::ServerOptions;
 use warden_server::notice::Notice;
 use warden_server::redis::Redis;
 use warden_server::replicas::{NoticeKey, announce};
-use warden_store::{DataDir, KeyManager, MasterKeySource, Store};
+use warden_store::{DataDir, KeyManager, MASTER_KEY_FILE, MasterKeySource, Store, StoreError};
 use zeroize::Zeroizing;
 
 /// What every command gets: the resolved configuration and the master key
@@ -46,9 +46,25 @@ impl Context {
         Ok(key)
     }
 
+    /// The master key of `store`. The key file is made only when
+    /// `may_create` and the store was never bound to a key: a store that
+    /// was needs its own key back, and a new file would only stand in the
+    /// way of restoring it.
+    pub async fn store_master_key<S: Store>(&self, store: &S, may_create: bool) -> anyhow::Result<MasterKey> {
+        let fresh = store.master_key_fingerprint().await?.is_none();
+        match self.master_key(may_create && fresh) {
+            Err(e) if !fresh && matches!(e.downcast_ref(), Some(StoreError::NoMasterKey(_))) => {
+                let path = self.options.storage.data_dir.join(MASTER_KEY_FILE);
+                Err(StoreError::MasterKeyLost(path).into())
+            }
+            other => other,
+        }
+    }
+
     /// A key manager over `store`, bound to the master key.
     pub async fn key_manager<S: Store>(&self, store: S, create: bool) -> anyhow::Result<KeyManager<S>> {
-        Ok(KeyManager::open(store, self.master_key(create)?, self.options.rotation).await?)
+        let master = self.store_master_key(&store, create).await?;
+        Ok(KeyManager::open(store, master, self.options.rotation).await?)
     }
 
     /// Tells running replicas (over `redis_url`, when configured) what

@@ -37,7 +37,7 @@ impl StoreTask for ServeTask<'_> {
 
     async fn run<S: Store>(self, store: S) -> anyhow::Result<()> {
         let ctx = self.ctx;
-        let master = ctx.master_key(true)?;
+        let master = ctx.store_master_key(&store, true).await?;
         let backend = store.backend();
         let mut options = ctx.options.clone();
         let demo = if self.demo {

@@ -10,7 +10,7 @@ use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Va
 use warden_server::notice::Notice;
 use warden_store::Store;
 
-use super::{Context, now};
+use super::{Context, audit, now};
 use crate::cli::{IssueArgs, RevokeArgs, TokenCommand, VerifyArgs};
 use crate::exit::{Rejected, UsageError};
 use crate::store_select::{StoreTask, with_store};
@@ -24,7 +24,7 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Issue(args) => {
             check_issue_args(&args, ctx)?;
-            let token = with_store(&ctx.options.storage, false, IssueTask { args, ctx }).await?;
+            let token = with_store(&ctx.options.storage, false, IssueTask { args, ctx, grant: "cli" }).await?;
             println!("{token}");
             Ok(())
         }
@@ -67,10 +67,15 @@ pub(crate) fn check_issue_args(args: &IssueArgs, ctx: &Context) -> anyhow::Resul
     Ok(())
 }
 
-/// Issues one access token with the data dir's signing key.
+/// Issues one access token with the data dir's signing key and records
+/// its issuance (`token_issued`, with the operator who ran the command) in
+/// the audit log first: a token whose record could not be written is
+/// never printed.
 pub(crate) struct IssueTask<'a> {
     pub(crate) args: IssueArgs,
     pub(crate) ctx: &'a Context,
+    /// The event's `grant`: `cli` for `warden token issue`.
+    pub(crate) grant: &'static str,
 }
 
 impl StoreTask for IssueTask<'_> {
@@ -79,7 +84,7 @@ impl StoreTask for IssueTask<'_> {
     async fn run<S: Store>(self, store: S) -> anyhow::Result<String> {
         let now = now();
         let settings = &self.ctx.options;
-        let key = self.ctx.key_manager(store, false).await?.signing_key(now).await?;
+        let key = self.ctx.key_manager(store.clone(), false).await?.signing_key(now).await?;
         let args = self.args;
         let claims = AccessTokenClaims {
             iss: args.iss.unwrap_or_else(|| settings.issuer.clone()),
@@ -95,7 +100,22 @@ impl StoreTask for IssueTask<'_> {
             tenant: args.tenant,
             act: None,
         };
-        Ok(encode(&key, "at+jwt", &claims)?)
+        let token = encode(&key, "at+jwt", &claims)?;
+        let event = EventKind::TokenIssued {
+            subject: claims.sub,
+            client_id: claims.client_id,
+            jti: claims.jti,
+            kid: key.kid().to_owned(),
+            scope: claims.scope,
+            audience: claims.aud,
+            grant: self.grant.to_owned(),
+            expires_at: claims.exp,
+            issued_by: Some(super::operator()),
+        };
+        audit::record(&store, now, vec![event])
+            .await
+            .context("the token was not issued")?;
+        Ok(token)
     }
 }
 

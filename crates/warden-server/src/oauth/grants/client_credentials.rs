@@ -46,6 +46,7 @@ pub async fn grant<S: Store>(
         audience: grant.audience.clone(),
         grant: grant::CLIENT_CREDENTIALS.to_owned(),
         expires_at: minted.exp,
+        issued_by: None,
     };
     state.app.audit.record(AuditEvent::new(now, event)).await?;
     state.clients.touch(&state.app.store, &c.client_id, now).await;

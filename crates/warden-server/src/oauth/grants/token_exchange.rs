@@ -221,10 +221,13 @@ pub async fn grant<S: Store>(
         }
         None => client.subject(),
     };
-    if actor == subject.subject {
+    if warden_registry::subject::same(&actor, &subject.subject) {
         return Err(ApiError::invalid_request("the actor and the subject are the same"));
     }
-    if delegation::actors(subject.act.as_ref()).contains(&actor) {
+    if delegation::actors(subject.act.as_ref())
+        .iter()
+        .any(|a| warden_registry::subject::same(a, &actor))
+    {
         return Err(ApiError::invalid_request(format!(
             "`{actor}` already acts in the subject token's delegation chain"
         )));
