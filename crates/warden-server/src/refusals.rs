@@ -174,7 +174,10 @@ mod tests {
         rest.sort();
         assert_eq!(
             rest,
-            [("user:a".to_owned(), 1, 1061, 1061), ("user:b".to_owned(), 1, 1005, 1005)]
+            [
+                ("user:a".to_owned(), 1, 1061, 1061),
+                ("user:b".to_owned(), 1, 1005, 1005)
+            ]
         );
         assert!(r.drain().is_empty());
     }

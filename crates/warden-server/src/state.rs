@@ -20,7 +20,7 @@ use crate::keys::{KeyCache, KeySnapshot};
 use crate::metrics::Metrics;
 use crate::notice::{Notice, Notices};
 use crate::options::ServerOptions;
-use crate::refusals::{Refused, Refusals};
+use crate::refusals::{Refusals, Refused};
 use crate::revocation::Revocations;
 
 /// The shared core.

@@ -565,10 +565,51 @@ fn export_verifies_offline(b: Backend) {
     auditor.verify_fails(&["--export", &unerased, "--vkey", &vkey], "log entry 6:");
 }
 
+fn command_line_tokens_are_recorded_or_not_issued(b: Backend) {
+    let w = warden(b);
+    w.ok(&["keys", "rotate"]);
+    let token = w.ok(&[
+        "token",
+        "issue",
+        "--sub",
+        "user:Mallory",
+        "--aud",
+        "x",
+        "--role",
+        "admin",
+    ]);
+    let inspected = w.ok(&["token", "inspect", token.trim()]);
+    let issued = w.audit_events("token_issued");
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    let event = &issued[0];
+    assert_eq!(
+        (&event["grant"], &event["subject"], &event["jti"]),
+        (&Value::from("cli"), &Value::from("user:Mallory"), &event["jti"])
+    );
+    assert!(inspected.contains(event["jti"].as_str().unwrap()), "{inspected}");
+    let by = event["issued_by"].as_str().unwrap();
+    assert!(by.contains('@') && !by.starts_with('@'), "{by}");
+    // With the log unwritable (its state no longer matches its leaves), no
+    // token is printed; once it is repaired, the log verifies.
+    w.exec("UPDATE audit_state SET size = size + 1000", &[]);
+    let out = w.run(&["token", "issue", "--sub", "user:a", "--aud", "x"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        out.stdout.is_empty(),
+        "a token was printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr(&out).contains("the token was not issued"), "{}", stderr(&out));
+    w.exec("UPDATE audit_state SET size = size - 1000", &[]);
+    assert!(w.ok(&["audit", "verify"]).contains("audit log OK"));
+    assert_eq!(w.audit_events("token_issued").len(), 1);
+}
+
 warden_test_support::each_backend! {
     by_backend;
     #[test]
     key_commands_are_recorded,
+    command_line_tokens_are_recorded_or_not_issued,
     vkey_and_checkpoints,
     tampered_body_is_named,
     deleted_row_is_named,

@@ -280,12 +280,20 @@ async fn every_outcome_through_the_real_binary() {
 
     // The five 429s are one event with their count, written when the
     // window ends or, as here, at shutdown.
-    assert!(w.audit_events("requests_refused").is_empty(), "the window is still open");
+    assert!(
+        w.audit_events("requests_refused").is_empty(),
+        "the window is still open"
+    );
     assert!(server.stop().is_some_and(|s| s.success()));
     let refused = w.audit_events("requests_refused");
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(
-        (&refused[0]["limit"], &refused[0]["principal"], &refused[0]["route"], &refused[0]["count"]),
+        (
+            &refused[0]["limit"],
+            &refused[0]["principal"],
+            &refused[0]["route"],
+            &refused[0]["count"]
+        ),
         (&json!("rate_limit"), &json!("svc:app"), &json!("limited"), &json!(5))
     );
 }

@@ -44,7 +44,9 @@ pub fn may_act_allows(may_act: Option<&Value>, actor: &str) -> bool {
         None => true,
         Some(Value::Object(obj)) => match obj.get("sub") {
             Some(Value::String(s)) => warden_registry::subject::same(s, actor),
-            Some(Value::Array(list)) => list.iter().any(|v| v.as_str().is_some_and(|s| warden_registry::subject::same(s, actor))),
+            Some(Value::Array(list)) => list
+                .iter()
+                .any(|v| v.as_str().is_some_and(|s| warden_registry::subject::same(s, actor))),
             _ => false,
         },
         Some(_) => false,

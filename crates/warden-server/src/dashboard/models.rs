@@ -85,7 +85,9 @@ async fn request_view<S: Store>(
         return Ok(None);
     };
     let action = if mine { "model.promote" } else { "model.approve" };
-    let voted = ballots.iter().find(|b| warden_registry::subject::same(&b.voter, session.principal()));
+    let voted = ballots
+        .iter()
+        .find(|b| warden_registry::subject::same(&b.voter, session.principal()));
     let may_vote = voted.is_none()
         && session
             .call
@@ -198,7 +200,11 @@ pub async fn page<S: Store>(
             .await
             .map_err(|e| within(e.into()))?
         {
-            Some((req, ballots)) if ballots.iter().any(|b| warden_registry::subject::same(&b.voter, session.principal())) => {
+            Some((req, ballots))
+                if ballots
+                    .iter()
+                    .any(|b| warden_registry::subject::same(&b.voter, session.principal())) =>
+            {
                 Some(match req.status.as_str() {
                     "approved" => format!(
                         "Approved: request {} has its approvals and {} v{} is in production.",

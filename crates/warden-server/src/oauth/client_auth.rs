@@ -16,10 +16,10 @@ use warden_jose::{AlgorithmSet, JwkSet, KeySet, TokenVerifier, TrustedIssuer, Va
 use warden_store::Store;
 use warden_store::oauth::{ClientAuth, ClientRecord};
 
-use crate::refusals::{Limit, Refused};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::form::Form;
+use crate::refusals::{Limit, Refused};
 
 /// RFC 7523 client assertion type.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -308,7 +308,9 @@ impl<S: Store> Server<S> {
             kind: Some(kind.to_owned()),
             ..warden_store::EventQuery::page(0, 1000)
         };
-        let events = warden_store::AuditStore::events(&self.state.store, &query).await.unwrap();
+        let events = warden_store::AuditStore::events(&self.state.store, &query)
+            .await
+            .unwrap();
         events
             .iter()
             .filter_map(|e| e.content.as_ref())

@@ -24,7 +24,16 @@ pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Issue(args) => {
             check_issue_args(&args, ctx)?;
-            let token = with_store(&ctx.options.storage, false, IssueTask { args, ctx, grant: "cli" }).await?;
+            let token = with_store(
+                &ctx.options.storage,
+                false,
+                IssueTask {
+                    args,
+                    ctx,
+                    grant: "cli",
+                },
+            )
+            .await?;
             println!("{token}");
             Ok(())
         }
@@ -84,7 +93,12 @@ impl StoreTask for IssueTask<'_> {
     async fn run<S: Store>(self, store: S) -> anyhow::Result<String> {
         let now = now();
         let settings = &self.ctx.options;
-        let key = self.ctx.key_manager(store.clone(), false).await?.signing_key(now).await?;
+        let key = self
+            .ctx
+            .key_manager(store.clone(), false)
+            .await?
+            .signing_key(now)
+            .await?;
         let args = self.args;
         let claims = AccessTokenClaims {
             iss: args.iss.unwrap_or_else(|| settings.issuer.clone()),

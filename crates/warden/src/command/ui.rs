@@ -6,10 +6,9 @@
 //! the address bar. Anyone holding the link holds the token until it
 //! expires: send it like a password, keep `--ttl` short.
 
-
 use crate::cli::{IssueArgs, UiCommand, UiLinkArgs};
-use crate::command::token::{IssueTask, check_issue_args};
 use crate::command::Context;
+use crate::command::token::{IssueTask, check_issue_args};
 use crate::exit::UsageError;
 use crate::store_select::with_store;
 
@@ -48,12 +47,17 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
         tenant: args.tenant,
     };
     check_issue_args(&issue, ctx)?;
-    let token = with_store(&ctx.options.storage, false, IssueTask {
+    let token = with_store(
+        &ctx.options.storage,
+        false,
+        IssueTask {
             args: issue,
             ctx,
             // Whoever made a link, and for whom, is traceable.
             grant: "dashboard_login_link",
-        }).await?;
+        },
+    )
+    .await?;
     println!("{base}/ui/login#token={token}");
     eprintln!(
         "valid for {} s; whoever holds this link signs in as that person until then",
