@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::str::FromStr as _;
 
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
@@ -21,7 +21,7 @@ use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::RegistrySql;
 use crate::settings::SettingsSql;
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, to_i64};
 
 /// PostgreSQL-backed store.
@@ -66,6 +66,7 @@ impl PgStore {
         let options = options.options([("lock_timeout", "5s"), ("idle_in_transaction_session_timeout", "15s")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_release(discard_if_in_transaction::<Postgres>)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
@@ -106,8 +107,8 @@ impl Dialect for Postgres {
         Ok(nodes)
     }
 
-    async fn append_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-        insert_events(store, events).await
+    async fn append_events(conn: &mut PgConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(conn, events).await
     }
 
     async fn subtrees(store: &PgStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
@@ -220,9 +221,8 @@ fn statement_chunks(events: &[PreparedEvent]) -> Vec<&[PreparedEvent]> {
 
 /// [`Dialect::append_events`]: the state row is locked `FOR UPDATE` before it is
 /// read, so appenders on every replica take turns; events and subtrees
-/// go in as arrays, one statement each.
-async fn insert_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-    let mut tx = store.writer().begin().await?;
+/// go in as arrays, one statement each. The caller's transaction commits.
+async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
     let (size, frontier): (i64, Vec<u8>) =
         sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
             .fetch_one(&mut *tx)
@@ -271,7 +271,6 @@ async fn insert_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Rang
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(plan.range())
 }
 

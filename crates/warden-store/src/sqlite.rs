@@ -19,7 +19,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
@@ -28,7 +28,7 @@ use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::{RegistrySql, json_text};
 use crate::settings::SettingsSql;
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, create_private_file, to_i64};
 
 /// SQLite-backed store.
@@ -50,6 +50,7 @@ impl SqliteStore {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(discard_if_in_transaction::<Sqlite>)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
@@ -100,8 +101,8 @@ impl Dialect for Sqlite {
         json_text(nodes)
     }
 
-    async fn append_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-        insert_events(store, events).await
+    async fn append_events(conn: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(conn, events).await
     }
 
     async fn subtrees(store: &SqliteStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
@@ -172,11 +173,11 @@ const AUDIT: AuditSql = AuditSql {
 const EVENTS_PER_INSERT: usize = 256;
 const NODES_PER_INSERT: usize = 512;
 
-/// [`Dialect::append_events`]: `BEGIN IMMEDIATE` takes the write lock
-/// before the state is read, so even another process writing the same file
-/// cannot interleave; events and subtrees go in as multi-row `INSERT`s.
-async fn insert_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-    let mut tx = store.writer().begin_with(Sqlite::BEGIN).await?;
+/// [`Dialect::append_events`]: the caller's `BEGIN IMMEDIATE` took the
+/// write lock before the state is read, so even another process writing the
+/// same file cannot interleave; events and subtrees go in as multi-row
+/// `INSERT`s.
+async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
     let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
         .fetch_one(&mut *tx)
         .await?;
@@ -218,7 +219,6 @@ async fn insert_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(plan.range())
 }
 
