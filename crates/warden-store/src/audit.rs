@@ -739,6 +739,8 @@ pub(crate) struct AuditSql {
     pub erase: &'static str,
     /// (idx) → (erased_at,) when the event exists.
     pub erased: &'static str,
+    /// (value): stores the `audit_write_probe` setting, replacing it.
+    pub put_probe: &'static str,
 }
 
 impl<DB> AuditStore for SqlStore<DB>
@@ -773,13 +775,26 @@ where
 
     async fn probe_audit(&self) -> Result<(), StoreError> {
         let result = async {
+            // A write at least as large as a big append: a small one can
+            // fit in room a failed append left allocated and pass while
+            // appends still fail. Random, so that no compression shrinks it.
+            let mut filler = vec![0u8; PROBE_BYTES / 2];
+            aws_lc_rs::rand::fill(&mut filler).map_err(|_| StoreError::Corrupt("no randomness".into()))?;
+            let filler = hex::encode(filler);
             let mut tx = self.writer().begin_with(DB::BEGIN).await?;
-            // Rewrites the state row as it is: a real write of the log's
-            // own row, committed (and so made durable) like an append.
+            // The log's own state row, rewritten as it is, and the filler,
+            // committed (and so made durable) like an append.
             sqlx::query("UPDATE audit_state SET size = size WHERE id = 0")
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(DB::AUDIT.put_probe)
+                .bind(filler.as_str())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
+            sqlx::query("DELETE FROM settings WHERE name = 'audit_write_probe'")
+                .execute(self.writer())
+                .await?;
             Ok(())
         }
         .await;
@@ -959,6 +974,9 @@ where
     }
     result
 }
+
+/// Bytes [`AuditStore::probe_audit`] writes.
+const PROBE_BYTES: usize = 256 * 1024;
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -172,6 +172,8 @@ const AUDIT: AuditSql = AuditSql {
     erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
              WHERE idx = $3 AND erased_at IS NULL",
     erased: "SELECT erased_at FROM audit_events WHERE idx = $1",
+    put_probe: "INSERT INTO settings (name, value) VALUES ('audit_write_probe', $1) \
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /// Largest audit insert statement, in bytes of row data. sqlx 0.9.0
@@ -384,6 +386,7 @@ const REGISTRY: RegistrySql = RegistrySql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditStore as _;
     use warden_audit::{AuditEvent, Decision, EventKind};
 
     fn access(i: u64, body_pad: usize) -> PreparedEvent {
@@ -428,6 +431,43 @@ mod tests {
         let schema = format!("t_purge_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
         let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
         crate::oauth::check_purge_of_revoked_families(&store).await;
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.writer())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    /// A `COMMIT` that fails (here a deferred unique constraint; a full
+    /// disk does the same) ends the transaction on PostgreSQL: the
+    /// connection goes back to the pool outside any transaction and the
+    /// next write on it works.
+    #[tokio::test]
+    async fn a_failed_commit_does_not_poison_the_connection() {
+        use sqlx::Connection as _;
+        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut b = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        let schema = format!("t_commit_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        let mut conn = store.writer().acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("CREATE TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO deferred VALUES (1), (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(tx.commit().await.is_err(), "the deferred check fails at COMMIT");
+        let tx = conn.begin().await.unwrap();
+        tx.commit().await.unwrap();
+        drop(conn);
+        store.probe_audit().await.unwrap();
+        assert_eq!(crate::AuditStore::audit_failure(&store), None);
         let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(store.writer())

@@ -736,7 +736,11 @@ where
     for<'a> Option<&'a str>: Encode<'a, DB>,
     Option<i64>: Param<DB>,
 {
-    async fn create_dataset(&self, d: &Dataset, audit: impl FnOnce() -> Vec<AuditEvent> + Send) -> Result<bool, StoreError> {
+    async fn create_dataset(
+        &self,
+        d: &Dataset,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.insert_dataset)
             .bind(&d.name)
@@ -900,7 +904,11 @@ where
             .collect()
     }
 
-    async fn create_model(&self, m: &Model, audit: impl FnOnce() -> Vec<AuditEvent> + Send) -> Result<bool, StoreError> {
+    async fn create_model(
+        &self,
+        m: &Model,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.insert_model)
             .bind(&m.name)
@@ -1045,7 +1053,11 @@ where
             .collect()
     }
 
-    async fn set_stage(&self, change: &StageChange, audit: impl FnOnce() -> Vec<AuditEvent> + Send) -> Result<(), StoreError> {
+    async fn set_stage(
+        &self,
+        change: &StageChange,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<(), StoreError> {
         change.from.check_transition(change.to)?;
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         Self::registry_lock_model(&mut *tx, &change.model).await?;

@@ -19,7 +19,9 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
+};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
@@ -166,6 +168,8 @@ const AUDIT: AuditSql = AuditSql {
     erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
              WHERE idx = ? AND erased_at IS NULL",
     erased: "SELECT erased_at FROM audit_events WHERE idx = ?",
+    put_probe: "INSERT INTO settings (name, value) VALUES ('audit_write_probe', ?) \
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /// Most events (10 columns each) and subtrees (3 columns) in one multi-row
@@ -330,6 +334,28 @@ const REGISTRY: RegistrySql = RegistrySql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditStore as _;
+
+    /// SQLite ends a transaction by itself on some failures (`SQLITE_FULL`
+    /// at `COMMIT` among them); the `COMMIT` then fails, and so does the
+    /// `ROLLBACK` the dropped transaction queues. Here the transaction is
+    /// ended behind sqlx's back the same way. The single writer connection
+    /// must not stay "inside" it: the next write works, with no restart.
+    #[tokio::test]
+    async fn a_transaction_that_sqlite_ended_by_itself_does_not_wedge_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let mut tx = store.writer().begin_with(Sqlite::BEGIN).await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        assert!(tx.commit().await.is_err(), "COMMIT outside a transaction fails");
+        crate::settings::SettingsStore::insert_setting_if_absent(&store, "probe", "1")
+            .await
+            .unwrap();
+        store.probe_audit().await.unwrap();
+        assert_eq!(store.audit_failure(), None);
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn purge_drops_revoked_families() {

@@ -9,12 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::json;
+use warden_audit::{AuditEvent, EventKind};
 use warden_registry::{
     Classification, Dataset, DatasetPatch, DatasetSpec, DatasetVersion, DatasetVersionSpec, Direction, Edge, Model,
     ModelSpec, ModelVersion, ModelVersionSpec, NodeRef, PromotionRequest, RegistryError, RequestStatus, Stage, Vote,
     VoteOutcome, Voter,
 };
-use warden_audit::{AuditEvent, EventKind};
 use warden_store::oauth::{Family, NewRefresh, Redeemed};
 use warden_store::{AuditStore, EventQuery, OAuthStore, RegistryStore, Rollback, StageChange, StoreError};
 use warden_test_support::db::TestDb;
@@ -110,7 +110,10 @@ fn change(model: &str, version: u32, from: Stage, to: Stage, at: u64) -> StageCh
 
 async fn to_staging<S: RegistryStore>(store: &S, model: &str, version: u32) {
     store
-        .set_stage(&change(model, version, Stage::Development, Stage::Staging, T0 + 2), Vec::new)
+        .set_stage(
+            &change(model, version, Stage::Development, Stage::Staging, T0 + 2),
+            Vec::new,
+        )
         .await
         .unwrap();
 }
@@ -199,9 +202,16 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
         )
         .unwrap();
     assert!(s.update_dataset(&tx, &patched, Vec::new).await.unwrap());
-    assert!(!s.update_dataset(&tx, &concurrent, Vec::new).await.unwrap(), "stale copy");
+    assert!(
+        !s.update_dataset(&tx, &concurrent, Vec::new).await.unwrap(),
+        "stale copy"
+    );
     assert_eq!(s.get_dataset("transactions").await.unwrap().unwrap(), patched);
-    assert!(!s.update_dataset(&dataset("nope"), &dataset("nope"), Vec::new).await.unwrap());
+    assert!(
+        !s.update_dataset(&dataset("nope"), &dataset("nope"), Vec::new)
+            .await
+            .unwrap()
+    );
 
     add_dv(s, "transactions", &[]).await;
     assert!(s.delete_dataset("transactions", T0 + 100, Vec::new).await.unwrap());
@@ -229,7 +239,9 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
     assert_eq!(s.list_dataset_versions("transactions").await.unwrap().len(), 1);
     let spec = dv_spec(&[]);
     let e = s
-        .add_dataset_version("transactions", &spec, &digest(1), "user:alice", T0 + 200, |_| Vec::new())
+        .add_dataset_version("transactions", &spec, &digest(1), "user:alice", T0 + 200, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(
@@ -511,9 +523,12 @@ async fn stage_changes_are_compare_and_set<H: Harness>() {
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
 
-    s.set_stage(&change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11), Vec::new)
-        .await
-        .unwrap();
+    s.set_stage(
+        &change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.stage_history("fraud").await.unwrap(),
         [up, change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11)]
@@ -537,17 +552,29 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     add_mv(s, "fraud", &[]).await;
-    let e = s.open_promotion(&request("p1", "fraud", 1, 2, T0), Vec::new).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 1, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(matches!(&e, StoreError::Conflict(m) if m.contains("staging")), "{e:?}");
-    let e = s.open_promotion(&request("p1", "fraud", 7, 2, T0), Vec::new).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 7, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::NotFound(m) if m == "model version `model:fraud@7`"),
         "{e:?}"
     );
-    let e = s.open_promotion(&request("p1", "nope", 1, 2, T0), Vec::new).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "nope", 1, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     to_staging(s, "fraud", 1).await;
-    let e = s.open_promotion(&request("p1", "fraud", 1, 0, T0), Vec::new).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 1, 0, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -567,7 +594,9 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
 
     // Rejected: closed, and a new request may be opened.
     let r = s
-        .vote("p1", direct("user:dave"), Vote::Reject, "not yet", T0 + 5, |_| Vec::new())
+        .vote("p1", direct("user:dave"), Vote::Reject, "not yet", T0 + 5, |_| {
+            Vec::new()
+        })
         .await
         .unwrap();
     assert_eq!(r.outcome, VoteOutcome::Rejected);
@@ -640,12 +669,16 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
     assert_eq!(s.get_promotion("p").await.unwrap().unwrap().0, p, "actors round trip");
 
     let e = s
-        .vote("p", direct("user:alice"), Vote::Approve, "mine", T0 + 101, |_| Vec::new())
+        .vote("p", direct("user:alice"), Vote::Approve, "mine", T0 + 101, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("requester"));
     let e = s
-        .vote("p", direct("agent:bot"), Vote::Approve, "beep", T0 + 101, |_| Vec::new())
+        .vote("p", direct("agent:bot"), Vote::Approve, "beep", T0 + 101, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("agents"));
@@ -674,7 +707,9 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
         (recorded(1, false), RequestStatus::Open, None)
     );
     let e = s
-        .vote("p", direct("user:bob"), Vote::Approve, "again", T0 + 1001, |_| Vec::new())
+        .vote("p", direct("user:bob"), Vote::Approve, "again", T0 + 1001, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("counts once"));
@@ -698,7 +733,9 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
 
     // Bob renews: his ballot is replaced and the request completes.
     let r = s
-        .vote("p", direct("user:bob"), Vote::Approve, "still ok", late + 1, |_| Vec::new())
+        .vote("p", direct("user:bob"), Vote::Approve, "still ok", late + 1, |_| {
+            Vec::new()
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -749,10 +786,15 @@ async fn a_request_cannot_complete_once_its_version_left_staging<H: Harness>() {
     let v1 = promote(s, "fraud", T0).await;
     add_mv(s, "fraud", &[]).await;
     to_staging(s, "fraud", 2).await;
-    s.open_promotion(&request("p", "fraud", 2, 1, T0 + 10), Vec::new).await.unwrap();
-    s.set_stage(&change("fraud", 2, Stage::Staging, Stage::Development, T0 + 11), Vec::new)
+    s.open_promotion(&request("p", "fraud", 2, 1, T0 + 10), Vec::new)
         .await
         .unwrap();
+    s.set_stage(
+        &change("fraud", 2, Stage::Staging, Stage::Development, T0 + 11),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     let e = s
         .vote("p", direct("user:bob"), Vote::Approve, "ok", T0 + 12, |_| Vec::new())
         .await
@@ -780,7 +822,8 @@ async fn concurrent_approvals_record_exactly_the_required_number<H: Harness>() {
             let s = s.clone();
             tokio::spawn(async move {
                 let voter = format!("user:approver{i}");
-                s.vote("race", direct(&voter), Vote::Approve, "ok", T0 + 200, |_| Vec::new()).await
+                s.vote("race", direct(&voter), Vote::Approve, "ok", T0 + 200, |_| Vec::new())
+                    .await
             })
         })
         .collect();
@@ -813,18 +856,27 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     let h = H::start().await;
     let s = h.store();
     add_mv(s, "fraud", &[]).await;
-    let e = s.rollback("fraud", "user:ops", "bad", T0, |_| Vec::new()).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "bad", T0, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m == "model `fraud` has no production version"),
         "{e:?}"
     );
-    let e = s.rollback("nope", "user:ops", "bad", T0, |_| Vec::new()).await.unwrap_err();
+    let e = s
+        .rollback("nope", "user:ops", "bad", T0, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     s.set_stage(&change("fraud", 1, Stage::Development, Stage::Archived, T0), Vec::new)
         .await
         .unwrap();
     let v2 = promote(s, "fraud", T0 + 10).await;
-    let e = s.rollback("fraud", "user:ops", "bad", T0 + 20, |_| Vec::new()).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "bad", T0 + 20, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -863,7 +915,10 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     );
     // A rollback is not itself rolled back: v5 was withdrawn for cause and
     // returns only through a new promotion; v4 stays.
-    let e = s.rollback("fraud", "user:ops", "fixed", T0 + 70, |_| Vec::new()).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "fixed", T0 + 70, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -879,11 +934,17 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     );
     // Nor does a version archived by hand come back: archive v4, promote
     // v6 (which replaces nothing), and there is nothing to roll back to.
-    s.set_stage(&change("fraud", v4, Stage::Production, Stage::Archived, T0 + 80), Vec::new)
-        .await
-        .unwrap();
+    s.set_stage(
+        &change("fraud", v4, Stage::Production, Stage::Archived, T0 + 80),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     promote(s, "fraud", T0 + 90).await;
-    let e = s.rollback("fraud", "user:ops", "again", T0 + 100, |_| Vec::new()).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "again", T0 + 100, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -1129,7 +1190,9 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
     let s = h.store();
     assert_eq!(s.size().await.unwrap(), 0);
     let created = s
-        .create_dataset(&dataset("tx"), || vec![change_event("Dataset::\"tx\"", "dataset.create")])
+        .create_dataset(&dataset("tx"), || {
+            vec![change_event("Dataset::\"tx\"", "dataset.create")]
+        })
         .await
         .unwrap();
     assert!(created);
@@ -1147,9 +1210,10 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
     let node = add_mv(s, "fraud", &[]).await;
     let before = s.size().await.unwrap();
     let wrong = s
-        .set_stage(&change("fraud", node.version, Stage::Staging, Stage::Archived, T0 + 3), || {
-            vec![change_event("x", "model.stage")]
-        })
+        .set_stage(
+            &change("fraud", node.version, Stage::Staging, Stage::Archived, T0 + 3),
+            || vec![change_event("x", "model.stage")],
+        )
         .await;
     assert!(matches!(wrong, Err(StoreError::Conflict(_))), "{wrong:?}");
     to_staging(s, "fraud", node.version).await;
@@ -1161,7 +1225,10 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
             vec![change_event("x", "approval")]
         })
         .await;
-    assert!(matches!(own, Err(StoreError::Registry(RegistryError::FourEyes(_)))), "{own:?}");
+    assert!(
+        matches!(own, Err(StoreError::Registry(RegistryError::FourEyes(_)))),
+        "{own:?}"
+    );
     assert_eq!(s.size().await.unwrap(), before, "a refused change appended an event");
     // A completing vote appends every event it is given, with the change.
     let done = s
@@ -1184,7 +1251,11 @@ async fn a_failed_audit_append_leaves_no_change<H: Harness>() {
     break_audit_log(h.db(), true).await;
     let event = || vec![change_event("Dataset::\"tx\"", "dataset.create")];
     assert!(s.create_dataset(&dataset("tx"), event).await.is_err());
-    assert_eq!(s.get_dataset("tx").await.unwrap(), None, "the change outlived its failed record");
+    assert_eq!(
+        s.get_dataset("tx").await.unwrap(),
+        None,
+        "the change outlived its failed record"
+    );
     assert!(s.audit_failure().is_some());
     let spec = mv_spec(&[]);
     let digest = spec.validate().unwrap();
@@ -1194,7 +1265,10 @@ async fn a_failed_audit_append_leaves_no_change<H: Harness>() {
     assert!(added.is_err(), "{added:?}");
     assert_eq!(s.list_model_versions("fraud").await.unwrap().len(), 1);
     let moved = s
-        .set_stage(&change("fraud", node.version, Stage::Development, Stage::Staging, T0 + 2), event)
+        .set_stage(
+            &change("fraud", node.version, Stage::Development, Stage::Staging, T0 + 2),
+            event,
+        )
         .await;
     assert!(moved.is_err());
     let v = s.get_model_version("fraud", node.version).await.unwrap().unwrap();
