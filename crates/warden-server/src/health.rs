@@ -1,5 +1,8 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: the
-//! store answers, a key signs, and it is not shutting down). `/readyz` also
+//! store answers, the audit log can be written, a key signs, and it is not
+//! shutting down). The audit log counts as unwritable from a failed append
+//! (or change committed with its events) until a write succeeds: the next
+//! append, or the write `/readyz` itself probes while it is failing. `/readyz` also
 //! shows the gateway's rate limiter (`rate_limit`: backend, and whether a
 //! shared one fell back because Redis is unreachable); a degraded limiter
 //! does not make the server unready, as every replica shares the same Redis.
@@ -59,6 +62,18 @@ pub async fn readyz<S: Store>(State(health): State<Arc<Health<S>>>) -> (StatusCo
     if let Err(e) = state.store.size().await {
         tracing::warn!(error = %e, "readiness: store unreachable");
         problems.push("store unreachable".to_owned());
+    }
+    // The last write of the audit log failed: nothing audited can be done
+    // until it can be written again. Only a write tells, so probe one
+    // (a readiness check is how an idle server learns it recovered); the
+    // next successful append clears it too.
+    if let Some(failure) = state.store.audit_failure() {
+        if let Err(e) = state.store.probe_audit().await {
+            tracing::warn!(last_failure = %failure, error = %e, "readiness: the audit log cannot be written");
+            problems.push("audit log cannot be written".to_owned());
+        } else {
+            tracing::info!("readiness: the audit log can be written again");
+        }
     }
     if problems.is_empty() {
         (

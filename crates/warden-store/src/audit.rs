@@ -310,6 +310,21 @@ pub trait AuditStore: Send + Sync {
     /// the log's state, so indices never repeat or skip.
     fn append_batch(&self, events: &[PreparedEvent]) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
 
+    /// The error of the last write of the log through this store (an
+    /// append, a change committed with its events, or a
+    /// [`probe_audit`](Self::probe_audit)) when it failed; `None` once one
+    /// succeeds. Readiness reports the log unwritable while it is set.
+    fn audit_failure(&self) -> Option<String> {
+        None
+    }
+
+    /// Tries a write of the log's state row in a durable transaction, and
+    /// records the outcome as [`audit_failure`](Self::audit_failure) does:
+    /// how a server with no traffic learns that the log is writable again.
+    fn probe_audit(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Number of events.
     fn size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -724,6 +739,8 @@ pub(crate) struct AuditSql {
     pub erase: &'static str,
     /// (idx) → (erased_at,) when the event exists.
     pub erased: &'static str,
+    /// (value): stores the `audit_write_probe` setting, replacing it.
+    pub put_probe: &'static str,
 }
 
 impl<DB> AuditStore for SqlStore<DB>
@@ -741,7 +758,48 @@ where
             let size = self.size().await?;
             return Ok(size..size);
         }
-        DB::append_events(self, events).await
+        let result = async {
+            let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+            let range = DB::append_events(&mut *tx, events).await?;
+            tx.commit().await?;
+            Ok(range)
+        }
+        .await;
+        self.audit_health().record(&result);
+        result
+    }
+
+    fn audit_failure(&self) -> Option<String> {
+        self.audit_health().failure()
+    }
+
+    async fn probe_audit(&self) -> Result<(), StoreError> {
+        let result = async {
+            // A write at least as large as a big append: a small one can
+            // fit in room a failed append left allocated and pass while
+            // appends still fail. Random, so that no compression shrinks it.
+            let mut filler = vec![0u8; PROBE_BYTES / 2];
+            aws_lc_rs::rand::fill(&mut filler).map_err(|_| StoreError::Corrupt("no randomness".into()))?;
+            let filler = hex::encode(filler);
+            let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+            // The log's own state row, rewritten as it is, and the filler,
+            // committed (and so made durable) like an append.
+            sqlx::query("UPDATE audit_state SET size = size WHERE id = 0")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DB::AUDIT.put_probe)
+                .bind(filler.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            sqlx::query("DELETE FROM settings WHERE name = 'audit_write_probe'")
+                .execute(self.writer())
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.audit_health().record(&result);
+        result
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
@@ -888,6 +946,37 @@ where
         }
     }
 }
+
+/// Appends the audit records of a change inside the change's own
+/// transaction `tx`, then commits both: the change and its events are
+/// durable together or not at all (a failed append or commit leaves
+/// neither). Sealing happens before anything is written. The outcome of
+/// the append and commit is what [`AuditStore::audit_failure`] reports.
+pub(crate) async fn commit_with_events<DB>(
+    store: &SqlStore<DB>,
+    mut tx: sqlx::Transaction<'_, DB>,
+    events: Vec<AuditEvent>,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+{
+    let prepared = events.iter().map(PreparedEvent::seal).collect::<Result<Vec<_>, _>>()?;
+    let result = async {
+        if !prepared.is_empty() {
+            DB::append_events(&mut *tx, &prepared).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    if !prepared.is_empty() {
+        store.audit_health().record(&result);
+    }
+    result
+}
+
+/// Bytes [`AuditStore::probe_audit`] writes.
+const PROBE_BYTES: usize = 256 * 1024;
 
 /// Tuning of an [`AuditWriter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,9 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use sqlx::{ColumnIndex, Executor};
 
+use warden_audit::AuditEvent;
+
+use crate::audit::commit_with_events;
 use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::{StoreError, to_i64};
 
@@ -288,13 +291,17 @@ pub trait OAuthStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<RefreshRow>, StoreError>> + Send;
     /// Redeems a refresh token in one transaction: by [`decide`], rotates it
     /// (storing `next` as the family's newest token), or on reuse revokes the
-    /// family and the access tokens issued from it.
+    /// family and the access tokens issued from it. The events `audit`
+    /// builds from what was done (rotated or reused) are appended to the
+    /// audit log in the same transaction: a rotation whose record fails is
+    /// not made, so the client's retry with the same token is no reuse.
     fn redeem_refresh(
         &self,
         token_hash: &[u8; 32],
         next: &NewRefresh,
         now: u64,
         grace: u64,
+        audit: impl FnOnce(&Redeemed) -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<Redeemed, StoreError>> + Send;
     /// Revokes a family and the access tokens issued from it; returns
     /// those tokens' `(jti, exp)`.
@@ -674,6 +681,7 @@ where
         next: &NewRefresh,
         now: u64,
         grace: u64,
+        audit: impl FnOnce(&Redeemed) -> Vec<AuditEvent> + Send,
     ) -> Result<Redeemed, StoreError> {
         let now_i = to_i64(now)?;
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
@@ -704,15 +712,17 @@ where
         } else {
             None
         };
-        match decide(&row, successor, now, grace) {
-            Verdict::Revoked => Ok(Redeemed::Revoked),
-            Verdict::Expired => Ok(Redeemed::Expired),
+        let reused = |family: Family, revoked| {
+            let mut family = family;
+            family.revoked_at = Some(now);
+            Redeemed::Reused { family, revoked }
+        };
+        let redeemed = match decide(&row, successor, now, grace) {
+            Verdict::Revoked => return Ok(Redeemed::Revoked),
+            Verdict::Expired => return Ok(Redeemed::Expired),
             Verdict::Reuse => {
                 let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
-                tx.commit().await?;
-                let mut family = row.family;
-                family.revoked_at = Some(now);
-                Ok(Redeemed::Reused { family, revoked })
+                reused(row.family, revoked)
             }
             Verdict::Rotate => {
                 let done = sqlx::query(DB::OAUTH.mark_used)
@@ -723,14 +733,11 @@ where
                 if DB::rows_affected(&done) != 1 {
                     // Spent by a concurrent redemption between our read and write.
                     let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
-                    tx.commit().await?;
-                    let mut family = row.family;
-                    family.revoked_at = Some(now);
-                    return Ok(Redeemed::Reused { family, revoked });
+                    reused(row.family, revoked)
+                } else {
+                    Self::insert_refresh_in(&mut tx, &row.family.id, seq + 1, next).await?;
+                    Redeemed::Rotated { row }
                 }
-                Self::insert_refresh_in(&mut tx, &row.family.id, seq + 1, next).await?;
-                tx.commit().await?;
-                Ok(Redeemed::Rotated { row })
             }
             Verdict::GraceRetry => {
                 sqlx::query(DB::OAUTH.mark_grace)
@@ -745,25 +752,27 @@ where
                     .bind(seq + 1)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some((lost_jti, lost_exp)) = superseded else {
-                    // Redeemed concurrently after all: reuse.
-                    let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
-                    tx.commit().await?;
-                    let mut family = row.family;
-                    family.revoked_at = Some(now);
-                    return Ok(Redeemed::Reused { family, revoked });
-                };
-                sqlx::query(DB::OAUTH.revoke_token)
-                    .bind(&lost_jti)
-                    .bind(lost_exp)
-                    .bind(now_i)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::insert_refresh_in(&mut tx, &row.family.id, seq + 2, next).await?;
-                tx.commit().await?;
-                Ok(Redeemed::Rotated { row })
+                match superseded {
+                    None => {
+                        // Redeemed concurrently after all: reuse.
+                        let revoked = Self::revoke_family_in(&mut tx, &row.family.id, now_i).await?;
+                        reused(row.family, revoked)
+                    }
+                    Some((lost_jti, lost_exp)) => {
+                        sqlx::query(DB::OAUTH.revoke_token)
+                            .bind(&lost_jti)
+                            .bind(lost_exp)
+                            .bind(now_i)
+                            .execute(&mut *tx)
+                            .await?;
+                        Self::insert_refresh_in(&mut tx, &row.family.id, seq + 2, next).await?;
+                        Redeemed::Rotated { row }
+                    }
+                }
             }
-        }
+        };
+        commit_with_events(self, tx, audit(&redeemed)).await?;
+        Ok(redeemed)
     }
 
     async fn revoke_family(&self, family_id: &str, now: u64) -> Result<Vec<(String, u64)>, StoreError> {

@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::str::FromStr as _;
 
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
@@ -21,7 +21,7 @@ use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::RegistrySql;
 use crate::settings::SettingsSql;
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, to_i64};
 
 /// PostgreSQL-backed store.
@@ -66,6 +66,7 @@ impl PgStore {
         let options = options.options([("lock_timeout", "5s"), ("idle_in_transaction_session_timeout", "15s")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_release(discard_if_in_transaction::<Postgres>)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
@@ -106,8 +107,8 @@ impl Dialect for Postgres {
         Ok(nodes)
     }
 
-    async fn append_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-        insert_events(store, events).await
+    async fn append_events(conn: &mut PgConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(conn, events).await
     }
 
     async fn subtrees(store: &PgStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
@@ -171,6 +172,8 @@ const AUDIT: AuditSql = AuditSql {
     erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = $1, erasure_reason = $2 \
              WHERE idx = $3 AND erased_at IS NULL",
     erased: "SELECT erased_at FROM audit_events WHERE idx = $1",
+    put_probe: "INSERT INTO settings (name, value) VALUES ('audit_write_probe', $1) \
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /// Largest audit insert statement, in bytes of row data. sqlx 0.9.0
@@ -220,9 +223,8 @@ fn statement_chunks(events: &[PreparedEvent]) -> Vec<&[PreparedEvent]> {
 
 /// [`Dialect::append_events`]: the state row is locked `FOR UPDATE` before it is
 /// read, so appenders on every replica take turns; events and subtrees
-/// go in as arrays, one statement each.
-async fn insert_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-    let mut tx = store.writer().begin().await?;
+/// go in as arrays, one statement each. The caller's transaction commits.
+async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
     let (size, frontier): (i64, Vec<u8>) =
         sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
             .fetch_one(&mut *tx)
@@ -271,7 +273,6 @@ async fn insert_events(store: &PgStore, events: &[PreparedEvent]) -> Result<Rang
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(plan.range())
 }
 
@@ -385,6 +386,7 @@ const REGISTRY: RegistrySql = RegistrySql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditStore as _;
     use warden_audit::{AuditEvent, Decision, EventKind};
 
     fn access(i: u64, body_pad: usize) -> PreparedEvent {
@@ -429,6 +431,43 @@ mod tests {
         let schema = format!("t_purge_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
         let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
         crate::oauth::check_purge_of_revoked_families(&store).await;
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.writer())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    /// A `COMMIT` that fails (here a deferred unique constraint; a full
+    /// disk does the same) ends the transaction on PostgreSQL: the
+    /// connection goes back to the pool outside any transaction and the
+    /// next write on it works.
+    #[tokio::test]
+    async fn a_failed_commit_does_not_poison_the_connection() {
+        use sqlx::Connection as _;
+        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut b = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        let schema = format!("t_commit_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        let mut conn = store.writer().acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("CREATE TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO deferred VALUES (1), (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(tx.commit().await.is_err(), "the deferred check fails at COMMIT");
+        let tx = conn.begin().await.unwrap();
+        tx.commit().await.unwrap();
+        drop(conn);
+        store.probe_audit().await.unwrap();
+        assert_eq!(crate::AuditStore::audit_failure(&store), None);
         let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(store.writer())

@@ -17,6 +17,9 @@ use warden_registry::{
 };
 
 use sqlx::{ColumnIndex, Encode, Executor};
+use warden_audit::AuditEvent;
+
+use crate::audit::commit_with_events;
 
 use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::{StoreError, to_i64};
@@ -64,7 +67,10 @@ pub struct Rollback {
 }
 
 /// Persistence of the governance registry. Every method that changes
-/// something does it in one transaction.
+/// something does it in one transaction, and takes `audit`: the audit
+/// events that record the change, built from what it did (only when it did
+/// something). They are appended to the audit log in the same transaction,
+/// so the change and its record commit together or not at all.
 ///
 /// Errors beyond the database's: [`StoreError::NotFound`] when a named
 /// dataset, model, version or request does not exist (deleted datasets
@@ -75,7 +81,11 @@ pub struct Rollback {
 pub trait RegistryStore: Send + Sync {
     /// Stores a new dataset; false when the name is taken (deleted
     /// datasets keep their name).
-    fn create_dataset(&self, dataset: &Dataset) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn create_dataset(
+        &self,
+        dataset: &Dataset,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A dataset by name, deleted or not.
     fn get_dataset(&self, name: &str) -> impl Future<Output = Result<Option<Dataset>, StoreError>> + Send;
     /// Every dataset, by name; deleted ones only when asked.
@@ -89,10 +99,16 @@ pub trait RegistryStore: Send + Sync {
         &self,
         before: &Dataset,
         dataset: &Dataset,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Soft-deletes a dataset at `now` (versions and lineage stay); false
     /// when there is no undeleted dataset of that name.
-    fn delete_dataset(&self, name: &str, now: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_dataset(
+        &self,
+        name: &str,
+        now: u64,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Registers the next version of an undeleted dataset, with its
     /// lineage edges (parent → new version), and returns it. `digest` is
     /// the normalised digest (`spec.validate()`). Every parent must exist
@@ -104,6 +120,7 @@ pub trait RegistryStore: Send + Sync {
         digest: &str,
         created_by: &str,
         now: u64,
+        audit: impl FnOnce(&DatasetVersion) -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<DatasetVersion, StoreError>> + Send;
     /// One dataset version.
     fn get_dataset_version(
@@ -118,7 +135,11 @@ pub trait RegistryStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<DatasetVersion>, StoreError>> + Send;
 
     /// Stores a new model; false when the name is taken.
-    fn create_model(&self, model: &Model) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn create_model(
+        &self,
+        model: &Model,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A model by name.
     fn get_model(&self, name: &str) -> impl Future<Output = Result<Option<Model>, StoreError>> + Send;
     /// Every model, by name.
@@ -134,6 +155,7 @@ pub trait RegistryStore: Send + Sync {
         digest: &str,
         created_by: &str,
         now: u64,
+        audit: impl FnOnce(&ModelVersion) -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<ModelVersion, StoreError>> + Send;
     /// One model version.
     fn get_model_version(
@@ -150,13 +172,21 @@ pub trait RegistryStore: Send + Sync {
     /// [`StoreError::Conflict`] when its stage is no longer `from`) and
     /// records the change. Checks `from.check_transition(to)`, so it never
     /// moves a version to production.
-    fn set_stage(&self, change: &StageChange) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_stage(
+        &self,
+        change: &StageChange,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A model's stage changes, oldest first.
     fn stage_history(&self, model: &str) -> impl Future<Output = Result<Vec<StageChange>, StoreError>> + Send;
 
     /// Opens a promotion request. The version must be in `staging` and
     /// have no other open request ([`StoreError::Conflict`] otherwise).
-    fn open_promotion(&self, request: &PromotionRequest) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn open_promotion(
+        &self,
+        request: &PromotionRequest,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A promotion request with its ballots, oldest first.
     fn get_promotion(
         &self,
@@ -182,6 +212,7 @@ pub trait RegistryStore: Send + Sync {
         vote: Vote,
         reason: &str,
         now: u64,
+        audit: impl FnOnce(&VoteResult) -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<VoteResult, StoreError>> + Send;
     /// Moves the model's production version to archived and the version
     /// its promotion replaced (still archived) back to production,
@@ -196,6 +227,7 @@ pub trait RegistryStore: Send + Sync {
         by: &str,
         reason: &str,
         now: u64,
+        audit: impl FnOnce(&Rollback) -> Vec<AuditEvent> + Send,
     ) -> impl Future<Output = Result<Rollback, StoreError>> + Send;
 
     /// The lineage graph around `root`, walking `direction` at most
@@ -548,6 +580,22 @@ where
     for<'a> Option<&'a str>: Encode<'a, DB>,
     Option<i64>: Param<DB>,
 {
+    /// Commits `tx` with the events `audit` builds when the one statement
+    /// it ran `changed` a row; otherwise rolls it back. Returns `changed`.
+    async fn commit_if_changed(
+        &self,
+        tx: sqlx::Transaction<'_, DB>,
+        changed: bool,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
+        if changed {
+            commit_with_events(self, tx, audit()).await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(changed)
+    }
+
     /// Fails with `NotFound` unless `node` is a stored version.
     async fn registry_require_node(conn: &mut DB::Connection, node: &NodeRef) -> Result<(), StoreError> {
         let sql = match node.kind {
@@ -688,7 +736,12 @@ where
     for<'a> Option<&'a str>: Encode<'a, DB>,
     Option<i64>: Param<DB>,
 {
-    async fn create_dataset(&self, d: &Dataset) -> Result<bool, StoreError> {
+    async fn create_dataset(
+        &self,
+        d: &Dataset,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.insert_dataset)
             .bind(&d.name)
             .bind(&d.owner)
@@ -699,9 +752,9 @@ where
             .bind(&d.created_by)
             .bind(to_i64(d.created_at)?)
             .bind(to_i64(d.updated_at)?)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        self.commit_if_changed(tx, DB::rows_affected(&done) == 1, audit).await
     }
 
     async fn get_dataset(&self, name: &str) -> Result<Option<Dataset>, StoreError> {
@@ -723,7 +776,13 @@ where
             .collect()
     }
 
-    async fn update_dataset(&self, before: &Dataset, d: &Dataset) -> Result<bool, StoreError> {
+    async fn update_dataset(
+        &self,
+        before: &Dataset,
+        d: &Dataset,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.update_dataset)
             .bind(&d.owner)
             .bind(d.classification.as_str())
@@ -736,18 +795,24 @@ where
             .bind(json_text(&before.allowed_purposes)?)
             .bind(before.description.as_deref())
             .bind(to_i64(before.updated_at)?)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        self.commit_if_changed(tx, DB::rows_affected(&done) == 1, audit).await
     }
 
-    async fn delete_dataset(&self, name: &str, now: u64) -> Result<bool, StoreError> {
+    async fn delete_dataset(
+        &self,
+        name: &str,
+        now: u64,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.delete_dataset)
             .bind(to_i64(now)?)
             .bind(name)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        self.commit_if_changed(tx, DB::rows_affected(&done) == 1, audit).await
     }
 
     async fn add_dataset_version(
@@ -757,6 +822,7 @@ where
         digest: &str,
         created_by: &str,
         now: u64,
+        audit: impl FnOnce(&DatasetVersion) -> Vec<AuditEvent> + Send,
     ) -> Result<DatasetVersion, StoreError> {
         let now_i = to_i64(now)?;
         let size = to_i64(spec.size)?;
@@ -785,10 +851,9 @@ where
             .await?;
         let node = NodeRef::dataset(dataset, version);
         Self::registry_add_edges(&mut *tx, "parents", &spec.parents, &node, None, created_by, now_i).await?;
-        tx.commit().await?;
         let mut parents = spec.parents.clone();
         parents.sort();
-        Ok(DatasetVersion {
+        let added = DatasetVersion {
             dataset: dataset.to_owned(),
             version,
             digest: digest.to_owned(),
@@ -797,7 +862,9 @@ where
             parents,
             created_by: created_by.to_owned(),
             created_at: now,
-        })
+        };
+        commit_with_events(self, tx, audit(&added)).await?;
+        Ok(added)
     }
 
     async fn get_dataset_version(&self, dataset: &str, version: u32) -> Result<Option<DatasetVersion>, StoreError> {
@@ -837,7 +904,12 @@ where
             .collect()
     }
 
-    async fn create_model(&self, m: &Model) -> Result<bool, StoreError> {
+    async fn create_model(
+        &self,
+        m: &Model,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         let done = sqlx::query(DB::REGISTRY.insert_model)
             .bind(&m.name)
             .bind(&m.owner)
@@ -845,9 +917,9 @@ where
             .bind(m.description.as_deref())
             .bind(&m.created_by)
             .bind(to_i64(m.created_at)?)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        self.commit_if_changed(tx, DB::rows_affected(&done) == 1, audit).await
     }
 
     async fn get_model(&self, name: &str) -> Result<Option<Model>, StoreError> {
@@ -875,6 +947,7 @@ where
         digest: &str,
         created_by: &str,
         now: u64,
+        audit: impl FnOnce(&ModelVersion) -> Vec<AuditEvent> + Send,
     ) -> Result<ModelVersion, StoreError> {
         let now_i = to_i64(now)?;
         let metrics = json_text(&spec.metrics)?;
@@ -911,10 +984,9 @@ where
             now_i,
         )
         .await?;
-        tx.commit().await?;
         let mut trained_from = spec.trained_from.clone();
         trained_from.sort();
-        Ok(ModelVersion {
+        let added = ModelVersion {
             model: model.to_owned(),
             version,
             digest: digest.to_owned(),
@@ -927,7 +999,9 @@ where
             created_by: created_by.to_owned(),
             created_at: now,
             stage_changed_at: now,
-        })
+        };
+        commit_with_events(self, tx, audit(&added)).await?;
+        Ok(added)
     }
 
     async fn get_model_version(&self, model: &str, version: u32) -> Result<Option<ModelVersion>, StoreError> {
@@ -979,7 +1053,11 @@ where
             .collect()
     }
 
-    async fn set_stage(&self, change: &StageChange) -> Result<(), StoreError> {
+    async fn set_stage(
+        &self,
+        change: &StageChange,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<(), StoreError> {
         change.from.check_transition(change.to)?;
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         Self::registry_lock_model(&mut *tx, &change.model).await?;
@@ -1000,8 +1078,7 @@ where
             });
         }
         Self::registry_record_change(&mut *tx, change).await?;
-        tx.commit().await?;
-        Ok(())
+        commit_with_events(self, tx, audit()).await
     }
 
     async fn stage_history(&self, model: &str) -> Result<Vec<StageChange>, StoreError> {
@@ -1014,7 +1091,11 @@ where
             .collect()
     }
 
-    async fn open_promotion(&self, r: &PromotionRequest) -> Result<(), StoreError> {
+    async fn open_promotion(
+        &self,
+        r: &PromotionRequest,
+        audit: impl FnOnce() -> Vec<AuditEvent> + Send,
+    ) -> Result<(), StoreError> {
         if r.required == 0 {
             return Err(StoreError::Registry(RegistryError::Invalid {
                 field: "required",
@@ -1062,8 +1143,7 @@ where
             .bind(r.closed_at.map(to_i64).transpose()?)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        commit_with_events(self, tx, audit()).await
     }
 
     async fn get_promotion(&self, id: &str) -> Result<Option<(PromotionRequest, Vec<Ballot>)>, StoreError> {
@@ -1108,6 +1188,7 @@ where
         vote: Vote,
         reason: &str,
         now: u64,
+        audit: impl FnOnce(&VoteResult) -> Vec<AuditEvent> + Send,
     ) -> Result<VoteResult, StoreError> {
         let now_i = to_i64(now)?;
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
@@ -1190,15 +1271,23 @@ where
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(VoteResult {
+        let result = VoteResult {
             outcome,
             request,
             archived,
-        })
+        };
+        commit_with_events(self, tx, audit(&result)).await?;
+        Ok(result)
     }
 
-    async fn rollback(&self, model: &str, by: &str, reason: &str, now: u64) -> Result<Rollback, StoreError> {
+    async fn rollback(
+        &self,
+        model: &str,
+        by: &str,
+        reason: &str,
+        now: u64,
+        audit: impl FnOnce(&Rollback) -> Vec<AuditEvent> + Send,
+    ) -> Result<Rollback, StoreError> {
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
         Self::registry_lock_model(&mut *tx, model).await?;
         let Some((current,)): Option<(i64,)> = sqlx::query_as(DB::REGISTRY.production_version)
@@ -1235,8 +1324,9 @@ where
         // not even inside this transaction (a unique index says so).
         Self::registry_apply(&mut *tx, &change(from, Stage::Production, Stage::Archived)).await?;
         Self::registry_apply(&mut *tx, &change(to, Stage::Archived, Stage::Production)).await?;
-        tx.commit().await?;
-        Ok(Rollback { from, to })
+        let done = Rollback { from, to };
+        commit_with_events(self, tx, audit(&done)).await?;
+        Ok(done)
     }
 
     async fn lineage(&self, root: &NodeRef, direction: Direction, depth: u32) -> Result<Graph, StoreError> {

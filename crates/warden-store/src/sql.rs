@@ -26,8 +26,9 @@
 
 use std::future::Future;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
-use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Type};
+use sqlx::{Connection as _, Database, Decode, Encode, IntoArguments, Pool, Type};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, PreparedEvent};
@@ -43,13 +44,72 @@ use crate::settings::SettingsSql;
 pub struct SqlStore<DB: Database> {
     writer: Pool<DB>,
     reader: Pool<DB>,
+    audit_health: Arc<AuditHealth>,
+}
+
+/// Whether the audit log could be written the last time this store tried
+/// (an append, a change committed with its events, or a probe); shared by
+/// every clone of the store.
+#[derive(Debug, Default)]
+pub(crate) struct AuditHealth {
+    failure: Mutex<Option<String>>,
+}
+
+impl AuditHealth {
+    /// Records the outcome of a write of the audit log.
+    pub(crate) fn record<T>(&self, result: &Result<T, StoreError>) {
+        let mut failure = self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(_) => *failure = None,
+            Err(e) => *failure = Some(e.to_string()),
+        }
+    }
+
+    /// The error of the last write, when it failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The pools' `after_release` check: a connection given back while still
+/// inside a transaction is closed, never reused, and the pool opens a fresh
+/// one. That happens when a `COMMIT` fails and the rollback queued by the
+/// dropped transaction fails too (SQLite ends a transaction by itself on
+/// some errors, `SQLITE_FULL` among them, and then refuses the `ROLLBACK`):
+/// sqlx still counts the transaction as open, and every later `BEGIN` on
+/// that connection would fail until a restart. The ping first runs what
+/// the dropped transaction queued, so the depth read after it is settled.
+pub(crate) fn discard_if_in_transaction<DB: Database>(
+    conn: &mut DB::Connection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        conn.ping().await?;
+        let clean = !conn.is_in_transaction();
+        if !clean {
+            tracing::warn!("a database connection was left inside a failed transaction; it is closed and replaced");
+        }
+        Ok(clean)
+    })
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// A store writing through `writer` and reading through `reader`
     /// (PostgreSQL passes one pool twice).
     pub(crate) fn new(writer: Pool<DB>, reader: Pool<DB>) -> Self {
-        Self { writer, reader }
+        Self {
+            writer,
+            reader,
+            audit_health: Arc::default(),
+        }
+    }
+
+    /// What the last write of the audit log through this store did.
+    pub(crate) fn audit_health(&self) -> &AuditHealth {
+        &self.audit_health
     }
 
     /// The pool that writes, and reads what must see the latest write.
@@ -70,6 +130,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
         Self {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
+            audit_health: Arc::clone(&self.audit_health),
         }
     }
 }
@@ -125,11 +186,11 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     /// `nodes` as a [`NodeList`](Self::NodeList).
     fn node_list(nodes: &[String]) -> Result<Self::NodeList<'_>, StoreError>;
 
-    /// [`AuditStore::append_batch`](crate::AuditStore::append_batch) for a
-    /// non-empty batch, in one transaction that serialises with every
-    /// other appender on the log's state row.
+    /// Appends a non-empty batch inside the caller's write transaction
+    /// `conn` (begun with [`BEGIN`](Self::BEGIN)), serialising with every
+    /// other appender on the log's state row; the caller commits.
     fn append_events(
-        store: &SqlStore<Self>,
+        conn: &mut Self::Connection,
         events: &[PreparedEvent],
     ) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
 

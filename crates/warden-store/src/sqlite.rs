@@ -19,7 +19,9 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
+};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
@@ -28,7 +30,7 @@ use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::{RegistrySql, json_text};
 use crate::settings::SettingsSql;
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, create_private_file, to_i64};
 
 /// SQLite-backed store.
@@ -50,6 +52,7 @@ impl SqliteStore {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(discard_if_in_transaction::<Sqlite>)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
@@ -100,8 +103,8 @@ impl Dialect for Sqlite {
         json_text(nodes)
     }
 
-    async fn append_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-        insert_events(store, events).await
+    async fn append_events(conn: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        insert_events(conn, events).await
     }
 
     async fn subtrees(store: &SqliteStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
@@ -165,6 +168,8 @@ const AUDIT: AuditSql = AuditSql {
     erase: "UPDATE audit_events SET body = NULL, salt = NULL, erased_at = ?, erasure_reason = ? \
              WHERE idx = ? AND erased_at IS NULL",
     erased: "SELECT erased_at FROM audit_events WHERE idx = ?",
+    put_probe: "INSERT INTO settings (name, value) VALUES ('audit_write_probe', ?) \
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /// Most events (10 columns each) and subtrees (3 columns) in one multi-row
@@ -172,11 +177,11 @@ const AUDIT: AuditSql = AuditSql {
 const EVENTS_PER_INSERT: usize = 256;
 const NODES_PER_INSERT: usize = 512;
 
-/// [`Dialect::append_events`]: `BEGIN IMMEDIATE` takes the write lock
-/// before the state is read, so even another process writing the same file
-/// cannot interleave; events and subtrees go in as multi-row `INSERT`s.
-async fn insert_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
-    let mut tx = store.writer().begin_with(Sqlite::BEGIN).await?;
+/// [`Dialect::append_events`]: the caller's `BEGIN IMMEDIATE` took the
+/// write lock before the state is read, so even another process writing the
+/// same file cannot interleave; events and subtrees go in as multi-row
+/// `INSERT`s.
+async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
     let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
         .fetch_one(&mut *tx)
         .await?;
@@ -218,7 +223,6 @@ async fn insert_events(store: &SqliteStore, events: &[PreparedEvent]) -> Result<
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(plan.range())
 }
 
@@ -330,6 +334,28 @@ const REGISTRY: RegistrySql = RegistrySql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditStore as _;
+
+    /// SQLite ends a transaction by itself on some failures (`SQLITE_FULL`
+    /// at `COMMIT` among them); the `COMMIT` then fails, and so does the
+    /// `ROLLBACK` the dropped transaction queues. Here the transaction is
+    /// ended behind sqlx's back the same way. The single writer connection
+    /// must not stay "inside" it: the next write works, with no restart.
+    #[tokio::test]
+    async fn a_transaction_that_sqlite_ended_by_itself_does_not_wedge_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let mut tx = store.writer().begin_with(Sqlite::BEGIN).await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        assert!(tx.commit().await.is_err(), "COMMIT outside a transaction fails");
+        crate::settings::SettingsStore::insert_setting_if_absent(&store, "probe", "1")
+            .await
+            .unwrap();
+        store.probe_audit().await.unwrap();
+        assert_eq!(store.audit_failure(), None);
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn purge_drops_revoked_families() {

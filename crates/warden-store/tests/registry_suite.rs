@@ -9,12 +9,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::json;
+use warden_audit::{AuditEvent, EventKind};
 use warden_registry::{
     Classification, Dataset, DatasetPatch, DatasetSpec, DatasetVersion, DatasetVersionSpec, Direction, Edge, Model,
     ModelSpec, ModelVersion, ModelVersionSpec, NodeRef, PromotionRequest, RegistryError, RequestStatus, Stage, Vote,
     VoteOutcome, Voter,
 };
-use warden_store::{RegistryStore, Rollback, StageChange, StoreError};
+use warden_store::oauth::{Family, NewRefresh, Redeemed};
+use warden_store::{AuditStore, EventQuery, OAuthStore, RegistryStore, Rollback, StageChange, StoreError};
+use warden_test_support::db::TestDb;
 use warden_test_support::store::Harness;
 
 const T0: u64 = 1_700_000_000;
@@ -70,11 +73,11 @@ fn mv_spec(trained_from: &[NodeRef]) -> ModelVersionSpec {
 
 /// Creates the dataset if needed and adds a version; returns its node.
 async fn add_dv<S: RegistryStore>(store: &S, name: &str, parents: &[NodeRef]) -> NodeRef {
-    store.create_dataset(&dataset(name)).await.unwrap();
+    store.create_dataset(&dataset(name), Vec::new).await.unwrap();
     let spec = dv_spec(parents);
     let d = spec.validate().unwrap();
     store
-        .add_dataset_version(name, &spec, &d, "user:alice", T0 + 1)
+        .add_dataset_version(name, &spec, &d, "user:alice", T0 + 1, |_| Vec::new())
         .await
         .unwrap()
         .node()
@@ -82,11 +85,11 @@ async fn add_dv<S: RegistryStore>(store: &S, name: &str, parents: &[NodeRef]) ->
 
 /// Creates the model if needed and adds a version; returns its node.
 async fn add_mv<S: RegistryStore>(store: &S, name: &str, trained_from: &[NodeRef]) -> NodeRef {
-    store.create_model(&model(name)).await.unwrap();
+    store.create_model(&model(name), Vec::new).await.unwrap();
     let spec = mv_spec(trained_from);
     let d = spec.validate().unwrap();
     store
-        .add_model_version(name, &spec, &d, "user:alice", T0 + 1)
+        .add_model_version(name, &spec, &d, "user:alice", T0 + 1, |_| Vec::new())
         .await
         .unwrap()
         .node()
@@ -107,7 +110,10 @@ fn change(model: &str, version: u32, from: Stage, to: Stage, at: u64) -> StageCh
 
 async fn to_staging<S: RegistryStore>(store: &S, model: &str, version: u32) {
     store
-        .set_stage(&change(model, version, Stage::Development, Stage::Staging, T0 + 2))
+        .set_stage(
+            &change(model, version, Stage::Development, Stage::Staging, T0 + 2),
+            Vec::new,
+        )
         .await
         .unwrap();
 }
@@ -139,11 +145,11 @@ async fn promote<S: RegistryStore>(store: &S, model: &str, at: u64) -> u32 {
     to_staging(store, model, version).await;
     let id = format!("p-{model}-{version}");
     store
-        .open_promotion(&request(&id, model, version, 1, at))
+        .open_promotion(&request(&id, model, version, 1, at), Vec::new)
         .await
         .unwrap();
     let done = store
-        .vote(&id, direct("user:bob"), Vote::Approve, "lgtm", at + 1)
+        .vote(&id, direct("user:bob"), Vote::Approve, "lgtm", at + 1, |_| Vec::new())
         .await
         .unwrap();
     assert!(matches!(done.outcome, VoteOutcome::Completed { .. }), "{done:?}");
@@ -167,9 +173,9 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     let tx = dataset("transactions");
-    assert!(s.create_dataset(&tx).await.unwrap());
-    assert!(!s.create_dataset(&tx).await.unwrap(), "name taken");
-    assert!(s.create_dataset(&dataset("accounts")).await.unwrap());
+    assert!(s.create_dataset(&tx, Vec::new).await.unwrap());
+    assert!(!s.create_dataset(&tx, Vec::new).await.unwrap(), "name taken");
+    assert!(s.create_dataset(&dataset("accounts"), Vec::new).await.unwrap());
     assert_eq!(s.get_dataset("transactions").await.unwrap().unwrap(), tx);
     assert_eq!(s.get_dataset("nope").await.unwrap(), None);
     let names = |l: Vec<Dataset>| l.into_iter().map(|d| d.name).collect::<Vec<_>>();
@@ -195,18 +201,25 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
             T0 + 50,
         )
         .unwrap();
-    assert!(s.update_dataset(&tx, &patched).await.unwrap());
-    assert!(!s.update_dataset(&tx, &concurrent).await.unwrap(), "stale copy");
+    assert!(s.update_dataset(&tx, &patched, Vec::new).await.unwrap());
+    assert!(
+        !s.update_dataset(&tx, &concurrent, Vec::new).await.unwrap(),
+        "stale copy"
+    );
     assert_eq!(s.get_dataset("transactions").await.unwrap().unwrap(), patched);
-    assert!(!s.update_dataset(&dataset("nope"), &dataset("nope")).await.unwrap());
+    assert!(
+        !s.update_dataset(&dataset("nope"), &dataset("nope"), Vec::new)
+            .await
+            .unwrap()
+    );
 
     add_dv(s, "transactions", &[]).await;
-    assert!(s.delete_dataset("transactions", T0 + 100).await.unwrap());
+    assert!(s.delete_dataset("transactions", T0 + 100, Vec::new).await.unwrap());
     assert!(
-        !s.delete_dataset("transactions", T0 + 101).await.unwrap(),
+        !s.delete_dataset("transactions", T0 + 101, Vec::new).await.unwrap(),
         "already deleted"
     );
-    assert!(!s.delete_dataset("nope", T0 + 101).await.unwrap());
+    assert!(!s.delete_dataset("nope", T0 + 101, Vec::new).await.unwrap());
     let deleted = s.get_dataset("transactions").await.unwrap().unwrap();
     assert_eq!(deleted.deleted_at, Some(T0 + 100));
     assert_eq!(names(s.list_datasets(false).await.unwrap()), ["accounts"]);
@@ -215,18 +228,20 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
         ["accounts", "transactions"]
     );
     assert!(
-        !s.update_dataset(&patched, &patched).await.unwrap(),
+        !s.update_dataset(&patched, &patched, Vec::new).await.unwrap(),
         "deleted datasets do not change"
     );
     assert!(
-        !s.create_dataset(&tx).await.unwrap(),
+        !s.create_dataset(&tx, Vec::new).await.unwrap(),
         "a deleted dataset keeps its name"
     );
     // Versions stay readable; no new ones.
     assert_eq!(s.list_dataset_versions("transactions").await.unwrap().len(), 1);
     let spec = dv_spec(&[]);
     let e = s
-        .add_dataset_version("transactions", &spec, &digest(1), "user:alice", T0 + 200)
+        .add_dataset_version("transactions", &spec, &digest(1), "user:alice", T0 + 200, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(
@@ -234,7 +249,7 @@ async fn datasets_round_trip_and_soft_delete<H: Harness>() {
         "{e:?}"
     );
     let e = s
-        .add_dataset_version("nope", &spec, &digest(1), "user:alice", T0)
+        .add_dataset_version("nope", &spec, &digest(1), "user:alice", T0, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(matches!(&e, StoreError::NotFound(m) if m == "dataset `nope`"), "{e:?}");
@@ -245,9 +260,9 @@ async fn models_round_trip<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     let m = model("fraud");
-    assert!(s.create_model(&m).await.unwrap());
-    assert!(!s.create_model(&m).await.unwrap());
-    assert!(s.create_model(&model("churn")).await.unwrap());
+    assert!(s.create_model(&m, Vec::new).await.unwrap());
+    assert!(!s.create_model(&m, Vec::new).await.unwrap());
+    assert!(s.create_model(&model("churn"), Vec::new).await.unwrap());
     assert_eq!(s.get_model("fraud").await.unwrap().unwrap(), m);
     assert_eq!(s.get_model("nope").await.unwrap(), None);
     let names: Vec<String> = s.list_models().await.unwrap().into_iter().map(|m| m.name).collect();
@@ -255,7 +270,7 @@ async fn models_round_trip<H: Harness>() {
 
     let spec = mv_spec(&[]);
     let v = s
-        .add_model_version("fraud", &spec, &digest(2), "user:bob", T0 + 5)
+        .add_model_version("fraud", &spec, &digest(2), "user:bob", T0 + 5, |_| Vec::new())
         .await
         .unwrap();
     assert_eq!(
@@ -266,7 +281,7 @@ async fn models_round_trip<H: Harness>() {
     assert_eq!(s.list_model_versions("fraud").await.unwrap(), [v]);
     assert_eq!(s.get_model_version("fraud", 2).await.unwrap(), None);
     let e = s
-        .add_model_version("nope", &spec, &digest(2), "user:bob", T0)
+        .add_model_version("nope", &spec, &digest(2), "user:bob", T0, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(matches!(&e, StoreError::NotFound(m) if m == "model `nope`"), "{e:?}");
@@ -276,20 +291,20 @@ async fn models_round_trip<H: Harness>() {
 async fn version_numbers_have_no_gaps_or_duplicates<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
-    s.create_dataset(&dataset("events")).await.unwrap();
-    s.create_model(&model("ranker")).await.unwrap();
+    s.create_dataset(&dataset("events"), Vec::new).await.unwrap();
+    s.create_model(&model("ranker"), Vec::new).await.unwrap();
     let tasks: Vec<_> = (0..20u64)
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
                 let spec = dv_spec(&[]);
                 let d = s
-                    .add_dataset_version("events", &spec, &digest(i), "user:alice", T0 + i)
+                    .add_dataset_version("events", &spec, &digest(i), "user:alice", T0 + i, |_| Vec::new())
                     .await
                     .unwrap();
                 let spec = mv_spec(&[]);
                 let m = s
-                    .add_model_version("ranker", &spec, &digest(i), "user:alice", T0 + i)
+                    .add_model_version("ranker", &spec, &digest(i), "user:alice", T0 + i, |_| Vec::new())
                     .await
                     .unwrap();
                 (d.version, m.version)
@@ -335,12 +350,12 @@ async fn parents_and_training_data_round_trip<H: Harness>() {
     // Given out of order; stored and returned sorted.
     let spec = dv_spec(&[raw2.clone(), ext.clone(), raw1.clone()]);
     let clean = s
-        .add_dataset_version("clean", &spec, &digest(1), "user:carol", T0 + 9)
+        .add_dataset_version("clean", &spec, &digest(1), "user:carol", T0 + 9, |_| Vec::new())
         .await;
     assert!(matches!(clean, Err(StoreError::NotFound(_))), "no dataset `clean` yet");
-    s.create_dataset(&dataset("clean")).await.unwrap();
+    s.create_dataset(&dataset("clean"), Vec::new).await.unwrap();
     let clean = s
-        .add_dataset_version("clean", &spec, &digest(1), "user:carol", T0 + 9)
+        .add_dataset_version("clean", &spec, &digest(1), "user:carol", T0 + 9, |_| Vec::new())
         .await
         .unwrap();
     let sorted = vec![ext.clone(), raw1.clone(), raw2.clone()];
@@ -362,15 +377,15 @@ async fn parents_and_training_data_round_trip<H: Harness>() {
     assert_eq!(s.get_dataset_version("raw", 3).await.unwrap(), None);
 
     let clean1 = NodeRef::dataset("clean", 1);
-    s.create_model(&model("fraud")).await.unwrap();
+    s.create_model(&model("fraud"), Vec::new).await.unwrap();
     let untrained = s
-        .add_model_version("fraud", &mv_spec(&[]), &digest(2), "user:bob", T0 + 10)
+        .add_model_version("fraud", &mv_spec(&[]), &digest(2), "user:bob", T0 + 10, |_| Vec::new())
         .await
         .unwrap();
     assert_eq!(untrained.trained_from, []);
     let spec = mv_spec(&[raw2.clone(), clean1.clone()]);
     let v = s
-        .add_model_version("fraud", &spec, &digest(2), "user:bob", T0 + 10)
+        .add_model_version("fraud", &spec, &digest(2), "user:bob", T0 + 10, |_| Vec::new())
         .await
         .unwrap();
     let expected = ModelVersion {
@@ -413,10 +428,10 @@ async fn missing_parents_are_not_found_and_nothing_is_written<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     let raw1 = add_dv(s, "raw", &[]).await;
-    s.create_dataset(&dataset("clean")).await.unwrap();
+    s.create_dataset(&dataset("clean"), Vec::new).await.unwrap();
     let spec = dv_spec(&[raw1.clone(), NodeRef::dataset("raw", 9)]);
     let e = s
-        .add_dataset_version("clean", &spec, &digest(1), "user:alice", T0)
+        .add_dataset_version("clean", &spec, &digest(1), "user:alice", T0, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(
@@ -426,21 +441,21 @@ async fn missing_parents_are_not_found_and_nothing_is_written<H: Harness>() {
     assert_eq!(e.to_string(), "dataset version `dataset:raw@9` not found");
     let spec = dv_spec(&[NodeRef::dataset("ghost", 1)]);
     assert!(matches!(
-        s.add_dataset_version("clean", &spec, &digest(1), "user:alice", T0)
+        s.add_dataset_version("clean", &spec, &digest(1), "user:alice", T0, |_| Vec::new())
             .await,
         Err(StoreError::NotFound(_))
     ));
     let spec = dv_spec(&[NodeRef::model("m", 1)]);
     assert!(matches!(
-        s.add_dataset_version("clean", &spec, &digest(1), "user:alice", T0)
+        s.add_dataset_version("clean", &spec, &digest(1), "user:alice", T0, |_| Vec::new())
             .await,
         Err(StoreError::Registry(RegistryError::Invalid { field: "parents", .. }))
     ));
 
-    s.create_model(&model("fraud")).await.unwrap();
+    s.create_model(&model("fraud"), Vec::new).await.unwrap();
     let spec = mv_spec(&[raw1.clone(), NodeRef::dataset("raw", 2)]);
     let e = s
-        .add_model_version("fraud", &spec, &digest(2), "user:alice", T0)
+        .add_model_version("fraud", &spec, &digest(2), "user:alice", T0, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(
@@ -477,17 +492,17 @@ async fn stage_changes_are_compare_and_set<H: Harness>() {
     add_mv(s, "fraud", &[]).await;
     add_mv(s, "fraud", &[]).await;
     let up = change("fraud", 1, Stage::Development, Stage::Staging, T0 + 10);
-    s.set_stage(&up).await.unwrap();
+    s.set_stage(&up, Vec::new).await.unwrap();
     let v = s.get_model_version("fraud", 1).await.unwrap().unwrap();
     assert_eq!((v.stage, v.stage_changed_at), (Stage::Staging, T0 + 10));
 
-    let e = s.set_stage(&up).await.unwrap_err();
+    let e = s.set_stage(&up, Vec::new).await.unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("`staging`")),
         "{e:?}"
     );
     let e = s
-        .set_stage(&change("fraud", 1, Stage::Staging, Stage::Production, T0))
+        .set_stage(&change("fraud", 1, Stage::Staging, Stage::Production, T0), Vec::new)
         .await
         .unwrap_err();
     assert!(
@@ -495,7 +510,7 @@ async fn stage_changes_are_compare_and_set<H: Harness>() {
         "{e:?}"
     );
     let e = s
-        .set_stage(&change("fraud", 9, Stage::Development, Stage::Staging, T0))
+        .set_stage(&change("fraud", 9, Stage::Development, Stage::Staging, T0), Vec::new)
         .await
         .unwrap_err();
     assert!(
@@ -503,14 +518,17 @@ async fn stage_changes_are_compare_and_set<H: Harness>() {
         "{e:?}"
     );
     let e = s
-        .set_stage(&change("nope", 1, Stage::Development, Stage::Staging, T0))
+        .set_stage(&change("nope", 1, Stage::Development, Stage::Staging, T0), Vec::new)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
 
-    s.set_stage(&change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11))
-        .await
-        .unwrap();
+    s.set_stage(
+        &change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.stage_history("fraud").await.unwrap(),
         [up, change("fraud", 2, Stage::Development, Stage::Archived, T0 + 11)]
@@ -534,17 +552,29 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
     add_mv(s, "fraud", &[]).await;
-    let e = s.open_promotion(&request("p1", "fraud", 1, 2, T0)).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 1, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(matches!(&e, StoreError::Conflict(m) if m.contains("staging")), "{e:?}");
-    let e = s.open_promotion(&request("p1", "fraud", 7, 2, T0)).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 7, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::NotFound(m) if m == "model version `model:fraud@7`"),
         "{e:?}"
     );
-    let e = s.open_promotion(&request("p1", "nope", 1, 2, T0)).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "nope", 1, 2, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     to_staging(s, "fraud", 1).await;
-    let e = s.open_promotion(&request("p1", "fraud", 1, 0, T0)).await.unwrap_err();
+    let e = s
+        .open_promotion(&request("p1", "fraud", 1, 0, T0), Vec::new)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -553,9 +583,9 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
         "{e:?}"
     );
     let p1 = request("p1", "fraud", 1, 2, T0);
-    s.open_promotion(&p1).await.unwrap();
+    s.open_promotion(&p1, Vec::new).await.unwrap();
     let e = s
-        .open_promotion(&request("p2", "fraud", 1, 2, T0 + 1))
+        .open_promotion(&request("p2", "fraud", 1, 2, T0 + 1), Vec::new)
         .await
         .unwrap_err();
     assert!(matches!(&e, StoreError::Conflict(m) if m.contains("`p1`")), "{e:?}");
@@ -564,7 +594,9 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
 
     // Rejected: closed, and a new request may be opened.
     let r = s
-        .vote("p1", direct("user:dave"), Vote::Reject, "not yet", T0 + 5)
+        .vote("p1", direct("user:dave"), Vote::Reject, "not yet", T0 + 5, |_| {
+            Vec::new()
+        })
         .await
         .unwrap();
     assert_eq!(r.outcome, VoteOutcome::Rejected);
@@ -580,7 +612,7 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
         ("user:dave", Vote::Reject)
     );
     let e = s
-        .vote("p1", direct("user:bob"), Vote::Approve, "ok", T0 + 6)
+        .vote("p1", direct("user:bob"), Vote::Approve, "ok", T0 + 6, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(
@@ -589,9 +621,9 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
     );
     assert_eq!(stage_of(s, "fraud", 1).await, Stage::Staging);
     let p2 = request("p2", "fraud", 1, 2, T0 + 7);
-    s.open_promotion(&p2).await.unwrap();
+    s.open_promotion(&p2, Vec::new).await.unwrap();
     let e = s
-        .vote("nope", direct("user:bob"), Vote::Approve, "ok", T0)
+        .vote("nope", direct("user:bob"), Vote::Approve, "ok", T0, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(
@@ -603,7 +635,7 @@ async fn promotion_requests_open_only_from_staging<H: Harness>() {
     add_mv(s, "churn", &[]).await;
     to_staging(s, "churn", 1).await;
     let p3 = request("p3", "churn", 1, 1, T0 + 8);
-    s.open_promotion(&p3).await.unwrap();
+    s.open_promotion(&p3, Vec::new).await.unwrap();
     let ids = |l: Vec<PromotionRequest>| l.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(s.list_promotions(None, None).await.unwrap()), ["p3", "p2", "p1"]);
     assert_eq!(ids(s.list_promotions(Some("fraud"), None).await.unwrap()), ["p2", "p1"]);
@@ -633,16 +665,20 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
     to_staging(s, "fraud", 2).await;
     let mut p = request("p", "fraud", 2, 2, T0 + 100);
     p.requester_actors = vec!["agent:helper".into()];
-    s.open_promotion(&p).await.unwrap();
+    s.open_promotion(&p, Vec::new).await.unwrap();
     assert_eq!(s.get_promotion("p").await.unwrap().unwrap().0, p, "actors round trip");
 
     let e = s
-        .vote("p", direct("user:alice"), Vote::Approve, "mine", T0 + 101)
+        .vote("p", direct("user:alice"), Vote::Approve, "mine", T0 + 101, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("requester"));
     let e = s
-        .vote("p", direct("agent:bot"), Vote::Approve, "beep", T0 + 101)
+        .vote("p", direct("agent:bot"), Vote::Approve, "beep", T0 + 101, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("agents"));
@@ -652,13 +688,13 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
         actors: &actors,
     };
     let e = s
-        .vote("p", delegated, Vote::Approve, "for carol", T0 + 101)
+        .vote("p", delegated, Vote::Approve, "for carol", T0 + 101, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("delegated"));
 
     let r = s
-        .vote("p", direct("user:bob"), Vote::Approve, "ok", T0 + 1000)
+        .vote("p", direct("user:bob"), Vote::Approve, "ok", T0 + 1000, |_| Vec::new())
         .await
         .unwrap();
     let recorded = |approvals, renewed| VoteOutcome::Recorded {
@@ -671,7 +707,9 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
         (recorded(1, false), RequestStatus::Open, None)
     );
     let e = s
-        .vote("p", direct("user:bob"), Vote::Approve, "again", T0 + 1001)
+        .vote("p", direct("user:bob"), Vote::Approve, "again", T0 + 1001, |_| {
+            Vec::new()
+        })
         .await
         .unwrap_err();
     assert!(four_eyes(e).contains("counts once"));
@@ -680,7 +718,7 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
     // is then the only one that counts.
     let late = T0 + 1000 + TTL;
     let r = s
-        .vote("p", direct("user:carol"), Vote::Approve, "ok", late)
+        .vote("p", direct("user:carol"), Vote::Approve, "ok", late, |_| Vec::new())
         .await
         .unwrap();
     assert_eq!(r.outcome, recorded(1, false));
@@ -695,7 +733,9 @@ async fn four_eyes_holds_through_the_store<H: Harness>() {
 
     // Bob renews: his ballot is replaced and the request completes.
     let r = s
-        .vote("p", direct("user:bob"), Vote::Approve, "still ok", late + 1)
+        .vote("p", direct("user:bob"), Vote::Approve, "still ok", late + 1, |_| {
+            Vec::new()
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -746,12 +786,17 @@ async fn a_request_cannot_complete_once_its_version_left_staging<H: Harness>() {
     let v1 = promote(s, "fraud", T0).await;
     add_mv(s, "fraud", &[]).await;
     to_staging(s, "fraud", 2).await;
-    s.open_promotion(&request("p", "fraud", 2, 1, T0 + 10)).await.unwrap();
-    s.set_stage(&change("fraud", 2, Stage::Staging, Stage::Development, T0 + 11))
+    s.open_promotion(&request("p", "fraud", 2, 1, T0 + 10), Vec::new)
         .await
         .unwrap();
+    s.set_stage(
+        &change("fraud", 2, Stage::Staging, Stage::Development, T0 + 11),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     let e = s
-        .vote("p", direct("user:bob"), Vote::Approve, "ok", T0 + 12)
+        .vote("p", direct("user:bob"), Vote::Approve, "ok", T0 + 12, |_| Vec::new())
         .await
         .unwrap_err();
     assert!(matches!(&e, StoreError::Conflict(m) if m.contains("staging")), "{e:?}");
@@ -769,7 +814,7 @@ async fn concurrent_approvals_record_exactly_the_required_number<H: Harness>() {
     let v1 = promote(s, "fraud", T0).await;
     add_mv(s, "fraud", &[]).await;
     to_staging(s, "fraud", 2).await;
-    s.open_promotion(&request("race", "fraud", 2, 2, T0 + 100))
+    s.open_promotion(&request("race", "fraud", 2, 2, T0 + 100), Vec::new)
         .await
         .unwrap();
     let tasks: Vec<_> = (0..10)
@@ -777,7 +822,8 @@ async fn concurrent_approvals_record_exactly_the_required_number<H: Harness>() {
             let s = s.clone();
             tokio::spawn(async move {
                 let voter = format!("user:approver{i}");
-                s.vote("race", direct(&voter), Vote::Approve, "ok", T0 + 200).await
+                s.vote("race", direct(&voter), Vote::Approve, "ok", T0 + 200, |_| Vec::new())
+                    .await
             })
         })
         .collect();
@@ -810,18 +856,27 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     let h = H::start().await;
     let s = h.store();
     add_mv(s, "fraud", &[]).await;
-    let e = s.rollback("fraud", "user:ops", "bad", T0).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "bad", T0, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m == "model `fraud` has no production version"),
         "{e:?}"
     );
-    let e = s.rollback("nope", "user:ops", "bad", T0).await.unwrap_err();
+    let e = s
+        .rollback("nope", "user:ops", "bad", T0, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
-    s.set_stage(&change("fraud", 1, Stage::Development, Stage::Archived, T0))
+    s.set_stage(&change("fraud", 1, Stage::Development, Stage::Archived, T0), Vec::new)
         .await
         .unwrap();
     let v2 = promote(s, "fraud", T0 + 10).await;
-    let e = s.rollback("fraud", "user:ops", "bad", T0 + 20).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "bad", T0 + 20, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -834,7 +889,7 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     assert_eq!(stage_of(s, "fraud", v4).await, Stage::Archived);
 
     let r = s
-        .rollback("fraud", "user:ops", "latency regression", T0 + 60)
+        .rollback("fraud", "user:ops", "latency regression", T0 + 60, |_| Vec::new())
         .await
         .unwrap();
     assert_eq!(r, Rollback { from: v5, to: v4 });
@@ -860,7 +915,10 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     );
     // A rollback is not itself rolled back: v5 was withdrawn for cause and
     // returns only through a new promotion; v4 stays.
-    let e = s.rollback("fraud", "user:ops", "fixed", T0 + 70).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "fixed", T0 + 70, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -876,11 +934,17 @@ async fn rollback_returns_to_the_version_the_promotion_replaced_once<H: Harness>
     );
     // Nor does a version archived by hand come back: archive v4, promote
     // v6 (which replaces nothing), and there is nothing to roll back to.
-    s.set_stage(&change("fraud", v4, Stage::Production, Stage::Archived, T0 + 80))
-        .await
-        .unwrap();
+    s.set_stage(
+        &change("fraud", v4, Stage::Production, Stage::Archived, T0 + 80),
+        Vec::new,
+    )
+    .await
+    .unwrap();
     promote(s, "fraud", T0 + 90).await;
-    let e = s.rollback("fraud", "user:ops", "again", T0 + 100).await.unwrap_err();
+    let e = s
+        .rollback("fraud", "user:ops", "again", T0 + 100, |_| Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, StoreError::Conflict(m) if m.contains("nothing to roll back to")),
         "{e:?}"
@@ -1072,6 +1136,199 @@ async fn impact_is_everything_downstream<H: Harness>() {
     h.finish().await;
 }
 
+/// A `registry_change` event for `resource`, as the server builds one.
+fn change_event(resource: &str, operation: &str) -> AuditEvent {
+    AuditEvent::new(
+        T0,
+        EventKind::RegistryChange {
+            principal: "user:alice".into(),
+            resource: resource.into(),
+            operation: operation.into(),
+            digest: None,
+            actor_chain: Vec::new(),
+            reason: None,
+            changes: Vec::new(),
+        },
+    )
+}
+
+/// Runs `sql` on the test database through a connection of its own,
+/// outside the store.
+async fn exec_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection as _;
+    match db.schema() {
+        Some(schema) => {
+            let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+            let path = format!("SET search_path TO \"{schema}\"");
+            sqlx::query(sqlx::AssertSqlSafe(path)).execute(&mut conn).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        None => {
+            let mut conn = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+/// Makes every append fail (the stored size no longer matches the
+/// frontier, which the append checks inside its transaction) or heals it.
+async fn break_audit_log(db: &TestDb, broken: bool) {
+    let delta = if broken { "+ 1" } else { "- 1" };
+    exec_sql(db, &format!("UPDATE audit_state SET size = size {delta} WHERE id = 0")).await;
+}
+
+async fn a_change_commits_with_its_audit_events<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    assert_eq!(s.size().await.unwrap(), 0);
+    let created = s
+        .create_dataset(&dataset("tx"), || {
+            vec![change_event("Dataset::\"tx\"", "dataset.create")]
+        })
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(s.size().await.unwrap(), 1);
+    let events = s.events(&EventQuery::page(0, 10)).await.unwrap();
+    assert_eq!(events[0].kind, "registry_change");
+    assert_eq!(events[0].resource.as_deref(), Some("Dataset::\"tx\""));
+    // A change that is not made appends nothing: a taken name, a stage
+    // that is no longer the expected one, a vote the four-eyes rule refuses.
+    let again = s
+        .create_dataset(&dataset("tx"), || vec![change_event("x", "dataset.create")])
+        .await
+        .unwrap();
+    assert!(!again);
+    let node = add_mv(s, "fraud", &[]).await;
+    let before = s.size().await.unwrap();
+    let wrong = s
+        .set_stage(
+            &change("fraud", node.version, Stage::Staging, Stage::Archived, T0 + 3),
+            || vec![change_event("x", "model.stage")],
+        )
+        .await;
+    assert!(matches!(wrong, Err(StoreError::Conflict(_))), "{wrong:?}");
+    to_staging(s, "fraud", node.version).await;
+    s.open_promotion(&request("p1", "fraud", node.version, 1, T0 + 3), Vec::new)
+        .await
+        .unwrap();
+    let own = s
+        .vote("p1", direct("user:alice"), Vote::Approve, "mine", T0 + 4, |_| {
+            vec![change_event("x", "approval")]
+        })
+        .await;
+    assert!(
+        matches!(own, Err(StoreError::Registry(RegistryError::FourEyes(_)))),
+        "{own:?}"
+    );
+    assert_eq!(s.size().await.unwrap(), before, "a refused change appended an event");
+    // A completing vote appends every event it is given, with the change.
+    let done = s
+        .vote("p1", direct("user:bob"), Vote::Approve, "lgtm", T0 + 5, |r| {
+            assert!(matches!(r.outcome, VoteOutcome::Completed { .. }));
+            vec![change_event("a", "approval"), change_event("b", "model.stage")]
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.request.status, RequestStatus::Approved);
+    assert_eq!(s.size().await.unwrap(), before + 2);
+    assert_eq!(s.audit_failure(), None);
+    h.finish().await;
+}
+
+async fn a_failed_audit_append_leaves_no_change<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    let node = add_mv(s, "fraud", &[]).await;
+    break_audit_log(h.db(), true).await;
+    let event = || vec![change_event("Dataset::\"tx\"", "dataset.create")];
+    assert!(s.create_dataset(&dataset("tx"), event).await.is_err());
+    assert_eq!(
+        s.get_dataset("tx").await.unwrap(),
+        None,
+        "the change outlived its failed record"
+    );
+    assert!(s.audit_failure().is_some());
+    let spec = mv_spec(&[]);
+    let digest = spec.validate().unwrap();
+    let added = s
+        .add_model_version("fraud", &spec, &digest, "user:alice", T0 + 2, |_| event())
+        .await;
+    assert!(added.is_err(), "{added:?}");
+    assert_eq!(s.list_model_versions("fraud").await.unwrap().len(), 1);
+    let moved = s
+        .set_stage(
+            &change("fraud", node.version, Stage::Development, Stage::Staging, T0 + 2),
+            event,
+        )
+        .await;
+    assert!(moved.is_err());
+    let v = s.get_model_version("fraud", node.version).await.unwrap().unwrap();
+    assert_eq!(v.stage, Stage::Development);
+    // The same change goes through once the log can be written again,
+    // on the same store (no connection was left inside a transaction).
+    break_audit_log(h.db(), false).await;
+    assert!(s.create_dataset(&dataset("tx"), event).await.unwrap());
+    assert_eq!(s.audit_failure(), None);
+    h.finish().await;
+}
+
+async fn a_refresh_rotation_whose_record_fails_is_not_made<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    let family = Family {
+        id: "fam".into(),
+        client_id: "c".into(),
+        subject: "svc:c".into(),
+        created_at: T0,
+        expires_at: T0 + 86_400,
+        revoked_at: None,
+    };
+    let token = |n: u8| NewRefresh {
+        token_hash: [n; 32],
+        grant_data: "{}".into(),
+        issued_at: T0,
+        expires_at: T0 + 3600,
+        access_jti: format!("j{n}"),
+        access_exp: T0 + 300,
+    };
+    s.start_family(&family, &token(1)).await.unwrap();
+    let audit = |r: &Redeemed| match r {
+        Redeemed::Rotated { row } => vec![AuditEvent::new(
+            T0 + 10,
+            EventKind::TokenRefreshed {
+                subject: "svc:c".into(),
+                client_id: "c".into(),
+                jti: "j2".into(),
+                kid: "k".into(),
+                family: row.family.id.clone(),
+                scope: String::new(),
+            },
+        )],
+        _ => Vec::new(),
+    };
+    break_audit_log(h.db(), true).await;
+    assert!(s.redeem_refresh(&[1; 32], &token(2), T0 + 10, 0, audit).await.is_err());
+    break_audit_log(h.db(), false).await;
+    // No grace period: had the failed rotation been kept, this retry
+    // would be reuse and revoke the family.
+    let retried = s.redeem_refresh(&[1; 32], &token(2), T0 + 11, 0, audit).await.unwrap();
+    assert!(matches!(retried, Redeemed::Rotated { .. }), "{retried:?}");
+    assert_eq!(s.find_refresh(&[1; 32]).await.unwrap().unwrap().family.revoked_at, None);
+    let events = s.events(&EventQuery::page(0, 10)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "token_refreshed");
+    h.finish().await;
+}
+
 warden_test_support::each_backend! {
     #[tokio::test]
     datasets_round_trip_and_soft_delete,
@@ -1084,7 +1341,10 @@ warden_test_support::each_backend! {
     a_request_cannot_complete_once_its_version_left_staging,
     rollback_returns_to_the_version_the_promotion_replaced_once,
     lineage_walks_diamonds_within_depth,
-    impact_is_everything_downstream;
+    impact_is_everything_downstream,
+    a_change_commits_with_its_audit_events,
+    a_failed_audit_append_leaves_no_change,
+    a_refresh_rotation_whose_record_fails_is_not_made;
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     version_numbers_have_no_gaps_or_duplicates,
     concurrent_approvals_record_exactly_the_required_number;

@@ -1,7 +1,9 @@
 //! Changes to the registry, audited: each change a call makes is recorded
-//! after it is made, as a `registry_change` or `approval` event carrying
-//! the new state, and the policies' view of the registry is refreshed here
-//! and on the other replicas.
+//! as a `registry_change` or `approval` event carrying the new state,
+//! appended by the store in the change's own transaction (a change whose
+//! record cannot be written is not made, and is answered 503), and the
+//! policies' view of the registry is refreshed here and on the other
+//! replicas.
 //!
 //! Decisions on registry calls are audited by the access layer
 //! ([`Caller::authorize`]) before anything is done.
@@ -10,37 +12,33 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 
 use super::RegistryState;
-use crate::access::{Caller, Context};
-use crate::error::ApiError;
+use crate::access::Caller;
 use crate::notice::Notice;
 
 impl Caller {
-    /// Audits a change that was made. It is already in the store, so a
-    /// log failure is answered 503 (the caller retries or checks) and
-    /// logged loudly.
-    pub async fn audit_change<C: Context>(
+    /// The `registry_change` event of a change this call makes, for the
+    /// store to append in the change's own transaction: the change and its
+    /// record commit together or not at all.
+    pub fn change_event(
         &self,
-        ctx: &C,
         resource: &str,
         operation: &str,
         digest: Option<String>,
         reason: Option<String>,
-    ) -> Result<(), ApiError> {
-        self.audit_edit(ctx, resource, operation, digest, reason, Vec::new())
-            .await
+    ) -> AuditEvent {
+        self.edit_event(resource, operation, digest, reason, Vec::new())
     }
 
-    /// As [`Caller::audit_change`], with the changed fields' old and new values.
-    pub async fn audit_edit<C: Context>(
+    /// As [`Caller::change_event`], with the changed fields' old and new values.
+    pub fn edit_event(
         &self,
-        ctx: &C,
         resource: &str,
         operation: &str,
         digest: Option<String>,
         reason: Option<String>,
         changes: Vec<String>,
-    ) -> Result<(), ApiError> {
-        let event = EventKind::RegistryChange {
+    ) -> AuditEvent {
+        self.event(EventKind::RegistryChange {
             principal: self.principal.clone(),
             resource: resource.to_owned(),
             operation: operation.to_owned(),
@@ -48,21 +46,12 @@ impl Caller {
             actor_chain: self.actor_chain.clone(),
             reason,
             changes,
-        };
-        self.record(ctx, event).await
+        })
     }
 
-    /// Records `event` at this call's time; 503 when the log fails.
-    pub async fn record<C: Context>(&self, ctx: &C, event: EventKind) -> Result<(), ApiError> {
-        ctx.app()
-            .audit
-            .record(AuditEvent::new(self.now, event))
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(error = %e, request_id = %self.request_id, "a registry change was made but could not be audited");
-                ApiError::unavailable("the change was made but the audit log is unavailable")
-            })
+    /// `event` at this call's time.
+    pub fn event(&self, event: EventKind) -> AuditEvent {
+        AuditEvent::new(self.now, event)
     }
 }
 

@@ -41,12 +41,11 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body)
     let dataset = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::dataset(&dataset);
     call.authorize(&state, "dataset.create", &resource).await?;
-    if !state.app.store.create_dataset(&dataset).await? {
+    let event = call.change_event(&resource.to_string(), "dataset.create", None, None);
+    if !state.app.store.create_dataset(&dataset, || vec![event]).await? {
         return Err(ApiError::conflict(format!("dataset `{}` already exists", dataset.name)));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &resource.to_string(), "dataset.create", None, None)
-        .await?;
     Ok((StatusCode::CREATED, Json(to_json(&dataset)?)).into_response())
 }
 
@@ -110,7 +109,10 @@ pub async fn update<S: Store>(
     // The new attributes must be allowed too: nobody relabels a dataset
     // into one they could not have created.
     call.authorize(&state, action, &entities::dataset(&next)).await?;
-    if !state.app.store.update_dataset(&dataset, &next).await? {
+    let resource = entities::dataset(&next).to_string();
+    let changes = changed_fields(&dataset, &next);
+    let event = call.edit_event(&resource, "dataset.update", None, None, changes);
+    if !state.app.store.update_dataset(&dataset, &next, || vec![event]).await? {
         return Err(match state.app.store.get_dataset(&name).await? {
             Some(d) if d.deleted_at.is_none() => {
                 ApiError::conflict(format!("dataset `{name}` changed meanwhile; read it again and retry"))
@@ -119,10 +121,6 @@ pub async fn update<S: Store>(
         });
     }
     refresh_attributes(&state).await;
-    let resource = entities::dataset(&next).to_string();
-    let changes = changed_fields(&dataset, &next);
-    call.audit_edit(&state, &resource, "dataset.update", None, None, changes)
-        .await?;
     Ok(Json(to_json(&next)?))
 }
 
@@ -180,12 +178,11 @@ pub async fn delete<S: Store>(
     let dataset = live_dataset(&state, &name).await?;
     let resource = entities::dataset(&dataset);
     call.authorize(&state, "dataset.delete", &resource).await?;
-    if !state.app.store.delete_dataset(&name, call.now).await? {
+    let event = call.change_event(&resource.to_string(), "dataset.delete", None, reason);
+    if !state.app.store.delete_dataset(&name, call.now, || vec![event]).await? {
         return Err(ApiError::not_found(format!("dataset `{name}` not found")));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &resource.to_string(), "dataset.delete", None, reason)
-        .await?;
     Ok(Json(json!({"name": name, "deleted_at": call.now})))
 }
 
@@ -208,10 +205,10 @@ pub async fn add_version<S: Store>(
     let version = state
         .app
         .store
-        .add_dataset_version(&name, &spec, &digest, call.principal.as_str(), call.now)
-        .await?;
-    let resource = entities::dataset_version(&dataset, version.version).to_string();
-    call.audit_change(&state, &resource, "dataset.version.add", Some(digest), None)
+        .add_dataset_version(&name, &spec, &digest, call.principal.as_str(), call.now, |added| {
+            let resource = entities::dataset_version(&dataset, added.version).to_string();
+            vec![call.change_event(&resource, "dataset.version.add", Some(digest.clone()), None)]
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
 }

@@ -51,12 +51,11 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body)
     let model = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::model(&model, Stage::Development);
     call.authorize(&state, "model.register", &resource).await?;
-    if !state.app.store.create_model(&model).await? {
+    let event = call.change_event(&resource.to_string(), "model.create", None, None);
+    if !state.app.store.create_model(&model, || vec![event]).await? {
         return Err(ApiError::conflict(format!("model `{}` already exists", model.name)));
     }
     refresh_attributes(&state).await;
-    call.audit_change(&state, &resource.to_string(), "model.create", None, None)
-        .await?;
     Ok((StatusCode::CREATED, Json(to_json(&model)?)).into_response())
 }
 
@@ -124,12 +123,12 @@ pub async fn add_version<S: Store>(
     let version = state
         .app
         .store
-        .add_model_version(&name, &spec, &digest, call.principal.as_str(), call.now)
+        .add_model_version(&name, &spec, &digest, call.principal.as_str(), call.now, |added| {
+            let resource = entities::model_version(&m, added).to_string();
+            vec![call.change_event(&resource, "model.version.add", Some(digest.clone()), None)]
+        })
         .await?;
     refresh_attributes(&state).await;
-    let resource = entities::model_version(&m, &version).to_string();
-    call.audit_change(&state, &resource, "model.version.add", Some(digest), None)
-        .await?;
     Ok((StatusCode::CREATED, Json(to_json(&version)?)).into_response())
 }
 
@@ -221,8 +220,6 @@ pub async fn set_stage<S: Store>(
         request_id: None,
         at: call.now,
     };
-    state.app.store.set_stage(&change).await?;
-    refresh_attributes(&state).await;
     let moved = ModelVersion {
         stage: to,
         stage_changed_at: call.now,
@@ -230,8 +227,9 @@ pub async fn set_stage<S: Store>(
     };
     let resource = entities::model_version(&m, &moved).to_string();
     let operation = format!("model.stage:{}->{}", v.stage.as_str(), to.as_str());
-    call.audit_change(&state, &resource, &operation, Some(moved.digest.clone()), Some(reason))
-        .await?;
+    let event = call.change_event(&resource, &operation, Some(moved.digest.clone()), Some(reason));
+    state.app.store.set_stage(&change, || vec![event]).await?;
+    refresh_attributes(&state).await;
     Ok(Json(to_json(&moved)?))
 }
 
@@ -273,10 +271,9 @@ pub async fn request_promotion<S: Store>(
         created_at: call.now,
         closed_at: None,
     };
-    state.app.store.open_promotion(&request).await?;
     let operation = format!("model.promotion.request:{}", request.id);
-    call.audit_change(&state, &resource.to_string(), &operation, Some(v.digest), Some(reason))
-        .await?;
+    let event = call.change_event(&resource.to_string(), &operation, Some(v.digest), Some(reason));
+    state.app.store.open_promotion(&request, || vec![event]).await?;
     Ok((
         StatusCode::CREATED,
         Json(super::promotions::describe(&request, &[], call.now)),
@@ -306,12 +303,12 @@ pub async fn rollback<S: Store>(
     let done = state
         .app
         .store
-        .rollback(&name, call.principal.as_str(), &reason, call.now)
+        .rollback(&name, call.principal.as_str(), &reason, call.now, |done| {
+            let operation = format!("model.rollback:{}->{}", done.from, done.to);
+            vec![call.change_event(&resource.to_string(), &operation, None, Some(reason.clone()))]
+        })
         .await?;
     refresh_attributes(&state).await;
-    let operation = format!("model.rollback:{}->{}", done.from, done.to);
-    call.audit_change(&state, &resource.to_string(), &operation, None, Some(reason))
-        .await?;
     Ok(Json(json!({"model": name, "from": done.from, "to": done.to})))
 }
 

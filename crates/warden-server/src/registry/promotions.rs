@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_audit::EventKind;
 use warden_registry::{Ballot, PromotionRequest, RegistryError, RequestStatus, Vote, VoteOutcome, Voter};
-use warden_store::{Store, StoreError};
+use warden_store::{Store, StoreError, VoteResult};
 
 use super::lookup::{model, model_version};
 use super::{RegistryState, read_json, refresh_attributes};
@@ -171,7 +171,41 @@ async fn vote<S: Store>(
         subject: call.principal.as_str(),
         actors: &call.actor_chain,
     };
-    let result = match state.app.store.vote(&id, voter, vote, &reason, call.now).await {
+    // The approval, and for a completing one the stage changes, are
+    // appended in the vote's own transaction.
+    let audit = |result: &VoteResult| {
+        let approvals = match result.outcome {
+            VoteOutcome::Recorded { approvals, .. } | VoteOutcome::Completed { approvals, .. } => approvals,
+            VoteOutcome::Rejected => 0,
+        };
+        let mut events = vec![call.event(EventKind::Approval {
+            approver: call.principal.as_str().to_owned(),
+            requester: req.requested_by.clone(),
+            requester_actors: req.requester_actors.clone(),
+            resource: shown.clone(),
+            action: "model.promote".into(),
+            vote: vote.as_str().into(),
+            reason: reason.clone(),
+            request_id: id.clone(),
+            approvals,
+            required: req.required,
+        })];
+        if matches!(result.outcome, VoteOutcome::Completed { .. }) {
+            if let Some(old) = result.archived {
+                let old_ref = warden_policy::Resource::new("ModelVersion", format!("{}@{old}", req.model)).to_string();
+                let op = "model.stage:production->archived";
+                events.push(call.change_event(&old_ref, op, None, Some(format!("replaced by promotion {id}"))));
+            }
+            events.push(call.change_event(
+                &shown,
+                "model.stage:staging->production",
+                Some(v.digest.clone()),
+                Some(format!("promotion {id} approved")),
+            ));
+        }
+        events
+    };
+    let result = match state.app.store.vote(&id, voter, vote, &reason, call.now, audit).await {
         Ok(r) => r,
         Err(StoreError::Registry(rule)) => {
             let policy = match rule {
@@ -183,41 +217,13 @@ async fn vote<S: Store>(
         }
         Err(e) => return Err(e.into()),
     };
-    let (approvals, outcome) = match result.outcome {
-        VoteOutcome::Recorded { approvals, .. } => (approvals, "recorded"),
-        VoteOutcome::Completed { approvals, .. } => (approvals, "completed"),
-        VoteOutcome::Rejected => (0, "rejected"),
+    let outcome = match result.outcome {
+        VoteOutcome::Recorded { .. } => "recorded",
+        VoteOutcome::Completed { .. } => "completed",
+        VoteOutcome::Rejected => "rejected",
     };
-    let event = EventKind::Approval {
-        approver: call.principal.as_str().to_owned(),
-        requester: req.requested_by.clone(),
-        requester_actors: req.requester_actors.clone(),
-        resource: shown.clone(),
-        action: "model.promote".into(),
-        vote: vote.as_str().into(),
-        reason,
-        request_id: id.clone(),
-        approvals,
-        required: req.required,
-    };
-    call.record(&state, event).await?;
     if matches!(result.outcome, VoteOutcome::Completed { .. }) {
         refresh_attributes(&state).await;
-        if let Some(old) = result.archived {
-            let old_ref = warden_policy::Resource::new("ModelVersion", format!("{}@{old}", req.model)).to_string();
-            let op = "model.stage:production->archived";
-            call.audit_change(&state, &old_ref, op, None, Some(format!("replaced by promotion {id}")))
-                .await?;
-        }
-        let op = "model.stage:staging->production";
-        call.audit_change(
-            &state,
-            &shown,
-            op,
-            Some(v.digest.clone()),
-            Some(format!("promotion {id} approved")),
-        )
-        .await?;
     }
     // The vote is committed and audited: a failure to read the ballots
     // back must not read as "nothing was changed".

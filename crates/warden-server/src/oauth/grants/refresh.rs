@@ -70,39 +70,51 @@ pub async fn grant<S: Store>(
         access_jti: access_jti.clone(),
         access_exp: exp,
     };
-    match state
-        .app
-        .store
-        .redeem_refresh(&hash, &next, now, o.oauth.refresh_grace)
-        .await?
-    {
-        Redeemed::Rotated { row } => {
-            let access = Grant {
-                scopes: access_scopes,
-                ..stored
-            };
-            let minted = mint(state, &access, access_jti, exp, now)?;
-            let event = EventKind::TokenRefreshed {
+    let access = Grant {
+        scopes: access_scopes,
+        ..stored
+    };
+    // Signed before the redemption, so that the rotation, its audit record
+    // and the token it returns are decided together: the store appends the
+    // record in the rotation's own transaction, and a rotation whose record
+    // cannot be written is not made (the client's retry with the same
+    // refresh token is then a plain redemption, not reuse).
+    let minted = mint(state, &access, access_jti, exp, now)?;
+    let audit = |redeemed: &Redeemed| match redeemed {
+        Redeemed::Rotated { row } => vec![AuditEvent::new(
+            now,
+            EventKind::TokenRefreshed {
                 subject: access.subject.clone(),
                 client_id: access.client_id.clone(),
                 jti: minted.jti.clone(),
                 kid: minted.kid.clone(),
                 family: row.family.id.clone(),
                 scope: scope::join(&access.scopes),
-            };
-            state.app.audit.record(AuditEvent::new(now, event)).await?;
+            },
+        )],
+        Redeemed::Reused { family, .. } => vec![AuditEvent::new(
+            now,
+            EventKind::RefreshTokenReuseDetected {
+                subject: family.subject.clone(),
+                client_id: family.client_id.clone(),
+                family: family.id.clone(),
+            },
+        )],
+        Redeemed::Unknown | Redeemed::Expired | Redeemed::Revoked => Vec::new(),
+    };
+    match state
+        .app
+        .store
+        .redeem_refresh(&hash, &next, now, o.oauth.refresh_grace, audit)
+        .await?
+    {
+        Redeemed::Rotated { .. } => {
             state.clients.touch(&state.app.store, &access.client_id, now).await;
             Ok(token_response(&minted, &access.scopes, Some(token), None, now))
         }
         Redeemed::Reused { family, revoked } => {
             state.app.revoke(revoked);
             tracing::warn!(family = %family.id, client_id = %family.client_id, "refresh token reuse detected; family revoked");
-            let event = EventKind::RefreshTokenReuseDetected {
-                subject: family.subject.clone(),
-                client_id: family.client_id.clone(),
-                family: family.id.clone(),
-            };
-            state.app.audit.record(AuditEvent::new(now, event)).await?;
             Err(ApiError::invalid_grant(
                 "the refresh token was already used; its family is revoked",
             ))
