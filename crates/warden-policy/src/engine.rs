@@ -366,8 +366,14 @@ impl PolicyEngine {
         let mut actions: Vec<&ActionSlice> = inner.actions.values().collect();
         actions.sort_by_key(|a| a.uid.to_string());
         for action in actions {
-            let principal = inner.schema.principals_for_action(&action.uid).and_then(|mut t| t.next());
-            let resource = inner.schema.resources_for_action(&action.uid).and_then(|mut t| t.next());
+            let principal = inner
+                .schema
+                .principals_for_action(&action.uid)
+                .and_then(|mut t| t.next());
+            let resource = inner
+                .schema
+                .resources_for_action(&action.uid)
+                .and_then(|mut t| t.next());
             let (Some(principal), Some(resource)) = (principal, resource) else {
                 continue;
             };

@@ -381,7 +381,12 @@ fn strict_tenancy_needs_a_schema_that_declares_it() {
     let err = engine.check_tenancy(Tenancy::Strict).unwrap_err();
     assert!(err.to_string().contains("tenancy?: String"), "{err}");
     let d = engine
-        .decide(&user(&["ml-engineer"]), "inference.invoke", &model("production"), &ctx("inference.invoke"))
+        .decide(
+            &user(&["ml-engineer"]),
+            "inference.invoke",
+            &model("production"),
+            &ctx("inference.invoke"),
+        )
         .unwrap();
     assert!(d.allowed, "shared mode does not put `tenancy` in the context");
 }
@@ -396,10 +401,28 @@ fn strict_tenancy_keeps_tenantless_principals_to_tenantless_resources() {
         tenancy: Tenancy::Strict,
         ..ctx("model.read")
     };
-    assert!(engine().decide(&admin, "model.read", &tenant_model, &shared).unwrap().allowed);
+    assert!(
+        engine()
+            .decide(&admin, "model.read", &tenant_model, &shared)
+            .unwrap()
+            .allowed
+    );
     let d = engine().decide(&admin, "model.read", &tenant_model, &strict).unwrap();
-    assert_eq!((d.allowed, d.policy_ids.as_slice()), (false, &["tenant.strict".to_owned()][..]));
-    assert!(engine().decide(&admin, "model.read", &model("production"), &strict).unwrap().allowed);
+    assert_eq!(
+        (d.allowed, d.policy_ids.as_slice()),
+        (false, &["tenant.strict".to_owned()][..])
+    );
+    assert!(
+        engine()
+            .decide(&admin, "model.read", &model("production"), &strict)
+            .unwrap()
+            .allowed
+    );
     let acme = Principal::from_claims("user:a", ["admin"], Some("acme")).unwrap();
-    assert!(engine().decide(&acme, "model.read", &tenant_model, &strict).unwrap().allowed);
+    assert!(
+        engine()
+            .decide(&acme, "model.read", &tenant_model, &strict)
+            .unwrap()
+            .allowed
+    );
 }

@@ -65,6 +65,9 @@ pub struct Config {
     /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
     /// default: the built-in set.
     pub policy_dir: Option<PathBuf>,
+    /// `shared` (default): a principal without a tenant reaches every
+    /// tenant's resources; `strict`: only resources without a tenant.
+    pub tenancy: warden_policy::Tenancy,
     /// Model catalog: model id → stage, for policies on `resource.stage`
     /// of models the registry does not know (`[models]`).
     pub models: BTreeMap<String, String>,
@@ -126,6 +129,7 @@ impl Default for Config {
             oauth: o.oauth,
             federation: Vec::new(),
             policy_dir: None,
+            tenancy: o.tenancy,
             models: BTreeMap::new(),
             route: Vec::new(),
             redis_url: None,
@@ -588,6 +592,7 @@ impl Config {
             audit,
             federation,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
+            tenancy: self.tenancy,
             model_stages: self.models,
             routes: self.route,
             redis_url,

@@ -40,9 +40,23 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body)
     }
     let dataset = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::dataset(&dataset);
-    call.authorize(&state, "dataset.create", &resource).await?;
+    call.authorize_new(&state, "dataset.create", &resource).await?;
     if !state.app.store.create_dataset(&dataset).await? {
-        return Err(ApiError::conflict(format!("dataset `{}` already exists", dataset.name)));
+        let conflict = ApiError::conflict(format!("dataset `{}` already exists", dataset.name));
+        return Err(match state.app.store.get_dataset(&dataset.name).await? {
+            Some(existing) => {
+                let existing = entities::dataset(&existing);
+                call.name_taken(
+                    &state,
+                    "dataset.create",
+                    &resource,
+                    ("dataset.read", &existing),
+                    conflict,
+                )
+                .await
+            }
+            None => conflict,
+        });
     }
     refresh_attributes(&state).await;
     call.audit_change(&state, &resource.to_string(), "dataset.create", None, None)
