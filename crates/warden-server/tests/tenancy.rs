@@ -352,3 +352,35 @@ async fn strict_tenancy_keeps_tenantless_principals_to_tenantless_resources() {
     assert_eq!(denied[0]["policy_ids"], json!(["tenant.strict"]), "{denied:?}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn strict_tenancy_refuses_a_schema_that_cannot_say_it() {
+    use warden_test_support::store::{Harness, SqliteHarness};
+    // A policy directory of one's own whose schema predates `tenancy`.
+    let dir = tempfile::tempdir().unwrap();
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../warden-policy/policies");
+    let schema = std::fs::read_to_string(format!("{policies}/schema.cedarschema")).unwrap();
+    let old = schema.replace("tenancy?: String,", "");
+    assert_ne!(old, schema);
+    std::fs::write(dir.path().join("schema.cedarschema"), old).unwrap();
+    std::fs::write(
+        dir.path().join("all.cedar"),
+        "@id(\"all\") permit (principal, action, resource);\n",
+    )
+    .unwrap();
+    for (tenancy, opens) in [(Tenancy::Shared, true), (Tenancy::Strict, false)] {
+        let (store, db) = SqliteHarness::start().await.into_parts();
+        let mut options = support::options("http://127.0.0.1:1");
+        options.policy_dir = Some(dir.path().to_owned());
+        options.tenancy = tenancy;
+        let opened = warden_server::App::new(store, warden_keys::MasterKey::from_bytes([42; 32]), options).await;
+        match opened {
+            Ok(_) => assert!(opens, "{tenancy}: opened"),
+            Err(e) => {
+                assert!(!opens, "{tenancy}: {e}");
+                assert!(e.to_string().contains("tenancy?: String"), "{e}");
+            }
+        }
+        db.cleanup().await;
+    }
+}

@@ -813,6 +813,20 @@ mod tests {
     }
 
     #[test]
+    fn tenancy_is_shared_unless_set_strict() {
+        use warden_policy::Tenancy;
+        assert_eq!(from_toml("", &[]).unwrap().tenancy, Tenancy::Shared);
+        assert_eq!(
+            from_toml("tenancy = \"strict\"\n", &[]).unwrap().tenancy,
+            Tenancy::Strict
+        );
+        let s = from_toml("tenancy = \"shared\"\n", &[("WARDEN_TENANCY", "strict")]).unwrap();
+        assert_eq!(s.tenancy, Tenancy::Strict, "the variable wins");
+        let e = from_toml("tenancy = \"loose\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("tenancy") && e.contains("strict"), "{e}");
+    }
+
+    #[test]
     fn server_limits() {
         let s = from_toml("", &[]).unwrap();
         assert_eq!(s.server, ConnectionLimits::default());
