@@ -384,3 +384,64 @@ async fn strict_tenancy_refuses_a_schema_that_cannot_say_it() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn strict_tenancy_leaves_gateway_routes_and_unregistered_models_reachable() {
+    use axum::Router;
+    use warden_server::options::{IdSource, ResourceSpec, RouteConfig, RouteKind};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(|| async { axum::Json(json!({"ok": true})) });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let route = RouteConfig {
+        name: "openai".into(),
+        methods: vec!["POST".into()],
+        path_prefix: "/v1".into(),
+        upstream,
+        audience: None,
+        action: "inference.invoke".into(),
+        resource: ResourceSpec {
+            type_name: "Model".into(),
+            id: IdSource::JsonField("model".into()),
+        },
+        scopes: vec!["inference.invoke".into()],
+        rate_limit: None,
+        forward_authorization: false,
+        kind: RouteKind::Openai,
+    };
+    let s = support::start_sqlite(|o| {
+        o.tenancy = Tenancy::Strict;
+        o.routes = vec![route];
+    })
+    .await;
+    let scopes = format!("{SCOPES} inference.invoke");
+    let mut tokens = Vec::new();
+    for (name, tenant) in [("global-app", None), ("acme-app", Some("acme"))] {
+        let mut spec = json!({"name": name, "kind": "service", "scopes": [scopes], "roles": ["ml-engineer"]});
+        if let Some(t) = tenant {
+            spec["tenant"] = json!(t);
+        }
+        let (_, secret) = register(&s, spec).await;
+        tokens.push(token(&s, name, &secret).await);
+    }
+    let [global, acme] = &tokens[..] else { panic!() };
+    let r = s
+        .post_json("/api/v1/models", Some(acme), &json!({"name": "acme-llm"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let chat = |model: &str| json!({"model": model, "messages": []});
+    let path = "/v1/chat/completions";
+    assert_eq!(
+        s.post_json(path, Some(global), &chat("gpt-4o")).await.status,
+        200,
+        "unregistered model"
+    );
+    assert_eq!(s.post_json(path, Some(acme), &chat("gpt-4o")).await.status, 200);
+    assert_eq!(s.post_json(path, Some(acme), &chat("acme-llm")).await.status, 200);
+    assert_eq!(
+        s.post_json(path, Some(global), &chat("acme-llm")).await.status,
+        403,
+        "a tenant's model is closed to a principal of no tenant"
+    );
+    s.stop().await;
+}
