@@ -173,6 +173,19 @@ async fn shared_mode<S: Store>(s: Server<S>) {
             assert_eq!((versions.status, &versions.body), (hidden.status, &hidden.body));
         }
     }
+    // Deriving from another tenant's dataset: as from a missing one.
+    let derive = |parent: &str| {
+        json!({"digest": format!("sha256:{}", "ab".repeat(32)), "size": 1, "uri": "s3://x/y",
+               "parents": [format!("dataset:{parent}@1")]})
+    };
+    let path = "/api/v1/datasets/acme-data/versions";
+    let hidden = send(&s, reqwest::Method::POST, path, &acme, Some(derive("globex-data"))).await;
+    let missing = send(&s, reqwest::Method::POST, path, &acme, Some(derive("globex-datb"))).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    assert_eq!(
+        hidden.body.to_string(),
+        missing.body.to_string().replace("globex-datb", "globex-data")
+    );
     // ... and the audit log records the truth: a tenant isolation denial.
     let denied: Vec<Value> = decisions(&s, "Dataset::\"globex-data\"")
         .await

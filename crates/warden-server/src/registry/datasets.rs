@@ -233,7 +233,7 @@ pub async fn add_version<S: Store>(
 /// Recording that something derives from a dataset version needs
 /// `lineage.read` on it: nobody links to data they may not see (another
 /// tenant's, for one). A missing version is left to the store, which
-/// answers 404.
+/// answers 404; a version a tenant policy hides gets the same answer.
 pub(super) async fn authorize_sources<S: Store>(
     state: &RegistryState<S>,
     call: &Caller,
@@ -244,7 +244,14 @@ pub(super) async fn authorize_sources<S: Store>(
     for source in sources.iter().filter(|s| seen.insert(s.name.as_str())) {
         if let Some(d) = state.app.store.get_dataset(&source.name).await? {
             call.authorize(state, "lineage.read", &entities::dataset_version(&d, source.version))
-                .await?;
+                .await
+                .map_err(|e| {
+                    if e.status == StatusCode::NOT_FOUND {
+                        warden_store::StoreError::NotFound(format!("dataset version `{source}`")).into()
+                    } else {
+                        e
+                    }
+                })?;
         }
     }
     Ok(())
