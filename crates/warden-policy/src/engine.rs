@@ -15,7 +15,7 @@ use miette::Diagnostic;
 use crate::access::{self, Shape};
 use crate::diagnostic;
 use crate::error::{PolicyError, SourceProblem};
-use crate::request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource};
+use crate::request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource, Tenancy};
 
 /// The schema's namespace: entity types are `Warden::User`, `Warden::Model`…
 pub const NAMESPACE: &str = "Warden";
@@ -348,6 +348,52 @@ impl PolicyEngine {
         )
     }
 
+    /// Whether requests in `tenancy` fit the schema: strict tenancy puts
+    /// the attribute `tenancy` in every request's context, which the
+    /// schema's context type must declare (`tenancy?: String`, as the
+    /// built-in schema does); otherwise every decision would be an error.
+    /// Checked once for every action, with a request of the first
+    /// principal and resource type it applies to.
+    pub fn check_tenancy(&self, tenancy: Tenancy) -> Result<(), PolicyError> {
+        if tenancy == Tenancy::Shared {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        let context = RequestContext {
+            tenancy,
+            ..RequestContext::default()
+        };
+        let mut actions: Vec<&ActionSlice> = inner.actions.values().collect();
+        actions.sort_by_key(|a| a.uid.to_string());
+        for action in actions {
+            let principal = inner
+                .schema
+                .principals_for_action(&action.uid)
+                .and_then(|mut t| t.next());
+            let resource = inner
+                .schema
+                .resources_for_action(&action.uid)
+                .and_then(|mut t| t.next());
+            let (Some(principal), Some(resource)) = (principal, resource) else {
+                continue;
+            };
+            Request::new(
+                EntityUid::from_type_name_and_id(principal.clone(), EntityId::new("probe")),
+                action.uid.clone(),
+                EntityUid::from_type_name_and_id(resource.clone(), EntityId::new("probe")),
+                cedar_context(&context)?,
+                Some(&inner.schema),
+            )
+            .map_err(|e| {
+                PolicyError::Request(format!(
+                    "tenancy `strict` needs the schema's request context to declare `tenancy?: String` ({})",
+                    request_error_text(e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Where it came from.
     pub fn source(&self) -> &PolicySource {
         &self.inner.source
@@ -598,6 +644,12 @@ fn cedar_context(context: &RequestContext) -> Result<Context, PolicyError> {
         ("delegation_depth".to_owned(), RestrictedExpression::new_long(depth)),
         ("time".to_owned(), RestrictedExpression::new_long(context.time)),
     ];
+    if context.tenancy == Tenancy::Strict {
+        pairs.push((
+            "tenancy".to_owned(),
+            RestrictedExpression::new_string(Tenancy::Strict.as_str().to_owned()),
+        ));
+    }
     for (name, value) in [
         ("purpose", &context.purpose),
         ("source_ip", &context.source_ip),
@@ -613,6 +665,11 @@ fn cedar_context(context: &RequestContext) -> Result<Context, PolicyError> {
 /// A Cedar request-building error as one readable line: the message and
 /// its causes, then the hint.
 fn request_error<E: Diagnostic>(e: E) -> PolicyError {
+    PolicyError::Request(request_error_text(e))
+}
+
+/// See [`request_error`].
+fn request_error_text<E: Diagnostic>(e: E) -> String {
     let mut message = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(inner) = cause {
@@ -626,5 +683,5 @@ fn request_error<E: Diagnostic>(e: E) -> PolicyError {
     if let Some(help) = e.help() {
         message.push_str(&format!(" ({help})"));
     }
-    PolicyError::Request(message)
+    message
 }

@@ -9,7 +9,7 @@
 //! - Requests from token claims: [`Principal::from_claims`] (`user:`,
 //!   `svc:`, `agent:` subjects; roles as `Role` parents),
 //!   [`RequestContext`] (scopes, client, `act` chain, purpose, source IP,
-//!   time, route) and [`Resource`] (type, id, attributes).
+//!   time, route, [`Tenancy`]) and [`Resource`] (type, id, attributes).
 //! - The schema and default policies under `policies/`, compiled in.
 //! - The access matrix ([`access`]): [`PolicyEngine::access`] tells which
 //!   actions a role or principal may take on which resource types, when,
@@ -70,7 +70,7 @@ pub use engine::{Decision, NAMESPACE, PolicyEngine, PolicySource, SCHEMA_FILE};
 pub use error::{PolicyError, SourceProblem};
 pub use load::load;
 pub use policy_test::{CaseResult, Expected, run_tests};
-pub use request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource, TOOL_SCOPE_PREFIX};
+pub use request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource, TOOL_SCOPE_PREFIX, Tenancy};
 
 #[cfg(test)]
 mod tests;

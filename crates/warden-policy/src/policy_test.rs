@@ -31,6 +31,7 @@
 //! source_ip = "192.0.2.7"        # optional
 //! time = 1800000000              # Unix seconds; default 0
 //! route = "chat"                 # optional
+//! tenancy = "strict"             # the server's tenancy: "shared" (default) or "strict"
 //! ```
 //!
 //! Attribute values are strings, integers, booleans or arrays of strings.
@@ -41,7 +42,7 @@ use serde::Deserialize;
 
 use crate::engine::{Decision, PolicyEngine};
 use crate::error::PolicyError;
-use crate::request::{Principal, RequestContext, Resource};
+use crate::request::{Principal, RequestContext, Resource, Tenancy};
 
 /// The decision a case expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -132,6 +133,8 @@ struct ContextExtras {
     #[serde(default)]
     time: i64,
     route: Option<String>,
+    #[serde(default)]
+    tenancy: Tenancy,
 }
 
 /// Parses a policy test file (see the [module docs](self)) and runs every
@@ -159,6 +162,7 @@ fn run_case(engine: &PolicyEngine, number: usize, case: Case) -> CaseResult {
         source_ip: case.context.source_ip,
         time: case.context.time,
         route: case.context.route,
+        tenancy: case.context.tenancy,
         ..RequestContext::default()
     }
     .with_scope_claim(&case.claims.scope);

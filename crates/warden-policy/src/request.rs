@@ -98,6 +98,38 @@ impl Principal {
     }
 }
 
+/// How tenants are kept apart: the server's `tenancy` setting, given to
+/// the policies as the context attribute `tenancy` (present only when
+/// strict, so that a schema of one's own without the attribute keeps
+/// working in the default mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tenancy {
+    /// A principal without a tenant reaches every tenant's resources (the
+    /// policy `tenant.isolation` only keeps tenants from each other).
+    #[default]
+    Shared,
+    /// A principal without a tenant reaches only resources without one
+    /// (the policy `tenant.strict`).
+    Strict,
+}
+
+impl Tenancy {
+    /// `shared` or `strict`, as configured and as the policies see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Strict => "strict",
+        }
+    }
+}
+
+impl std::fmt::Display for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The Cedar context of a request: what the token and the connection say
 /// beyond the principal. `granted_tools` and `delegation_depth` are derived
 /// from `scopes` and `actors` when the request is built.
@@ -119,6 +151,9 @@ pub struct RequestContext {
     pub time: i64,
     /// The gateway route's name.
     pub route: Option<String>,
+    /// The server's tenancy mode (context attribute `tenancy`, set only
+    /// when [`Tenancy::Strict`]).
+    pub tenancy: Tenancy,
 }
 
 impl RequestContext {

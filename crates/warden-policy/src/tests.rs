@@ -45,7 +45,7 @@ fn policy_problems(result: Result<PolicyEngine, PolicyError>) -> Vec<crate::Sour
 #[test]
 fn the_builtin_set_loads_without_warnings() {
     let engine = engine();
-    assert_eq!(engine.policy_count(), 36);
+    assert_eq!(engine.policy_count(), 37);
     assert_eq!(engine.files().len(), builtin::POLICIES.len());
     assert!(engine.warnings().is_empty(), "{:?}", engine.warnings());
     assert_eq!(engine.actions().len(), 18);
@@ -361,4 +361,68 @@ forbid (principal, action, resource) when { action in Warden::Action::"read" && 
         .decide(&reader, "model.promote", &model("production"), &none)
         .unwrap();
     assert!(!d.allowed && d.policy_ids.is_empty());
+}
+
+#[test]
+fn strict_tenancy_needs_a_schema_that_declares_it() {
+    use crate::Tenancy;
+    engine().check_tenancy(Tenancy::Strict).unwrap();
+    // A schema of one's own written before the attribute existed: fine in
+    // the default mode, refused (rather than denying everything) in strict.
+    let old = builtin::SCHEMA.replace("tenancy?: String,", "");
+    assert_ne!(old, builtin::SCHEMA);
+    let files: Vec<(&str, &str)> = builtin::POLICIES
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "guards.cedar")
+        .collect();
+    let engine = PolicyEngine::from_sources(&old, files).unwrap();
+    engine.check_tenancy(Tenancy::Shared).unwrap();
+    let err = engine.check_tenancy(Tenancy::Strict).unwrap_err();
+    assert!(err.to_string().contains("tenancy?: String"), "{err}");
+    let d = engine
+        .decide(
+            &user(&["ml-engineer"]),
+            "inference.invoke",
+            &model("production"),
+            &ctx("inference.invoke"),
+        )
+        .unwrap();
+    assert!(d.allowed, "shared mode does not put `tenancy` in the context");
+}
+
+#[test]
+fn strict_tenancy_keeps_tenantless_principals_to_tenantless_resources() {
+    use crate::Tenancy;
+    let admin = user(&["admin"]);
+    let tenant_model = model("production").with("tenant", "acme");
+    let shared = ctx("model.read");
+    let strict = RequestContext {
+        tenancy: Tenancy::Strict,
+        ..ctx("model.read")
+    };
+    assert!(
+        engine()
+            .decide(&admin, "model.read", &tenant_model, &shared)
+            .unwrap()
+            .allowed
+    );
+    let d = engine().decide(&admin, "model.read", &tenant_model, &strict).unwrap();
+    assert_eq!(
+        (d.allowed, d.policy_ids.as_slice()),
+        (false, &["tenant.strict".to_owned()][..])
+    );
+    assert!(
+        engine()
+            .decide(&admin, "model.read", &model("production"), &strict)
+            .unwrap()
+            .allowed
+    );
+    let acme = Principal::from_claims("user:a", ["admin"], Some("acme")).unwrap();
+    assert!(
+        engine()
+            .decide(&acme, "model.read", &tenant_model, &strict)
+            .unwrap()
+            .allowed
+    );
 }

@@ -162,14 +162,13 @@ async fn open_policies<S: Store>(store: &S, options: &ServerOptions) -> Result<A
         Some(dir) => warden_policy::load(dir)?,
         None => warden_policy::PolicyEngine::builtin()?,
     };
-    tracing::info!(policies = engine.policy_count(), "policies loaded");
+    engine.check_tenancy(options.tenancy)?;
+    tracing::info!(policies = engine.policy_count(), tenancy = %options.tenancy, "policies loaded");
     let registry = Arc::new(RegistryAttributes::default());
     registry.refresh(store).await?;
-    Ok(Arc::new(CedarAuthorizer::new(
-        engine,
-        options.model_stages.clone(),
-        registry,
-    )))
+    Ok(Arc::new(
+        CedarAuthorizer::new(engine, options.model_stages.clone(), registry).with_tenancy(options.tenancy),
+    ))
 }
 
 /// The gateway of the configured routes (none: no gateway), deciding with

@@ -1035,6 +1035,7 @@ async fn private_key_jwt() {
         audiences: vec!["inference".into()],
         auth: "private_key_jwt".into(),
         jwks: Some(json!({"keys": [jwk]})),
+        tenant: None,
     };
     warden_server::oauth::clients::create(
         &srv.state.store,

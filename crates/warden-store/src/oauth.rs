@@ -116,6 +116,8 @@ pub struct ClientRecord {
     pub updated_at: u64,
     /// When it last obtained a token (updated at most once a minute).
     pub last_used_at: Option<u64>,
+    /// The tenant its own tokens carry (`tenant` claim); `None`: no tenant.
+    pub tenant: Option<String>,
 }
 
 /// A refresh-token family: every token rotated from one original grant.
@@ -349,6 +351,7 @@ type ClientRow = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 /// A row of `refresh_tokens` joined with its family.
@@ -387,7 +390,22 @@ fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
 }
 
 fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
-    let (client_id, kind, grants, scopes, roles, audiences, method, hash, jwks, disabled, created, updated, used) = row;
+    let (
+        client_id,
+        kind,
+        grants,
+        scopes,
+        roles,
+        audiences,
+        method,
+        hash,
+        jwks,
+        disabled,
+        created,
+        updated,
+        used,
+        tenant,
+    ) = row;
     let kind = ClientKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("client `{client_id}` kind")))?;
     let auth = match (method.as_str(), hash, jwks) {
         ("secret", Some(hash), None) => ClientAuth::Secret {
@@ -408,6 +426,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         updated_at: time(updated, "updated_at")?,
         last_used_at: used.map(|v| time(v, "last_used_at")).transpose()?,
         client_id,
+        tenant,
     })
 }
 
@@ -458,7 +477,7 @@ fn pairs(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>, StoreError> {
 /// order each field's comment gives.
 pub(crate) struct OAuthSql {
     /// (client_id, kind, grants, scopes, roles, audiences, auth_method,
-    /// secret_hash, jwks, disabled, created_at, updated_at); does nothing
+    /// secret_hash, jwks, disabled, created_at, updated_at, tenant); does nothing
     /// on a taken id.
     pub insert_client: &'static str,
     /// (client_id) → a [`ClientRow`].
@@ -599,6 +618,7 @@ where
             .bind(i64::from(c.disabled))
             .bind(to_i64(c.created_at)?)
             .bind(to_i64(c.updated_at)?)
+            .bind(c.tenant.clone())
             .execute(self.writer())
             .await?;
         Ok(DB::rows_affected(&done) == 1)

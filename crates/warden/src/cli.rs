@@ -213,6 +213,12 @@ pub struct ClientCreateArgs {
     /// Its public JWKS file, for --auth private_key_jwt.
     #[arg(long, value_name = "FILE")]
     pub jwks: Option<PathBuf>,
+    /// The tenant its tokens carry (letters, digits, `.`, `_`, `-`): the
+    /// policies keep the client inside that tenant's resources. None: a
+    /// client of no tenant (which `tenancy = "strict"` keeps to resources
+    /// of no tenant).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Print JSON (with the secret as `client_secret`).
     #[arg(long)]
     pub json: bool,
@@ -985,7 +991,8 @@ Examples:
   warden client create --name trainer --kind service --grant client_credentials --grant refresh_token \\
       --scope \"inference.invoke training.run\" --role ml-engineer --audience inference
   warden client create --name report-bot --kind agent --grant token_exchange --scope inference.invoke
-  warden client create --name signer --kind service --auth private_key_jwt --jwks public.jwks.json";
+  warden client create --name signer --kind service --auth private_key_jwt --jwks public.jwks.json
+  warden client create --name acme-etl --kind service --tenant acme --scope dataset.read --role ml-engineer";
     pub const CLIENT_LIST: &str = "\
 Examples:
   warden client list

@@ -65,6 +65,9 @@ pub struct Config {
     /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
     /// default: the built-in set.
     pub policy_dir: Option<PathBuf>,
+    /// `shared` (default): a principal without a tenant reaches every
+    /// tenant's resources; `strict`: only resources without a tenant.
+    pub tenancy: warden_policy::Tenancy,
     /// Model catalog: model id → stage, for policies on `resource.stage`
     /// of models the registry does not know (`[models]`).
     pub models: BTreeMap<String, String>,
@@ -126,6 +129,7 @@ impl Default for Config {
             oauth: o.oauth,
             federation: Vec::new(),
             policy_dir: None,
+            tenancy: o.tenancy,
             models: BTreeMap::new(),
             route: Vec::new(),
             redis_url: None,
@@ -588,6 +592,7 @@ impl Config {
             audit,
             federation,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
+            tenancy: self.tenancy,
             model_stages: self.models,
             routes: self.route,
             redis_url,
@@ -805,6 +810,20 @@ mod tests {
         }
         let s = from_toml("", &[("WARDEN_REPLICAS_SYNC_INTERVAL", "7")]).unwrap();
         assert_eq!(s.replicas.sync_interval, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn tenancy_is_shared_unless_set_strict() {
+        use warden_policy::Tenancy;
+        assert_eq!(from_toml("", &[]).unwrap().tenancy, Tenancy::Shared);
+        assert_eq!(
+            from_toml("tenancy = \"strict\"\n", &[]).unwrap().tenancy,
+            Tenancy::Strict
+        );
+        let s = from_toml("tenancy = \"shared\"\n", &[("WARDEN_TENANCY", "strict")]).unwrap();
+        assert_eq!(s.tenancy, Tenancy::Strict, "the variable wins");
+        let e = from_toml("tenancy = \"loose\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("tenancy") && e.contains("strict"), "{e}");
     }
 
     #[test]

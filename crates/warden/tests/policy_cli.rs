@@ -38,14 +38,14 @@ fn validate_counts_the_builtin_set_and_a_directory() {
     let out = w.run(&["policy", "validate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("OK: 36 policies in 8 files"),
+        text(&out.stdout).starts_with("OK: 37 policies in 8 files"),
         "{}",
         text(&out.stdout)
     );
     let out = w.run(&["policy", "validate", "--dir", POLICIES]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("OK: 36 policies in 8 files"),
+        text(&out.stdout).starts_with("OK: 37 policies in 8 files"),
         "{}",
         text(&out.stdout)
     );

@@ -19,7 +19,7 @@ use std::sync::RwLock;
 
 use std::sync::Arc;
 
-use warden_policy::{PolicyEngine, PolicyError, Principal, RequestContext, Resource};
+use warden_policy::{PolicyEngine, PolicyError, Principal, RequestContext, Resource, Tenancy};
 
 use super::attributes::RegistryAttributes;
 use super::request::{AccessRequest, Authorizer, AuthzDecision};
@@ -35,6 +35,7 @@ pub struct CedarAuthorizer {
     engine: RwLock<PolicyEngine>,
     model_stages: BTreeMap<String, String>,
     registry: Arc<RegistryAttributes>,
+    tenancy: Tenancy,
 }
 
 impl CedarAuthorizer {
@@ -50,7 +51,21 @@ impl CedarAuthorizer {
             engine: RwLock::new(engine),
             model_stages,
             registry,
+            tenancy: Tenancy::Shared,
         }
+    }
+
+    /// The same, deciding under `tenancy` (the context attribute
+    /// `tenancy`; default [`Tenancy::Shared`]).
+    #[must_use]
+    pub fn with_tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// The tenancy it decides under.
+    pub fn tenancy(&self) -> Tenancy {
+        self.tenancy
     }
 
     /// The registry attributes it reads.
@@ -70,6 +85,7 @@ impl CedarAuthorizer {
             .engine()
             .ok_or_else(|| PolicyError::Request("policy lock poisoned".into()))?;
         let fresh = current.reload()?;
+        fresh.check_tenancy(self.tenancy)?;
         let count = fresh.policy_count();
         if let Ok(mut slot) = self.engine.write() {
             *slot = fresh;
@@ -130,6 +146,7 @@ impl CedarAuthorizer {
             source_ip: Some(caller.source_ip.to_string()),
             time: i64::try_from(caller.now).unwrap_or(i64::MAX),
             route: Some(request.route.to_owned()),
+            tenancy: self.tenancy,
         };
         match engine.decide(&principal, request.action, request.resource, &context) {
             Ok(d) if d.errors.is_empty() => AuthzDecision {

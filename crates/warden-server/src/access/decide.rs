@@ -4,6 +4,16 @@
 //! proceeds only once its decision is durable (a log that cannot be
 //! written answers 503: fail closed); a denial is answered whatever the
 //! log says.
+//!
+//! Tenants: a denial by a tenant policy (an `@id` starting with `tenant.`,
+//! such as `tenant.isolation` and `tenant.strict`) on an existing object
+//! is answered exactly as if the object did not exist (404, the body a
+//! missing object gets), whatever the action, so that another tenant's
+//! names are never confirmed; the audit event keeps the deciding policy.
+//! Creating an object under a name another tenant's object holds is
+//! refused as a policy denial of the create (403), never as "already
+//! exists", and audited with [`NAME_TAKEN_POLICY_ID`] and the tenant
+//! policy that hides the existing object.
 
 use warden_audit::Decision;
 use warden_policy::Resource;
@@ -13,6 +23,17 @@ use crate::error::ApiError;
 
 /// The route name decisions on Warden's own APIs are audited under.
 pub const WARDEN_API_ROUTE: &str = "registry";
+
+/// Policy id audited when a create is refused because another tenant's
+/// object holds the name (with the tenant policy that hides it).
+pub const NAME_TAKEN_POLICY_ID: &str = "registry.name-taken";
+
+/// Whether `policy_id` is a tenant policy, whose denials look like "not
+/// found": `tenant.isolation`, `tenant.strict` and any of one's own named
+/// `tenant.…`.
+pub fn is_tenant_policy(policy_id: &str) -> bool {
+    policy_id.starts_with("tenant.")
+}
 
 impl Caller {
     fn request<'a>(&'a self, action: &'a str, resource: &'a Resource) -> AccessRequest<'a> {
@@ -31,9 +52,43 @@ impl Caller {
         ctx.access().policies.decide(&self.request(action, resource)).allowed
     }
 
-    /// Decides `action` on `resource` and audits the decision. Denied: 403
-    /// (or 404, see [`denial`]). Allowed but the log cannot be written: 503.
+    /// The tenant policies that keep `resource` from the caller for
+    /// `action` (empty when none does, whether or not it is allowed). No
+    /// audit event.
+    pub fn tenant_denial<C: Context>(&self, ctx: &C, action: &str, resource: &Resource) -> Vec<String> {
+        let decision = ctx.access().policies.decide(&self.request(action, resource));
+        if decision.allowed {
+            return Vec::new();
+        }
+        decision
+            .policy_ids
+            .into_iter()
+            .filter(|p| is_tenant_policy(p))
+            .collect()
+    }
+
+    /// Decides `action` on the existing `resource` and audits the
+    /// decision. Denied: 403, or 404 exactly as for a missing object when
+    /// a tenant policy denied (see [`denial`]). Allowed but the log cannot
+    /// be written: 503.
     pub async fn authorize<C: Context>(&self, ctx: &C, action: &str, resource: &Resource) -> Result<(), ApiError> {
+        self.authorize_as(ctx, action, resource, true).await
+    }
+
+    /// [`authorize`](Self::authorize) for an object about to be created
+    /// with the attributes the caller gave it: a tenant denial is a plain
+    /// 403 (the caller named the tenant; nothing exists to hide).
+    pub async fn authorize_new<C: Context>(&self, ctx: &C, action: &str, resource: &Resource) -> Result<(), ApiError> {
+        self.authorize_as(ctx, action, resource, false).await
+    }
+
+    async fn authorize_as<C: Context>(
+        &self,
+        ctx: &C,
+        action: &str,
+        resource: &Resource,
+        exists: bool,
+    ) -> Result<(), ApiError> {
         let request = self.request(action, resource);
         let decision = ctx.access().policies.decide(&request);
         let app = ctx.app();
@@ -46,7 +101,7 @@ impl Caller {
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "a denial could not be audited");
             }
-            return Err(denial(action, resource, &decision.policy_ids));
+            return Err(denial(action, resource, &decision.policy_ids, exists));
         }
         recorded.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "audit log unavailable; refusing the call");
@@ -57,18 +112,41 @@ impl Caller {
     /// Audits a denial decided outside the policies (the four-eyes rule).
     /// The caller is refused whatever the log says.
     pub async fn record_denial<C: Context>(&self, ctx: &C, action: &str, resource: &str, policy_id: &str) {
-        let event = self.decision_event(
-            action,
-            resource,
-            WARDEN_API_ROUTE,
-            Decision::Deny,
-            vec![policy_id.to_owned()],
-        );
+        self.record_denial_by(ctx, action, resource, vec![policy_id.to_owned()])
+            .await;
+    }
+
+    /// [`record_denial`](Self::record_denial) with several reasons.
+    pub async fn record_denial_by<C: Context>(&self, ctx: &C, action: &str, resource: &str, policy_ids: Vec<String>) {
+        let event = self.decision_event(action, resource, WARDEN_API_ROUTE, Decision::Deny, policy_ids);
         let app = ctx.app();
         app.metrics.registry_decision(action, false);
         if let Err(e) = app.audit.record(event).await {
             tracing::error!(error = %e, "a denial could not be audited");
         }
+    }
+
+    /// The answer to a create that found `name` taken by `existing`: the
+    /// `conflict` (409) when the caller may see it; when a tenant policy
+    /// hides it for `read_action`, the refusal a policy denial of `action`
+    /// on `new` gets (403), audited with [`NAME_TAKEN_POLICY_ID`] and that
+    /// policy, so that the answer never confirms another tenant's name.
+    pub async fn name_taken<C: Context>(
+        &self,
+        ctx: &C,
+        action: &str,
+        new: &Resource,
+        (read_action, existing): (&str, &Resource),
+        conflict: ApiError,
+    ) -> ApiError {
+        let hidden = self.tenant_denial(ctx, read_action, existing);
+        if hidden.is_empty() {
+            return conflict;
+        }
+        let mut reasons = vec![NAME_TAKEN_POLICY_ID.to_owned()];
+        reasons.extend(hidden);
+        self.record_denial_by(ctx, action, &new.to_string(), reasons).await;
+        access_denied(action, new, &[])
     }
 
     /// Audits an allowed listing (one event for the whole list, `what`
@@ -84,18 +162,42 @@ impl Caller {
     }
 }
 
-/// The answer to a denial: `insufficient_scope` (RFC 6750, with a
-/// challenge) when the token lacks the action's scope; 404 for another
-/// tenant's object (a 403 would confirm its name); else `access_denied`,
-/// with a hint when a purpose would help. The deciding policy ids go to
-/// the audit log, not the body.
-fn denial(action: &str, resource: &Resource, policy_ids: &[String]) -> ApiError {
+/// The answer to a denial: for an existing object a tenant policy keeps
+/// from the caller, exactly the answer to a missing one ([`missing`]: a
+/// 403, or even `insufficient_scope`, would confirm its name); else
+/// `insufficient_scope` (RFC 6750, with a challenge) when the token lacks
+/// the action's scope; else `access_denied`, with a hint when a purpose
+/// would help. The deciding policy ids go to the audit log, not the body.
+fn denial(action: &str, resource: &Resource, policy_ids: &[String], exists: bool) -> ApiError {
+    if exists && policy_ids.iter().any(|p| is_tenant_policy(p)) {
+        return missing(resource);
+    }
     if policy_ids.iter().any(|p| p.strip_prefix("scope.") == Some(action)) {
         return ApiError::insufficient_scope(&format!("the `{action}` scope"));
     }
-    if action.ends_with(".read") && policy_ids.iter().any(|p| p == "tenant.isolation") {
-        return ApiError::not_found(format!("{resource} not found"));
+    access_denied(action, resource, policy_ids)
+}
+
+/// What the registry answers for a missing object: a version of another
+/// tenant's dataset or model is as missing as the dataset or model itself
+/// (the routes look the parent up first), so the answer names the parent.
+pub fn missing(resource: &Resource) -> ApiError {
+    let parent = |attribute: &str| match resource.attributes.get(attribute) {
+        Some(warden_policy::AttrValue::String(name)) => name.clone(),
+        _ => resource.id.clone(),
+    };
+    match resource.type_name.as_str() {
+        "Dataset" => ApiError::not_found(format!("dataset `{}` not found", resource.id)),
+        "DatasetVersion" => ApiError::not_found(format!("dataset `{}` not found", parent("dataset"))),
+        "Model" => ApiError::not_found(format!("model `{}` not found", resource.id)),
+        "ModelVersion" => ApiError::not_found(format!("model `{}` not found", parent("model"))),
+        _ => ApiError::not_found(format!("{resource} not found")),
     }
+}
+
+/// `access_denied` for `action` on `resource`, with a hint when a purpose
+/// would help.
+pub fn access_denied(action: &str, resource: &Resource, policy_ids: &[String]) -> ApiError {
     let mut text = format!("the policies do not allow `{action}` on {resource}");
     if policy_ids
         .iter()
@@ -117,14 +219,35 @@ mod tests {
     fn denials_say_what_would_help_and_hide_other_tenants() {
         let r = Resource::new("Dataset", "payroll");
         assert_eq!(
-            denial("dataset.read", &r, &["scope.dataset.read".into()]).code,
+            denial("dataset.read", &r, &["scope.dataset.read".into()], true).code,
             "insufficient_scope"
         );
-        assert_eq!(
-            denial("dataset.read", &r, &["tenant.isolation".into()]).status.as_u16(),
-            404
-        );
-        let e = denial("dataset.read", &r, &["dataset.pii-purpose".into()]);
+        let e = denial("dataset.read", &r, &["dataset.pii-purpose".into()], true);
         assert!(e.description.contains("x-warden-purpose"), "{}", e.description);
+        // Another tenant's object, whatever the action and even with the
+        // scope missing too, is answered as a missing one.
+        for action in ["dataset.read", "dataset.write", "dataset.classify", "dataset.delete"] {
+            for ids in [
+                vec!["tenant.isolation".to_owned()],
+                vec!["tenant.strict".to_owned()],
+                vec![format!("scope.{action}"), "tenant.isolation".to_owned()],
+            ] {
+                let e = denial(action, &r, &ids, true);
+                assert_eq!(
+                    (e.status.as_u16(), e.code, e.description.as_str()),
+                    (404, "not_found", "dataset `payroll` not found"),
+                    "{action} {ids:?}"
+                );
+            }
+        }
+        // Creating under a tenant one named oneself: a plain refusal.
+        assert_eq!(
+            denial("dataset.create", &r, &["tenant.isolation".into()], false).code,
+            "access_denied"
+        );
+        let v = Resource::new("ModelVersion", "m@2").with("model", "m");
+        assert_eq!(missing(&v).description, "model `m` not found");
+        let v = Resource::new("DatasetVersion", "payroll@2").with("dataset", "payroll");
+        assert_eq!(missing(&v).description, "dataset `payroll` not found");
     }
 }

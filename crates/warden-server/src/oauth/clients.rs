@@ -153,6 +153,10 @@ pub struct ClientSpec {
     /// For private_key_jwt: its public JWKS.
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
+    /// The tenant its tokens carry (a registry name: letters, digits, `.`,
+    /// `_`, `-`); none: a client of no tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 fn default_auth() -> String {
@@ -281,6 +285,9 @@ impl ClientSpec {
         }
         check_names(&self.roles, "role")?;
         check_names(&self.audiences, "audience")?;
+        if let Some(tenant) = &self.tenant {
+            warden_registry::check_name("tenant", tenant).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        }
         let jwks = match (self.auth.as_str(), &self.jwks) {
             ("secret", None) => None,
             ("secret", Some(_)) => {
@@ -321,6 +328,7 @@ impl ClientSpec {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            tenant: self.tenant.clone(),
         };
         Ok((record, jwks))
     }
@@ -403,6 +411,7 @@ pub fn describe(c: &ClientRecord) -> serde_json::Value {
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "last_used_at": c.last_used_at,
+        "tenant": c.tenant,
     });
     if let (ClientAuth::PrivateKeyJwt { jwks }, Some(obj)) = (&c.auth, v.as_object_mut()) {
         obj.insert(
@@ -452,8 +461,18 @@ mod tests {
             audiences: vec!["inference".into()],
             auth: auth.into(),
             jwks: None,
+            tenant: None,
         };
         let (r, _) = spec(&["token_exchange"], "secret").validate(1).unwrap();
+        assert_eq!(r.tenant, None);
+        let mut tenanted = spec(&[], "secret");
+        tenanted.tenant = Some("acme".into());
+        assert_eq!(tenanted.validate(1).unwrap().0.tenant.as_deref(), Some("acme"));
+        for bad in ["", "a b", "-x", "a/b"] {
+            tenanted.tenant = Some(bad.into());
+            let e = tenanted.validate(1).unwrap_err();
+            assert!(e.to_string().contains("tenant"), "{bad}: {e}");
+        }
         assert_eq!(r.grants, [grant::TOKEN_EXCHANGE]);
         assert_eq!(r.scopes, ["a", "b", "c"]);
         let (r, _) = spec(&[], "secret").validate(1).unwrap();

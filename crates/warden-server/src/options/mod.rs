@@ -65,6 +65,11 @@ pub struct ServerOptions {
     /// Directory of Cedar policies (`schema.cedarschema` and `*.cedar`);
     /// `None` = the built-in default set.
     pub policy_dir: Option<PathBuf>,
+    /// How tenants are kept apart: `shared` (default; a principal without
+    /// a tenant reaches every tenant's resources) or `strict` (it reaches
+    /// only resources without a tenant). Given to the policies as the
+    /// context attribute `tenancy`.
+    pub tenancy: warden_policy::Tenancy,
     /// Model id → stage (`production`, …), for policies on `resource.stage`
     /// of models the governance registry does not know.
     pub model_stages: BTreeMap<String, String>,
@@ -113,6 +118,7 @@ impl Default for ServerOptions {
             audit: AuditOptions::for_issuer(&format!("http://{DEFAULT_LISTEN}")),
             federation: Vec::new(),
             policy_dir: None,
+            tenancy: warden_policy::Tenancy::Shared,
             model_stages: BTreeMap::new(),
             routes: Vec::new(),
             redis_url: None,
@@ -154,6 +160,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("audit", &self.audit)
             .field("federation", &self.federation)
             .field("policy_dir", &self.policy_dir)
+            .field("tenancy", &self.tenancy)
             .field("model_stages", &self.model_stages)
             .field("routes", &self.routes.len())
             .field("redis_url", &self.redis_url.as_deref().map(warden_store::redact_url))

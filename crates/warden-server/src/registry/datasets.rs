@@ -40,10 +40,24 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body)
     }
     let dataset = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::dataset(&dataset);
-    call.authorize(&state, "dataset.create", &resource).await?;
+    call.authorize_new(&state, "dataset.create", &resource).await?;
     let event = call.change_event(&resource.to_string(), "dataset.create", None, None);
     if !state.app.store.create_dataset(&dataset, || vec![event]).await? {
-        return Err(ApiError::conflict(format!("dataset `{}` already exists", dataset.name)));
+        let conflict = ApiError::conflict(format!("dataset `{}` already exists", dataset.name));
+        return Err(match state.app.store.get_dataset(&dataset.name).await? {
+            Some(existing) => {
+                let existing = entities::dataset(&existing);
+                call.name_taken(
+                    &state,
+                    "dataset.create",
+                    &resource,
+                    ("dataset.read", &existing),
+                    conflict,
+                )
+                .await
+            }
+            None => conflict,
+        });
     }
     refresh_attributes(&state).await;
     Ok((StatusCode::CREATED, Json(to_json(&dataset)?)).into_response())
@@ -216,7 +230,7 @@ pub async fn add_version<S: Store>(
 /// Recording that something derives from a dataset version needs
 /// `lineage.read` on it: nobody links to data they may not see (another
 /// tenant's, for one). A missing version is left to the store, which
-/// answers 404.
+/// answers 404; a version a tenant policy hides gets the same answer.
 pub(super) async fn authorize_sources<S: Store>(
     state: &RegistryState<S>,
     call: &Caller,
@@ -227,7 +241,14 @@ pub(super) async fn authorize_sources<S: Store>(
     for source in sources.iter().filter(|s| seen.insert(s.name.as_str())) {
         if let Some(d) = state.app.store.get_dataset(&source.name).await? {
             call.authorize(state, "lineage.read", &entities::dataset_version(&d, source.version))
-                .await?;
+                .await
+                .map_err(|e| {
+                    if e.status == StatusCode::NOT_FOUND {
+                        warden_store::StoreError::NotFound(format!("dataset version `{source}`")).into()
+                    } else {
+                        e
+                    }
+                })?;
         }
     }
     Ok(())

@@ -111,14 +111,26 @@ pub(super) async fn root_resource<S: Store>(
     state: &RegistryState<S>,
     root: &NodeRef,
 ) -> Result<warden_policy::Resource, ApiError> {
+    // The same answers as the lookups of the dataset and model routes: a
+    // tenant denial on the root is answered as its parent's absence.
     let missing = || ApiError::not_found(format!("`{root}` not found"));
     match root.kind {
         NodeKind::Dataset => {
-            let d = state.app.store.get_dataset(&root.name).await?.ok_or_else(missing)?;
+            let d = state
+                .app
+                .store
+                .get_dataset(&root.name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("dataset `{}` not found", root.name)))?;
             Ok(entities::dataset_version(&d, root.version))
         }
         NodeKind::Model => {
-            let m = state.app.store.get_model(&root.name).await?.ok_or_else(missing)?;
+            let m = state
+                .app
+                .store
+                .get_model(&root.name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("model `{}` not found", root.name)))?;
             let v = state
                 .app
                 .store

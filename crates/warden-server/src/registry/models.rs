@@ -50,10 +50,18 @@ pub async fn create<S: Store>(State(state): AppRef<S>, call: Caller, body: Body)
     }
     let model = spec.validate(call.principal.as_str(), call.now)?;
     let resource = entities::model(&model, Stage::Development);
-    call.authorize(&state, "model.register", &resource).await?;
+    call.authorize_new(&state, "model.register", &resource).await?;
     let event = call.change_event(&resource.to_string(), "model.create", None, None);
     if !state.app.store.create_model(&model, || vec![event]).await? {
-        return Err(ApiError::conflict(format!("model `{}` already exists", model.name)));
+        let conflict = ApiError::conflict(format!("model `{}` already exists", model.name));
+        return Err(match state.app.store.get_model(&model.name).await? {
+            Some(existing) => {
+                let existing = model_resource(&state, &existing).await?;
+                call.name_taken(&state, "model.register", &resource, ("model.read", &existing), conflict)
+                    .await
+            }
+            None => conflict,
+        });
     }
     refresh_attributes(&state).await;
     Ok((StatusCode::CREATED, Json(to_json(&model)?)).into_response())

@@ -92,7 +92,24 @@ async fn request<S: Store>(state: &RegistryState<S>, id: &str) -> Result<(Promot
         .store
         .get_promotion(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("promotion request `{id}` not found")))
+        .ok_or_else(|| missing_request(id))
+}
+
+fn missing_request(id: &str) -> ApiError {
+    ApiError::not_found(format!("promotion request `{id}` not found"))
+}
+
+/// A request about a model a tenant policy hides from the caller is as
+/// missing as one that does not exist: the same answer, naming the request
+/// (the only name in the path), not the model.
+fn hidden_as_missing(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |e| {
+        if e.status == axum::http::StatusCode::NOT_FOUND {
+            missing_request(id)
+        } else {
+            e
+        }
+    }
 }
 
 /// `GET /api/v1/promotions/{id}`
@@ -107,7 +124,8 @@ pub async fn show<S: Store>(
     let m = model(&state, &req.model).await?;
     let v = model_version(&state, &req.model, req.version).await?;
     call.authorize(&state, "model.read", &entities::model_version(&m, &v))
-        .await?;
+        .await
+        .map_err(hidden_as_missing(&id))?;
     Ok(Json(describe(&req, &ballots, call.now)))
 }
 
@@ -166,7 +184,9 @@ async fn vote<S: Store>(
     // it; every other vote needs the right to approve.
     let withdrawal = vote == Vote::Reject && req.requested_by == call.principal.as_str();
     let action = if withdrawal { "model.promote" } else { "model.approve" };
-    call.authorize(&state, action, &resource).await?;
+    call.authorize(&state, action, &resource)
+        .await
+        .map_err(hidden_as_missing(&id))?;
     let voter = Voter {
         subject: call.principal.as_str(),
         actors: &call.actor_chain,

@@ -237,6 +237,7 @@ impl<S: Store> Server<S> {
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             auth: "secret".into(),
             jwks: None,
+            tenant: None,
         };
         let (_, secret) = clients::create(
             &self.state.store,

@@ -49,6 +49,7 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
         audiences: args.audiences.clone(),
         auth: args.auth.clone(),
         jwks,
+        tenant: args.tenant.clone(),
     })
 }
 
@@ -111,8 +112,8 @@ impl StoreTask for ClientTask<'_> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     println!(
-                        "{:<24} {:<8} {:<16} {:<9} {:<22} GRANTS",
-                        "CLIENT_ID", "KIND", "AUTH", "STATUS", "LAST_USED"
+                        "{:<24} {:<8} {:<16} {:<16} {:<9} {:<22} GRANTS",
+                        "CLIENT_ID", "KIND", "TENANT", "AUTH", "STATUS", "LAST_USED"
                     );
                     for c in &all {
                         let grants: Vec<&str> = c
@@ -127,9 +128,10 @@ impl StoreTask for ClientTask<'_> {
                             })
                             .collect();
                         println!(
-                            "{:<24} {:<8} {:<16} {:<9} {:<22} {}",
+                            "{:<24} {:<8} {:<16} {:<16} {:<9} {:<22} {}",
                             c.client_id,
                             c.kind.as_str(),
+                            c.tenant.as_deref().unwrap_or("-"),
                             c.auth.method(),
                             if c.disabled { "disabled" } else { "enabled" },
                             c.last_used_at.map_or_else(|| "never".to_owned(), rfc3339),

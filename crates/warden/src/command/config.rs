@@ -59,6 +59,7 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
                 Some(dir) => println!("policy_dir = {:?}", dir.display().to_string()),
                 None => println!("policy_dir: the built-in policies"),
             }
+            println!("tenancy = {:?}", s.tenancy.as_str());
             for (model, stage) in &s.model_stages {
                 println!("models.{model} = {stage:?}");
             }

@@ -204,6 +204,7 @@ fn demo_clients() -> [ClientSpec; 2] {
         audiences: Vec::new(),
         auth: "secret".into(),
         jwks: None,
+        tenant: None,
     };
     [
         spec(

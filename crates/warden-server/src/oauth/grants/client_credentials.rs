@@ -28,7 +28,10 @@ pub async fn grant<S: Store>(
         roles: c.roles.clone(),
         audience: audiences(form, c, &state.app.options.issuer)?,
         act: None,
-        tenant: None,
+        // The client's own tenant: its tokens reach what the tenant policies
+        // allow that tenant, and (under strict tenancy) a client of no
+        // tenant only what belongs to none.
+        tenant: c.tenant.clone(),
     };
     let minted = mint(state, &grant, jti()?, now + state.app.options.default_ttl, now)?;
     let refresh = if gets_refresh_tokens(c) {

@@ -11,6 +11,13 @@
 //!   longer than the subject token's remaining lifetime, `may_act` honoured,
 //!   delegation depth capped. Bad tokens and policy refusals are
 //!   `invalid_request` (RFC 8693 §2.2.2), bad audiences `invalid_target`.
+//! - Tenants: the new token carries the subject token's `tenant`, never
+//!   another and never none when the subject has one. A client of a
+//!   tenant acts only for subjects of that same tenant (`invalid_request`
+//!   otherwise): an agent of `acme` never obtains a token for a user of
+//!   `globex`, nor for a user of no tenant, whose token could reach more
+//!   than `acme`'s resources. A client of no tenant may act for anyone;
+//!   its token is then the subject's, tenant included.
 //! - The new token is for one of the *client's registered* audiences, never
 //!   Warden itself, and carries the subject's roles except Warden's own
 //!   (`admin`, `auditor`): a delegated token can reach AI APIs for a user,
@@ -117,6 +124,19 @@ async fn check_subject_could_reach<S: Store>(
             "`{subject}` could not obtain tokens for `{a}` itself, so no one obtains them for it"
         ))),
         None => Ok(()),
+    }
+}
+
+/// A client of a tenant acts only for subjects of the same tenant: the
+/// delegated token carries the subject's tenant, and must never let an
+/// actor reach beyond its own.
+fn check_tenant(client: &ClientRecord, subject: &Subject) -> Result<(), ApiError> {
+    match &client.tenant {
+        Some(own) if subject.tenant.as_ref() != Some(own) => Err(ApiError::invalid_request(format!(
+            "client `{}` belongs to tenant `{own}` and acts only for subjects of that tenant",
+            client.client_id
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -246,6 +266,7 @@ pub async fn grant<S: Store>(
         )));
     }
     let c = &client.client;
+    check_tenant(c, &subject)?;
     let granted = super::scopes(form, &subject.scopes, &[&subject.scopes, &c.scopes])?;
     if granted.is_empty() {
         return Err(ApiError::invalid_scope("the subject and the client share no scope"));
