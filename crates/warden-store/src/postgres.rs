@@ -454,7 +454,10 @@ mod tests {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let mut b = [0u8; 8];
         aws_lc_rs::rand::fill(&mut b).unwrap();
-        let schema = format!("t_sessions_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let schema = format!(
+            "t_sessions_{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
         let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
         crate::sessions::check_sessions(&store).await;
         let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");

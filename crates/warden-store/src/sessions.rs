@@ -229,10 +229,22 @@ pub(crate) async fn check_sessions<S: SessionStore + crate::OAuthStore>(store: &
         ended_at: None,
     };
     let jtis = |v: Vec<SessionRecord>| v.into_iter().map(|s| s.jti).collect::<Vec<_>>();
-    store.record_session(&session("a1", "user:a", 1000, 5000)).await.unwrap();
-    store.record_session(&session("a2", "user:a", 1100, 5000)).await.unwrap();
-    store.record_session(&session("a3", "user:a", 1200, 1500)).await.unwrap();
-    store.record_session(&session("b1", "user:b", 1050, 5000)).await.unwrap();
+    store
+        .record_session(&session("a1", "user:a", 1000, 5000))
+        .await
+        .unwrap();
+    store
+        .record_session(&session("a2", "user:a", 1100, 5000))
+        .await
+        .unwrap();
+    store
+        .record_session(&session("a3", "user:a", 1200, 1500))
+        .await
+        .unwrap();
+    store
+        .record_session(&session("b1", "user:b", 1050, 5000))
+        .await
+        .unwrap();
     // Again with the same token, from elsewhere: one session, first time kept.
     let mut again = session("a1", "user:a", 1300, 5000);
     again.client_ip = Some("10.0.0.9".to_owned());

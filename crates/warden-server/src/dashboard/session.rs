@@ -8,7 +8,9 @@
 //! `SameSite=Strict` cookie scoped to `/ui` that expires with it; every
 //! request verifies it again exactly as the API verifies a bearer token
 //! (signature, expiry, revocation), so a revoked token ends its sessions at
-//! once and nothing about sessions is stored server-side.
+//! once. Each sign-in is also recorded in the store (`sessions.rs`), so a
+//! person can list their sessions and end one from any replica; the token
+//! and its revocation stay what decides whether a session is open.
 //!
 //! # CSRF
 //! Every state change is a `POST` that carries a token derived from a
