@@ -88,7 +88,7 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
 pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    if let Err(e) = session::same_origin(headers, &state.app.options.issuer) {
+    if let Err(e) = session::same_origin(headers, state.app.options.dashboard_origin()) {
         return UiError::from(e).into_response();
     }
     let fields = match read_form(body).await {

@@ -108,6 +108,18 @@ impl UiState {
     }
 }
 
+/// What the main listener answers under `/ui` when the dashboard is
+/// served on a listener of its own (`dashboard.listen`): 404, and never
+/// the gateway (a browser sends the dashboard's cookies, which ignore
+/// ports, to any `/ui` path of the host).
+pub fn elsewhere() -> Router {
+    let gone = || async { crate::error::ApiError::not_found("the dashboard is not served on this listener") };
+    Router::new()
+        .route("/ui", axum::routing::any(gone))
+        .route("/ui/", axum::routing::any(gone))
+        .route("/ui/{*rest}", axum::routing::any(gone))
+}
+
 /// The dashboard's routes, under `/ui`.
 pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
     Router::new()
