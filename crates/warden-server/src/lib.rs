@@ -197,9 +197,7 @@ impl<S: warden_store::Store> App<S> {
             None => router.fallback(|| async { error::ApiError::not_found("no such endpoint") }),
         }
     }
-}
 
-impl<S: warden_store::Store> App<S> {
     /// The routes of the dashboard's own listener (`dashboard.listen`):
     /// the dashboard, `/` sending to it, and 404 for anything else.
     pub fn dashboard_router(&self) -> Router {
