@@ -10,7 +10,8 @@
 //!   signing key is due;
 //! - every second: the tallies of refused requests whose one-minute
 //!   window ended, into the audit log;
-//! - every 300 s: purging expired rows;
+//! - every 300 s: purging expired rows (revocations, assertion ids,
+//!   refresh families, dashboard sessions);
 //! - every `audit.checkpoint_interval`: a signed audit checkpoint, by the
 //!   replica holding the checkpoint lease;
 //! - every 2 s with a policy directory: reloading the policies when their
@@ -79,10 +80,13 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
             rotate_if_due(&app, t).await;
         }
         n += 1;
-        if n.is_multiple_of(300)
-            && let Err(e) = app.store.purge_expired(t).await
-        {
-            tracing::warn!(error = %e, "purging expired rows failed");
+        if n.is_multiple_of(300) {
+            if let Err(e) = app.store.purge_expired(t).await {
+                tracing::warn!(error = %e, "purging expired rows failed");
+            }
+            if let Err(e) = app.store.purge_sessions(t).await {
+                tracing::warn!(error = %e, "purging expired dashboard sessions failed");
+            }
         }
         let interval = app.options.audit.checkpoint_interval;
         if t >= last_checkpoint + interval {

@@ -165,8 +165,10 @@ impl<S: warden_store::Store> App<S> {
         self.signer.vkey()
     }
 
-    /// The HTTP routes of every room; requests matching none go to the
-    /// gateway when it has routes, and are answered 404 otherwise.
+    /// The HTTP routes of every room on the main listener (the dashboard's
+    /// only when it has no listener of its own: then `/ui` answers 404
+    /// here); requests matching none go to the gateway when it has routes,
+    /// and are answered 404 otherwise.
     pub fn router(&self) -> Router {
         let options = &self.app.options;
         let health = Arc::new(Health {
@@ -183,7 +185,10 @@ impl<S: warden_store::Store> App<S> {
                 options.metrics.enabled && options.metrics.listen.is_none(),
             ))
             .merge(registry::routes(Arc::clone(&self.registry)))
-            .merge(dashboard::routes(Arc::clone(&self.dashboard)));
+            .merge(match options.dashboard.listen {
+                None => dashboard::routes(Arc::clone(&self.dashboard)),
+                Some(_) => dashboard::elsewhere(),
+            });
         match &self.gateway {
             Some(g) => router.fallback_service(gateway::router(GatewayContext {
                 app: Arc::clone(&self.app),
@@ -192,6 +197,17 @@ impl<S: warden_store::Store> App<S> {
             })),
             None => router.fallback(|| async { error::ApiError::not_found("no such endpoint") }),
         }
+    }
+
+    /// The routes of the dashboard's own listener (`dashboard.listen`):
+    /// the dashboard, `/` sending to it, and 404 for anything else.
+    pub fn dashboard_router(&self) -> Router {
+        dashboard::routes(Arc::clone(&self.dashboard))
+            .route(
+                "/",
+                axum::routing::get(|| async { axum::response::Redirect::to("/ui/") }),
+            )
+            .fallback(|| async { error::ApiError::not_found("no such endpoint: this listener serves the dashboard") })
     }
 }
 

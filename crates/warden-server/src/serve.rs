@@ -1,13 +1,16 @@
-//! [`App::serve`]: serving the router on a listener within the connection
-//! limits (`http/connections.rs`) with the background work running beside
-//! it, and the drain on shutdown — stop taking connections, let requests
-//! in flight finish (for `server.shutdown_grace` at most), flush the audit
-//! log and sign a last checkpoint.
+//! [`App::serve`]: serving the router on a listener (and the dashboard on
+//! its own, with `dashboard.listen`) within the connection limits
+//! (`http/connections.rs`, one cap for both) with the background work
+//! running beside it, and the drain on shutdown — stop taking connections
+//! on every listener, let requests in flight finish (for
+//! `server.shutdown_grace` at most), flush the audit log and sign a last
+//! checkpoint.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use warden_store::Store;
 
 use crate::http::connections;
@@ -28,6 +31,10 @@ impl<S: Store> App<S> {
             Some(addr) if options.metrics.enabled => Some(bind(addr).await?),
             _ => None,
         };
+        let dashboard_listener = match options.dashboard.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let mut tasks = vec![metrics::spawn(self.app.metrics.clone(), metrics_listener)];
         tasks.extend(background::spawn(&self.app, &self.access, &self.signer));
         if let Some(fanout) = &self.fanout {
@@ -35,18 +42,47 @@ impl<S: Store> App<S> {
         }
         let router = self.router();
         let app = Arc::clone(&self.app);
-        let result = connections::serve(
+        let budget = connections::Budget::new(&options.server);
+        // One shutdown for both listeners: the main one's signal stops the
+        // dashboard's too, and both drain within the same grace.
+        let (stop, stopping) = watch::channel(false);
+        let main = connections::serve_within(
             listener,
             router,
             options.server,
+            &budget,
             self.app.metrics.clone(),
-            shutdown,
+            async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            },
             move || {
                 app.set_ready(false);
                 tracing::info!("shutting down: draining requests in flight");
             },
-        )
-        .await;
+        );
+        let dashboard = async {
+            let Some(listener) = dashboard_listener else {
+                return Ok(());
+            };
+            let mut stopping = stopping;
+            connections::serve_within(
+                listener,
+                self.dashboard_router(),
+                options.server,
+                &budget,
+                self.app.metrics.clone(),
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+                || {},
+            )
+            .await
+        };
+        let (result, dashboard) = tokio::join!(main, dashboard);
+        if let Err(e) = &dashboard {
+            tracing::error!(error = %e, "the dashboard listener failed");
+        }
         for task in tasks {
             task.abort();
         }

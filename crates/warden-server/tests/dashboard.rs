@@ -680,3 +680,156 @@ async fn sessions_are_the_dashboards_alone_and_end_when_signed_out() {
     }
     s.stop().await;
 }
+
+/// The `jti`s listed in a table of the Sessions page (`id="…"`).
+fn listed(page: &Page, table: &str) -> Vec<String> {
+    let Some(at) = page.body.find(&format!("id=\"{table}\"")) else {
+        return Vec::new();
+    };
+    let rest = &page.body[at..];
+    let rest = &rest[..rest.find("</table>").unwrap()];
+    rest.match_indices("name=\"jti\" value=\"")
+        .map(|(i, m)| rest[i + m.len()..].split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// A person signs in twice and lists both sessions (recorded in the
+/// store); ending the other one revokes its token, so its cookie no longer
+/// opens the dashboard while the current one does, and the end is audited.
+/// Another person neither sees nor ends it; an administrator sees and ends
+/// everyone's.
+async fn sessions_are_listed_and_ended<S: Store>(s: Server<S>) {
+    let ui = format!("{}/ui", s.base);
+    let link = |sub: &str, roles: &[&str]| s.user_token(sub, &[ui.as_str()], UI_SCOPES, roles, 600, None);
+    let jti = |t: &str| claims(t)["jti"].as_str().unwrap().to_owned();
+    let (t1, t2) = (link("user:ada", &["auditor"]), link("user:ada", &["auditor"]));
+    let (j1, j2) = (jti(&t1), jti(&t2));
+    let mut first = Browser::new(&s);
+    let mut second = Browser::new(&s);
+    assert_eq!(first.sign_in(&t1).await.status, 303);
+    let r = second
+        .http
+        .get(format!("{}/ui/login", s.base))
+        .header("user-agent", "SecondBrowser/1.0")
+        .send()
+        .await
+        .unwrap();
+    let form = second.take(r).await;
+    let r = second
+        .http
+        .post(format!("{}/ui/login", s.base))
+        .header("cookie", second.cookie_header())
+        .header("origin", &s.base)
+        .header("user-agent", "SecondBrowser/1.0")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(support::form(&[("csrf", &form.csrf()), ("token", &t2)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.take(r).await.status, 303);
+
+    let page = first.get("/ui/sessions").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let mut mine = listed(&page, "my-sessions");
+    mine.sort();
+    let mut both = vec![j1.clone(), j2.clone()];
+    both.sort();
+    assert_eq!(mine, both, "both sessions are listed");
+    assert_eq!(page.body.matches("this session").count(), 1);
+    assert!(page.body.contains("SecondBrowser/1.0"), "the other browser is named");
+    assert!(page.body.contains("127.0.0.1"), "the address is shown");
+    assert!(!page.body.contains("all-sessions"), "not an administrator");
+    assert!(page.body.contains("href=\"/ui/sessions\""), "in the navigation");
+
+    // Another person sees only their own, and cannot end ada's.
+    let mut bo = Browser::new(&s);
+    let tb = link("user:bo", &["auditor"]);
+    assert_eq!(bo.sign_in(&tb).await.status, 303);
+    let bo_page = bo.get("/ui/sessions").await;
+    assert_eq!(listed(&bo_page, "my-sessions"), [jti(&tb)]);
+    assert!(!bo_page.body.contains(&j2));
+    let r = bo
+        .post("/ui/sessions/end", &[("csrf", &bo_page.csrf()), ("jti", &j2)])
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(second.get("/ui/audit").await.status, 200, "still open");
+
+    // Ending needs the CSRF token.
+    let r = first.post("/ui/sessions/end", &[("jti", &j2)]).await;
+    assert_eq!(r.status, 403);
+    let r = first
+        .post("/ui/sessions/end", &[("csrf", &page.csrf()), ("jti", &j2)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/ui/sessions?ended="), "{}", r.location());
+    let p = second.get("/ui/audit").await;
+    assert_eq!(
+        p.status, 303,
+        "the ended session's cookie no longer opens the dashboard"
+    );
+    assert!(p.location().starts_with("/ui/login"));
+    assert_eq!(first.get("/ui/audit").await.status, 200, "the current one still does");
+    let page = first.get("/ui/sessions").await;
+    assert_eq!(listed(&page, "my-sessions"), std::slice::from_ref(&j1));
+    let again = first
+        .post("/ui/sessions/end", &[("csrf", &page.csrf()), ("jti", &j2)])
+        .await;
+    assert_eq!(again.status, 404, "ended once");
+    let ended = s
+        .state
+        .store
+        .events(&warden_store::EventQuery {
+            limit: 20,
+            kind: Some("token_revoked".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        ended.iter().any(|e| e.content.as_ref().is_some_and(|(body, _)| {
+            let body = String::from_utf8_lossy(body);
+            body.contains(&j2) && body.contains("session ended by its owner")
+        })),
+        "the end is audited"
+    );
+
+    // An administrator sees everyone's and ends bo's.
+    let mut root = Browser::new(&s);
+    assert_eq!(root.sign_in(&link("user:root", &["admin"])).await.status, 303);
+    let page = root.get("/ui/sessions").await;
+    assert_eq!(page.status, 200);
+    let all = listed(&page, "all-sessions");
+    assert!(
+        all.contains(&j1) && all.contains(&jti(&tb)) && !all.contains(&j2),
+        "{all:?}"
+    );
+    let r = root
+        .post("/ui/sessions/end", &[("csrf", &page.csrf()), ("jti", &jti(&tb))])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(bo.get("/ui/audit").await.status, 303, "bo's session is over");
+
+    // Ending the current session signs this browser out.
+    let page = first.get("/ui/sessions").await;
+    let r = first
+        .post("/ui/sessions/end", &[("csrf", &page.csrf()), ("jti", &j1)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/ui/login"));
+    assert!(!first.cookies.contains_key("warden_session"));
+    assert!(
+        listed(&root.get("/ui/sessions").await, "all-sessions")
+            .iter()
+            .all(|j| *j != j1)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_person_lists_and_ends_their_sessions_sqlite() {
+    sessions_are_listed_and_ended(start_sqlite(|_| {}).await).await;
+}
+
+#[tokio::test]
+async fn a_person_lists_and_ends_their_sessions_postgres() {
+    sessions_are_listed_and_ended(start_pg(|_| {}).await).await;
+}

@@ -13,6 +13,7 @@
 //! - [`registry`]: [`RegistryStore`], datasets, models, versions, lineage
 //!   and four-eyes promotion requests, applying the rules of
 //!   `warden-registry` inside transactions.
+//! - [`sessions`]: [`SessionStore`], the dashboard's sign-in sessions.
 //!
 //! And the backends:
 //! - [`SqlStore`] (`sql`): the store over one sqlx backend, and the
@@ -47,6 +48,7 @@ pub mod keys;
 pub mod oauth;
 pub mod postgres;
 pub mod registry;
+pub mod sessions;
 pub mod settings;
 mod sql;
 pub mod sqlite;
@@ -64,12 +66,13 @@ pub use key_manager::{KeyManager, published_keys};
 pub use keys::KeyStore;
 pub use oauth::OAuthStore;
 pub use registry::{RegistryStore, Rollback, StageChange, VoteResult};
+pub use sessions::{SessionRecord, SessionStore};
 pub use settings::SettingsStore;
 pub use sql::SqlStore;
 
 /// Everything Warden stores. Implemented by each backend.
 pub trait Store:
-    KeyStore + AuditStore + OAuthStore + RegistryStore + SettingsStore + Clone + std::fmt::Debug + 'static
+    KeyStore + AuditStore + OAuthStore + RegistryStore + SettingsStore + SessionStore + Clone + std::fmt::Debug + 'static
 {
     /// A short backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;

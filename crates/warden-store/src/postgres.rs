@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! Connecting; then PostgreSQL's [`Dialect`]: one SQL table per concern
-//! (keys, settings, OAuth, audit, registry, in that order) and the audit
+//! (keys, settings, OAuth, audit, registry, sessions, in that order) and the audit
 //! log's array inserts and subtree lookup, kept in small statements (see
 //! [`STATEMENT_BYTES`]). The bodies that run this SQL are the concerns'
 //! own, shared with SQLite. Migrations are in `migrations/postgres`.
@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::RegistrySql;
+use crate::sessions::SessionSql;
 use crate::settings::SettingsSql;
 use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, to_i64};
@@ -95,6 +96,7 @@ impl Dialect for Postgres {
     const OAUTH: OAuthSql = OAUTH;
     const AUDIT: AuditSql = AUDIT;
     const REGISTRY: RegistrySql = REGISTRY;
+    const SESSIONS: SessionSql = SESSIONS;
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
@@ -383,6 +385,15 @@ const REGISTRY: RegistrySql = RegistrySql {
                          SELECT node FROM reach",
 };
 
+const SESSIONS: SessionSql = SessionSql {
+    insert: "INSERT INTO dashboard_sessions (jti, subject, client_id, issued_at, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (jti) DO UPDATE SET client_ip = excluded.client_ip, user_agent = excluded.user_agent",
+    active_of: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.subject = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM revoked_tokens AS r WHERE r.jti = s.jti) ORDER BY s.issued_at DESC, s.jti LIMIT $3",
+    active_all: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.ended_at IS NULL AND s.expires_at > $1 AND NOT EXISTS (SELECT 1 FROM revoked_tokens AS r WHERE r.jti = s.jti) ORDER BY s.issued_at DESC, s.jti LIMIT $2",
+    find: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.jti = $1",
+    end: "UPDATE dashboard_sessions SET ended_at = $1 WHERE jti = $2 AND ended_at IS NULL",
+    purge: "DELETE FROM dashboard_sessions WHERE expires_at + 60 <= $1",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +479,26 @@ mod tests {
         drop(conn);
         store.probe_audit().await.unwrap();
         assert_eq!(crate::AuditStore::audit_failure(&store), None);
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.writer())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn dashboard_sessions() {
+        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut b = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        let schema = format!(
+            "t_sessions_{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        crate::sessions::check_sessions(&store).await;
         let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(store.writer())

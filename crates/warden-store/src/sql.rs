@@ -2,7 +2,7 @@
 //!
 //! [`SqlStore`] is the store over one sqlx backend: its writer and reader
 //! pools. Each storage concern (`keys`, `settings`, `oauth`, `audit`,
-//! `registry`) implements its trait once, for `SqlStore<DB>` generic over
+//! `registry`, `sessions`) implements its trait once, for `SqlStore<DB>` generic over
 //! the backend, in its own module; the backend supplies a [`Dialect`]: one
 //! SQL table per concern (a struct of statements, declared by the concern
 //! with each statement's parameters) and the few operations whose code,
@@ -36,6 +36,7 @@ use crate::error::StoreError;
 use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::RegistrySql;
+use crate::sessions::SessionSql;
 use crate::settings::SettingsSql;
 
 /// Warden's store over the sqlx backend `DB`: every storage trait is
@@ -175,6 +176,8 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     const AUDIT: AuditSql;
     /// The governance registry.
     const REGISTRY: RegistrySql;
+    /// Dashboard sessions.
+    const SESSIONS: SessionSql;
 
     /// Rows a statement changed (sqlx has no generic accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;

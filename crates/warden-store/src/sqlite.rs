@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! Connecting; then SQLite's [`Dialect`]: one SQL table per concern (keys,
-//! settings, OAuth, audit, registry, in that order) and the audit log's
+//! settings, OAuth, audit, registry, sessions, in that order) and the audit log's
 //! multi-row insert and subtree lookup. The bodies that run this SQL are
 //! the concerns' own, shared with PostgreSQL. Migrations are in
 //! `migrations/sqlite`.
@@ -29,6 +29,7 @@ use crate::error::StoreError;
 use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
 use crate::registry::{RegistrySql, json_text};
+use crate::sessions::SessionSql;
 use crate::settings::SettingsSql;
 use crate::sql::{Dialect, SqlStore, discard_if_in_transaction};
 use crate::{Store, create_private_file, to_i64};
@@ -91,6 +92,7 @@ impl Dialect for Sqlite {
     const OAUTH: OAuthSql = OAUTH;
     const AUDIT: AuditSql = AUDIT;
     const REGISTRY: RegistrySql = REGISTRY;
+    const SESSIONS: SessionSql = SESSIONS;
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
@@ -331,6 +333,15 @@ const REGISTRY: RegistrySql = RegistrySql {
                          SELECT node FROM reach",
 };
 
+const SESSIONS: SessionSql = SessionSql {
+    insert: "INSERT INTO dashboard_sessions (jti, subject, client_id, issued_at, expires_at, client_ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (jti) DO UPDATE SET client_ip = excluded.client_ip, user_agent = excluded.user_agent",
+    active_of: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.subject = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2 AND NOT EXISTS (SELECT 1 FROM revoked_tokens AS r WHERE r.jti = s.jti) ORDER BY s.issued_at DESC, s.jti LIMIT ?3",
+    active_all: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.ended_at IS NULL AND s.expires_at > ?1 AND NOT EXISTS (SELECT 1 FROM revoked_tokens AS r WHERE r.jti = s.jti) ORDER BY s.issued_at DESC, s.jti LIMIT ?2",
+    find: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.jti = ?1",
+    end: "UPDATE dashboard_sessions SET ended_at = ?1 WHERE jti = ?2 AND ended_at IS NULL",
+    purge: "DELETE FROM dashboard_sessions WHERE expires_at + 60 <= ?1",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +374,15 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("warden.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();
         crate::oauth::check_purge_of_revoked_families(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn dashboard_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        crate::sessions::check_sessions(&store).await;
         store.close().await;
     }
 }

@@ -99,7 +99,8 @@ pub struct UiLinkArgs {
     /// Tenant claim.
     #[arg(long)]
     pub tenant: Option<String>,
-    /// The dashboard's base URL as the person's browser reaches it (default: the issuer).
+    /// The dashboard's base URL as the person's browser reaches it (default: `dashboard.url`, else
+    /// `http://` + `dashboard.listen` when set, else the issuer).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 }

@@ -22,8 +22,9 @@ use warden_jose::{Algorithm, AlgorithmSet, MAX_LEEWAY};
 use warden_keys::RotationPolicy;
 use warden_server::ServerOptions;
 use warden_server::options::{
-    AuditOptions, ConnectionLimits, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions, OAuthOptions,
-    RateLimitOptions, RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP, default_origin,
+    AuditOptions, ConnectionLimits, DashboardOptions, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions,
+    OAuthOptions, RateLimitOptions, RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP,
+    default_origin,
 };
 
 /// Environment variables that are not config keys.
@@ -91,6 +92,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Where the dashboard is served.
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for Config {
@@ -144,6 +147,10 @@ impl Default for Config {
                 enabled: o.metrics.enabled,
                 listen: None,
             },
+            dashboard: DashboardConfig {
+                listen: None,
+                url: None,
+            },
         }
     }
 }
@@ -192,6 +199,23 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Config::default().metrics
+    }
+}
+
+/// `[dashboard]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Serve the dashboard only on this IP:PORT (its own origin), not on
+    /// the main listener.
+    pub listen: Option<String>,
+    /// Its public URL (`https://host[:port]`, no path) behind a proxy.
+    pub url: Option<String>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Config::default().dashboard
     }
 }
 
@@ -546,6 +570,7 @@ impl Config {
             bail!("config key `rate_limit.replicas`: must be between 1 and 1000");
         }
         let metrics = resolve_metrics(&self.metrics, listen)?;
+        let dashboard = resolve_dashboard(&self.dashboard, listen, &metrics)?;
         if !(1..=10).contains(&self.registry.required_approvals) {
             bail!("config key `registry.required_approvals`: must be between 1 and 10");
         }
@@ -600,6 +625,7 @@ impl Config {
             registry: self.registry,
             trusted_proxies,
             metrics,
+            dashboard,
             replicas: ReplicaOptions {
                 sync_interval: Duration::from_secs(self.replicas.sync_interval),
             },
@@ -645,6 +671,51 @@ fn resolve_metrics(m: &MetricsConfig, listen: SocketAddr) -> anyhow::Result<Metr
         enabled: m.enabled,
         listen: metrics_listen,
     })
+}
+
+fn resolve_dashboard(
+    d: &DashboardConfig,
+    listen: SocketAddr,
+    metrics: &MetricsOptions,
+) -> anyhow::Result<DashboardOptions> {
+    let own = match d.listen.as_deref() {
+        None | Some("") => None,
+        Some(raw) => {
+            let addr: SocketAddr = raw
+                .parse()
+                .map_err(|_| anyhow!("config key `dashboard.listen`: expected IP:PORT, got `{raw}`"))?;
+            if addr == listen {
+                bail!(
+                    "config key `dashboard.listen`: must differ from `listen` ({listen}); leave it unset to serve the dashboard there"
+                );
+            }
+            if metrics.enabled && metrics.listen == Some(addr) {
+                bail!("config key `dashboard.listen`: must differ from `metrics.listen` ({addr})");
+            }
+            Some(addr)
+        }
+    };
+    let url = match d.url.as_deref() {
+        None | Some("") => None,
+        Some(_) if own.is_none() => {
+            bail!(
+                "config key `dashboard.url`: only with `dashboard.listen` (on the main listener the dashboard is at the issuer)"
+            )
+        }
+        Some(url) => {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| anyhow!("config key `dashboard.url`: must be an http(s) URL, got `{url}`"))?;
+            if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) || url.chars().any(char::is_control) {
+                bail!(
+                    "config key `dashboard.url`: scheme, host and port only (`https://ui.example:8443`), got `{url}`"
+                );
+            }
+            Some(url.to_owned())
+        }
+    };
+    Ok(DashboardOptions { listen: own, url })
 }
 
 fn resolve_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditOptions> {
@@ -802,6 +873,8 @@ mod tests {
             "log.format",
             "metrics.enabled",
             "metrics.listen",
+            "dashboard.listen",
+            "dashboard.url",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
         }
@@ -996,6 +1069,60 @@ mod tests {
         assert_eq!(s.leeway, 20);
         assert_eq!(s.issuer, "https://b.example");
         assert!(s.algorithms.contains(Algorithm::ES256) && !s.algorithms.contains(Algorithm::RS256));
+    }
+
+    #[test]
+    fn dashboard_keys() {
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!(s.dashboard, DashboardOptions::default());
+        assert_eq!(s.dashboard_origin(), Some(s.issuer.as_str()));
+        let s = from_toml("[dashboard]\nlisten = \"127.0.0.1:8081\"\n", &[]).unwrap();
+        assert_eq!(s.dashboard.listen, Some("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(s.dashboard_origin(), None, "not the gateway's origin");
+        assert_eq!(s.dashboard_base(), "http://127.0.0.1:8081");
+        let s = from_toml(
+            "issuer = \"https://warden.example\"\n",
+            &[
+                ("WARDEN_DASHBOARD_LISTEN", "0.0.0.0:8081"),
+                ("WARDEN_DASHBOARD_URL", "https://ui.warden.example"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.dashboard.listen, Some("0.0.0.0:8081".parse().unwrap()));
+        assert_eq!(s.dashboard_origin(), Some("https://ui.warden.example"));
+        assert_eq!(s.dashboard_base(), "https://ui.warden.example");
+        assert!(s.dashboard_secure());
+        for (text, vars, key) in [
+            ("[dashboard]\nlisten = \"eight\"\n", &[][..], "dashboard.listen"),
+            (
+                "[dashboard]\nlisten = \"127.0.0.1:8080\"\n",
+                &[][..],
+                "dashboard.listen",
+            ),
+            (
+                "[metrics]\nlisten = \"127.0.0.1:9\"\n[dashboard]\nlisten = \"127.0.0.1:9\"\n",
+                &[][..],
+                "dashboard.listen",
+            ),
+            ("[dashboard]\nurl = \"https://ui.example\"\n", &[][..], "dashboard.url"),
+            (
+                "[dashboard]\nlisten = \"127.0.0.1:8081\"\nurl = \"https://ui.example/ui\"\n",
+                &[][..],
+                "dashboard.url",
+            ),
+            (
+                "",
+                &[
+                    ("WARDEN_DASHBOARD_LISTEN", "127.0.0.1:8081"),
+                    ("WARDEN_DASHBOARD_URL", "ftp://x"),
+                ][..],
+                "dashboard.url",
+            ),
+            ("[dashboard]\nport = 1\n", &[][..], "port"),
+        ] {
+            let e = from_toml(text, vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,6 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 
 use super::DashboardState;
@@ -22,7 +21,7 @@ use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
 use crate::access::{Accept, Caller};
 use crate::error::ApiError;
 use crate::http::read_body;
-use crate::state::{AppState, now};
+use crate::state::now;
 
 /// Largest sign-in form read.
 const MAX_FORM: usize = 16 * 1024;
@@ -89,7 +88,7 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
 pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    if let Err(e) = session::same_origin(headers, &state.app.options.issuer) {
+    if let Err(e) = session::same_origin(headers, state.app.options.dashboard_origin()) {
         return UiError::from(e).into_response();
     }
     let fields = match read_form(body).await {
@@ -126,6 +125,11 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, requ
     if let Err(e) = call.audit_listing(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"").await {
         return UiError::from(e).into_response();
     }
+    // Listed on the Sessions page, on every replica: a sign-in that
+    // cannot be recorded is refused.
+    if let Err(e) = super::sessions::record_sign_in(&state.app, &call, headers).await {
+        return UiError::from(e).into_response();
+    }
     let remaining = call.exp.saturating_sub(now());
     let secure = session::secure_cookies(&state);
     // The first section this person may open.
@@ -152,8 +156,8 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, requ
 
 /// `POST /ui/logout` with `csrf`: ends the session — its token is revoked
 /// (every replica refuses it from then on, on the dashboard and anywhere
-/// else) and this browser forgets it. Audited as `token_revoked`, reason
-/// `logout`.
+/// else), its row marked ended, and this browser forgets it. Audited as
+/// `token_revoked`, reason `logout`.
 pub async fn sign_out<S: Store>(
     State(state): State<Arc<DashboardState<S>>>,
     session: Session,
@@ -167,34 +171,9 @@ pub async fn sign_out<S: Store>(
     if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
         return UiError::from(e).into_response();
     }
-    if let Err(e) = end_session(&state.app, &session.call).await {
+    let call = &session.call;
+    if let Err(e) = super::sessions::end_session(&state.app, &call.jti, call.exp, &call.client_id, "logout").await {
         return UiError::from(e).into_response();
     }
-    let secure = session::secure_cookies(&state);
-    let mut response = Redirect::to("/ui/login").into_response();
-    *response.status_mut() = StatusCode::SEE_OTHER;
-    for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Some(v) = session::set_cookie(name, "", 0, secure) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    response
-}
-
-/// Revokes the session's token: recorded in the store first (what every
-/// replica and restart trusts), then applied here and announced.
-async fn end_session<S: Store>(app: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
-    let now = now();
-    app.store.revoke_token(&caller.jti, caller.exp, now).await?;
-    app.revoke(vec![(caller.jti.clone(), caller.exp)]);
-    let event = EventKind::TokenRevoked {
-        jti: Some(caller.jti.clone()),
-        family: None,
-        client_id: caller.client_id.clone(),
-        reason: "logout".into(),
-    };
-    if let Err(e) = app.audit.record(AuditEvent::new(now, event)).await {
-        tracing::error!(error = %e, "a sign-out was not audited; the session is revoked all the same");
-    }
-    Ok(())
+    super::sessions::signed_out(&state)
 }

@@ -15,7 +15,8 @@
 //!   (a strict Content-Security-Policy), error pages, embedded assets.
 //! - `login.rs`: sign-in and sign-out.
 //! - One module per page: `audit.rs`, `lineage.rs`, `models.rs`,
-//!   `access.rs`, `keys.rs`.
+//!   `access.rs`, `keys.rs`, `sessions.rs` (a person's sign-in sessions,
+//!   recorded in the store, and ending them).
 //! - Pure drawing: `graph.rs` (lineage layout), `chart.rs` (bar chart).
 
 pub mod access;
@@ -28,6 +29,7 @@ pub mod login;
 pub mod models;
 pub mod page;
 pub mod session;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -106,6 +108,18 @@ impl UiState {
     }
 }
 
+/// What the main listener answers under `/ui` when the dashboard is
+/// served on a listener of its own (`dashboard.listen`): 404, and never
+/// the gateway (a browser sends the dashboard's cookies, which ignore
+/// ports, to any `/ui` path of the host).
+pub fn elsewhere() -> Router {
+    let gone = || async { crate::error::ApiError::not_found("the dashboard is not served on this listener") };
+    Router::new()
+        .route("/ui", axum::routing::any(gone))
+        .route("/ui/", axum::routing::any(gone))
+        .route("/ui/{*rest}", axum::routing::any(gone))
+}
+
 /// The dashboard's routes, under `/ui`.
 pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
     Router::new()
@@ -124,6 +138,8 @@ pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
         .route("/ui/promotions/{id}/{vote}", post(models::vote::<S>))
         .route("/ui/access", get(access::page::<S>))
         .route("/ui/keys", get(keys::page::<S>))
+        .route("/ui/sessions", get(sessions::page::<S>))
+        .route("/ui/sessions/end", post(sessions::end::<S>))
         // Every other /ui path is the dashboard's too: never the gateway's
         // (the session cookie must never reach an upstream).
         .route("/ui/{*rest}", axum::routing::any(page::not_found))

@@ -34,12 +34,13 @@ pub struct NavItem {
 }
 
 /// The sections, in order: `(key, href, label)`.
-const SECTIONS: [(&str, &str, &str); 5] = [
+const SECTIONS: [(&str, &str, &str); 6] = [
     ("audit", "/ui/audit", "Audit"),
     ("lineage", "/ui/lineage", "Lineage"),
     ("models", "/ui/models", "Models"),
     ("access", "/ui/access", "Access"),
     ("keys", "/ui/keys", "Keys and clients"),
+    ("sessions", "/ui/sessions", "Sessions"),
 ];
 
 /// The frame around every signed-in page.

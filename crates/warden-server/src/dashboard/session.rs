@@ -8,7 +8,9 @@
 //! `SameSite=Strict` cookie scoped to `/ui` that expires with it; every
 //! request verifies it again exactly as the API verifies a bearer token
 //! (signature, expiry, revocation), so a revoked token ends its sessions at
-//! once and nothing about sessions is stored server-side.
+//! once. Each sign-in is also recorded in the store (`sessions.rs`), so a
+//! person can list their sessions and end one from any replica; the token
+//! and its revocation stay what decides whether a session is open.
 //!
 //! # CSRF
 //! Every state change is a `POST` that carries a token derived from a
@@ -109,19 +111,20 @@ pub fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> Option
     .ok()
 }
 
-/// Whether cookies must be `Secure` (the issuer is served over TLS).
+/// Whether cookies must be `Secure` (the dashboard's public URL, or the
+/// issuer, is served over TLS).
 pub fn secure_cookies<S: Store>(state: &DashboardState<S>) -> bool {
-    state.app.options.issuer.starts_with("https://")
+    state.app.options.dashboard_secure()
 }
 
 /// Refuses a state-changing request that did not come from this origin:
 /// `Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that
-/// is neither the issuer's (the public URL, behind a proxy that rewrites
-/// `Host`) nor `http(s)://` + the request's `Host`. An opaque `Origin:
-/// null` passes only when the browser also says `Sec-Fetch-Site:
-/// same-origin` (a privacy setting can make a same-origin form send
-/// `null`).
-pub fn same_origin(headers: &HeaderMap, issuer: &str) -> Result<(), ApiError> {
+/// is neither `public`'s (the public URL, behind a proxy that rewrites
+/// `Host`: [`ServerOptions::dashboard_origin`](crate::ServerOptions::dashboard_origin))
+/// nor `http(s)://` + the request's `Host`. An opaque `Origin: null`
+/// passes only when the browser also says `Sec-Fetch-Site: same-origin`
+/// (a privacy setting can make a same-origin form send `null`).
+pub fn same_origin(headers: &HeaderMap, public: Option<&str>) -> Result<(), ApiError> {
     let denied = || ApiError::access_denied("cross-site requests cannot change anything");
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if let Some(site) = site
@@ -134,7 +137,7 @@ pub fn same_origin(headers: &HeaderMap, issuer: &str) -> Result<(), ApiError> {
         if origin == "null" && site == Some("same-origin") {
             return Ok(());
         }
-        if origin.eq_ignore_ascii_case(origin_of(issuer)) {
+        if public.is_some_and(|url| origin.eq_ignore_ascii_case(origin_of(url))) {
             return Ok(());
         }
         let host = headers
@@ -247,7 +250,7 @@ impl Session {
         headers: &HeaderMap,
         presented: &str,
     ) -> Result<(), ApiError> {
-        same_origin(headers, &state.app.options.issuer)?;
+        same_origin(headers, state.app.options.dashboard_origin())?;
         if self.new_nonce.is_some() || !state.ui.csrf.check(&self.nonce, &self.call.jti, presented) {
             return Err(ApiError::access_denied(
                 "the form's CSRF token is missing or invalid; reload the page and try again",
@@ -302,37 +305,45 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(
-            same_origin(&h, "https://warden.example").is_ok(),
+            same_origin(&h, Some("https://warden.example")).is_ok(),
             "no Origin: a same-origin form in an old browser"
         );
         h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(same_origin(&h, "https://warden.example").is_ok());
+        assert!(same_origin(&h, Some("https://warden.example")).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert!(same_origin(&h, "https://warden.example").is_err());
+        assert!(same_origin(&h, Some("https://warden.example")).is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(
-            same_origin(&h, "https://warden.example").is_err(),
+            same_origin(&h, Some("https://warden.example")).is_err(),
             "an opaque origin, unvouched for"
         );
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(
-            same_origin(&h, "https://warden.example").is_ok(),
+            same_origin(&h, Some("https://warden.example")).is_ok(),
             "an opaque origin the browser calls same-origin"
         );
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(same_origin(&h, "https://warden.example").is_err());
+        assert!(same_origin(&h, Some("https://warden.example")).is_err());
         let mut h = HeaderMap::new();
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(same_origin(&h, "https://warden.example").is_err());
+        assert!(same_origin(&h, Some("https://warden.example")).is_err());
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(same_origin(&h, "https://warden.example").is_ok());
+        assert!(same_origin(&h, Some("https://warden.example")).is_ok());
         // Behind a proxy that rewrites Host: the issuer's origin.
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("10.0.0.5:8080"));
         h.insert(header::ORIGIN, HeaderValue::from_static("https://warden.example"));
-        assert!(same_origin(&h, "https://warden.example").is_ok());
-        assert!(same_origin(&h, "https://warden.example/base/").is_ok());
+        assert!(same_origin(&h, Some("https://warden.example")).is_ok());
+        assert!(same_origin(&h, Some("https://warden.example/base/")).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("https://warden.example.evil"));
-        assert!(same_origin(&h, "https://warden.example").is_err());
+        assert!(same_origin(&h, Some("https://warden.example")).is_err());
+        // On a listener of its own without a public URL: only the
+        // request's own origin, never the issuer's (the gateway's).
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8081"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&h, None).is_err(), "the main listener's origin");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8081"));
+        assert!(same_origin(&h, None).is_ok());
     }
 }

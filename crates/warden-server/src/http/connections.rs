@@ -13,7 +13,8 @@
 //!   thinking) is never cut: request bodies and upstreams have their own
 //!   read timeouts.
 //!
-//! At most `max_connections` are served at once; beyond it, new ones wait
+//! At most `max_connections` are served at once (in all: a dashboard on a
+//! listener of its own shares the cap, [`Budget`]); beyond it, new ones wait
 //! in the listen backlog until one closes (never the process: file
 //! descriptors stay for the store and the upstreams). On shutdown no new
 //! connection is accepted, each open one finishes its request in flight
@@ -55,6 +56,27 @@ use crate::options::ConnectionLimits;
 /// Longest sleep of a connection's watchdog between two looks at it.
 const WATCH_PERIOD: Duration = Duration::from_secs(1);
 
+/// The connection cap of one server, shared by its listeners (the main
+/// one and the dashboard's): at most `max_connections` open in all.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    open: Arc<AtomicUsize>,
+    max_connections: usize,
+}
+
+impl Budget {
+    /// The cap `limits` sets (derived from the open-file limit when unset).
+    pub fn new(limits: &ConnectionLimits) -> Self {
+        let max_connections = limits.max_connections.unwrap_or_else(default_max_connections).max(1);
+        Budget {
+            permits: Arc::new(Semaphore::new(max_connections)),
+            open: Arc::new(AtomicUsize::new(0)),
+            max_connections,
+        }
+    }
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown`
 /// resolves; `draining` runs once no new connection is accepted. Returns
 /// when every connection closed or the drain deadline passed.
@@ -66,10 +88,33 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     draining: impl FnOnce(),
 ) -> io::Result<()> {
-    let max_connections = limits.max_connections.unwrap_or_else(default_max_connections).max(1);
-    tracing::info!(max_connections, "serving connections");
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let open = Arc::new(AtomicUsize::new(0));
+    serve_within(
+        listener,
+        router,
+        limits,
+        &Budget::new(&limits),
+        metrics,
+        shutdown,
+        draining,
+    )
+    .await
+}
+
+/// As [`serve`], counting connections against `budget`, which other
+/// listeners of the server share.
+pub async fn serve_within(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    budget: &Budget,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send,
+    draining: impl FnOnce(),
+) -> io::Result<()> {
+    let max_connections = budget.max_connections;
+    tracing::info!(max_connections, addr = ?listener.local_addr().ok(), "serving connections");
+    let permits = Arc::clone(&budget.permits);
+    let open = Arc::clone(&budget.open);
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut warned_full: Option<Instant> = None;

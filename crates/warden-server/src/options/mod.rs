@@ -87,6 +87,8 @@ pub struct ServerOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Prometheus metrics (`[metrics]`).
     pub metrics: MetricsOptions,
+    /// Where the dashboard is served (`[dashboard]`).
+    pub dashboard: DashboardOptions,
     /// `[replicas]`: catching up with changes made elsewhere.
     pub replicas: ReplicaOptions,
     /// How log lines are written.
@@ -126,6 +128,7 @@ impl Default for ServerOptions {
             registry: RegistryOptions::default(),
             trusted_proxies: Vec::new(),
             metrics: MetricsOptions::default(),
+            dashboard: DashboardOptions::default(),
             replicas: ReplicaOptions::default(),
             log_format: LogFormat::Text,
         }
@@ -137,6 +140,39 @@ impl ServerOptions {
     /// issuer's `/ui`. Such a token opens the dashboard and nothing else.
     pub fn ui_audience(&self) -> String {
         format!("{}/ui", self.issuer)
+    }
+
+    /// The origin (`scheme://host[:port]`) a dashboard form may be posted
+    /// from besides the request's own `Host`: `dashboard.url` when set;
+    /// the issuer when the dashboard shares the main listener; none when
+    /// it has a listener of its own and no public URL (the issuer's
+    /// origin is then the gateway's, which it must never trust).
+    pub fn dashboard_origin(&self) -> Option<&str> {
+        match (&self.dashboard.url, self.dashboard.listen) {
+            (Some(url), _) => Some(url),
+            (None, None) => Some(&self.issuer),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Where people open the dashboard (login links, the banner): its
+    /// public URL, else `http://` + its own listener, else the issuer.
+    pub fn dashboard_base(&self) -> String {
+        match (&self.dashboard.url, self.dashboard.listen) {
+            (Some(url), _) => url.clone(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => self.issuer.clone(),
+        }
+    }
+
+    /// Whether the dashboard's cookies must be `Secure`: its public URL
+    /// (or, without one, the issuer) is `https`.
+    pub fn dashboard_secure(&self) -> bool {
+        self.dashboard
+            .url
+            .as_deref()
+            .unwrap_or(&self.issuer)
+            .starts_with("https://")
     }
 }
 
@@ -168,6 +204,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("registry", &self.registry)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics", &self.metrics)
+            .field("dashboard", &self.dashboard)
             .field("replicas", &self.replicas)
             .field("log_format", &self.log_format)
             .finish()
@@ -274,6 +311,20 @@ impl Default for MetricsOptions {
             listen: None,
         }
     }
+}
+
+/// `[dashboard]`: where the compliance dashboard is served.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DashboardOptions {
+    /// Serve the dashboard (`/ui`) only on this address, on an origin of
+    /// its own, and not on the main listener (which then answers 404 under
+    /// `/ui`). `None`: on the main listener.
+    pub listen: Option<SocketAddr>,
+    /// The dashboard's public URL (`scheme://host[:port]`, no path) when
+    /// it has its own listener behind a proxy: login links point there,
+    /// forms may be posted from there, and `https` makes its cookies
+    /// `Secure`.
+    pub url: Option<String>,
 }
 
 /// `[registry]`: how model promotion to production is approved.

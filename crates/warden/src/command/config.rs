@@ -55,6 +55,13 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             if let Some(addr) = s.metrics.listen {
                 println!("metrics.listen = \"{addr}\"");
             }
+            match s.dashboard.listen {
+                Some(addr) => println!("dashboard.listen = \"{addr}\""),
+                None => println!("dashboard: on the main listener"),
+            }
+            if let Some(url) = &s.dashboard.url {
+                println!("dashboard.url = {url:?}");
+            }
             match &s.policy_dir {
                 Some(dir) => println!("policy_dir = {:?}", dir.display().to_string()),
                 None => println!("policy_dir: the built-in policies"),

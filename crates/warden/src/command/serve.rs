@@ -79,8 +79,13 @@ impl StoreTask for ServeTask<'_> {
         );
         eprintln!("  audit log verifier key: {}", app.vkey());
         eprintln!(
-            "  dashboard: {}/ui/ (sign in with a link from `warden ui link --sub user:NAME --role auditor`)",
-            ctx.options.issuer.trim_end_matches('/')
+            "  dashboard: {}/ui/{} (sign in with a link from `warden ui link --sub user:NAME --role auditor`)",
+            ctx.options.dashboard_base().trim_end_matches('/'),
+            if ctx.options.dashboard.listen.is_some() {
+                ", on its own listener"
+            } else {
+                ""
+            }
         );
         if let Some(url) = &ctx.options.redis_url {
             let r = &ctx.options.rate_limit;

@@ -30,7 +30,7 @@ async fn link(args: UiLinkArgs, ctx: &Context) -> anyhow::Result<()> {
     let base = args
         .url
         .clone()
-        .unwrap_or_else(|| ctx.options.issuer.clone())
+        .unwrap_or_else(|| ctx.options.dashboard_base())
         .trim_end_matches('/')
         .to_owned();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
