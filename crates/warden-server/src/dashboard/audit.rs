@@ -20,7 +20,7 @@ use warden_store::{EventQuery, Store, StoredEvent};
 
 use super::DashboardState;
 use super::chart::{self, Chart};
-use super::login::{field, read_form};
+use super::form::{field, read_form};
 use super::page::{self, Chrome, UiError, audit_log, html};
 use super::session::{CSRF_FIELD, Session};
 use crate::error::ApiError;

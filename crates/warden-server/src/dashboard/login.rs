@@ -16,15 +16,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use warden_store::Store;
 
 use super::DashboardState;
+use super::form::{field, read_form};
 use super::page::{ASSET_VERSION, UiError, render};
 use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
 use crate::access::{Accept, Caller};
 use crate::error::ApiError;
-use crate::http::read_body;
 use crate::state::now;
-
-/// Largest sign-in form read.
-const MAX_FORM: usize = 16 * 1024;
 
 /// The action sign-ins are audited under.
 pub const SIGN_IN_ACTION: &str = "dashboard.sign-in";
@@ -71,17 +68,6 @@ fn login_page<S: Store>(
 /// `GET /ui/login`.
 pub async fn form<S: Store>(State(state): State<Arc<DashboardState<S>>>, headers: HeaderMap) -> Response {
     login_page(&state, &headers, StatusCode::OK, None)
-}
-
-/// The fields of an urlencoded form body, or 400/413.
-pub async fn read_form(body: axum::body::Body) -> Result<Vec<(String, String)>, ApiError> {
-    let bytes = read_body(body, MAX_FORM).await?;
-    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
-}
-
-/// The value of field `name` (the first one).
-pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// `POST /ui/login` with `token` and `csrf`.

@@ -13,7 +13,7 @@
 //! - `session.rs`: sign-in sessions, CSRF tokens, the same-origin check.
 //! - `page.rs`: the page chrome, HTML responses, security headers
 //!   (a strict Content-Security-Policy), error pages, embedded assets.
-//! - `login.rs`: sign-in and sign-out.
+//! - `login.rs`: sign-in and sign-out; `form.rs`: reading posted forms.
 //! - One module per page: `audit.rs`, `lineage.rs`, `models.rs`,
 //!   `access.rs`, `keys.rs`, `sessions.rs` (a person's sign-in sessions,
 //!   recorded in the store, and ending them).
@@ -22,6 +22,7 @@
 pub mod access;
 pub mod audit;
 pub mod chart;
+pub mod form;
 pub mod graph;
 pub mod keys;
 pub mod lineage;

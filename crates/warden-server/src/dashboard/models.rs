@@ -19,7 +19,7 @@ use warden_registry::{Ballot, ModelVersion, PromotionRequest, Stage};
 use warden_store::Store;
 
 use super::DashboardState;
-use super::login::{field, read_form};
+use super::form::{field, read_form};
 use super::page::{Chrome, UiError, html};
 use super::session::{CSRF_FIELD, Session};
 use crate::access::entities;

@@ -23,7 +23,7 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::{SessionRecord, Store};
 
 use super::DashboardState;
-use super::login::{field, read_form};
+use super::form::{field, read_form};
 use super::page::{Chrome, UiError, html};
 use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
 use crate::access::Caller;
