@@ -20,7 +20,6 @@ use super::form::{field, read_form};
 use super::page::{ASSET_VERSION, UiError, render};
 use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
 use crate::access::{Accept, Caller};
-use crate::error::ApiError;
 use crate::state::now;
 
 /// The action sign-ins are audited under.
