@@ -189,14 +189,15 @@ impl<S: warden_store::Store> App<S> {
                 None => dashboard::routes(Arc::clone(&self.dashboard)),
                 Some(_) => dashboard::elsewhere(),
             });
-        match &self.gateway {
+        let router = match &self.gateway {
             Some(g) => router.fallback_service(gateway::router(GatewayContext {
                 app: Arc::clone(&self.app),
                 access: Arc::clone(&self.access),
                 gateway: Arc::clone(g),
             })),
             None => router.fallback(|| async { error::ApiError::not_found("no such endpoint") }),
-        }
+        };
+        router.layer(axum::middleware::from_fn(http::unread_body::close_after_refusal))
     }
 
     /// The routes of the dashboard's own listener (`dashboard.listen`):
@@ -208,6 +209,7 @@ impl<S: warden_store::Store> App<S> {
                 axum::routing::get(|| async { axum::response::Redirect::to("/ui/") }),
             )
             .fallback(|| async { error::ApiError::not_found("no such endpoint: this listener serves the dashboard") })
+            .layer(axum::middleware::from_fn(http::unread_body::close_after_refusal))
     }
 }
 

@@ -653,6 +653,9 @@ async fn openai_bodies() {
     )
     .await;
     assert_eq!(twice.status, 400, "{}", twice.body);
+    // Refused before its body was read: the connection is not reused (the
+    // client hears so, instead of meeting a reset on its next request).
+    assert_eq!(twice.headers["connection"], "close");
     let r = send(
         srv.http
             .post(&url)
