@@ -80,11 +80,16 @@ impl<S: Store> AppState<S> {
         self.record_refusals(overflow, now).await;
     }
 
-    /// Records tallied refusals (ended windows, or all at shutdown). A
-    /// failure is logged: the refusals themselves were answered already.
+    /// Records tallied refusals (ended windows, or all at shutdown), all at
+    /// once so the sink commits them in as few batches as it can (a full
+    /// table hands over thousands). A failure is logged: the refusals
+    /// themselves were answered already.
     pub async fn record_refusals(&self, events: Vec<warden_audit::EventKind>, now: u64) {
-        for kind in events {
-            if let Err(e) = self.audit.record(warden_audit::AuditEvent::new(now, kind)).await {
+        let records = events
+            .into_iter()
+            .map(|kind| self.audit.record(warden_audit::AuditEvent::new(now, kind)));
+        for result in futures_util::future::join_all(records).await {
+            if let Err(e) = result {
                 tracing::error!(error = %e, "could not record refused requests in the audit log");
             }
         }
