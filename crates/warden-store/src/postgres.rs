@@ -432,22 +432,34 @@ mod tests {
         }
     }
 
-    /// PostgreSQL at `WARDEN_TEST_POSTGRES_URL`, as the storage suites use.
-    #[tokio::test]
-    async fn purge_drops_revoked_families() {
+    /// A store in a new schema `t_PREFIX_<random>` of PostgreSQL at
+    /// `WARDEN_TEST_POSTGRES_URL`, as the storage suites use.
+    async fn fresh_schema(prefix: &str) -> (PgStore, String) {
         let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let mut b = [0u8; 8];
         aws_lc_rs::rand::fill(&mut b).unwrap();
-        let schema = format!("t_purge_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        let schema = format!("t_{prefix}_{}", hex::encode(b));
         let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
-        crate::oauth::check_purge_of_revoked_families(&store).await;
+        (store, schema)
+    }
+
+    /// Drops the schema [`fresh_schema`] made and closes the store.
+    async fn drop_schema(store: PgStore, schema: &str) {
         let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(store.writer())
             .await
             .unwrap();
         store.close().await;
+    }
+
+    /// Purging drops revoked refresh families (the shared check, here).
+    #[tokio::test]
+    async fn purge_drops_revoked_families() {
+        let (store, schema) = fresh_schema("purge").await;
+        crate::oauth::check_purge_of_revoked_families(&store).await;
+        drop_schema(store, &schema).await;
     }
 
     /// A `COMMIT` that fails (here a deferred unique constraint; a full
@@ -457,12 +469,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_commit_does_not_poison_the_connection() {
         use sqlx::Connection as _;
-        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut b = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut b).unwrap();
-        let schema = format!("t_commit_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
-        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        let (store, schema) = fresh_schema("commit").await;
         let mut conn = store.writer().acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         sqlx::query("CREATE TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
@@ -479,32 +486,14 @@ mod tests {
         drop(conn);
         store.probe_audit().await.unwrap();
         assert_eq!(crate::AuditStore::audit_failure(&store), None);
-        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(store.writer())
-            .await
-            .unwrap();
-        store.close().await;
+        drop_schema(store, &schema).await;
     }
 
     #[tokio::test]
     async fn dashboard_sessions() {
-        let url = std::env::var("WARDEN_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut b = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut b).unwrap();
-        let schema = format!(
-            "t_sessions_{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        );
-        let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+        let (store, schema) = fresh_schema("sessions").await;
         crate::sessions::check_sessions(&store).await;
-        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(store.writer())
-            .await
-            .unwrap();
-        store.close().await;
+        drop_schema(store, &schema).await;
     }
 
     #[test]
