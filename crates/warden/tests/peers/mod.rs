@@ -5,11 +5,14 @@
 //! here, skipped loudly elsewhere" rule and the ports are
 //! `warden_test_support`'s.
 //!
-//! Shared by `tests/interop_clients.rs`, `tests/gateway_sdk.rs` and
-//! `tests/dashboard_browser.rs` (`mod peers;`). Each test crate uses a
-//! subset, hence `dead_code` is allowed.
+//! Shared by `tests/interop_clients.rs`, `tests/gateway_sdk.rs`,
+//! `tests/dashboard_browser.rs` and `tests/oidc_provider.rs` (`mod
+//! peers;`); [`oidc`] is the test OpenID Connect identity provider. Each
+//! test crate uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod oidc;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
