@@ -14,6 +14,8 @@
 //!   and four-eyes promotion requests, applying the rules of
 //!   `warden-registry` inside transactions.
 //! - [`sessions`]: [`SessionStore`], the dashboard's sign-in sessions.
+//! - [`authorization`]: [`AuthorizationStore`], the grants people approve:
+//!   single-use authorization codes and device grants.
 //!
 //! And the backends:
 //! - [`SqlStore`] (`sql`): the store over one sqlx backend, and the
@@ -41,6 +43,7 @@
 pub mod audit;
 mod audit_signer;
 pub mod audit_verify;
+pub mod authorization;
 mod data_dir;
 mod error;
 mod key_manager;
@@ -58,6 +61,7 @@ pub use audit::{
     WriterOptions,
 };
 pub use audit_signer::{AUDIT_KEY_SETTING, AuditSigner, sign_checkpoint};
+pub use authorization::AuthorizationStore;
 pub use data_dir::{
     DATABASE_FILE, DataDir, MASTER_KEY_FILE, MasterKeySource, check_private, create_private_file, read_key_file,
 };
@@ -72,7 +76,16 @@ pub use sql::SqlStore;
 
 /// Everything Warden stores. Implemented by each backend.
 pub trait Store:
-    KeyStore + AuditStore + OAuthStore + RegistryStore + SettingsStore + SessionStore + Clone + std::fmt::Debug + 'static
+    KeyStore
+    + AuditStore
+    + OAuthStore
+    + RegistryStore
+    + SettingsStore
+    + SessionStore
+    + AuthorizationStore
+    + Clone
+    + std::fmt::Debug
+    + 'static
 {
     /// A short backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;

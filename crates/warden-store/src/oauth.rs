@@ -19,7 +19,9 @@ use crate::audit::commit_with_events;
 use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::{StoreError, to_i64};
 
-/// What a client is: a service (`svc:<id>`) or an AI agent (`agent:<id>`).
+/// What a client is: a service (`svc:<id>`), an AI agent (`agent:<id>`),
+/// or a public client (a CLI, a notebook) that only obtains tokens for the
+/// people who sign in through it and has no identity of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientKind {
@@ -27,6 +29,8 @@ pub enum ClientKind {
     Service,
     /// An AI agent.
     Agent,
+    /// A public client: no secret, tokens only for people (`user:<name>`).
+    Public,
 }
 
 impl ClientKind {
@@ -35,14 +39,17 @@ impl ClientKind {
         match self {
             ClientKind::Service => "service",
             ClientKind::Agent => "agent",
+            ClientKind::Public => "public",
         }
     }
 
-    /// The subject namespace of its tokens.
+    /// The subject namespace of its own tokens. A public client has no
+    /// tokens of its own; its namespace (`public`) never reaches a token.
     pub fn subject_prefix(self) -> &'static str {
         match self {
             ClientKind::Service => "svc",
             ClientKind::Agent => "agent",
+            ClientKind::Public => "public",
         }
     }
 
@@ -51,6 +58,7 @@ impl ClientKind {
         match s {
             "service" => Some(ClientKind::Service),
             "agent" => Some(ClientKind::Agent),
+            "public" => Some(ClientKind::Public),
             _ => None,
         }
     }
@@ -69,6 +77,10 @@ pub enum ClientAuth {
         /// The client's public JWKS (JSON).
         jwks: String,
     },
+    /// A public client (RFC 6749 §2.1): it proves nothing; what protects
+    /// its grants is PKCE and the exact redirect URI, or the person
+    /// approving a device code.
+    None,
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -76,6 +88,7 @@ impl std::fmt::Debug for ClientAuth {
         match self {
             ClientAuth::Secret { .. } => f.write_str("Secret { hash: <redacted> }"),
             ClientAuth::PrivateKeyJwt { jwks } => f.debug_struct("PrivateKeyJwt").field("jwks", jwks).finish(),
+            ClientAuth::None => f.write_str("None"),
         }
     }
 }
@@ -86,6 +99,7 @@ impl ClientAuth {
         match self {
             ClientAuth::Secret { .. } => "secret",
             ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+            ClientAuth::None => "none",
         }
     }
 }
@@ -118,6 +132,9 @@ pub struct ClientRecord {
     pub last_used_at: Option<u64>,
     /// The tenant its own tokens carry (`tenant` claim); `None`: no tenant.
     pub tenant: Option<String>,
+    /// Where the authorization-code flow may send a person back to
+    /// (public clients; exact match, any port on a loopback address).
+    pub redirect_uris: Vec<String>,
 }
 
 /// A refresh-token family: every token rotated from one original grant.
@@ -352,6 +369,7 @@ type ClientRow = (
     i64,
     Option<i64>,
     Option<String>,
+    String,
 );
 
 /// A row of `refresh_tokens` joined with its family.
@@ -405,6 +423,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         updated,
         used,
         tenant,
+        redirect_uris,
     ) = row;
     let kind = ClientKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("client `{client_id}` kind")))?;
     let auth = match (method.as_str(), hash, jwks) {
@@ -412,6 +431,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
             hash: hash32(&hash, "client secret hash")?,
         },
         ("private_key_jwt", None, Some(jwks)) => ClientAuth::PrivateKeyJwt { jwks },
+        ("none", None, None) if kind == ClientKind::Public => ClientAuth::None,
         _ => return Err(StoreError::Corrupt(format!("client `{client_id}` authentication"))),
     };
     Ok(ClientRecord {
@@ -427,6 +447,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         last_used_at: used.map(|v| time(v, "last_used_at")).transpose()?,
         client_id,
         tenant,
+        redirect_uris: list(&redirect_uris, "redirect_uris")?,
     })
 }
 
@@ -477,7 +498,8 @@ fn pairs(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>, StoreError> {
 /// order each field's comment gives.
 pub(crate) struct OAuthSql {
     /// (client_id, kind, grants, scopes, roles, audiences, auth_method,
-    /// secret_hash, jwks, disabled, created_at, updated_at, tenant); does nothing
+    /// secret_hash, jwks, disabled, created_at, updated_at, tenant,
+    /// redirect_uris); does nothing
     /// on a taken id.
     pub insert_client: &'static str,
     /// (client_id) → a [`ClientRow`].
@@ -604,6 +626,7 @@ where
         let (hash, jwks) = match &c.auth {
             ClientAuth::Secret { hash } => (Some(hash.to_vec()), None),
             ClientAuth::PrivateKeyJwt { jwks } => (None, Some(jwks.clone())),
+            ClientAuth::None => (None, None),
         };
         let done = sqlx::query(DB::OAUTH.insert_client)
             .bind(&c.client_id)
@@ -619,6 +642,7 @@ where
             .bind(to_i64(c.created_at)?)
             .bind(to_i64(c.updated_at)?)
             .bind(c.tenant.clone())
+            .bind(list_json(&c.redirect_uris)?)
             .execute(self.writer())
             .await?;
         Ok(DB::rows_affected(&done) == 1)

@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResul
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
+use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
@@ -97,6 +98,7 @@ impl Dialect for Postgres {
     const AUDIT: AuditSql = AUDIT;
     const REGISTRY: RegistrySql = REGISTRY;
     const SESSIONS: SessionSql = SESSIONS;
+    const AUTHORIZATION: AuthorizationSql = AUTHORIZATION;
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
@@ -137,9 +139,9 @@ const SETTINGS: SettingsSql = SettingsSql {
 };
 
 const OAUTH: OAuthSql = OAuthSql {
-    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (client_id) DO NOTHING",
-    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant FROM oauth_clients WHERE client_id = $1",
-    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant FROM oauth_clients ORDER BY client_id",
+    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant, redirect_uris) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (client_id) DO NOTHING",
+    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients WHERE client_id = $1",
+    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients ORDER BY client_id",
     set_disabled: "UPDATE oauth_clients SET disabled = $1, updated_at = $2 WHERE client_id = $3",
     set_secret: "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3 AND auth_method = 'secret'",
     touch: "UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2",
@@ -385,6 +387,21 @@ const REGISTRY: RegistrySql = RegistrySql {
                          SELECT node FROM reach",
 };
 
+const AUTHORIZATION: AuthorizationSql = AuthorizationSql {
+    insert_code: "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, grant_data, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    spend_code: "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+    find_code: "SELECT client_id, redirect_uri, code_challenge, grant_data, expires_at, used_at, family FROM authorization_codes WHERE code_hash = $1",
+    set_code_family: "UPDATE authorization_codes SET family = $1 WHERE code_hash = $2",
+    insert_device: "INSERT INTO device_grants (device_hash, user_code, client_id, scopes, audiences, issued_at, expires_at, poll_interval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_code) DO NOTHING",
+    find_device: "SELECT user_code, client_id, scopes, audiences, status, grant_data, subject, expires_at, poll_interval FROM device_grants WHERE user_code = $1",
+    find_device_by_hash: "SELECT user_code, client_id, scopes, audiences, status, grant_data, subject, expires_at, poll_interval FROM device_grants WHERE device_hash = $1",
+    decide_device: "UPDATE device_grants SET status = $1, grant_data = $2, subject = $3 WHERE user_code = $4 AND status = 'pending' AND expires_at > $5",
+    poll_device: "UPDATE device_grants SET last_poll_at = $1 WHERE device_hash = $2 AND (last_poll_at IS NULL OR last_poll_at + poll_interval <= $1)",
+    issue_device: "UPDATE device_grants SET status = 'issued' WHERE device_hash = $1 AND status = 'approved'",
+    purge_codes: "DELETE FROM authorization_codes WHERE expires_at < $1",
+    purge_devices: "DELETE FROM device_grants WHERE expires_at < $1",
+};
+
 const SESSIONS: SessionSql = SessionSql {
     insert: "INSERT INTO dashboard_sessions (jti, subject, client_id, issued_at, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (jti) DO UPDATE SET client_ip = excluded.client_ip, user_agent = excluded.user_agent",
     active_of: "SELECT s.jti, s.subject, s.client_id, s.issued_at, s.expires_at, s.client_ip, s.user_agent, s.ended_at FROM dashboard_sessions AS s WHERE s.subject = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM revoked_tokens AS r WHERE r.jti = s.jti) ORDER BY s.issued_at DESC, s.jti LIMIT $3",
@@ -486,6 +503,13 @@ mod tests {
         drop(conn);
         store.probe_audit().await.unwrap();
         assert_eq!(crate::AuditStore::audit_failure(&store), None);
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn authorization_codes_and_device_grants() {
+        let (store, schema) = fresh_schema("authz").await;
+        crate::authorization::check_authorizations(&store).await;
         drop_schema(store, &schema).await;
     }
 

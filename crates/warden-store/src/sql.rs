@@ -32,6 +32,7 @@ use sqlx::{Connection as _, Database, Decode, Encode, IntoArguments, Pool, Type}
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, PreparedEvent};
+use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
 use crate::oauth::OAuthSql;
@@ -178,6 +179,8 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     const REGISTRY: RegistrySql;
     /// Dashboard sessions.
     const SESSIONS: SessionSql;
+    /// Authorization codes and device grants.
+    const AUTHORIZATION: AuthorizationSql;
 
     /// Rows a statement changed (sqlx has no generic accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;
