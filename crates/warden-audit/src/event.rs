@@ -171,6 +171,10 @@ event_types! {
     UpstreamFailure => "upstream_failure",
     /// [`EventKind::Erasure`].
     Erasure => "erasure",
+    /// [`EventKind::SignIn`].
+    SignIn => "sign_in",
+    /// [`EventKind::GrantDecision`].
+    GrantDecision => "grant_decision",
 }
 
 impl EventType {
@@ -433,6 +437,42 @@ pub enum EventKind {
         /// What failed, without request data.
         reason: String,
     },
+    /// A person signed in through an identity provider, or was refused.
+    SignIn {
+        /// The Warden subject (`user:…`), when the provider named the
+        /// person; empty when it did not get that far.
+        subject: String,
+        /// How: `oidc:<provider>`.
+        method: String,
+        /// `allow` (signed in) or `deny` (refused).
+        decision: Decision,
+        /// Why it was refused (empty when signed in); never a token or code.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+        /// The roles the session carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+        /// `jti` of the session token issued.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jti: Option<String>,
+        /// Address of the browser.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ip: Option<IpAddr>,
+    },
+    /// A person approved or refused a client's request to act for them
+    /// (the authorization-code consent page or a device code).
+    GrantDecision {
+        /// The person (`user:…`).
+        subject: String,
+        /// The client asking.
+        client_id: String,
+        /// `authorization_code` or `device_code`.
+        flow: String,
+        /// `allow` or `deny`.
+        decision: Decision,
+        /// The scope granted (or asked for, when refused).
+        scope: String,
+    },
     /// The body of an earlier event was erased; its leaf stays.
     Erasure {
         /// Log index of the erased event.
@@ -472,6 +512,8 @@ impl EventKind {
             EventKind::RequestsRefused { .. } => EventType::RequestsRefused,
             EventKind::UpstreamFailure { .. } => EventType::UpstreamFailure,
             EventKind::Erasure { .. } => EventType::Erasure,
+            EventKind::SignIn { .. } => EventType::SignIn,
+            EventKind::GrantDecision { .. } => EventType::GrantDecision,
         }
     }
 
@@ -551,6 +593,16 @@ impl EventKind {
             } => Indexed {
                 subject: Some(principal),
                 resource: Some(resource),
+                ..none
+            },
+            EventKind::SignIn { subject, decision, .. } => Indexed {
+                subject: Some(subject.as_str()).filter(|s| !s.is_empty()),
+                outcome: Some(*decision),
+                ..none
+            },
+            EventKind::GrantDecision { subject, decision, .. } => Indexed {
+                subject: Some(subject),
+                outcome: Some(*decision),
                 ..none
             },
             // Erasures recorded before `actor` existed read back as "".
@@ -753,6 +805,22 @@ mod tests {
                 retention_overridden: false,
                 actor: s("cli:root"),
             },
+            EventType::SignIn => EventKind::SignIn {
+                subject: s("user:alice@example.com"),
+                method: s("oidc:corp"),
+                decision: Decision::Allow,
+                reason: String::new(),
+                roles: vec![s("ml-engineer")],
+                jti: Some(s("j-9")),
+                source_ip: Some(ip),
+            },
+            EventType::GrantDecision => EventKind::GrantDecision {
+                subject: s("user:alice@example.com"),
+                client_id: s("warden-cli"),
+                flow: s("device_code"),
+                decision: Decision::Deny,
+                scope: s("model.read"),
+            },
         }
     }
 
@@ -797,6 +865,8 @@ mod tests {
                 "requests_refused",
                 "upstream_failure",
                 "erasure",
+                "sign_in",
+                "grant_decision",
             ]
         );
         for t in EventType::ALL {
@@ -831,7 +901,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let expected: [Indexed<'_>; 16] = [
+        let expected: [Indexed<'_>; 18] = [
             ("token_issued", Some("svc:trainer"), None, None, None),
             ("token_refreshed", Some("user:alice"), None, None, None),
             (
@@ -872,6 +942,14 @@ mod tests {
             ("requests_refused", Some("agent:report-bot"), None, None, None),
             ("upstream_failure", Some("user:alice"), Some("Model::\"m\""), None, None),
             ("erasure", None, None, Some("cli:root"), None),
+            ("sign_in", Some("user:alice@example.com"), None, None, Some("allow")),
+            (
+                "grant_decision",
+                Some("user:alice@example.com"),
+                None,
+                None,
+                Some("deny"),
+            ),
         ];
         let samples = samples();
         let got: Vec<_> = samples

@@ -87,6 +87,9 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
             if let Err(e) = app.store.purge_sessions(t).await {
                 tracing::warn!(error = %e, "purging expired dashboard sessions failed");
             }
+            if let Err(e) = app.store.purge_authorizations(t).await {
+                tracing::warn!(error = %e, "purging expired authorization codes and device grants failed");
+            }
         }
         let interval = app.options.audit.checkpoint_interval;
         if t >= last_checkpoint + interval {

@@ -14,6 +14,8 @@
 //! - [`access`]: who is calling and what they may do — one
 //!   `authenticate` for own and federated tokens, the extractors of
 //!   Warden's APIs, Cedar, registry attributes.
+//! - [`login`]: people signing in through their company's identity
+//!   provider (OpenID Connect relying party); says who someone is.
 //! - [`oauth`]: the token service and its clients.
 //! - [`gateway`]: routes to upstream AI APIs, the router's fallback.
 //! - [`registry`]: the governance registry API.
@@ -40,6 +42,7 @@ pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod keys;
+pub mod login;
 pub mod metrics;
 pub mod notice;
 pub mod oauth;
@@ -83,6 +86,9 @@ pub enum ServerError {
     /// A trusted issuer is misconfigured.
     #[error(transparent)]
     Federation(#[from] access::FederationError),
+    /// An identity provider is misconfigured.
+    #[error(transparent)]
+    Login(#[from] login::ProviderError),
     /// The policies are invalid.
     #[error(transparent)]
     Policy(#[from] warden_policy::PolicyError),

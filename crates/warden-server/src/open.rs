@@ -56,6 +56,7 @@ impl<S: Store> App<S> {
             None => FailureLimiter::new(options.oauth.auth_failures_per_minute),
         };
         let clients = Arc::new(Clients::new(SecretHasher::from_master(&master)));
+        let options_login = options.login.clone();
         let issuer = options.issuer.clone();
         let audit: Arc<dyn AuditSink> = Arc::new(sink.clone());
         let app = Arc::new(AppState::new(store, options, keys, manager, audit, metrics, notices));
@@ -93,7 +94,7 @@ impl<S: Store> App<S> {
             }),
             dashboard: Arc::new(DashboardState::new(
                 Arc::clone(&registry),
-                UiState::new(&master, &signer),
+                UiState::new(&master, &signer, options_login)?,
             )),
             registry,
             gateway,

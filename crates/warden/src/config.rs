@@ -63,6 +63,10 @@ pub struct Config {
     /// set in the file only.
     #[serde(skip_serializing)]
     pub federation: Vec<FederationConfig>,
+    /// Identity providers people sign in through (`[[login]]`): arrays
+    /// of tables are set in the file only.
+    #[serde(skip_serializing)]
+    pub login: Vec<LoginConfig>,
     /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
     /// default: the built-in set.
     pub policy_dir: Option<PathBuf>,
@@ -131,6 +135,7 @@ impl Default for Config {
             },
             oauth: o.oauth,
             federation: Vec::new(),
+            login: Vec::new(),
             policy_dir: None,
             tenancy: o.tenancy,
             models: BTreeMap::new(),
@@ -286,6 +291,60 @@ pub struct FederationConfig {
     /// Namespace of its subjects; only `user` (`sub` becomes `user:<sub>`).
     #[serde(default = "default_subject_kind")]
     pub subject_kind: String,
+}
+
+/// One `[[login]]` entry: an OpenID Connect provider people sign in
+/// through (docs/sign-in.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Its name in URLs (`/ui/login/<name>`): letters, digits, `-`, `_`.
+    pub name: String,
+    /// What the sign-in button says (default: the name).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The provider's issuer identifier (discovery is read from it).
+    pub issuer: String,
+    /// Warden's client id at the provider.
+    pub client_id: String,
+    /// A file holding Warden's client secret (mode 0600 or stricter).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default = "default_login_auth")]
+    pub token_endpoint_auth: String,
+    /// Scopes asked for; `openid` is always added.
+    #[serde(default = "default_login_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim with the person's groups (default `groups`).
+    #[serde(default = "default_role_claim")]
+    pub groups_claim: String,
+    /// Provider group → Warden role.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Roles everyone signing in through it gets.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Email domains allowed to sign in (empty: any).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// `email` (default: `user:<email>`, needs a verified email) or `sub`
+    /// (`user:<sub>`).
+    #[serde(default = "default_login_subject")]
+    pub subject: String,
+}
+
+fn default_login_auth() -> String {
+    "client_secret_basic".into()
+}
+fn default_login_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_login_subject() -> String {
+    "email".into()
 }
 
 fn default_federation_algs() -> Vec<String> {
@@ -545,6 +604,21 @@ impl Config {
                 resolve_federation(f, &issuer).map_err(|e| anyhow!("config `[[federation]]` #{}: {e}", i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut login = Vec::new();
+        for (i, l) in self.login.into_iter().enumerate() {
+            let provider = resolve_login(l).map_err(|e| anyhow!("config `[[login]]` #{}: {e}", i + 1))?;
+            if login
+                .iter()
+                .any(|p: &warden_server::options::LoginProvider| p.name == provider.name)
+            {
+                bail!(
+                    "config `[[login]]` #{}: the name `{}` is used twice",
+                    i + 1,
+                    provider.name
+                );
+            }
+            login.push(provider);
+        }
         warden_server::gateway::RouteTable::new(self.route.clone()).map_err(|e| anyhow!("config `[[route]]`: {e}"))?;
         if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
             bail!(
@@ -616,6 +690,7 @@ impl Config {
             oauth: self.oauth,
             audit,
             federation,
+            login,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
             tenancy: self.tenancy,
             model_stages: self.models,
@@ -768,18 +843,109 @@ fn check_oauth(o: &OAuthOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn resolve_login(l: LoginConfig) -> anyhow::Result<warden_server::options::LoginProvider> {
+    use warden_server::options::{ClientSecret, LoginProvider, ProviderAuth, SubjectForm};
+    let name_ok = !l.name.is_empty()
+        && l.name.len() <= 64
+        && l.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        bail!("`name` must be 1 to 64 letters, digits, `-` or `_`, got `{}`", l.name);
+    }
+    check_remote_url("issuer", &l.issuer)?;
+    if l.issuer.ends_with('/') {
+        bail!("`issuer` must not end with `/` (ID tokens carry it byte for byte)");
+    }
+    if l.client_id.is_empty() {
+        bail!("`client_id` is required");
+    }
+    let secret = match (&l.client_secret_file, &l.client_secret_env) {
+        (Some(path), None) => read_secret_file(path)?,
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
+            _ => bail!("`client_secret_env`: the environment variable `{var}` is not set"),
+        },
+        _ => bail!("exactly one of `client_secret_file` and `client_secret_env` is required"),
+    };
+    let auth = match l.token_endpoint_auth.as_str() {
+        "client_secret_basic" => ProviderAuth::Basic,
+        "client_secret_post" => ProviderAuth::Post,
+        other => bail!("`token_endpoint_auth`: `client_secret_basic` or `client_secret_post`, got `{other}`"),
+    };
+    let subject = match l.subject.as_str() {
+        "email" => SubjectForm::Email,
+        "sub" => SubjectForm::Sub,
+        other => bail!("`subject`: `email` or `sub`, got `{other}`"),
+    };
+    let mut scopes = vec!["openid".to_owned()];
+    for s in l.scopes {
+        if s.is_empty() || s.contains(' ') {
+            bail!("`scopes`: `{s}` is not one scope");
+        }
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    if l.groups_claim.is_empty() {
+        bail!("`groups_claim` must not be empty");
+    }
+    Ok(LoginProvider {
+        display_name: l
+            .display_name
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| l.name.clone()),
+        name: l.name,
+        issuer: l.issuer,
+        client_id: l.client_id,
+        client_secret: ClientSecret(zeroize::Zeroizing::new(secret)),
+        auth,
+        scopes,
+        groups_claim: l.groups_claim,
+        roles: l.roles,
+        default_roles: l.default_roles,
+        allowed_domains: l.allowed_domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+        subject,
+    })
+}
+
+/// `https://`, or `http://` on a loopback address only.
+fn check_remote_url(key: &str, url: &str) -> anyhow::Result<()> {
+    if !warden_server::login::secure_url(url) {
+        bail!("`{key}` must be https:// (plain http only on loopback), got `{url}`");
+    }
+    Ok(())
+}
+
+/// A secret from a file that only its owner may read.
+fn read_secret_file(path: &std::path::Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path).map_err(|e| anyhow!("`client_secret_file` {}: {e}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            bail!(
+                "`client_secret_file` {} is readable by others; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("`client_secret_file` {}: {e}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        bail!("`client_secret_file` {} is empty", path.display());
+    }
+    Ok(secret.to_owned())
+}
+
 fn resolve_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<FederatedIssuer> {
     if f.issuer.is_empty() || f.issuer == own_issuer {
         bail!("`issuer` must be set and differ from Warden's own issuer");
     }
     let jwks = match (f.jwks_url, f.jwks_file) {
         (Some(url), None) => {
-            let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
-                .iter()
-                .any(|p| url.starts_with(p));
-            if !url.starts_with("https://") && !loopback {
-                bail!("`jwks_url` must be https:// (plain http only on loopback), got `{url}`");
-            }
+            check_remote_url("jwks_url", &url)?;
             JwksLocation::Url(url)
         }
         (None, Some(file)) => JwksLocation::File(file),
@@ -878,7 +1044,7 @@ mod tests {
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
         }
-        for table in ["route", "federation", "models"] {
+        for table in ["route", "federation", "login", "models"] {
             assert!(!keys.iter().any(|k| k.starts_with(table)), "{table} is file-only");
         }
         let s = from_toml("", &[("WARDEN_REPLICAS_SYNC_INTERVAL", "7")]).unwrap();

@@ -121,6 +121,7 @@ pub async fn page<S: Store>(
                     auth: match c.auth {
                         warden_store::oauth::ClientAuth::Secret { .. } => "client secret",
                         warden_store::oauth::ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+                        warden_store::oauth::ClientAuth::None => "none (public client)",
                     },
                     disabled: c.disabled,
                     last_used: c.last_used_at.map_or_else(|| "never".to_owned(), time),

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use warden_store::Store;
 
 use super::DashboardState;
@@ -33,14 +34,26 @@ struct LoginPage<'a> {
     csrf: String,
     message: Option<&'a str>,
     version: &'static str,
+    /// (link, button text) per identity provider.
+    providers: Vec<(String, String)>,
 }
 
-/// Renders the sign-in form, with a CSRF nonce cookie bound to no session.
-fn login_page<S: Store>(
+/// `?return_to=` of the sign-in page.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    /// The page to come back to.
+    pub return_to: Option<String>,
+}
+
+/// Renders the sign-in page: a button per identity provider (coming back
+/// to `return_to`), and the token form, with a CSRF nonce cookie bound to
+/// no session.
+pub(super) fn login_page<S: Store>(
     state: &DashboardState<S>,
     headers: &HeaderMap,
     status: StatusCode,
     message: Option<&str>,
+    return_to: Option<&str>,
 ) -> Response {
     let (nonce, fresh) = match session::cookie(headers, CSRF_COOKIE) {
         Some(n) if n.len() >= 16 => (n.to_owned(), false),
@@ -50,12 +63,19 @@ fn login_page<S: Store>(
         },
     };
     let csrf = state.ui.csrf.token(&nonce, "");
+    let providers = state
+        .ui
+        .providers
+        .list()
+        .map(|p| (start_link(&p.name, return_to), p.display_name.clone()))
+        .collect();
     let mut response = render(
         status,
         &LoginPage {
             csrf,
             message,
             version: ASSET_VERSION,
+            providers,
         },
     );
     if fresh && let Some(v) = session::set_cookie(CSRF_COOKIE, &nonce, 60 * 60 * 24, session::secure_cookies(state)) {
@@ -64,9 +84,33 @@ fn login_page<S: Store>(
     response
 }
 
-/// `GET /ui/login`.
-pub async fn form<S: Store>(State(state): State<Arc<DashboardState<S>>>, headers: HeaderMap) -> Response {
-    login_page(&state, &headers, StatusCode::OK, None)
+/// Where a provider's button leads.
+fn start_link(provider: &str, return_to: Option<&str>) -> String {
+    match return_to {
+        Some(path) => {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", path)
+                .finish();
+            format!("/ui/login/{provider}?{query}")
+        }
+        None => format!("/ui/login/{provider}"),
+    }
+}
+
+/// `GET /ui/login`: the sign-in page; sent here from a page that needs a
+/// session (`return_to`) with exactly one identity provider configured,
+/// straight on to that provider.
+pub async fn form<S: Store>(
+    State(state): State<Arc<DashboardState<S>>>,
+    Query(query): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let return_to = query.return_to.filter(|p| crate::login::safe_return(p));
+    let mut providers = state.ui.providers.list();
+    if let (Some(path), Some(only), None) = (&return_to, providers.next(), providers.next()) {
+        return Redirect::to(&start_link(&only.name, Some(path))).into_response();
+    }
+    login_page(&state, &headers, StatusCode::OK, None, return_to.as_deref())
 }
 
 /// `POST /ui/login` with `token` and `csrf`.
@@ -88,24 +132,31 @@ pub async fn sign_in<S: Store>(State(state): State<Arc<DashboardState<S>>>, requ
             headers,
             StatusCode::FORBIDDEN,
             Some("The form expired or was not sent from this page. Try again."),
+            None,
         );
     }
     let token = field(&fields, "token").unwrap_or_default().trim();
     if token.is_empty() {
-        return login_page(&state, headers, StatusCode::BAD_REQUEST, Some("Paste an access token."));
+        return login_page(
+            &state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            Some("Paste an access token."),
+            None,
+        );
     }
     let call = match Caller::of_request(&*state, token, &parts, Accept::Dashboard).await {
         Ok(call) => call,
         Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::BAD_REQUEST => {
             let message = format!("That token cannot sign in: {}.", e.description);
-            return login_page(&state, headers, StatusCode::UNAUTHORIZED, Some(&message));
+            return login_page(&state, headers, StatusCode::UNAUTHORIZED, Some(&message), None);
         }
         Err(e) => return UiError::from(e).into_response(),
     };
     if let Err(reason) = session::person(&call) {
         call.record_denial(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"", PEOPLE_ONLY_POLICY_ID)
             .await;
-        return login_page(&state, headers, StatusCode::FORBIDDEN, Some(&reason));
+        return login_page(&state, headers, StatusCode::FORBIDDEN, Some(&reason), None);
     }
     if let Err(e) = call.audit_listing(&state, SIGN_IN_ACTION, "Dashboard::\"ui\"").await {
         return UiError::from(e).into_response();

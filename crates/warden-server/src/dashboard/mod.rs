@@ -31,6 +31,7 @@ pub mod models;
 pub mod page;
 pub mod session;
 pub mod sessions;
+pub mod sso;
 
 use std::sync::Arc;
 
@@ -95,17 +96,29 @@ pub struct UiState {
     pub vkey: String,
     /// "Verify the whole log" jobs.
     pub jobs: audit::VerifyJobs,
+    /// The identity providers people sign in through.
+    pub providers: crate::login::Providers,
+    /// Seals the sign-in in progress into its cookie.
+    pub sealer: crate::login::Sealer,
 }
 
 impl UiState {
-    /// The dashboard state of a server with `master` and the log `signer`.
-    pub fn new(master: &warden_keys::MasterKey, signer: &warden_store::AuditSigner) -> Self {
-        UiState {
+    /// The dashboard state of a server with `master`, the log `signer`
+    /// and the identity providers `login`.
+    pub fn new(
+        master: &warden_keys::MasterKey,
+        signer: &warden_store::AuditSigner,
+        login: Vec<crate::options::LoginProvider>,
+    ) -> Result<Self, crate::login::ProviderError> {
+        Ok(UiState {
             csrf: CsrfKey::from_master(master),
             verifier: signer.verifier(),
             vkey: signer.vkey(),
             jobs: audit::VerifyJobs::default(),
-        }
+            providers: crate::login::Providers::new(login)?,
+            sealer: crate::login::Sealer::from_master(master)
+                .map_err(|e| crate::login::ProviderError::Unavailable(e.to_string()))?,
+        })
     }
 }
 
@@ -128,6 +141,8 @@ pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
         .route("/ui/", get(|| async { Redirect::to("/ui/audit") }))
         .route("/ui/login", get(login::form::<S>).post(login::sign_in::<S>))
         .route("/ui/logout", post(login::sign_out::<S>))
+        .route("/ui/login/{provider}", get(sso::start::<S>))
+        .route("/ui/login/{provider}/callback", get(sso::callback::<S>))
         .route("/ui/audit", get(audit::page::<S>))
         .route("/ui/audit/events/{index}", get(audit::event::<S>))
         .route("/ui/audit/verify", post(audit::start_verify::<S>))

@@ -252,7 +252,15 @@ impl IntoResponse for UiError {
 impl IntoResponse for NoSession {
     fn into_response(self) -> Response {
         match self {
-            NoSession::SignIn(_) => Redirect::to("/ui/login").into_response(),
+            NoSession::SignIn { return_to: None, .. } => Redirect::to("/ui/login").into_response(),
+            NoSession::SignIn {
+                return_to: Some(path), ..
+            } => {
+                let query: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("return_to", &path)
+                    .finish();
+                Redirect::to(&format!("/ui/login?{query}")).into_response()
+            }
             NoSession::Error(e) => UiError::from(e).into_response(),
         }
     }

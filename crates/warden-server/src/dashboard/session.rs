@@ -182,8 +182,14 @@ pub struct Session {
 /// Why a request has no session.
 #[derive(Debug)]
 pub enum NoSession {
-    /// No cookie, or a token that no longer verifies: sign in.
-    SignIn(String),
+    /// No cookie, or a token that no longer verifies: sign in, then come
+    /// back to `return_to` (the page asked for, when it was a `GET`).
+    SignIn {
+        /// Why.
+        reason: String,
+        /// Where to come back to.
+        return_to: Option<String>,
+    },
     /// Something else failed.
     Error(ApiError),
 }
@@ -192,14 +198,22 @@ impl<S: Store> FromRequestParts<Arc<DashboardState<S>>> for Session {
     type Rejection = NoSession;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<DashboardState<S>>) -> Result<Self, NoSession> {
+        let return_to = (parts.method == axum::http::Method::GET)
+            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+            .filter(|p| crate::login::safe_return(p));
+        let sign_in = |reason: String| NoSession::SignIn {
+            reason,
+            return_to: return_to.clone(),
+        };
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(NoSession::SignIn("Sign in to continue.".to_owned()));
+            return Err(sign_in("Sign in to continue.".to_owned()));
         };
         let token = token.to_owned();
         let call = match Caller::of_request(state.as_ref(), &token, parts, Accept::Dashboard).await {
             Ok(call) => call,
             Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
-                return Err(NoSession::SignIn(format!(
+                return Err(sign_in(format!(
                     "Your session ended ({}). Sign in again.",
                     e.description
                 )));
@@ -207,7 +221,7 @@ impl<S: Store> FromRequestParts<Arc<DashboardState<S>>> for Session {
             Err(e) => return Err(NoSession::Error(e)),
         };
         if let Err(reason) = person(&call) {
-            return Err(NoSession::SignIn(reason));
+            return Err(sign_in(reason));
         }
         let (nonce, new_nonce) = match cookie(&parts.headers, CSRF_COOKIE) {
             Some(n) if n.len() >= 16 => (n.to_owned(), None),

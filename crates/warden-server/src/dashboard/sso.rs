@@ -110,7 +110,13 @@ pub async fn start<S: Store>(
     let url = match state
         .ui
         .providers
-        .authorization_url(&name, &redirect_uri(&state, &name), &st, &nonce, &login::s256(&verifier))
+        .authorization_url(
+            &name,
+            &redirect_uri(&state, &name),
+            &st,
+            &nonce,
+            &login::s256(&verifier),
+        )
         .await
     {
         Ok(url) => url,
@@ -171,10 +177,9 @@ pub async fn callback<S: Store>(
         .and_then(|sealed| state.ui.sealer.open(sealed).ok())
         .filter(|p: &Pending| p.provider == name && now() < p.expires_at);
     let Some(pending) = pending.filter(|p| {
-        answer
-            .state
-            .as_deref()
-            .is_some_and(|s| aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), p.state.as_bytes()).is_ok())
+        answer.state.as_deref().is_some_and(|s| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), p.state.as_bytes()).is_ok()
+        })
     }) else {
         tracing::warn!(provider = %name, %source_ip, "a sign-in callback without a matching sign-in in progress was refused");
         return refuse(
@@ -214,7 +219,10 @@ pub async fn callback<S: Store>(
         return refuse(StatusCode::UNAUTHORIZED, &format!("Sign-in failed: {reason}."));
     }
     let Some(code) = answer.code.as_deref().filter(|c| !c.is_empty()) else {
-        return refuse(StatusCode::BAD_REQUEST, "The identity provider sent no code. Sign in again.");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The identity provider sent no code. Sign in again.",
+        );
     };
     let claims = match state
         .ui

@@ -129,8 +129,10 @@ mod tests {
     fn groups_map_to_roles_and_the_email_names_the_person() {
         let p = person(
             &provider(SubjectForm::Email, &["example.com"]),
-            &claims(json!({"sub": "a1", "email": "Alice@Example.com", "email_verified": true,
-                "groups": ["ml-engineers", "everyone", "ml-engineers"]})),
+            &claims(
+                json!({"sub": "a1", "email": "Alice@Example.com", "email_verified": true,
+                "groups": ["ml-engineers", "everyone", "ml-engineers"]}),
+            ),
         )
         .unwrap();
         assert_eq!(p.subject, "user:alice@example.com");
@@ -166,7 +168,10 @@ mod tests {
             Refusal::UnverifiedEmail,
             "a string is not a boolean"
         );
-        assert_eq!(refuse(json!({"email": "x@example.com", "email_verified": true})), Refusal::NoSubject);
+        assert_eq!(
+            refuse(json!({"email": "x@example.com", "email_verified": true})),
+            Refusal::NoSubject
+        );
         assert_eq!(refuse(json!({"sub": "", "email_verified": true})), Refusal::NoSubject);
         // Unverified email with the sub form and no domain rule: fine.
         let open = provider(SubjectForm::Sub, &[]);

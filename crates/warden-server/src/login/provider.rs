@@ -171,7 +171,11 @@ impl Providers {
             .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256")
             .finish();
-        let sep = if d.authorization_endpoint.contains('?') { '&' } else { '?' };
+        let sep = if d.authorization_endpoint.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         Ok(format!("{}{sep}{query}", d.authorization_endpoint))
     }
 
@@ -339,7 +343,10 @@ impl Providers {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("{url}: {e}")))?;
         if !response.status().is_success() {
-            return Err(ProviderError::Unavailable(format!("{url} answered {}", response.status())));
+            return Err(ProviderError::Unavailable(format!(
+                "{url} answered {}",
+                response.status()
+            )));
         }
         read_capped(response).await
     }
@@ -380,9 +387,9 @@ pub fn secure_url(url: &str) -> bool {
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
-    let port_ok = authority
-        .get(host.len()..)
-        .is_some_and(|p| p.is_empty() || (p.len() > 1 && p.starts_with(':') && p[1..].bytes().all(|b| b.is_ascii_digit())));
+    let port_ok = authority.get(host.len()..).is_some_and(|p| {
+        p.is_empty() || (p.len() > 1 && p.starts_with(':') && p[1..].bytes().all(|b| b.is_ascii_digit()))
+    });
     matches!(host, "127.0.0.1" | "[::1]" | "localhost") && port_ok
 }
 

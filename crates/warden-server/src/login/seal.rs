@@ -85,7 +85,11 @@ mod tests {
         let sealed = s.seal(&("state", 42u64)).unwrap();
         assert_eq!(s.open::<(String, u64)>(&sealed).unwrap(), ("state".to_owned(), 42));
         assert_ne!(sealed, s.seal(&("state", 42u64)).unwrap(), "a fresh nonce each time");
-        assert_eq!(sealer(2).open::<(String, u64)>(&sealed), Err(SealError::Invalid), "another deployment");
+        assert_eq!(
+            sealer(2).open::<(String, u64)>(&sealed),
+            Err(SealError::Invalid),
+            "another deployment"
+        );
         let mut bytes = warden_jose::base64url::decode(&sealed).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;

@@ -250,6 +250,7 @@ async fn check<S: Store>(
             ClientAuth::Secret { hash } if state.clients.hasher.matches(secret, hash) => Ok(c),
             ClientAuth::Secret { .. } => Err("wrong secret"),
             ClientAuth::PrivateKeyJwt { .. } => Err("client must use private_key_jwt"),
+            ClientAuth::None => Err("a public client has no secret"),
         },
         (Some(c), Presented::Assertion { assertion, .. }) => {
             check_assertion(state, &c, assertion, endpoint, now).await.map(|()| c)

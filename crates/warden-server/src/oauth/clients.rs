@@ -257,6 +257,13 @@ fn check_names(items: &[String], what: &str) -> Result<(), ClientError> {
 impl ClientSpec {
     /// Validates the spec into a record (without credentials yet).
     fn validate(&self, now: u64) -> Result<(ClientRecord, Option<String>), ClientError> {
+        if self.kind == ClientKind::Public {
+            // The grants a public client exists for (authorization code,
+            // device code) are not served by this version.
+            return Err(ClientError::Invalid(
+                "kind `public` is not accepted: register a service or an agent".into(),
+            ));
+        }
         if !valid_client_id(&self.name) {
             return Err(ClientError::Invalid(format!(
                 "name `{}` must match [a-z0-9][a-z0-9._-]* and be at most 64 bytes",
@@ -328,6 +335,7 @@ impl ClientSpec {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            redirect_uris: Vec::new(),
             tenant: self.tenant.clone(),
         };
         Ok((record, jwks))

@@ -8,6 +8,7 @@
 //! `[registry]`, `[rate_limit]`) are deserialised straight into the types
 //! below; the others are checked and converted by the binary.
 
+pub mod login;
 pub mod route;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use warden_jose::{Algorithm, AlgorithmSet};
 use warden_keys::RotationPolicy;
 
+pub use self::login::{ClientSecret, LoginProvider, ProviderAuth, SubjectForm};
 pub use self::route::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 
 /// Hard cap on an access token's lifetime, in seconds: key retirement
@@ -62,6 +64,8 @@ pub struct ServerOptions {
     pub audit: AuditOptions,
     /// Trusted external issuers for token exchange and gateway routes.
     pub federation: Vec<FederatedIssuer>,
+    /// Identity providers people sign in through (`[[login]]`).
+    pub login: Vec<LoginProvider>,
     /// Directory of Cedar policies (`schema.cedarschema` and `*.cedar`);
     /// `None` = the built-in default set.
     pub policy_dir: Option<PathBuf>,
@@ -119,6 +123,7 @@ impl Default for ServerOptions {
             oauth: OAuthOptions::default(),
             audit: AuditOptions::for_issuer(&format!("http://{DEFAULT_LISTEN}")),
             federation: Vec::new(),
+            login: Vec::new(),
             policy_dir: None,
             tenancy: warden_policy::Tenancy::Shared,
             model_stages: BTreeMap::new(),
@@ -195,6 +200,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("oauth", &self.oauth)
             .field("audit", &self.audit)
             .field("federation", &self.federation)
+            .field("login", &self.login)
             .field("policy_dir", &self.policy_dir)
             .field("tenancy", &self.tenancy)
             .field("model_stages", &self.model_stages)

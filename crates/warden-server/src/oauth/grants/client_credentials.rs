@@ -33,7 +33,7 @@ pub async fn grant<S: Store>(
         // tenant only what belongs to none.
         tenant: c.tenant.clone(),
     };
-    let minted = mint(state, &grant, jti()?, now + state.app.options.default_ttl, now)?;
+    let minted = mint(&state.app, &grant, jti()?, now + state.app.options.default_ttl, now)?;
     let refresh = if gets_refresh_tokens(c) {
         let absolute = now + state.app.options.oauth.refresh_absolute_ttl;
         Some(start_family(state, &grant, &minted, absolute, now).await?)

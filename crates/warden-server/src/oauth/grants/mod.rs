@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::form::Form;
 use crate::oauth::scope;
+use crate::state::AppState;
 
 /// RFC 8693 token type of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -109,14 +110,8 @@ pub fn scopes(form: &Form, default: &[String], limits: &[&[String]]) -> Result<V
 }
 
 /// Signs an access token for `grant` expiring at `exp`, with `jti`.
-pub fn mint<S: Store>(
-    state: &OAuthState<S>,
-    grant: &Grant,
-    jti: String,
-    exp: u64,
-    now: u64,
-) -> Result<Minted, ApiError> {
-    let keys = state.app.keys.get();
+pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, now: u64) -> Result<Minted, ApiError> {
+    let keys = app.keys.get();
     let Some(key) = keys.signing.as_ref() else {
         tracing::error!("no active signing key");
         return Err(ApiError::unavailable(
@@ -124,7 +119,7 @@ pub fn mint<S: Store>(
         ));
     };
     let claims = AccessTokenClaims {
-        iss: state.app.options.issuer.clone(),
+        iss: app.options.issuer.clone(),
         sub: grant.subject.clone(),
         aud: grant.audience.clone(),
         exp,

@@ -79,7 +79,7 @@ pub async fn grant<S: Store>(
     // record in the rotation's own transaction, and a rotation whose record
     // cannot be written is not made (the client's retry with the same
     // refresh token is then a plain redemption, not reuse).
-    let minted = mint(state, &access, access_jti, exp, now)?;
+    let minted = mint(&state.app, &access, access_jti, exp, now)?;
     let audit = |redeemed: &Redeemed| match redeemed {
         Redeemed::Rotated { row } => vec![AuditEvent::new(
             now,

@@ -307,7 +307,7 @@ pub async fn grant<S: Store>(
         act: Some(act),
         tenant: subject.tenant,
     };
-    let minted = mint(state, &grant, jti()?, exp, now)?;
+    let minted = mint(&state.app, &grant, jti()?, exp, now)?;
     let refresh = if gets_refresh_tokens(c) {
         let absolute = (now + state.app.options.oauth.refresh_absolute_ttl).min(subject.exp);
         Some(start_family(state, &grant, &minted, absolute, now).await?)
