@@ -114,6 +114,40 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
+    /// 400 `authorization_pending` (RFC 8628 §3.5): nobody answered the
+    /// device code yet; poll again after the interval.
+    pub fn authorization_pending() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "authorization_pending",
+            "the person has not answered yet",
+        )
+    }
+
+    /// 400 `slow_down` (RFC 8628 §3.5): polled before the interval passed;
+    /// add 5 seconds to it.
+    pub fn slow_down() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "slow_down",
+            "polled too fast: wait 5 seconds longer between polls",
+        )
+    }
+
+    /// 400 `expired_token` (RFC 8628 §3.5): the device code expired.
+    pub fn expired_token() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "expired_token",
+            "the device code expired; start again",
+        )
+    }
+
+    /// 400 `access_denied` (RFC 8628 §3.5): the person refused.
+    pub fn device_denied() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "access_denied", "the person refused")
+    }
+
     /// 400 `unauthorized_client`: the client may not use this grant.
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)

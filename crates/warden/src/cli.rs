@@ -70,6 +70,52 @@ pub enum Command {
     /// Compliance dashboard: make login links for people.
     #[command(subcommand, after_help = examples::UI)]
     Ui(UiCommand),
+    /// Sign in to a server as yourself (device code, or --browser), for
+    /// the registry commands and `warden token print`.
+    #[command(after_help = examples::LOGIN)]
+    Login(LoginArgs),
+    /// Sign out of a server: revoke the sign-in and forget it.
+    Logout(LogoutArgs),
+}
+
+/// `warden login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's base URL (default: the configured issuer).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The public client to sign in through.
+    #[arg(long, default_value = crate::command::login::DEFAULT_CLIENT, value_name = "CLIENT_ID")]
+    pub client: String,
+    /// Space-separated scopes to ask for (default: all the client may have).
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+    /// Sign in through a browser on this machine (authorization code with
+    /// PKCE, redirected to 127.0.0.1) instead of a device code.
+    #[arg(long)]
+    pub browser: bool,
+}
+
+/// `warden logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The server's base URL (default: the configured issuer).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// `warden token print`.
+#[derive(Debug, Args)]
+pub struct TokenPrintArgs {
+    /// The server's base URL (default: the configured issuer).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Audience the token is for (repeatable; default: every audience of the sign-in).
+    #[arg(long = "aud", value_name = "AUD")]
+    pub aud: Vec<String>,
+    /// Narrower space-separated scopes (default: all of the sign-in's).
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
 }
 
 /// `warden ui ...`
@@ -149,7 +195,7 @@ pub struct ServeArgs {
 pub enum ClientCommand {
     /// Register a client; prints its id and, for secret auth, its secret (shown once).
     #[command(after_help = examples::CLIENT_CREATE)]
-    Create(ClientCreateArgs),
+    Create(Box<ClientCreateArgs>),
     /// List clients.
     #[command(after_help = examples::CLIENT_LIST)]
     List {
@@ -192,9 +238,15 @@ pub struct ClientCreateArgs {
     /// Client id: [a-z0-9][a-z0-9._-]*; its tokens' subject is svc:NAME or agent:NAME.
     #[arg(long)]
     pub name: String,
-    /// What the client is.
-    #[arg(long, value_parser = ["service", "agent"])]
+    /// What the client is: a service, an agent, or a public client people
+    /// sign in through (a CLI, a notebook: no secret).
+    #[arg(long, value_parser = ["service", "agent", "public"])]
     pub kind: String,
+    /// Where the authorization-code flow may return (public clients;
+    /// repeatable): https, http://127.0.0.1/… (any port) or a
+    /// reverse-domain private-use scheme.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
     /// Grant it may use (repeatable): client_credentials (default), refresh_token, token_exchange.
     /// With refresh_token, its other grants also return refresh tokens.
     #[arg(long = "grant", value_name = "GRANT")]
@@ -287,6 +339,10 @@ pub enum TokenCommand {
     /// client's): every running server refuses it within a second.
     #[command(after_help = examples::TOKEN_REVOKE)]
     Revoke(RevokeArgs),
+    /// Print a fresh access token of your sign-in (`warden login`), for
+    /// scripts and SDKs.
+    #[command(after_help = examples::TOKEN_PRINT)]
+    Print(TokenPrintArgs),
 }
 
 /// `warden token revoke`.
@@ -918,6 +974,17 @@ Examples:
   warden token issue --sub user:alice --aud inference --scope inference.invoke > token.txt
   warden token verify --iss http://127.0.0.1:8080 --aud inference - < token.txt
   warden token inspect - < token.txt";
+    pub const TOKEN_PRINT: &str = "\
+Examples:
+  warden login && warden token print
+  OPENAI_API_KEY=$(warden token print --aud inference) python my_notebook.py
+  warden token print --aud http://127.0.0.1:8080 --scope model.read";
+    pub const LOGIN: &str = "\
+Examples:
+  warden login                                # shows a URL and a code to approve in any browser
+  warden login --browser                      # a browser on this machine, redirected to 127.0.0.1
+  warden login --server https://warden.example.com --scope \"model.read dataset.read\"
+  warden logout";
     pub const TOKEN_ISSUE: &str = "\
 Examples:
   warden token issue --sub user:alice --aud inference --scope \"inference.invoke model.read\" --role ml-engineer > token.txt

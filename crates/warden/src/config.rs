@@ -28,7 +28,7 @@ use warden_server::options::{
 };
 
 /// Environment variables that are not config keys.
-const RESERVED_ENV: [&str; 3] = ["WARDEN_MASTER_KEY", "WARDEN_CONFIG", "WARDEN_LOG"];
+const RESERVED_ENV: [&str; 4] = ["WARDEN_MASTER_KEY", "WARDEN_CONFIG", "WARDEN_LOG", "WARDEN_CREDENTIALS"];
 /// Prefix left to test harnesses.
 const TEST_ENV_PREFIX: &str = "WARDEN_TEST_";
 

@@ -98,6 +98,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(args) => command::model::run(args, &ctx).await,
         Command::Lineage(args) => command::lineage::run(args, &ctx).await,
         Command::Ui(cmd) => command::ui::run(cmd, &ctx).await,
+        Command::Login(args) => command::login::login(args, &ctx).await,
+        Command::Logout(args) => command::login::logout(args, &ctx).await,
     }
 }
 

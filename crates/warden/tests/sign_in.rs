@@ -60,13 +60,26 @@ impl Browser {
     }
 
     async fn get(&mut self, url: &str) -> Answer {
+        let request = self.client().get(url);
+        self.send(request).await
+    }
+
+    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Answer {
+        let request = self
+            .client()
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(oidc::form_encode(fields));
+        self.send(request).await
+    }
+
+    async fn send(&mut self, mut request: reqwest::RequestBuilder) -> Answer {
         let header: String = self
             .cookies
             .iter()
             .map(|(n, v)| format!("{n}={v}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let mut request = self.client().get(url);
         if !header.is_empty() {
             request = request.header("cookie", header);
         }
@@ -325,4 +338,497 @@ fn a_world_readable_provider_secret_is_refused_at_start() {
     let out = warden.run(&["config", "check"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("https://"), "{stderr}");
+}
+
+/// Registers the public client `warden-cli` (device code, authorization
+/// code to 127.0.0.1 on any port, refresh).
+fn register_cli(s: &Setup) {
+    s.warden.ok(&[
+        "client",
+        "create",
+        "--name",
+        "warden-cli",
+        "--kind",
+        "public",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
+        "--scope",
+        "dataset.read dataset.create model.read lineage.read",
+    ]);
+}
+
+/// Signs `user` in to the dashboard by asking for `page`; returns once
+/// the session is open.
+async fn sign_in_for(s: &Setup, browser: &mut Browser, page: &str, user: &str) {
+    let authorize = to_provider(s, browser, page).await;
+    let back = browser.get(&at_provider(s, &authorize, user)).await;
+    assert_eq!(back.status, 200, "{user} signs in: {}", back.body);
+}
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    unescape(&html[start..end])
+}
+
+/// Undoes HTML escaping (named and numeric character references).
+fn unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let Some(end) = after.find(';') else {
+            out.push_str(after);
+            return out;
+        };
+        let entity = &after[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => out.push(c),
+            None => out.push_str(&after[..=end]),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&warden_jose::base64url::decode(payload).unwrap()).unwrap()
+}
+
+/// Reads `child`'s stderr (in a thread) until a line contains `needle`;
+/// returns that line, and everything read so far on failure.
+fn stderr_line(child: &mut std::process::Child, needle: &str) -> String {
+    use std::io::BufRead as _;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end, so the command never writes to a closed pipe.
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            if line.contains(needle) {
+                return line;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("no line with {needle} on stderr: {seen:#?}")
+}
+
+/// Waits (bounded) for `child` to exit; its status.
+fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the command did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_login_with_a_device_code_then_the_registry_commands_use_it() {
+    let Some(mut s) = setup(Backend::Sqlite) else { return };
+    let base = s.base();
+    register_cli(&s);
+    let creds = s.warden.path("home/credentials");
+    s.warden.set_env("WARDEN_CREDENTIALS", creds.display().to_string());
+
+    // `warden login` shows where to approve, then waits.
+    let mut login = s
+        .warden
+        .command(&["login", "--server", &base])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = stderr_line(&mut login, "/ui/device?user_code=");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.contains("/ui/device?"))
+        .unwrap()
+        .to_owned();
+    let user_code = query_param(&url, "user_code").unwrap();
+    let page = url.strip_prefix(&base).unwrap();
+
+    // Alice opens it: signs in at the provider, sees what is asked, approves.
+    let mut alice = Browser::default();
+    sign_in_for(&s, &mut alice, page, "alice").await;
+    let ask = alice.get(&format!("{base}{page}")).await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    assert!(
+        ask.body.contains("warden-cli") && ask.body.contains(&user_code),
+        "{}",
+        ask.body
+    );
+    let csrf = hidden(&ask.body, "csrf");
+    let done = alice
+        .post(
+            &format!("{base}/ui/device"),
+            &[("csrf", &csrf), ("user_code", &user_code), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Approved"), "{}", done.body);
+    // Answered once.
+    let again = alice
+        .post(
+            &format!("{base}/ui/device"),
+            &[("csrf", &csrf), ("user_code", &user_code), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    let status = wait(&mut login);
+    assert!(status.success(), "warden login failed: {status}");
+    #[cfg(unix)]
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the credentials are private"
+    );
+    let saved = std::fs::read_to_string(&creds).unwrap();
+    assert!(saved.contains("wrt_"), "the refresh token is kept");
+
+    // Scripts get fresh tokens; they carry Alice's roles from her groups.
+    let token = s.warden.ok(&["token", "print", "--server", &base]);
+    let c = claims(token.trim());
+    assert_eq!(c["sub"], "user:alice@example.com", "{c}");
+    assert_eq!(c["roles"], json!(["ml-engineer"]), "{c}");
+    assert_eq!(c["client_id"], "warden-cli", "{c}");
+    assert!(
+        !s.warden
+            .ok(&["token", "print", "--server", &base, "--scope", "model.read"])
+            .trim()
+            .is_empty()
+    );
+
+    // The registry commands use the sign-in: no token given.
+    let listed = s.warden.run(&["dataset", "list", "--server", &base]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+
+    // Signing out revokes and forgets.
+    s.warden.ok(&["logout", "--server", &base]);
+    let after = s.warden.run(&["token", "print", "--server", &base]);
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("warden login"));
+    let revoked = s.warden.audit_events("token_revoked");
+    assert!(
+        revoked
+            .iter()
+            .any(|e| e["client_id"] == "warden-cli" && e["reason"] == "client_request"),
+        "{revoked:#?}"
+    );
+    let decisions = s.warden.audit_events("grant_decision");
+    assert!(
+        decisions.iter().any(|e| e["subject"] == "user:alice@example.com"
+            && e["flow"] == "device_code"
+            && e["decision"] == "allow"),
+        "{decisions:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_flow_refuses_fast_polling_and_unknown_codes() {
+    let Some(s) = setup(Backend::Sqlite) else { return };
+    let base = s.base();
+    register_cli(&s);
+    let (status, body) = oidc::http_post_form(
+        &format!("{base}/oauth/device_authorization"),
+        None,
+        &[("client_id", "warden-cli")],
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let device_code = v["device_code"].as_str().unwrap();
+    assert_eq!(v["interval"], 5);
+    let poll = |code: &str| {
+        oidc::http_post_form(
+            &format!("{base}/oauth/token"),
+            None,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", code),
+                ("client_id", "warden-cli"),
+            ],
+        )
+        .unwrap()
+    };
+    let (status, body) = poll(device_code);
+    assert_eq!(status, 400);
+    assert!(body.contains("authorization_pending"), "{body}");
+    let (status, body) = poll(device_code);
+    assert_eq!(status, 400);
+    assert!(body.contains("slow_down"), "{body}");
+    let (status, body) = poll("wdc_not-a-code");
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid_grant"), "{body}");
+    // An unknown client, and a client that is not a public one.
+    let (status, body) = oidc::http_post_form(
+        &format!("{base}/oauth/device_authorization"),
+        None,
+        &[("client_id", "nobody")],
+    )
+    .unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("invalid_client"), "{body}");
+    // Metadata advertises the flows.
+    let (_, meta) = oidc::http_get(&format!("{base}/.well-known/oauth-authorization-server")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(meta["response_types_supported"], json!(["code"]));
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        meta["device_authorization_endpoint"],
+        format!("{base}/oauth/device_authorization")
+    );
+    assert_eq!(meta["authorization_endpoint"], format!("{base}/oauth/authorize"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_code_flow_with_pkce_and_its_refusals() {
+    let Some(s) = setup(Backend::Sqlite) else { return };
+    let base = s.base();
+    register_cli(&s);
+    let redirect = "http://127.0.0.1:45999/callback";
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghijkl";
+    let challenge = warden_server::oauth::pkce::s256(verifier);
+    let authorize = |extra: &[(&str, &str)], skip: &[&str]| {
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", "warden-cli"),
+            ("redirect_uri", redirect),
+            ("state", "st-1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "model.read dataset.read"),
+        ];
+        fields.retain(|(k, _)| !skip.contains(k));
+        for (k, v) in extra {
+            fields.retain(|(f, _)| f != k);
+            fields.push((k, v));
+        }
+        format!("{base}/oauth/authorize?{}", oidc::form_encode(&fields))
+    };
+
+    // Bob signs in to the dashboard, then follows the client's request.
+    let mut bob = Browser::default();
+    sign_in_for(&s, &mut bob, "/ui/audit", "bob").await;
+    let to_ui = bob.get(&authorize(&[], &[])).await;
+    assert_eq!(to_ui.status, 303);
+    let consent_url = to_ui.location.unwrap();
+    let consent = bob.get(&consent_url).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("model.read dataset.read"), "{}", consent.body);
+    let answer = |decision: &'static str, page: &str| (hidden(page, "csrf"), hidden(page, "request"), decision);
+    let (csrf, request, decision) = answer("allow", &consent.body);
+    let back = bob
+        .post(
+            &format!("{base}/ui/authorize"),
+            &[("csrf", &csrf), ("request", &request), ("decision", decision)],
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let to = back.location.unwrap();
+    assert!(to.starts_with(redirect), "{to}");
+    assert_eq!(query_param(&to, "state").as_deref(), Some("st-1"));
+    assert_eq!(query_param(&to, "iss").as_deref(), Some(base.as_str()), "RFC 9207");
+    let code = query_param(&to, "code").unwrap();
+
+    let token = |code: &str, verifier: &str, redirect: &str| {
+        oidc::http_post_form(
+            &format!("{base}/oauth/token"),
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+                ("client_id", "warden-cli"),
+            ],
+        )
+        .unwrap()
+    };
+    let (status, body) = token(&code, verifier, redirect);
+    assert_eq!(status, 200, "{body}");
+    let tokens: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(c["sub"], "user:bob@example.com");
+    assert_eq!(c["roles"], json!(["auditor"]));
+    assert_eq!(c["scope"], "model.read dataset.read");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // The code again: refused, and what it gave is revoked.
+    let (status, body) = token(&code, verifier, redirect);
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid_grant"), "{body}");
+    let (status, body) = oidc::http_post_form(
+        &format!("{base}/oauth/token"),
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "warden-cli"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(status, 400, "the family of a replayed code is revoked: {body}");
+
+    // A code with the wrong verifier or redirect URI is spent for nothing.
+    for (verifier_used, redirect_used) in [
+        ("the-wrong-verifier-of-enough-length-0123456789-abcdef", redirect),
+        (verifier, "http://127.0.0.1:45999/other"),
+    ] {
+        let consent = bob.get(&consent_url).await;
+        let (csrf, request, decision) = answer("allow", &consent.body);
+        let back = bob
+            .post(
+                &format!("{base}/ui/authorize"),
+                &[("csrf", &csrf), ("request", &request), ("decision", decision)],
+            )
+            .await;
+        let code = query_param(&back.location.unwrap(), "code").unwrap();
+        let (status, body) = token(&code, verifier_used, redirect_used);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid_grant"), "{body}");
+    }
+
+    // Refusing: the client hears access_denied.
+    let consent = bob.get(&consent_url).await;
+    let (csrf, request, _) = answer("deny", &consent.body);
+    let back = bob
+        .post(
+            &format!("{base}/ui/authorize"),
+            &[("csrf", &csrf), ("request", &request), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(
+        query_param(&back.location.unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
+
+    // Malformed requests: to the client when its redirect URI is good,
+    // shown to the person when it is not.
+    for (extra, skip, error) in [
+        (vec![("code_challenge_method", "plain")], vec![], "invalid_request"),
+        (vec![], vec!["code_challenge"], "invalid_request"),
+        (vec![], vec!["state"], "invalid_request"),
+        (vec![("response_type", "token")], vec![], "unsupported_response_type"),
+        (vec![("scope", "warden.admin")], vec![], "invalid_scope"),
+        (
+            vec![("resource", "https://elsewhere.example")],
+            vec![],
+            "invalid_target",
+        ),
+    ] {
+        let hop = bob.get(&authorize(&extra, &skip)).await.location.unwrap();
+        let answer = bob.get(&hop).await;
+        assert_eq!(answer.status, 303, "{extra:?} {skip:?}: {}", answer.body);
+        let to = answer.location.unwrap();
+        assert!(to.starts_with(redirect), "{to}");
+        assert_eq!(
+            query_param(&to, "error").as_deref(),
+            Some(error),
+            "{extra:?} {skip:?}: {to}"
+        );
+    }
+    for (extra, skip) in [
+        (vec![("redirect_uri", "https://evil.example/callback")], vec![]),
+        (vec![("client_id", "nobody")], vec![]),
+        (vec![], vec!["redirect_uri"]),
+    ] {
+        let hop = bob.get(&authorize(&extra, &skip)).await.location.unwrap();
+        let answer = bob.get(&hop).await;
+        assert_eq!(
+            answer.status, 400,
+            "{extra:?} {skip:?}: never sent on: {:?}",
+            answer.location
+        );
+        assert!(answer.location.is_none());
+    }
+
+    // Without a session, the person signs in first and comes back to the
+    // question.
+    let mut carol_less = Browser::default();
+    let hop = carol_less.get(&authorize(&[], &[])).await.location.unwrap();
+    let first = carol_less.get(&hop).await;
+    assert_eq!(first.status, 303);
+    assert!(
+        first
+            .location
+            .unwrap()
+            .starts_with("/ui/login?return_to=%2Fui%2Fauthorize")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_login_in_a_browser_on_this_machine() {
+    let Some(mut s) = setup(Backend::Sqlite) else { return };
+    let base = s.base();
+    register_cli(&s);
+    let creds = s.warden.path("credentials");
+    s.warden.set_env("WARDEN_CREDENTIALS", creds.display().to_string());
+    let mut login = s
+        .warden
+        .command(&["login", "--browser", "--server", &base, "--scope", "model.read"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = stderr_line(&mut login, "/oauth/authorize?");
+    assert!(url.contains("code_challenge_method=S256") && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"));
+    let mut alice = Browser::default();
+    sign_in_for(&s, &mut alice, "/ui/models", "alice").await;
+    let hop = alice.get(url.trim()).await.location.unwrap();
+    let consent = alice.get(&hop).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let back = alice
+        .post(
+            &format!("{base}/ui/authorize"),
+            &[
+                ("csrf", &hidden(&consent.body, "csrf")),
+                ("request", &hidden(&consent.body, "request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    let loopback = back.location.unwrap();
+    assert!(loopback.starts_with("http://127.0.0.1:"), "{loopback}");
+    // The browser follows the redirect to the command's listener.
+    let landed = alice.get(&loopback).await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    assert!(wait(&mut login).success());
+    let c = claims(s.warden.ok(&["token", "print", "--server", &base]).trim());
+    assert_eq!(c["sub"], "user:alice@example.com");
+    assert_eq!(c["scope"], "model.read");
 }

@@ -20,6 +20,7 @@
 //! - Pure drawing: `graph.rs` (lineage layout), `chart.rs` (bar chart).
 
 pub mod access;
+pub mod approve;
 pub mod audit;
 pub mod chart;
 pub mod form;
@@ -143,6 +144,14 @@ pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
         .route("/ui/logout", post(login::sign_out::<S>))
         .route("/ui/login/{provider}", get(sso::start::<S>))
         .route("/ui/login/{provider}/callback", get(sso::callback::<S>))
+        .route(
+            "/ui/authorize",
+            get(approve::authorize_form::<S>).post(approve::authorize_answer::<S>),
+        )
+        .route(
+            "/ui/device",
+            get(approve::device_form::<S>).post(approve::device_answer::<S>),
+        )
         .route("/ui/audit", get(audit::page::<S>))
         .route("/ui/audit/events/{index}", get(audit::event::<S>))
         .route("/ui/audit/verify", post(audit::start_verify::<S>))

@@ -21,7 +21,6 @@ pub mod identity;
 pub mod provider;
 pub mod seal;
 
-use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +58,7 @@ pub fn random_value() -> Option<String> {
 
 /// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
 pub fn s256(verifier: &str) -> String {
-    warden_jose::base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref())
+    crate::oauth::pkce::s256(verifier)
 }
 
 /// Whether `path` is a place in the dashboard to return to after signing

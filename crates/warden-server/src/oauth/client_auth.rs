@@ -32,6 +32,8 @@ pub mod method {
     pub const POST: &str = "client_secret_post";
     /// RFC 7523 assertion.
     pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
+    /// A public client: its id only.
+    pub const NONE: &str = "none";
 }
 
 /// An authenticated client.
@@ -59,6 +61,11 @@ enum Presented<'a> {
     Assertion {
         client_id: String,
         assertion: &'a str,
+    },
+    /// Only a `client_id`: a public client (RFC 6749 §2.1), which must be
+    /// registered as one.
+    Public {
+        client_id: String,
     },
     /// Credentials that cannot be read, or none at all: a failure charged
     /// to the source address only.
@@ -150,8 +157,13 @@ fn presented<'a>(headers: &HeaderMap, form: &'a Form) -> Result<Presented<'a>, A
             assertion,
         });
     }
+    if let Some(client_id) = form.get("client_id") {
+        return Ok(Presented::Public {
+            client_id: client_id.to_owned(),
+        });
+    }
     Ok(Presented::Unreadable {
-        method: "none",
+        method: method::NONE,
         reason: "no client authentication",
     })
 }
@@ -171,6 +183,7 @@ pub async fn authenticate<S: Store>(
     let (client_id, method) = match &presented {
         Presented::Secret { client_id, method, .. } => (client_id.clone(), *method),
         Presented::Assertion { client_id, .. } => (client_id.clone(), method::PRIVATE_KEY_JWT),
+        Presented::Public { client_id } => (client_id.clone(), method::NONE),
         Presented::Unreadable { method, .. } => (String::new(), *method),
     };
     // The credential is checked first: a valid one is never refused, so no
@@ -251,6 +264,10 @@ async fn check<S: Store>(
             ClientAuth::Secret { .. } => Err("wrong secret"),
             ClientAuth::PrivateKeyJwt { .. } => Err("client must use private_key_jwt"),
             ClientAuth::None => Err("a public client has no secret"),
+        },
+        (Some(c), Presented::Public { .. }) => match c.auth {
+            ClientAuth::None => Ok(c),
+            _ => Err("no client authentication"),
         },
         (Some(c), Presented::Assertion { assertion, .. }) => {
             check_assertion(state, &c, assertion, endpoint, now).await.map(|()| c)

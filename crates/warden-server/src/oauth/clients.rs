@@ -119,8 +119,21 @@ pub mod grant {
     pub const REFRESH_TOKEN: &str = "refresh_token";
     /// RFC 8693.
     pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    /// RFC 6749 §4.1 with PKCE: a person approves in the browser.
+    pub const AUTHORIZATION_CODE: &str = "authorization_code";
+    /// RFC 8628: a person approves a device's user code.
+    pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
     /// Every one of them.
-    pub const ALL: [&str; 3] = [CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE];
+    pub const ALL: [&str; 5] = [
+        CLIENT_CREDENTIALS,
+        REFRESH_TOKEN,
+        TOKEN_EXCHANGE,
+        AUTHORIZATION_CODE,
+        DEVICE_CODE,
+    ];
+    /// The grants of a public client: only those a person approves, and
+    /// refreshing what they approved.
+    pub const PUBLIC: [&str; 3] = [AUTHORIZATION_CODE, DEVICE_CODE, REFRESH_TOKEN];
 }
 
 /// Prefix of generated secrets, so they are recognisable in secret scanners.
@@ -132,7 +145,8 @@ const SECRET_PREFIX: &str = "wsec_";
 pub struct ClientSpec {
     /// Its id (`[a-z0-9][a-z0-9._-]*`, at most 64): the name in its subject.
     pub name: String,
-    /// `service` or `agent`.
+    /// `service`, `agent` or `public` (a CLI or notebook people sign in
+    /// through: no secret, tokens only for people).
     pub kind: ClientKind,
     /// Grant types (`client_credentials`, `refresh_token`, `token_exchange`
     /// or the RFC 8693 URN). Default: client_credentials.
@@ -157,6 +171,10 @@ pub struct ClientSpec {
     /// `_`, `-`); none: a client of no tenant.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Public clients: where the authorization-code flow may return
+    /// (https, loopback http with any port, or a private-use scheme).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 fn default_auth() -> String {
@@ -232,13 +250,15 @@ pub fn valid_client_id(id: &str) -> bool {
 fn normalise_grant(g: &str) -> Result<String, ClientError> {
     let g = match g {
         "token_exchange" | "token-exchange" => grant::TOKEN_EXCHANGE,
+        "device_code" | "device-code" => grant::DEVICE_CODE,
+        "authorization-code" => grant::AUTHORIZATION_CODE,
         other => other,
     };
     if grant::ALL.contains(&g) {
         Ok(g.to_owned())
     } else {
         Err(ClientError::Invalid(format!(
-            "grant `{g}` is not one of client_credentials, refresh_token, token_exchange"
+            "grant `{g}` is not one of client_credentials, refresh_token, token_exchange, authorization_code, device_code"
         )))
     }
 }
@@ -257,13 +277,6 @@ fn check_names(items: &[String], what: &str) -> Result<(), ClientError> {
 impl ClientSpec {
     /// Validates the spec into a record (without credentials yet).
     fn validate(&self, now: u64) -> Result<(ClientRecord, Option<String>), ClientError> {
-        if self.kind == ClientKind::Public {
-            // The grants a public client exists for (authorization code,
-            // device code) are not served by this version.
-            return Err(ClientError::Invalid(
-                "kind `public` is not accepted: register a service or an agent".into(),
-            ));
-        }
         if !valid_client_id(&self.name) {
             return Err(ClientError::Invalid(format!(
                 "name `{}` must match [a-z0-9][a-z0-9._-]* and be at most 64 bytes",
@@ -277,8 +290,53 @@ impl ClientSpec {
                 grants.push(g);
             }
         }
+        let public = self.kind == ClientKind::Public;
         if grants.is_empty() {
-            grants.push(grant::CLIENT_CREDENTIALS.to_owned());
+            if public {
+                grants.extend(grant::PUBLIC.iter().map(|g| (*g).to_owned()));
+            } else {
+                grants.push(grant::CLIENT_CREDENTIALS.to_owned());
+            }
+        }
+        if let Some(bad) = grants
+            .iter()
+            .find(|g| public != grant::PUBLIC.contains(&g.as_str()) && g.as_str() != grant::REFRESH_TOKEN)
+        {
+            return Err(ClientError::Invalid(if public {
+                format!("a public client obtains tokens only for people: grant `{bad}` is for services and agents")
+            } else {
+                format!("grant `{bad}` is for public clients (--kind public), which people sign in through")
+            }));
+        }
+        if public {
+            if !self.roles.is_empty() {
+                return Err(ClientError::Invalid(
+                    "a public client's tokens carry the signed-in person's roles: --role is for services and agents"
+                        .into(),
+                ));
+            }
+            if self.jwks.is_some() || self.auth != "secret" {
+                return Err(ClientError::Invalid(
+                    "a public client has no credentials: leave out --auth and --jwks".into(),
+                ));
+            }
+            if self.tenant.is_some() {
+                return Err(ClientError::Invalid(
+                    "a public client has no tenant of its own: its tokens carry the person's".into(),
+                ));
+            }
+            if grants.iter().any(|g| g == grant::AUTHORIZATION_CODE) && self.redirect_uris.is_empty() {
+                return Err(ClientError::Invalid(
+                    "the authorization_code grant needs at least one --redirect-uri".into(),
+                ));
+            }
+            for uri in &self.redirect_uris {
+                crate::oauth::redirect_uri::check_registrable(uri).map_err(ClientError::Invalid)?;
+            }
+        } else if !self.redirect_uris.is_empty() {
+            return Err(ClientError::Invalid(
+                "redirect URIs are for public clients (--kind public)".into(),
+            ));
         }
         let mut scopes = Vec::new();
         for s in &self.scopes {
@@ -296,6 +354,7 @@ impl ClientSpec {
             warden_registry::check_name("tenant", tenant).map_err(|e| ClientError::Invalid(e.to_string()))?;
         }
         let jwks = match (self.auth.as_str(), &self.jwks) {
+            _ if public => None,
             ("secret", None) => None,
             ("secret", Some(_)) => {
                 return Err(ClientError::Invalid("a JWKS is only for --auth private_key_jwt".into()));
@@ -335,7 +394,7 @@ impl ClientSpec {
             created_at: now,
             updated_at: now,
             last_used_at: None,
-            redirect_uris: Vec::new(),
+            redirect_uris: self.redirect_uris.clone(),
             tenant: self.tenant.clone(),
         };
         Ok((record, jwks))
@@ -351,6 +410,10 @@ pub async fn create<S: OAuthStore>(
 ) -> Result<(ClientRecord, Option<IssuedSecret>), ClientError> {
     let (mut record, jwks) = spec.validate(now)?;
     let secret = match jwks {
+        _ if record.kind == ClientKind::Public => {
+            record.auth = ClientAuth::None;
+            None
+        }
         Some(jwks) => {
             record.auth = ClientAuth::PrivateKeyJwt { jwks };
             None
@@ -376,6 +439,11 @@ pub async fn rotate_secret<S: OAuthStore>(
 ) -> Result<IssuedSecret, ClientError> {
     match store.get_client(client_id).await? {
         None => return Err(ClientError::NotFound(client_id.to_owned())),
+        Some(c) if c.auth == ClientAuth::None => {
+            return Err(ClientError::Invalid(format!(
+                "client `{client_id}` is a public client: it has no secret"
+            )));
+        }
         Some(c) if !matches!(c.auth, ClientAuth::Secret { .. }) => {
             return Err(ClientError::Invalid(format!(
                 "client `{client_id}` authenticates with private_key_jwt: it has no secret"
@@ -409,7 +477,8 @@ pub fn describe(c: &ClientRecord) -> serde_json::Value {
     let mut v = serde_json::json!({
         "client_id": c.client_id,
         "kind": c.kind.as_str(),
-        "subject": format!("{}:{}", c.kind.subject_prefix(), c.client_id),
+        // A public client has no identity of its own.
+        "subject": (c.kind != ClientKind::Public).then(|| format!("{}:{}", c.kind.subject_prefix(), c.client_id)),
         "grants": c.grants,
         "scopes": c.scopes,
         "roles": c.roles,
@@ -420,6 +489,7 @@ pub fn describe(c: &ClientRecord) -> serde_json::Value {
         "updated_at": c.updated_at,
         "last_used_at": c.last_used_at,
         "tenant": c.tenant,
+        "redirect_uris": c.redirect_uris,
     });
     if let (ClientAuth::PrivateKeyJwt { jwks }, Some(obj)) = (&c.auth, v.as_object_mut()) {
         obj.insert(
@@ -470,6 +540,7 @@ mod tests {
             auth: auth.into(),
             jwks: None,
             tenant: None,
+            redirect_uris: Vec::new(),
         };
         let (r, _) = spec(&["token_exchange"], "secret").validate(1).unwrap();
         assert_eq!(r.tenant, None);

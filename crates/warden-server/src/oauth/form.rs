@@ -34,6 +34,11 @@ impl Form {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
+        Self::from_urlencoded(body)
+    }
+
+    /// Parses a query string (an authorization request) by the same rules.
+    pub fn from_urlencoded(body: &[u8]) -> Result<Self, ApiError> {
         let mut form = Form::default();
         for (name, value) in form_urlencoded::parse(body) {
             if value.is_empty() {

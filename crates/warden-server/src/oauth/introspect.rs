@@ -45,12 +45,14 @@ pub async fn introspect<S: Store>(
     } else {
         let endpoint = format!("{}/oauth/introspect", state.app.options.issuer);
         let ip = client_ip::of_request(&parts, &state.app.options.trusted_proxies);
-        Some(
-            authenticate(&state, headers, &form, ip, &endpoint, now)
-                .await?
-                .client
-                .client_id,
-        )
+        let client = authenticate(&state, headers, &form, ip, &endpoint, now).await?.client;
+        if client.kind == warden_store::oauth::ClientKind::Public {
+            // It proves nothing about itself: anyone could ask in its name.
+            return Err(ApiError::unauthorized_client(
+                "a public client may not introspect tokens",
+            ));
+        }
+        Some(client.client_id)
     };
     let token = form.require("token")?;
     let caller = caller_client.as_deref();

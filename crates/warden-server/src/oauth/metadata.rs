@@ -24,17 +24,23 @@ pub fn document<S: Store>(state: &OAuthState<S>) -> Value {
         .map(|a| a.as_str())
         .collect();
     let auth_methods = [method::BASIC, method::POST, method::PRIVATE_KEY_JWT];
+    let token_auth_methods = [method::BASIC, method::POST, method::PRIVATE_KEY_JWT, method::NONE];
     json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "token_endpoint": format!("{issuer}/oauth/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "grant_types_supported": grant::ALL,
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": token_auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,

@@ -1,11 +1,18 @@
 //! The OAuth 2.0 token service: `POST /oauth/token` with its grants
-//! (client credentials, rotating refresh tokens, RFC 8693 token exchange),
+//! (client credentials, rotating refresh tokens, RFC 8693 token exchange,
+//! and the grants people approve for public clients: authorization code
+//! with PKCE, RFC 8628 device code),
 //! revocation (RFC 7009), introspection (RFC 7662), discovery (RFC 8414 and
 //! the JWKS), and the clients it serves: registration, secrets,
 //! authentication and failed-authentication limits.
 //!
 //! # Layout
-//! - `token.rs`: the token endpoint; `grants/`: one module per grant.
+//! - `token.rs`: the token endpoint; `grants/`: one module per grant
+//!   (`people.rs`: the two a person approves).
+//! - `authorize.rs`: the authorization endpoint and the checks of its
+//!   requests (the person answers in the dashboard); `device.rs`: the
+//!   device authorization endpoint.
+//! - `pkce.rs`, `redirect_uri.rs`: pure rules of PKCE and redirect URIs.
 //! - `revoke.rs`, `introspect.rs`, `metadata.rs`: the other endpoints.
 //! - `clients.rs`: registration, secrets and the client cache;
 //!   `client_auth.rs`: authenticating a client; `failures.rs`: limits on
@@ -16,13 +23,17 @@
 //! Routes and forwarding (the gateway's), registry objects, policies: a
 //! token says who its holder is; what they may do is decided elsewhere.
 
+pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+pub mod device;
 pub mod failures;
 pub mod form;
 pub mod grants;
 pub mod introspect;
 pub mod metadata;
+pub mod pkce;
+pub mod redirect_uri;
 pub mod revoke;
 pub mod scope;
 pub mod token;
@@ -78,6 +89,11 @@ pub fn routes<S: Store>(state: Arc<OAuthState<S>>) -> Router {
         )
         .route("/.well-known/jwks.json", get(metadata::jwks::<S>))
         .route("/oauth/token", post(token::token::<S>).layer(from_fn(request_id::tag)))
+        .route("/oauth/authorize", get(authorize::authorize::<S>))
+        .route(
+            "/oauth/device_authorization",
+            post(device::device_authorization::<S>).layer(from_fn(request_id::tag)),
+        )
         .route(
             "/oauth/revoke",
             post(revoke::revoke::<S>).layer(from_fn(request_id::tag)),

@@ -29,6 +29,8 @@ fn grant_label(grant_type: &str) -> &'static str {
         grant::CLIENT_CREDENTIALS => "client_credentials",
         grant::REFRESH_TOKEN => "refresh_token",
         grant::TOKEN_EXCHANGE => "token_exchange",
+        grant::AUTHORIZATION_CODE => "authorization_code",
+        grant::DEVICE_CODE => "device_code",
         _ => UNKNOWN_GRANT,
     }
 }
@@ -86,6 +88,8 @@ async fn issue<S: Store>(
     match grant_type {
         grant::CLIENT_CREDENTIALS => grants::client_credentials::grant(state, client, &form, now).await,
         grant::REFRESH_TOKEN => grants::refresh::grant(state, client, &form, now).await,
+        grant::AUTHORIZATION_CODE => grants::people::authorization_code(state, client, &form, now).await,
+        grant::DEVICE_CODE => grants::people::device_code(state, client, &form, now).await,
         _ => grants::token_exchange::grant(state, client, &form, now).await,
     }
 }

@@ -42,7 +42,8 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
     };
     Ok(ClientSpec {
         name: args.name.clone(),
-        kind: ClientKind::parse(&args.kind).ok_or_else(|| UsageError("--kind must be service or agent".into()))?,
+        kind: ClientKind::parse(&args.kind)
+            .ok_or_else(|| UsageError("--kind must be service, agent or public".into()))?,
         grants: args.grants.clone(),
         scopes: args.scopes.clone(),
         roles: args.roles.clone(),
@@ -50,6 +51,7 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
         auth: args.auth.clone(),
         jwks,
         tenant: args.tenant.clone(),
+        redirect_uris: args.redirect_uris.clone(),
     })
 }
 

@@ -56,7 +56,7 @@ const VERSION_COLUMNS: &[&str] = &[
 /// Runs a dataset subcommand.
 pub async fn run(args: DatasetArgs, ctx: &Context) -> anyhow::Result<()> {
     let out = Output::new(args.remote.json);
-    let api = RegistryClient::new(&args.remote, ctx)?;
+    let api = RegistryClient::new(&args.remote, ctx).await?;
     match args.command {
         DatasetCommand::Create(a) => {
             let spec = DatasetSpec {

@@ -18,7 +18,7 @@ const EDGE_COLUMNS: &[&str] = &["from", "to", "training_run", "recorded_by", "cr
 /// Runs a lineage subcommand.
 pub async fn run(args: LineageArgs, ctx: &Context) -> anyhow::Result<()> {
     let out = Output::new(args.remote.json);
-    let api = RegistryClient::new(&args.remote, ctx)?;
+    let api = RegistryClient::new(&args.remote, ctx).await?;
     match args.command {
         LineageCommand::Upstream { node, depth } => walk(&api, out, &node_arg(&node)?, "upstream", depth).await,
         LineageCommand::Downstream { node, depth } => walk(&api, out, &node_arg(&node)?, "downstream", depth).await,

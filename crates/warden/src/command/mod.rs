@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod dataset;
 pub mod keys;
 pub mod lineage;
+pub mod login;
 pub mod model;
 pub mod policy;
 pub mod registry_client;

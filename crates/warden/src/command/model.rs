@@ -76,7 +76,7 @@ const HISTORY_COLUMNS: &[&str] = &["at", "version", "from", "to", "by", "reason"
 /// Runs a model subcommand.
 pub async fn run(args: ModelArgs, ctx: &Context) -> anyhow::Result<()> {
     let out = Output::new(args.remote.json);
-    let api = RegistryClient::new(&args.remote, ctx)?;
+    let api = RegistryClient::new(&args.remote, ctx).await?;
     match args.command {
         ModelCommand::Create(a) => {
             let spec = ModelSpec {

@@ -56,20 +56,24 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// The client `remote` describes: `--server` (default: the configured
     /// issuer), the token from `--token`, `WARDEN_TOKEN` or `--token-file`,
-    /// and `--purpose`. A missing or unusable token is a usage error.
-    pub fn new(remote: &RemoteArgs, ctx: &Context) -> anyhow::Result<Self> {
+    /// else one from the person's sign-in (`warden login`) for the server's
+    /// own audience, and `--purpose`. A missing or unusable token is a
+    /// usage error.
+    pub async fn new(remote: &RemoteArgs, ctx: &Context) -> anyhow::Result<Self> {
         let server = remote.server.as_deref().unwrap_or(&ctx.options.issuer);
         let base = server_url(server)?;
         let token = match (&remote.token, &remote.token_file) {
             (_, Some(path)) => read_token(path)?,
             (Some(token), None) => Zeroizing::new(token.0.trim().to_owned()),
             (None, None) => {
-                return Err(UsageError(
-                    "no access token: give --token-file FILE, or set WARDEN_TOKEN (`warden token issue \
-                     --sub user:NAME --role ROLE --scope SCOPES --aud ISSUER` makes one)"
-                        .into(),
-                )
-                .into());
+                let issuer = server.trim_end_matches('/').to_owned();
+                super::login::access_token(&issuer, std::slice::from_ref(&issuer), None)
+                    .await
+                    .map_err(|e| {
+                        UsageError(format!(
+                            "no access token: run `warden login`, give --token-file FILE, or set WARDEN_TOKEN ({e})"
+                        ))
+                    })?
             }
         };
         if token.is_empty() {

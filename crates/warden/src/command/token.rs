@@ -22,6 +22,7 @@ const SUBJECT_KINDS: [&str; 3] = ["user:", "svc:", "agent:"];
 /// Runs a token subcommand.
 pub async fn run(cmd: TokenCommand, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
+        TokenCommand::Print(args) => super::login::print(args, ctx).await,
         TokenCommand::Issue(args) => {
             check_issue_args(&args, ctx)?;
             let token = with_store(

@@ -3,6 +3,7 @@
 //! refresh-token family, and the RFC 6749 §5.1 response.
 
 pub mod client_credentials;
+pub mod people;
 pub mod refresh;
 pub mod token_exchange;
 
@@ -178,6 +179,19 @@ pub async fn start_family<S: Store>(
     family_expires_at: u64,
     now: u64,
 ) -> Result<String, ApiError> {
+    start_family_with_id(state, grant, access, family_expires_at, now)
+        .await
+        .map(|(token, _)| token)
+}
+
+/// [`start_family`], also returning the family's id.
+pub async fn start_family_with_id<S: Store>(
+    state: &OAuthState<S>,
+    grant: &Grant,
+    access: &Minted,
+    family_expires_at: u64,
+    now: u64,
+) -> Result<(String, String), ApiError> {
     let (token, hash) = new_refresh_token()?;
     let family = Family {
         id: jti()?,
@@ -196,7 +210,7 @@ pub async fn start_family<S: Store>(
         access_exp: access.exp,
     };
     state.app.store.start_family(&family, &first).await?;
-    Ok(token)
+    Ok((token, family.id))
 }
 
 /// The stored form of a grant.

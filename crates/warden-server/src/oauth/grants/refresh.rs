@@ -70,8 +70,25 @@ pub async fn grant<S: Store>(
         access_jti: access_jti.clone(),
         access_exp: exp,
     };
+    // Likewise a narrower audience (RFC 8707 §2.2): any of the granted
+    // ones, never another.
+    let mut access_audience: Vec<String> = Vec::new();
+    for a in form.all("resource").iter().chain(form.all("audience")) {
+        if !stored.audience.contains(a) {
+            return Err(ApiError::invalid_target(format!(
+                "`{a}` is not an audience of this refresh token"
+            )));
+        }
+        if !access_audience.contains(a) {
+            access_audience.push(a.clone());
+        }
+    }
+    if access_audience.is_empty() {
+        access_audience = stored.audience.clone();
+    }
     let access = Grant {
         scopes: access_scopes,
+        audience: access_audience,
         ..stored
     };
     // Signed before the redemption, so that the rotation, its audit record
