@@ -197,11 +197,18 @@ const PAGES: [&str; 8] = [
 async fn pages_and_actions<S: Store>(s: Server<S>) {
     let id = seed(&s).await;
 
-    // No session: every page sends to the sign-in form.
+    // No session: every page sends to the sign-in form, to come back.
     let mut anon = Browser::new(&s);
     for path in PAGES {
         let p = anon.get(path).await;
-        assert_eq!((p.status, p.location()), (303, "/ui/login"), "{path}");
+        let back: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", path)
+            .finish();
+        assert_eq!(
+            (p.status, p.location()),
+            (303, format!("/ui/login?{back}").as_str()),
+            "{path}"
+        );
     }
 
     // Role by role: (roles, expected status per page).
@@ -346,7 +353,7 @@ async fn pages_and_actions<S: Store>(s: Server<S>) {
     let jti = claims["jti"].as_str().unwrap().to_owned();
     s.state.revocations.insert(jti, warden_server::state::now() + 600);
     let p = eve.get("/ui/audit").await;
-    assert_eq!((p.status, p.location()), (303, "/ui/login"));
+    assert_eq!((p.status, p.location()), (303, "/ui/login?return_to=%2Fui%2Faudit"));
 }
 
 #[tokio::test]

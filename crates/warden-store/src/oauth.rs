@@ -330,6 +330,17 @@ pub trait OAuthStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
 
+    /// The live refresh-token families (not revoked, not past their
+    /// absolute expiry at `now`) of `subject`, or of everyone when `None`,
+    /// newest first, at most `limit`, each with when it was last used (its
+    /// newest token's issue time): the sign-ins a person can end.
+    fn live_families(
+        &self,
+        subject: Option<&str>,
+        now: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(Family, u64)>, StoreError>> + Send;
+
     /// Revokes an access token until its `exp`.
     fn revoke_token(&self, jti: &str, exp: u64, now: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Revocations recorded at or after `since` whose tokens are not past
@@ -538,6 +549,11 @@ pub(crate) struct OAuthSql {
     /// (family, now) → (access_jti, access_exp) of its tokens still within
     /// the largest leeway.
     pub family_jtis: &'static str,
+    /// (subject, now, limit) → (id, client_id, subject, created_at,
+    /// expires_at, revoked_at, last_used) of its live families.
+    pub live_families_of: &'static str,
+    /// (now, limit) → the same, for everyone.
+    pub live_families_all: &'static str,
     /// (jti, expires_at, revoked_at); does nothing when already revoked.
     pub revoke_token: &'static str,
     /// (since, now) → (jti, expires_at).
@@ -826,6 +842,49 @@ where
         Ok(revoked)
     }
 
+    async fn live_families(
+        &self,
+        subject: Option<&str>,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<(Family, u64)>, StoreError> {
+        type Row = (String, String, String, i64, i64, Option<i64>, i64);
+        let now = to_i64(now)?;
+        let limit = i64::from(limit);
+        let rows: Vec<Row> = match subject {
+            Some(subject) => {
+                sqlx::query_as(DB::OAUTH.live_families_of)
+                    .bind(subject)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(self.writer())
+                    .await?
+            }
+            None => {
+                sqlx::query_as(DB::OAUTH.live_families_all)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(self.writer())
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(id, client_id, subject, created, expires, revoked, last)| {
+                Ok((
+                    Family {
+                        id,
+                        client_id,
+                        subject,
+                        created_at: time(created, "family created_at")?,
+                        expires_at: time(expires, "family expires_at")?,
+                        revoked_at: revoked.map(|v| time(v, "family revoked_at")).transpose()?,
+                    },
+                    time(last, "family last use")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn revoke_token(&self, jti: &str, exp: u64, now: u64) -> Result<(), StoreError> {
         sqlx::query(DB::OAUTH.revoke_token)
             .bind(jti)
@@ -892,6 +951,25 @@ pub(crate) async fn check_purge_of_revoked_families<S: OAuthStore>(store: &S) {
     store.start_family(&family("revoked"), &token(1)).await.unwrap();
     store.start_family(&family("live"), &token(2)).await.unwrap();
     store.revoke_family("revoked", 2000).await.unwrap();
+    // Only the live family is a live sign-in, last used when its newest
+    // token was issued.
+    let live = store.live_families(Some("svc:c"), 2000, 10).await.unwrap();
+    assert_eq!(
+        live.iter().map(|(f, last)| (f.id.as_str(), *last)).collect::<Vec<_>>(),
+        [("live", 1000)]
+    );
+    assert_eq!(store.live_families(None, 2000, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .live_families(Some("svc:other"), 2000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.live_families(None, 1_000_000, 10).await.unwrap().is_empty(),
+        "past its absolute expiry"
+    );
     store.purge_expired(2000 + 3659).await.unwrap();
     assert!(
         store.find_refresh(&[1; 32]).await.unwrap().is_some(),

@@ -156,6 +156,8 @@ const OAUTH: OAuthSql = OAuthSql {
     mark_grace: "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = $1",
     revoke_family: "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
     family_jtis: "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = $1 AND access_exp + 60 > $2",
+    live_families_of: "SELECT f.id, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at, COALESCE((SELECT MAX(t.issued_at) FROM refresh_tokens AS t WHERE t.family = f.id), f.created_at) FROM refresh_families AS f WHERE f.subject = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 ORDER BY f.created_at DESC, f.id LIMIT $3",
+    live_families_all: "SELECT f.id, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at, COALESCE((SELECT MAX(t.issued_at) FROM refresh_tokens AS t WHERE t.family = f.id), f.created_at) FROM refresh_families AS f WHERE f.revoked_at IS NULL AND f.expires_at > $1 ORDER BY f.created_at DESC, f.id LIMIT $2",
     revoke_token: "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
     revocations_since: "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= $1 AND expires_at + 60 > $2",
     consume_assertion: "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",

@@ -152,6 +152,8 @@ const OAUTH: OAuthSql = OAuthSql {
     mark_grace: "UPDATE refresh_tokens SET grace_used = 1 WHERE token_hash = ?",
     revoke_family: "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
     family_jtis: "SELECT access_jti, access_exp FROM refresh_tokens WHERE family = ? AND access_exp + 60 > ?",
+    live_families_of: "SELECT f.id, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at, COALESCE((SELECT MAX(t.issued_at) FROM refresh_tokens AS t WHERE t.family = f.id), f.created_at) FROM refresh_families AS f WHERE f.subject = ? AND f.revoked_at IS NULL AND f.expires_at > ? ORDER BY f.created_at DESC, f.id LIMIT ?",
+    live_families_all: "SELECT f.id, f.client_id, f.subject, f.created_at, f.expires_at, f.revoked_at, COALESCE((SELECT MAX(t.issued_at) FROM refresh_tokens AS t WHERE t.family = f.id), f.created_at) FROM refresh_families AS f WHERE f.revoked_at IS NULL AND f.expires_at > ? ORDER BY f.created_at DESC, f.id LIMIT ?",
     revoke_token: "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
     revocations_since: "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ? AND expires_at + 60 > ?",
     consume_assertion: "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",

@@ -75,7 +75,41 @@ pub enum Command {
     #[command(after_help = examples::LOGIN)]
     Login(LoginArgs),
     /// Sign out of a server: revoke the sign-in and forget it.
+    #[command(after_help = examples::LOGOUT)]
     Logout(LogoutArgs),
+    /// People's open sessions (dashboard sessions and sign-ins such as
+    /// `warden login`): list them, end one or all of a person's.
+    #[command(subcommand, after_help = examples::SESSION)]
+    Session(SessionCommand),
+}
+
+/// `warden session …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List open sessions, newest first.
+    #[command(after_help = examples::SESSION_LIST)]
+    List {
+        /// Only this person's (user:NAME).
+        #[arg(long, value_name = "SUBJECT")]
+        subject: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sessions: their tokens are revoked on every replica.
+    #[command(after_help = examples::SESSION_REVOKE)]
+    Revoke(SessionRevokeArgs),
+}
+
+/// `warden session revoke`.
+#[derive(Debug, Args)]
+pub struct SessionRevokeArgs {
+    /// One session: its id as `warden session list` shows it.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Every open session of this person (user:NAME).
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
 }
 
 /// `warden login`.
@@ -979,6 +1013,24 @@ Examples:
   warden login && warden token print
   OPENAI_API_KEY=$(warden token print --aud inference) python my_notebook.py
   warden token print --aud http://127.0.0.1:8080 --scope model.read";
+    pub const SESSION: &str = "\
+Examples:
+  warden session list
+  warden session list --subject user:alice@example.com --json
+  warden session revoke --subject user:alice@example.com   # someone left: end every session
+  warden session revoke --id 3q2-7XcVb1                     # one session";
+    pub const SESSION_LIST: &str = "\
+Examples:
+  warden session list
+  warden session list --subject user:alice@example.com --json";
+    pub const SESSION_REVOKE: &str = "\
+Examples:
+  warden session revoke --subject user:alice@example.com
+  warden session revoke --id 3q2-7XcVb1";
+    pub const LOGOUT: &str = "\
+Examples:
+  warden logout
+  warden logout --server https://warden.example.com";
     pub const LOGIN: &str = "\
 Examples:
   warden login                                # shows a URL and a code to approve in any browser

@@ -862,6 +862,9 @@ fn resolve_login(l: LoginConfig) -> anyhow::Result<warden_server::options::Login
     }
     let secret = match (&l.client_secret_file, &l.client_secret_env) {
         (Some(path), None) => read_secret_file(path)?,
+        (None, Some(var)) if var.starts_with("WARDEN_") => {
+            bail!("`client_secret_env`: `{var}` is in WARDEN_*, where every name is a config key; choose another name")
+        }
         (None, Some(var)) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
             _ => bail!("`client_secret_env`: the environment variable `{var}` is not set"),

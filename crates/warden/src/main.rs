@@ -100,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ui(cmd) => command::ui::run(cmd, &ctx).await,
         Command::Login(args) => command::login::login(args, &ctx).await,
         Command::Logout(args) => command::login::logout(args, &ctx).await,
+        Command::Session(cmd) => command::session::run(cmd, &ctx).await,
     }
 }
 

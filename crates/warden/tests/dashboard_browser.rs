@@ -29,7 +29,7 @@
 
 mod peers;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,7 +38,6 @@ use warden_test_support::binary::Warden;
 use warden_test_support::db::Backend;
 use warden_test_support::services::{self, REQUIRE_BROWSER as REQUIRE_VAR};
 
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -64,27 +63,7 @@ const DOCS_SHOTS: [&str; 7] = [
 /// Narrow-screen artifacts that must exist too.
 const MOBILE_SHOTS: [&str; 2] = ["audit-mobile", "models-mobile"];
 
-fn browser_dir() -> PathBuf {
-    peers::repo_root().join("tests/browser")
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
-}
-
-/// Node with `playwright-core` installed, and Chromium, or why not.
-fn browser_tools(logs: &Path) -> Result<PathBuf, String> {
-    let major = peers::node_major()?;
-    if major < 20 {
-        return Err(format!(
-            "node {major} is too old: playwright-core needs node 20 or later"
-        ));
-    }
-    let chromium = chromium();
-    peers::probe(&chromium, &["--version"])
-        .ok_or_else(|| format!("`{chromium}` does not run (Debian: apt-get install chromium chromium-driver)"))?;
-    peers::npm_ci_cached(&browser_dir(), "browser-node", logs, INSTALL_TIMEOUT)
-}
+use peers::{browser_dir, browser_tools, chromium};
 
 fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))

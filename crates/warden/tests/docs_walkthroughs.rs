@@ -919,11 +919,25 @@ fn tokens_and_keys_walkthrough_runs_as_printed() {
 
 // ---------------------------------------------------------------- configuration
 
-/// Runs `warden --config FILE config check` on `toml` in a fresh dir.
+/// Runs `warden --config FILE config check` on `toml` in a fresh dir. A
+/// `[[login]]` provider's relative `client_secret_file` is made there
+/// first (mode 0600), as the reader following the page would have it.
 fn config_check(toml: &str) -> Outcome {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = Dir::new();
     let file = dir.path().join("checked.toml");
     std::fs::write(&file, toml).unwrap();
+    if let Ok(table) = toml.parse::<toml::Table>()
+        && let Some(toml::Value::Array(logins)) = table.get("login")
+    {
+        for secret in logins.iter().filter_map(|l| l.get("client_secret_file")?.as_str()) {
+            if Path::new(secret).is_relative() {
+                let path = dir.path().join(secret);
+                std::fs::write(&path, "a-client-secret").unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+    }
     let out = dir
         .command(BIN)
         .arg("--config")
@@ -1137,11 +1151,21 @@ fn links(text: &str) -> Vec<String> {
 fn links_between_the_pages_resolve() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut pages = vec![root.join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
+    // `docs/` and its folders (the sign-in provider pages).
+    let mut docs: Vec<PathBuf> = Vec::new();
+    for dir in std::iter::once(root.join("docs")).chain(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir()),
+    ) {
+        docs.extend(
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "md")),
+        );
+    }
     docs.sort();
     pages.extend(docs);
     let mut checked = 0;

@@ -831,4 +831,127 @@ async fn warden_login_in_a_browser_on_this_machine() {
     let c = claims(s.warden.ok(&["token", "print", "--server", &base]).trim());
     assert_eq!(c["sub"], "user:alice@example.com");
     assert_eq!(c["scope"], "model.read");
+
+    // An administrator sees Alice's sessions and ends them all.
+    let listed = s
+        .warden
+        .ok(&["session", "list", "--subject", "user:alice@example.com", "--json"]);
+    let kinds: Vec<(String, String)> = listed
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["kind"].as_str().unwrap().to_owned(),
+                v["client_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("sign-in".into(), "warden-cli".into())), "{listed}");
+    assert!(kinds.contains(&("dashboard".into(), "warden-ui".into())), "{listed}");
+    let ended = s
+        .warden
+        .ok(&["session", "revoke", "--subject", "user:alice@example.com"]);
+    assert!(ended.contains("ended 2 session(s)"), "{ended}");
+    // (A token for another audience than the cached one needs the
+    // refresh token, which is revoked.)
+    let after = s.warden.run(&["token", "print", "--server", &base, "--aud", &base]);
+    assert!(!after.status.success());
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("ended"),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    // Within a second every replica refuses her dashboard session too.
+    let mut refused = false;
+    for _ in 0..40 {
+        if alice.get(&format!("{base}/ui/models")).await.status == 303 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the dashboard session outlived its revocation");
+    assert!(
+        s.warden
+            .ok(&["session", "list", "--subject", "user:alice@example.com", "--json"])
+            .trim()
+            .is_empty(),
+        "nothing left open"
+    );
+    let nothing = s
+        .warden
+        .run(&["session", "revoke", "--subject", "user:alice@example.com"]);
+    assert!(!nothing.status.success(), "nothing to end is an error");
+}
+
+/// In Chromium: Bob opens the audit log, signs in at the provider and
+/// lands on it as himself; Alice approves `warden login`'s device code in
+/// her browser, and the command gets her tokens.
+#[test]
+fn people_sign_in_in_a_real_browser() {
+    let Some(mut s) = setup(Backend::Sqlite) else { return };
+    let logs = s.warden.path("browser-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let modules = match peers::browser_tools(&logs) {
+        Ok(m) => m,
+        Err(why) => {
+            services::unavailable(services::REQUIRE_BROWSER, "headless Chromium with Playwright", &why);
+            return;
+        }
+    };
+    let base = s.base();
+    register_cli(&s);
+    let creds = s.warden.path("credentials");
+    s.warden.set_env("WARDEN_CREDENTIALS", creds.display().to_string());
+    let mut login = s
+        .warden
+        .command(&["login", "--server", &base])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = stderr_line(&mut login, "/ui/device?user_code=");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.contains("/ui/device?"))
+        .unwrap()
+        .to_owned();
+    let user_code = query_param(&url, "user_code").unwrap();
+
+    let run_dir = s.warden.path("browser");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    for file in ["sign_in.mjs", "package.json"] {
+        std::fs::copy(peers::browser_dir().join(file), run_dir.join(file)).unwrap();
+    }
+    std::os::unix::fs::symlink(&modules, run_dir.join("node_modules")).unwrap();
+    let artifacts = peers::target_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg("sign_in.mjs")
+        .current_dir(&run_dir)
+        .env("CHROMIUM", peers::chromium())
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .env("SIGNIN_BASE", &base)
+        .env("SIGNIN_DEVICE_URL", &url)
+        .env("SIGNIN_USER_CODE", &user_code)
+        .env("SIGNIN_ARTIFACTS", &artifacts);
+    let out = peers::run_bounded(cmd, &logs, "sign-in", std::time::Duration::from_secs(150)).unwrap();
+    assert!(
+        out.success(),
+        "the browser scenario failed:\n{}\n--- server log\n{}\n--- provider log\n{}",
+        out.describe(),
+        s.server.log_text(),
+        s.idp.log_text()
+    );
+    assert!(wait(&mut login).success(), "warden login did not finish");
+    let c = claims(s.warden.ok(&["token", "print", "--server", &base]).trim());
+    assert_eq!(c["sub"], "user:alice@example.com");
+    assert_eq!(c["roles"], json!(["ml-engineer"]));
+    let signed_in: Vec<String> = s
+        .warden
+        .audit_events("sign_in")
+        .iter()
+        .filter(|e| e["decision"] == "allow")
+        .map(|e| e["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(signed_in, ["user:bob@example.com", "user:alice@example.com"]);
 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod policy;
 pub mod registry_client;
 pub mod serve;
+pub mod session;
 pub mod token;
 pub mod ui;
 

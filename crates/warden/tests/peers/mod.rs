@@ -221,3 +221,29 @@ pub fn pip_install_cached(
         }
     })
 }
+
+/// `tests/browser`: the Playwright scenarios and their pinned
+/// `playwright-core`.
+pub fn browser_dir() -> PathBuf {
+    repo_root().join("tests/browser")
+}
+
+/// The Chromium to drive: `$CHROMIUM`, else Debian's.
+pub fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// Node with `playwright-core` installed (into the cache, bounded), and
+/// Chromium; the install's dir, or why not.
+pub fn browser_tools(logs: &Path) -> Result<PathBuf, String> {
+    let major = node_major()?;
+    if major < 20 {
+        return Err(format!(
+            "node {major} is too old: playwright-core needs node 20 or later"
+        ));
+    }
+    let chromium = chromium();
+    probe(&chromium, &["--version"])
+        .ok_or_else(|| format!("`{chromium}` does not run (Debian: apt-get install chromium chromium-driver)"))?;
+    npm_ci_cached(&browser_dir(), "browser-node", logs, Duration::from_secs(300))
+}
