@@ -171,6 +171,8 @@ event_types! {
     UpstreamFailure => "upstream_failure",
     /// [`EventKind::Erasure`].
     Erasure => "erasure",
+    /// [`EventKind::DpopRefused`].
+    DpopRefused => "dpop_refused",
 }
 
 impl EventType {
@@ -447,6 +449,21 @@ pub enum EventKind {
         #[serde(default)]
         actor: String,
     },
+    /// A request was refused for its DPoP proof (RFC 9449): at the token
+    /// endpoint, or with a DPoP-bound access token on the gateway or
+    /// Warden's APIs. Never the proof or the token.
+    DpopRefused {
+        /// Whose token or client it was (`svc:trainer`, `user:alice`).
+        principal: String,
+        /// The OAuth client.
+        client_id: String,
+        /// Which rule refused it (missing proof, replayed, another key, …).
+        reason: String,
+        /// The method and path the proof had to be for (`POST /oauth/token`).
+        endpoint: String,
+        /// Address of the caller.
+        source_ip: IpAddr,
+    },
 }
 
 /// What each kind is and which of its identifiers are indexed. Every match
@@ -472,6 +489,7 @@ impl EventKind {
             EventKind::RequestsRefused { .. } => EventType::RequestsRefused,
             EventKind::UpstreamFailure { .. } => EventType::UpstreamFailure,
             EventKind::Erasure { .. } => EventType::Erasure,
+            EventKind::DpopRefused { .. } => EventType::DpopRefused,
         }
     }
 
@@ -556,6 +574,10 @@ impl EventKind {
             // Erasures recorded before `actor` existed read back as "".
             EventKind::Erasure { actor, .. } => Indexed {
                 actor: Some(actor.as_str()).filter(|a| !a.is_empty()),
+                ..none
+            },
+            EventKind::DpopRefused { principal, .. } => Indexed {
+                subject: Some(principal),
                 ..none
             },
         }
@@ -753,6 +775,13 @@ mod tests {
                 retention_overridden: false,
                 actor: s("cli:root"),
             },
+            EventType::DpopRefused => EventKind::DpopRefused {
+                principal: s("agent:report-bot"),
+                client_id: s("report-bot"),
+                reason: s("the DPoP proof was already used"),
+                endpoint: s("POST /v1/chat/completions"),
+                source_ip: ip,
+            },
         }
     }
 
@@ -797,6 +826,7 @@ mod tests {
                 "requests_refused",
                 "upstream_failure",
                 "erasure",
+                "dpop_refused",
             ]
         );
         for t in EventType::ALL {
@@ -831,7 +861,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let expected: [Indexed<'_>; 16] = [
+        let expected: [Indexed<'_>; 17] = [
             ("token_issued", Some("svc:trainer"), None, None, None),
             ("token_refreshed", Some("user:alice"), None, None, None),
             (
@@ -872,6 +902,7 @@ mod tests {
             ("requests_refused", Some("agent:report-bot"), None, None, None),
             ("upstream_failure", Some("user:alice"), Some("Model::\"m\""), None, None),
             ("erasure", None, None, Some("cli:root"), None),
+            ("dpop_refused", Some("agent:report-bot"), None, None, None),
         ];
         let samples = samples();
         let got: Vec<_> = samples

@@ -276,6 +276,7 @@ impl<S: Store> Server<S> {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             tenant: None,
             act: None,
+            cnf: None,
         };
         let mut value = serde_json::to_value(&claims).unwrap();
         if let Some((k, v)) = extra {

@@ -136,6 +136,7 @@ pub fn mint<S: Store>(
         roles: grant.roles.clone(),
         tenant: grant.tenant.clone(),
         act: grant.act.clone(),
+        cnf: None,
     };
     let token = encode(key, "at+jwt", &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
