@@ -1036,6 +1036,7 @@ async fn private_key_jwt() {
         auth: "private_key_jwt".into(),
         jwks: Some(json!({"keys": [jwk]})),
         tenant: None,
+        require_dpop: false,
     };
     warden_server::oauth::clients::create(
         &srv.state.store,

@@ -118,6 +118,8 @@ pub struct ClientRecord {
     pub last_used_at: Option<u64>,
     /// The tenant its own tokens carry (`tenant` claim); `None`: no tenant.
     pub tenant: Option<String>,
+    /// Whether the token endpoint requires a DPoP proof (RFC 9449) from it.
+    pub require_dpop: bool,
 }
 
 /// A refresh-token family: every token rotated from one original grant.
@@ -352,6 +354,7 @@ type ClientRow = (
     i64,
     Option<i64>,
     Option<String>,
+    i64,
 );
 
 /// A row of `refresh_tokens` joined with its family.
@@ -405,6 +408,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         updated,
         used,
         tenant,
+        require_dpop,
     ) = row;
     let kind = ClientKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("client `{client_id}` kind")))?;
     let auth = match (method.as_str(), hash, jwks) {
@@ -427,6 +431,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         last_used_at: used.map(|v| time(v, "last_used_at")).transpose()?,
         client_id,
         tenant,
+        require_dpop: require_dpop != 0,
     })
 }
 
@@ -477,7 +482,8 @@ fn pairs(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>, StoreError> {
 /// order each field's comment gives.
 pub(crate) struct OAuthSql {
     /// (client_id, kind, grants, scopes, roles, audiences, auth_method,
-    /// secret_hash, jwks, disabled, created_at, updated_at, tenant); does nothing
+    /// secret_hash, jwks, disabled, created_at, updated_at, tenant,
+    /// require_dpop); does nothing
     /// on a taken id.
     pub insert_client: &'static str,
     /// (client_id) → a [`ClientRow`].
@@ -619,6 +625,7 @@ where
             .bind(to_i64(c.created_at)?)
             .bind(to_i64(c.updated_at)?)
             .bind(c.tenant.clone())
+            .bind(i64::from(c.require_dpop))
             .execute(self.writer())
             .await?;
         Ok(DB::rows_affected(&done) == 1)

@@ -157,6 +157,11 @@ pub struct ClientSpec {
     /// `_`, `-`); none: a client of no tenant.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Whether the token endpoint requires a DPoP proof (RFC 9449) from it:
+    /// without one it gets `invalid_dpop_proof`, and all its access tokens
+    /// are bound to its DPoP key.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 fn default_auth() -> String {
@@ -329,6 +334,7 @@ impl ClientSpec {
             updated_at: now,
             last_used_at: None,
             tenant: self.tenant.clone(),
+            require_dpop: self.require_dpop,
         };
         Ok((record, jwks))
     }
@@ -412,6 +418,7 @@ pub fn describe(c: &ClientRecord) -> serde_json::Value {
         "updated_at": c.updated_at,
         "last_used_at": c.last_used_at,
         "tenant": c.tenant,
+        "require_dpop": c.require_dpop,
     });
     if let (ClientAuth::PrivateKeyJwt { jwks }, Some(obj)) = (&c.auth, v.as_object_mut()) {
         obj.insert(
@@ -462,6 +469,7 @@ mod tests {
             auth: auth.into(),
             jwks: None,
             tenant: None,
+            require_dpop: false,
         };
         let (r, _) = spec(&["token_exchange"], "secret").validate(1).unwrap();
         assert_eq!(r.tenant, None);

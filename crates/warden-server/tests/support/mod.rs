@@ -238,6 +238,7 @@ impl<S: Store> Server<S> {
             auth: "secret".into(),
             jwks: None,
             tenant: None,
+            require_dpop: false,
         };
         let (_, secret) = clients::create(
             &self.state.store,

@@ -210,6 +210,7 @@ fn demo_clients() -> [ClientSpec; 2] {
         auth: "secret".into(),
         jwks: None,
         tenant: None,
+        require_dpop: false,
     };
     [
         spec(
