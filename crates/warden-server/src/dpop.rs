@@ -205,11 +205,18 @@ impl std::fmt::Debug for Dpop {
     }
 }
 
+/// Proof ids remembered in this process: id hash → expiry, and the ids in
+/// arrival order (which is expiry order: every entry lives equally long).
+#[derive(Default)]
+struct Seen {
+    expiry: HashMap<[u8; 16], u64>,
+    order: VecDeque<([u8; 16], u64)>,
+}
+
 /// Where proof ids are remembered.
 enum Replay {
-    /// In this process: id hash → expiry, and the ids in arrival order
-    /// (which is expiry order: every entry lives equally long).
-    Local(Mutex<(HashMap<[u8; 16], u64>, VecDeque<([u8; 16], u64)>)>),
+    /// In this process.
+    Local(Mutex<Seen>),
     /// In Redis, shared by every replica.
     Shared {
         connection: redis::aio::ConnectionManager,
@@ -242,7 +249,7 @@ impl Dpop {
         issuer: &str,
     ) -> Self {
         let replay = match redis {
-            None => Replay::Local(Mutex::new((HashMap::new(), VecDeque::new()))),
+            None => Replay::Local(Mutex::new(Seen::default())),
             Some(redis) => match redis.commands(REDIS_TIMEOUT) {
                 Ok(connection) => Replay::Shared {
                     connection,
@@ -336,7 +343,7 @@ impl Dpop {
                 let Ok(mut guard) = seen.lock() else {
                     return Err(DpopRefusal::Unavailable);
                 };
-                let (map, order) = &mut *guard;
+                let Seen { expiry: map, order } = &mut *guard;
                 while let Some((old, expires)) = order.front().copied() {
                     if expires > now {
                         break;
@@ -443,7 +450,7 @@ mod tests {
             Err(DpopRefusal::Invalid(DpopError::Stale))
         ));
         let Replay::Local(seen) = &d.replay else { panic!() };
-        assert_eq!(seen.lock().unwrap().0.len(), 1, "the old entries were dropped");
+        assert_eq!(seen.lock().unwrap().expiry.len(), 1, "the old entries were dropped");
         let _ = k2;
     }
 
