@@ -48,6 +48,11 @@ pub enum AuthError {
     /// (RFC 9449 §7); the algorithms proofs may use.
     #[error("{0}")]
     Dpop(crate::dpop::DpopRefusal, warden_jose::AlgorithmSet),
+    /// Any other refusal of a token sent with the `DPoP` scheme: answered
+    /// the same, with a `DPoP` challenge instead of a `Bearer` one (RFC
+    /// 9449 §7.1).
+    #[error("{0}")]
+    UnderDpop(Box<AuthError>, warden_jose::AlgorithmSet),
 }
 
 /// Why a client registration or change was refused.
@@ -309,6 +314,14 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::missing_token(),
             AuthError::Purpose(m) => ApiError::invalid_request(m),
             AuthError::Dpop(refusal, algs) => refusal.resource_error(algs),
+            AuthError::UnderDpop(inner, algs) => {
+                let mut e = ApiError::from(*inner);
+                if e.status == StatusCode::UNAUTHORIZED {
+                    let names: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
+                    e.challenge = ApiError::dpop_challenge(e.code, e.description.clone(), &names.join(" ")).challenge;
+                }
+                e
+            }
             other => ApiError::invalid_token(other.to_string()),
         }
     }

@@ -267,6 +267,18 @@ async fn bound_tokens_need_their_proof_everywhere() {
         let r = call(&srv, "GET", "/v1/models", scheme, &token, p.as_deref()).await;
         refused(&r, code, what);
     }
+    // A token that is no valid token, sent with the DPoP scheme: the
+    // challenge is DPoP's too.
+    let r = call(
+        &srv,
+        "GET",
+        "/v1/models",
+        "DPoP",
+        "not.a.token",
+        Some(&proof(&k, "GET", &url, None)),
+    )
+    .await;
+    refused(&r, "invalid_token", "an invalid token with the DPoP scheme");
     // An unbound token with the DPoP scheme.
     let r = call(
         &srv,
@@ -499,5 +511,21 @@ async fn metadata_names_the_proof_algorithms() {
         "{algs:?}"
     );
     assert!(!algs.contains(&json!("HS256")));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_registers_clients_that_must_use_dpop() {
+    let srv = start(false).await;
+    let admin = srv.admin_token();
+    let spec = json!({"name": "etl", "kind": "service", "scopes": ["inference.invoke"], "require_dpop": true});
+    let r = srv.post_json("/api/v1/admin/clients", Some(&admin), &spec).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.body);
+    assert_eq!(r.body["require_dpop"], true, "{}", r.body);
+    let shown = srv.get("/api/v1/admin/clients/etl", Some(&admin)).await;
+    assert_eq!(shown.body["require_dpop"], true, "{}", shown.body);
+    let secret = r.body["client_secret"].as_str().unwrap();
+    let r = token_request(&srv, "etl", secret, None, &[("grant_type", "client_credentials")]).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_dpop_proof"), "{}", r.body);
     srv.stop().await;
 }

@@ -62,9 +62,27 @@ pub struct Presented<'a> {
 
 /// Verifies `presented` as `accept` allows and names the caller. Refused:
 /// a token that fails verification, is revoked, lacks `sub`, `jti` or
-/// `client_id`, comes from an issuer the request may not use, or whose
-/// stated purpose is malformed or contradicts the token's.
+/// `client_id`, comes from an issuer the request may not use, whose
+/// stated purpose is malformed or contradicts the token's, or that is
+/// DPoP-bound and lacks its valid proof. A token sent with the `DPoP`
+/// scheme is refused with a `DPoP` challenge.
 pub async fn authenticate<S: Store>(
+    app: &AppState<S>,
+    access: &Access,
+    presented: Presented<'_>,
+    accept: Accept<'_>,
+    now: u64,
+) -> Result<Caller, AuthError> {
+    let scheme = presented.scheme;
+    match authenticate_as(app, access, presented, accept, now).await {
+        Err(e) if scheme == Scheme::Dpop && !matches!(e, AuthError::Dpop(..) | AuthError::Purpose(_)) => {
+            Err(AuthError::UnderDpop(Box::new(e), access.dpop.algorithms()))
+        }
+        other => other,
+    }
+}
+
+async fn authenticate_as<S: Store>(
     app: &AppState<S>,
     access: &Access,
     presented: Presented<'_>,
