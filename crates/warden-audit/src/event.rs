@@ -175,6 +175,8 @@ event_types! {
     SignIn => "sign_in",
     /// [`EventKind::GrantDecision`].
     GrantDecision => "grant_decision",
+    /// [`EventKind::DpopRefused`].
+    DpopRefused => "dpop_refused",
 }
 
 impl EventType {
@@ -487,6 +489,21 @@ pub enum EventKind {
         #[serde(default)]
         actor: String,
     },
+    /// A request was refused for its DPoP proof (RFC 9449): at the token
+    /// endpoint, or with a DPoP-bound access token on the gateway or
+    /// Warden's APIs. Never the proof or the token.
+    DpopRefused {
+        /// Whose token or client it was (`svc:trainer`, `user:alice`).
+        principal: String,
+        /// The OAuth client.
+        client_id: String,
+        /// Which rule refused it (missing proof, replayed, another key, …).
+        reason: String,
+        /// The method and path the proof had to be for (`POST /oauth/token`).
+        endpoint: String,
+        /// Address of the caller.
+        source_ip: IpAddr,
+    },
 }
 
 /// What each kind is and which of its identifiers are indexed. Every match
@@ -514,6 +531,7 @@ impl EventKind {
             EventKind::Erasure { .. } => EventType::Erasure,
             EventKind::SignIn { .. } => EventType::SignIn,
             EventKind::GrantDecision { .. } => EventType::GrantDecision,
+            EventKind::DpopRefused { .. } => EventType::DpopRefused,
         }
     }
 
@@ -608,6 +626,10 @@ impl EventKind {
             // Erasures recorded before `actor` existed read back as "".
             EventKind::Erasure { actor, .. } => Indexed {
                 actor: Some(actor.as_str()).filter(|a| !a.is_empty()),
+                ..none
+            },
+            EventKind::DpopRefused { principal, .. } => Indexed {
+                subject: Some(principal),
                 ..none
             },
         }
@@ -821,6 +843,13 @@ mod tests {
                 decision: Decision::Deny,
                 scope: s("model.read"),
             },
+            EventType::DpopRefused => EventKind::DpopRefused {
+                principal: s("agent:report-bot"),
+                client_id: s("report-bot"),
+                reason: s("the DPoP proof was already used"),
+                endpoint: s("POST /v1/chat/completions"),
+                source_ip: ip,
+            },
         }
     }
 
@@ -867,6 +896,7 @@ mod tests {
                 "erasure",
                 "sign_in",
                 "grant_decision",
+                "dpop_refused",
             ]
         );
         for t in EventType::ALL {
@@ -901,7 +931,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let expected: [Indexed<'_>; 18] = [
+        let expected: [Indexed<'_>; 19] = [
             ("token_issued", Some("svc:trainer"), None, None, None),
             ("token_refreshed", Some("user:alice"), None, None, None),
             (
@@ -950,6 +980,7 @@ mod tests {
                 None,
                 Some("deny"),
             ),
+            ("dpop_refused", Some("agent:report-bot"), None, None, None),
         ];
         let samples = samples();
         let got: Vec<_> = samples

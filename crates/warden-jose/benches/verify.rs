@@ -65,6 +65,7 @@ fn claims() -> BenchResult<AccessTokenClaims> {
         roles: vec!["analyst".into(), "developer".into()],
         tenant: None,
         act: None,
+        cnf: None,
     })
 }
 

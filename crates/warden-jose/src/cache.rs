@@ -203,6 +203,7 @@ mod tests {
             roles: vec![],
             tenant: None,
             act: None,
+            cnf: None,
         };
         let token = encode(&key, "at+jwt", &claims).unwrap();
         let issuer = TrustedIssuer::new(

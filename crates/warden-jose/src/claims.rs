@@ -116,6 +116,23 @@ impl Claims {
                 reason: "must be an object",
             });
         }
+        // RFC 7800 `cnf`: an object; its RFC 9449 `jkt`, when present, a
+        // non-empty string. A token bound in a way that cannot be read is
+        // refused rather than taken as unbound.
+        if let Some(cnf) = raw.get("cnf") {
+            let Some(cnf) = cnf.as_object() else {
+                return Err(JoseError::InvalidClaim {
+                    claim: "cnf",
+                    reason: "must be an object",
+                });
+            };
+            if cnf.get("jkt").is_some_and(|jkt| jkt.as_str().is_none_or(str::is_empty)) {
+                return Err(JoseError::InvalidClaim {
+                    claim: "cnf",
+                    reason: "`jkt` must be a non-empty string",
+                });
+            }
+        }
         Ok(Claims {
             aud,
             exp,
@@ -196,6 +213,16 @@ impl Claims {
     pub fn act(&self) -> Option<&Map<String, Value>> {
         self.raw.get("act").and_then(Value::as_object)
     }
+    /// Whether the token carries a confirmation (`cnf`): it is
+    /// sender-constrained, whatever the method.
+    pub fn is_bound(&self) -> bool {
+        self.raw.contains_key("cnf")
+    }
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`, RFC 9449
+    /// §6.1), if any.
+    pub fn cnf_jkt(&self) -> Option<&str> {
+        self.raw.get("cnf")?.get("jkt")?.as_str()
+    }
     /// Every claim as received.
     pub fn raw(&self) -> &Map<String, Value> {
         &self.raw
@@ -241,6 +268,30 @@ mod tests {
         assert!(huge.is_empty() || Claims::from_object(huge).is_err());
         assert!(with_exp(json!(MAX_NUMERIC_DATE)).is_ok());
         assert!(with_exp(json!(0)).is_ok());
+    }
+
+    #[test]
+    fn cnf_is_an_object_whose_jkt_is_a_string() {
+        let base = json!({"iss":"i","aud":"a","exp":1});
+        let unbound = claims(base.clone()).unwrap();
+        assert!(!unbound.is_bound() && unbound.cnf_jkt().is_none());
+        let mut bound = base.clone();
+        bound["cnf"] = json!({"jkt":"abc"});
+        let bound = claims(bound).unwrap();
+        assert!(bound.is_bound());
+        assert_eq!(bound.cnf_jkt(), Some("abc"));
+        let mut other_method = base.clone();
+        other_method["cnf"] = json!({"x5t#S256":"abc"});
+        let other_method = claims(other_method).unwrap();
+        assert!(other_method.is_bound() && other_method.cnf_jkt().is_none());
+        for bad in [json!("abc"), json!({"jkt":""}), json!({"jkt":5}), json!(null)] {
+            let mut v = base.clone();
+            v["cnf"] = bad.clone();
+            assert!(
+                matches!(claims(v), Err(JoseError::InvalidClaim { claim: "cnf", .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,17 @@ pub struct AccessTokenClaims {
     /// RFC 8693 delegation chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<Value>,
+    /// RFC 7800 / RFC 9449 confirmation: the DPoP key the token is bound
+    /// to. A bound token is accepted only with a proof signed by that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 7638 SHA-256 thumbprint of the client's DPoP public key.
+    pub jkt: String,
 }
 
 /// A fresh `jti`: 128 random bits, base64url.

@@ -10,6 +10,8 @@
 //! - [`Jwk`] and [`JwkSet`] import and publish keys (RFC 7517, RFC 7638).
 //! - [`VerifiedTokenCache`] skips repeated signature checks for the same
 //!   token.
+//! - [`dpop`] checks RFC 9449 DPoP proofs: the one place a key is taken
+//!   from a token's header, and only to prove possession of it.
 //!
 //! # What it must not touch
 //! No I/O, no clock, no async: time comes in as `now` (seconds since the
@@ -35,7 +37,7 @@
 //!     iss: "https://warden.example".into(), sub: "user:alice".into(),
 //!     aud: vec!["inference".into()], exp: now + 300, iat: now, nbf: now,
 //!     jti: "j1".into(), client_id: "cli".into(), scope: "inference.invoke".into(),
-//!     roles: vec![], tenant: None, act: None,
+//!     roles: vec![], tenant: None, act: None, cnf: None,
 //! };
 //! let token = encode(&key, "at+jwt", &claims)?;
 //!
@@ -54,6 +56,7 @@ mod cache;
 mod claims;
 mod compact;
 pub mod danger;
+pub mod dpop;
 mod ed25519_policy;
 mod error;
 mod header;

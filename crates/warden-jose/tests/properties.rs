@@ -83,6 +83,7 @@ prop_compose! {
             roles,
             tenant,
             act: None,
+            cnf: None,
         }
     }
 }
@@ -219,6 +220,7 @@ fn invalidate_jti_removes_every_token_with_that_jti() {
         roles: vec![],
         tenant: None,
         act: None,
+        cnf: None,
     };
     let a = encode(key, "at+jwt", &claims).unwrap();
     let b = encode(key, "at+jwt", &claims).unwrap();

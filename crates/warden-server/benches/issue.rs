@@ -24,6 +24,7 @@ fn claims() -> AccessTokenClaims {
         roles: vec!["ml-engineer".into()],
         tenant: None,
         act: None,
+        cnf: None,
     }
 }
 

@@ -44,6 +44,15 @@ pub enum AuthError {
     /// The stated purpose is malformed or contradicts the token's.
     #[error("{0}")]
     Purpose(String),
+    /// A DPoP-bound token without its valid proof, or a proof out of place
+    /// (RFC 9449 §7); the algorithms proofs may use.
+    #[error("{0}")]
+    Dpop(crate::dpop::DpopRefusal, warden_jose::AlgorithmSet),
+    /// Any other refusal of a token sent with the `DPoP` scheme: answered
+    /// the same, with a `DPoP` challenge instead of a `Bearer` one (RFC
+    /// 9449 §7.1).
+    #[error("{0}")]
+    UnderDpop(Box<AuthError>, warden_jose::AlgorithmSet),
 }
 
 /// Why a client registration or change was refused.
@@ -80,6 +89,8 @@ pub struct ApiError {
     pub challenge: Option<String>,
     /// `Retry-After` seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// `DPoP-Nonce`: the nonce a DPoP proof must carry (RFC 9449 §8, §9).
+    pub dpop_nonce: Option<String>,
 }
 
 impl ApiError {
@@ -90,12 +101,33 @@ impl ApiError {
             description: description.into(),
             challenge: None,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
     /// 400 `invalid_request`: a malformed or incomplete request.
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 400 with another RFC 6749 §5.2-style code (RFC 9449's
+    /// `invalid_dpop_proof`, `use_dpop_nonce`).
+    pub fn bad_request(code: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    /// 401 with a `DPoP` challenge (RFC 9449 §7.1): `code` is
+    /// `invalid_dpop_proof`, `use_dpop_nonce` or `invalid_token`; `algs`
+    /// the space-separated algorithms proofs may use.
+    pub fn dpop_challenge(code: &'static str, description: impl Into<String>, algs: &str) -> Self {
+        let description = description.into();
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, code, description.clone());
+        e.challenge = Some(format!(
+            "DPoP realm=\"warden\", error=\"{code}\", error_description=\"{}\", algs=\"{}\"",
+            quote_safe(&description),
+            quote_safe(algs)
+        ));
+        e
     }
 
     /// 401 `invalid_client`: client authentication failed. The challenge
@@ -315,6 +347,15 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Missing => ApiError::missing_token(),
             AuthError::Purpose(m) => ApiError::invalid_request(m),
+            AuthError::Dpop(refusal, algs) => refusal.resource_error(algs),
+            AuthError::UnderDpop(inner, algs) => {
+                let mut e = ApiError::from(*inner);
+                if e.status == StatusCode::UNAUTHORIZED {
+                    let names: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
+                    e.challenge = ApiError::dpop_challenge(e.code, e.description.clone(), &names.join(" ")).challenge;
+                }
+                e
+            }
             other => ApiError::invalid_token(other.to_string()),
         }
     }
@@ -344,6 +385,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert(crate::dpop::NONCE_HEADER, nonce);
         }
         response
     }

@@ -7,7 +7,8 @@
 //! A room per concern; rooms lower in this list never import rooms above.
 //! - The core: [`state`] (what every room shares: store, options, keys,
 //!   revocations, audit sink, metrics, notices to other replicas),
-//!   [`options`], [`error`] (every error's HTTP answer), [`keys`],
+//!   [`options`], [`error`] (every error's HTTP answer), [`keys`], [`dpop`]
+//!   (DPoP nonces, replay cache and answers),
 //!   [`revocation`], [`refusals`], [`audit_sink`], [`metrics`], [`notice`], [`redis`]
 //!   (the one way into Redis), [`http`] (bodies, client addresses,
 //!   request ids).
@@ -37,6 +38,7 @@ pub mod audit_sink;
 mod background;
 pub mod dashboard;
 pub mod demo;
+pub mod dpop;
 pub mod error;
 pub mod gateway;
 pub mod health;

@@ -12,6 +12,7 @@ use warden_store::{AuditSigner, AuditWriter, KeyManager, Store, StoreError, Writ
 use crate::access::{Access, CedarAuthorizer, RegistryAttributes};
 use crate::admin::AdminState;
 use crate::dashboard::{DashboardState, UiState};
+use crate::dpop::Dpop;
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
@@ -49,7 +50,14 @@ impl<S: Store> App<S> {
         };
 
         let policies = open_policies(&store, &options).await?;
-        let access = Arc::new(Access::new(&options, Arc::clone(&policies))?);
+        let dpop = Dpop::new(
+            &options.dpop,
+            options.algorithms,
+            master.derive("dpop nonce").as_slice(),
+            redis.as_ref(),
+            &options.issuer,
+        );
+        let access = Arc::new(Access::new(&options, Arc::clone(&policies), dpop)?);
         let gateway = build_gateway(&options, &policies)?;
         let failures = match &redis {
             Some(redis) => FailureLimiter::shared(options.oauth.auth_failures_per_minute, redis, &options.issuer),

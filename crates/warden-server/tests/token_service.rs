@@ -1037,6 +1037,7 @@ async fn private_key_jwt() {
         jwks: Some(json!({"keys": [jwk]})),
         tenant: None,
         redirect_uris: Vec::new(),
+        require_dpop: false,
     };
     warden_server::oauth::clients::create(
         &srv.state.store,

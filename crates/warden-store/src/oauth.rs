@@ -135,6 +135,8 @@ pub struct ClientRecord {
     /// Where the authorization-code flow may send a person back to
     /// (public clients; exact match, any port on a loopback address).
     pub redirect_uris: Vec<String>,
+    /// Whether the token endpoint requires a DPoP proof (RFC 9449) from it.
+    pub require_dpop: bool,
 }
 
 /// A refresh-token family: every token rotated from one original grant.
@@ -381,6 +383,7 @@ type ClientRow = (
     Option<i64>,
     Option<String>,
     String,
+    i64,
 );
 
 /// A row of `refresh_tokens` joined with its family.
@@ -435,6 +438,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         used,
         tenant,
         redirect_uris,
+        require_dpop,
     ) = row;
     let kind = ClientKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("client `{client_id}` kind")))?;
     let auth = match (method.as_str(), hash, jwks) {
@@ -459,6 +463,7 @@ fn client_from_row(row: ClientRow) -> Result<ClientRecord, StoreError> {
         client_id,
         tenant,
         redirect_uris: list(&redirect_uris, "redirect_uris")?,
+        require_dpop: require_dpop != 0,
     })
 }
 
@@ -511,6 +516,7 @@ pub(crate) struct OAuthSql {
     /// (client_id, kind, grants, scopes, roles, audiences, auth_method,
     /// secret_hash, jwks, disabled, created_at, updated_at, tenant,
     /// redirect_uris); does nothing
+    /// require_dpop); does nothing
     /// on a taken id.
     pub insert_client: &'static str,
     /// (client_id) → a [`ClientRow`].
@@ -659,6 +665,7 @@ where
             .bind(to_i64(c.updated_at)?)
             .bind(c.tenant.clone())
             .bind(list_json(&c.redirect_uris)?)
+            .bind(i64::from(c.require_dpop))
             .execute(self.writer())
             .await?;
         Ok(DB::rows_affected(&done) == 1)

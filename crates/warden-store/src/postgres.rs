@@ -139,9 +139,9 @@ const SETTINGS: SettingsSql = SettingsSql {
 };
 
 const OAUTH: OAuthSql = OAuthSql {
-    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant, redirect_uris) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (client_id) DO NOTHING",
-    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients WHERE client_id = $1",
-    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients ORDER BY client_id",
+    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant, redirect_uris, require_dpop) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (client_id) DO NOTHING",
+    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris, require_dpop FROM oauth_clients WHERE client_id = $1",
+    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris, require_dpop FROM oauth_clients ORDER BY client_id",
     set_disabled: "UPDATE oauth_clients SET disabled = $1, updated_at = $2 WHERE client_id = $3",
     set_secret: "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2 WHERE client_id = $3 AND auth_method = 'secret'",
     touch: "UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2",

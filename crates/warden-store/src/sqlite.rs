@@ -135,9 +135,9 @@ const SETTINGS: SettingsSql = SettingsSql {
 };
 
 const OAUTH: OAuthSql = OAuthSql {
-    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant, redirect_uris) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
-    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients WHERE client_id = ?",
-    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris FROM oauth_clients ORDER BY client_id",
+    insert_client: "INSERT INTO oauth_clients (client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, tenant, redirect_uris, require_dpop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING",
+    get_client: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris, require_dpop FROM oauth_clients WHERE client_id = ?",
+    list_clients: "SELECT client_id, kind, grants, scopes, roles, audiences, auth_method, secret_hash, jwks, disabled, created_at, updated_at, last_used_at, tenant, redirect_uris, require_dpop FROM oauth_clients ORDER BY client_id",
     set_disabled: "UPDATE oauth_clients SET disabled = ?, updated_at = ? WHERE client_id = ?",
     set_secret: "UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE client_id = ? AND auth_method = 'secret'",
     touch: "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ?",

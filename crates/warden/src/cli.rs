@@ -306,6 +306,11 @@ pub struct ClientCreateArgs {
     /// of no tenant).
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
+    /// Require a DPoP proof (RFC 9449) at the token endpoint: every access
+    /// token it gets is bound to its DPoP key, useless without that key.
+    /// Without it, a proof is optional and binds the token when sent.
+    #[arg(long)]
+    pub require_dpop: bool,
     /// Print JSON (with the secret as `client_secret`).
     #[arg(long)]
     pub json: bool,
@@ -1112,7 +1117,8 @@ Examples:
       --scope \"inference.invoke training.run\" --role ml-engineer --audience inference
   warden client create --name report-bot --kind agent --grant token_exchange --scope inference.invoke
   warden client create --name signer --kind service --auth private_key_jwt --jwks public.jwks.json
-  warden client create --name acme-etl --kind service --tenant acme --scope dataset.read --role ml-engineer";
+  warden client create --name acme-etl --kind service --tenant acme --scope dataset.read --role ml-engineer
+  warden client create --name research-agent --kind agent --require-dpop --scope inference.invoke";
     pub const CLIENT_LIST: &str = "\
 Examples:
   warden client list

@@ -22,9 +22,9 @@ use warden_jose::{Algorithm, AlgorithmSet, MAX_LEEWAY};
 use warden_keys::RotationPolicy;
 use warden_server::ServerOptions;
 use warden_server::options::{
-    AuditOptions, ConnectionLimits, DashboardOptions, FederatedIssuer, JwksLocation, LogFormat, MetricsOptions,
-    OAuthOptions, RateLimitOptions, RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions, TOKEN_TTL_CAP,
-    default_origin,
+    AuditOptions, ConnectionLimits, DashboardOptions, DpopOptions, FederatedIssuer, JwksLocation, LogFormat,
+    MetricsOptions, OAuthOptions, RateLimitOptions, RegistryOptions, ReplicaOptions, RouteConfig, StorageOptions,
+    TOKEN_TTL_CAP, default_origin,
 };
 
 /// Environment variables that are not config keys.
@@ -59,6 +59,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// OAuth token service.
     pub oauth: OAuthOptions,
+    /// DPoP proofs (RFC 9449).
+    pub dpop: DpopOptions,
     /// Trusted external issuers (`[[federation]]`): arrays of tables are
     /// set in the file only.
     #[serde(skip_serializing)]
@@ -134,6 +136,7 @@ impl Default for Config {
                 retention_days: o.audit.retention / 86_400,
             },
             oauth: o.oauth,
+            dpop: o.dpop,
             federation: Vec::new(),
             login: Vec::new(),
             policy_dir: None,
@@ -596,6 +599,7 @@ impl Config {
         }
         let audit = resolve_audit(&self.audit, &issuer)?;
         check_oauth(&self.oauth)?;
+        check_dpop(&self.dpop)?;
         let federation = self
             .federation
             .into_iter()
@@ -688,6 +692,7 @@ impl Config {
             },
             rotate_every: self.keys.rotate_every,
             oauth: self.oauth,
+            dpop: self.dpop,
             audit,
             federation,
             login,
@@ -813,6 +818,19 @@ fn resolve_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditOptions> 
         checkpoint_interval: a.checkpoint_interval,
         retention: a.retention_days * 86_400,
     })
+}
+
+fn check_dpop(d: &DpopOptions) -> anyhow::Result<()> {
+    if d.leeway > 300 {
+        bail!("config key `dpop.leeway`: at most 300 seconds");
+    }
+    if !(1..=warden_jose::dpop::MAX_PROOF_MAX_AGE).contains(&d.max_age) {
+        bail!(
+            "config key `dpop.max_age`: must be between 1 and {} seconds",
+            warden_jose::dpop::MAX_PROOF_MAX_AGE
+        );
+    }
+    Ok(())
 }
 
 fn check_oauth(o: &OAuthOptions) -> anyhow::Result<()> {
@@ -1034,6 +1052,8 @@ mod tests {
             "keys.rotate_every",
             "audit.origin",
             "oauth.introspection_scope",
+            "dpop.require_nonce",
+            "dpop.max_age",
             "redis_url",
             "trusted_proxies",
             "rate_limit.redis_fallback",
@@ -1154,6 +1174,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("replicas.sync_interval"), "{e}");
+    }
+
+    #[test]
+    fn dpop_keys() {
+        let s = from_toml("", &[]).unwrap();
+        assert_eq!((s.dpop.leeway, s.dpop.max_age, s.dpop.require_nonce), (60, 300, false));
+        let s = from_toml(
+            "[dpop]\nrequire_nonce = true\nmax_age = 120\n",
+            &[("WARDEN_DPOP_LEEWAY", "5")],
+        )
+        .unwrap();
+        assert_eq!((s.dpop.leeway, s.dpop.max_age, s.dpop.require_nonce), (5, 120, true));
+        for (text, key) in [
+            ("[dpop]\nmax_age = 0\n", "dpop.max_age"),
+            ("[dpop]\nmax_age = 3601\n", "dpop.max_age"),
+            ("[dpop]\nleeway = 301\n", "dpop.leeway"),
+            ("[dpop]\nnonce = true\n", "nonce"),
+        ] {
+            let e = from_toml(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! A Warden token naming a `kid` this replica does not know makes it read
 //! the keys again once ([`AppState::verify_own`]): a key rotated a moment
 //! ago by another replica or the CLI is accepted everywhere at once.
+//!
+//! A DPoP-bound token (`cnf.jkt`, RFC 9449) is accepted only as
+//! `Authorization: DPoP` with a proof for this request's method and URL
+//! (the issuer's URL and the request's path, so it holds behind a proxy)
+//! signed by the bound key; the `DPoP` scheme only with a bound token.
+//! Each refusal is audited (`dpop_refused`). An unbound bearer token costs
+//! one claim lookup more than before.
 
 use std::net::IpAddr;
 
@@ -14,7 +21,8 @@ use axum::http::HeaderMap;
 use warden_store::Store;
 
 use super::federation::peek_issuer;
-use super::{Access, Caller, purpose};
+use super::{Access, Caller, Scheme, purpose};
+use crate::dpop::{self, DpopRefusal, Refused};
 use crate::error::AuthError;
 use crate::state::AppState;
 
@@ -38,6 +46,12 @@ pub enum Accept<'a> {
 pub struct Presented<'a> {
     /// The compact JWS.
     pub token: &'a str,
+    /// How it was presented: `Bearer` (or a cookie) or `DPoP`.
+    pub scheme: Scheme,
+    /// The request's method (what a DPoP proof must name).
+    pub method: &'a str,
+    /// The request's path (a DPoP proof names the issuer's URL and it).
+    pub path: &'a str,
     /// The request's headers (`X-Warden-Purpose`).
     pub headers: &'a HeaderMap,
     /// The request's id.
@@ -48,9 +62,27 @@ pub struct Presented<'a> {
 
 /// Verifies `presented` as `accept` allows and names the caller. Refused:
 /// a token that fails verification, is revoked, lacks `sub`, `jti` or
-/// `client_id`, comes from an issuer the request may not use, or whose
-/// stated purpose is malformed or contradicts the token's.
+/// `client_id`, comes from an issuer the request may not use, whose
+/// stated purpose is malformed or contradicts the token's, or that is
+/// DPoP-bound and lacks its valid proof. A token sent with the `DPoP`
+/// scheme is refused with a `DPoP` challenge.
 pub async fn authenticate<S: Store>(
+    app: &AppState<S>,
+    access: &Access,
+    presented: Presented<'_>,
+    accept: Accept<'_>,
+    now: u64,
+) -> Result<Caller, AuthError> {
+    let scheme = presented.scheme;
+    match authenticate_as(app, access, presented, accept, now).await {
+        Err(e) if scheme == Scheme::Dpop && !matches!(e, AuthError::Dpop(..) | AuthError::Purpose(_)) => {
+            Err(AuthError::UnderDpop(Box::new(e), access.dpop.algorithms()))
+        }
+        other => other,
+    }
+}
+
+async fn authenticate_as<S: Store>(
     app: &AppState<S>,
     access: &Access,
     presented: Presented<'_>,
@@ -59,6 +91,9 @@ pub async fn authenticate<S: Store>(
 ) -> Result<Caller, AuthError> {
     let Presented {
         token,
+        scheme,
+        method,
+        path,
         headers,
         request_id,
         source_ip,
@@ -122,6 +157,61 @@ pub async fn authenticate<S: Store>(
     if app.revocations.is_revoked(&caller.jti) {
         return Err(AuthError::Revoked);
     }
+    let claims = verified.claims();
+    if claims.is_bound() || scheme == Scheme::Dpop {
+        let proof = Proof {
+            token,
+            scheme,
+            method,
+            path,
+            headers,
+        };
+        if let Err(refusal) = check_binding(app, access, claims, &proof, now).await {
+            let who = Refused {
+                principal: &caller.principal,
+                client_id: &caller.client_id,
+                method,
+                path,
+                source_ip,
+            };
+            dpop::audit_refusal(app, &refusal, who, now).await;
+            return Err(AuthError::Dpop(refusal, access.dpop.algorithms()));
+        }
+    }
     caller.purpose = purpose::stated(headers, Some(verified.claims().raw())).map_err(AuthError::Purpose)?;
     Ok(caller)
+}
+
+/// What a DPoP check needs of the request.
+struct Proof<'a> {
+    token: &'a str,
+    scheme: Scheme,
+    method: &'a str,
+    path: &'a str,
+    headers: &'a HeaderMap,
+}
+
+/// RFC 9449 §7: a bound token with the `DPoP` scheme and a proof by its
+/// key for this request; the `DPoP` scheme with a bound token only.
+async fn check_binding<S: Store>(
+    app: &AppState<S>,
+    access: &Access,
+    claims: &warden_jose::Claims,
+    p: &Proof<'_>,
+    now: u64,
+) -> Result<(), DpopRefusal> {
+    match (p.scheme, claims.cnf_jkt()) {
+        (Scheme::Bearer, _) => Err(DpopRefusal::BoundAsBearer),
+        (Scheme::Dpop, None) if claims.is_bound() => Err(DpopRefusal::UnsupportedBinding),
+        (Scheme::Dpop, None) => Err(DpopRefusal::NotBound),
+        (Scheme::Dpop, Some(jkt)) => {
+            let proof = dpop::proof_header(p.headers)?.ok_or(DpopRefusal::Missing)?;
+            let url = format!("{}{}", app.options.issuer, p.path);
+            access
+                .dpop
+                .check(proof, p.method, &url, Some(p.token), Some(jkt), now)
+                .await?;
+            Ok(())
+        }
+    }
 }

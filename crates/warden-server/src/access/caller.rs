@@ -140,8 +140,18 @@ impl Caller {
             .get::<RequestId>()
             .map_or_else(request_id::new, |r| r.0.clone());
         let source_ip = crate::http::client_ip::of_request(parts, &app.options.trusted_proxies);
+        // The scheme the token came with: `DPoP` when it is the request's
+        // `Authorization: DPoP` token, else a bearer token (a header or a
+        // session cookie).
+        let scheme = match access_token(&parts.headers) {
+            Some((Scheme::Dpop, t)) if t == token => Scheme::Dpop,
+            _ => Scheme::Bearer,
+        };
         let presented = Presented {
             token,
+            scheme,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
             headers: &parts.headers,
             request_id,
             source_ip,
@@ -171,16 +181,40 @@ impl Caller {
 
 /// The bearer token of `headers`, if any (`Bearer` scheme, case-insensitive).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    match access_token(headers)? {
+        (Scheme::Bearer, token) => Some(token),
+        (Scheme::Dpop, _) => None,
+    }
+}
+
+/// How an access token was presented (RFC 6750, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` (or a session cookie): no proof of possession.
+    Bearer,
+    /// `Authorization: DPoP`, with a `DPoP` proof header.
+    Dpop,
+}
+
+/// The access token of `headers` and its scheme, if any (`Bearer` or
+/// `DPoP`, case-insensitive).
+pub fn access_token(headers: &HeaderMap) -> Option<(Scheme, &str)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim_start().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, token.trim()))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((Scheme::Dpop, token.trim()))
+    } else {
+        None
+    }
 }
 
 impl<C: Context> FromRequestParts<Arc<C>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Arc<C>) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or(AuthError::Missing)?;
+        let (_, token) = access_token(&parts.headers).ok_or(AuthError::Missing)?;
         Caller::of_request(ctx.as_ref(), token, parts, Accept::Warden).await
     }
 }
@@ -227,8 +261,13 @@ mod tests {
             axum::http::HeaderValue::from_static("bEaReR  abc "),
         );
         assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(access_token(&h), Some((Scheme::Bearer, "abc")));
         h.insert(header::AUTHORIZATION, axum::http::HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
+        assert_eq!(access_token(&h), None);
+        h.insert(header::AUTHORIZATION, axum::http::HeaderValue::from_static("dpop xyz"));
+        assert_eq!(bearer(&h), None, "a DPoP token is no bearer token");
+        assert_eq!(access_token(&h), Some((Scheme::Dpop, "xyz")));
     }
 
     #[test]

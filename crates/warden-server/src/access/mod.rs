@@ -42,11 +42,12 @@ use warden_store::{Store, StoreError};
 pub use self::attributes::RegistryAttributes;
 pub use self::audiences::AudienceVerifiers;
 pub use self::authenticate::{Accept, Presented, authenticate};
-pub use self::caller::{Admin, Auditor, Caller, bearer};
+pub use self::caller::{Admin, Auditor, Caller, Scheme, access_token, bearer};
 pub use self::cedar::CedarAuthorizer;
 pub use self::decide::WARDEN_API_ROUTE;
 pub use self::federation::{Federation, FederationError};
 pub use self::request::{AccessRequest, Authorizer, AuthzDecision, ScopeOnlyAuthorizer};
+use crate::dpop::Dpop;
 use crate::options::ServerOptions;
 use crate::state::AppState;
 
@@ -61,12 +62,15 @@ pub struct Access {
     pub federation: Federation,
     /// Verified-token caches per audience (the routes' and the dashboard's).
     pub audiences: AudienceVerifiers,
+    /// DPoP proof checking (RFC 9449): for DPoP-bound tokens here, and at
+    /// the token endpoint.
+    pub dpop: Dpop,
 }
 
 impl Access {
     /// The access layer of a server configured with `options`, deciding
-    /// with `policies`.
-    pub fn new(options: &ServerOptions, policies: Arc<CedarAuthorizer>) -> Result<Self, FederationError> {
+    /// with `policies`, checking DPoP proofs with `dpop`.
+    pub fn new(options: &ServerOptions, policies: Arc<CedarAuthorizer>, dpop: Dpop) -> Result<Self, FederationError> {
         let route_audiences = options
             .routes
             .iter()
@@ -76,6 +80,7 @@ impl Access {
             policies,
             federation: Federation::new(options.federation.clone())?,
             audiences: AudienceVerifiers::new(&options.issuer, route_audiences),
+            dpop,
         })
     }
 

@@ -88,6 +88,7 @@ fn person_grant(session: &Session, client_id: &str, scopes: Vec<String>, audienc
         audience,
         act: None,
         tenant: session.call.tenant.clone(),
+        jkt: None,
     }
 }
 

@@ -43,6 +43,7 @@ pub struct ClientRow {
     scopes: String,
     roles: String,
     auth: &'static str,
+    dpop: bool,
     disabled: bool,
     last_used: String,
 }
@@ -123,6 +124,7 @@ pub async fn page<S: Store>(
                         warden_store::oauth::ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
                         warden_store::oauth::ClientAuth::None => "none (public client)",
                     },
+                    dpop: c.require_dpop,
                     disabled: c.disabled,
                     last_used: c.last_used_at.map_or_else(|| "never".to_owned(), time),
                 })

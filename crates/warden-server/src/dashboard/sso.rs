@@ -308,6 +308,7 @@ async fn open_session<S: Store>(
         audience: vec![app.options.ui_audience()],
         act: None,
         tenant: None,
+        jkt: None,
     };
     let minted = mint(app, &grant, jti()?, exp, t)?;
     let issued = EventKind::TokenIssued {

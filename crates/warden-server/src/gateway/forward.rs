@@ -27,7 +27,8 @@
 //! - No identity header from the client: every `X-Warden-*` header and any
 //!   configured name is removed, then the verified identity is added
 //!   ([`IdentityHeaders`]).
-//! - No `Authorization`, unless the route sets `forward_authorization`.
+//! - No `Authorization` and no `DPoP` proof, unless the route sets
+//!   `forward_authorization`.
 //! - No redirects followed, no proxy, no decompression: the response is
 //!   the upstream's, byte for byte (`Accept: */*` is added when the client
 //!   sent no `Accept`).
@@ -204,7 +205,7 @@ pub fn upstream_headers(
             // Warden's server already answered `100-continue`; the upstream
             // gets the body without waiting.
             || *name == header::EXPECT
-            || (*name == header::AUTHORIZATION && !forward_authorization)
+            || ((*name == header::AUTHORIZATION || name.as_str() == crate::dpop::DPOP_HEADER) && !forward_authorization)
             || *name == x_forwarded_for
             || *name == x_forwarded_host
             || *name == x_forwarded_proto;

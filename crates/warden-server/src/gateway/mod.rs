@@ -7,7 +7,7 @@
 //! [`GatewayError`]:
 //! 1. **match**: the path is checked ([`route::check_path`]) and the
 //!    longest prefix wins ([`RouteTable::find`]) → else 404;
-//! 2. **authenticate**: the bearer token, Warden's for the route's
+//! 2. **authenticate**: the access token (bearer, or DPoP with its proof), Warden's for the route's
 //!    audience (the issuer by default) or a trusted external issuer's for
 //!    the same audience, not revoked ([`crate::access::authenticate()`]) →
 //!    else 401;
@@ -70,7 +70,7 @@ pub use self::limit::{LimiterStatus, LocalRateLimiter, RateKey, RateLimiter, Ref
 pub use self::reply::GatewayError;
 use self::route::{Matched, Route};
 pub use self::route::{RouteError, RouteTable};
-use crate::access::{Accept, Access, Caller, Presented, authenticate, bearer};
+use crate::access::{Accept, Access, Caller, Presented, access_token, authenticate};
 pub use crate::access::{AccessRequest, Authorizer, AuthzDecision, ScopeOnlyAuthorizer};
 use crate::error::AuthError;
 use crate::http::client_ip;
@@ -332,10 +332,13 @@ async fn identify<S: Store>(
 ) -> Result<Caller, GatewayError> {
     let app = &*ctx.app;
     let verifying = std::time::Instant::now();
-    let caller = match bearer(&parts.headers) {
-        Some(token) => {
+    let caller = match access_token(&parts.headers) {
+        Some((scheme, token)) => {
             let presented = Presented {
                 token,
+                scheme,
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
                 headers: &parts.headers,
                 request_id: request_id.to_owned(),
                 source_ip: client_ip::of_request(parts, &app.options.trusted_proxies),

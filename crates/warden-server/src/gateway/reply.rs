@@ -84,6 +84,7 @@ impl GatewayError {
             description: self.to_string(),
             challenge: None,
             retry_after: None,
+            dpop_nonce: None,
         };
         match self {
             GatewayError::NoRoute => ApiError::not_found(self.to_string()),

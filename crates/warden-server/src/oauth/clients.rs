@@ -175,6 +175,11 @@ pub struct ClientSpec {
     /// (https, loopback http with any port, or a private-use scheme).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Whether the token endpoint requires a DPoP proof (RFC 9449) from it:
+    /// without one it gets `invalid_dpop_proof`, and all its access tokens
+    /// are bound to its DPoP key.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 fn default_auth() -> String {
@@ -396,6 +401,7 @@ impl ClientSpec {
             last_used_at: None,
             redirect_uris: self.redirect_uris.clone(),
             tenant: self.tenant.clone(),
+            require_dpop: self.require_dpop,
         };
         Ok((record, jwks))
     }
@@ -490,6 +496,7 @@ pub fn describe(c: &ClientRecord) -> serde_json::Value {
         "last_used_at": c.last_used_at,
         "tenant": c.tenant,
         "redirect_uris": c.redirect_uris,
+        "require_dpop": c.require_dpop,
     });
     if let (ClientAuth::PrivateKeyJwt { jwks }, Some(obj)) = (&c.auth, v.as_object_mut()) {
         obj.insert(
@@ -541,6 +548,7 @@ mod tests {
             jwks: None,
             tenant: None,
             redirect_uris: Vec::new(),
+            require_dpop: false,
         };
         let (r, _) = spec(&["token_exchange"], "secret").validate(1).unwrap();
         assert_eq!(r.tenant, None);

@@ -1,5 +1,7 @@
 //! `POST /oauth/introspect` (RFC 7662). The caller is an authenticated
-//! client or presents a bearer token with the introspection scope.
+//! client or presents an access token (bearer, or DPoP-bound with its
+//! proof) with the introspection scope. A DPoP-bound token is reported
+//! with `token_type` `DPoP` and its `cnf` (RFC 9449 §6.2).
 //! Inactive, unknown, revoked, expired or foreign tokens all get exactly
 //! `{"active":false}`. Foreign means: another issuer's token; for a
 //! client-authenticated caller, an access token neither issued to it nor
@@ -18,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use warden_store::Store;
 
-use crate::access::{Accept, Caller, bearer};
+use crate::access::{Accept, Caller, access_token};
 use crate::error::ApiError;
 use crate::http::{client_ip, read_body};
 use crate::oauth::OAuthState;
@@ -38,7 +40,7 @@ pub async fn introspect<S: Store>(
     let headers = &parts.headers;
     let bytes = read_body(body, state.app.options.oauth.max_body_bytes).await?;
     let form = Form::parse(headers, &bytes)?;
-    let caller_client = if let Some(token) = bearer(headers) {
+    let caller_client = if let Some((_, token)) = access_token(headers) {
         let caller = Caller::of_request(&*state, token, &parts, Accept::Warden).await?;
         caller.require(roles::ADMIN, &state.app.options.oauth.introspection_scope)?;
         None
@@ -93,7 +95,7 @@ async fn access<S: Store>(state: &OAuthState<S>, token: &str, caller: Option<&st
     }
     let mut v = json!({
         "active": true,
-        "token_type": "Bearer",
+        "token_type": if c.cnf_jkt().is_some() { "DPoP" } else { "Bearer" },
         "iss": c.iss(),
         "sub": c.sub(),
         "aud": c.aud(),
@@ -113,6 +115,10 @@ async fn access<S: Store>(state: &OAuthState<S>, token: &str, caller: Option<&st
         }
         if let Some(tenant) = c.raw().get("tenant") {
             obj.insert("tenant".into(), tenant.clone());
+        }
+        // RFC 9449 §6.2: the key a bound token is bound to.
+        if let Some(cnf) = c.raw().get("cnf") {
+            obj.insert("cnf".into(), cnf.clone());
         }
     }
     Some(v)
@@ -135,7 +141,7 @@ async fn refresh<S: Store>(
     }
     let grant: Grant =
         serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
-    Ok(Some(json!({
+    let mut v = json!({
         "active": true,
         "token_type": "refresh_token",
         "iss": state.app.options.issuer,
@@ -145,5 +151,9 @@ async fn refresh<S: Store>(
         "aud": grant.audience,
         "iat": row.issued_at,
         "exp": row.expires_at.min(row.family.expires_at),
-    })))
+    });
+    if let (Some(jkt), Some(obj)) = (grant.jkt, v.as_object_mut()) {
+        obj.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
+    Ok(Some(v))
 }

@@ -23,6 +23,7 @@ pub fn document<S: Store>(state: &OAuthState<S>) -> Value {
         .iter()
         .map(|a| a.as_str())
         .collect();
+    let dpop_algs: Vec<&str> = state.access.dpop.algorithms().iter().map(|a| a.as_str()).collect();
     let auth_methods = [method::BASIC, method::POST, method::PRIVATE_KEY_JWT];
     let token_auth_methods = [method::BASIC, method::POST, method::PRIVATE_KEY_JWT, method::NONE];
     json!({
@@ -45,6 +46,8 @@ pub fn document<S: Store>(state: &OAuthState<S>) -> Value {
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "access_token_signing_alg_values_supported": algs,
+        // RFC 9449 §5.1: DPoP proofs are checked with the tokens' algorithms.
+        "dpop_signing_alg_values_supported": dpop_algs,
     })
 }
 

@@ -60,6 +60,8 @@ pub struct ServerOptions {
     pub rotate_every: u64,
     /// Token-service rules.
     pub oauth: OAuthOptions,
+    /// `[dpop]`: DPoP proofs (RFC 9449).
+    pub dpop: DpopOptions,
     /// Audit-log settings.
     pub audit: AuditOptions,
     /// Trusted external issuers for token exchange and gateway routes.
@@ -121,6 +123,7 @@ impl Default for ServerOptions {
             },
             rotate_every: 0,
             oauth: OAuthOptions::default(),
+            dpop: DpopOptions::default(),
             audit: AuditOptions::for_issuer(&format!("http://{DEFAULT_LISTEN}")),
             federation: Vec::new(),
             login: Vec::new(),
@@ -198,6 +201,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("rotation", &self.rotation)
             .field("rotate_every", &self.rotate_every)
             .field("oauth", &self.oauth)
+            .field("dpop", &self.dpop)
             .field("audit", &self.audit)
             .field("federation", &self.federation)
             .field("login", &self.login)
@@ -430,6 +434,33 @@ impl Default for OAuthOptions {
             auth_failures_per_minute: 10,
             assertion_max_ttl: 300,
             introspection_scope: "warden.introspect".into(),
+        }
+    }
+}
+
+/// `[dpop]`: how DPoP proofs (RFC 9449) are checked, at the token
+/// endpoint and wherever a DPoP-bound token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopOptions {
+    /// Seconds a proof's `iat` may be ahead of the server's clock.
+    pub leeway: u64,
+    /// Seconds after its `iat` a proof is still accepted (each proof once:
+    /// its `jti` is remembered this long, plus the leeway).
+    pub max_age: u64,
+    /// Require a server nonce in every proof (RFC 9449 §8, §9): a proof
+    /// without a current one is answered `use_dpop_nonce` with a fresh
+    /// nonce in `DPoP-Nonce`. Nonces are derived from the master key and
+    /// the time, so every replica accepts every other's.
+    pub require_nonce: bool,
+}
+
+impl Default for DpopOptions {
+    fn default() -> Self {
+        DpopOptions {
+            leeway: warden_jose::dpop::DEFAULT_PROOF_LEEWAY,
+            max_age: warden_jose::dpop::DEFAULT_PROOF_MAX_AGE,
+            require_nonce: false,
         }
     }
 }

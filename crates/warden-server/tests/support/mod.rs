@@ -239,6 +239,7 @@ impl<S: Store> Server<S> {
             jwks: None,
             tenant: None,
             redirect_uris: Vec::new(),
+            require_dpop: false,
         };
         let (_, secret) = clients::create(
             &self.state.store,
@@ -277,6 +278,7 @@ impl<S: Store> Server<S> {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             tenant: None,
             act: None,
+            cnf: None,
         };
         let mut value = serde_json::to_value(&claims).unwrap();
         if let Some((k, v)) = extra {

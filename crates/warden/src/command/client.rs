@@ -52,6 +52,7 @@ fn spec(args: &ClientCreateArgs) -> anyhow::Result<ClientSpec> {
         jwks,
         tenant: args.tenant.clone(),
         redirect_uris: args.redirect_uris.clone(),
+        require_dpop: args.require_dpop,
     })
 }
 
@@ -134,7 +135,11 @@ impl StoreTask for ClientTask<'_> {
                             c.client_id,
                             c.kind.as_str(),
                             c.tenant.as_deref().unwrap_or("-"),
-                            c.auth.method(),
+                            if c.require_dpop {
+                                format!("{}+dpop", c.auth.method())
+                            } else {
+                                c.auth.method().to_owned()
+                            },
                             if c.disabled { "disabled" } else { "enabled" },
                             c.last_used_at.map_or_else(|| "never".to_owned(), rfc3339),
                             grants.join(",")

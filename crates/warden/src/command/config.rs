@@ -40,6 +40,9 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) {
             println!("oauth.auth_failures_per_minute = {}", o.auth_failures_per_minute);
             println!("oauth.assertion_max_ttl = {}", o.assertion_max_ttl);
             println!("oauth.introspection_scope = {:?}", o.introspection_scope);
+            println!("dpop.leeway = {}", s.dpop.leeway);
+            println!("dpop.max_age = {}", s.dpop.max_age);
+            println!("dpop.require_nonce = {}", s.dpop.require_nonce);
             if let Some(url) = &s.redis_url {
                 println!("redis_url = {:?}", redact_url(url));
             }

@@ -211,6 +211,7 @@ fn demo_clients() -> [ClientSpec; 2] {
         jwks: None,
         tenant: None,
         redirect_uris: Vec::new(),
+        require_dpop: false,
     };
     [
         spec(

@@ -114,6 +114,7 @@ impl StoreTask for IssueTask<'_> {
             roles: args.roles,
             tenant: args.tenant,
             act: None,
+            cnf: None,
         };
         let token = encode(&key, "at+jwt", &claims)?;
         let event = EventKind::TokenIssued {

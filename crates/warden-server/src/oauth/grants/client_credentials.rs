@@ -4,18 +4,22 @@ use axum::response::Response;
 use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 
-use super::{Grant, audiences, check_grant, gets_refresh_tokens, jti, mint, scopes, start_family, token_response};
+use super::{
+    Grant, Possession, audiences, check_grant, gets_refresh_tokens, jti, mint, scopes, start_family, token_response,
+};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::client_auth::Authenticated;
 use crate::oauth::clients::grant;
 use crate::oauth::form::Form;
 
-/// Issues a token whose subject is the client itself.
+/// Issues a token whose subject is the client itself, bound to the DPoP
+/// key the request proved possession of, if any.
 pub async fn grant<S: Store>(
     state: &OAuthState<S>,
     client: Authenticated,
     form: &Form,
+    possession: &Possession,
     now: u64,
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::CLIENT_CREDENTIALS)?;
@@ -32,6 +36,7 @@ pub async fn grant<S: Store>(
         // allow that tenant, and (under strict tenancy) a client of no
         // tenant only what belongs to none.
         tenant: c.tenant.clone(),
+        jkt: possession.jkt.clone(),
     };
     let minted = mint(&state.app, &grant, jti()?, now + state.app.options.default_ttl, now)?;
     let refresh = if gets_refresh_tokens(c) {

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
+use warden_jose::issue::{AccessTokenClaims, Confirmation, encode, new_jti};
 use warden_store::Store;
 use warden_store::oauth::{ClientRecord, Family, NewRefresh};
 
@@ -53,6 +53,22 @@ pub struct Grant {
     /// Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The DPoP key (RFC 7638 thumbprint) its access tokens are bound to
+    /// (`cnf.jkt`, RFC 9449); a refresh token keeps it, so its redemption
+    /// needs a proof by the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+}
+
+/// What a token request proved with its `DPoP` header (RFC 9449 §5), and
+/// where it came from (for the audit record of a refusal).
+#[derive(Debug, Clone)]
+pub struct Possession {
+    /// The thumbprint of the key the request's proof was signed with;
+    /// `None` without a proof.
+    pub jkt: Option<String>,
+    /// The caller's address.
+    pub source_ip: std::net::IpAddr,
 }
 
 /// A signed access token.
@@ -66,6 +82,8 @@ pub struct Minted {
     pub kid: String,
     /// Its `exp`.
     pub exp: u64,
+    /// Whether it is DPoP-bound (`token_type` `DPoP`).
+    pub dpop: bool,
 }
 
 /// The audiences to issue for: what was asked (`resource` / `audience`,
@@ -132,6 +150,7 @@ pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, n
         roles: grant.roles.clone(),
         tenant: grant.tenant.clone(),
         act: grant.act.clone(),
+        cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
     };
     let token = encode(key, "at+jwt", &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
@@ -142,6 +161,7 @@ pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, n
         jti,
         kid: key.kid().to_owned(),
         exp,
+        dpop: grant.jkt.is_some(),
     })
 }
 
@@ -228,7 +248,7 @@ pub fn token_response(
 ) -> Response {
     let mut body = json!({
         "access_token": minted.token,
-        "token_type": "Bearer",
+        "token_type": if minted.dpop { "DPoP" } else { "Bearer" },
         "expires_in": minted.exp.saturating_sub(now),
         "scope": scope::join(scopes),
     });

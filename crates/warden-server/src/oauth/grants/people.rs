@@ -13,7 +13,7 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 use warden_store::authorization::{CodeRedeemed, DevicePoll, DeviceStatus};
 
-use super::{Grant, check_grant, jti, mint, start_family_with_id, token_response};
+use super::{Grant, Possession, check_grant, jti, mint, start_family_with_id, token_response};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::client_auth::Authenticated;
@@ -31,6 +31,7 @@ pub async fn authorization_code<S: Store>(
     state: &OAuthState<S>,
     client: Authenticated,
     form: &Form,
+    possession: &Possession,
     now: u64,
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::AUTHORIZATION_CODE)?;
@@ -82,7 +83,7 @@ pub async fn authorization_code<S: Store>(
     }
     let granted: Grant =
         serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
-    let (response, family) = issue(state, &granted, "authorization_code", now).await?;
+    let (response, family) = issue(state, &granted, possession, "authorization_code", now).await?;
     state.app.store.set_code_family(&hash, &family).await?;
     Ok(response)
 }
@@ -92,6 +93,7 @@ pub async fn device_code<S: Store>(
     state: &OAuthState<S>,
     client: Authenticated,
     form: &Form,
+    possession: &Possession,
     now: u64,
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::DEVICE_CODE)?;
@@ -120,20 +122,28 @@ pub async fn device_code<S: Store>(
                 .ok_or_else(|| ApiError::internal("an approved device grant has no grant"))?;
             let granted: Grant =
                 serde_json::from_str(&data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
-            issue(state, &granted, "device_code", now).await.map(|(r, _)| r)
+            issue(state, &granted, possession, "device_code", now)
+                .await
+                .map(|(r, _)| r)
         }
     }
 }
 
-/// The access token and refresh token of what a person granted, audited
-/// as `token_issued` with `label` as the grant; returns the response and
-/// the refresh-token family.
+/// The access token and refresh token of what a person granted, bound to
+/// the client's DPoP key when it proved one (RFC 9449), audited as
+/// `token_issued` with `label` as the grant; returns the response and the
+/// refresh-token family.
 async fn issue<S: Store>(
     state: &OAuthState<S>,
     granted: &Grant,
+    possession: &Possession,
     label: &str,
     now: u64,
 ) -> Result<(Response, String), ApiError> {
+    let granted = &Grant {
+        jkt: possession.jkt.clone(),
+        ..granted.clone()
+    };
     let o = &state.app.options;
     let minted = mint(&state.app, granted, jti()?, now + o.default_ttl, now)?;
     let (refresh, family) =

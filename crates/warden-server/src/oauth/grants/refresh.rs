@@ -8,7 +8,8 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 use warden_store::oauth::{NewRefresh, Redeemed};
 
-use super::{Grant, check_grant, hash_refresh, jti, mint, new_refresh_token, token_response};
+use super::{Grant, Possession, check_grant, hash_refresh, jti, mint, new_refresh_token, token_response};
+use crate::dpop::{self, DpopRefusal, Refused};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::client_auth::Authenticated;
@@ -16,11 +17,14 @@ use crate::oauth::clients::grant;
 use crate::oauth::form::Form;
 use crate::oauth::scope;
 
-/// Redeems a refresh token.
+/// Redeems a refresh token. One whose grant is DPoP-bound needs a proof
+/// by the same key, and its access token is bound to it; an unbound one
+/// presented with a proof gets an access token bound to the proof's key.
 pub async fn grant<S: Store>(
     state: &OAuthState<S>,
     client: Authenticated,
     form: &Form,
+    possession: &Possession,
     now: u64,
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::REFRESH_TOKEN)?;
@@ -45,6 +49,27 @@ pub async fn grant<S: Store>(
     }
     let stored: Grant =
         serde_json::from_str(&row.grant_data).map_err(|_| ApiError::internal("stored grant is corrupt"))?;
+    // Checked before the token is spent: a refusal leaves it usable by
+    // its holder, with the right key.
+    let binding = match (&stored.jkt, &possession.jkt) {
+        (Some(bound), Some(proved)) if bound != proved => Err(DpopRefusal::WrongKey),
+        (Some(_), None) => Err(DpopRefusal::Missing),
+        (_, proved) => Ok(proved.clone()),
+    };
+    let jkt = match binding {
+        Ok(jkt) => jkt,
+        Err(refusal) => {
+            let who = Refused {
+                principal: &stored.subject,
+                client_id: &stored.client_id,
+                method: "POST",
+                path: "/oauth/token",
+                source_ip: possession.source_ip,
+            };
+            dpop::audit_refusal(&state.app, &refusal, who, now).await;
+            return Err(refusal.token_endpoint_error());
+        }
+    };
     // A narrower scope may be asked for this access token (RFC 6749 §6);
     // the refresh token keeps the original grant. A scope beyond it is an
     // error, never silently dropped.
@@ -89,6 +114,7 @@ pub async fn grant<S: Store>(
     let access = Grant {
         scopes: access_scopes,
         audience: access_audience,
+        jkt,
         ..stored
     };
     // Signed before the redemption, so that the rotation, its audit record

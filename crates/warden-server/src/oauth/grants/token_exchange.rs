@@ -32,8 +32,8 @@ use warden_store::Store;
 use warden_store::oauth::ClientRecord;
 
 use super::{
-    ACCESS_TOKEN_TYPE, Grant, JWT_TOKEN_TYPE, audiences, check_grant, gets_refresh_tokens, jti, mint, start_family,
-    token_response,
+    ACCESS_TOKEN_TYPE, Grant, JWT_TOKEN_TYPE, Possession, audiences, check_grant, gets_refresh_tokens, jti, mint,
+    start_family, token_response,
 };
 use crate::access::delegation;
 use crate::error::ApiError;
@@ -195,6 +195,7 @@ pub async fn grant<S: Store>(
     state: &OAuthState<S>,
     client: Authenticated,
     form: &Form,
+    possession: &Possession,
     now: u64,
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::TOKEN_EXCHANGE)?;
@@ -306,6 +307,9 @@ pub async fn grant<S: Store>(
         audience,
         act: Some(act),
         tenant: subject.tenant,
+        // Bound to the calling client's key when it sent a proof: the
+        // delegated token is the agent's to use, with the agent's key.
+        jkt: possession.jkt.clone(),
     };
     let minted = mint(&state.app, &grant, jti()?, exp, now)?;
     let refresh = if gets_refresh_tokens(c) {
