@@ -7,12 +7,17 @@
 //   SIGNIN_BASE         the server, e.g. http://127.0.0.1:PORT
 //   SIGNIN_DEVICE_URL   the URL `warden login` printed (/ui/device?user_code=…)
 //   SIGNIN_USER_CODE    the code it printed
+//   SIGNIN_AUTHORIZE_URL the URL `warden login --browser` printed
 //   SIGNIN_ARTIFACTS    where screenshots go
 //   CHROMIUM            the browser (default /usr/bin/chromium)
 // The scenario: Bob (an auditor at the provider) opens the audit log, is
 // sent to the provider, signs in there and lands on the audit log signed
 // in as himself; Alice (an ML engineer) opens the device URL, signs in,
-// sees the code her terminal shows and approves it. No console error and
+// sees the code her terminal shows and approves it; Bob opens the URL of
+// `warden login --browser`, approves on the consent page and lands on the
+// command's loopback page (the consent page moves on by itself: a
+// redirect after a form post would break the dashboard's form-action
+// policy). No console error and
 // no CSP violation on Warden's pages. Exit 0 and a JSON summary on the
 // last line when every check passed; exit 1 with the failed expectation
 // otherwise. Every wait is bounded.
@@ -85,7 +90,7 @@ async function landOn(p, pathname) {
   }
 }
 
-async function scenario(browser, { base, deviceUrl, userCode, dir }) {
+async function scenario(browser, { base, deviceUrl, userCode, authorizeUrl, dir }) {
   at('bob opens the audit log and is sent to the provider');
   const bob = await person(browser, base, 'bob');
   await bob.page.goto(`${base}/ui/audit`);
@@ -113,6 +118,14 @@ async function scenario(browser, { base, deviceUrl, userCode, dir }) {
   await alice.page.click('#approve-allow');
   await alice.page.locator('#approve-done').waitFor({ state: 'visible' });
 
+  at('bob approves warden login --browser on the consent page');
+  await bob.page.goto(authorizeUrl);
+  await landOn(bob, '/ui/authorize');
+  await bob.page.click('#approve-allow');
+  await bob.page.waitForURL((u) => u.pathname === '/callback' && u.port !== new URL(base).port, { timeout: TIMEOUT });
+  const landed = await bob.page.locator('body').innerText();
+  expect(landed.includes('Signed in'), `the command's page should say so: ${landed.slice(0, 200)}`);
+
   for (const p of people) {
     expect(p.errors.length === 0, `${p.name}: console errors or CSP violations:\n  ${p.errors.join('\n  ')}`);
   }
@@ -122,6 +135,7 @@ async function main() {
   const base = env('SIGNIN_BASE').replace(/\/+$/, '');
   const deviceUrl = env('SIGNIN_DEVICE_URL');
   const userCode = env('SIGNIN_USER_CODE');
+  const authorizeUrl = env('SIGNIN_AUTHORIZE_URL');
   const dir = env('SIGNIN_ARTIFACTS');
   mkdirSync(dir, { recursive: true });
   const browser = await chromium.launch({
@@ -135,7 +149,7 @@ async function main() {
     process.exit(1);
   }, WATCHDOG);
   try {
-    await scenario(browser, { base, deviceUrl, userCode, dir });
+    await scenario(browser, { base, deviceUrl, userCode, authorizeUrl, dir });
   } catch (e) {
     for (const p of people) {
       await p.page.screenshot({ path: path.join(dir, `failure-${p.name}.png`), fullPage: true, timeout: 5000 }).catch(() => {});

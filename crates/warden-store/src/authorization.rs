@@ -191,10 +191,12 @@ pub trait AuthorizationStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// One poll by the device at `now`.
+    /// One poll by the device at `now`, for `client_id`: an approved grant
+    /// is handed out only to the client it was issued to.
     fn poll_device_grant(
         &self,
         device_hash: &[u8; 32],
+        client_id: &str,
         now: u64,
     ) -> impl Future<Output = Result<DevicePoll, StoreError>> + Send;
 
@@ -283,7 +285,7 @@ pub(crate) struct AuthorizationSql {
     /// (now, device_hash): records a poll unless the last one was less
     /// than the interval ago.
     pub poll_device: &'static str,
-    /// (device_hash): approved → issued.
+    /// (device_hash, client_id): approved → issued.
     pub issue_device: &'static str,
     /// (cutoff): deletes codes expired before it.
     pub purge_codes: &'static str,
@@ -394,7 +396,12 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
-    async fn poll_device_grant(&self, device_hash: &[u8; 32], now: u64) -> Result<DevicePoll, StoreError> {
+    async fn poll_device_grant(
+        &self,
+        device_hash: &[u8; 32],
+        client_id: &str,
+        now: u64,
+    ) -> Result<DevicePoll, StoreError> {
         let polled = sqlx::query(DB::AUTHORIZATION.poll_device)
             .bind(to_i64(now)?)
             .bind(&device_hash[..])
@@ -412,9 +419,10 @@ where
         if !in_time {
             return Ok(DevicePoll::TooFast);
         }
-        if grant.status == DeviceStatus::Approved {
+        if grant.status == DeviceStatus::Approved && grant.client_id == client_id {
             let issued = sqlx::query(DB::AUTHORIZATION.issue_device)
                 .bind(&device_hash[..])
+                .bind(client_id)
                 .execute(self.writer())
                 .await?;
             if DB::rows_affected(&issued) != 1 {
@@ -494,16 +502,16 @@ pub(crate) async fn check_authorizations<S: AuthorizationStore>(store: &S) {
         ..grant.clone()
     };
     assert!(!store.insert_device_grant(&taken).await.unwrap(), "user code taken");
-    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], 1005).await.unwrap() else {
+    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], "cli", 1005).await.unwrap() else {
         panic!("first poll")
     };
     assert_eq!(g.status, DeviceStatus::Pending);
     assert_eq!(
-        store.poll_device_grant(&[1; 32], 1007).await.unwrap(),
+        store.poll_device_grant(&[1; 32], "cli", 1007).await.unwrap(),
         DevicePoll::TooFast
     );
     assert_eq!(
-        store.poll_device_grant(&[3; 32], 1007).await.unwrap(),
+        store.poll_device_grant(&[3; 32], "cli", 1007).await.unwrap(),
         DevicePoll::Unknown
     );
     assert!(
@@ -521,17 +529,42 @@ pub(crate) async fn check_authorizations<S: AuthorizationStore>(store: &S) {
     );
     let found = store.find_device_grant("BCDF-GHJK").await.unwrap().unwrap();
     assert_eq!(found.subject.as_deref(), Some("user:alice"));
-    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], 1013).await.unwrap() else {
+    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], "cli", 1013).await.unwrap() else {
         panic!("approved poll")
     };
     assert_eq!(
         (g.status, g.grant_data.as_deref()),
         (DeviceStatus::Approved, Some("{\"x\":1}"))
     );
-    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], 1020).await.unwrap() else {
+    let DevicePoll::Found(g) = store.poll_device_grant(&[1; 32], "cli", 1020).await.unwrap() else {
         panic!("after issue")
     };
     assert_eq!(g.status, DeviceStatus::Issued, "handed out once");
+    // Another client's poll never takes an approved grant.
+    let other = NewDeviceGrant {
+        device_hash: [5; 32],
+        user_code: "VWXZ-BCDF".into(),
+        ..grant.clone()
+    };
+    assert!(store.insert_device_grant(&other).await.unwrap());
+    assert!(
+        store
+            .decide_device_grant("VWXZ-BCDF", "user:alice", Some("{}"), 1030)
+            .await
+            .unwrap()
+    );
+    let DevicePoll::Found(g) = store.poll_device_grant(&[5; 32], "mallory", 1031).await.unwrap() else {
+        panic!("another client's poll")
+    };
+    assert_eq!((g.status, g.client_id.as_str()), (DeviceStatus::Approved, "cli"));
+    let DevicePoll::Found(g) = store.poll_device_grant(&[5; 32], "cli", 1040).await.unwrap() else {
+        panic!("the client's poll")
+    };
+    assert_eq!(
+        g.status,
+        DeviceStatus::Approved,
+        "still there for its own client, who takes it now"
+    );
     // An expired grant cannot be approved.
     let old = NewDeviceGrant {
         device_hash: [4; 32],

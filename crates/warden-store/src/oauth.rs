@@ -332,10 +332,11 @@ pub trait OAuthStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
 
-    /// The live refresh-token families (not revoked, not past their
-    /// absolute expiry at `now`) of `subject`, or of everyone when `None`,
-    /// newest first, at most `limit`, each with when it was last used (its
-    /// newest token's issue time): the sign-ins a person can end.
+    /// The live refresh-token families of people (subject `user:…`; not
+    /// revoked, not past their absolute expiry at `now`) of `subject`, or
+    /// of every person when `None`, newest first, at most `limit`, each
+    /// with when it was last used (its newest token's issue time): the
+    /// sign-ins a person can end. Services' own families are not listed.
     fn live_families(
         &self,
         subject: Option<&str>,
@@ -958,12 +959,21 @@ pub(crate) async fn check_purge_of_revoked_families<S: OAuthStore>(store: &S) {
     store.start_family(&family("revoked"), &token(1)).await.unwrap();
     store.start_family(&family("live"), &token(2)).await.unwrap();
     store.revoke_family("revoked", 2000).await.unwrap();
+    // Services' families are not people's sign-ins.
+    assert!(store.live_families(Some("svc:c"), 2000, 10).await.unwrap().is_empty());
+    let person = |id: &str| Family {
+        subject: "user:p".into(),
+        ..family(id)
+    };
+    store.start_family(&person("p-revoked"), &token(3)).await.unwrap();
+    store.start_family(&person("p-live"), &token(4)).await.unwrap();
+    store.revoke_family("p-revoked", 2000).await.unwrap();
     // Only the live family is a live sign-in, last used when its newest
     // token was issued.
-    let live = store.live_families(Some("svc:c"), 2000, 10).await.unwrap();
+    let live = store.live_families(Some("user:p"), 2000, 10).await.unwrap();
     assert_eq!(
         live.iter().map(|(f, last)| (f.id.as_str(), *last)).collect::<Vec<_>>(),
-        [("live", 1000)]
+        [("p-live", 1000)]
     );
     assert_eq!(store.live_families(None, 2000, 10).await.unwrap().len(), 1);
     assert!(

@@ -623,6 +623,7 @@ impl Config {
             }
             login.push(provider);
         }
+        check_login_subjects(&login)?;
         warden_server::gateway::RouteTable::new(self.route.clone()).map_err(|e| anyhow!("config `[[route]]`: {e}"))?;
         if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
             bail!(
@@ -928,6 +929,36 @@ fn resolve_login(l: LoginConfig) -> anyhow::Result<warden_server::options::Login
         allowed_domains: l.allowed_domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
         subject,
     })
+}
+
+/// With several providers, no two may ever name the same person: each
+/// must name people by email (`subject = "email"`) from domains of its
+/// own (`allowed_domains`, no domain shared). A `sub` is unique only
+/// within its issuer, and an email domain open to two providers lets
+/// either vouch for anyone in it.
+fn check_login_subjects(providers: &[warden_server::options::LoginProvider]) -> anyhow::Result<()> {
+    use warden_server::options::SubjectForm;
+    if providers.len() < 2 {
+        return Ok(());
+    }
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in providers {
+        if p.subject != SubjectForm::Email || p.allowed_domains.is_empty() {
+            bail!(
+                "config `[[login]]` `{}`: with several providers, each needs subject = \"email\" and allowed_domains of its own, so that no two can sign in the same person",
+                p.name
+            );
+        }
+        for d in &p.allowed_domains {
+            if let Some(other) = owner.insert(d, &p.name) {
+                bail!(
+                    "config `[[login]]`: the domain `{d}` is allowed by both `{other}` and `{}`; either could sign in anyone of it",
+                    p.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `https://`, or `http://` on a loopback address only.

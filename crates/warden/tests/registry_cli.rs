@@ -3,7 +3,9 @@
 //! PostgreSQL in a fresh schema (`WARDEN_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`; unreachable means failure).
 //!
-//! One story, as docs/registry.md § Walk-through tells it: an ML engineer
+//! One story, as docs/registry.md § Walk-through tells it: five people
+//! sign in with `warden login` through the test identity provider
+//! (`peers::people`; their groups give their roles), an ML engineer
 //! registers a pii dataset, a derived dataset and a model trained on it,
 //! stages the model and asks for its promotion; the four-eyes rule refuses
 //! the requester and a second vote by the same approver, and two distinct
@@ -16,19 +18,15 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::Path;
+mod peers;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use peers::people::{self, CLI_SCOPES, Setup};
 use serde_json::Value;
-use warden_test_support::binary::{Server, Warden};
 use warden_test_support::db::Backend;
 
-/// The scopes of the README's tokens.
-const EVE_SCOPES: &str =
-    "dataset.create dataset.write dataset.read model.register model.promote model.approve model.read lineage.read";
-const APPROVER_SCOPES: &str = "model.approve model.read";
-const SCIENTIST_SCOPES: &str = "dataset.read model.read lineage.read";
-const AUDITOR_SCOPES: &str = "dataset.read dataset.create model.read lineage.read";
 /// The README's digests of the derived dataset and of the model.
 const FEATURES_DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const MODEL_DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -43,12 +41,10 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// A `warden serve` in a temp dir, and every CLI command run against it.
+/// A `warden serve` in a temp dir signing people in through the test
+/// identity provider, and every CLI command run against it.
 struct Registry {
-    /// Declared first, so the server stops before its installation goes.
-    server: Option<Server>,
-    w: Warden,
-    issuer: String,
+    s: Setup,
     /// Each command run, with the values of `vars` put back as their names.
     ran: Vec<Vec<String>>,
     /// (value, `$NAME`) as the README names them.
@@ -56,32 +52,30 @@ struct Registry {
 }
 
 impl Registry {
-    fn start(backend: Backend) -> Self {
-        let mut w = Warden::new(env!("CARGO_BIN_EXE_warden"), backend).env("WARDEN_LOG", "error");
-        let server = w.start(&["serve"]);
-        let issuer = server.base();
+    /// `None` when the identity provider cannot run here (node missing,
+    /// and not required).
+    fn start(backend: Backend) -> Option<Self> {
+        let s = people::setup(backend)?;
         let mut r = Registry {
-            server: Some(server),
-            w,
-            vars: vec![(issuer.clone(), "$ISS".into())],
-            issuer,
+            s,
+            vars: Vec::new(),
             ran: Vec::new(),
         };
         r.record(&["serve"]);
-        r
+        Some(r)
     }
 
     /// The temp dir the commands run in.
     fn dir(&self) -> &Path {
-        self.w.dir()
+        self.s.warden.dir()
     }
 
     /// `warden ARGS` in the temp dir with only this test's environment,
-    /// and `token` as WARDEN_TOKEN.
-    fn command(&self, token: Option<&str>, args: &[&str]) -> Command {
-        let mut cmd = self.w.command(args);
-        if let Some(t) = token {
-            cmd.env("WARDEN_TOKEN", t);
+    /// and `credentials` (a person's sign-in) as WARDEN_CREDENTIALS.
+    fn command(&self, credentials: Option<&Path>, args: &[&str]) -> Command {
+        let mut cmd = self.s.warden.command(args);
+        if let Some(c) = credentials {
+            cmd.env("WARDEN_CREDENTIALS", c);
         }
         cmd
     }
@@ -99,14 +93,14 @@ impl Registry {
         self.ran.push(named);
     }
 
-    fn run(&mut self, token: Option<&str>, args: &[&str]) -> Output {
+    fn run(&mut self, credentials: Option<&Path>, args: &[&str]) -> Output {
         self.record(args);
-        self.command(token, args).output().unwrap()
+        self.command(credentials, args).output().unwrap()
     }
 
     /// Runs and requires exit 0; returns stdout.
-    fn ok(&mut self, token: Option<&str>, args: &[&str]) -> String {
-        let out = self.run(token, args);
+    fn ok(&mut self, credentials: Option<&Path>, args: &[&str]) -> String {
+        let out = self.run(credentials, args);
         assert!(
             out.status.success(),
             "warden {args:?} failed ({:?}): {}",
@@ -117,8 +111,8 @@ impl Registry {
     }
 
     /// Runs and requires exit 1 (the server said no); returns stderr.
-    fn refused(&mut self, token: Option<&str>, args: &[&str]) -> String {
-        let out = self.run(token, args);
+    fn refused(&mut self, credentials: Option<&Path>, args: &[&str]) -> String {
+        let out = self.run(credentials, args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "warden {args:?} should be refused: {err}");
         assert!(
@@ -129,25 +123,22 @@ impl Registry {
         err
     }
 
-    /// `warden token issue` for `sub` with `roles` and `scope`, for the issuer.
-    fn token(&mut self, sub: &str, roles: &[&str], scope: &str) -> String {
-        let mut args = vec!["token", "issue", "--sub", sub];
-        for r in roles {
-            args.extend(["--role", r]);
-        }
-        let issuer = self.issuer.clone();
-        args.extend(["--aud", &issuer, "--scope", scope]);
-        self.ok(None, &args).trim().to_owned()
+    /// `warden login` as `user` (through the provider, approving the
+    /// device code in a browser of their own); the sign-in's file.
+    fn login(&mut self, user: &str) -> PathBuf {
+        let credentials = self.dir().join(format!("{user}.json"));
+        people::login_as(&self.s, user, &credentials);
+        self.record(&["login"]);
+        credentials
     }
 
     /// SIGTERM, then wait for a clean exit.
     fn stop(&mut self) {
-        let mut server = self.server.take().unwrap();
-        let status = server.stop();
+        let status = self.s.server.stop();
         assert!(
             status.is_some_and(|s| s.success()),
             "warden serve did not exit cleanly on SIGTERM ({status:?}): {}",
-            server.log_text()
+            self.s.server.log_text()
         );
     }
 }
@@ -167,15 +158,30 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn the_story(backend: Backend) {
-    let mut w = Registry::start(backend);
+    let Some(mut w) = Registry::start(backend) else { return };
 
-    // Tokens (README: EVE, CAROL, DAN, SAM, AUDREY).
-    let eve_token = w.token("user:eve", &["ml-engineer", "approver"], EVE_SCOPES);
-    let carol = w.token("user:carol", &["approver"], APPROVER_SCOPES);
-    let dan = w.token("user:dan", &["approver"], APPROVER_SCOPES);
-    let sam = w.token("user:sam", &["data-scientist"], SCIENTIST_SCOPES);
-    let audrey = w.token("user:audrey", &["auditor"], AUDITOR_SCOPES);
-    let eve = Some(eve_token.as_str());
+    // The command line as a public client, and five people signing in
+    // with it (README: eve, cora, dan, sam, audrey).
+    w.ok(
+        None,
+        &[
+            "client",
+            "create",
+            "--name",
+            "warden-cli",
+            "--kind",
+            "public",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scope",
+            CLI_SCOPES,
+        ],
+    );
+    let signed_in: Vec<PathBuf> = ["eve", "cora", "dan", "sam", "audrey"]
+        .into_iter()
+        .map(|user| w.login(user))
+        .collect();
+    let [eve, cora, dan, sam, audrey] = [0, 1, 2, 3, 4].map(|i| Some(signed_in[i].as_path()));
 
     // A pii dataset and its first version, digested from a local file.
     let created = w.ok(
@@ -317,17 +323,14 @@ fn the_story(backend: Backend) {
         err.contains("requester") && err.contains("(access_denied, HTTP 403)"),
         "{err}"
     );
-    let first = w.ok(Some(&carol), &["model", "approve", &id, "--reason", "metrics reviewed"]);
+    let first = w.ok(cora, &["model", "approve", &id, "--reason", "metrics reviewed"]);
     assert!(
         first.contains("outcome: recorded\n") && first.contains("approvals: 1\n") && first.contains("required: 2\n"),
         "{first}"
     );
-    let err = w.refused(Some(&carol), &["model", "approve", &id, "--reason", "metrics reviewed"]);
+    let err = w.refused(cora, &["model", "approve", &id, "--reason", "metrics reviewed"]);
     assert!(err.contains("counts once"), "{err}");
-    let second = w.ok(
-        Some(&dan),
-        &["model", "approve", &id, "--reason", "bias report reviewed"],
-    );
+    let second = w.ok(dan, &["model", "approve", &id, "--reason", "bias report reviewed"]);
     assert!(
         second.contains("outcome: completed\n") && second.contains("status: approved\n"),
         "{second}"
@@ -339,12 +342,13 @@ fn the_story(backend: Backend) {
     assert!(shown.contains("stage: production\n"), "{shown}");
     let history = w.ok(eve, &["model", "history", "fraud"]);
     assert!(
-        history.contains("from: staging\nto: production\nby: user:dan\n"),
+        history.contains("from: staging\nto: production\nby: user:dan@example.com\n"),
         "{history}"
     );
     let request = w.ok(eve, &["model", "promotions", &id]);
     assert!(
-        request.contains("voter: user:carol\nvote: approve\n") && request.contains("voter: user:dan\n"),
+        request.contains("voter: user:cora@example.com\nvote: approve\n")
+            && request.contains("voter: user:dan@example.com\n"),
         "{request}"
     );
     let request = json(&w.ok(eve, &["model", "promotions", &id, "--json"]));
@@ -371,31 +375,28 @@ fn the_story(backend: Backend) {
     assert_eq!(impact["hidden"], 0);
 
     // A data scientist reads the pii dataset only for an allowed purpose.
-    let err = w.refused(Some(&sam), &["dataset", "show", "transactions"]);
+    let err = w.refused(sam, &["dataset", "show", "transactions"]);
     assert!(
         err.contains("dataset.read") && err.contains("(access_denied, HTTP 403)"),
         "{err}"
     );
     let shown = w.ok(
-        Some(&sam),
+        sam,
         &["dataset", "show", "transactions", "--purpose", "fraud-detection"],
     );
     assert!(
         shown.contains("name: transactions\n") && shown.contains("version: 1\n"),
         "{shown}"
     );
-    w.refused(
-        Some(&sam),
-        &["dataset", "show", "transactions", "--purpose", "marketing"],
-    );
+    w.refused(sam, &["dataset", "show", "transactions", "--purpose", "marketing"]);
 
     // An auditor changes nothing, whatever the token's scopes.
     let err = w.refused(
-        Some(&audrey),
+        audrey,
         &["dataset", "create", "transactions-copy", "--classification", "internal"],
     );
     assert!(err.contains("dataset.create"), "{err}");
-    let err = w.refused(Some(&audrey), &["model", "show", "nothing-here"]);
+    let err = w.refused(audrey, &["model", "show", "nothing-here"]);
     assert!(err.contains("(not_found, HTTP 404)"), "{err}");
 
     // Usage errors and an unreachable server are "could not run" (2); no token is ever printed.
@@ -407,7 +408,7 @@ fn the_story(backend: Backend) {
     let out = w.run(eve, &["dataset", "list"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not reach the server"), "{}", stderr(&out));
-    assert!(!stderr(&out).contains(&eve_token));
+    assert!(!stderr(&out).contains("wrt_") && !stderr(&out).contains("eyJ"));
 
     // The audit log verifies, and holds the changes and the approvals.
     let verified = w.ok(None, &["audit", "verify"]);
@@ -431,17 +432,17 @@ fn the_story(backend: Backend) {
         "{operations:?}"
     );
     let approvals = w.ok(None, &["audit", "query", "--type", "approval"]);
-    assert!(approvals.contains("approver=user:carol"), "{approvals}");
+    assert!(approvals.contains("approver=user:cora@example.com"), "{approvals}");
     let approvals = bodies(&w.ok(None, &["audit", "query", "--type", "approval", "--json"]));
     let approvers: Vec<(&str, u64)> = approvals
         .iter()
         .map(|a| (a["approver"].as_str().unwrap(), a["approvals"].as_u64().unwrap()))
         .collect();
-    assert_eq!(approvers, [("user:carol", 1), ("user:dan", 2)]);
+    assert_eq!(approvers, [("user:cora@example.com", 1), ("user:dan@example.com", 2)]);
     assert!(
         approvals
             .iter()
-            .all(|a| a["requester"] == "user:eve" && a["request_id"] == id)
+            .all(|a| a["requester"] == "user:eve@example.com" && a["request_id"] == id)
     );
     // The refused votes are audited as denials by the four-eyes rule.
     let eve_decisions = bodies(&w.ok(
@@ -452,7 +453,7 @@ fn the_story(backend: Backend) {
             "--type",
             "access_decision",
             "--subject",
-            "user:eve",
+            "user:eve@example.com",
             "--json",
         ],
     ));
@@ -465,7 +466,14 @@ fn the_story(backend: Backend) {
     // The data scientist's denial, and the allowed read with its purpose.
     let sam_decisions = w.ok(
         None,
-        &["audit", "query", "--type", "access_decision", "--subject", "user:sam"],
+        &[
+            "audit",
+            "query",
+            "--type",
+            "access_decision",
+            "--subject",
+            "user:sam@example.com",
+        ],
     );
     assert!(sam_decisions.contains("purpose=fraud-detection"), "{sam_decisions}");
     let sam_decisions = bodies(&w.ok(
@@ -476,7 +484,7 @@ fn the_story(backend: Backend) {
             "--type",
             "access_decision",
             "--subject",
-            "user:sam",
+            "user:sam@example.com",
             "--json",
         ],
     ));

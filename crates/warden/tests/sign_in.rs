@@ -16,194 +16,14 @@
 
 mod peers;
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 
-use peers::oidc::{self, OidcProvider};
+use peers::oidc;
+use peers::people::*;
 use serde_json::json;
-use warden_test_support::binary::{Server, Warden};
+use warden_test_support::binary::Warden;
 use warden_test_support::db::Backend;
-use warden_test_support::services::{self, REQUIRE_INTEROP as REQUIRE_VAR};
-
-const CLIENT_ID: &str = "warden-dashboard";
-const CLIENT_SECRET: &str = "a-provider-secret-never-logged-7f3a";
-
-/// A browser: its cookies, by name.
-#[derive(Default)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-    http: Option<reqwest::Client>,
-}
-
-/// One answer: status, `Location`, body.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Browser {
-    fn client(&mut self) -> reqwest::Client {
-        self.http
-            .get_or_insert_with(|| {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
-                    .build()
-                    .unwrap()
-            })
-            .clone()
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    async fn get(&mut self, url: &str) -> Answer {
-        let request = self.client().get(url);
-        self.send(request).await
-    }
-
-    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Answer {
-        let request = self
-            .client()
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(oidc::form_encode(fields));
-        self.send(request).await
-    }
-
-    async fn send(&mut self, mut request: reqwest::RequestBuilder) -> Answer {
-        let header: String = self
-            .cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if !header.is_empty() {
-            request = request.header("cookie", header);
-        }
-        let response = request.send().await.unwrap();
-        for set in response.headers().get_all("set-cookie") {
-            let set = set.to_str().unwrap();
-            let (pair, _) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != name);
-            if !value.is_empty() && !set.contains("Max-Age=0") {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        Answer {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            body: response.text().await.unwrap(),
-        }
-    }
-}
-
-struct Setup {
-    _logs: tempfile::TempDir,
-    idp: OidcProvider,
-    warden: Warden,
-    server: Server,
-}
-
-impl Setup {
-    fn base(&self) -> String {
-        self.server.base()
-    }
-}
-
-/// The provider with Warden's client, and Warden with the provider as
-/// `[[login]]` `corp` (groups → roles, example.com only), or `None` when
-/// node is missing here.
-fn setup(backend: Backend) -> Option<Setup> {
-    let logs = tempfile::Builder::new().prefix("warden-sign-in-").tempdir().unwrap();
-    if let Err(why) = oidc::install(logs.path()) {
-        services::unavailable(REQUIRE_VAR, "test OpenID Connect identity provider", &why);
-        return None;
-    }
-    let addr: SocketAddr = format!("127.0.0.1:{}", warden_test_support::net::free_port())
-        .parse()
-        .unwrap();
-    let idp = OidcProvider::start(
-        logs.path(),
-        &json!([{
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "redirect_uris": [format!("http://{addr}/ui/login/corp/callback")],
-        }]),
-    )
-    .unwrap_or_else(|e| panic!("starting the provider: {e}"));
-    let mut warden = Warden::new(env!("CARGO_BIN_EXE_warden"), backend);
-    let secret = warden.path("corp-secret");
-    std::fs::write(&secret, CLIENT_SECRET).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    warden.write_config(&format!(
-        r#"
-[[login]]
-name = "corp"
-display_name = "Example Corp"
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "{secret}"
-scopes = ["openid", "email", "profile", "groups"]
-groups_claim = "groups"
-roles = {{ "ml-engineers" = "ml-engineer", "auditors" = "auditor" }}
-allowed_domains = ["example.com"]
-"#,
-        issuer = idp.issuer(),
-        secret = secret.display(),
-    ));
-    let server = warden.launch(&["serve"]).on(addr).start();
-    Some(Setup {
-        _logs: logs,
-        idp,
-        warden,
-        server,
-    })
-}
-
-/// Opens `page` without a session and follows Warden's redirects to the
-/// provider; returns the provider's authorization URL.
-async fn to_provider(s: &Setup, browser: &mut Browser, page: &str) -> String {
-    let base = s.base();
-    let first = browser.get(&format!("{base}{page}")).await;
-    assert_eq!(first.status, 303, "{page} without a session: {}", first.body);
-    let login = first.location.unwrap();
-    assert!(login.starts_with("/ui/login?return_to="), "{login}");
-    // One provider: the sign-in page sends the browser straight on.
-    let second = browser.get(&format!("{base}{login}")).await;
-    assert_eq!(second.status, 303, "{login}: {}", second.body);
-    let start = second.location.unwrap();
-    assert!(start.starts_with("/ui/login/corp?return_to="), "{start}");
-    let third = browser.get(&format!("{base}{start}")).await;
-    assert_eq!(third.status, 303, "{start}: {}", third.body);
-    assert!(
-        browser.cookie("warden_signin").is_some(),
-        "the sign-in in progress rides in a cookie"
-    );
-    let to = third.location.unwrap();
-    assert!(to.starts_with(s.idp.issuer()), "{to}");
-    assert!(
-        to.contains("code_challenge_method=S256") && to.contains("nonce="),
-        "{to}"
-    );
-    to
-}
-
-/// Signs `user` in through the provider; returns the callback URL.
-fn at_provider(s: &Setup, authorize: &str, user: &str) -> String {
-    let back = s
-        .idp
-        .sign_in_http(authorize, user, &format!("password-{user}"))
-        .unwrap_or_else(|e| panic!("signing {user} in at the provider: {e}\n{}", s.idp.log_text()));
-    assert!(back.contains("/ui/login/corp/callback?"), "{back}");
-    back
-}
+use warden_test_support::services;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_to_the_dashboard_through_their_identity_provider() {
@@ -338,123 +158,6 @@ fn a_world_readable_provider_secret_is_refused_at_start() {
     let out = warden.run(&["config", "check"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("https://"), "{stderr}");
-}
-
-/// Registers the public client `warden-cli` (device code, authorization
-/// code to 127.0.0.1 on any port, refresh).
-fn register_cli(s: &Setup) {
-    s.warden.ok(&[
-        "client",
-        "create",
-        "--name",
-        "warden-cli",
-        "--kind",
-        "public",
-        "--redirect-uri",
-        "http://127.0.0.1/callback",
-        "--scope",
-        "dataset.read dataset.create model.read lineage.read",
-    ]);
-}
-
-/// Signs `user` in to the dashboard by asking for `page`; returns once
-/// the session is open.
-async fn sign_in_for(s: &Setup, browser: &mut Browser, page: &str, user: &str) {
-    let authorize = to_provider(s, browser, page).await;
-    let back = browser.get(&at_provider(s, &authorize, user)).await;
-    assert_eq!(back.status, 200, "{user} signs in: {}", back.body);
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    unescape(&html[start..end])
-}
-
-/// Undoes HTML escaping (named and numeric character references).
-fn unescape(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        let Some(end) = after.find(';') else {
-            out.push_str(after);
-            return out;
-        };
-        let entity = &after[1..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => {
-                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
-            }
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match decoded {
-            Some(c) => out.push(c),
-            None => out.push_str(&after[..=end]),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    reqwest::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn claims(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&warden_jose::base64url::decode(payload).unwrap()).unwrap()
-}
-
-/// Reads `child`'s stderr (in a thread) until a line contains `needle`;
-/// returns that line, and everything read so far on failure.
-fn stderr_line(child: &mut std::process::Child, needle: &str) -> String {
-    use std::io::BufRead as _;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end, so the command never writes to a closed pipe.
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            if line.contains(needle) {
-                return line;
-            }
-            seen.push(line);
-        }
-    }
-    panic!("no line with {needle} on stderr: {seen:#?}")
-}
-
-/// Waits (bounded) for `child` to exit; its status.
-fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the command did not finish");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,6 +306,24 @@ async fn the_device_flow_refuses_fast_polling_and_unknown_codes() {
     .unwrap();
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("invalid_client"), "{body}");
+    // A break-glass session (a login link) cannot approve an app.
+    let link = s
+        .warden
+        .ok(&["ui", "link", "--sub", "user:alice@example.com", "--role", "ml-engineer"]);
+    let token = link.trim().split("#token=").nth(1).unwrap().to_owned();
+    let mut glass = Browser::default();
+    let form = glass.get(&format!("{base}/ui/login")).await;
+    let signed = glass
+        .post(
+            &format!("{base}/ui/login"),
+            &[("csrf", &hidden(&form.body, "csrf")), ("token", &token)],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let refused = glass.get(&format!("{base}/ui/device")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("identity provider"), "{}", refused.body);
+
     // Metadata advertises the flows.
     let (_, meta) = oidc::http_get(&format!("{base}/.well-known/oauth-authorization-server")).unwrap();
     let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
@@ -659,8 +380,9 @@ async fn the_authorization_code_flow_with_pkce_and_its_refusals() {
             &[("csrf", &csrf), ("request", &request), ("decision", decision)],
         )
         .await;
-    assert_eq!(back.status, 303, "{}", back.body);
-    let to = back.location.unwrap();
+    // A page that moves on by itself (the dashboard's CSP keeps form
+    // posts from redirecting to another origin).
+    let to = moved_to(&back);
     assert!(to.starts_with(redirect), "{to}");
     assert_eq!(query_param(&to, "state").as_deref(), Some("st-1"));
     assert_eq!(query_param(&to, "iss").as_deref(), Some(base.as_str()), "RFC 9207");
@@ -718,7 +440,7 @@ async fn the_authorization_code_flow_with_pkce_and_its_refusals() {
                 &[("csrf", &csrf), ("request", &request), ("decision", decision)],
             )
             .await;
-        let code = query_param(&back.location.unwrap(), "code").unwrap();
+        let code = query_param(&moved_to(&back), "code").unwrap();
         let (status, body) = token(&code, verifier_used, redirect_used);
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("invalid_grant"), "{body}");
@@ -733,10 +455,7 @@ async fn the_authorization_code_flow_with_pkce_and_its_refusals() {
             &[("csrf", &csrf), ("request", &request), ("decision", "deny")],
         )
         .await;
-    assert_eq!(
-        query_param(&back.location.unwrap(), "error").as_deref(),
-        Some("access_denied")
-    );
+    assert_eq!(query_param(&moved_to(&back), "error").as_deref(), Some("access_denied"));
 
     // Malformed requests: to the client when its redirect URI is good,
     // shown to the person when it is not.
@@ -777,6 +496,52 @@ async fn the_authorization_code_flow_with_pkce_and_its_refusals() {
         );
         assert!(answer.location.is_none());
     }
+
+    // A sign-in Bob approved is listed on his Sessions page, and ending it
+    // there revokes its refresh token.
+    let consent = bob.get(&consent_url).await;
+    let (csrf, request, decision) = answer("allow", &consent.body);
+    let back = bob
+        .post(
+            &format!("{base}/ui/authorize"),
+            &[("csrf", &csrf), ("request", &request), ("decision", decision)],
+        )
+        .await;
+    let code = query_param(&moved_to(&back), "code").unwrap();
+    let (status, body) = token(&code, verifier, redirect);
+    assert_eq!(status, 200, "{body}");
+    let tokens: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let sessions = bob.get(&format!("{base}/ui/sessions")).await;
+    assert_eq!(sessions.status, 200);
+    let mine = &sessions.body[sessions.body.find("id=\"my-sign-ins\"").unwrap()..];
+    assert!(mine.contains("warden-cli"), "{}", sessions.body);
+    let id = hidden(mine, "id");
+    let ended = bob
+        .post(
+            &format!("{base}/ui/sessions/end-sign-in"),
+            &[("csrf", &hidden(&sessions.body, "csrf")), ("id", &id)],
+        )
+        .await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    let (status, body) = oidc::http_post_form(
+        &format!("{base}/oauth/token"),
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "warden-cli"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(status, 400, "an ended sign-in cannot refresh: {body}");
+    let again = bob
+        .post(
+            &format!("{base}/ui/sessions/end-sign-in"),
+            &[("csrf", &hidden(&sessions.body, "csrf")), ("id", &id)],
+        )
+        .await;
+    assert_eq!(again.status, 404, "ended once");
 
     // Without a session, the person signs in first and comes back to the
     // question.
@@ -822,7 +587,7 @@ async fn warden_login_in_a_browser_on_this_machine() {
             ],
         )
         .await;
-    let loopback = back.location.unwrap();
+    let loopback = moved_to(&back);
     assert!(loopback.starts_with("http://127.0.0.1:"), "{loopback}");
     // The browser follows the redirect to the command's listener.
     let landed = alice.get(&loopback).await;
@@ -847,7 +612,7 @@ async fn warden_login_in_a_browser_on_this_machine() {
         })
         .collect();
     assert!(kinds.contains(&("sign-in".into(), "warden-cli".into())), "{listed}");
-    assert!(kinds.contains(&("dashboard".into(), "warden-ui".into())), "{listed}");
+    assert!(kinds.contains(&("dashboard".into(), "warden-sso".into())), "{listed}");
     let ended = s
         .warden
         .ok(&["session", "revoke", "--subject", "user:alice@example.com"]);
@@ -917,6 +682,17 @@ fn people_sign_in_in_a_real_browser() {
         .to_owned();
     let user_code = query_param(&url, "user_code").unwrap();
 
+    // And `warden login --browser` for Bob, with a sign-in file of his own.
+    let bob_creds = s.warden.path("bob-credentials");
+    let mut bob_login = s
+        .warden
+        .command(&["login", "--browser", "--server", &base])
+        .env("WARDEN_CREDENTIALS", &bob_creds)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let authorize_url = stderr_line(&mut bob_login, "/oauth/authorize?").trim().to_owned();
+
     let run_dir = s.warden.path("browser");
     std::fs::create_dir_all(&run_dir).unwrap();
     for file in ["sign_in.mjs", "package.json"] {
@@ -933,6 +709,7 @@ fn people_sign_in_in_a_real_browser() {
         .env("SIGNIN_BASE", &base)
         .env("SIGNIN_DEVICE_URL", &url)
         .env("SIGNIN_USER_CODE", &user_code)
+        .env("SIGNIN_AUTHORIZE_URL", &authorize_url)
         .env("SIGNIN_ARTIFACTS", &artifacts);
     let out = peers::run_bounded(cmd, &logs, "sign-in", std::time::Duration::from_secs(150)).unwrap();
     assert!(
@@ -943,6 +720,17 @@ fn people_sign_in_in_a_real_browser() {
         s.idp.log_text()
     );
     assert!(wait(&mut login).success(), "warden login did not finish");
+    assert!(wait(&mut bob_login).success(), "warden login --browser did not finish");
+    let bob = s
+        .warden
+        .command(&["token", "print", "--server", &base])
+        .env("WARDEN_CREDENTIALS", &bob_creds)
+        .output()
+        .unwrap();
+    assert_eq!(
+        claims(String::from_utf8_lossy(&bob.stdout).trim())["sub"],
+        "user:bob@example.com"
+    );
     let c = claims(s.warden.ok(&["token", "print", "--server", &base]).trim());
     assert_eq!(c["sub"], "user:alice@example.com");
     assert_eq!(c["roles"], json!(["ml-engineer"]));

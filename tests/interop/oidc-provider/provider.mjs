@@ -25,6 +25,14 @@
 //   carol  sub c3d4-carol  carol@other.example  verified  ml-engineers
 //   dave   sub d4e5-dave   dave@example.com     NOT verified  (no groups)
 //
+// and the people of docs/registry.md's walk-through:
+//
+//   eve     sub e5f6-eve     eve@example.com     verified  ml-engineers, ml-leads
+//   cora    sub f6a7-cora    cora@example.com    verified  ml-leads
+//   dan     sub a7b8-dan     dan@example.com     verified  ml-leads
+//   sam     sub b8c9-sam     sam@example.com     verified  data-science
+//   audrey  sub c9d0-audrey  audrey@example.com  verified  auditors
+//
 // The flow: authorization code with PKCE (S256, required of every client),
 // `nonce`, scopes `openid email profile groups`. The claims of the granted
 // scopes (email, email_verified, name, groups) are put in the ID token
@@ -78,6 +86,11 @@ const USERS = {
     name: 'Dave Unverified',
     groups: [],
   },
+  eve: { sub: 'e5f6-eve', email: 'eve@example.com', email_verified: true, name: 'Eve', groups: ['ml-engineers', 'ml-leads'] },
+  cora: { sub: 'f6a7-cora', email: 'cora@example.com', email_verified: true, name: 'Cora', groups: ['ml-leads'] },
+  dan: { sub: 'a7b8-dan', email: 'dan@example.com', email_verified: true, name: 'Dan', groups: ['ml-leads'] },
+  sam: { sub: 'b8c9-sam', email: 'sam@example.com', email_verified: true, name: 'Sam', groups: ['data-science'] },
+  audrey: { sub: 'c9d0-audrey', email: 'audrey@example.com', email_verified: true, name: 'Audrey', groups: ['auditors'] },
 };
 const BY_SUB = new Map(Object.values(USERS).map((u) => [u.sub, u]));
 

@@ -27,7 +27,7 @@ use super::form::{field, read_form};
 use super::page::{Chrome, UiError, html};
 use super::session::{CSRF_FIELD, NoSession, Session};
 use crate::error::ApiError;
-use crate::oauth::authorize::{self, AuthorizationRequest, CODE_TTL, Refusal, redirect_to};
+use crate::oauth::authorize::{self, AuthorizationRequest, CODE_TTL, Refusal, with_params};
 use crate::oauth::device::normalise_user_code;
 use crate::oauth::grants::Grant;
 use crate::oauth::grants::people::code_hash;
@@ -42,6 +42,29 @@ struct Ask {
     user_code: Option<String>,
     /// Hidden form fields that name the request.
     hidden: Vec<(&'static str, String)>,
+}
+
+/// The page that moves the browser on to the client after an answer. A
+/// redirect would do, were it not for the dashboard's `form-action
+/// 'self'`: Chromium and WebKit apply it to the redirects that follow a
+/// form's submission, and the client's redirect URI is another origin.
+#[derive(Template)]
+#[template(path = "ui/move_on.html")]
+pub(super) struct MoveOn<'a> {
+    pub(super) heading: &'a str,
+    pub(super) to: &'a str,
+    pub(super) version: &'static str,
+}
+
+fn move_on(to: &str) -> Response {
+    super::page::render(
+        StatusCode::OK,
+        &MoveOn {
+            heading: "Back to the app",
+            to,
+            version: super::page::ASSET_VERSION,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -74,6 +97,22 @@ fn page<S: Store>(
         message: None,
         done: None,
         enter_code: false,
+    }
+}
+
+/// Whether `session` may approve an app acting for its person: only a
+/// session signed in through the identity provider, never a break-glass
+/// one (a login link, a pasted token), which could turn a narrow,
+/// short-lived token into a long-lived sign-in.
+fn may_approve(session: &Session) -> Result<(), String> {
+    if session.call.client_id == super::sso::SSO_CLIENT {
+        Ok(())
+    } else {
+        Err(
+            "Approving an app needs a session signed in through your identity provider; \
+             a login-link or pasted-token session cannot. Sign out and sign in with your company account."
+                .to_owned(),
+        )
     }
 }
 
@@ -134,6 +173,10 @@ pub async fn authorize_form<S: Store>(
         Err(no) => return no.into_response(),
     };
     let mut p = page(&state, &session, "Allow access?", "/ui/authorize");
+    if let Err(why) = may_approve(&session) {
+        p.message = Some(why);
+        return with_status(html(&state, &session, &p), StatusCode::FORBIDDEN);
+    }
     p.ask = Some(Ask {
         client_id: request.client.client_id.clone(),
         scopes: scope::join(&request.scopes),
@@ -165,6 +208,9 @@ pub async fn authorize_answer<S: Store>(
     if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
         return UiError::from(e).into_response();
     }
+    if let Err(why) = may_approve(&session) {
+        return UiError::from(ApiError::access_denied(why)).into_response();
+    }
     let query = field(&fields, "request").unwrap_or_default();
     let asked = match authorize::check(&state.app, query).await {
         Ok(r) => r,
@@ -187,7 +233,7 @@ pub async fn authorize_answer<S: Store>(
         return UiError::from(e).into_response();
     }
     if !allow {
-        return redirect_to(
+        return move_on(&with_params(
             &asked.redirect_uri,
             &[
                 ("error", "access_denied".to_owned()),
@@ -195,13 +241,13 @@ pub async fn authorize_answer<S: Store>(
                 ("state", asked.state.clone()),
                 ("iss", issuer),
             ],
-        );
+        ));
     }
     match issue_code(&state, &session, &asked).await {
-        Ok(code) => redirect_to(
+        Ok(code) => move_on(&with_params(
             &asked.redirect_uri,
             &[("code", code), ("state", asked.state.clone()), ("iss", issuer)],
-        ),
+        )),
         Err(e) => UiError::from(e).into_response(),
     }
 }
@@ -255,6 +301,10 @@ pub async fn device_form<S: Store>(
     Query(query): Query<DeviceQuery>,
 ) -> Response {
     let mut p = page(&state, &session, "Sign in a device", "/ui/device");
+    if let Err(why) = may_approve(&session) {
+        p.message = Some(why);
+        return with_status(html(&state, &session, &p), StatusCode::FORBIDDEN);
+    }
     match query.user_code.as_deref() {
         None => p.enter_code = true,
         Some(typed) => match pending_device(&state, typed).await {
@@ -304,6 +354,9 @@ pub async fn device_answer<S: Store>(
     };
     if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
         return UiError::from(e).into_response();
+    }
+    if let Err(why) = may_approve(&session) {
+        return UiError::from(ApiError::access_denied(why)).into_response();
     }
     let mut p = page(&state, &session, "Sign in a device", "/ui/device");
     let typed = field(&fields, "user_code").unwrap_or_default();

@@ -165,6 +165,7 @@ pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
         .route("/ui/keys", get(keys::page::<S>))
         .route("/ui/sessions", get(sessions::page::<S>))
         .route("/ui/sessions/end", post(sessions::end::<S>))
+        .route("/ui/sessions/end-sign-in", post(sessions::end_sign_in::<S>))
         // Every other /ui path is the dashboard's too: never the gateway's
         // (the session cookie must never reach an upstream).
         .route("/ui/{*rest}", axum::routing::any(page::not_found))

@@ -1,7 +1,10 @@
 //! The Sessions page: `GET /ui/sessions` lists the signed-in person's
 //! active dashboard sessions (when each was signed in, when it expires,
-//! the address and browser it signed in from, which one is this one);
-//! `POST /ui/sessions/end` with `jti` and `csrf` ends one.
+//! the address and browser it signed in from, which one is this one) and
+//! their sign-ins through apps and the command line (`warden login`: a
+//! refresh-token family each, with when it was last used);
+//! `POST /ui/sessions/end` with `jti` and `csrf` ends a session,
+//! `POST /ui/sessions/end-sign-in` with `id` and `csrf` a sign-in.
 //!
 //! Sessions are recorded in the store at sign-in (`login.rs`), so every
 //! replica lists the same ones and they survive a restart. Ending one is
@@ -52,12 +55,48 @@ pub struct SessionRow {
     current: bool,
 }
 
+/// One sign-in through an app or the command line.
+#[derive(Debug)]
+pub struct SignInRow {
+    id: String,
+    subject: String,
+    client_id: String,
+    started: String,
+    last_used: String,
+    expires: String,
+}
+
+fn sign_in_row((f, last): (warden_store::oauth::Family, u64)) -> SignInRow {
+    SignInRow {
+        started: time(f.created_at),
+        last_used: time(last),
+        expires: time(f.expires_at),
+        id: f.id,
+        subject: f.subject,
+        client_id: f.client_id,
+    }
+}
+
+/// The live sign-ins of `subject` (of every person when `None`).
+async fn sign_ins<S: Store>(app: &AppState<S>, subject: Option<&str>, now: u64) -> Result<Vec<SignInRow>, ApiError> {
+    Ok(app
+        .store
+        .live_families(subject, now, MAX_LISTED)
+        .await?
+        .into_iter()
+        .filter(|(f, _)| f.subject.starts_with("user:"))
+        .map(sign_in_row)
+        .collect())
+}
+
 #[derive(Template)]
 #[template(path = "ui/sessions.html")]
 struct SessionsPage {
     chrome: Chrome,
     mine: Vec<SessionRow>,
     everyone: Option<Vec<SessionRow>>,
+    my_sign_ins: Vec<SignInRow>,
+    all_sign_ins: Option<Vec<SignInRow>>,
     ended: Option<String>,
 }
 
@@ -118,13 +157,41 @@ pub async fn page<S: Store>(
     } else {
         None
     };
+    let my_sign_ins = sign_ins(&state.app, Some(&call.principal), call.now)
+        .await
+        .map_err(within)?;
+    let all_sign_ins = if everyone.is_some() {
+        Some(sign_ins(&state.app, None, call.now).await.map_err(within)?)
+    } else {
+        None
+    };
     let page = SessionsPage {
         chrome,
         mine,
         everyone,
+        my_sign_ins,
+        all_sign_ins,
         ended: shown.ended.filter(|j| !j.is_empty() && j.len() <= 128),
     };
     Ok(html(&state, &session, &page))
+}
+
+/// The field `name` (1 to 128 characters: what to end) of a form posted
+/// from this page, once its origin and CSRF token are checked.
+async fn posted_name<S: Store>(
+    state: &DashboardState<S>,
+    session: &Session,
+    request: Request,
+    name: &str,
+) -> Result<String, ApiError> {
+    let (parts, body) = request.into_parts();
+    let fields = read_form(body).await?;
+    session.check_csrf(state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default())?;
+    let value = field(&fields, name).unwrap_or_default().trim();
+    if value.is_empty() || value.len() > 128 {
+        return Err(ApiError::invalid_request(format!("name the one to end (`{name}`)")));
+    }
+    Ok(value.to_owned())
 }
 
 /// `POST /ui/sessions/end` with `jti` and `csrf`: ends one of the
@@ -135,18 +202,11 @@ pub async fn end<S: Store>(
     session: Session,
     request: Request,
 ) -> Result<Response, UiError> {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
+    let headers = request.headers().clone();
     let chrome = Chrome::new(&state, &session, "sessions", "Sessions");
-    let within = |e: ApiError| UiError::within(e, chrome.clone(), headers);
-    let fields = read_form(body).await.map_err(within)?;
-    session
-        .check_csrf(&state, headers, field(&fields, CSRF_FIELD).unwrap_or_default())
-        .map_err(within)?;
-    let jti = field(&fields, "jti").unwrap_or_default().trim();
-    if jti.is_empty() || jti.len() > 128 {
-        return Err(within(ApiError::invalid_request("name the session to end (`jti`)")));
-    }
+    let within = |e: ApiError| UiError::within(e, chrome.clone(), &headers);
+    let jti = posted_name(&state, &session, request, "jti").await.map_err(within)?;
+    let jti = jti.as_str();
     let call = &session.call;
     let missing = || ApiError::not_found("there is no such active session");
     let found = state
@@ -186,6 +246,60 @@ pub async fn end<S: Store>(
         .append_pair("ended", &target.jti)
         .finish();
     let mut response = Redirect::to(&format!("/ui/sessions?{query}")).into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    Ok(response)
+}
+
+/// `POST /ui/sessions/end-sign-in` with `id` and `csrf`: ends one of the
+/// person's sign-ins through an app or the command line (anyone's, for an
+/// administrator): its refresh tokens and the access tokens issued from
+/// them are revoked on every replica. Audited as `token_revoked`.
+pub async fn end_sign_in<S: Store>(
+    State(state): State<Arc<DashboardState<S>>>,
+    session: Session,
+    request: Request,
+) -> Result<Response, UiError> {
+    let headers = request.headers().clone();
+    let chrome = Chrome::new(&state, &session, "sessions", "Sessions");
+    let within = |e: ApiError| UiError::within(e, chrome.clone(), &headers);
+    let id = posted_name(&state, &session, request, "id").await.map_err(within)?;
+    let call = &session.call;
+    let scope = if is_admin(call) {
+        None
+    } else {
+        Some(call.principal.as_str())
+    };
+    let live = sign_ins(&state.app, scope, call.now).await.map_err(within)?;
+    let Some(target) = live.into_iter().find(|r| r.id == id) else {
+        // Not theirs, or not live: the same answer.
+        return Err(within(ApiError::not_found("there is no such active sign-in")));
+    };
+    let now = crate::state::now();
+    let revoked = state
+        .app
+        .store
+        .revoke_family(&target.id, now)
+        .await
+        .map_err(|e| within(e.into()))?;
+    state.app.revoke(revoked);
+    let reason = if target.subject == call.principal {
+        "sign-in ended by its owner".to_owned()
+    } else {
+        format!("sign-in of {} ended by {}", target.subject, call.principal)
+    };
+    let event = EventKind::TokenRevoked {
+        jti: None,
+        family: Some(target.id.clone()),
+        client_id: target.client_id.clone(),
+        reason,
+    };
+    state
+        .app
+        .audit
+        .record(AuditEvent::new(now, event))
+        .await
+        .map_err(|e| within(e.into()))?;
+    let mut response = Redirect::to("/ui/sessions").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
     Ok(response)
 }

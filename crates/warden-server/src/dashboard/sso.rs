@@ -20,7 +20,6 @@
 
 use std::sync::Arc;
 
-use askama::Template;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,8 +38,10 @@ use crate::state::now;
 
 /// The cookie carrying a sign-in in progress.
 pub const PENDING_COOKIE: &str = "warden_signin";
-/// The client id dashboard session tokens name.
-pub const DASHBOARD_CLIENT: &str = "warden-ui";
+/// The client id of the session tokens of people signed in through an
+/// identity provider (login links and pasted tokens name `warden-ui`):
+/// only such a session may approve an app acting for its person.
+pub const SSO_CLIENT: &str = "warden-sso";
 /// What a dashboard session may do, at most: the dashboard's own actions.
 /// Roles and policies decide what the person may actually do.
 pub const SESSION_SCOPES: [&str; 8] = [
@@ -144,13 +145,6 @@ pub async fn start<S: Store>(
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
-}
-
-#[derive(Template)]
-#[template(path = "ui/signed_in.html")]
-struct SignedIn<'a> {
-    to: &'a str,
-    version: &'static str,
 }
 
 /// `GET /ui/login/{provider}/callback`: finishes signing in.
@@ -266,7 +260,8 @@ pub async fn callback<S: Store>(
         Ok((token, remaining)) => {
             let mut response = render(
                 StatusCode::OK,
-                &SignedIn {
+                &super::approve::MoveOn {
+                    heading: "Signed in",
                     to: &pending.return_to,
                     version: ASSET_VERSION,
                 },
@@ -302,7 +297,7 @@ async fn open_session<S: Store>(
     let exp = t + app.options.max_ttl;
     let grant = Grant {
         subject: person.subject.clone(),
-        client_id: DASHBOARD_CLIENT.to_owned(),
+        client_id: SSO_CLIENT.to_owned(),
         scopes: SESSION_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         roles: person.roles.clone(),
         audience: vec![app.options.ui_audience()],
@@ -346,7 +341,7 @@ async fn open_session<S: Store>(
         .record_session(&SessionRecord {
             jti: minted.jti.clone(),
             subject: person.subject.clone(),
-            client_id: DASHBOARD_CLIENT.to_owned(),
+            client_id: SSO_CLIENT.to_owned(),
             issued_at: t,
             expires_at: exp,
             client_ip: Some(source_ip.to_string()),

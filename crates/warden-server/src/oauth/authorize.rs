@@ -86,14 +86,19 @@ impl Refusal {
     }
 }
 
-/// A 303 to `uri` with `params` added to its query.
-pub fn redirect_to(uri: &str, params: &[(&str, String)]) -> Response {
+/// `uri` with `params` added to its query.
+pub fn with_params(uri: &str, params: &[(&str, String)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         query.append_pair(k, v);
     }
     let sep = if uri.contains('?') { '&' } else { '?' };
-    let mut response = Redirect::to(&format!("{uri}{sep}{}", query.finish())).into_response();
+    format!("{uri}{sep}{}", query.finish())
+}
+
+/// A 303 to `uri` with `params` added to its query.
+pub fn redirect_to(uri: &str, params: &[(&str, String)]) -> Response {
+    let mut response = Redirect::to(&with_params(uri, params)).into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
     response
 }

@@ -136,6 +136,11 @@ pub mod grant {
     pub const PUBLIC: [&str; 3] = [AUTHORIZATION_CODE, DEVICE_CODE, REFRESH_TOKEN];
 }
 
+/// Client ids Warden's own tokens name (dashboard sessions: login links
+/// and pasted tokens, and sign-ins through an identity provider): never
+/// registered, so no token of a client can pass for a session's.
+pub const RESERVED_CLIENT_IDS: [&str; 2] = ["warden-ui", "warden-sso"];
+
 /// Prefix of generated secrets, so they are recognisable in secret scanners.
 const SECRET_PREFIX: &str = "wsec_";
 
@@ -282,6 +287,12 @@ fn check_names(items: &[String], what: &str) -> Result<(), ClientError> {
 impl ClientSpec {
     /// Validates the spec into a record (without credentials yet).
     fn validate(&self, now: u64) -> Result<(ClientRecord, Option<String>), ClientError> {
+        if RESERVED_CLIENT_IDS.contains(&self.name.as_str()) {
+            return Err(ClientError::Invalid(format!(
+                "name `{}` is reserved: dashboard session tokens name it",
+                self.name
+            )));
+        }
         if !valid_client_id(&self.name) {
             return Err(ClientError::Invalid(format!(
                 "name `{}` must match [a-z0-9][a-z0-9._-]* and be at most 64 bytes",

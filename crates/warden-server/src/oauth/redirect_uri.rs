@@ -39,21 +39,20 @@ pub fn matches(registered: &[String], presented: &str) -> bool {
     if registered.iter().any(|r| r == presented) {
         return true;
     }
+    // Only a URI already in its parsed form (no control characters the
+    // parser would drop, no dot-segments it would resolve), so that what
+    // matched is exactly what is used.
     let Ok(p) = Url::parse(presented) else {
         return false;
     };
-    if p.scheme() != "http" || !is_loopback_ip(&p) || presented.contains('#') {
+    if p.as_str() != presented || p.scheme() != "http" || !is_loopback_ip(&p) || p.fragment().is_some() {
         return false;
     }
-    registered.iter().filter_map(|r| Url::parse(r).ok()).any(|r| {
-        r.scheme() == "http"
-            && r.host_str() == p.host_str()
-            && r.path() == p.path()
-            && r.query() == p.query()
-            && r.username().is_empty()
-            && p.username().is_empty()
-            && p.password().is_none()
-    })
+    let mut without_port = p;
+    if without_port.set_port(None).is_err() {
+        return false;
+    }
+    registered.iter().any(|r| r == without_port.as_str())
 }
 
 #[cfg(test)]
@@ -99,6 +98,18 @@ mod tests {
         assert!(!matches(&registered, "http://[::1]:53117/callback"), "another host");
         assert!(!matches(&registered, "http://user@127.0.0.1:53117/callback"));
         assert!(!matches(&registered, "http://127.0.0.1:53117/callback#x"));
+        assert!(
+            !matches(&registered, "http://127.0.0.1:53117/call\nback"),
+            "dropped by the parser"
+        );
+        assert!(
+            !matches(&registered, "http://127.0.0.1:53117/x/../callback"),
+            "a dot-segment"
+        );
+        assert!(
+            !matches(&registered, "HTTP://127.0.0.1:53117/callback"),
+            "not in parsed form"
+        );
         assert!(!matches(&registered, "https://evil.example/callback"));
     }
 }

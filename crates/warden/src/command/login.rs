@@ -95,7 +95,40 @@ async fn metadata(http: &reqwest::Client, server: &str) -> anyhow::Result<Metada
     if status != 200 {
         bail!("{url} answered {status}");
     }
-    serde_json::from_value(value).with_context(|| format!("{url} is not OAuth server metadata"))
+    let meta: Metadata =
+        serde_json::from_value(value).with_context(|| format!("{url} is not OAuth server metadata"))?;
+    check_metadata(&meta, server)?;
+    Ok(meta)
+}
+
+/// The server must be the issuer it names (RFC 8414 §3.3), and every
+/// endpoint must be its own: otherwise a server could have the sign-in
+/// stored under another's name, or the refresh token sent elsewhere.
+fn check_metadata(meta: &Metadata, server: &str) -> anyhow::Result<()> {
+    if meta.issuer != server {
+        bail!(
+            "{server} names itself `{}`; sign in with --server {} if that is the server you mean",
+            meta.issuer,
+            meta.issuer
+        );
+    }
+    let own = format!("{}/", meta.issuer);
+    let endpoints = [
+        Some(&meta.token_endpoint),
+        Some(&meta.revocation_endpoint),
+        meta.device_authorization_endpoint.as_ref(),
+        meta.authorization_endpoint.as_ref(),
+    ];
+    if let Some(foreign) = endpoints.into_iter().flatten().find(|e| !e.starts_with(&own)) {
+        bail!("the server's metadata names an endpoint elsewhere ({foreign}); refusing to sign in");
+    }
+    if !warden_server::login::secure_url(&meta.issuer) {
+        bail!(
+            "{} is plain http on a non-loopback address: refusing to send credentials to it",
+            meta.issuer
+        );
+    }
+    Ok(())
 }
 
 async fn post_form(http: &reqwest::Client, url: &str, fields: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
@@ -276,13 +309,10 @@ async fn browser_flow(http: &reqwest::Client, meta: &Metadata, args: &LoginArgs)
     }
     let url = format!("{endpoint}?{}", query.finish());
     eprintln!("To sign in, open this URL in your browser:\n{url}");
-    let params = tokio::time::timeout(BROWSER_WAIT, wait_for_redirect(&listener))
+    let params = tokio::time::timeout(BROWSER_WAIT, wait_for_redirect(&listener, &state))
         .await
         .map_err(|_| anyhow!("no answer from the browser within {} s", BROWSER_WAIT.as_secs()))??;
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if get("state") != Some(state.as_str()) {
-        bail!("the browser came back with another sign-in's state; nothing was saved");
-    }
     // RFC 9207: the answer must come from the server asked.
     if get("iss") != Some(meta.issuer.as_str()) {
         bail!("the browser came back from another issuer; nothing was saved");
@@ -318,9 +348,11 @@ async fn browser_flow(http: &reqwest::Client, meta: &Metadata, args: &LoginArgs)
     Ok(answer)
 }
 
-/// Accepts connections on `listener` until one is `GET /callback?…`;
-/// answers it with a short page and returns its query parameters.
-async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> anyhow::Result<Vec<(String, String)>> {
+/// Accepts connections on `listener` until one is `GET /callback?…` with
+/// this sign-in's `state` (anything else, such as another local program
+/// guessing the port, is answered 404 and ignored); answers it with a
+/// short page and returns its query parameters.
+async fn wait_for_redirect(listener: &tokio::net::TcpListener, state: &str) -> anyhow::Result<Vec<(String, String)>> {
     // Bounded by the caller's timeout; each connection by a small read.
     loop {
         let (mut stream, _) = listener.accept().await?;
@@ -353,6 +385,15 @@ async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> anyhow::Result
         let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        let ours = params.iter().any(|(k, v)| {
+            k == "state" && aws_lc_rs::constant_time::verify_slices_are_equal(v.as_bytes(), state.as_bytes()).is_ok()
+        });
+        if !ours {
+            let _ = stream
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            continue;
+        }
         let page =
             "<!doctype html><title>Warden</title><p>Signed in. You can close this tab and go back to the terminal.</p>";
         let _ = stream
@@ -470,5 +511,39 @@ pub async fn logout(args: LogoutArgs, ctx: &Context) -> anyhow::Result<()> {
         }
         Ok((status, v)) => bail!("forgotten here, but the server refused to revoke the sign-in ({status}: {v})"),
         Err(e) => Err(e.context("forgotten here, but the server could not be reached to revoke the sign-in")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(issuer: &str, token: &str) -> Metadata {
+        Metadata {
+            issuer: issuer.to_owned(),
+            token_endpoint: token.to_owned(),
+            revocation_endpoint: format!("{issuer}/oauth/revoke"),
+            device_authorization_endpoint: Some(format!("{issuer}/oauth/device_authorization")),
+            authorization_endpoint: None,
+        }
+    }
+
+    #[test]
+    fn a_server_must_be_the_issuer_it_names_with_endpoints_of_its_own() {
+        let ok = meta("https://warden.example", "https://warden.example/oauth/token");
+        assert!(check_metadata(&ok, "https://warden.example").is_ok());
+        let e = check_metadata(&ok, "https://typo.example").unwrap_err().to_string();
+        assert!(e.contains("names itself"), "{e}");
+        let elsewhere = meta("https://warden.example", "https://evil.example/oauth/token");
+        assert!(check_metadata(&elsewhere, "https://warden.example").is_err());
+        let prefix = meta("https://warden.example", "https://warden.example.evil/oauth/token");
+        assert!(check_metadata(&prefix, "https://warden.example").is_err());
+        let plain = meta("http://warden.example", "http://warden.example/oauth/token");
+        assert!(
+            check_metadata(&plain, "http://warden.example").is_err(),
+            "plain http off loopback"
+        );
+        let local = meta("http://127.0.0.1:8080", "http://127.0.0.1:8080/oauth/token");
+        assert!(check_metadata(&local, "http://127.0.0.1:8080").is_ok());
     }
 }

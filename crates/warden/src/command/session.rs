@@ -105,11 +105,7 @@ impl StoreTask for ListTask {
                 expires: s.expires_at,
             })
             .collect();
-        // Services' own refresh tokens are not people's sessions.
         for (family, last) in store.live_families(subject.as_deref(), t, LIMIT).await? {
-            if !family.subject.starts_with("user:") {
-                continue;
-            }
             open.push(Open {
                 kind: "sign-in",
                 id: family.id,
@@ -161,22 +157,36 @@ impl StoreTask for RevokeTask {
                 reason: reason.clone(),
             });
         }
-        let families: Vec<_> = store
-            .live_families(subject.as_deref(), t, LIMIT)
-            .await?
-            .into_iter()
-            .map(|(f, _)| f)
-            .filter(|f| f.subject.starts_with("user:") && self.args.id.as_ref().is_none_or(|id| *id == f.id))
-            .collect();
-        for f in &families {
-            let revoked = store.revoke_family(&f.id, t).await?;
-            notices.extend(revoked.into_iter().map(|(jti, exp)| Notice::Revoked { jti, exp }));
-            events.push(EventKind::TokenRevoked {
-                jti: None,
-                family: Some(f.id.clone()),
-                client_id: f.client_id.clone(),
-                reason: reason.clone(),
-            });
+        // Every one, in rounds of LIMIT (bounded: a round that ends
+        // nothing ends the loop).
+        let mut families = Vec::new();
+        for _ in 0..1000 {
+            let round: Vec<_> = store
+                .live_families(subject.as_deref(), t, LIMIT)
+                .await?
+                .into_iter()
+                .map(|(f, _)| f)
+                .filter(|f| self.args.id.as_ref().is_none_or(|id| *id == f.id))
+                .filter(|f| {
+                    !families
+                        .iter()
+                        .any(|done: &warden_store::oauth::Family| done.id == f.id)
+                })
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            for f in &round {
+                let revoked = store.revoke_family(&f.id, t).await?;
+                notices.extend(revoked.into_iter().map(|(jti, exp)| Notice::Revoked { jti, exp }));
+                events.push(EventKind::TokenRevoked {
+                    jti: None,
+                    family: Some(f.id.clone()),
+                    client_id: f.client_id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            families.extend(round);
         }
         let ended = dashboard.len() + families.len();
         if ended == 0 {

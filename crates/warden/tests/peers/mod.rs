@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod oidc;
+pub mod people;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -103,7 +103,12 @@ pub async fn device_code<S: Store>(
             "no signing key is active; run `warden keys rotate`",
         ));
     }
-    let grant = match state.app.store.poll_device_grant(&code_hash(device_code), now).await? {
+    let grant = match state
+        .app
+        .store
+        .poll_device_grant(&code_hash(device_code), &client.client.client_id, now)
+        .await?
+    {
         DevicePoll::Unknown => return Err(ApiError::invalid_grant("the device code is invalid")),
         DevicePoll::TooFast => return Err(ApiError::slow_down()),
         DevicePoll::Found(g) => g,

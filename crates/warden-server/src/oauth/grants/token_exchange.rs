@@ -150,7 +150,14 @@ fn check_type(form: &Form, name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn verify_subject<S: Store>(state: &OAuthState<S>, token: &str, now: u64) -> Result<Subject, ApiError> {
+/// A DPoP-bound subject token (RFC 9449) is exchanged only with a proof by
+/// its key (`proved`): a stolen bound token must not become a fresh one.
+async fn verify_subject<S: Store>(
+    state: &OAuthState<S>,
+    token: &str,
+    proved: Option<&str>,
+    now: u64,
+) -> Result<Subject, ApiError> {
     let issuer = crate::access::federation::peek_issuer(token);
     if issuer.as_deref() == Some(state.app.options.issuer.as_str()) {
         let verified = state
@@ -164,6 +171,20 @@ async fn verify_subject<S: Store>(state: &OAuthState<S>, token: &str, now: u64) 
             .is_some_and(|j| state.app.revocations.is_revoked(j))
         {
             return Err(ApiError::invalid_request("subject_token is revoked"));
+        }
+        let bound = verified
+            .claims()
+            .raw()
+            .get("cnf")
+            .map(|cnf| cnf.get("jkt").and_then(serde_json::Value::as_str));
+        match bound {
+            None => {}
+            Some(Some(jkt)) if proved == Some(jkt) => {}
+            Some(_) => {
+                return Err(ApiError::invalid_request(
+                    "subject_token is DPoP-bound: exchange it with a DPoP proof by its key",
+                ));
+            }
         }
         return from_warden(&verified);
     }
@@ -208,7 +229,7 @@ pub async fn grant<S: Store>(
     }
     let subject_token = form.require("subject_token")?;
     check_type(form, "subject_token_type")?;
-    let subject = verify_subject(state, subject_token, now).await?;
+    let subject = verify_subject(state, subject_token, possession.jkt.as_deref(), now).await?;
 
     let mut actor_exp = u64::MAX;
     let actor = match form.get("actor_token") {
