@@ -181,6 +181,43 @@ fn bench_alg(c: &mut Criterion, f: &Fixture) {
     });
 }
 
+/// A DPoP proof (RFC 9449) of `f`'s key for a gateway request carrying
+/// `f`'s token, and the rules it is checked under.
+fn dpop_fixture(f: &Fixture) -> BenchResult<String> {
+    let proof = warden_jose::dpop::sign_proof(
+        &f.key,
+        "POST",
+        "https://warden.example/v1/chat/completions",
+        NOW,
+        "bench-proof-1",
+        Some(&f.token),
+        None,
+    )
+    .map_err(|e| format!("signing a proof: {e}"))?;
+    check_dpop(&proof, &f.token)
+        .then_some(proof)
+        .ok_or_else(|| "the proof does not check".to_owned())
+}
+
+fn check_dpop(proof: &str, token: &str) -> bool {
+    let target = warden_jose::dpop::ProofTarget {
+        method: "POST",
+        url: "https://warden.example/v1/chat/completions",
+        access_token: Some(token),
+    };
+    warden_jose::dpop::check_proof(proof, &target, &warden_jose::dpop::ProofRules::default(), NOW).is_ok()
+}
+
+/// Checking a DPoP proof: what a bound token adds to each request (the
+/// replay cache aside), against the raw signature check of the same key.
+fn bench_dpop(c: &mut Criterion, f: &Fixture) -> BenchResult<()> {
+    let proof = dpop_fixture(f)?;
+    c.bench_function(&format!("dpop_check/{}", f.alg), |b| {
+        b.iter(|| check_dpop(black_box(&proof), black_box(&f.token)))
+    });
+    Ok(())
+}
+
 fn bench_cache(c: &mut Criterion, f: &Fixture) -> BenchResult<()> {
     let cache = VerifiedTokenCache::new(f.verifier.clone(), 1024);
     cache.verify(&f.token, NOW).map_err(|e| format!("cache warm-up: {e}"))?;
@@ -210,6 +247,12 @@ fn run() -> BenchResult<()> {
         .find(|f| f.alg == Algorithm::EdDSA)
         .ok_or("no EdDSA fixture")?;
     bench_cache(&mut c, eddsa)?;
+    for f in fixtures
+        .iter()
+        .filter(|f| matches!(f.alg, Algorithm::ES256 | Algorithm::EdDSA))
+    {
+        bench_dpop(&mut c, f)?;
+    }
     c.final_summary();
     if std::env::args().any(|a| a == "--bench") {
         interleaved_ratios(&fixtures);
@@ -270,6 +313,39 @@ fn interleaved_ratios(fixtures: &[Fixture]) {
             full,
             median(ratios),
             full - raw
+        );
+    }
+    println!("\ninterleaved DPoP proof check vs raw signature check (same key; median of 40 alternating 20 ms runs):");
+    println!(
+        "{:<6} {:>10} {:>10} {:>8} {:>12}",
+        "alg", "raw µs", "dpop µs", "ratio", "overhead µs"
+    );
+    for f in fixtures
+        .iter()
+        .filter(|f| matches!(f.alg, Algorithm::ES256 | Algorithm::EdDSA))
+    {
+        let Ok(proof) = dpop_fixture(f) else {
+            println!("{:<6} (no proof could be made)", f.alg.as_str());
+            continue;
+        };
+        let (raw, dpop) = alternate(
+            40,
+            || {
+                f.raw_key
+                    .verify_sig(black_box(&f.signing_input), black_box(&f.signature))
+                    .is_ok()
+            },
+            || check_dpop(black_box(&proof), black_box(&f.token)),
+        );
+        let ratios: Vec<f64> = dpop.iter().zip(&raw).map(|(v, r)| v / r).collect();
+        let (raw, dpop) = (median(raw) / 1000.0, median(dpop) / 1000.0);
+        println!(
+            "{:<6} {:>10.2} {:>10.2} {:>8.3} {:>12.2}",
+            f.alg.as_str(),
+            raw,
+            dpop,
+            median(ratios),
+            dpop - raw
         );
     }
 }

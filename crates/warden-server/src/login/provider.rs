@@ -466,6 +466,85 @@ mod tests {
         );
     }
 
+    use crate::options::{ClientSecret, SubjectForm};
+    use serde_json::json;
+    use warden_jose::SigningKey;
+
+    fn corp() -> LoginProvider {
+        LoginProvider {
+            name: "corp".into(),
+            display_name: "Corp".into(),
+            issuer: "https://idp.example".into(),
+            client_id: "warden".into(),
+            client_secret: ClientSecret(zeroize::Zeroizing::new("s".into())),
+            auth: ProviderAuth::Basic,
+            scopes: vec!["openid".into()],
+            groups_claim: "groups".into(),
+            roles: BTreeMap::new(),
+            default_roles: Vec::new(),
+            allowed_domains: Vec::new(),
+            subject: SubjectForm::Sub,
+        }
+    }
+
+    /// An ID token signed by a fresh key of the provider's, with `extra`
+    /// claims over valid ones and header `typ`, verified as Warden does.
+    fn verified(extra: Value, typ: &str) -> Result<VerifiedToken, JoseError> {
+        let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+        let mut claims = json!({
+            "iss": "https://idp.example", "sub": "u1", "aud": "warden",
+            "iat": 1000, "exp": 2000, "nonce": "n-1",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let token = warden_jose::issue::encode_map(&key, typ, claims.as_object().unwrap()).unwrap();
+        let keys = KeySet::new([key.verifying_key().clone()]).unwrap();
+        let mut algorithms = AlgorithmSet::EMPTY;
+        algorithms.insert(Algorithm::ES256);
+        let validation = Validation::access_token("warden")
+            .with_typ(None)
+            .with_algorithms(algorithms)
+            .with_required(false, true, true);
+        TokenVerifier::new(
+            [TrustedIssuer::new("https://idp.example", keys, algorithms)],
+            validation,
+        )
+        .verify(&token, 1500)
+    }
+
+    #[test]
+    fn id_tokens_must_carry_this_sign_ins_nonce_and_be_for_warden() {
+        let c = corp();
+        let ok = verified(json!({}), "JWT").unwrap();
+        assert!(check_id_token(&c, &ok, "n-1", None).is_ok());
+        let err = |t: &VerifiedToken, nonce: &str, access: Option<&str>| {
+            check_id_token(&c, t, nonce, access).unwrap_err().to_string()
+        };
+        assert!(err(&ok, "n-2", None).contains("nonce"), "another sign-in's nonce");
+        let no_nonce = verified(json!({"nonce": null}), "JWT").unwrap();
+        assert!(err(&no_nonce, "n-1", None).contains("nonce"));
+        let several = verified(json!({"aud": ["warden", "other"]}), "JWT").unwrap();
+        assert!(err(&several, "n-1", None).contains("azp"), "several audiences need azp");
+        let azp = verified(json!({"aud": ["warden", "other"], "azp": "warden"}), "JWT").unwrap();
+        assert!(check_id_token(&c, &azp, "n-1", None).is_ok());
+        let foreign_azp = verified(json!({"azp": "other"}), "JWT").unwrap();
+        assert!(err(&foreign_azp, "n-1", None).contains("azp"));
+        let access = "an-access-token";
+        let hashed = verified(json!({"at_hash": at_hash_of(Algorithm::ES256, access)}), "JWT").unwrap();
+        assert!(check_id_token(&c, &hashed, "n-1", Some(access)).is_ok());
+        assert!(err(&hashed, "n-1", Some("another-token")).contains("at_hash"));
+        let at = verified(json!({}), "at+jwt").unwrap();
+        assert!(err(&at, "n-1", None).contains("access token"));
+        // The strict core refuses the rest before these checks.
+        assert!(verified(json!({"aud": "other"}), "JWT").is_err(), "another audience");
+        assert!(
+            verified(json!({"iss": "https://evil.example"}), "JWT").is_err(),
+            "another issuer"
+        );
+        assert!(verified(json!({"exp": 1400}), "JWT").is_err(), "expired");
+    }
+
     #[test]
     fn only_secure_endpoints() {
         assert!(secure_url("https://idp.example/token"));
