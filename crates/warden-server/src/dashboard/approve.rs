@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use askama::Template;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,9 +22,9 @@ use warden_store::authorization::{DeviceStatus, NewCode};
 use warden_store::oauth::ClientKind;
 
 use super::DashboardState;
-use super::form::{field, read_form};
+use super::form::field;
 use super::page::{Chrome, UiError, html};
-use super::session::{CSRF_FIELD, NoSession, Session};
+use super::session::{NoSession, Session};
 use crate::error::ApiError;
 use crate::oauth::authorize::{self, AuthorizationRequest, CODE_TTL, Refusal, with_params};
 use crate::oauth::device::normalise_user_code;
@@ -200,14 +199,10 @@ pub async fn authorize_answer<S: Store>(
     session: Session,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let fields = match read_form(body).await {
+    let fields = match session.read_form(&state, request).await {
         Ok(f) => f,
         Err(e) => return UiError::from(e).into_response(),
     };
-    if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
-        return UiError::from(e).into_response();
-    }
     if let Err(why) = may_approve(&session) {
         return UiError::from(ApiError::access_denied(why)).into_response();
     }
@@ -258,11 +253,7 @@ async fn issue_code<S: Store>(
     session: &Session,
     asked: &AuthorizationRequest,
 ) -> Result<String, ApiError> {
-    let mut random = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut random)
-        .map_err(|_| ApiError::internal("random generator failed"))?;
-    let code = format!("wac_{}", warden_jose::base64url::encode(&random));
+    let code = crate::oauth::grants::random_secret("wac_")?;
     let grant = person_grant(
         session,
         &asked.client.client_id,
@@ -347,14 +338,10 @@ pub async fn device_answer<S: Store>(
     session: Session,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let fields = match read_form(body).await {
+    let fields = match session.read_form(&state, request).await {
         Ok(f) => f,
         Err(e) => return UiError::from(e).into_response(),
     };
-    if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
-        return UiError::from(e).into_response();
-    }
     if let Err(why) = may_approve(&session) {
         return UiError::from(ApiError::access_denied(why)).into_response();
     }

@@ -199,12 +199,7 @@ pub async fn sign_out<S: Store>(
     session: Session,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let fields = match read_form(body).await {
-        Ok(f) => f,
-        Err(e) => return UiError::from(e).into_response(),
-    };
-    if let Err(e) = session.check_csrf(&state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default()) {
+    if let Err(e) = session.read_form(&state, request).await {
         return UiError::from(e).into_response();
     }
     let call = &session.call;

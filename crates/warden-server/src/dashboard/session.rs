@@ -273,6 +273,23 @@ impl Session {
         Ok(())
     }
 
+    /// The fields of a form this session posted, once its origin and CSRF
+    /// token are checked: what every state change on the dashboard reads.
+    pub async fn read_form<S: Store>(
+        &self,
+        state: &DashboardState<S>,
+        request: axum::extract::Request,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let (parts, body) = request.into_parts();
+        let fields = super::form::read_form(body).await?;
+        self.check_csrf(
+            state,
+            &parts.headers,
+            super::form::field(&fields, CSRF_FIELD).unwrap_or_default(),
+        )?;
+        Ok(fields)
+    }
+
     /// The signed-in subject.
     pub fn principal(&self) -> &str {
         &self.call.principal

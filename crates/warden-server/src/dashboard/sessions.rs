@@ -26,9 +26,9 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::{SessionRecord, Store};
 
 use super::DashboardState;
-use super::form::{field, read_form};
+use super::form::field;
 use super::page::{Chrome, UiError, html};
-use super::session::{self, CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Session};
+use super::session::{self, CSRF_COOKIE, SESSION_COOKIE, Session};
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::options::{roles, scopes};
@@ -184,9 +184,7 @@ async fn posted_name<S: Store>(
     request: Request,
     name: &str,
 ) -> Result<String, ApiError> {
-    let (parts, body) = request.into_parts();
-    let fields = read_form(body).await?;
-    session.check_csrf(state, &parts.headers, field(&fields, CSRF_FIELD).unwrap_or_default())?;
+    let fields = session.read_form(state, request).await?;
     let value = field(&fields, name).unwrap_or_default().trim();
     if value.is_empty() || value.len() > 128 {
         return Err(ApiError::invalid_request(format!("name the one to end (`{name}`)")));
@@ -350,13 +348,18 @@ pub async fn end_session<S: Store>(
     Ok(())
 }
 
-/// Records the sign-in of `call` from a browser sending `headers`.
-pub async fn record_sign_in<S: Store>(app: &AppState<S>, call: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
-    let user_agent = headers
+/// The browser's `User-Agent`, without control characters, if it sent one.
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|ua| !ua.is_empty());
+        .filter(|ua| !ua.is_empty())
+}
+
+/// Records the sign-in of `call` from a browser sending `headers`.
+pub async fn record_sign_in<S: Store>(app: &AppState<S>, call: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
+    let user_agent = user_agent(headers);
     let record = SessionRecord {
         jti: call.jti.clone(),
         subject: call.principal.clone(),

@@ -32,6 +32,7 @@ use super::login::login_page;
 use super::page::{ASSET_VERSION, UiError, render};
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::login::provider::bounded;
 use crate::login::{self, PENDING_TTL, Pending, Person};
 use crate::oauth::grants::{Grant, jti, mint};
 use crate::state::now;
@@ -104,9 +105,9 @@ pub async fn start<S: Store>(
         .return_to
         .filter(|p| login::safe_return(p))
         .unwrap_or_else(|| "/ui/".to_owned());
-    let (Some(st), Some(nonce), Some(verifier)) = (login::random_value(), login::random_value(), login::random_value())
-    else {
-        return UiError::from(ApiError::internal("no randomness available")).into_response();
+    let (st, nonce, verifier) = match (session::new_nonce(), session::new_nonce(), session::new_nonce()) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        _ => return UiError::from(ApiError::internal("no randomness available")).into_response(),
     };
     let url = match state
         .ui
@@ -200,14 +201,7 @@ pub async fn callback<S: Store>(
         }
     };
     if let Some(error) = &answer.error {
-        let detail: String = answer
-            .error_description
-            .as_deref()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let detail = bounded(answer.error_description.as_deref().unwrap_or_default());
         let reason = format!("the identity provider answered `{}` {detail}", bounded(error));
         audit_refusal(String::new(), reason.clone()).await;
         return refuse(StatusCode::UNAUTHORIZED, &format!("Sign-in failed: {reason}."));
@@ -332,11 +326,7 @@ async fn open_session<S: Store>(
             .await
             .map_err(|_| ApiError::unavailable("the audit log is unavailable; nobody can sign in now"))?;
     }
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|ua| !ua.is_empty());
+    let user_agent = super::sessions::user_agent(headers);
     app.store
         .record_session(&SessionRecord {
             jti: minted.jti.clone(),
@@ -350,8 +340,4 @@ async fn open_session<S: Store>(
         })
         .await?;
     Ok((minted.token, exp.saturating_sub(t)))
-}
-
-fn bounded(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }

@@ -21,7 +21,6 @@ pub mod identity;
 pub mod provider;
 pub mod seal;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 pub use self::identity::{Person, Refusal, person};
@@ -46,14 +45,6 @@ pub struct Pending {
     pub return_to: String,
     /// When it expires (Unix seconds).
     pub expires_at: u64,
-}
-
-/// 32 random bytes, base64url (43 characters): states, nonces, PKCE
-/// verifiers. `None` when the system has no randomness.
-pub fn random_value() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(warden_jose::base64url::encode(&bytes))
 }
 
 /// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
@@ -103,12 +94,5 @@ mod tests {
         ] {
             assert!(!safe_return(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn random_values_are_43_characters() {
-        let v = random_value().unwrap();
-        assert_eq!(v.len(), 43);
-        assert_ne!(v, random_value().unwrap());
     }
 }

@@ -395,7 +395,7 @@ pub fn secure_url(url: &str) -> bool {
 
 /// At most 200 characters of what a provider said, without control
 /// characters.
-fn bounded(text: &str) -> String {
+pub(crate) fn bounded(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 

@@ -28,8 +28,8 @@ use crate::oauth::authorize::{people_audiences, people_scopes};
 use crate::oauth::client_auth::authenticate;
 use crate::oauth::clients::grant;
 use crate::oauth::form::Form;
-use crate::oauth::grants::check_grant;
 use crate::oauth::grants::people::code_hash;
+use crate::oauth::grants::{check_grant, random_secret};
 use crate::oauth::scope;
 use crate::state::now;
 
@@ -40,7 +40,7 @@ pub const POLL_INTERVAL: u64 = 5;
 /// The letters of user codes: no vowels (no words), no look-alikes.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 
-/// A fresh user code, `XXXX-XXXX`.
+/// A fresh user code: four letters, a dash, four letters (`BCDF-GHJK`).
 fn new_user_code() -> Result<String, ApiError> {
     let rng = SystemRandom::new();
     let mut code = String::with_capacity(9);
@@ -98,11 +98,7 @@ pub async fn device_authorization<S: Store>(
     check_grant(&client, grant::DEVICE_CODE)?;
     let scopes = people_scopes(&form, &client)?;
     let audiences = people_audiences(&form, &client, &state.app.options.issuer)?;
-    let mut random = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut random)
-        .map_err(|_| ApiError::internal("random generator failed"))?;
-    let device_code = format!("wdc_{}", warden_jose::base64url::encode(&random));
+    let device_code = random_secret("wdc_")?;
     let audiences_json =
         serde_json::to_string(&audiences).map_err(|_| ApiError::internal("audience serialisation failed"))?;
     // A user code already in use is drawn again; five collisions in a row

@@ -46,7 +46,7 @@ struct Metadata {
 }
 
 /// A token endpoint's answer.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct TokenAnswer {
     access_token: Option<String>,
     refresh_token: Option<String>,
@@ -222,13 +222,7 @@ async fn device_flow(http: &reqwest::Client, meta: &Metadata, args: &LoginArgs) 
     }
     let (status, v) = post_form(http, endpoint, &fields).await?;
     if status != 200 {
-        let answer: TokenAnswer = serde_json::from_value(v).unwrap_or(TokenAnswer {
-            access_token: None,
-            refresh_token: None,
-            expires_in: None,
-            error: None,
-            error_description: None,
-        });
+        let answer: TokenAnswer = serde_json::from_value(v).unwrap_or_default();
         return Err(refused(&args.client, &oauth_error(&answer)));
     }
     let field = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);

@@ -170,14 +170,21 @@ pub fn jti() -> Result<String, ApiError> {
     new_jti().map_err(|_| ApiError::internal("random generator failed"))
 }
 
-/// A fresh opaque refresh token (256 random bits) and its SHA-256.
-pub fn new_refresh_token() -> Result<(String, [u8; 32]), ApiError> {
+/// A fresh opaque secret: `prefix` and 256 random bits, base64url
+/// (refresh tokens, authorization codes, device codes).
+pub fn random_secret(prefix: &str) -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| ApiError::internal("random generator failed"))?;
-    let token = format!("{REFRESH_PREFIX}{}", warden_jose::base64url::encode(&bytes));
-    Ok((token.clone(), hash_refresh(&token)))
+    Ok(format!("{prefix}{}", warden_jose::base64url::encode(&bytes)))
+}
+
+/// A fresh opaque refresh token (256 random bits) and its SHA-256.
+pub fn new_refresh_token() -> Result<(String, [u8; 32]), ApiError> {
+    let token = random_secret(REFRESH_PREFIX)?;
+    let hash = hash_refresh(&token);
+    Ok((token, hash))
 }
 
 /// SHA-256 of a refresh token, as stored.
