@@ -25,16 +25,24 @@
 //! - `audit_checkpoints`: signed notes by tree size.
 //!
 //! # Appending
-//! [`AuditStore::append_batch`] writes a batch in one transaction: it locks
-//! the state row (PostgreSQL `SELECT … FOR UPDATE`; SQLite `BEGIN
-//! IMMEDIATE` on its single writer connection), numbers the events from the
-//! stored size, inserts them with the subtrees they complete, stores the new
-//! frontier and commits. It returns only after the commit is durable
-//! (SQLite `synchronous = FULL`, PostgreSQL commit), so several replicas
-//! appending to one PostgreSQL serialise on the row lock and the indices
-//! stay contiguous.
+//! Two paths lead into the tree; both end in [`AuditStore::append_batch`]'s
+//! transaction: it locks the state row (PostgreSQL `SELECT … FOR UPDATE`;
+//! SQLite `BEGIN IMMEDIATE` on its single writer connection), numbers the
+//! events from the stored size, inserts them with the subtrees they
+//! complete, stores the new frontier and commits durably (SQLite
+//! `synchronous = FULL`, PostgreSQL commit), so indices stay contiguous
+//! whoever appends.
+//! - **Queue and integration** (the server's path, `audit_queue.rs`): an
+//!   action waits only for its event to be *queued* durably
+//!   ([`AuditStore::enqueue_batch`], through [`AuditWriter`]'s group commit,
+//!   or inside the change's own transaction for registry changes and
+//!   refresh rotations); one sequencer then integrates queued events in
+//!   batches ([`AuditStore::integrate`]: the append above plus deleting
+//!   them from the queue, in one transaction).
+//! - **Direct** ([`AuditStore::append_batch`] alone): command-line tools
+//!   that record while no server may be running, and tests.
 //!
-//! [`AuditWriter`] puts many concurrent appends into each such transaction
+//! [`AuditWriter`] puts many concurrent appends into each queue transaction
 //! (group commit) and answers each caller only once its batch is committed;
 //! if the commit fails, every caller of the batch gets the error and must
 //! fail closed.
@@ -51,12 +59,16 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
-use warden_audit::{AuditError, AuditEvent, Decision, EventLeaf, Frontier, Record, Salt, Subtree};
+use warden_audit::{AuditError, AuditEvent, EventLeaf, Frontier, Record, Salt, Subtree};
 
 use sqlx::{ColumnIndex, Executor};
 
+use crate::audit_queue::{
+    Integrated, MAX_INTEGRATION_BATCH, QUEUE_COLUMNS, QUEUE_STATUS, QueueRow, QueueStatus, QueuedEvent,
+    prepared_from_rows, queued_from_row, status_from_row,
+};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Param, SqlStore, Value};
 use crate::to_i64;
@@ -78,10 +90,10 @@ pub const MAX_PAGE: u32 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
-    kind: &'static str,
+    kind: Cow<'static, str>,
     subject: Option<String>,
     resource: Option<String>,
-    outcome: Option<&'static str>,
+    outcome: Option<Cow<'static, str>>,
     actor: Option<String>,
     body: Vec<u8>,
     salt: Salt,
@@ -124,13 +136,41 @@ impl PreparedEvent {
         let (body, salt, leaf_hash) = leaf.into_parts();
         Ok(Self {
             time,
-            kind,
+            kind: Cow::Borrowed(kind),
             subject: indexed.subject.map(query_column),
             resource: indexed.resource.map(query_column),
-            outcome: indexed.outcome.map(Decision::as_str),
+            outcome: indexed.outcome.map(|o| Cow::Borrowed(o.as_str())),
             actor: indexed.actor.map(query_column),
             body,
             salt,
+            leaf_hash,
+        })
+    }
+
+    /// An event read back from the queue, its columns as they were queued.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_queue(
+        time: i64,
+        kind: String,
+        subject: Option<String>,
+        resource: Option<String>,
+        outcome: Option<String>,
+        actor: Option<String>,
+        body: Vec<u8>,
+        salt: &[u8],
+        leaf_hash: &[u8],
+    ) -> Result<Self, &'static str> {
+        let salt = <[u8; 32]>::try_from(salt).map_err(|_| "the salt is not 32 bytes")?;
+        let leaf_hash = <Hash>::try_from(leaf_hash).map_err(|_| "the leaf hash is not 32 bytes")?;
+        Ok(Self {
+            time,
+            kind: Cow::Owned(kind),
+            subject,
+            resource,
+            outcome: outcome.map(Cow::Owned),
+            actor,
+            body,
+            salt: Salt::from_bytes(salt),
             leaf_hash,
         })
     }
@@ -142,7 +182,7 @@ impl PreparedEvent {
 
     /// The event type (`token_issued`, …).
     pub fn kind(&self) -> &str {
-        self.kind
+        &self.kind
     }
 
     /// Event time, seconds since the Unix epoch, as stored.
@@ -163,7 +203,7 @@ impl PreparedEvent {
     /// The outcome column: `allow` or `deny` for an access decision,
     /// `None` for other kinds.
     pub fn outcome(&self) -> Option<&str> {
-        self.outcome
+        self.outcome.as_deref()
     }
 
     /// The actor column: the outermost actor of a delegation, if any.
@@ -309,6 +349,28 @@ pub trait AuditStore: Send + Sync {
     /// indices. Concurrent callers (other replicas included) serialise on
     /// the log's state, so indices never repeat or skip.
     fn append_batch(&self, events: &[PreparedEvent]) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
+
+    /// Queues `events` in one durable transaction and returns their queue
+    /// receipts (see [`audit_queue`](crate::audit_queue)): what an action
+    /// waits for before it is acknowledged. Nothing is ordered on a shared
+    /// row; [`integrate`](Self::integrate) gives them log indices later.
+    fn enqueue_batch(&self, events: &[PreparedEvent]) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
+    /// Moves up to `max` of the oldest queued events into the log, in one
+    /// durable transaction that also deletes them from the queue; returns
+    /// the indices they were given (empty when nothing was queued).
+    fn integrate(&self, max: usize) -> impl Future<Output = Result<Integrated, StoreError>> + Send;
+
+    /// How many events are queued and since when.
+    fn queue_status(&self) -> impl Future<Output = Result<QueueStatus, StoreError>> + Send;
+
+    /// The oldest `limit` queued events (reduced to [`MAX_PAGE`]) whose
+    /// receipt is above `after`, in receipt order.
+    fn queued_events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<QueuedEvent>, StoreError>> + Send;
 
     /// The error of the last write of the log through this store (an
     /// append, a change committed with its events, or a
@@ -769,6 +831,64 @@ where
         result
     }
 
+    async fn enqueue_batch(&self, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = async {
+            let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+            let receipts = DB::enqueue_events(&mut *tx, events).await?;
+            tx.commit().await?;
+            Ok(receipts)
+        }
+        .await;
+        self.audit_health().record(&result);
+        result
+    }
+
+    async fn integrate(&self, max: usize) -> Result<Integrated, StoreError> {
+        // An empty queue (the common case at each poll) costs one read,
+        // not a write transaction and the state row's lock.
+        let (any,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM audit_queue LIMIT 1) AS q")
+            .fetch_one(self.reader())
+            .await?;
+        if any == 0 {
+            let size = self.size().await?;
+            return Ok(Integrated { indices: size..size });
+        }
+        let mut tx = self.writer().begin_with(DB::BEGIN).await?;
+        let rows: Vec<QueueRow> = DB::take_queued(&mut *tx, max.clamp(1, MAX_INTEGRATION_BATCH)).await?;
+        let (events, _) = prepared_from_rows(rows)?;
+        if events.is_empty() {
+            tx.rollback().await?;
+            let size = self.size().await?;
+            return Ok(Integrated { indices: size..size });
+        }
+        let indices = DB::append_events(&mut *tx, &events).await?;
+        tx.commit().await?;
+        Ok(Integrated { indices })
+    }
+
+    async fn queue_status(&self) -> Result<QueueStatus, StoreError> {
+        let row: (i64, Option<i64>) = sqlx::query_as(QUEUE_STATUS).fetch_one(self.reader()).await?;
+        status_from_row(row)
+    }
+
+    async fn queued_events(&self, after: u64, limit: u32) -> Result<Vec<QueuedEvent>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::<DB>::new("SELECT ");
+        qb.push(QUEUE_COLUMNS);
+        qb.push(" FROM audit_queue WHERE seq > ");
+        qb.push_bind(to_i64(after)?);
+        qb.push(" ORDER BY seq LIMIT ");
+        qb.push_bind(i64::from(limit.min(MAX_PAGE)));
+        qb.build_query_as::<QueueRow>()
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .map(queued_from_row)
+            .collect()
+    }
+
     fn audit_failure(&self) -> Option<String> {
         self.audit_health().failure()
     }
@@ -947,10 +1067,10 @@ where
     }
 }
 
-/// Appends the audit records of a change inside the change's own
-/// transaction `tx`, then commits both: the change and its events are
-/// durable together or not at all (a failed append or commit leaves
-/// neither). Sealing happens before anything is written. The outcome of
+/// Queues the audit records of a change inside the change's own
+/// transaction `tx`, then commits both (the outbox): the change and its
+/// events are durable together or not at all (a failed insert or commit
+/// leaves neither); the sequencer integrates the events later. Sealing happens before anything is written. The outcome of
 /// the append and commit is what [`AuditStore::audit_failure`] reports.
 pub(crate) async fn commit_with_events<DB>(
     store: &SqlStore<DB>,
@@ -963,7 +1083,7 @@ where
     let prepared = events.iter().map(PreparedEvent::seal).collect::<Result<Vec<_>, _>>()?;
     let result = async {
         if !prepared.is_empty() {
-            DB::append_events(&mut *tx, &prepared).await?;
+            DB::enqueue_events(&mut *tx, &prepared).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1006,10 +1126,11 @@ enum Message {
     Close(oneshot::Sender<()>),
 }
 
-/// Group commit over an [`AuditStore`]: a cloneable handle to one task that
-/// owns the store and writes queued appends in batches.
+/// Group commit over an [`AuditStore`]'s queue: a cloneable handle to one
+/// task that owns the store and queues appends in batches
+/// ([`AuditStore::enqueue_batch`]); the sequencer integrates them later.
 ///
-/// [`append`](Self::append) returns an event's index only after the
+/// [`append`](Self::append) returns an event's queue receipt only after the
 /// transaction holding it has committed durably; when that transaction
 /// fails, every append in it gets the error, and the caller must treat the
 /// action it records as not done (fail closed). Later appends try again in
@@ -1018,6 +1139,7 @@ enum Message {
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     tx: mpsc::Sender<Message>,
+    queued: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Message {
@@ -1046,17 +1168,25 @@ impl AuditWriter {
         recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        tokio::spawn(run(store, rx, options.max_batch.max(1), recorder));
-        Self { tx }
+        let queued = Arc::new(Notify::new());
+        tokio::spawn(run(store, rx, options.max_batch.max(1), recorder, Arc::clone(&queued)));
+        Self { tx, queued }
     }
 
-    /// Seals `event` (in the caller's task) and appends it; returns its
-    /// index once it is durable.
+    /// Seals `event` (in the caller's task) and queues it; returns its
+    /// queue receipt once it is durable.
     pub async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
         self.append_prepared(PreparedEvent::seal(event)?).await
     }
 
-    /// Appends a prepared event; returns its index once it is durable.
+    /// Notified after each batch this writer queued: the sequencer in the
+    /// same process integrates at once instead of at its next poll.
+    pub fn queued_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.queued)
+    }
+
+    /// Queues a prepared event; returns its queue receipt once it is
+    /// durable.
     pub async fn append_prepared(&self, event: PreparedEvent) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -1109,6 +1239,7 @@ async fn run<S: AuditStore>(
     mut rx: mpsc::Receiver<Message>,
     max_batch: usize,
     recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+    queued: Arc<Notify>,
 ) {
     let mut inbox = Vec::with_capacity(max_batch);
     let mut closers = Vec::new();
@@ -1148,7 +1279,7 @@ async fn run<S: AuditStore>(
             continue;
         }
         let started = std::time::Instant::now();
-        let result = store.append_batch(&events).await;
+        let result = store.enqueue_batch(&events).await;
         record_commit(
             recorder.as_deref(),
             events.len(),
@@ -1156,17 +1287,19 @@ async fn run<S: AuditStore>(
             result.is_ok(),
         );
         match result {
-            Ok(range) if range.end - range.start == replies.len() as u64 => {
-                for (index, reply) in range.zip(replies) {
+            Ok(receipts) if receipts.len() == replies.len() => {
+                queued.notify_one();
+                for (receipt, reply) in receipts.into_iter().zip(replies) {
                     // A caller that went away no longer needs its answer.
-                    let _ = reply.send(Ok(index));
+                    let _ = reply.send(Ok(receipt));
                 }
             }
-            Ok(range) => {
+            Ok(receipts) => {
+                queued.notify_one();
                 let error = Arc::new(StoreError::Corrupt(format!(
-                    "a batch of {} events was given {} indices",
+                    "a batch of {} events was given {} receipts",
                     replies.len(),
-                    range.end - range.start
+                    receipts.len()
                 )));
                 answer_all(replies, &error);
             }
@@ -1189,7 +1322,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use warden_audit::{EventKind, MemoryTree, NodeSource};
+    use warden_audit::{Decision, EventKind, MemoryTree, NodeSource};
 
     /// A store that only appends, records its batch sizes, and fails on
     /// demand; each batch takes a few milliseconds, like a durable commit.
@@ -1201,7 +1334,19 @@ mod tests {
     }
 
     impl AuditStore for FakeStore {
-        async fn append_batch(&self, events: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+        async fn append_batch(&self, _: &[PreparedEvent]) -> Result<Range<u64>, StoreError> {
+            not_used_by_the_writer()
+        }
+        async fn integrate(&self, _: usize) -> Result<Integrated, StoreError> {
+            not_used_by_the_writer()
+        }
+        async fn queue_status(&self) -> Result<QueueStatus, StoreError> {
+            not_used_by_the_writer()
+        }
+        async fn queued_events(&self, _: u64, _: u32) -> Result<Vec<QueuedEvent>, StoreError> {
+            not_used_by_the_writer()
+        }
+        async fn enqueue_batch(&self, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
             if self.fail.load(Ordering::SeqCst) {
                 return Err(StoreError::Corrupt("disk on fire".into()));
@@ -1210,7 +1355,7 @@ mod tests {
             let mut size = self.size.lock().unwrap();
             let start = *size;
             *size += events.len() as u64;
-            Ok(start..*size)
+            Ok((start..*size).collect())
         }
         async fn size(&self) -> Result<u64, StoreError> {
             Ok(*self.size.lock().unwrap())

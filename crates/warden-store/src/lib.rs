@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod audit_queue;
 mod audit_signer;
 pub mod audit_verify;
 pub mod authorization;
@@ -60,6 +61,7 @@ pub use audit::{
     ActivityCount, AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead,
     WriterOptions,
 };
+pub use audit_queue::{Integrated, QueueStatus, QueuedEvent};
 pub use audit_signer::{AUDIT_KEY_SETTING, AuditSigner, sign_checkpoint};
 pub use authorization::AuthorizationStore;
 pub use data_dir::{

@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResul
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
+use crate::audit_queue::{QueueRow, now_ms};
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -117,6 +118,14 @@ impl Dialect for Postgres {
 
     async fn subtrees(store: &PgStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
         select_subtrees(store, nodes).await
+    }
+
+    async fn enqueue_events(conn: &mut PgConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+        queue_events(conn, events).await
+    }
+
+    async fn take_queued(conn: &mut PgConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
+        take_queued(conn, max).await
     }
 }
 
@@ -280,6 +289,68 @@ async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Resul
         .execute(&mut *tx)
         .await?;
     Ok(plan.range())
+}
+
+/// [`Dialect::enqueue_events`]: array inserts kept under
+/// [`STATEMENT_BYTES`] each, no lock but the new rows' (the identity
+/// sequence hands out `seq` without waiting for any commit), so replicas
+/// queue side by side. `WITH ORDINALITY` keeps the receipts in `events`
+/// order.
+async fn queue_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+    let queued_at = now_ms();
+    let mut receipts = Vec::with_capacity(events.len());
+    for chunk in statement_chunks(events) {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "INSERT INTO audit_queue (queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+             SELECT $1, u.time, u.type, u.subject, u.resource, u.outcome, u.actor, u.body, u.salt, u.leaf_hash \
+             FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                         $8::bytea[], $9::bytea[], $10::bytea[]) \
+                  WITH ORDINALITY AS u(time, type, subject, resource, outcome, actor, body, salt, leaf_hash, n) \
+             ORDER BY u.n RETURNING seq",
+        )
+        .bind(queued_at)
+        .bind(chunk.iter().map(PreparedEvent::time).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::kind).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::subject).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::resource).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::outcome).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::actor).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::body).collect::<Vec<_>>())
+        .bind(chunk.iter().map(PreparedEvent::salt_bytes).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (seq,) in rows {
+            receipts.push(u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative audit queue sequence".into()))?);
+        }
+    }
+    if receipts.len() != events.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} audit events queued, {} receipts",
+            events.len(),
+            receipts.len()
+        )));
+    }
+    Ok(receipts)
+}
+
+/// [`Dialect::take_queued`]: the state row is locked first, so sequencers
+/// take turns; a row another sequencer took meanwhile is gone from the
+/// `DELETE` (it re-checks rows it waited for), so no event is integrated
+/// twice.
+async fn take_queued(tx: &mut PgConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
+    sqlx::query("SELECT size FROM audit_state WHERE id = 0 FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
+    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
+    let rows: Vec<QueueRow> = sqlx::query_as(
+        "DELETE FROM audit_queue WHERE seq IN (SELECT seq FROM audit_queue ORDER BY seq LIMIT $1) \
+         RETURNING seq, queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows)
 }
 
 /// [`Dialect::subtrees`]: positions go

@@ -32,6 +32,7 @@ use sqlx::{Connection as _, Database, Decode, Encode, IntoArguments, Pool, Type}
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, PreparedEvent};
+use crate::audit_queue::QueueRow;
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -199,6 +200,22 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
         conn: &mut Self::Connection,
         events: &[PreparedEvent],
     ) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
+
+    /// Inserts a non-empty batch into the audit queue inside the caller's
+    /// write transaction `conn`; returns the receipts in `events` order.
+    /// Takes no lock beyond the inserted rows'.
+    fn enqueue_events(
+        conn: &mut Self::Connection,
+        events: &[PreparedEvent],
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
+    /// Inside the caller's write transaction `conn`: locks the log's state
+    /// row, then deletes and returns up to `max` of the oldest queued
+    /// events (any order; the caller sorts by `seq`).
+    fn take_queued(
+        conn: &mut Self::Connection,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<QueueRow>, StoreError>> + Send;
 
     /// [`AuditStore::subtrees`](crate::AuditStore::subtrees) for a
     /// non-empty list, in one query.

@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
+use crate::audit_queue::{QueueRow, now_ms};
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -113,6 +114,14 @@ impl Dialect for Sqlite {
 
     async fn subtrees(store: &SqliteStore, nodes: &[Subtree]) -> Result<Vec<Hash>, StoreError> {
         select_subtrees(store, nodes).await
+    }
+
+    async fn enqueue_events(conn: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+        queue_events(conn, events).await
+    }
+
+    async fn take_queued(conn: &mut SqliteConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
+        take_queued(conn, max).await
     }
 }
 
@@ -230,6 +239,58 @@ async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> R
         .execute(&mut *tx)
         .await?;
     Ok(plan.range())
+}
+
+/// [`Dialect::enqueue_events`]: multi-row `INSERT`s on the single writer.
+/// Its transaction is the only one writing, so the batch's rows take
+/// consecutive `seq`s ending at the last one inserted.
+async fn queue_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+    let queued_at = now_ms();
+    let mut last = 0i64;
+    for run in runs(events, EVENTS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_queue (queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
+        );
+        insert.push_values(run, |mut row, e| {
+            row.push_bind(queued_at)
+                .push_bind(e.time())
+                .push_bind(e.kind())
+                .push_bind(e.subject())
+                .push_bind(e.resource())
+                .push_bind(e.outcome())
+                .push_bind(e.actor())
+                .push_bind(e.body())
+                .push_bind(e.salt_bytes())
+                .push_bind(e.leaf_hash().as_slice());
+        });
+        last = insert.build().execute(&mut *tx).await?.last_insert_rowid();
+    }
+    let count = i64::try_from(events.len()).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
+    let first = last - count + 1;
+    (first..=last)
+        .map(|seq| u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative audit queue sequence".into())))
+        .collect()
+}
+
+/// [`Dialect::take_queued`]: the caller's `BEGIN IMMEDIATE` holds the
+/// write lock, so the oldest rows read are the lowest `seq`s and no lower
+/// one can appear: deleting up to the last one read deletes exactly them.
+async fn take_queued(tx: &mut SqliteConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
+    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
+    let rows: Vec<QueueRow> = sqlx::query_as(
+        "SELECT seq, queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash \
+         FROM audit_queue ORDER BY seq LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some(last) = rows.last().map(|row| row.0) {
+        sqlx::query("DELETE FROM audit_queue WHERE seq <= ?")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(rows)
 }
 
 /// [`Dialect::subtrees`]: the positions

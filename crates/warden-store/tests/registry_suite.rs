@@ -1178,17 +1178,29 @@ async fn exec_sql(db: &TestDb, sql: &str) {
     }
 }
 
-/// Makes every append fail (the stored size no longer matches the
-/// frontier, which the append checks inside its transaction) or heals it.
+/// Makes every insert into the audit queue fail, or heals it: a check no
+/// new row passes (PostgreSQL), a trigger that aborts (SQLite).
 async fn break_audit_log(db: &TestDb, broken: bool) {
-    let delta = if broken { "+ 1" } else { "- 1" };
-    exec_sql(db, &format!("UPDATE audit_state SET size = size {delta} WHERE id = 0")).await;
+    let sql = match (db.schema().is_some(), broken) {
+        (true, true) => "ALTER TABLE audit_queue ADD CONSTRAINT test_broken CHECK (seq < 0) NOT VALID",
+        (true, false) => "ALTER TABLE audit_queue DROP CONSTRAINT test_broken",
+        (false, true) => {
+            "CREATE TRIGGER test_broken BEFORE INSERT ON audit_queue BEGIN SELECT RAISE(ABORT, 'broken'); END"
+        }
+        (false, false) => "DROP TRIGGER test_broken",
+    };
+    exec_sql(db, sql).await;
+}
+
+/// Events queued and not yet integrated.
+async fn queued<S: AuditStore>(s: &S) -> u64 {
+    s.queue_status().await.unwrap().depth
 }
 
 async fn a_change_commits_with_its_audit_events<H: Harness>() {
     let h = H::start().await;
     let s = h.store();
-    assert_eq!(s.size().await.unwrap(), 0);
+    assert_eq!(queued(s).await, 0);
     let created = s
         .create_dataset(&dataset("tx"), || {
             vec![change_event("Dataset::\"tx\"", "dataset.create")]
@@ -1196,8 +1208,9 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
         .await
         .unwrap();
     assert!(created);
-    assert_eq!(s.size().await.unwrap(), 1);
-    let events = s.events(&EventQuery::page(0, 10)).await.unwrap();
+    assert_eq!(queued(s).await, 1, "the change's event is queued with it");
+    assert_eq!(s.size().await.unwrap(), 0, "and integrated later");
+    let events = s.queued_events(0, 10).await.unwrap();
     assert_eq!(events[0].kind, "registry_change");
     assert_eq!(events[0].resource.as_deref(), Some("Dataset::\"tx\""));
     // A change that is not made appends nothing: a taken name, a stage
@@ -1208,7 +1221,7 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
         .unwrap();
     assert!(!again);
     let node = add_mv(s, "fraud", &[]).await;
-    let before = s.size().await.unwrap();
+    let before = queued(s).await;
     let wrong = s
         .set_stage(
             &change("fraud", node.version, Stage::Staging, Stage::Archived, T0 + 3),
@@ -1229,7 +1242,7 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
         matches!(own, Err(StoreError::Registry(RegistryError::FourEyes(_)))),
         "{own:?}"
     );
-    assert_eq!(s.size().await.unwrap(), before, "a refused change appended an event");
+    assert_eq!(queued(s).await, before, "a refused change queued an event");
     // A completing vote appends every event it is given, with the change.
     let done = s
         .vote("p1", direct("user:bob"), Vote::Approve, "lgtm", T0 + 5, |r| {
@@ -1239,7 +1252,12 @@ async fn a_change_commits_with_its_audit_events<H: Harness>() {
         .await
         .unwrap();
     assert_eq!(done.request.status, RequestStatus::Approved);
-    assert_eq!(s.size().await.unwrap(), before + 2);
+    assert_eq!(queued(s).await, before + 2);
+    // Integration carries them into the log, columns and all.
+    s.integrate(100).await.unwrap();
+    let events = s.events(&EventQuery::page(0, 100)).await.unwrap();
+    assert_eq!(events.len() as u64, before + 2);
+    assert_eq!(events[0].resource.as_deref(), Some("Dataset::\"tx\""));
     assert_eq!(s.audit_failure(), None);
     h.finish().await;
 }
@@ -1323,7 +1341,7 @@ async fn a_refresh_rotation_whose_record_fails_is_not_made<H: Harness>() {
     let retried = s.redeem_refresh(&[1; 32], &token(2), T0 + 11, 0, audit).await.unwrap();
     assert!(matches!(retried, Redeemed::Rotated { .. }), "{retried:?}");
     assert_eq!(s.find_refresh(&[1; 32]).await.unwrap().unwrap().family.revoked_at, None);
-    let events = s.events(&EventQuery::page(0, 10)).await.unwrap();
+    let events = s.queued_events(0, 10).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "token_refreshed");
     h.finish().await;
