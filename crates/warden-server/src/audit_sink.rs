@@ -1,7 +1,8 @@
 //! The one interface every audited action records through.
 //!
-//! [`AuditSink::record`] returns only once the event is durable (the
-//! Merkle log's group commit); callers acknowledge the action they record
+//! [`AuditSink::record`] returns only once the event is durable (queued
+//! by the audit writer's group commit; the sequencer gives it its place in
+//! the Merkle log soon after); callers acknowledge the action they record
 //! only after that, and fail closed (503) when it errors.
 
 use std::future::Future;
@@ -20,7 +21,7 @@ pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, AuditSinkErr
 
 /// Where audit events go.
 pub trait AuditSink: Send + Sync + std::fmt::Debug {
-    /// Appends `event` durably and returns its log index.
+    /// Queues `event` durably and returns its queue receipt.
     fn record(&self, event: AuditEvent) -> RecordFuture<'_>;
 }
 
@@ -34,6 +35,11 @@ impl MerkleSink {
     /// A sink over `writer`.
     pub fn new(writer: AuditWriter) -> Self {
         MerkleSink { writer }
+    }
+
+    /// Notified after each batch the writer queued (for the sequencer).
+    pub fn queued_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.writer.queued_signal()
     }
 
     /// Stops accepting events and waits for the last batch.

@@ -12,8 +12,9 @@
 //!   window ended, into the audit log;
 //! - every 300 s: purging expired rows (revocations, assertion ids,
 //!   refresh families, dashboard sessions);
-//! - every `audit.checkpoint_interval`: a signed audit checkpoint, by the
-//!   replica holding the checkpoint lease;
+//! - the audit sequencer (`audit_sequencer.rs`, its own task): the queue
+//!   integrated into the Merkle log and a checkpoint signed every
+//!   `audit.checkpoint_interval`, by the replica holding its lease;
 //! - every 2 s with a policy directory: reloading the policies when their
 //!   files changed and then stayed unchanged for one more check.
 
@@ -21,21 +22,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use warden_audit::{AuditEvent, EventKind};
 use warden_store::{AuditSigner, Store};
 
 use crate::access::Access;
+use crate::audit_sequencer;
 use crate::notice::Notice;
-use crate::replicas::{CHECKPOINT_LEASE, Lease};
 use crate::state::{AppState, now};
 
 /// Starts every periodic task; they run until aborted.
-pub fn spawn<S: Store>(app: &Arc<AppState<S>>, access: &Arc<Access>, signer: &Arc<AuditSigner>) -> Vec<JoinHandle<()>> {
+pub fn spawn<S: Store>(
+    app: &Arc<AppState<S>>,
+    access: &Arc<Access>,
+    signer: &Arc<AuditSigner>,
+    queued: Arc<Notify>,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
-        tokio::spawn(upkeep(Arc::clone(app), Arc::clone(signer))),
+        tokio::spawn(upkeep(Arc::clone(app))),
         tokio::spawn(refresh_registry(Arc::clone(app), Arc::clone(access))),
+        tokio::spawn(audit_sequencer::run(Arc::clone(app), Arc::clone(signer), queued)),
     ];
     if let Some(dir) = &app.options.policy_dir {
         tasks.push(tokio::spawn(watch_policies(
@@ -53,18 +61,11 @@ fn ticker(period: Duration) -> tokio::time::Interval {
     tick
 }
 
-/// Revocations, keys, purging and checkpoints, on a one-second clock.
-async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
+/// Revocations, keys and purging, on a one-second clock.
+async fn upkeep<S: Store>(app: Arc<AppState<S>>) {
     let mut tick = ticker(Duration::from_secs(1));
     let sync_every = app.options.replicas.sync_interval.as_secs().max(1);
     let (mut n, mut syncs): (u64, u64) = (0, 0);
-    let mut last_checkpoint = now();
-    // Checkpoints are signed by one replica at a time: the holder of the
-    // checkpoint lease (held for three intervals, renewed at each). Any
-    // replica's checkpoint would be consistent (they all sign prefixes of
-    // one tree), but one signer keeps the log of checkpoints free of
-    // duplicates and races.
-    let lease = Lease::new(CHECKPOINT_LEASE);
     loop {
         tick.tick().await;
         let t = now();
@@ -89,23 +90,6 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>, signer: Arc<AuditSigner>) {
             }
             if let Err(e) = app.store.purge_authorizations(t).await {
                 tracing::warn!(error = %e, "purging expired authorization codes and device grants failed");
-            }
-        }
-        let interval = app.options.audit.checkpoint_interval;
-        if t >= last_checkpoint + interval {
-            last_checkpoint = t;
-            match lease.hold(&app.store, t, interval.saturating_mul(3)).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "checkpoint lease unavailable");
-                    continue;
-                }
-            }
-            match warden_store::sign_checkpoint(&app.store, &signer, t).await {
-                Ok(Some(cp)) => tracing::debug!(size = cp.size, "signed audit checkpoint"),
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "signing the audit checkpoint failed"),
             }
         }
     }

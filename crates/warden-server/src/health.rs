@@ -7,7 +7,9 @@
 //! shared one fell back because Redis is unreachable); a degraded limiter
 //! does not make the server unready, as every replica shares the same Redis.
 //! Likewise `fanout`: whether the Redis fan-out is subscribed and how old
-//! the replica's last own heartbeat through it is.
+//! the replica's last own heartbeat through it is. `audit_queue` shows
+//! the events waiting for the sequencer and how long the oldest has
+//! waited; past `audit.max_integration_delay` the server is unready.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use warden_store::Store;
 
 use crate::gateway::RateLimiter;
 use crate::replicas::Fanout;
-use crate::state::{AppState, now};
+use crate::state::{AppState, now, now_ms};
 
 /// What readiness looks at.
 #[derive(Debug)]
@@ -75,17 +77,52 @@ pub async fn readyz<S: Store>(State(health): State<Arc<Health<S>>>) -> (StatusCo
             tracing::info!("readiness: the audit log can be written again");
         }
     }
+    // Acknowledged events wait in the queue for the sequencer; past the
+    // bound, the log no longer says what happened soon enough.
+    let bound = state.options.audit.max_integration_delay;
+    let audit_queue = match state.store.queue_status().await {
+        Ok(status) => {
+            let lag_ms = status.lag_ms(now_ms());
+            if u128::from(lag_ms) > bound.as_millis() {
+                tracing::warn!(
+                    depth = status.depth,
+                    lag_ms,
+                    "readiness: audit integration lags behind its bound"
+                );
+                problems.push(format!(
+                    "audit integration lags {lag_ms} ms behind (bound {} ms)",
+                    bound.as_millis()
+                ));
+            }
+            Some(json!({"depth": status.depth, "lag_ms": lag_ms, "max_delay_ms": bound.as_millis()}))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the audit queue cannot be read");
+            problems.push("audit queue unreadable".to_owned());
+            None
+        }
+    };
     if problems.is_empty() {
         (
             StatusCode::OK,
-            Json(
-                json!({"status": "ready", "backend": state.store.backend(), "rate_limit": rate_limit, "fanout": fanout}),
-            ),
+            Json(json!({
+                "status": "ready",
+                "backend": state.store.backend(),
+                "rate_limit": rate_limit,
+                "fanout": fanout,
+                "audit_queue": audit_queue,
+            })),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "problems": problems, "rate_limit": rate_limit, "fanout": fanout})),
+            Json(json!({
+                "status": "not ready",
+                "problems": problems,
+                "rate_limit": rate_limit,
+                "fanout": fanout,
+                "audit_queue": audit_queue,
+            })),
         )
     }
 }

@@ -34,6 +34,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit_sequencer;
 pub mod audit_sink;
 mod background;
 pub mod dashboard;

@@ -77,6 +77,12 @@ pub mod names {
     pub const AUDIT_COMMIT_SECONDS: &str = warden_store::audit::COMMIT_SECONDS_METRIC;
     /// Counter: failed audit group commits.
     pub const AUDIT_COMMIT_FAILURES: &str = warden_store::audit::COMMIT_FAILURES_METRIC;
+    /// Gauge: audit events queued and not yet in the Merkle log.
+    pub const AUDIT_QUEUE_DEPTH: &str = "warden_audit_queue_depth";
+    /// Gauge: how long the oldest queued audit event has waited.
+    pub const AUDIT_INTEGRATION_LAG: &str = "warden_audit_integration_lag_seconds";
+    /// Counter: audit events this replica integrated into the log.
+    pub const AUDIT_INTEGRATED: &str = "warden_audit_integrated_total";
 }
 
 /// The `route` label of a request that matched no route.
@@ -225,6 +231,19 @@ impl Metrics {
         self.record(|| counter!(names::TOKEN_FAILURES, "grant" => grant, "error" => error).increment(1));
     }
 
+    /// The audit queue holds `depth` events, the oldest waiting `lag_ms`.
+    pub fn audit_queue(&self, depth: u64, lag_ms: u64) {
+        self.record(|| {
+            metrics::gauge!(names::AUDIT_QUEUE_DEPTH).set(depth as f64);
+            metrics::gauge!(names::AUDIT_INTEGRATION_LAG).set(lag_ms as f64 / 1000.0);
+        });
+    }
+
+    /// This replica integrated `events` queued audit events.
+    pub fn audit_integrated(&self, events: u64) {
+        self.record(|| counter!(names::AUDIT_INTEGRATED).increment(events));
+    }
+
     /// The fan-out subscription went up or down.
     pub fn fanout_subscribed(&self, up: bool) {
         self.record(|| metrics::gauge!(names::FANOUT_SUBSCRIBED).set(if up { 1.0 } else { 0.0 }));
@@ -331,6 +350,16 @@ fn describe() {
     describe_histogram!(AUDIT_BATCH_SIZE, Unit::Count, "Audit events per group commit.");
     describe_histogram!(AUDIT_COMMIT_SECONDS, Unit::Seconds, "Audit group-commit time.");
     describe_counter!(AUDIT_COMMIT_FAILURES, "Failed audit group commits.");
+    metrics::describe_gauge!(AUDIT_QUEUE_DEPTH, "Audit events queued and not yet in the Merkle log.");
+    metrics::describe_gauge!(
+        AUDIT_INTEGRATION_LAG,
+        Unit::Seconds,
+        "How long the oldest queued audit event has waited for the sequencer."
+    );
+    describe_counter!(
+        AUDIT_INTEGRATED,
+        "Audit events this replica integrated into the Merkle log."
+    );
 }
 
 /// `GET /metrics` for any router.

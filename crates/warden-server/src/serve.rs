@@ -3,8 +3,8 @@
 //! (`http/connections.rs`, one cap for both) with the background work
 //! running beside it, and the drain on shutdown — stop taking connections
 //! on every listener, let requests in flight finish (for
-//! `server.shutdown_grace` at most), flush the audit log and sign a last
-//! checkpoint.
+//! `server.shutdown_grace` at most), flush the audit log, integrate what
+//! is queued and sign a last checkpoint.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use warden_store::Store;
 
 use crate::http::connections;
 use crate::state::now;
-use crate::{App, ServerError, background, bind, metrics};
+use crate::{App, ServerError, audit_sequencer, background, bind, metrics};
 
 impl<S: Store> App<S> {
     /// Serves on `listener` until `shutdown` resolves, then stops taking
@@ -36,7 +36,12 @@ impl<S: Store> App<S> {
             None => None,
         };
         let mut tasks = vec![metrics::spawn(self.app.metrics.clone(), metrics_listener)];
-        tasks.extend(background::spawn(&self.app, &self.access, &self.signer));
+        tasks.extend(background::spawn(
+            &self.app,
+            &self.access,
+            &self.signer,
+            self.sink.queued_signal(),
+        ));
         if let Some(fanout) = &self.fanout {
             tasks.extend(fanout.spawn(Arc::clone(&self.replica)));
         }
@@ -89,6 +94,7 @@ impl<S: Store> App<S> {
         let t = now();
         self.app.record_refusals(self.app.refusals.drain(), t).await;
         self.sink.close().await;
+        audit_sequencer::drain(&self.app).await;
         if let Err(e) = warden_store::sign_checkpoint(&self.app.store, &self.signer, now()).await {
             tracing::warn!(error = %e, "could not sign the final checkpoint");
         }

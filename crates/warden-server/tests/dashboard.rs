@@ -196,6 +196,9 @@ const PAGES: [&str; 8] = [
 
 async fn pages_and_actions<S: Store>(s: Server<S>) {
     let id = seed(&s).await;
+    // Event 0 and the rest of the seed's events are in the log, not only
+    // queued, whatever the sequencer's timing.
+    s.integrate_audit().await;
 
     // No session: every page sends to the sign-in form, to come back.
     let mut anon = Browser::new(&s);
@@ -255,6 +258,7 @@ async fn pages_and_actions<S: Store>(s: Server<S>) {
     assert_eq!(carol.get("/ui/nothing/here").await.status, 404);
     assert_eq!(anon.get("/ui/nothing/here").await.status, 404);
     // Sign-ins are audited.
+    s.integrate_audit().await;
     let sign_ins = s
         .state
         .store
@@ -289,6 +293,7 @@ async fn pages_and_actions<S: Store>(s: Server<S>) {
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(ballots(&s, &id).await, before);
+    s.integrate_audit().await;
     let denials = s
         .state
         .store
@@ -394,6 +399,7 @@ async fn sign_in_takes_a_persons_own_token() {
     for (t, status, says) in cases {
         let p = b.sign_in(t).await;
         if status == 403 {
+            s.integrate_audit().await;
             let refused = s
                 .state
                 .store
@@ -522,6 +528,7 @@ async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log
     // Checkpoints are signed every second in these tests.
     let mut verified = false;
     for _ in 0..50 {
+        s.integrate_audit().await;
         let p = ada.get("/ui/audit/events/3").await;
         assert_eq!(p.status, 200);
         if p.body.contains("data-verdict=\"verified\"") {
@@ -633,6 +640,7 @@ async fn sessions_are_the_dashboards_alone_and_end_when_signed_out() {
     let p = replay.get("/ui/audit").await;
     assert_eq!(p.status, 303, "a replayed cookie is refused after sign-out");
     assert!(p.location().starts_with("/ui/login"), "{}", p.location());
+    s.integrate_audit().await;
     let revoked = s
         .state
         .store
@@ -782,6 +790,7 @@ async fn sessions_are_listed_and_ended<S: Store>(s: Server<S>) {
         .post("/ui/sessions/end", &[("csrf", &page.csrf()), ("jti", &j2)])
         .await;
     assert_eq!(again.status, 404, "ended once");
+    s.integrate_audit().await;
     let ended = s
         .state
         .store

@@ -260,6 +260,7 @@ async fn admin_and_audit_apis_accept_a_key_rotated_on_another_replica() {
     );
     let clients = b.get("/api/v1/admin/clients", Some(&root)).await;
     assert_eq!(clients.status, 200, "{}", clients.body);
+    b.integrate_audit().await;
     let events = b.get("/api/v1/audit/events?limit=1", Some(&root)).await;
     assert_eq!(events.status, 200, "{}", events.body);
     let introspected = b

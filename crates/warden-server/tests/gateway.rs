@@ -247,6 +247,7 @@ async fn send(req: reqwest::RequestBuilder) -> Reply {
 }
 
 async fn access_decisions(srv: &Server<SqliteStore>) -> Vec<Value> {
+    srv.integrate_audit().await;
     let r = srv
         .get(
             "/api/v1/audit/events?type=access_decision&limit=1000",
@@ -462,6 +463,7 @@ async fn denials_are_audited_not_explained() {
     let ok = send(srv.http.get(format!("{}/echo/svc-a", srv.base)).bearer_auth(&t)).await;
     assert_eq!(ok.status, 200);
     let auditor = srv.auditor_token();
+    srv.integrate_audit().await;
     let by = |decision: &str| {
         let path = format!("/api/v1/audit/events?type=access_decision&decision={decision}");
         let (srv, auditor) = (&srv, &auditor);
@@ -520,6 +522,7 @@ async fn upstream_down_or_silent() {
     assert_eq!(r.status, 504);
     assert_eq!(r.body["error"], "gateway_timeout");
     // Both failures are audited.
+    srv.integrate_audit().await;
     let failures = srv
         .get("/api/v1/audit/events?type=upstream_failure", Some(&srv.auditor_token()))
         .await;

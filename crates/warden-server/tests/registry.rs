@@ -98,6 +98,7 @@ fn expect(r: &Reply, status: u16, what: &str) {
 }
 
 async fn events<S: Store>(s: &Server<S>, kind: &str) -> Vec<Value> {
+    s.integrate_audit().await;
     s.state
         .store
         .events(&EventQuery {

@@ -56,6 +56,7 @@ async fn token<S: Store>(s: &Server<S>, id: &str, secret: &str) -> String {
 }
 
 async fn decisions<S: Store>(s: &Server<S>, resource: &str) -> Vec<Value> {
+    s.integrate_audit().await;
     s.state
         .store
         .events(&EventQuery {

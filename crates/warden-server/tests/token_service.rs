@@ -106,6 +106,7 @@ async fn client_credentials_and_metadata<S: Store>(srv: &Server<S>) {
         json!(["training"])
     );
     // Audited.
+    srv.integrate_audit().await;
     let events = srv
         .get("/api/v1/audit/events?type=token_issued", Some(&srv.auditor_token()))
         .await;
@@ -185,6 +186,7 @@ async fn refresh_rotation_and_reuse<S: Store>(srv: &Server<S>) {
         let r = srv.post_form("/oauth/introspect", auth, &[("token", a)]).await;
         assert_eq!(r.body, json!({"active": false}));
     }
+    srv.integrate_audit().await;
     let events = srv
         .get(
             "/api/v1/audit/events?type=refresh_token_reuse_detected",
@@ -480,6 +482,7 @@ async fn token_exchange_delegation<S: Store>(srv: &Server<S>) {
         claims(r10.body["access_token"].as_str().unwrap())["act"],
         json!({"sub": "agent:both-bot"})
     );
+    srv.integrate_audit().await;
     let events = srv
         .get("/api/v1/audit/events?type=token_exchanged", Some(&srv.auditor_token()))
         .await;
@@ -681,6 +684,7 @@ async fn admin_api<S: Store>(srv: &Server<S>) {
     let shown = srv.get("/api/v1/admin/clients/etl", Some(&admin)).await;
     assert_eq!(shown.body["disabled"], true);
     assert!(shown.body.get("secret_hash").is_none() && !shown.body.to_string().contains(&new_secret));
+    srv.integrate_audit().await;
     let events = srv
         .get("/api/v1/audit/events?type=admin_action", Some(&srv.auditor_token()))
         .await;
@@ -721,6 +725,7 @@ async fn audit_api_and_checkpoints<S: Store>(srv: &Server<S>) {
             .unwrap()
             .contains("\n\u{2014} warden.test/audit ")
     );
+    srv.integrate_audit().await;
     let page = srv.get("/api/v1/audit/events?from=1&limit=2", Some(&auditor)).await;
     assert_eq!(page.body["events"].as_array().unwrap().len(), 2);
     assert_eq!(page.body["next_from"], 3);
@@ -987,6 +992,7 @@ async fn failed_authentications_are_limited_and_audited() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 429, "the address is over its limit");
+    srv.integrate_audit().await;
     let events = srv
         .get(
             "/api/v1/audit/events?type=client_auth_failed",

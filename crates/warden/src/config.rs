@@ -134,6 +134,7 @@ impl Default for Config {
                 origin: None,
                 checkpoint_interval: o.audit.checkpoint_interval,
                 retention_days: o.audit.retention / 86_400,
+                max_integration_delay: o.audit.max_integration_delay.as_secs(),
             },
             oauth: o.oauth,
             dpop: o.dpop,
@@ -253,6 +254,9 @@ pub struct AuditConfig {
     pub checkpoint_interval: u64,
     /// Days an event body must be kept before it may be erased.
     pub retention_days: u64,
+    /// Seconds a queued event may wait for its place in the log before
+    /// `/readyz` reports the server unready.
+    pub max_integration_delay: u64,
 }
 
 impl Default for AuditConfig {
@@ -813,11 +817,15 @@ fn resolve_audit(a: &AuditConfig, issuer: &str) -> anyhow::Result<AuditOptions> 
     if a.retention_days > 36_500 {
         bail!("config key `audit.retention_days`: at most 36500 days");
     }
+    if !(1..=3600).contains(&a.max_integration_delay) {
+        bail!("config key `audit.max_integration_delay`: must be between 1 and 3600 seconds");
+    }
     Ok(AuditOptions {
         origin_explicit: a.origin.as_ref().is_some_and(|o| !o.is_empty()),
         origin,
         checkpoint_interval: a.checkpoint_interval,
         retention: a.retention_days * 86_400,
+        max_integration_delay: std::time::Duration::from_secs(a.max_integration_delay),
     })
 }
 

@@ -1,7 +1,9 @@
 //! Crash safety of the audit log through the real server: issue tokens
-//! under concurrent load, SIGKILL `warden serve` mid-load, restart it, and
-//! check that every token whose response was received has its
-//! `token_issued` event in the log, and that the log verifies.
+//! under concurrent load, SIGKILL `warden serve` mid-load (events queued
+//! and not yet integrated among them), restart it, let its sequencer
+//! integrate the queue, and check that every token whose response was
+//! received has its `token_issued` event in the log, and that the log
+//! verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::HashSet;
@@ -63,6 +65,18 @@ async fn crash_and_recover(backend: Backend) {
     // Restart on the same address: the log must hold every acknowledged
     // issuance and verify.
     let mut server = w.launch(&["serve"]).on(addr).start();
+    // What was queued before the kill is integrated by the restarted
+    // server's sequencer: wait until its queue is empty.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = http.get(format!("{}/readyz", server.base())).send().await.unwrap();
+        let ready: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        if ready["audit_queue"]["depth"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue was never integrated: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // `body` is the event's canonical JSON text.
     let logged: HashSet<String> = w
         .audit_events("token_issued")

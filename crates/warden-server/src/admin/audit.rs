@@ -1,6 +1,7 @@
 //! The read-only audit API under `/api/v1/audit`, for tokens with the
-//! `auditor` role or the `audit.read` scope: events, the latest signed
-//! checkpoint, and RFC 9162 inclusion and consistency proofs.
+//! `auditor` role or the `audit.read` scope: events, those still queued
+//! for the sequencer (pending), the latest signed checkpoint, and RFC 9162
+//! inclusion and consistency proofs (over integrated events).
 
 use std::sync::Arc;
 
@@ -92,6 +93,53 @@ pub async fn events<S: Store>(
         })
         .collect();
     Ok(Json(json!({"events": items, "next_from": next})))
+}
+
+/// Query of `GET /api/v1/audit/pending`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingQuery {
+    /// Only events whose receipt is above this one (paging).
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit/pending`: events acknowledged and queued, not yet
+/// in the Merkle log (no index, no proof yet), oldest first, with the
+/// queue's depth and lag.
+pub async fn pending<S: Store>(
+    State(state): State<Arc<AdminState<S>>>,
+    _: Auditor,
+    query: Result<Query<PendingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let store = &state.app.store;
+    let status = store.queue_status().await?;
+    let queued = store.queued_events(q.after.unwrap_or(0), limit).await?;
+    let items: Vec<Value> = queued
+        .into_iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "queued_at_ms": e.queued_at_ms,
+                "time": e.time,
+                "type": e.kind,
+                "subject": e.subject,
+                "resource": e.resource,
+                "event": serde_json::from_slice::<Value>(&e.body).unwrap_or(Value::Null),
+                "salt": b64(e.salt.as_bytes()),
+                "leaf_hash": b64(&e.leaf_hash),
+            })
+        })
+        .collect();
+    let next_after = items.last().and_then(|e| e.get("seq").cloned());
+    Ok(Json(json!({
+        "next_after": next_after,
+        "depth": status.depth,
+        "lag_ms": status.lag_ms(crate::state::now_ms()),
+        "events": items,
+    })))
 }
 
 /// `GET /api/v1/audit/checkpoint`: the latest signed checkpoint.

@@ -72,6 +72,7 @@ pub fn routes<S: Store>(state: Arc<AdminState<S>>, metrics_here: bool) -> Router
         )
         .route("/api/v1/admin/revocations", post(revocations::revoke::<S>))
         .route("/api/v1/audit/events", get(audit::events::<S>))
+        .route("/api/v1/audit/pending", get(audit::pending::<S>))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
         .route("/api/v1/audit/proof/consistency", get(audit::consistency::<S>))

@@ -146,6 +146,9 @@ struct AuditPage {
     chart_from: String,
     chart_to: String,
     checkpoint: Option<(u64, String)>,
+    /// Events queued and not yet integrated, and the oldest one's wait in
+    /// milliseconds.
+    pending: (u64, u64),
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -257,6 +260,8 @@ pub async fn page<S: Store>(
         .await
         .map_err(|e| within(e.into()))?
         .map(|c| (c.size, time(c.time)));
+    let queue = state.app.store.queue_status().await.map_err(|e| within(e.into()))?;
+    let pending = (queue.depth, queue.lag_ms(crate::state::now_ms()));
     let page = AuditPage {
         chrome,
         search,
@@ -269,6 +274,7 @@ pub async fn page<S: Store>(
         chart_from: time(from),
         chart_to: time(from + u64::from(buckets) * bucket),
         checkpoint,
+        pending,
     };
     Ok(html(&state, &session, &page))
 }

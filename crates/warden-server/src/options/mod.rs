@@ -477,6 +477,9 @@ pub struct AuditOptions {
     pub checkpoint_interval: u64,
     /// Seconds an event body must be kept before it may be erased.
     pub retention: u64,
+    /// How long a queued event may wait for the sequencer before
+    /// `/readyz` reports the server unready.
+    pub max_integration_delay: Duration,
 }
 
 impl AuditOptions {
@@ -488,6 +491,7 @@ impl AuditOptions {
             origin_explicit: false,
             checkpoint_interval: 10,
             retention: 180 * 86_400,
+            max_integration_delay: Duration::from_secs(1),
         }
     }
 }

@@ -1,12 +1,9 @@
-//! Leases: work that one replica at a time must do (signing audit
-//! checkpoints) is done by the holder of a named lease in the store, held
-//! for a few intervals and renewed at each; when the holder stops, another
-//! replica takes it over once it lapses.
+//! Leases: work that one replica at a time must do (the audit sequencer,
+//! `audit_sequencer.rs`) is done by the holder of a named lease in the
+//! store, held for a few intervals and renewed at each; when the holder
+//! stops, another replica takes it over once it lapses.
 
 use warden_store::{Store, StoreError};
-
-/// The lease whose holder signs the periodic audit checkpoints.
-pub const CHECKPOINT_LEASE: &str = "audit-checkpointer";
 
 /// One replica's claim on a named lease.
 #[derive(Debug, Clone)]

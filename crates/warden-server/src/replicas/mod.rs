@@ -15,5 +15,5 @@ pub mod lease;
 pub mod reconcile;
 
 pub use self::fanout::{Fanout, NoticeKey, announce, channel};
-pub use self::lease::{CHECKPOINT_LEASE, Lease};
+pub use self::lease::Lease;
 pub use self::reconcile::Replica;

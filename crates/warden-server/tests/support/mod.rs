@@ -306,8 +306,26 @@ impl<S: Store> Server<S> {
         }
     }
 
-    /// The audit events of type `kind` in the store, oldest first.
+    /// Integrates every queued audit event now (as the sequencer would
+    /// within a poll), so that reads of the log see everything
+    /// acknowledged so far. A second integrator beside the server's own
+    /// sequencer is safe: each batch locks the log's state.
+    pub async fn integrate_audit(&self) {
+        for _ in 0..10_000 {
+            let done = warden_store::AuditStore::integrate(&self.state.store, 4096)
+                .await
+                .unwrap();
+            if done.count() == 0 {
+                return;
+            }
+        }
+        panic!("the audit queue never emptied");
+    }
+
+    /// The audit events of type `kind` in the store, oldest first
+    /// (everything acknowledged so far: the queue is integrated first).
     pub async fn stored_events(&self, kind: &str) -> Vec<Value> {
+        self.integrate_audit().await;
         let query = warden_store::EventQuery {
             kind: Some(kind.to_owned()),
             ..warden_store::EventQuery::page(0, 1000)

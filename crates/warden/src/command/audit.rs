@@ -32,6 +32,7 @@ use std::io::{BufRead, BufReader, BufWriter, IsTerminal as _, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -39,10 +40,11 @@ use base64::engine::general_purpose::STANDARD;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use warden_audit::{AuditEvent, EventKind, Hash, NoteSigner, NoteVerifier, Record, Salt, VerifyReport};
-use warden_store::audit::MAX_PAGE;
-use warden_store::audit_verify::{self, Entry, VerifyError, VerifyOutcome, VerifyProgress};
+use warden_store::audit::{Erasure, MAX_PAGE};
+use warden_store::audit_queue::MAX_COUNTED_DEPTH;
+use warden_store::audit_verify::{self, Entry, QueueVerdict, VerifyError, VerifyOutcome, VerifyProgress};
 use warden_store::{
-    AuditSigner, AuditStore, EventQuery, PreparedEvent, Store, StoreError, StoredEvent, sign_checkpoint,
+    AuditSigner, AuditStore, EventQuery, PreparedEvent, QueuedEvent, Store, StoreError, StoredEvent, sign_checkpoint,
 };
 
 use super::{Context, now, rfc3339};
@@ -269,8 +271,10 @@ async fn print_events<S: AuditStore>(store: &S, query: EventQuery, limit: u64, j
     if !json {
         writeln!(out, "{:<8}  {:<20}  {:<28}  DETAIL", "INDEX", "TIME", "TYPE")?;
     }
-    for_each_event(store, query, limit, None, |event| {
+    let mut printed = 0u64;
+    for_each_event(store, query.clone(), limit, None, |event| {
         any = true;
+        printed += 1;
         if json {
             serde_json::to_writer(&mut out, &EventLine::of(event))?;
             writeln!(out)?;
@@ -281,10 +285,35 @@ async fn print_events<S: AuditStore>(store: &S, query: EventQuery, limit: u64, j
                 event.index,
                 rfc3339(event.time),
                 event.kind,
-                detail(event)
+                detail(
+                    event.content.as_ref().map(|(body, _)| body.as_slice()),
+                    event.erasure.as_ref()
+                )
             )?;
         }
         Ok(())
+    })
+    .await?;
+    // Then what is acknowledged but not yet integrated: `pending`, no index.
+    for_each_pending(store, limit.saturating_sub(printed), |event| {
+        if !event.matches(&query) {
+            return Ok(false);
+        }
+        any = true;
+        if json {
+            serde_json::to_writer(&mut out, &PendingLine::of(event))?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{:<8}  {:<20}  {:<28}  {}",
+                "pending",
+                rfc3339(event.time),
+                event.kind,
+                detail(Some(&event.body), None)
+            )?;
+        }
+        Ok(true)
     })
     .await?;
     out.flush()?;
@@ -294,10 +323,39 @@ async fn print_events<S: AuditStore>(store: &S, query: EventQuery, limit: u64, j
     Ok(())
 }
 
+/// Calls `each` on queued events, oldest first, until it has accepted
+/// (returned `true` for) `limit` of them or the queue ends.
+async fn for_each_pending<S: AuditStore>(
+    store: &S,
+    limit: u64,
+    mut each: impl FnMut(&QueuedEvent) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let (mut after, mut remaining) = (0, limit);
+    // Bounded: each page moves `after` past at least one receipt.
+    for _ in 0..=(MAX_COUNTED_DEPTH / u64::from(MAX_PAGE) + 1) {
+        if remaining == 0 {
+            break;
+        }
+        let page = store.queued_events(after, MAX_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let full = page.len() == MAX_PAGE as usize;
+        for event in &page {
+            if remaining > 0 && each(event)? {
+                remaining -= 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The members of an event other than its time and type, `name=value`.
-fn detail(event: &StoredEvent) -> String {
-    let Some((body, _)) = &event.content else {
-        return match &event.erasure {
+fn detail(content: Option<&[u8]>, erasure: Option<&Erasure>) -> String {
+    let Some(body) = content else {
+        return match erasure {
             Some(e) => format!("[erased {}: {}]", rfc3339(e.at), printable(&e.reason)),
             None => "[erased]".into(),
         };
@@ -386,6 +444,47 @@ impl<'a> EventLine<'a> {
     }
 }
 
+/// A queued event not yet in the log: a line of an export (after the
+/// events) and of `tail`/`query --json`. It has a receipt, no index.
+#[derive(Debug, Serialize)]
+struct PendingLine<'a> {
+    kind: &'static str,
+    seq: u64,
+    queued_at_ms: u64,
+    time: u64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    subject: Option<&'a str>,
+    resource: Option<&'a str>,
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+    salt: String,
+    leaf_hash: String,
+}
+
+impl<'a> PendingLine<'a> {
+    fn of(event: &'a QueuedEvent) -> Self {
+        let (body, body_base64) = match std::str::from_utf8(&event.body) {
+            Ok(text) => (Some(text), None),
+            Err(_) => (None, Some(STANDARD.encode(&event.body))),
+        };
+        PendingLine {
+            kind: "pending",
+            seq: event.seq,
+            queued_at_ms: event.queued_at_ms,
+            time: event.time,
+            event_type: &event.kind,
+            subject: event.subject.as_deref(),
+            resource: event.resource.as_deref(),
+            body,
+            body_base64,
+            salt: hex::encode(event.salt.as_bytes()),
+            leaf_hash: hex::encode(event.leaf_hash),
+        }
+    }
+}
+
 /// Creates `path` with mode 0600 (an existing file is truncated and its
 /// mode reset): an export holds every body and salt.
 fn create_private(path: &Path) -> anyhow::Result<File> {
@@ -452,9 +551,19 @@ async fn export<S: AuditStore>(store: &S, origin: &str, out: Option<&Path>) -> a
         write_line(&mut sink, &EventLine::of(event))
     })
     .await?;
+    // Events acknowledged but not yet integrated: after the log, as
+    // pending (no checkpoint covers them yet). One integrated meanwhile
+    // may appear in neither part; a later export has it.
+    let mut pending = 0u64;
+    for_each_pending(store, u64::MAX, |event| {
+        pending += 1;
+        write_line(&mut sink, &PendingLine::of(event))?;
+        Ok(true)
+    })
+    .await?;
     sink.flush().context("writing the export")?;
     eprintln!(
-        "exported {events} events and {checkpoints} checkpoints (tree size {}){}",
+        "exported {events} events, {checkpoints} checkpoints (tree size {}) and {pending} pending events{}",
         head.size,
         out.map(|p| format!(" to {}", p.display())).unwrap_or_default()
     );
@@ -545,9 +654,9 @@ async fn verify_store<S: Store>(store: S, verifier: Option<NoteVerifier>, ctx: &
     let bar = progress_bar();
     let progress = Arc::new(Bar(bar.clone()));
     let outcome = if keyless {
-        audit_verify::verify_keyless_store_log(store, verifier.clone(), progress).await
+        audit_verify::verify_keyless_store_log(store.clone(), verifier.clone(), progress).await
     } else {
-        audit_verify::verify_store_log(store, verifier.clone(), progress).await
+        audit_verify::verify_store_log(store.clone(), verifier.clone(), progress).await
     };
     bar.finish_and_clear();
     let outcome = outcome.map_err(|e| match e {
@@ -556,7 +665,19 @@ async fn verify_store<S: Store>(store: S, verifier: Option<NoteVerifier>, ctx: &
         VerifyError::Store(e) => anyhow::Error::new(e),
         other => anyhow::Error::new(other),
     })?;
-    report(outcome, &verifier, "database")
+    report(outcome, &verifier, "database")?;
+    // Acknowledged events not yet in the tree: no checkpoint covers them
+    // yet, but each must be sealed as it will be integrated.
+    match audit_verify::verify_queue(&store).await? {
+        QueueVerdict::Verified { queued: 0 } => println!("queue: empty (every acknowledged event is integrated)"),
+        QueueVerdict::Verified { queued } => println!(
+            "queue: {queued} events pending integration, each sealed correctly (the next checkpoints will cover them)"
+        ),
+        QueueVerdict::Failed(message) => {
+            return Err(Refused(format!("audit log verification FAILED (database): {message}")).into());
+        }
+    }
+    Ok(())
 }
 
 /// Any line of an export, as read back.
@@ -572,8 +693,9 @@ struct ExportLine<'a> {
     // checkpoint and header
     size: Option<u64>,
     note: Option<String>,
-    // event (and checkpoint: time)
+    // event (and checkpoint: time); pending: seq instead of index
     index: Option<u64>,
+    seq: Option<u64>,
     time: Option<u64>,
     #[serde(rename = "type")]
     event_type: Option<String>,
@@ -602,6 +724,9 @@ struct ExportReader<R> {
     lines: std::io::Lines<R>,
     line: u64,
     first_event: Option<Entry>,
+    /// Pending lines read and checked so far; after the first, no event
+    /// line may follow.
+    pending: Arc<AtomicU64>,
 }
 
 fn bad_line(line: u64, what: impl std::fmt::Display) -> Stop {
@@ -615,6 +740,7 @@ impl<R: BufRead> ExportReader<R> {
             lines: reader.lines(),
             line: 0,
             first_event: None,
+            pending: Arc::new(AtomicU64::new(0)),
         };
         let header = match this.next_line()? {
             Some(text) => this.header(&text)?,
@@ -637,6 +763,8 @@ impl<R: BufRead> ExportReader<R> {
                     this.first_event = Some(this.entry(parsed)?);
                     break;
                 }
+                // A log with no events, only pending ones.
+                "pending" => this.check_pending(parsed)?,
                 other => return Err(bad_line(this.line, format_args!("unexpected `{other}` line"))),
             }
         }
@@ -676,6 +804,44 @@ impl<R: BufRead> ExportReader<R> {
             size: line.size.ok_or_else(|| bad_line(self.line, "header without a size"))?,
             root,
         })
+    }
+
+    /// Checks a pending line: its leaf hash must be its salted body's, and
+    /// its time and type the body's. No checkpoint covers it yet.
+    fn check_pending(&self, line: ExportLine<'_>) -> Result<(), Stop> {
+        let at = self.line;
+        let seq = line.seq.ok_or_else(|| bad_line(at, "pending event without a seq"))?;
+        let time = line.time;
+        let kind = line.event_type.clone();
+        let entry = self
+            .entry(ExportLine {
+                kind: Cow::Borrowed("event"),
+                index: Some(seq),
+                erased: Some(false),
+                ..line
+            })
+            .map_err(|stop| match stop {
+                Stop::Bad(message) => Stop::Bad(message.replace("log entry", "pending event")),
+                other => other,
+            })?;
+        let Some((body, salt)) = &entry.record.content else {
+            return Err(bad_line(at, "pending event without a body"));
+        };
+        if warden_audit::leaf::event_leaf_hash(salt, body) != entry.record.leaf_hash {
+            return Err(Stop::Bad(format!(
+                "pending event {seq} (export line {at}): the leaf hash is not that of its body"
+            )));
+        }
+        match AuditEvent::from_body(body) {
+            Ok(event) if Some(event.time) == time && Some(event.kind.type_name()) == kind.as_deref() => {}
+            _ => {
+                return Err(Stop::Bad(format!(
+                    "pending event {seq} (export line {at}): the time or type is not its body's"
+                )));
+            }
+        }
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn entry(&self, line: ExportLine<'_>) -> Result<Entry, Stop> {
@@ -738,22 +904,38 @@ impl<R: BufRead> Iterator for ExportReader<R> {
         if let Some(first) = self.first_event.take() {
             return Some(Ok(first));
         }
-        let text = match self.next_line() {
-            Ok(text) => text?,
-            Err(stop) => return Some(Err(stop)),
-        };
-        Some(self.parse(&text).and_then(|line| self.entry(line)))
+        loop {
+            let text = match self.next_line() {
+                Ok(text) => text?,
+                Err(stop) => return Some(Err(stop)),
+            };
+            let line = match self.parse(&text) {
+                Ok(line) => line,
+                Err(stop) => return Some(Err(stop)),
+            };
+            if line.kind == "pending" {
+                if let Err(stop) = self.check_pending(line) {
+                    return Some(Err(stop));
+                }
+                continue;
+            }
+            if self.pending.load(Ordering::Relaxed) > 0 {
+                return Some(Err(bad_line(self.line, "an event line after the pending events")));
+            }
+            return Some(self.entry(line));
+        }
     }
 }
 
 async fn verify_export(path: PathBuf, verifier: NoteVerifier) -> anyhow::Result<()> {
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let checked_verifier = verifier.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<VerifyOutcome> {
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(VerifyOutcome, u64)> {
         let (header, checkpoints, events) = match ExportReader::open(BufReader::with_capacity(1 << 16, file)) {
             Ok(opened) => opened,
-            Err(stop) => return export_outcome(Err(stop)),
+            Err(stop) => return Ok((export_outcome(Err(stop))?, 0)),
         };
+        let pending = Arc::clone(&events.pending);
         if header.origin != checked_verifier.name() {
             return Err(UsageError(format!(
                 "this export is of log `{}`, but the verifier key is for `{}`",
@@ -774,11 +956,16 @@ async fn verify_export(path: PathBuf, verifier: NoteVerifier) -> anyhow::Result<
             &progress,
         );
         bar.finish_and_clear();
-        export_outcome(verdict)
+        Ok((export_outcome(verdict)?, pending.load(Ordering::Relaxed)))
     })
     .await
     .context("the verification task failed")??;
-    report(outcome, &verifier, &path.display().to_string())
+    let (outcome, pending) = outcome;
+    report(outcome, &verifier, &path.display().to_string())?;
+    if pending > 0 {
+        println!("pending: {pending} events not yet integrated when exported, each sealed correctly");
+    }
+    Ok(())
 }
 
 /// The outcome of verifying an export; an error when it could not be read.
