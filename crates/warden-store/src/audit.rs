@@ -61,13 +61,13 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use warden_audit::merkle::{self, HASH_LEN, Hash};
-use warden_audit::{AuditError, AuditEvent, EventLeaf, Frontier, Record, Salt, Subtree};
+use warden_audit::{AuditError, AuditEvent, Decision, EventLeaf, Frontier, Record, Salt, Subtree};
 
 use sqlx::{ColumnIndex, Executor};
 
 use crate::audit_queue::{
     Integrated, MAX_INTEGRATION_BATCH, QUEUE_COLUMNS, QUEUE_STATUS, QueueRow, QueueStatus, QueuedEvent,
-    prepared_from_rows, queued_from_row, status_from_row,
+    queued_from_row, status_from_row,
 };
 use crate::error::StoreError;
 use crate::sql::{Dialect, Param, SqlStore, Value};
@@ -90,10 +90,10 @@ pub const MAX_PAGE: u32 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     time: i64,
-    kind: Cow<'static, str>,
+    kind: &'static str,
     subject: Option<String>,
     resource: Option<String>,
-    outcome: Option<Cow<'static, str>>,
+    outcome: Option<&'static str>,
     actor: Option<String>,
     body: Vec<u8>,
     salt: Salt,
@@ -136,41 +136,13 @@ impl PreparedEvent {
         let (body, salt, leaf_hash) = leaf.into_parts();
         Ok(Self {
             time,
-            kind: Cow::Borrowed(kind),
+            kind,
             subject: indexed.subject.map(query_column),
             resource: indexed.resource.map(query_column),
-            outcome: indexed.outcome.map(|o| Cow::Borrowed(o.as_str())),
+            outcome: indexed.outcome.map(Decision::as_str),
             actor: indexed.actor.map(query_column),
             body,
             salt,
-            leaf_hash,
-        })
-    }
-
-    /// An event read back from the queue, its columns as they were queued.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_queue(
-        time: i64,
-        kind: String,
-        subject: Option<String>,
-        resource: Option<String>,
-        outcome: Option<String>,
-        actor: Option<String>,
-        body: Vec<u8>,
-        salt: &[u8],
-        leaf_hash: &[u8],
-    ) -> Result<Self, &'static str> {
-        let salt = <[u8; 32]>::try_from(salt).map_err(|_| "the salt is not 32 bytes")?;
-        let leaf_hash = <Hash>::try_from(leaf_hash).map_err(|_| "the leaf hash is not 32 bytes")?;
-        Ok(Self {
-            time,
-            kind: Cow::Owned(kind),
-            subject,
-            resource,
-            outcome: outcome.map(Cow::Owned),
-            actor,
-            body,
-            salt: Salt::from_bytes(salt),
             leaf_hash,
         })
     }
@@ -182,7 +154,7 @@ impl PreparedEvent {
 
     /// The event type (`token_issued`, …).
     pub fn kind(&self) -> &str {
-        &self.kind
+        self.kind
     }
 
     /// Event time, seconds since the Unix epoch, as stored.
@@ -203,7 +175,7 @@ impl PreparedEvent {
     /// The outcome column: `allow` or `deny` for an access decision,
     /// `None` for other kinds.
     pub fn outcome(&self) -> Option<&str> {
-        self.outcome.as_deref()
+        self.outcome
     }
 
     /// The actor column: the outermost actor of a delegation, if any.
@@ -857,15 +829,12 @@ where
             return Ok(Integrated { indices: size..size });
         }
         let mut tx = self.writer().begin_with(DB::BEGIN).await?;
-        let rows: Vec<QueueRow> = DB::take_queued(&mut *tx, max.clamp(1, MAX_INTEGRATION_BATCH)).await?;
-        let (events, _) = prepared_from_rows(rows)?;
-        if events.is_empty() {
+        let indices = DB::integrate_queued(&mut *tx, max.clamp(1, MAX_INTEGRATION_BATCH)).await?;
+        if indices.is_empty() {
             tx.rollback().await?;
-            let size = self.size().await?;
-            return Ok(Integrated { indices: size..size });
+        } else {
+            tx.commit().await?;
         }
-        let indices = DB::append_events(&mut *tx, &events).await?;
-        tx.commit().await?;
         Ok(Integrated { indices })
     }
 
@@ -1322,7 +1291,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use warden_audit::{Decision, EventKind, MemoryTree, NodeSource};
+    use warden_audit::{EventKind, MemoryTree, NodeSource};
 
     /// A store that only appends, records its batch sizes, and fails on
     /// demand; each batch takes a few milliseconds, like a durable commit.

@@ -14,11 +14,13 @@
 //!   transaction (the outbox: no change without its record, no record
 //!   without its change);
 //! - one sequencer at a time ([`AuditStore::integrate`]) takes the oldest
-//!   queued events in a batch, appends them to the log exactly as
+//!   queued events in a batch and appends them to the log as
 //!   [`AuditStore::append_batch`] does (indices, leaves, subtrees, frontier,
 //!   query columns) and deletes them from the queue in the same
 //!   transaction, so an event is queued or integrated, never both, never
-//!   neither. Two sequencers at once (a lease that lapsed under a paused
+//!   neither. Only the leaf hashes leave the database (to plan the
+//!   subtrees); the rows move by `INSERT … SELECT`, so an event's body
+//!   crosses the wire once, when it is queued. Two sequencers at once (a lease that lapsed under a paused
 //!   process) stay correct: each batch locks the log's state row first and
 //!   takes only rows still queued.
 //!
@@ -31,7 +33,6 @@ use std::ops::Range;
 
 use warden_audit::Salt;
 
-use crate::audit::PreparedEvent;
 use crate::error::StoreError;
 
 /// Most events one integration batch moves into the log.
@@ -130,21 +131,16 @@ pub(crate) const QUEUE_COLUMNS: &str =
 pub(crate) const QUEUE_STATUS: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM audit_queue LIMIT 1000000) AS q), \
      (SELECT queued_at FROM audit_queue ORDER BY seq LIMIT 1)";
 
-/// The queued events as the tree takes them, in `seq` order, with the
-/// highest `seq` taken.
-pub(crate) fn prepared_from_rows(mut rows: Vec<QueueRow>) -> Result<(Vec<PreparedEvent>, Option<i64>), StoreError> {
-    rows.sort_unstable_by_key(|row| row.0);
-    let last = rows.last().map(|row| row.0);
-    let events = rows
-        .into_iter()
-        .map(
-            |(seq, _, time, kind, subject, resource, outcome, actor, body, salt, leaf_hash)| {
-                PreparedEvent::from_queue(time, kind, subject, resource, outcome, actor, body, &salt, &leaf_hash)
-                    .map_err(|what| StoreError::Corrupt(format!("queued audit event {seq}: {what}")))
-            },
-        )
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((events, last))
+/// The leaf hashes of `(seq, leaf_hash)` rows, in their order: what the
+/// sequencer plans a batch's subtrees from (the rows themselves move into
+/// the log inside the database).
+pub(crate) fn leaf_hashes_of(rows: &[(i64, Vec<u8>)]) -> Result<Vec<warden_audit::Hash>, StoreError> {
+    rows.iter()
+        .map(|(seq, hash)| {
+            <warden_audit::Hash>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt(format!("queued audit event {seq}: the leaf hash is not 32 bytes")))
+        })
+        .collect()
 }
 
 /// A queued event for readers.

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResul
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
-use crate::audit_queue::{QueueRow, now_ms};
+use crate::audit_queue::{leaf_hashes_of, now_ms};
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -124,8 +124,8 @@ impl Dialect for Postgres {
         queue_events(conn, events).await
     }
 
-    async fn take_queued(conn: &mut PgConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
-        take_queued(conn, max).await
+    async fn integrate_queued(conn: &mut PgConnection, max: usize) -> Result<Range<u64>, StoreError> {
+        integrate_queued(conn, max).await
     }
 }
 
@@ -267,6 +267,13 @@ async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Resul
         .execute(&mut *tx)
         .await?;
     }
+    finish_batch(tx, &plan).await?;
+    Ok(plan.range())
+}
+
+/// Stores what a batch completes besides its events: the subtrees and
+/// the new state.
+async fn finish_batch(tx: &mut PgConnection, plan: &BatchPlan) -> Result<(), StoreError> {
     for nodes in plan.nodes.chunks(NODES_PER_STATEMENT) {
         let levels: Vec<i32> = nodes
             .iter()
@@ -288,6 +295,61 @@ async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Resul
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Queue receipts per statement of an integration (8 bytes each, under
+/// [`STATEMENT_BYTES`]).
+const SEQS_PER_STATEMENT: usize = 512;
+
+/// [`Dialect::integrate_queued`]: the state row is locked first, so
+/// sequencers take turns; each then reads the oldest receipts still queued
+/// (a row another sequencer integrated meanwhile is gone by the time the
+/// lock is granted). Only the leaf hashes come out of the database (to
+/// plan the tree); the rows move into `audit_events` by `INSERT …
+/// SELECT`, numbered in `seq` order, and are deleted from the queue.
+async fn integrate_queued(tx: &mut PgConnection, max: usize) -> Result<Range<u64>, StoreError> {
+    let (size, frontier): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
+    let leaves: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, leaf_hash FROM audit_queue ORDER BY seq LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    let hashes = leaf_hashes_of(&leaves)?;
+    let plan = BatchPlan::new(size, &frontier, hashes.iter())?;
+    if hashes.is_empty() {
+        return Ok(plan.range());
+    }
+    let mut first = plan.start;
+    for chunk in leaves.chunks(SEQS_PER_STATEMENT) {
+        let seqs: Vec<i64> = chunk.iter().map(|(seq, _)| *seq).collect();
+        let moved = sqlx::query(
+            "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+             SELECT $2 + o.n - 1, q.time, q.type, q.subject, q.resource, q.outcome, q.actor, q.body, q.salt, q.leaf_hash \
+             FROM UNNEST($1::int8[]) WITH ORDINALITY AS o(seq, n) JOIN audit_queue AS q ON q.seq = o.seq",
+        )
+        .bind(&seqs)
+        .bind(to_i64(first)?)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let deleted = sqlx::query("DELETE FROM audit_queue WHERE seq = ANY($1::int8[])")
+            .bind(&seqs)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved != seqs.len() as u64 || deleted != moved {
+            return Err(StoreError::Corrupt(format!(
+                "integrating {} queued audit events moved {moved} and deleted {deleted}",
+                seqs.len()
+            )));
+        }
+        first += moved;
+    }
+    finish_batch(tx, &plan).await?;
     Ok(plan.range())
 }
 
@@ -332,25 +394,6 @@ async fn queue_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result
         )));
     }
     Ok(receipts)
-}
-
-/// [`Dialect::take_queued`]: the state row is locked first, so sequencers
-/// take turns; a row another sequencer took meanwhile is gone from the
-/// `DELETE` (it re-checks rows it waited for), so no event is integrated
-/// twice.
-async fn take_queued(tx: &mut PgConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
-    sqlx::query("SELECT size FROM audit_state WHERE id = 0 FOR UPDATE")
-        .execute(&mut *tx)
-        .await?;
-    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
-    let rows: Vec<QueueRow> = sqlx::query_as(
-        "DELETE FROM audit_queue WHERE seq IN (SELECT seq FROM audit_queue ORDER BY seq LIMIT $1) \
-         RETURNING seq, queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash",
-    )
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(rows)
 }
 
 /// [`Dialect::subtrees`]: positions go

@@ -32,7 +32,6 @@ use sqlx::{Connection as _, Database, Decode, Encode, IntoArguments, Pool, Type}
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, PreparedEvent};
-use crate::audit_queue::QueueRow;
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -210,12 +209,13 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 
     /// Inside the caller's write transaction `conn`: locks the log's state
-    /// row, then deletes and returns up to `max` of the oldest queued
-    /// events (any order; the caller sorts by `seq`).
-    fn take_queued(
+    /// row, then moves up to `max` of the oldest queued events into the
+    /// log (indices, subtrees, state) and deletes them from the queue;
+    /// returns their indices (empty when nothing was queued).
+    fn integrate_queued(
         conn: &mut Self::Connection,
         max: usize,
-    ) -> impl Future<Output = Result<Vec<QueueRow>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Range<u64>, StoreError>> + Send;
 
     /// [`AuditStore::subtrees`](crate::AuditStore::subtrees) for a
     /// non-empty list, in one query.

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, runs, subtrees_from_rows};
-use crate::audit_queue::{QueueRow, now_ms};
+use crate::audit_queue::{leaf_hashes_of, now_ms};
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
 use crate::keys::KeySql;
@@ -120,8 +120,8 @@ impl Dialect for Sqlite {
         queue_events(conn, events).await
     }
 
-    async fn take_queued(conn: &mut SqliteConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
-        take_queued(conn, max).await
+    async fn integrate_queued(conn: &mut SqliteConnection, max: usize) -> Result<Range<u64>, StoreError> {
+        integrate_queued(conn, max).await
     }
 }
 
@@ -221,6 +221,13 @@ async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> R
         });
         insert.build().execute(&mut *tx).await?;
     }
+    finish_batch(tx, &plan).await?;
+    Ok(plan.range())
+}
+
+/// Stores what a batch completes besides its events: the subtrees and
+/// the new state.
+async fn finish_batch(tx: &mut SqliteConnection, plan: &BatchPlan) -> Result<(), StoreError> {
     let nodes = plan
         .nodes
         .iter()
@@ -238,6 +245,58 @@ async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> R
         .bind(plan.frontier.to_bytes())
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// [`Dialect::integrate_queued`]: the caller's `BEGIN IMMEDIATE` holds the
+/// write lock, so the oldest `max` rows are the lowest `seq`s and no
+/// lower one can appear meanwhile: the batch is every row from the first
+/// `seq` read to the last. Only their leaf hashes come out of the
+/// database (to plan the tree); the rows move into `audit_events` by one
+/// `INSERT … SELECT`, numbered in `seq` order.
+async fn integrate_queued(tx: &mut SqliteConnection, max: usize) -> Result<Range<u64>, StoreError> {
+    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
+    let leaves: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, leaf_hash FROM audit_queue ORDER BY seq LIMIT ?")
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    let (Some((first_seq, _)), Some((last_seq, _))) = (leaves.first(), leaves.last()) else {
+        let (size,): (i64,) = sqlx::query_as("SELECT size FROM audit_state WHERE id = 0")
+            .fetch_one(&mut *tx)
+            .await?;
+        let size = u64::try_from(size).map_err(|_| StoreError::Corrupt("audit_state size is negative".into()))?;
+        return Ok(size..size);
+    };
+    let (first_seq, last_seq) = (*first_seq, *last_seq);
+    let hashes = leaf_hashes_of(&leaves)?;
+    let (size, frontier): (i64, Vec<u8>) = sqlx::query_as("SELECT size, frontier FROM audit_state WHERE id = 0")
+        .fetch_one(&mut *tx)
+        .await?;
+    let plan = BatchPlan::new(size, &frontier, hashes.iter())?;
+    let moved = sqlx::query(
+        "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+         SELECT ?1 + ROW_NUMBER() OVER (ORDER BY seq) - 1, time, type, subject, resource, outcome, actor, body, salt, leaf_hash \
+         FROM audit_queue WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq",
+    )
+    .bind(to_i64(plan.start)?)
+    .bind(first_seq)
+    .bind(last_seq)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let deleted = sqlx::query("DELETE FROM audit_queue WHERE seq BETWEEN ? AND ?")
+        .bind(first_seq)
+        .bind(last_seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if moved != hashes.len() as u64 || deleted != moved {
+        return Err(StoreError::Corrupt(format!(
+            "integrating {} queued audit events moved {moved} and deleted {deleted}",
+            hashes.len()
+        )));
+    }
+    finish_batch(tx, &plan).await?;
     Ok(plan.range())
 }
 
@@ -270,27 +329,6 @@ async fn queue_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> Re
     (first..=last)
         .map(|seq| u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative audit queue sequence".into())))
         .collect()
-}
-
-/// [`Dialect::take_queued`]: the caller's `BEGIN IMMEDIATE` holds the
-/// write lock, so the oldest rows read are the lowest `seq`s and no lower
-/// one can appear: deleting up to the last one read deletes exactly them.
-async fn take_queued(tx: &mut SqliteConnection, max: usize) -> Result<Vec<QueueRow>, StoreError> {
-    let limit = i64::try_from(max).map_err(|_| StoreError::OutOfRange(u64::MAX))?;
-    let rows: Vec<QueueRow> = sqlx::query_as(
-        "SELECT seq, queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash \
-         FROM audit_queue ORDER BY seq LIMIT ?",
-    )
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    if let Some(last) = rows.last().map(|row| row.0) {
-        sqlx::query("DELETE FROM audit_queue WHERE seq <= ?")
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(rows)
 }
 
 /// [`Dialect::subtrees`]: the positions
