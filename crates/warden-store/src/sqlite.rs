@@ -273,17 +273,25 @@ async fn integrate_queued(tx: &mut SqliteConnection, max: usize) -> Result<Range
         .fetch_one(&mut *tx)
         .await?;
     let plan = BatchPlan::new(size, &frontier, hashes.iter())?;
-    let moved = sqlx::query(
+    // Receipts are consecutive unless a queueing transaction rolled back
+    // (AUTOINCREMENT skips its numbers): then number rows by their rank.
+    let consecutive = usize::try_from(last_seq - first_seq).ok() == Some(hashes.len() - 1);
+    let numbering = if consecutive {
+        "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+         SELECT ?1 + (seq - ?2), time, type, subject, resource, outcome, actor, body, salt, leaf_hash \
+         FROM audit_queue WHERE seq BETWEEN ?2 AND ?3"
+    } else {
         "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
          SELECT ?1 + ROW_NUMBER() OVER (ORDER BY seq) - 1, time, type, subject, resource, outcome, actor, body, salt, leaf_hash \
-         FROM audit_queue WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq",
-    )
-    .bind(to_i64(plan.start)?)
-    .bind(first_seq)
-    .bind(last_seq)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+         FROM audit_queue WHERE seq BETWEEN ?2 AND ?3 ORDER BY seq"
+    };
+    let moved = sqlx::query(numbering)
+        .bind(to_i64(plan.start)?)
+        .bind(first_seq)
+        .bind(last_seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     let deleted = sqlx::query("DELETE FROM audit_queue WHERE seq BETWEEN ? AND ?")
         .bind(first_seq)
         .bind(last_seq)

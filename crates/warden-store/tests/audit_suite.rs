@@ -607,6 +607,25 @@ async fn queued_events_are_pending_until_integrated<H: Harness>() {
     h.finish().await;
 }
 
+/// A queueing transaction that rolled back leaves a hole in the receipts
+/// (SQLite's AUTOINCREMENT, PostgreSQL's sequence); the log's indices
+/// have none.
+async fn a_hole_in_the_receipts_leaves_none_in_the_log<H: Harness>() {
+    let h = H::start().await;
+    let s = h.store();
+    let events: Vec<AuditEvent> = (0..5).map(|i| key_event(300 + i, &format!("h{i}"))).collect();
+    let receipts = s.enqueue_batch(&prepare(&events)).await.unwrap();
+    h.db()
+        .exec(&format!("DELETE FROM audit_queue WHERE seq = {}", receipts[2]))
+        .await;
+    assert_eq!(s.integrate(10).await.unwrap().indices, 0..4);
+    let stored = s.events(&EventQuery::page(0, 10)).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.index).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(stored.iter().map(kid_of).collect::<Vec<_>>(), ["h0", "h1", "h3", "h4"]);
+    check_tree(s, &all_leaves(s).await, true).await;
+    h.finish().await;
+}
+
 async fn writer_queues_and_integration_gives_contiguous_indices<H: Harness>() {
     let h = H::start().await;
     let writer = AuditWriter::spawn(h.store().clone(), WriterOptions::default());
@@ -980,7 +999,8 @@ warden_test_support::each_backend! {
     activity_counts,
     checkpoints_round_trip,
     reopened_store_continues_the_tree,
-    queued_events_are_pending_until_integrated;
+    queued_events_are_pending_until_integrated,
+    a_hole_in_the_receipts_leaves_none_in_the_log;
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     writer_queues_and_integration_gives_contiguous_indices,
     two_instances_queue_and_integrate_concurrently;

@@ -1152,32 +1152,6 @@ fn change_event(resource: &str, operation: &str) -> AuditEvent {
     )
 }
 
-/// Runs `sql` on the test database through a connection of its own,
-/// outside the store.
-async fn exec_sql(db: &TestDb, sql: &str) {
-    use sqlx::Connection as _;
-    match db.schema() {
-        Some(schema) => {
-            let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
-            let path = format!("SET search_path TO \"{schema}\"");
-            sqlx::query(sqlx::AssertSqlSafe(path)).execute(&mut conn).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-        None => {
-            let mut conn = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-}
-
 /// Makes every insert into the audit queue fail, or heals it: a check no
 /// new row passes (PostgreSQL), a trigger that aborts (SQLite).
 async fn break_audit_log(db: &TestDb, broken: bool) {
@@ -1189,7 +1163,7 @@ async fn break_audit_log(db: &TestDb, broken: bool) {
         }
         (false, false) => "DROP TRIGGER test_broken",
     };
-    exec_sql(db, sql).await;
+    db.exec(sql).await;
 }
 
 /// Events queued and not yet integrated.

@@ -237,6 +237,35 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on the database through a connection of its own, outside
+    /// any store (to damage or repair what a test checks). Panics if it
+    /// fails.
+    pub async fn exec(&self, sql: &str) {
+        match self.schema() {
+            Some(schema) => {
+                let mut conn = sqlx::PgConnection::connect(self.url()).await.expect("connecting");
+                let path = format!("SET search_path TO \"{schema}\"");
+                sqlx::query(sqlx::AssertSqlSafe(path))
+                    .execute(&mut conn)
+                    .await
+                    .expect("search_path");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+            }
+            None => {
+                let mut conn = sqlx::SqliteConnection::connect(self.url()).await.expect("connecting");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+            }
+        }
+    }
+
     /// Removes the database now: drops the schema (panicking if that
     /// fails) or removes the temp dir. Close connections to it first.
     pub async fn cleanup(self) {
