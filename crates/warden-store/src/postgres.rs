@@ -12,7 +12,8 @@ use std::ops::Range;
 use std::str::FromStr as _;
 
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
+use sqlx::Row as _;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
 use warden_audit::{Hash, Subtree};
 
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
@@ -249,23 +250,13 @@ async fn insert_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Resul
     for chunk in statement_chunks(events) {
         let idx: Vec<i64> = (first..).take(chunk.len()).collect();
         first = first.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
                                   $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])",
         )
-        .bind(idx)
-        .bind(chunk.iter().map(PreparedEvent::time).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::kind).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::subject).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::resource).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::outcome).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::actor).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::body).collect::<Vec<_>>())
-        .bind(chunk.iter().map(PreparedEvent::salt_bytes).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        .bind(idx);
+        bind_event_columns(insert, chunk).execute(&mut *tx).await?;
     }
     finish_batch(tx, &plan).await?;
     Ok(plan.range())
@@ -353,24 +344,14 @@ async fn integrate_queued(tx: &mut PgConnection, max: usize) -> Result<Range<u64
     Ok(plan.range())
 }
 
-/// [`Dialect::enqueue_events`]: array inserts kept under
-/// [`STATEMENT_BYTES`] each, no lock but the new rows' (the identity
-/// sequence hands out `seq` without waiting for any commit), so replicas
-/// queue side by side. `WITH ORDINALITY` keeps the receipts in `events`
-/// order.
-async fn queue_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
-    let queued_at = now_ms();
-    let mut receipts = Vec::with_capacity(events.len());
-    for chunk in statement_chunks(events) {
-        let rows: Vec<(i64,)> = sqlx::query_as(
-            "INSERT INTO audit_queue (queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
-             SELECT $1, u.time, u.type, u.subject, u.resource, u.outcome, u.actor, u.body, u.salt, u.leaf_hash \
-             FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                         $8::bytea[], $9::bytea[], $10::bytea[]) \
-                  WITH ORDINALITY AS u(time, type, subject, resource, outcome, actor, body, salt, leaf_hash, n) \
-             ORDER BY u.n RETURNING seq",
-        )
-        .bind(queued_at)
+/// Binds the arrays of `chunk`'s columns, in the order both `audit_events`
+/// and `audit_queue` inserts take them after their first: time, type,
+/// subject, resource, outcome, actor, body, salt, leaf hash.
+fn bind_event_columns<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    chunk: &[PreparedEvent],
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    query
         .bind(chunk.iter().map(PreparedEvent::time).collect::<Vec<_>>())
         .bind(chunk.iter().map(PreparedEvent::kind).collect::<Vec<_>>())
         .bind(chunk.iter().map(PreparedEvent::subject).collect::<Vec<_>>())
@@ -380,9 +361,29 @@ async fn queue_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result
         .bind(chunk.iter().map(PreparedEvent::body).collect::<Vec<_>>())
         .bind(chunk.iter().map(PreparedEvent::salt_bytes).collect::<Vec<_>>())
         .bind(chunk.iter().map(|e| e.leaf_hash().as_slice()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        for (seq,) in rows {
+}
+
+/// [`Dialect::enqueue_events`]: array inserts kept under
+/// [`STATEMENT_BYTES`] each, no lock but the new rows' (the identity
+/// sequence hands out `seq` without waiting for any commit), so replicas
+/// queue side by side. `WITH ORDINALITY` keeps the receipts in `events`
+/// order.
+async fn queue_events(tx: &mut PgConnection, events: &[PreparedEvent]) -> Result<Vec<u64>, StoreError> {
+    let queued_at = now_ms();
+    let mut receipts = Vec::with_capacity(events.len());
+    for chunk in statement_chunks(events) {
+        let insert = sqlx::query(
+            "INSERT INTO audit_queue (queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) \
+             SELECT $1, u.time, u.type, u.subject, u.resource, u.outcome, u.actor, u.body, u.salt, u.leaf_hash \
+             FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                         $8::bytea[], $9::bytea[], $10::bytea[]) \
+                  WITH ORDINALITY AS u(time, type, subject, resource, outcome, actor, body, salt, leaf_hash, n) \
+             ORDER BY u.n RETURNING seq",
+        )
+        .bind(queued_at);
+        let rows = bind_event_columns(insert, chunk).fetch_all(&mut *tx).await?;
+        for row in rows {
+            let seq: i64 = row.try_get(0)?;
             receipts.push(u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative audit queue sequence".into()))?);
         }
     }

@@ -19,6 +19,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::Sqlite;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
 };
@@ -208,21 +209,28 @@ async fn insert_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> R
             "INSERT INTO audit_events (idx, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
         );
         insert.push_values(run, |mut row, (idx, e)| {
-            row.push_bind(*idx)
-                .push_bind(e.time())
-                .push_bind(e.kind())
-                .push_bind(e.subject())
-                .push_bind(e.resource())
-                .push_bind(e.outcome())
-                .push_bind(e.actor())
-                .push_bind(e.body())
-                .push_bind(e.salt_bytes())
-                .push_bind(e.leaf_hash().as_slice());
+            row.push_bind(*idx);
+            push_event(&mut row, e);
         });
         insert.build().execute(&mut *tx).await?;
     }
     finish_batch(tx, &plan).await?;
     Ok(plan.range())
+}
+
+/// Binds an event's columns, in the order both `audit_events` and
+/// `audit_queue` inserts name them after their first: time, type,
+/// subject, resource, outcome, actor, body, salt, leaf hash.
+fn push_event(row: &mut Separated<'_, Sqlite, &'static str>, e: &PreparedEvent) {
+    row.push_bind(e.time())
+        .push_bind(e.kind())
+        .push_bind(e.subject())
+        .push_bind(e.resource())
+        .push_bind(e.outcome())
+        .push_bind(e.actor())
+        .push_bind(e.body())
+        .push_bind(e.salt_bytes())
+        .push_bind(e.leaf_hash().as_slice());
 }
 
 /// Stores what a batch completes besides its events: the subtrees and
@@ -319,16 +327,8 @@ async fn queue_events(tx: &mut SqliteConnection, events: &[PreparedEvent]) -> Re
             "INSERT INTO audit_queue (queued_at, time, type, subject, resource, outcome, actor, body, salt, leaf_hash) ",
         );
         insert.push_values(run, |mut row, e| {
-            row.push_bind(queued_at)
-                .push_bind(e.time())
-                .push_bind(e.kind())
-                .push_bind(e.subject())
-                .push_bind(e.resource())
-                .push_bind(e.outcome())
-                .push_bind(e.actor())
-                .push_bind(e.body())
-                .push_bind(e.salt_bytes())
-                .push_bind(e.leaf_hash().as_slice());
+            row.push_bind(queued_at);
+            push_event(&mut row, e);
         });
         last = insert.build().execute(&mut *tx).await?.last_insert_rowid();
     }
