@@ -20,7 +20,8 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use warden_store::Store;
 
-use super::federation::peek_issuer;
+use warden_jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedToken};
+
 use super::{Access, Caller, Scheme, purpose};
 use crate::dpop::{self, DpopRefusal, Refused};
 use crate::error::AuthError;
@@ -98,15 +99,28 @@ async fn authenticate_as<S: Store>(
         request_id,
         source_ip,
     } = presented;
+    // Where external issuers are trusted, a route's token is decoded once,
+    // unverified, to pick the verifier by its `iss`; that verifier then
+    // checks it without decoding it again. Elsewhere only Warden's own
+    // tokens are accepted, and a token is not decoded at all when the
+    // verified-token cache knows it.
+    let decoded = match accept {
+        Accept::Route(_) if !access.federation.is_empty() => {
+            UnverifiedToken::parse(token, app.options.max_token_bytes.max(DEFAULT_MAX_TOKEN_BYTES)).ok()
+        }
+        _ => None,
+    };
     if let Accept::Route(audience) = accept
-        && let Some(iss) = peek_issuer(token)
+        && let Some(decoded) = &decoded
+        && let Some(iss) = decoded.issuer()
         && iss != app.options.issuer
-        && access.federation.trusts(&iss)
+        && access.federation.trusts(iss)
     {
-        let id = access.federation.verify(token, now).await.map_err(|e| {
+        let (id, hit) = access.federation.verify_decoded(decoded, now).await.map_err(|e| {
             tracing::info!(issuer = iss, error = %e, "external token refused");
             AuthError::External("the external token is invalid".into())
         })?;
+        app.metrics.token_cache(hit);
         // A federated token reaches only routes that name its audience: a
         // token the IdP issued for something else never crosses over.
         if audience != Some(id.audience.as_str()) {
@@ -140,13 +154,15 @@ async fn authenticate_as<S: Store>(
     };
     let verified = app
         .verify_own(now, |keys| {
-            let (verified, hit) = access.audiences.verify(keys, &app.options, audience, token, now);
+            let (verified, hit) = access
+                .audiences
+                .verify(keys, &app.options, audience, token, decoded.as_ref(), now);
             if matches!(accept, Accept::Route(_)) {
                 app.metrics.token_cache(hit);
             }
             match verified {
                 Err(warden_jose::JoseError::AudienceMismatch) if accept == Accept::Dashboard => {
-                    access.audiences.verify(keys, &app.options, None, token, now).0
+                    access.audiences.verify(keys, &app.options, None, token, None, now).0
                 }
                 other => other,
             }
