@@ -118,6 +118,18 @@ impl VerifiedTokenCache {
         shard.insert(key, verified);
     }
 
+    /// The cached verification of `token` under the same rules as
+    /// [`verify`](Self::verify) gives a hit (size cap, time checks), or
+    /// `None` when the cache does not know it: never a verification.
+    pub fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<VerifiedToken>, JoseError>> {
+        let validation = self.verifier.validation();
+        if token.len() > validation.max_token_bytes {
+            return None;
+        }
+        let hit = self.get(token, now)?;
+        Some(hit.claims().check_times(now, validation.leeway).map(|()| hit))
+    }
+
     /// Verifies `token`, answering from the cache when it can.
     pub fn verify(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
         self.verify_traced(token, now).0

@@ -73,6 +73,25 @@ impl AudienceVerifiers {
         }
     }
 
+    /// Whether the verified-token cache of `audience` (`None`: the
+    /// issuer) under `snapshot` knows `token` (a hit that passes the time
+    /// checks), so that it needs no decoding to tell whose it is.
+    pub fn knows(
+        &self,
+        snapshot: &Arc<KeySnapshot>,
+        options: &ServerOptions,
+        audience: Option<&str>,
+        token: &str,
+        now: u64,
+    ) -> bool {
+        let audience = audience.unwrap_or(&self.issuer);
+        let known = |cache: &VerifiedTokenCache| cache.cached(token, now).is_some_and(|r| r.is_ok());
+        if audience == self.issuer {
+            return known(&snapshot.api);
+        }
+        self.cache(snapshot, options, audience).is_ok_and(|cache| known(&cache))
+    }
+
     fn cache(
         &self,
         snapshot: &Arc<KeySnapshot>,

@@ -150,6 +150,20 @@ impl Federation {
         self.issuers.is_empty()
     }
 
+    /// The identity of a token an issuer's verified-token cache knows,
+    /// without decoding it (the same time checks as a verification); `None`
+    /// when no issuer's cache knows it.
+    pub fn cached(&self, token: &str, now: u64) -> Option<Result<ExternalIdentity, FederationError>> {
+        self.issuers.values().find_map(|ext| {
+            let cache = ext.verifier.read().ok().and_then(|v| v.clone())?;
+            let hit = cache.cached(token, now)?;
+            Some(
+                hit.map_err(FederationError::from)
+                    .and_then(|v| map_identity(&ext.config, &v)),
+            )
+        })
+    }
+
     /// Verifies an external token and maps its identity.
     pub async fn verify(&self, token: &str, now: u64) -> Result<ExternalIdentity, FederationError> {
         let decoded = UnverifiedToken::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
@@ -376,6 +390,10 @@ mod tests {
         assert_eq!((first.subject.as_str(), hit), ("user:alice", false));
         let (again, hit) = verify(&f, &t, NOW + 1).await.unwrap();
         assert_eq!((again.jti.as_deref(), hit), (Some("a"), true));
+        // Known without decoding it, too (the gateway asks this first).
+        let known = f.cached(&t, NOW + 1).unwrap().unwrap();
+        assert_eq!(known.subject, "user:alice");
+        assert!(f.cached(&token(&k, "unseen", NOW + 60), NOW + 1).is_none());
         // Another token of the same subject is another entry.
         let (_, hit) = verify(&f, &token(&k, "b", NOW + 60), NOW + 1).await.unwrap();
         assert!(!hit);
@@ -408,6 +426,7 @@ mod tests {
         let (_, hit) = verify(&f, &token(&new, "b", NOW + 600), NOW).await.unwrap();
         assert!(!hit);
         // The old key's token, cached a moment ago, is now refused.
+        assert!(f.cached(&t, NOW + 1).is_none(), "the new key set's cache does not know it");
         let refused = verify(&f, &t, NOW + 1).await;
         assert!(
             matches!(refused, Err(FederationError::Invalid(JoseError::UnknownKid))),
