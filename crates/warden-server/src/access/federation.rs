@@ -426,7 +426,10 @@ mod tests {
         let (_, hit) = verify(&f, &token(&new, "b", NOW + 600), NOW).await.unwrap();
         assert!(!hit);
         // The old key's token, cached a moment ago, is now refused.
-        assert!(f.cached(&t, NOW + 1).is_none(), "the new key set's cache does not know it");
+        assert!(
+            f.cached(&t, NOW + 1).is_none(),
+            "the new key set's cache does not know it"
+        );
         let refused = verify(&f, &t, NOW + 1).await;
         assert!(
             matches!(refused, Err(FederationError::Invalid(JoseError::UnknownKid))),
