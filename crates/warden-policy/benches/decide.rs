@@ -162,11 +162,11 @@ fn run() -> Result<(), String> {
                 PolicyEngine::builtin,
                 // The engine is returned, so that dropping it is not measured.
                 |fresh| {
-                    let allowed = fresh.as_ref().map(|e| {
+                    let decided = fresh.as_ref().is_ok_and(|e| {
                         e.decide(black_box(&principal), case.action, black_box(&resource), &context)
                             .is_ok()
                     });
-                    (fresh, allowed.is_ok())
+                    (fresh, decided)
                 },
                 criterion::BatchSize::SmallInput,
             )
