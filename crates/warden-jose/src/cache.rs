@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use aws_lc_rs::digest;
 
+use crate::compact::UnverifiedToken;
 use crate::error::JoseError;
 use crate::verifier::{TokenVerifier, VerifiedToken};
 
@@ -117,6 +118,18 @@ impl VerifiedTokenCache {
         shard.insert(key, verified);
     }
 
+    /// The cached verification of `token` under the same rules as
+    /// [`verify`](Self::verify) gives a hit (size cap, time checks), or
+    /// `None` when the cache does not know it: never a verification.
+    pub fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<VerifiedToken>, JoseError>> {
+        let validation = self.verifier.validation();
+        if token.len() > validation.max_token_bytes {
+            return None;
+        }
+        let hit = self.get(token, now)?;
+        Some(hit.claims().check_times(now, validation.leeway).map(|()| hit))
+    }
+
     /// Verifies `token`, answering from the cache when it can.
     pub fn verify(&self, token: &str, now: u64) -> Result<Arc<VerifiedToken>, JoseError> {
         self.verify_traced(token, now).0
@@ -126,6 +139,27 @@ impl VerifiedTokenCache {
     /// whatever the time checks then said) rather than the verifier (for
     /// hit-ratio metrics).
     pub fn verify_traced(&self, token: &str, now: u64) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
+        self.answer(token, now, |verifier| verifier.verify(token, now))
+    }
+
+    /// As [`verify_traced`](Self::verify_traced) for a token already split
+    /// and decoded (to read its issuer): a miss verifies it without
+    /// decoding it again.
+    pub fn verify_unverified_traced(
+        &self,
+        token: &UnverifiedToken<'_>,
+        now: u64,
+    ) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
+        self.answer(token.as_str(), now, |verifier| verifier.verify_unverified(token, now))
+    }
+
+    /// The cached verification of `token`, or `verify`'s, remembered.
+    fn answer(
+        &self,
+        token: &str,
+        now: u64,
+        verify: impl FnOnce(&TokenVerifier) -> Result<VerifiedToken, JoseError>,
+    ) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
         let validation = self.verifier.validation();
         let max = validation.max_token_bytes;
         if token.len() > max {
@@ -138,7 +172,7 @@ impl VerifiedTokenCache {
             return (checked, true);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let verified = match self.verifier.verify(token, now) {
+        let verified = match verify(&self.verifier) {
             Ok(v) => Arc::new(v),
             Err(e) => return (Err(e), false),
         };
@@ -261,5 +295,60 @@ mod tests {
             cache.verify(&huge, 1500),
             Err(JoseError::TokenTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_token_decoded_once_is_verified_by_every_rule() {
+        let (verifier, token) = setup(1000, 2000);
+        let once = crate::UnverifiedToken::parse(&token, 8192).unwrap();
+        assert_eq!(once.issuer(), Some("https://i"));
+        assert_eq!(
+            verifier.verify_unverified(&once, 1500).unwrap(),
+            verifier.verify(&token, 1500).unwrap()
+        );
+        assert_eq!(verifier.verify_unverified(&once, 2100).unwrap_err(), JoseError::Expired);
+        // The verifier's own size cap and algorithms, not the parse's.
+        let issuers: Vec<TrustedIssuer> = verifier.issuers.values().cloned().collect();
+        let small = TokenVerifier::new(
+            issuers.clone(),
+            Validation::access_token("api").with_max_token_bytes(10),
+        );
+        assert!(matches!(
+            small.verify_unverified(&once, 1500),
+            Err(JoseError::TokenTooLarge { .. })
+        ));
+        let mut es256 = AlgorithmSet::EMPTY;
+        es256.insert(Algorithm::ES256);
+        let other = TokenVerifier::new(issuers.clone(), Validation::access_token("api").with_algorithms(es256));
+        assert_eq!(
+            other.verify_unverified(&once, 1500).unwrap_err(),
+            JoseError::AlgNotAllowed(Algorithm::EdDSA)
+        );
+        let wrong_audience = TokenVerifier::new(issuers, Validation::access_token("other"));
+        assert_eq!(
+            wrong_audience.verify_unverified(&once, 1500).unwrap_err(),
+            JoseError::AudienceMismatch
+        );
+        // A payload changed after signing parses, and fails the signature.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged_payload = crate::base64url::encode(
+            br#"{"iss":"https://i","sub":"user:root","aud":"api","exp":2000,"iat":1000,"nbf":1000,"jti":"j","client_id":"c"}"#,
+        );
+        parts[1] = &forged_payload;
+        let forged = parts.join(".");
+        let forged = crate::UnverifiedToken::parse(&forged, 8192).unwrap();
+        assert_eq!(forged.issuer(), Some("https://i"));
+        assert_eq!(
+            verifier.verify_unverified(&forged, 1500).unwrap_err(),
+            JoseError::InvalidSignature
+        );
+        // The cache answers a decoded token and its raw form alike.
+        let cache = VerifiedTokenCache::new(verifier, 16);
+        let (first, hit) = cache.verify_unverified_traced(&once, 1500);
+        assert!(first.is_ok() && !hit);
+        let (again, hit) = cache.verify_traced(&token, 1501);
+        assert!(again.is_ok() && hit);
+        let (forged, hit) = cache.verify_unverified_traced(&forged, 1501);
+        assert!(forged.is_err() && !hit);
     }
 }

@@ -49,6 +49,12 @@ fn bounded_reason(reason: &str) -> String {
 /// Splits and decodes `token` and checks its header. The signature is not
 /// checked yet; nothing from the payload is trusted.
 pub(crate) fn parse(token: &str, max_len: usize, algorithms: AlgorithmSet) -> Result<Parsed<'_>, JoseError> {
+    split(token, max_len, Some(algorithms))
+}
+
+/// [`parse`], checking the header's `alg` against `algorithms` when given
+/// (before the payload and signature are decoded).
+fn split(token: &str, max_len: usize, algorithms: Option<AlgorithmSet>) -> Result<Parsed<'_>, JoseError> {
     if token.len() > max_len {
         return Err(JoseError::TokenTooLarge {
             len: token.len(),
@@ -66,7 +72,9 @@ pub(crate) fn parse(token: &str, max_len: usize, algorithms: AlgorithmSet) -> Re
     let header_bytes = base64url::decode(h).ok_or(JoseError::InvalidBase64(Segment::Header))?;
     let header_map = strict_json::parse_object(&header_bytes).map_err(|e| json_error(Segment::Header, e))?;
     let header = Header::from_object(&header_map)?;
-    if !algorithms.contains(header.alg()) {
+    if let Some(algorithms) = algorithms
+        && !algorithms.contains(header.alg())
+    {
         return Err(JoseError::AlgNotAllowed(header.alg()));
     }
     let payload = base64url::decode(p).ok_or(JoseError::InvalidBase64(Segment::Payload))?;
@@ -84,6 +92,49 @@ pub(crate) fn parse(token: &str, max_len: usize, algorithms: AlgorithmSet) -> Re
         payload,
         signature,
     })
+}
+
+/// A compact JWS split and decoded once: its header checked as for any
+/// token, its payload parsed as a strict JSON object, its signature **not
+/// checked**. Nothing in it is trusted; its only use is to say which
+/// verifier to ask ([`issuer`](Self::issuer)), which then verifies it
+/// without decoding it again ([`crate::TokenVerifier::verify_unverified`]).
+pub struct UnverifiedToken<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) parsed: Parsed<'a>,
+    pub(crate) payload: Map<String, Value>,
+}
+
+impl std::fmt::Debug for UnverifiedToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedToken")
+            .field("alg", &self.parsed.header.alg())
+            .field("iss", &self.issuer())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits and decodes `token` (at most `max_len` bytes): three strict
+    /// base64url segments, a header that passes every header rule (any
+    /// algorithm Warden knows: each verifier checks its own allow-list),
+    /// a strict JSON object as payload, a non-empty signature.
+    pub fn parse(token: &'a str, max_len: usize) -> Result<Self, JoseError> {
+        let parsed = split(token, max_len, None)?;
+        let payload = parsed.payload_object()?;
+        Ok(UnverifiedToken { token, parsed, payload })
+    }
+
+    /// The token as presented.
+    pub fn as_str(&self) -> &'a str {
+        self.token
+    }
+
+    /// The payload's `iss`, **unverified**: only to pick the verifier (which
+    /// checks `iss` exactly, with the signature).
+    pub fn issuer(&self) -> Option<&str> {
+        self.payload.get("iss").and_then(Value::as_str)
+    }
 }
 
 impl Parsed<'_> {

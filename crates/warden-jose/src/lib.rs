@@ -73,7 +73,7 @@ mod verifying_key;
 pub use alg::{Algorithm, AlgorithmSet};
 pub use cache::VerifiedTokenCache;
 pub use claims::{Claims, MAX_NUMERIC_DATE};
-pub use compact::{DEFAULT_MAX_TOKEN_BYTES, VerifiedJws, verify_jws};
+pub use compact::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedToken, VerifiedJws, verify_jws};
 pub use error::{JoseError, Segment};
 pub use header::Header;
 pub use jwk::{Jwk, JwkSet, SkippedKey};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::alg::AlgorithmSet;
 use crate::claims::Claims;
-use crate::compact;
+use crate::compact::{self, UnverifiedToken};
 use crate::error::JoseError;
 use crate::header::Header;
 use crate::key_set::KeySet;
@@ -52,7 +52,7 @@ impl TrustedIssuer {
 /// [`Validation`].
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
-    issuers: HashMap<String, TrustedIssuer>,
+    pub(crate) issuers: HashMap<String, TrustedIssuer>,
     validation: Validation,
 }
 
@@ -97,6 +97,36 @@ impl TokenVerifier {
         let parsed = compact::parse(token, v.max_token_bytes, v.algorithms)?;
         v.check_typ(parsed.header.typ())?;
         let payload = parsed.payload_object()?;
+        self.verify_decoded(&parsed, payload, now)
+    }
+
+    /// Verifies a token already split and decoded (to read its issuer) at
+    /// `now`: every rule of [`verify`](Self::verify), the size cap and this
+    /// verifier's algorithm allow-list included, without decoding it again.
+    pub fn verify_unverified(&self, token: &UnverifiedToken<'_>, now: u64) -> Result<VerifiedToken, JoseError> {
+        let v = &self.validation;
+        if token.token.len() > v.max_token_bytes {
+            return Err(JoseError::TokenTooLarge {
+                len: token.token.len(),
+                max: v.max_token_bytes,
+            });
+        }
+        let parsed = &token.parsed;
+        if !v.algorithms.contains(parsed.header.alg()) {
+            return Err(JoseError::AlgNotAllowed(parsed.header.alg()));
+        }
+        v.check_typ(parsed.header.typ())?;
+        self.verify_decoded(parsed, token.payload.clone(), now)
+    }
+
+    /// The checks after decoding: issuer, key, signature, claims.
+    fn verify_decoded(
+        &self,
+        parsed: &compact::Parsed<'_>,
+        payload: serde_json::Map<String, serde_json::Value>,
+        now: u64,
+    ) -> Result<VerifiedToken, JoseError> {
+        let v = &self.validation;
         let issuer = match payload.get("iss") {
             Some(serde_json::Value::String(iss)) => self.issuers.get(iss).ok_or(JoseError::UntrustedIssuer)?,
             Some(_) => {
@@ -135,7 +165,7 @@ impl TokenVerifier {
             return Err(JoseError::MissingClaim("iat"));
         }
         Ok(VerifiedToken {
-            header: parsed.header,
+            header: parsed.header.clone(),
             claims,
         })
     }

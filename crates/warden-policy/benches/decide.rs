@@ -4,8 +4,16 @@
 //! - `build`: a request's parts from token claims (`Principal::from_claims`,
 //!   `RequestContext` with the scope claim split, a `Resource` with two
 //!   attributes): the work the gateway does before `decide`.
-//! - `decide/<case>`: `PolicyEngine::decide` alone (entities and context
-//!   checked against the schema, Cedar evaluation of every policy).
+//! - `decide/<case>`: `PolicyEngine::decide` alone, the same request again
+//!   and again: answered from the engine's memo of decisions.
+//! - `decide-new-second/<case>`: the same with the context's `time` one
+//!   second later every time, so every decision is Cedar's evaluation (the
+//!   entities and the request's shape come checked from the engine's
+//!   memos, as for the first request of each second at a gateway).
+//! - `decide-first/<case>`: the first request of a principal and resource
+//!   on a fresh engine (entities built and checked against the schema, the
+//!   request checked, Cedar's evaluation); the fresh engine's build is
+//!   outside the measurement.
 //! - `build+decide/<case>`: both, per request.
 //!
 //! Then, with `--bench`, one thread making decisions over a mix of the cases
@@ -128,6 +136,40 @@ fn run() -> Result<(), String> {
                     .decide(black_box(&principal), case.action, black_box(&resource), &context)
                     .is_ok()
             })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("decide-new-second");
+    group.throughput(Throughput::Elements(1));
+    for case in &CASES {
+        let (principal, mut context, resource) = build(case).map_err(|e| e.to_string())?;
+        group.bench_function(case.name, |b| {
+            b.iter(|| {
+                context.time += 1;
+                engine
+                    .decide(black_box(&principal), case.action, black_box(&resource), &context)
+                    .is_ok()
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("decide-first");
+    group.throughput(Throughput::Elements(1));
+    for case in &CASES {
+        let (principal, context, resource) = build(case).map_err(|e| e.to_string())?;
+        group.bench_function(case.name, |b| {
+            b.iter_batched(
+                PolicyEngine::builtin,
+                // The engine is returned, so that dropping it is not measured.
+                |fresh| {
+                    let decided = fresh.as_ref().is_ok_and(|e| {
+                        e.decide(black_box(&principal), case.action, black_box(&resource), &context)
+                            .is_ok()
+                    });
+                    (fresh, decided)
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
     }
     group.finish();

@@ -13,6 +13,7 @@ use cedar_policy::{
 use miette::Diagnostic;
 
 use crate::access::{self, Shape};
+use crate::cache::Memo;
 use crate::diagnostic;
 use crate::error::{PolicyError, SourceProblem};
 use crate::request::{AttrValue, Principal, PrincipalKind, RequestContext, Resource, Tenancy};
@@ -25,6 +26,13 @@ pub const SCHEMA_FILE: &str = "schema.cedarschema";
 const ID_ANNOTATION: &str = "id";
 /// The entity type of roles, parents of principals.
 const ROLE_TYPE: &str = "Role";
+/// Most decisions an engine remembers ([`Memos::decisions`]).
+const DECISION_MEMO: usize = 8192;
+/// Most entity sets an engine remembers ([`Memos::entities`]).
+const ENTITIES_MEMO: usize = 4096;
+/// Most request shapes an engine remembers ([`Memos::shapes`]); there are
+/// few (actions × principal types × resource types × optional parts).
+const SHAPE_MEMO: usize = 4096;
 
 /// Where an engine's schema and policies came from, so that it can be
 /// reloaded from the same place.
@@ -88,6 +96,132 @@ struct Inner {
     files: Vec<String>,
     warnings: Vec<String>,
     source: PolicySource,
+    memos: Memos,
+}
+
+/// What an engine remembers between requests (see `cache.rs`): built
+/// anew with every engine, so a reload forgets everything.
+///
+/// Building a request's entities and checking them and the request against
+/// the schema cost more than Cedar's evaluation; none of it changes while
+/// the inputs do not.
+struct Memos {
+    /// Every input of [`PolicyEngine::decide`] → its decision. Cedar's
+    /// answer is a function of the policies and schema (this engine's), the
+    /// principal, action and resource with their attributes, and the
+    /// context, which are the key; the context's `time` is in it too, so an
+    /// entry serves at most the requests of one second.
+    decisions: Memo<DecisionKey, Decision>,
+    /// A principal (subject, roles, tenant) and a resource (type, id,
+    /// attributes) → their entities with the schema's action entities,
+    /// checked against the schema once.
+    entities: Memo<EntitiesKey, Arc<Entities>>,
+    /// Request shapes that passed the schema's request check. The check
+    /// reads the action, the principal and resource types, and the
+    /// context's type: which optional attributes are present, and which
+    /// sets are empty (an empty set fits any set type). Every other context
+    /// value has the one type [`cedar_context`] gives it, so a request of a
+    /// known shape passes without being checked again.
+    shapes: Memo<RequestShape, ()>,
+}
+
+impl Memos {
+    fn new() -> Self {
+        Memos {
+            decisions: Memo::new(DECISION_MEMO),
+            entities: Memo::new(ENTITIES_MEMO),
+            shapes: Memo::new(SHAPE_MEMO),
+        }
+    }
+}
+
+/// The key of [`Memos::decisions`].
+#[derive(Hash, PartialEq, Eq)]
+struct DecisionKey {
+    principal: Principal,
+    action: String,
+    resource: Resource,
+    context: RequestContext,
+}
+
+/// A [`DecisionKey`] borrowed: hashes as the key does (fields in the same
+/// order, `&str` as `String`).
+#[derive(Hash)]
+struct DecisionQuery<'a> {
+    principal: &'a Principal,
+    action: &'a str,
+    resource: &'a Resource,
+    context: &'a RequestContext,
+}
+
+impl PartialEq<DecisionQuery<'_>> for DecisionKey {
+    fn eq(&self, q: &DecisionQuery<'_>) -> bool {
+        self.principal == *q.principal
+            && self.action == q.action
+            && self.resource == *q.resource
+            && self.context == *q.context
+    }
+}
+
+impl DecisionQuery<'_> {
+    fn to_key(&self) -> DecisionKey {
+        DecisionKey {
+            principal: self.principal.clone(),
+            action: self.action.to_owned(),
+            resource: self.resource.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// The key of [`Memos::entities`].
+#[derive(Hash, PartialEq, Eq)]
+struct EntitiesKey {
+    principal: Principal,
+    resource: Resource,
+}
+
+/// An [`EntitiesKey`] borrowed.
+#[derive(Hash)]
+struct EntitiesQuery<'a> {
+    principal: &'a Principal,
+    resource: &'a Resource,
+}
+
+impl PartialEq<EntitiesQuery<'_>> for EntitiesKey {
+    fn eq(&self, q: &EntitiesQuery<'_>) -> bool {
+        self.principal == *q.principal && self.resource == *q.resource
+    }
+}
+
+/// What the schema's request check reads (see [`Memos::shapes`]).
+#[derive(Hash, PartialEq, Eq)]
+struct RequestShape {
+    action: EntityUid,
+    principal: PrincipalKind,
+    resource: EntityTypeName,
+    /// Present: purpose, source IP, route, strict tenancy; non-empty:
+    /// scopes, granted tools, actors.
+    context: [bool; 7],
+}
+
+impl RequestShape {
+    fn of(action: &EntityUid, principal: PrincipalKind, resource: &EntityTypeName, c: &RequestContext) -> Self {
+        RequestShape {
+            action: action.clone(),
+            principal,
+            resource: resource.clone(),
+            context: [
+                c.purpose.is_some(),
+                c.source_ip.is_some(),
+                c.route.is_some(),
+                c.tenancy == Tenancy::Strict,
+                !c.scopes.is_empty(),
+                c.granted_tools().next().is_some(),
+                !c.actors.is_empty(),
+            ],
+        }
+    }
 }
 
 /// One action and the policies that can apply to it.
@@ -242,6 +376,7 @@ impl PolicyEngine {
                 files: sources.files.into_keys().collect(),
                 warnings,
                 source,
+                memos: Memos::new(),
             }),
         })
     }
@@ -253,6 +388,29 @@ impl PolicyEngine {
     /// or entity type, a resource type the action does not apply to, or a
     /// missing or mistyped attribute is an error, and the caller denies.
     pub fn decide(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &Resource,
+        context: &RequestContext,
+    ) -> Result<Decision, PolicyError> {
+        let query = DecisionQuery {
+            principal,
+            action,
+            resource,
+            context,
+        };
+        let memo = &self.inner.memos.decisions;
+        if let Some(decision) = memo.get(&query) {
+            return Ok(decision);
+        }
+        let decision = self.evaluate(principal, action, resource, context)?;
+        memo.insert(query.to_key(), decision.clone());
+        Ok(decision)
+    }
+
+    /// [`decide`](Self::decide) without its memo of decisions.
+    fn evaluate(
         &self,
         principal: &Principal,
         action: &str,
@@ -273,47 +431,23 @@ impl PolicyEngine {
             inner.principal_type(principal.kind()).clone(),
             EntityId::new(principal.name()),
         );
-        let role_uids: HashSet<EntityUid> = principal
-            .roles()
-            .iter()
-            .map(|r| EntityUid::from_type_name_and_id(inner.role.clone(), EntityId::new(r)))
-            .collect();
-        let principal_attrs: HashMap<String, RestrictedExpression> = principal
-            .tenant()
-            .map(|t| ("tenant".to_owned(), RestrictedExpression::new_string(t.to_owned())))
-            .into_iter()
-            .collect();
         let resource_uid = EntityUid::from_type_name_and_id(resource_type.clone(), EntityId::new(&resource.id));
-        let resource_attrs = resource
-            .attributes
-            .iter()
-            .map(|(name, value)| (name.clone(), restricted(value)))
-            .collect();
+        let entities = self.entities(principal, &principal_uid, resource, &resource_uid)?;
 
-        let mut entities = Vec::with_capacity(role_uids.len() + 2);
-        entities.extend(
-            role_uids
-                .iter()
-                .map(|uid| Entity::new_no_attrs(uid.clone(), HashSet::new())),
-        );
-        entities.push(Entity::new(principal_uid.clone(), principal_attrs, role_uids).map_err(request_error)?);
-        entities.push(Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(request_error)?);
-        // `add_entities` checks them against the schema (attribute types,
-        // required attributes, parent types) without adding the schema's
-        // action entities, which `from_entities` would.
-        let base = inner.action_entities.clone().unwrap_or_else(Entities::empty);
-        let entities = base
-            .add_entities(entities, Some(&inner.schema))
-            .map_err(request_error)?;
-
+        // The schema checks a request's types only: once per shape.
+        let shape = RequestShape::of(&action.uid, principal.kind(), resource_type, context);
+        let checked = inner.memos.shapes.get(&shape).is_some();
         let request = Request::new(
             principal_uid,
             action.uid.clone(),
             resource_uid,
             cedar_context(context)?,
-            Some(&inner.schema),
+            (!checked).then_some(&inner.schema),
         )
         .map_err(request_error)?;
+        if !checked {
+            inner.memos.shapes.insert(shape, ());
+        }
         let response = inner.authorizer.is_authorized(&request, &action.policies, &entities);
 
         let diagnostics = response.diagnostics();
@@ -335,6 +469,63 @@ impl PolicyEngine {
             policy_ids,
             errors,
         })
+    }
+
+    /// The entities of a request: the principal with its roles, the
+    /// resource, and the schema's action entities when it has groups;
+    /// checked against the schema when first built, then remembered.
+    fn entities(
+        &self,
+        principal: &Principal,
+        principal_uid: &EntityUid,
+        resource: &Resource,
+        resource_uid: &EntityUid,
+    ) -> Result<Arc<Entities>, PolicyError> {
+        let inner = &*self.inner;
+        let query = EntitiesQuery { principal, resource };
+        if let Some(entities) = inner.memos.entities.get(&query) {
+            return Ok(entities);
+        }
+        let role_uids: HashSet<EntityUid> = principal
+            .roles()
+            .iter()
+            .map(|r| EntityUid::from_type_name_and_id(inner.role.clone(), EntityId::new(r)))
+            .collect();
+        let principal_attrs: HashMap<String, RestrictedExpression> = principal
+            .tenant()
+            .map(|t| ("tenant".to_owned(), RestrictedExpression::new_string(t.to_owned())))
+            .into_iter()
+            .collect();
+        let resource_attrs = resource
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), restricted(value)))
+            .collect();
+
+        let mut entities = Vec::with_capacity(role_uids.len() + 2);
+        entities.extend(
+            role_uids
+                .iter()
+                .map(|uid| Entity::new_no_attrs(uid.clone(), HashSet::new())),
+        );
+        entities.push(Entity::new(principal_uid.clone(), principal_attrs, role_uids).map_err(request_error)?);
+        entities.push(Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(request_error)?);
+        // `add_entities` checks them against the schema (attribute types,
+        // required attributes, parent types) without adding the schema's
+        // action entities, which `from_entities` would.
+        let base = inner.action_entities.clone().unwrap_or_else(Entities::empty);
+        let entities = Arc::new(
+            base.add_entities(entities, Some(&inner.schema))
+                .map_err(request_error)?,
+        );
+        inner.memos.entities.insert(
+            EntitiesKey {
+                principal: principal.clone(),
+                resource: resource.clone(),
+            },
+            Arc::clone(&entities),
+        );
+        Ok(entities)
     }
 
     /// The set built into the crate: `policies/schema.cedarschema` and

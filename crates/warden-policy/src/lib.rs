@@ -57,6 +57,7 @@
 
 pub mod access;
 mod builtin;
+mod cache;
 mod diagnostic;
 mod engine;
 mod error;

@@ -37,7 +37,7 @@ impl PrincipalKind {
 
 /// Who asks: a token's subject, its roles (parents of type `Warden::Role`)
 /// and its tenant (attribute `tenant`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     kind: PrincipalKind,
     name: String,
@@ -133,7 +133,7 @@ impl std::fmt::Display for Tenancy {
 /// The Cedar context of a request: what the token and the connection say
 /// beyond the principal. `granted_tools` and `delegation_depth` are derived
 /// from `scopes` and `actors` when the request is built.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RequestContext {
     /// The token's scopes (its `scope` claim split on spaces).
     pub scopes: Vec<String>,
@@ -174,7 +174,7 @@ impl RequestContext {
 }
 
 /// One attribute value of a resource: the JSON values the schema uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     /// `true` or `false`.
@@ -219,7 +219,7 @@ impl From<Vec<String>> for AttrValue {
 
 /// What is asked for: an entity of a schema type (`Model`, or in full
 /// `Warden::Model`) with an id and the attributes the schema requires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     /// The entity type, e.g. `Model`.

@@ -426,3 +426,108 @@ fn strict_tenancy_keeps_tenantless_principals_to_tenantless_resources() {
             .allowed
     );
 }
+
+/// The engine remembers decisions and entities between requests: every
+/// input must still be seen. Each pair below differs in one input only,
+/// and a memo keyed on less than all of them would answer the second
+/// request with the first one's decision.
+#[test]
+fn remembered_decisions_follow_every_input() {
+    let policies = r#"
+@id("before-noon")
+permit (principal in Warden::Role::"clock", action == Warden::Action::"inference.invoke", resource)
+when { context.time < 43200 };
+
+@id("acme-only")
+permit (principal in Warden::Role::"tenant", action == Warden::Action::"inference.invoke", resource)
+when { principal has tenant && principal.tenant == "acme" };
+
+@id("fraud-purpose")
+permit (principal in Warden::Role::"purpose", action == Warden::Action::"inference.invoke", resource)
+when { context has purpose && context.purpose == "fraud" };
+"#;
+    let engine = with_file("memo.cedar", policies).unwrap();
+    let allowed =
+        |p: &Principal, r: &Resource, c: &RequestContext| engine.decide(p, "inference.invoke", r, c).unwrap().allowed;
+    let c = ctx("inference.invoke");
+    // The resource's attributes (a registry change): production, then staging.
+    let ds = user(&["data-scientist"]);
+    for _ in 0..2 {
+        assert!(allowed(&ds, &model("production"), &c));
+        assert!(!allowed(&ds, &model("staging"), &c));
+    }
+    // The principal's roles.
+    assert!(!allowed(&user(&["auditor"]), &model("staging"), &c));
+    assert!(allowed(&user(&["ml-engineer"]), &model("staging"), &c));
+    // The principal's tenant (an attribute of the principal entity).
+    let tenant = |t: &str| Principal::from_claims("user:alice", ["tenant"], Some(t)).unwrap();
+    assert!(allowed(&tenant("acme"), &model("staging"), &c));
+    assert!(!allowed(&tenant("other"), &model("staging"), &c));
+    // The context: its time, then its purpose.
+    let clock = user(&["clock"]);
+    let at = |time| RequestContext { time, ..c.clone() };
+    assert!(allowed(&clock, &model("staging"), &at(100)));
+    assert!(!allowed(&clock, &model("staging"), &at(50_000)));
+    let purpose = user(&["purpose"]);
+    let stated = |p: &str| RequestContext {
+        purpose: Some(p.to_owned()),
+        ..c.clone()
+    };
+    assert!(allowed(&purpose, &model("staging"), &stated("fraud")));
+    assert!(!allowed(&purpose, &model("staging"), &stated("marketing")));
+    // The action.
+    let d = engine.decide(&ds, "model.promote", &model("production"), &c).unwrap();
+    assert!(!d.allowed);
+}
+
+/// A reloaded engine decides with the new policies, never from what the
+/// old ones decided.
+#[test]
+fn a_reload_forgets_what_the_old_policies_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.cedarschema"), builtin::SCHEMA).unwrap();
+    let permit = r#"@id("all") permit (principal, action == Warden::Action::"inference.invoke", resource);"#;
+    std::fs::write(dir.path().join("p.cedar"), permit).unwrap();
+    let engine = crate::load(dir.path()).unwrap();
+    let p = user(&["anyone"]);
+    let c = ctx("inference.invoke");
+    assert!(engine.decide(&p, "inference.invoke", &model("x"), &c).unwrap().allowed);
+    let forbid = format!(
+        "{permit}\n@id(\"none\") forbid (principal, action == Warden::Action::\"inference.invoke\", resource);"
+    );
+    std::fs::write(dir.path().join("p.cedar"), forbid).unwrap();
+    let reloaded = engine.reload().unwrap();
+    let d = reloaded.decide(&p, "inference.invoke", &model("x"), &c).unwrap();
+    assert_eq!((d.allowed, d.policy_ids), (false, vec!["none".to_owned()]));
+    // The old engine, still held by whoever had it, answers as before.
+    assert!(engine.decide(&p, "inference.invoke", &model("x"), &c).unwrap().allowed);
+}
+
+/// The schema's request check runs once per request shape; an empty set
+/// fits any set type, so emptiness is part of the shape: a schema whose
+/// `scopes` are numbers accepts a request without scopes, and still
+/// refuses the next one with scopes.
+#[test]
+fn the_request_check_is_remembered_per_shape() {
+    let schema = builtin::SCHEMA.replace("scopes: Set<String>,", "scopes: Set<Long>,");
+    assert_ne!(schema, builtin::SCHEMA);
+    let policies = r#"@id("all") permit (principal, action == Warden::Action::"inference.invoke", resource);"#;
+    let engine = PolicyEngine::from_sources(&schema, [("p.cedar", policies)]).unwrap();
+    let p = user(&["anyone"]);
+    for _ in 0..2 {
+        let none = RequestContext {
+            time: T0,
+            ..Default::default()
+        };
+        assert!(
+            engine
+                .decide(&p, "inference.invoke", &model("x"), &none)
+                .unwrap()
+                .allowed
+        );
+        let err = engine
+            .decide(&p, "inference.invoke", &model("x"), &ctx("inference.invoke"))
+            .unwrap_err();
+        assert!(matches!(err, PolicyError::Request(_)), "{err}");
+    }
+}

@@ -948,12 +948,8 @@ async fn external_issuer_tokens_on_routes() {
         warden_jose::issue::encode(&idp, "JWT", &claims).unwrap()
     };
     let url = format!("{}/echo/x", srv.base);
-    let ok = send(
-        srv.http
-            .get(&url)
-            .bearer_auth(idp_token("https://idp.example", &["ml-team"])),
-    )
-    .await;
+    let ok_token = idp_token("https://idp.example", &["ml-team"]);
+    let ok = send(srv.http.get(&url).bearer_auth(&ok_token)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let no_role = send(
         srv.http
@@ -974,6 +970,14 @@ async fn external_issuer_tokens_on_routes() {
     assert_eq!(decisions[0]["client_id"], "corp-portal");
     assert_eq!(decisions[0]["decision"], "allow");
     assert_eq!(decisions[1]["decision"], "deny");
+    // The same token again: from the issuer's verified-token cache. Once
+    // its `jti` is revoked it is refused, cached or not.
+    let again = send(srv.http.get(&url).bearer_auth(&ok_token)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    srv.state
+        .revoke(vec![("ext-https://idp.example-1".to_owned(), now + 120)]);
+    let revoked = send(srv.http.get(&url).bearer_auth(&ok_token)).await;
+    assert_eq!(revoked.status, 401, "{}", revoked.body);
     srv.stop().await;
 }
 

@@ -70,6 +70,17 @@ impl RegistryAttributes {
         self.current().models.get(name).map(|(_, s)| *s)
     }
 
+    /// Replaces the models the snapshot knows (tests: a registry change
+    /// without a store).
+    #[cfg(test)]
+    pub(crate) fn set_models(&self, models: impl IntoIterator<Item = (Model, Stage)>) {
+        let datasets = self.current().datasets.clone();
+        let models = models.into_iter().map(|(m, s)| (m.name.clone(), (m, s))).collect();
+        if let Ok(mut slot) = self.snapshot.write() {
+            *slot = Arc::new(Snapshot { datasets, models });
+        }
+    }
+
     /// Re-reads every dataset and model from the store.
     pub async fn refresh<S: Store>(&self, store: &S) -> Result<(), StoreError> {
         let _one_at_a_time = self.refreshing.lock().await;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use warden_jose::{JoseError, VerifiedToken, VerifiedTokenCache};
+use warden_jose::{JoseError, UnverifiedToken, VerifiedToken, VerifiedTokenCache};
 
 use crate::keys::KeySnapshot;
 use crate::options::ServerOptions;
@@ -47,23 +47,49 @@ impl AudienceVerifiers {
 
     /// Verifies `token` for `audience` (`None`: the issuer) with the keys
     /// of `snapshot`; also says whether the verified-token cache answered
-    /// (for the hit-ratio metric).
+    /// (for the hit-ratio metric). `decoded` is the same token already
+    /// decoded, if it was (to read its issuer): a cache miss verifies it
+    /// without decoding it again.
     pub fn verify(
         &self,
         snapshot: &Arc<KeySnapshot>,
         options: &ServerOptions,
         audience: Option<&str>,
         token: &str,
+        decoded: Option<&UnverifiedToken<'_>>,
         now: u64,
     ) -> (Result<Arc<VerifiedToken>, JoseError>, bool) {
         let audience = audience.unwrap_or(&self.issuer);
+        let verify = |cache: &VerifiedTokenCache| match decoded {
+            Some(decoded) if decoded.as_str() == token => cache.verify_unverified_traced(decoded, now),
+            _ => cache.verify_traced(token, now),
+        };
         if audience == self.issuer {
-            return snapshot.api.verify_traced(token, now);
+            return verify(&snapshot.api);
         }
         match self.cache(snapshot, options, audience) {
-            Ok(cache) => cache.verify_traced(token, now),
+            Ok(cache) => verify(&cache),
             Err(e) => (Err(e), false),
         }
+    }
+
+    /// Whether the verified-token cache of `audience` (`None`: the
+    /// issuer) under `snapshot` knows `token` (a hit that passes the time
+    /// checks), so that it needs no decoding to tell whose it is.
+    pub fn knows(
+        &self,
+        snapshot: &Arc<KeySnapshot>,
+        options: &ServerOptions,
+        audience: Option<&str>,
+        token: &str,
+        now: u64,
+    ) -> bool {
+        let audience = audience.unwrap_or(&self.issuer);
+        let known = |cache: &VerifiedTokenCache| cache.cached(token, now).is_some_and(|r| r.is_ok());
+        if audience == self.issuer {
+            return known(&snapshot.api);
+        }
+        self.cache(snapshot, options, audience).is_ok_and(|cache| known(&cache))
     }
 
     fn cache(

@@ -20,7 +20,9 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use warden_store::Store;
 
-use super::federation::peek_issuer;
+use warden_jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedToken};
+
+use super::federation::{ExternalIdentity, FederationError};
 use super::{Access, Caller, Scheme, purpose};
 use crate::dpop::{self, DpopRefusal, Refused};
 use crate::error::AuthError;
@@ -98,39 +100,40 @@ async fn authenticate_as<S: Store>(
         request_id,
         source_ip,
     } = presented;
+    // Where external issuers are trusted, a route's token is looked up in
+    // the verified-token caches first (an external issuer's, then Warden's
+    // own for the route): a token either knows is not decoded at all.
+    // Otherwise it is decoded once, unverified, to pick the verifier by its
+    // `iss`, which then checks it without decoding it again. Elsewhere only
+    // Warden's own tokens are accepted and nothing is decoded beforehand.
+    let mut decoded = None;
     if let Accept::Route(audience) = accept
-        && let Some(iss) = peek_issuer(token)
-        && iss != app.options.issuer
-        && access.federation.trusts(&iss)
+        && !access.federation.is_empty()
     {
-        let id = access.federation.verify(token, now).await.map_err(|e| {
-            tracing::info!(issuer = iss, error = %e, "external token refused");
-            AuthError::External("the external token is invalid".into())
-        })?;
-        // A federated token reaches only routes that name its audience: a
-        // token the IdP issued for something else never crosses over.
-        if audience != Some(id.audience.as_str()) {
-            return Err(AuthError::External(
-                "tokens of this issuer are not accepted on this route".into(),
-            ));
+        let external = match access.federation.cached(token, now) {
+            Some(known) => Some(known.map(|id| (id, true))),
+            None if access
+                .audiences
+                .knows(&app.keys.get(), &app.options, audience, token, now) =>
+            {
+                None
+            }
+            None => {
+                decoded = UnverifiedToken::parse(token, app.options.max_token_bytes.max(DEFAULT_MAX_TOKEN_BYTES)).ok();
+                match decoded.as_ref() {
+                    Some(d)
+                        if d.issuer()
+                            .is_some_and(|iss| iss != app.options.issuer && access.federation.trusts(iss)) =>
+                    {
+                        Some(access.federation.verify_decoded(d, now).await)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(verified) = external {
+            return federated(app, verified, audience, headers, request_id, source_ip, now);
         }
-        if id.jti.as_deref().is_some_and(|j| app.revocations.is_revoked(j)) {
-            return Err(AuthError::Revoked);
-        }
-        return Ok(Caller {
-            principal: id.subject,
-            roles: id.roles,
-            scopes: id.scopes,
-            client_id: id.client_id.unwrap_or(id.issuer),
-            actor_chain: Vec::new(),
-            tenant: None,
-            jti: id.jti.unwrap_or_default(),
-            exp: id.exp,
-            purpose: purpose::stated(headers, None).map_err(AuthError::Purpose)?,
-            request_id,
-            source_ip,
-            now,
-        });
     }
     let ui = app.options.ui_audience();
     let audience = match accept {
@@ -140,13 +143,15 @@ async fn authenticate_as<S: Store>(
     };
     let verified = app
         .verify_own(now, |keys| {
-            let (verified, hit) = access.audiences.verify(keys, &app.options, audience, token, now);
+            let (verified, hit) = access
+                .audiences
+                .verify(keys, &app.options, audience, token, decoded.as_ref(), now);
             if matches!(accept, Accept::Route(_)) {
                 app.metrics.token_cache(hit);
             }
             match verified {
                 Err(warden_jose::JoseError::AudienceMismatch) if accept == Accept::Dashboard => {
-                    access.audiences.verify(keys, &app.options, None, token, now).0
+                    access.audiences.verify(keys, &app.options, None, token, None, now).0
                 }
                 other => other,
             }
@@ -180,6 +185,48 @@ async fn authenticate_as<S: Store>(
     }
     caller.purpose = purpose::stated(headers, Some(verified.claims().raw())).map_err(AuthError::Purpose)?;
     Ok(caller)
+}
+
+/// The caller of an external issuer's token, verified (or refused) by
+/// `verified`; also says whether the verified-token cache answered.
+fn federated<S: Store>(
+    app: &AppState<S>,
+    verified: Result<(ExternalIdentity, bool), FederationError>,
+    audience: Option<&str>,
+    headers: &HeaderMap,
+    request_id: String,
+    source_ip: IpAddr,
+    now: u64,
+) -> Result<Caller, AuthError> {
+    let (id, hit) = verified.map_err(|e| {
+        tracing::info!(error = %e, "external token refused");
+        AuthError::External("the external token is invalid".into())
+    })?;
+    app.metrics.token_cache(hit);
+    // A federated token reaches only routes that name its audience: a
+    // token the IdP issued for something else never crosses over.
+    if audience != Some(id.audience.as_str()) {
+        return Err(AuthError::External(
+            "tokens of this issuer are not accepted on this route".into(),
+        ));
+    }
+    if id.jti.as_deref().is_some_and(|j| app.revocations.is_revoked(j)) {
+        return Err(AuthError::Revoked);
+    }
+    Ok(Caller {
+        principal: id.subject,
+        roles: id.roles,
+        scopes: id.scopes,
+        client_id: id.client_id.unwrap_or(id.issuer),
+        actor_chain: Vec::new(),
+        tenant: None,
+        jti: id.jti.unwrap_or_default(),
+        exp: id.exp,
+        purpose: purpose::stated(headers, None).map_err(AuthError::Purpose)?,
+        request_id,
+        source_ip,
+        now,
+    })
 }
 
 /// What a DPoP check needs of the request.

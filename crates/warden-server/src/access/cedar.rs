@@ -220,4 +220,61 @@ mod tests {
         let bad = decide(&a, "nobody", &[], "inference.invoke", "x");
         assert_eq!((bad.allowed, bad.policy_ids), (false, vec![ERROR_POLICY_ID.to_owned()]));
     }
+
+    /// The engine remembers decisions; a registry change (a model promoted)
+    /// is still seen at the next request, since the resource's attributes
+    /// are read from the registry snapshot on every request and are part of
+    /// what is remembered.
+    #[test]
+    fn a_registry_change_is_seen_at_once() {
+        use warden_registry::{ModelSpec, Stage};
+        let registry = Arc::new(RegistryAttributes::default());
+        let a = CedarAuthorizer::new(PolicyEngine::builtin().unwrap(), BTreeMap::new(), Arc::clone(&registry));
+        let model = ModelSpec {
+            name: "fraud".into(),
+            owner: None,
+            tenant: None,
+            description: None,
+        }
+        .validate("user:a", 1)
+        .unwrap();
+        let ds = || decide(&a, "user:dana", &["data-scientist"], "inference.invoke", "fraud");
+        registry.set_models([(model.clone(), Stage::Staging)]);
+        for _ in 0..2 {
+            assert!(!ds().allowed, "a data scientist may not call a staging model");
+        }
+        registry.set_models([(model.clone(), Stage::Production)]);
+        assert!(ds().allowed, "promoted: allowed at once");
+        registry.set_models([(model, Stage::Archived)]);
+        assert!(!ds().allowed, "archived: denied at once");
+    }
+
+    /// A policy reload is seen at the next request: the reloaded engine
+    /// remembers nothing the old one decided.
+    #[test]
+    fn a_policy_reload_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("schema.cedarschema"), warden_policy_schema()).unwrap();
+        let permit = r#"@id("all") permit (principal, action == Warden::Action::"inference.invoke", resource);"#;
+        std::fs::write(dir.path().join("p.cedar"), permit).unwrap();
+        let a = CedarAuthorizer::new(
+            warden_policy::load(dir.path()).unwrap(),
+            BTreeMap::new(),
+            Arc::default(),
+        );
+        let call = || decide(&a, "user:eve", &["anyone"], "inference.invoke", "m");
+        assert!(call().allowed);
+        assert!(call().allowed);
+        let forbid = format!("{permit}\n@id(\"off\") forbid (principal, action, resource);");
+        std::fs::write(dir.path().join("p.cedar"), forbid).unwrap();
+        assert_eq!(a.reload().unwrap(), 2);
+        let after = call();
+        assert_eq!((after.allowed, after.policy_ids), (false, vec!["off".to_owned()]));
+    }
+
+    /// The built-in schema's text.
+    fn warden_policy_schema() -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-policy/policies/schema.cedarschema");
+        std::fs::read_to_string(dir).unwrap()
+    }
 }

@@ -99,23 +99,33 @@ const REWRITING: [&str; 9] = [
     "x-method-override",
 ];
 
-/// A header name as CGI-style servers see it: `X_Warden_Actor` and
-/// `X-Warden-Actor` both become `HTTP_X_WARDEN_ACTOR`, so names are compared
-/// with `_` read as `-`.
-fn normalised(name: &str) -> String {
-    name.replace('_', "-")
+/// Whether two header names are one as CGI-style servers see them:
+/// `X_Warden_Actor` and `X-Warden-Actor` both become `HTTP_X_WARDEN_ACTOR`,
+/// so names are compared with `_` read as `-` (without allocating: this
+/// runs for every header of every request).
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let dash = |c: &u8| if *c == b'_' { b'-' } else { *c };
+    a.len() == b.len() && a.iter().map(dash).eq(b.iter().map(dash))
+}
+
+/// Whether `name` starts with `prefix`, `_` read as `-`.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| same_name(head, prefix.as_bytes()))
 }
 
 impl IdentityHeaders {
     fn is_identity(&self, name: &HeaderName) -> bool {
-        let n = normalised(name.as_str());
-        n.starts_with(IDENTITY_PREFIX)
+        let n = name.as_str();
+        let same = |other: &str| same_name(other.as_bytes(), n.as_bytes());
+        has_prefix(n, IDENTITY_PREFIX)
             || [&self.subject, &self.actor, &self.scopes, &self.request_id]
                 .iter()
-                .any(|h| normalised(h.as_str()) == n)
-            || self.strip.iter().any(|h| normalised(h.as_str()) == n)
-            || REWRITING.contains(&n.as_str())
-            || n.starts_with("x-forwarded-")
+                .any(|h| same(h.as_str()))
+            || self.strip.iter().any(|h| same(h.as_str()))
+            || REWRITING.iter().any(|r| same(r))
+            || has_prefix(n, "x-forwarded-")
     }
 }
 
@@ -213,19 +223,30 @@ pub fn upstream_headers(
             out.append(name.clone(), v.clone());
         }
     }
-    let mut chain: Vec<&str> = if origin.peer_is_proxy {
-        incoming
+    // The chain a trusted proxy sent, then the peer, in one string.
+    let mut chain = String::new();
+    if origin.peer_is_proxy {
+        for hop in incoming
             .get_all(&x_forwarded_for)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let peer = origin.peer.map(|ip| ip.to_string());
-    chain.extend(peer.as_deref());
+        {
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(hop);
+        }
+    }
+    if let Some(ip) = origin.peer {
+        use std::fmt::Write as _;
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(chain, "{ip}");
+    }
     if !chain.is_empty() {
-        out.insert(x_forwarded_for, value(&chain.join(", "), "client address")?);
+        out.insert(x_forwarded_for, value(&chain, "client address")?);
     }
     if let Some(host) = incoming.get(header::HOST) {
         out.insert(x_forwarded_host, host.clone());
@@ -386,9 +407,10 @@ impl Forwarder {
             UpstreamBody::Full(bytes) => *request.body_mut() = Some(reqwest::Body::from(bytes)),
             UpstreamBody::Stream(stream) => *request.body_mut() = Some(stream),
         }
-        let upstream = self.client.execute(request).await.map_err(classify)?;
+        let mut upstream = self.client.execute(request).await.map_err(classify)?;
         let status = StatusCode::from_u16(upstream.status().as_u16()).map_err(|_| UpstreamError::Failed)?;
-        let headers = client_headers(upstream.headers().clone());
+        // Taken, not copied: the body stream needs nothing of them.
+        let headers = client_headers(std::mem::take(upstream.headers_mut()));
         let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
