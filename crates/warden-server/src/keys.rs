@@ -15,8 +15,13 @@ use warden_store::{KeyManager, Store, StoreError};
 
 use crate::options::ServerOptions;
 
-/// Capacity of the verified-token cache.
-const CACHE_CAPACITY: usize = 100_000;
+/// Most tokens each verified-token cache holds (Warden's own tokens for
+/// the APIs, each gateway audience, each federated issuer). An entry is
+/// the token's claims, about 1 KiB; past the cap the oldest are evicted
+/// and verified again when they come back (tens of microseconds). Sized so
+/// that a server with a few caches stays within its memory budget under a
+/// flood of distinct tokens.
+pub const TOKEN_CACHE_CAPACITY: usize = 20_000;
 
 /// One consistent set of keys and the verifiers built from them.
 #[derive(Debug)]
@@ -67,7 +72,7 @@ fn build(
     let any = TokenVerifier::new([issuer.clone()], v.with_any_audience());
     Ok(KeySnapshot {
         signing,
-        api: VerifiedTokenCache::new(api, CACHE_CAPACITY),
+        api: VerifiedTokenCache::new(api, TOKEN_CACHE_CAPACITY),
         any_audience: any,
         jwks,
         issuer,

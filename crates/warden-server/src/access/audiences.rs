@@ -12,11 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use warden_jose::{JoseError, UnverifiedToken, VerifiedToken, VerifiedTokenCache};
 
-use crate::keys::KeySnapshot;
+use crate::keys::{KeySnapshot, TOKEN_CACHE_CAPACITY};
 use crate::options::ServerOptions;
-
-/// Capacity of each audience's verified-token cache.
-const CACHE_CAPACITY: usize = 100_000;
 
 #[derive(Debug)]
 struct Built {
@@ -107,7 +104,7 @@ impl AudienceVerifiers {
         }
         let fresh = |aud: &str| -> Result<Arc<VerifiedTokenCache>, JoseError> {
             let verifier = snapshot.verifier_for(options, aud)?;
-            Ok(Arc::new(VerifiedTokenCache::new(verifier, CACHE_CAPACITY)))
+            Ok(Arc::new(VerifiedTokenCache::new(verifier, TOKEN_CACHE_CAPACITY)))
         };
         let mut caches = HashMap::with_capacity(self.audiences.len() + 1);
         for aud in &self.audiences {

@@ -9,7 +9,7 @@
 //! Verified tokens are cached as Warden's own are ([`VerifiedTokenCache`]):
 //! per issuer (with its one audience and `typ`), keyed by SHA-256 of the
 //! whole token, each entry until the token's `exp`, at most
-//! [`CACHE_CAPACITY`] tokens per issuer. The cache belongs to one fetched
+//! [`TOKEN_CACHE_CAPACITY`] tokens per issuer. The cache belongs to one fetched
 //! key set: every fetch of the JWKS starts an empty one, so a token is
 //! answered from the cache only while the keys that verified it are the
 //! ones in force (a key the issuer removed stops answering for its tokens
@@ -26,6 +26,7 @@ use warden_jose::{
     VerifiedToken, VerifiedTokenCache,
 };
 
+use crate::keys::TOKEN_CACHE_CAPACITY;
 use crate::options::{FederatedIssuer, JwksLocation};
 
 /// Least time between two fetches of one issuer's JWKS while keys are
@@ -39,8 +40,6 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-/// Most verified tokens cached per issuer.
-pub const CACHE_CAPACITY: usize = 100_000;
 
 /// What an external token says about its subject, mapped to Warden terms.
 #[derive(Debug, Clone)]
@@ -230,7 +229,7 @@ impl Federation {
         }
         match outcome {
             Ok(verifier) => {
-                let verifier = Arc::new(VerifiedTokenCache::new(verifier, CACHE_CAPACITY));
+                let verifier = Arc::new(VerifiedTokenCache::new(verifier, TOKEN_CACHE_CAPACITY));
                 if let Ok(mut slot) = ext.verifier.write() {
                     *slot = Some(Arc::clone(&verifier));
                 }
