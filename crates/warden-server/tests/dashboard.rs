@@ -553,6 +553,8 @@ async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log
         )
         .await;
     assert_eq!(r.status, 403);
+    // The page lists the integrated log: integrate what the requests queued.
+    s.integrate_audit().await;
     let p = ada.get("/ui/audit?type=access_decision&decision=allow").await;
     assert_eq!(p.status, 200);
     assert!(p.body.contains("badge allow") && !p.body.contains("badge deny"));
@@ -572,6 +574,7 @@ async fn an_event_proof_verifies_against_the_signed_checkpoint_and_the_whole_log
         Some(("act", json!({"sub": "agent:report-bot"}))),
     );
     assert_eq!(s.get("/api/v1/models", Some(&delegated)).await.status, 200);
+    s.integrate_audit().await;
     let p = ada.get("/ui/audit?actor=agent%3Areport-bot").await;
     assert!(p.body.contains("1 event shown"), "{}", p.body);
     assert!(
