@@ -13,6 +13,7 @@ use cedar_policy::{
 use miette::Diagnostic;
 
 use crate::access::{self, Shape};
+use crate::approval::{self, APPROVAL_ANNOTATION, APPROVAL_TTL_ANNOTATION, ApprovalNeed, ApprovalSpec};
 use crate::cache::Memo;
 use crate::diagnostic;
 use crate::error::{PolicyError, SourceProblem};
@@ -60,6 +61,10 @@ pub struct Decision {
     /// denies: Cedar skips a failing policy, and a skipped `forbid` might
     /// have applied.
     pub errors: Vec<String>,
+    /// For an allow: the person's approval the deciding permits ask for
+    /// (`@approval`, see [`crate::approval`]) before the request may
+    /// proceed; `None` when none asks (and always for a deny).
+    pub approval: Option<ApprovalNeed>,
 }
 
 /// A schema and a policy set that validates against it in strict mode,
@@ -93,6 +98,8 @@ struct Inner {
     agent: EntityTypeName,
     role: EntityTypeName,
     policy_ids: Vec<String>,
+    /// `@id` → what its `@approval` annotations ask for.
+    approvals: HashMap<String, ApprovalSpec>,
     files: Vec<String>,
     warnings: Vec<String>,
     source: PolicySource,
@@ -373,6 +380,7 @@ impl PolicyEngine {
                 agent,
                 role,
                 policy_ids,
+                approvals: sources.approvals,
                 files: sources.files.into_keys().collect(),
                 warnings,
                 source,
@@ -464,10 +472,16 @@ impl PolicyEngine {
         }
         policy_ids.sort();
         policy_ids.dedup();
+        let approval = if allowed {
+            ApprovalNeed::of(policy_ids.iter().map(|id| (id.as_str(), inner.approvals.get(id))))
+        } else {
+            None
+        };
         Ok(Decision {
             allowed,
             policy_ids,
             errors,
+            approval,
         })
     }
 
@@ -600,6 +614,19 @@ impl PolicyEngine {
         &self.inner.policy_ids
     }
 
+    /// The policies that ask for a person's approval (`@approval`), by
+    /// `@id`, sorted.
+    pub fn approval_policies(&self) -> Vec<(&str, &ApprovalSpec)> {
+        let mut all: Vec<(&str, &ApprovalSpec)> = self
+            .inner
+            .approvals
+            .iter()
+            .map(|(id, spec)| (id.as_str(), spec))
+            .collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
     /// The policy files, sorted by name.
     pub fn files(&self) -> &[String] {
         &self.inner.files
@@ -697,6 +724,8 @@ struct Sources {
     files: BTreeMap<String, String>,
     /// `@id` → file name.
     origin: HashMap<String, String>,
+    /// `@id` → its approval annotations, for the policies that have them.
+    approvals: HashMap<String, ApprovalSpec>,
     problems: Vec<SourceProblem>,
 }
 
@@ -752,6 +781,20 @@ impl Sources {
                 self.problems
                     .push(at(format!("duplicate policy id `{id}` (first in `{first}`)")));
                 continue;
+            }
+            match approval::read_annotations(
+                policy.annotation(APPROVAL_ANNOTATION),
+                policy.annotation(APPROVAL_TTL_ANNOTATION),
+                policy.effect() == cedar_policy::Effect::Permit,
+            ) {
+                Ok(Some(spec)) => {
+                    self.approvals.insert(id.to_owned(), spec);
+                }
+                Ok(None) => {}
+                Err(message) => {
+                    self.problems.push(at(format!("policy `{id}`: {message}")));
+                    continue;
+                }
             }
             match self.set.add(policy.new_id(PolicyId::new(id))) {
                 Ok(()) => {

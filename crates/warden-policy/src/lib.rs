@@ -11,6 +11,9 @@
 //!   [`RequestContext`] (scopes, client, `act` chain, purpose, source IP,
 //!   time, route, [`Tenancy`]) and [`Resource`] (type, id, attributes).
 //! - The schema and default policies under `policies/`, compiled in.
+//! - Policies that ask a person ([`approval`]): `@approval("GROUP")` and
+//!   `@approval_ttl("SECONDS")` on a permit; an allow they decide carries
+//!   an [`ApprovalNeed`] in [`Decision::approval`].
 //! - The access matrix ([`access`]): [`PolicyEngine::access`] tells which
 //!   actions a role or principal may take on which resource types, when,
 //!   and by which policies, by deciding representative requests.
@@ -56,6 +59,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod approval;
 mod builtin;
 mod cache;
 mod diagnostic;
@@ -66,6 +70,7 @@ pub mod policy_test;
 mod request;
 
 pub use access::{AccessCase, AccessQuery, AccessRow, Verdict};
+pub use approval::{ApprovalNeed, ApprovalSpec};
 pub use builtin::DEFAULT_TESTS;
 pub use engine::{Decision, NAMESPACE, PolicyEngine, PolicySource, SCHEMA_FILE};
 pub use error::{PolicyError, SourceProblem};

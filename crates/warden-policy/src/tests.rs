@@ -191,6 +191,68 @@ fn tool_calls_need_the_tool_scope() {
 }
 
 #[test]
+fn a_permit_that_asks_for_approval_makes_the_allow_need_it() {
+    let text = r#"@id("tools.delete-needs-lead")
+@approval("data-leads")
+@approval_ttl("120")
+permit (principal, action == Warden::Action::"tool.call", resource)
+when { resource.name == "delete_dataset" };"#;
+    let engine = with_file("approvals.cedar", text).unwrap();
+    assert_eq!(engine.approval_policies().len(), 1);
+    let agent = Principal::from_claims("agent:report-bot", Vec::<String>::new(), None).unwrap();
+    let tool = |name: &str| Resource::new("Tool", name).with("name", name).with("server", "docs");
+    // The broad agent permit allows it too: the approval still holds.
+    let d = engine
+        .decide(
+            &agent,
+            "tool.call",
+            &tool("delete_dataset"),
+            &ctx("tool:delete_dataset"),
+        )
+        .unwrap();
+    assert!(d.allowed);
+    let need = d.approval.expect("an approval is needed");
+    assert_eq!(need.groups, ["data-leads"]);
+    assert_eq!(need.ttl, 120);
+    assert_eq!(need.policy_ids, ["tools.delete-needs-lead"]);
+    // Another tool: no approval.
+    let d = engine
+        .decide(&agent, "tool.call", &tool("search"), &ctx("tool:search"))
+        .unwrap();
+    assert_eq!((d.allowed, d.approval), (true, None));
+    // A deny never carries one.
+    let d = engine
+        .decide(&agent, "tool.call", &tool("delete_dataset"), &ctx("tool:search"))
+        .unwrap();
+    assert_eq!((d.allowed, d.approval), (false, None));
+}
+
+#[test]
+fn malformed_approval_annotations_are_policy_problems() {
+    let forbid = r#"@id("no")
+@approval("leads")
+forbid (principal, action == Warden::Action::"tool.call", resource);"#;
+    let problems = policy_problems(with_file("bad.cedar", forbid));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].message.contains("policy `no`"), "{}", problems[0].message);
+    assert!(
+        problems[0].message.contains("`permit` policies"),
+        "{}",
+        problems[0].message
+    );
+    assert_eq!(problems[0].line, Some(1));
+    let ttl = r#"@id("ttl")
+@approval_ttl("60")
+permit (principal, action == Warden::Action::"tool.call", resource);"#;
+    let problems = policy_problems(with_file("bad.cedar", ttl));
+    assert!(
+        problems[0].message.contains("needs `@approval"),
+        "{}",
+        problems[0].message
+    );
+}
+
+#[test]
 fn a_policy_that_fails_to_evaluate_denies() {
     // Overflow is an evaluation error; Cedar skips the failing forbid and
     // would allow.
