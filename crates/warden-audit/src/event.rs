@@ -177,6 +177,8 @@ event_types! {
     GrantDecision => "grant_decision",
     /// [`EventKind::DpopRefused`].
     DpopRefused => "dpop_refused",
+    /// [`EventKind::ActionApproval`].
+    ActionApproval => "action_approval",
 }
 
 impl EventType {
@@ -504,6 +506,48 @@ pub enum EventKind {
         /// Address of the caller.
         source_ip: IpAddr,
     },
+    /// A step of a person's approval of an agent's action (a policy's
+    /// `@approval`): asked, notified, approved or denied, its single-use
+    /// token handed out, used, refused, or expired; linked by
+    /// `approval_id`. Never the token, the `auth_req_id` or the call's
+    /// arguments (only their SHA-256).
+    ActionApproval {
+        /// The approval's public id (`apr_…`).
+        approval_id: String,
+        /// `requested`, `notified`, `notify_failed`, `approved`, `denied`,
+        /// `token_issued`, `used`, `refused` or `expired`.
+        step: String,
+        /// The request's subject (the person an agent acts for, or the
+        /// caller itself).
+        subject: String,
+        /// Agents acting for the subject, outermost first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        actor_chain: Vec<String>,
+        /// The OAuth client asking.
+        client_id: String,
+        /// What the action is on (`Tool::"delete_dataset"`).
+        resource: String,
+        /// The action (`tool.call`).
+        action: String,
+        /// SHA-256 of the call's arguments (JCS), base64url.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arguments_sha256: Option<String>,
+        /// Who may approve: roles, or `self`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+        /// The policies that asked for the approval.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policy_ids: Vec<String>,
+        /// The person who decided (approved, denied), when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// Their reason, or why a use was refused or a notification failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Where a notification went (`webhook:NAME`, `email:NAME`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
 }
 
 /// What each kind is and which of its identifiers are indexed. Every match
@@ -532,6 +576,7 @@ impl EventKind {
             EventKind::SignIn { .. } => EventType::SignIn,
             EventKind::GrantDecision { .. } => EventType::GrantDecision,
             EventKind::DpopRefused { .. } => EventType::DpopRefused,
+            EventKind::ActionApproval { .. } => EventType::ActionApproval,
         }
     }
 
@@ -631,6 +676,22 @@ impl EventKind {
             EventKind::DpopRefused { principal, .. } => Indexed {
                 subject: Some(principal),
                 ..none
+            },
+            EventKind::ActionApproval {
+                subject,
+                resource,
+                actor_chain,
+                step,
+                ..
+            } => Indexed {
+                subject: Some(subject),
+                resource: Some(resource),
+                actor: outermost(actor_chain),
+                outcome: match step.as_str() {
+                    "approved" | "used" => Some(Decision::Allow),
+                    "denied" | "refused" => Some(Decision::Deny),
+                    _ => None,
+                },
             },
         }
     }
@@ -850,6 +911,21 @@ mod tests {
                 endpoint: s("POST /v1/chat/completions"),
                 source_ip: ip,
             },
+            EventType::ActionApproval => EventKind::ActionApproval {
+                approval_id: s("apr_x"),
+                step: s("approved"),
+                subject: s("user:alice"),
+                actor_chain: vec![s("agent:report-bot")],
+                client_id: s("report-bot"),
+                resource: s("Tool::\"delete_dataset\""),
+                action: s("tool.call"),
+                arguments_sha256: Some(s("47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU")),
+                approvers: vec![s("data-leads")],
+                policy_ids: vec![s("tools.delete-needs-lead")],
+                by: Some(s("user:lee")),
+                reason: Some(s("ticket 42")),
+                channel: None,
+            },
         }
     }
 
@@ -897,6 +973,7 @@ mod tests {
                 "sign_in",
                 "grant_decision",
                 "dpop_refused",
+                "action_approval",
             ]
         );
         for t in EventType::ALL {
@@ -931,7 +1008,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let expected: [Indexed<'_>; 19] = [
+        let expected: [Indexed<'_>; 20] = [
             ("token_issued", Some("svc:trainer"), None, None, None),
             ("token_refreshed", Some("user:alice"), None, None, None),
             (
@@ -981,6 +1058,13 @@ mod tests {
                 Some("deny"),
             ),
             ("dpop_refused", Some("agent:report-bot"), None, None, None),
+            (
+                "action_approval",
+                Some("user:alice"),
+                Some("Tool::\"delete_dataset\""),
+                Some("agent:report-bot"),
+                Some("allow"),
+            ),
         ];
         let samples = samples();
         let got: Vec<_> = samples
@@ -1005,7 +1089,8 @@ mod tests {
             match kind {
                 EventKind::AccessDecision { actor_chain, .. }
                 | EventKind::RegistryChange { actor_chain, .. }
-                | EventKind::TokenExchanged { actor_chain, .. } => actor_chain.clear(),
+                | EventKind::TokenExchanged { actor_chain, .. }
+                | EventKind::ActionApproval { actor_chain, .. } => actor_chain.clear(),
                 EventKind::Approval { requester_actors, .. } => requester_actors.clear(),
                 // Erasures recorded before `actor` existed read back as "".
                 EventKind::Erasure { actor, .. } => actor.clear(),

@@ -16,6 +16,8 @@
 //! - [`sessions`]: [`SessionStore`], the dashboard's sign-in sessions.
 //! - [`authorization`]: [`AuthorizationStore`], the grants people approve:
 //!   single-use authorization codes and device grants.
+//! - [`approvals`]: [`ApprovalStore`], people's approvals of agent
+//!   actions (CIBA requests): decided, handed out and used once.
 //!
 //! And the backends:
 //! - [`SqlStore`] (`sql`): the store over one sqlx backend, and the
@@ -40,6 +42,7 @@
 //! Error texts state facts and name no command of any front end.
 #![deny(missing_docs)]
 
+pub mod approvals;
 pub mod audit;
 pub mod audit_queue;
 mod audit_signer;
@@ -57,6 +60,7 @@ pub mod settings;
 mod sql;
 pub mod sqlite;
 
+pub use approvals::ApprovalStore;
 pub use audit::{
     ActivityCount, AuditStore, AuditWriter, EventQuery, PreparedEvent, StoredCheckpoint, StoredEvent, TreeHead,
     WriterOptions,
@@ -85,6 +89,7 @@ pub trait Store:
     + SettingsStore
     + SessionStore
     + AuthorizationStore
+    + ApprovalStore
     + Clone
     + std::fmt::Debug
     + 'static

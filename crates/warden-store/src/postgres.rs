@@ -16,6 +16,7 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
 use warden_audit::{Hash, Subtree};
 
+use crate::approvals::ApprovalSql;
 use crate::audit::{AuditSql, BatchPlan, PreparedEvent, subtrees_from_rows};
 use crate::audit_queue::{leaf_hashes_of, now_ms};
 use crate::authorization::AuthorizationSql;
@@ -101,6 +102,7 @@ impl Dialect for Postgres {
     const REGISTRY: RegistrySql = REGISTRY;
     const SESSIONS: SessionSql = SESSIONS;
     const AUTHORIZATION: AuthorizationSql = AUTHORIZATION;
+    const APPROVALS: ApprovalSql = APPROVALS;
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
@@ -528,6 +530,21 @@ const SESSIONS: SessionSql = SessionSql {
     purge: "DELETE FROM dashboard_sessions WHERE expires_at + 60 <= $1",
 };
 
+const APPROVALS: ApprovalSql = ApprovalSql {
+    insert: "INSERT INTO approvals (id, auth_req_hash, client_id, request, created_at, expires_at, token_ttl, poll_interval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    find: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals WHERE id = $1",
+    find_by_hash: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals WHERE auth_req_hash = $1",
+    list: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals ORDER BY created_at DESC, id DESC LIMIT $1",
+    list_status: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    decide: "UPDATE approvals SET status = $1, decided_by = $2, decided_roles = $3, reason = $4, decided_at = $5, usable_until = CASE WHEN $1 = 'approved' THEN $5 + token_ttl ELSE NULL END WHERE id = $6 AND status = 'pending' AND expires_at > $5",
+    poll: "UPDATE approvals SET last_poll_at = $1 WHERE auth_req_hash = $2 AND (last_poll_at IS NULL OR last_poll_at + poll_interval <= $1)",
+    issue: "UPDATE approvals SET status = 'issued', token_jti = $1 WHERE auth_req_hash = $2 AND client_id = $3 AND status = 'approved' AND usable_until > $4",
+    use_token: "UPDATE approvals SET status = 'used', used_at = $1 WHERE id = $2 AND token_jti = $3 AND status = 'issued' AND usable_until > $1",
+    expiring: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals WHERE (status = 'pending' AND expires_at <= $1) OR (status IN ('approved', 'issued') AND usable_until <= $1) ORDER BY created_at LIMIT $2",
+    expire: "UPDATE approvals SET status = 'expired' WHERE id = $1 AND status = $2",
+    purge: "DELETE FROM approvals WHERE created_at < $1 AND status IN ('denied', 'used', 'expired')",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,6 +644,13 @@ mod tests {
     async fn authorization_codes_and_device_grants() {
         let (store, schema) = fresh_schema("authz").await;
         crate::authorization::check_authorizations(&store).await;
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn approvals_are_decided_taken_and_used_once() {
+        let (store, schema) = fresh_schema("approvals").await;
+        crate::approvals::check_approvals(&store).await;
         drop_schema(store, &schema).await;
     }
 

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::{Connection as _, Database, Decode, Encode, IntoArguments, Pool, Type};
 use warden_audit::{Hash, Subtree};
 
+use crate::approvals::ApprovalSql;
 use crate::audit::{AuditSql, PreparedEvent};
 use crate::authorization::AuthorizationSql;
 use crate::error::StoreError;
@@ -181,6 +182,8 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     const SESSIONS: SessionSql;
     /// Authorization codes and device grants.
     const AUTHORIZATION: AuthorizationSql;
+    /// SQL of [`ApprovalStore`](crate::approvals::ApprovalStore).
+    const APPROVALS: ApprovalSql;
 
     /// Rows a statement changed (sqlx has no generic accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;
