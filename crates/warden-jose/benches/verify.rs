@@ -66,6 +66,7 @@ fn claims() -> BenchResult<AccessTokenClaims> {
         tenant: None,
         act: None,
         cnf: None,
+        authorization_details: None,
     })
 }
 

@@ -238,6 +238,7 @@ mod tests {
             tenant: None,
             act: None,
             cnf: None,
+            authorization_details: None,
         };
         let token = encode(&key, "at+jwt", &claims).unwrap();
         let issuer = TrustedIssuer::new(

@@ -45,6 +45,11 @@ pub struct AccessTokenClaims {
     /// to. A bound token is accepted only with a proof signed by that key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 9396 §9.1: what a person approved this token for (a list of
+    /// authorization details). A token with it is good only for exactly
+    /// that, once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 /// The `cnf` claim of a DPoP-bound token (RFC 9449 §6.1).

@@ -37,7 +37,7 @@
 //!     iss: "https://warden.example".into(), sub: "user:alice".into(),
 //!     aud: vec!["inference".into()], exp: now + 300, iat: now, nbf: now,
 //!     jti: "j1".into(), client_id: "cli".into(), scope: "inference.invoke".into(),
-//!     roles: vec![], tenant: None, act: None, cnf: None,
+//!     roles: vec![], tenant: None, act: None, cnf: None, authorization_details: None,
 //! };
 //! let token = encode(&key, "at+jwt", &claims)?;
 //!

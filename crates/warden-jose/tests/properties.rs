@@ -84,6 +84,7 @@ prop_compose! {
             tenant,
             act: None,
             cnf: None,
+            authorization_details: None,
         }
     }
 }
@@ -221,6 +222,7 @@ fn invalidate_jti_removes_every_token_with_that_jti() {
         tenant: None,
         act: None,
         cnf: None,
+        authorization_details: None,
     };
     let a = encode(key, "at+jwt", &claims).unwrap();
     let b = encode(key, "at+jwt", &claims).unwrap();

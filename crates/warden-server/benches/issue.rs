@@ -25,6 +25,7 @@ fn claims() -> AccessTokenClaims {
         tenant: None,
         act: None,
         cnf: None,
+        authorization_details: None,
     }
 }
 

@@ -7,7 +7,8 @@
 //!   read. (The Redis fan-out applies such changes at once; this is the
 //!   catch-up.)
 //! - every 5 s: a scheduled rotation when `keys.rotate_every` says the
-//!   signing key is due;
+//!   signing key is due; approval requests and approvals that ran out
+//!   expired and audited (`approvals/sweep.rs`);
 //! - every second: the tallies of refused requests whose one-minute
 //!   window ended, into the audit log;
 //! - every 300 s: purging expired rows (revocations, assertion ids,
@@ -79,6 +80,9 @@ async fn upkeep<S: Store>(app: Arc<AppState<S>>) {
         }
         if n.is_multiple_of(5) {
             rotate_if_due(&app, t).await;
+            if let Err(e) = crate::approvals::sweep::sweep(&app, t).await {
+                tracing::warn!(error = %e, "expiring approval requests failed");
+            }
         }
         n += 1;
         if n.is_multiple_of(300) {

@@ -37,6 +37,10 @@ pub enum AuthError {
     /// It has no `sub`, `jti` or `client_id`.
     #[error("the access token has no `{0}`")]
     MissingClaim(&'static str),
+    /// A single-use approval token presented anywhere but the gateway
+    /// route it approves a call on.
+    #[error("this token is good only for the one call a person approved, on its gateway route")]
+    ApprovalOnly,
     /// A trusted external issuer's token failed verification, or is not
     /// accepted where it was presented.
     #[error("{0}")]
@@ -178,6 +182,51 @@ impl ApiError {
     /// 400 `access_denied` (RFC 8628 §3.5): the person refused.
     pub fn device_denied() -> Self {
         Self::new(StatusCode::BAD_REQUEST, "access_denied", "the person refused")
+    }
+
+    /// 400 `expired_token` (CIBA §11): the approval request ran out
+    /// before a person approved it, or its approval ran out unused.
+    pub fn approval_expired() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "expired_token",
+            "the approval request expired; ask again",
+        )
+    }
+
+    /// 400 `access_denied` (CIBA §11): the person denied the request.
+    pub fn approval_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "access_denied",
+            "the person denied the request",
+        )
+    }
+
+    /// 400 `invalid_authorization_details` (RFC 9396 §5): the details are
+    /// malformed, of an unknown type, or name what cannot be asked.
+    pub fn invalid_authorization_details(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_authorization_details", description)
+    }
+
+    /// 400 `invalid_binding_message` (CIBA §13): too long or unprintable.
+    pub fn new_invalid_binding_message(max_chars: usize) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_binding_message",
+            format!("binding_message must be at most {max_chars} printable characters"),
+        )
+    }
+
+    /// 403 `access_denied` at the backchannel endpoint (CIBA §13).
+    pub fn bc_access_denied(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "access_denied", description)
+    }
+
+    /// 403 `approval_required`: the policies allow this only with a
+    /// person's approval (`docs/approvals.md`).
+    pub fn approval_required(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "approval_required", description)
     }
 
     /// 400 `unauthorized_client`: the client may not use this grant.

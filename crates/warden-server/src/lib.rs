@@ -17,6 +17,8 @@
 //!   Warden's APIs, Cedar, registry attributes.
 //! - [`login`]: people signing in through their company's identity
 //!   provider (OpenID Connect relying party); says who someone is.
+//! - [`approvals`]: people approving agents' actions (a policy's
+//!   `@approval`): requests, answers, the single use of an approval.
 //! - [`oauth`]: the token service and its clients.
 //! - [`gateway`]: routes to upstream AI APIs, the router's fallback.
 //! - [`registry`]: the governance registry API.
@@ -34,6 +36,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod approvals;
 pub mod audit_sequencer;
 pub mod audit_sink;
 mod background;
@@ -189,6 +192,10 @@ impl<S: warden_store::Store> App<S> {
             .merge(health::routes(health))
             .merge(oauth::routes(Arc::clone(&self.oauth)))
             .merge(gateway::metadata::routes(&options.issuer, self.gateway.clone()))
+            .merge(gateway::backchannel::routes(
+                Arc::clone(&self.oauth),
+                self.gateway.clone(),
+            ))
             .merge(admin::routes(
                 Arc::clone(&self.admin),
                 options.metrics.enabled && options.metrics.listen.is_none(),

@@ -117,6 +117,7 @@ impl Authorizer for TestAuthorizer {
             return AuthzDecision {
                 allowed: false,
                 policy_ids: vec!["deny-forbidden".into()],
+                approval: None,
             };
         }
         ScopeOnlyAuthorizer.authorize(request)

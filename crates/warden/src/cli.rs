@@ -81,6 +81,53 @@ pub enum Command {
     /// `warden login`): list them, end one or all of a person's.
     #[command(subcommand, after_help = examples::SESSION)]
     Session(SessionCommand),
+    /// People's approvals of agents' calls: list what waits for you,
+    /// approve or deny it (through a running server, signed in).
+    #[command(after_help = examples::APPROVALS)]
+    Approvals(ApprovalsArgs),
+}
+
+/// `warden approvals …`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// Server, token, output.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ApprovalsCommand,
+}
+
+/// `warden approvals …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// The requests you may see, newest first (pending by default).
+    List {
+        /// pending, approved, denied, issued, used, expired, or all.
+        #[arg(long, default_value = "pending", value_name = "STATUS")]
+        status: String,
+    },
+    /// One request: what is asked, for whom, by which agent, who may answer.
+    Show {
+        /// Its id (`apr_…`).
+        id: String,
+    },
+    /// Approve a request: the agent may make exactly that call, once.
+    Approve {
+        /// Its id (`apr_…`).
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny a request.
+    Deny {
+        /// Its id (`apr_…`).
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `warden session …`.
@@ -1189,6 +1236,13 @@ Examples:
 Examples:
   warden dataset version show features@1";
 
+    pub const APPROVALS: &str = "\
+Examples:
+  warden login
+  warden approvals list
+  warden approvals show apr_3q2Zk0
+  warden approvals approve apr_3q2Zk0 --reason \"ticket OPS-42\"
+  warden approvals deny apr_3q2Zk0 --reason \"not before the audit\"";
     pub const MODEL: &str = "\
 Examples:
   warden model create fraud --description \"card fraud classifier\"

@@ -96,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => command::policy::run(cmd),
         Command::Dataset(args) => command::dataset::run(args, &ctx).await,
         Command::Model(args) => command::model::run(args, &ctx).await,
+        Command::Approvals(args) => command::approvals::run(args, &ctx).await,
         Command::Lineage(args) => command::lineage::run(args, &ctx).await,
         Command::Ui(cmd) => command::ui::run(cmd, &ctx).await,
         Command::Login(args) => command::login::login(args, &ctx).await,

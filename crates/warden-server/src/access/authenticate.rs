@@ -159,6 +159,9 @@ async fn authenticate_as<S: Store>(
         .await
         .map_err(AuthError::Invalid)?;
     let mut caller = Caller::from_warden(&verified, request_id, source_ip, now)?;
+    if caller.approved.is_some() && !matches!(accept, Accept::Route(_)) {
+        return Err(AuthError::ApprovalOnly);
+    }
     if app.revocations.is_revoked(&caller.jti) {
         return Err(AuthError::Revoked);
     }
@@ -226,6 +229,9 @@ fn federated<S: Store>(
         request_id,
         source_ip,
         now,
+        // Approvals are Warden's to give: another issuer's
+        // `authorization_details` are not read.
+        approved: None,
     })
 }
 

@@ -58,6 +58,10 @@ pub struct Caller {
     pub source_ip: IpAddr,
     /// When the request was authenticated, Unix seconds.
     pub now: u64,
+    /// The `authorization_details` of a single-use approval token (RFC
+    /// 9396; only Warden's own tokens carry one): what a person approved,
+    /// the only request the token is good for (`docs/approvals.md`).
+    pub approved: Option<Value>,
 }
 
 impl Caller {
@@ -93,6 +97,7 @@ impl Caller {
             request_id,
             source_ip,
             now,
+            approved: claims.raw().get("authorization_details").cloned(),
         })
     }
 
@@ -175,6 +180,7 @@ impl Caller {
             request_id: "r".into(),
             source_ip: IpAddr::from([127, 0, 0, 1]),
             now: 0,
+            approved: None,
         }
     }
 }

@@ -118,6 +118,7 @@ fn deny(reason: &str) -> AuthzDecision {
     AuthzDecision {
         allowed: false,
         policy_ids: vec![ERROR_POLICY_ID.to_owned()],
+        approval: None,
     }
 }
 
@@ -152,6 +153,7 @@ impl CedarAuthorizer {
             Ok(d) if d.errors.is_empty() => AuthzDecision {
                 allowed: d.allowed,
                 policy_ids: d.policy_ids,
+                approval: d.approval,
             },
             Ok(d) => {
                 tracing::warn!(errors = ?d.errors, "policy evaluation errors; denying");
@@ -162,6 +164,7 @@ impl CedarAuthorizer {
                     } else {
                         d.policy_ids
                     },
+                    approval: None,
                 }
             }
             Err(e) => deny(&e.to_string()),

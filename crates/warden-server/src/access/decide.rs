@@ -28,6 +28,10 @@ pub const WARDEN_API_ROUTE: &str = "registry";
 /// object holds the name (with the tenant policy that hides it).
 pub const NAME_TAKEN_POLICY_ID: &str = "registry.name-taken";
 
+/// Policy id audited when Warden's own APIs refuse what a policy allows
+/// only with a person's approval (they take none: only gateway routes do).
+pub const APPROVAL_UNSUPPORTED_POLICY_ID: &str = "warden.approval-unsupported";
+
 /// Whether `policy_id` is a tenant policy, whose denials look like "not
 /// found": `tenant.isolation`, `tenant.strict` and any of one's own named
 /// `tenant.…`.
@@ -49,7 +53,8 @@ impl Caller {
     /// Whether the policies allow `action` on `resource` (no audit event:
     /// for filtering what a listing or a page shows).
     pub fn may<C: Context>(&self, ctx: &C, action: &str, resource: &Resource) -> bool {
-        ctx.access().policies.decide(&self.request(action, resource)).allowed
+        let decision = ctx.access().policies.decide(&self.request(action, resource));
+        decision.allowed && decision.approval.is_none()
     }
 
     /// The tenant policies that keep `resource` from the caller for
@@ -90,8 +95,16 @@ impl Caller {
         exists: bool,
     ) -> Result<(), ApiError> {
         let request = self.request(action, resource);
-        let decision = ctx.access().policies.decide(&request);
+        let mut decision = ctx.access().policies.decide(&request);
         let app = ctx.app();
+        // Warden's own APIs take no approvals yet: what a policy allows
+        // only with a person's approval is refused here (fail closed),
+        // audited with the policies that asked and [`APPROVAL_UNSUPPORTED_POLICY_ID`].
+        let needs_approval = decision.allowed && decision.approval.is_some();
+        if needs_approval {
+            decision.allowed = false;
+            decision.policy_ids.push(APPROVAL_UNSUPPORTED_POLICY_ID.to_owned());
+        }
         let recorded = app
             .audit
             .record(request.event(decision.outcome(), decision.policy_ids.clone()))
@@ -100,6 +113,12 @@ impl Caller {
         if !decision.allowed {
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "a denial could not be audited");
+            }
+            if needs_approval {
+                return Err(ApiError::approval_required(format!(
+                    "the policies allow `{action}` on {resource} only with a person's approval, \
+                     which Warden's own APIs do not take: only gateway routes do"
+                )));
             }
             return Err(denial(action, resource, &decision.policy_ids, exists));
         }

@@ -82,6 +82,9 @@ pub struct AuthzDecision {
     pub allowed: bool,
     /// Ids of the deciding policies.
     pub policy_ids: Vec<String>,
+    /// For an allow: the person's approval the deciding policies ask for
+    /// (`@approval`) before the request may proceed.
+    pub approval: Option<warden_policy::ApprovalNeed>,
 }
 
 impl AuthzDecision {
@@ -115,6 +118,7 @@ impl Authorizer for ScopeOnlyAuthorizer {
         AuthzDecision {
             allowed: request.required_scopes.iter().all(|s| scopes.contains(s)),
             policy_ids: vec![Self::POLICY_ID.to_owned()],
+            approval: None,
         }
     }
 }

@@ -9,7 +9,10 @@
 //! - `revocations.rs`: revoking any token (a session, a CLI-issued token).
 //! - `metrics.rs`: `GET /metrics` on the main listener, for a token.
 //! - `audit.rs`: events, the latest signed checkpoint, proofs.
+//! - `approvals.rs`: people's approvals of agents' actions, listed and
+//!   answered (for a person acting themselves).
 
+pub mod approvals;
 pub mod audit;
 pub mod clients;
 pub mod metrics;
@@ -71,6 +74,10 @@ pub fn routes<S: Store>(state: Arc<AdminState<S>>, metrics_here: bool) -> Router
             post(clients::rotate_secret::<S>),
         )
         .route("/api/v1/admin/revocations", post(revocations::revoke::<S>))
+        .route("/api/v1/approvals", get(approvals::list::<S>))
+        .route("/api/v1/approvals/{id}", get(approvals::show::<S>))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve::<S>))
+        .route("/api/v1/approvals/{id}/deny", post(approvals::deny::<S>))
         .route("/api/v1/audit/events", get(audit::events::<S>))
         .route("/api/v1/audit/pending", get(audit::pending::<S>))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint::<S>))

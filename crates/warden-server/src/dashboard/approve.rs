@@ -127,6 +127,7 @@ fn person_grant(session: &Session, client_id: &str, scopes: Vec<String>, audienc
         act: None,
         tenant: session.call.tenant.clone(),
         jkt: None,
+        authorization_details: None,
     }
 }
 

@@ -16,10 +16,12 @@
 //! - `login.rs`: sign-in and sign-out; `form.rs`: reading posted forms.
 //! - One module per page: `audit.rs`, `lineage.rs`, `models.rs`,
 //!   `access.rs`, `keys.rs`, `sessions.rs` (a person's sign-in sessions,
-//!   recorded in the store, and ending them).
+//!   recorded in the store, and ending them), `approvals.rs` (agents'
+//!   calls waiting for a person's approval, and answering them).
 //! - Pure drawing: `graph.rs` (lineage layout), `chart.rs` (bar chart).
 
 pub mod access;
+pub mod approvals;
 pub mod approve;
 pub mod audit;
 pub mod chart;
@@ -152,6 +154,10 @@ pub fn routes<S: Store>(state: Arc<DashboardState<S>>) -> Router {
             "/ui/device",
             get(approve::device_form::<S>).post(approve::device_answer::<S>),
         )
+        .route("/ui/approvals", get(approvals::page::<S>))
+        .route("/ui/approvals/{id}", get(approvals::approval::<S>))
+        .route("/ui/approvals/{id}/approve", post(approvals::approve::<S>))
+        .route("/ui/approvals/{id}/deny", post(approvals::deny::<S>))
         .route("/ui/audit", get(audit::page::<S>))
         .route("/ui/audit/events/{index}", get(audit::event::<S>))
         .route("/ui/audit/verify", post(audit::start_verify::<S>))

@@ -34,13 +34,14 @@ pub struct NavItem {
 }
 
 /// The sections, in order: `(key, href, label)`.
-const SECTIONS: [(&str, &str, &str); 6] = [
+const SECTIONS: [(&str, &str, &str); 7] = [
     ("audit", "/ui/audit", "Audit"),
     ("lineage", "/ui/lineage", "Lineage"),
     ("models", "/ui/models", "Models"),
     ("access", "/ui/access", "Access"),
     ("keys", "/ui/keys", "Keys and clients"),
     ("sessions", "/ui/sessions", "Sessions"),
+    ("approvals", "/ui/approvals", "Approvals"),
 ];
 
 /// The frame around every signed-in page.

@@ -298,6 +298,7 @@ async fn open_session<S: Store>(
         act: None,
         tenant: None,
         jkt: None,
+        authorization_details: None,
     };
     let minted = mint(app, &grant, jti()?, exp, t)?;
     let issued = EventKind::TokenIssued {

@@ -20,6 +20,10 @@
 //! 5. **authorize**: the [`Authorizer`] (Cedar, or [`ScopeOnlyAuthorizer`]
 //!    by default) → else 403, the reason recorded only in the audit log;
 //! 6. **limit**: the route's GCRA limit per subject and client → else 429;
+//!    then, when the policies allow the call only with a person's
+//!    approval (`@approval`), the approval: asked for (403
+//!    `approval_required`; a JSON-RPC error on MCP routes), or the
+//!    single-use approval token checked and spent (`approval.rs`);
 //! 7. **audit**: an `access_decision` event, durable before anything is
 //!    forwarded → else 503 (fail closed);
 //! 8. **forward**: streamed both ways ([`forward`]) → 502/504 when the
@@ -40,8 +44,13 @@
 //! - [`limit`]: rate limiting; [`redis_limit`]: limits shared by replicas;
 //! - [`forward`]: header hygiene and streaming;
 //! - [`reply`]: errors in the route's shape (HTTP, OpenAI, MCP JSON-RPC);
-//! - [`metadata`]: RFC 9728 protected-resource metadata.
+//! - [`metadata`]: RFC 9728 protected-resource metadata;
+//! - `approval.rs`: calls that need a person's approval; [`backchannel`]:
+//!   `/oauth/bc-authorize`, asking for an approval ahead of the call
+//!   (OpenID CIBA), which needs the routes and the policies.
 
+mod approval;
+pub mod backchannel;
 pub mod extract;
 pub mod forward;
 pub mod limit;
@@ -302,6 +311,12 @@ async fn serve<S: Store>(ctx: &GatewayContext<S>, request: Request, request_id: 
         .map_err(fail)?;
     // 6. limit
     limit(app, gateway, &caller, route).await.map_err(fail)?;
+    // 6b. approval
+    let max_prefix = gateway.settings.max_body_prefix;
+    let detail = || approval::call_detail(config, &access, &parts, &resource.body, max_prefix);
+    approval::gate(app, &caller, &access, config, decision.approval.as_ref(), detail)
+        .await
+        .map_err(fail)?;
     // 7. audit
     app.audit
         .record(access.event(Decision::Allow, decision.policy_ids))
@@ -389,6 +404,7 @@ async fn authorize<S: Store>(
         return Ok(AuthzDecision {
             allowed: true,
             policy_ids: vec![MCP_PROTOCOL_POLICY_ID.to_owned()],
+            approval: None,
         });
     }
     let authorizing = std::time::Instant::now();

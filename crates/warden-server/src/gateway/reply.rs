@@ -15,6 +15,12 @@
 //! limiting (429), -32603 for Warden's or the upstream's failures (5xx).
 //! The id is the request's when the body was read, `null` otherwise.
 //!
+//! A call that needs a person's approval (`approval_required`) is 403 on
+//! HTTP and OpenAI routes, with an `approval` member beside the error; on
+//! MCP routes it is a JSON-RPC error with code -32003 in an HTTP 200 (so
+//! that MCP clients report it as the tool's error, not a transport
+//! failure), the approval in `error.data.approval`.
+//!
 //! A denial's body never says why: the deciding policies go to the audit
 //! log.
 
@@ -65,6 +71,20 @@ pub enum GatewayError {
     /// The verified identity cannot be sent upstream.
     #[error(transparent)]
     Identity(#[from] HeaderError),
+    /// The policies allow the call only with a person's approval: asked
+    /// for; the approval request (id, `auth_req_id`, what, who, where).
+    #[error("this call needs a person's approval; it was asked for")]
+    ApprovalRequired(Box<Value>),
+    /// An approval token that does not let this call through.
+    #[error("{0}")]
+    ApprovalRefused(String),
+    /// A call that needs approval with a body longer than the prefix the
+    /// gateway reads (its digest could not be taken without buffering).
+    #[error("a call that needs approval must have a body of at most {0} bytes")]
+    ApprovalBodyTooLarge(usize),
+    /// Approvals cannot be stored or read now.
+    #[error("approvals cannot be asked for now; the request was not forwarded")]
+    ApprovalUnavailable,
 }
 
 impl From<super::limit::Refusal> for GatewayError {
@@ -102,6 +122,10 @@ impl GatewayError {
             GatewayError::Upstream(UpstreamError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
             GatewayError::Upstream(_) => plain(StatusCode::BAD_GATEWAY, "bad_gateway"),
             GatewayError::Identity(_) => ApiError::internal(self.to_string()),
+            GatewayError::ApprovalRequired(_) => ApiError::approval_required(self.to_string()),
+            GatewayError::ApprovalRefused(_) => ApiError::access_denied(self.to_string()),
+            GatewayError::ApprovalBodyTooLarge(_) => plain(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
+            GatewayError::ApprovalUnavailable => ApiError::unavailable(self.to_string()),
         }
     }
 
@@ -114,15 +138,30 @@ impl GatewayError {
     /// request's id, when the body was read.
     pub fn reply(&self, kind: RouteKind, jsonrpc_id: Option<&Value>) -> Response {
         let api = self.api_error();
-        let body = match kind {
-            RouteKind::Http => return api.into_response(),
-            RouteKind::Openai => json!({"error": {
-                "message": api.description,
-                "type": openai_type(api.status),
-                "param": null,
-                "code": api.code,
-            }}),
-            RouteKind::Mcp => json!({
+        let approval = match self {
+            GatewayError::ApprovalRequired(a) => Some(a.as_ref().clone()),
+            _ => None,
+        };
+        let body = match (kind, approval) {
+            (RouteKind::Http, None) => return api.into_response(),
+            (RouteKind::Http, Some(approval)) => json!({
+                "error": api.code,
+                "error_description": api.description,
+                "approval": approval,
+            }),
+            (RouteKind::Openai, approval) => {
+                let mut body = json!({"error": {
+                    "message": api.description,
+                    "type": openai_type(api.status),
+                    "param": null,
+                    "code": api.code,
+                }});
+                if let (Some(approval), Some(obj)) = (approval, body.as_object_mut()) {
+                    obj.insert("approval".into(), approval);
+                }
+                body
+            }
+            (RouteKind::Mcp, None) => json!({
                 "jsonrpc": "2.0",
                 "id": jsonrpc_id.cloned().unwrap_or(Value::Null),
                 "error": {
@@ -131,6 +170,25 @@ impl GatewayError {
                     "data": {"error_description": api.description},
                 },
             }),
+            (RouteKind::Mcp, Some(approval)) => {
+                // A JSON-RPC error in an HTTP 200: the tool's answer, not a
+                // failure of the transport.
+                let body = json!({
+                    "jsonrpc": "2.0",
+                    "id": jsonrpc_id.cloned().unwrap_or(Value::Null),
+                    "error": {
+                        "code": crate::approvals::JSONRPC_APPROVAL_REQUIRED,
+                        "message": api.code,
+                        "data": {"error_description": api.description, "approval": approval},
+                    },
+                });
+                let mut response = axum::Json(body).into_response();
+                response.headers_mut().insert(
+                    axum::http::header::CACHE_CONTROL,
+                    axum::http::HeaderValue::from_static("no-store"),
+                );
+                return response;
+            }
         };
         let mut response = api.into_response();
         *response.body_mut() = Body::from(body.to_string());
@@ -197,6 +255,39 @@ mod tests {
         assert_eq!(b["id"], 7);
         assert_eq!(b["error"]["code"], -32001);
         assert_eq!(b["error"]["message"], "forbidden");
+    }
+
+    #[tokio::test]
+    async fn approval_required_per_kind() {
+        let asked = GatewayError::ApprovalRequired(Box::new(json!({"id": "apr_1"})));
+        let mcp = asked.reply(RouteKind::Mcp, Some(&json!("x")));
+        assert_eq!(mcp.status(), 200, "an MCP tool error, not a transport failure");
+        let b = body(mcp).await;
+        assert_eq!(
+            (
+                b["id"].as_str(),
+                b["error"]["code"].as_i64(),
+                b["error"]["message"].as_str()
+            ),
+            (Some("x"), Some(-32003), Some("approval_required"))
+        );
+        assert_eq!(b["error"]["data"]["approval"]["id"], "apr_1");
+        let http = asked.reply(RouteKind::Http, None);
+        assert_eq!(http.status(), 403);
+        let b = body(http).await;
+        assert_eq!(
+            (b["error"].as_str(), b["approval"]["id"].as_str()),
+            (Some("approval_required"), Some("apr_1"))
+        );
+        let openai = asked.reply(RouteKind::Openai, None);
+        assert_eq!(openai.status(), 403);
+        let b = body(openai).await;
+        assert_eq!(b["error"]["code"], "approval_required");
+        assert_eq!(b["approval"]["id"], "apr_1");
+        let refused = GatewayError::ApprovalRefused("the approval was already used".into()).reply(RouteKind::Mcp, None);
+        assert_eq!(refused.status(), 403);
+        assert_eq!(body(refused).await["error"]["code"], -32001);
+        assert_eq!(GatewayError::ApprovalBodyTooLarge(10).status(), 413);
     }
 
     #[tokio::test]

@@ -123,13 +123,17 @@ pub mod grant {
     pub const AUTHORIZATION_CODE: &str = "authorization_code";
     /// RFC 8628: a person approves a device's user code.
     pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    /// OpenID CIBA: a person approves an agent's action on another device
+    /// (`docs/approvals.md`).
+    pub const CIBA: &str = "urn:openid:params:grant-type:ciba";
     /// Every one of them.
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         CLIENT_CREDENTIALS,
         REFRESH_TOKEN,
         TOKEN_EXCHANGE,
         AUTHORIZATION_CODE,
         DEVICE_CODE,
+        CIBA,
     ];
     /// The grants of a public client: only those a person approves, and
     /// refreshing what they approved.
@@ -262,13 +266,14 @@ fn normalise_grant(g: &str) -> Result<String, ClientError> {
         "token_exchange" | "token-exchange" => grant::TOKEN_EXCHANGE,
         "device_code" | "device-code" => grant::DEVICE_CODE,
         "authorization-code" => grant::AUTHORIZATION_CODE,
+        "ciba" => grant::CIBA,
         other => other,
     };
     if grant::ALL.contains(&g) {
         Ok(g.to_owned())
     } else {
         Err(ClientError::Invalid(format!(
-            "grant `{g}` is not one of client_credentials, refresh_token, token_exchange, authorization_code, device_code"
+            "grant `{g}` is not one of client_credentials, refresh_token, token_exchange, authorization_code, device_code, ciba"
         )))
     }
 }

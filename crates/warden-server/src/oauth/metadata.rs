@@ -48,6 +48,12 @@ pub fn document<S: Store>(state: &OAuthState<S>) -> Value {
         "access_token_signing_alg_values_supported": algs,
         // RFC 9449 §5.1: DPoP proofs are checked with the tokens' algorithms.
         "dpop_signing_alg_values_supported": dpop_algs,
+        // OpenID CIBA Core §4 and RFC 9396 §10: people approving agents'
+        // calls (docs/approvals.md).
+        "backchannel_authentication_endpoint": format!("{issuer}/oauth/bc-authorize"),
+        "backchannel_token_delivery_modes_supported": ["poll"],
+        "backchannel_user_code_parameter_supported": false,
+        "authorization_details_types_supported": ["tool_call", "api_call"],
     })
 }
 

@@ -33,6 +33,7 @@ fn grant_label(grant_type: &str) -> &'static str {
         grant::TOKEN_EXCHANGE => "token_exchange",
         grant::AUTHORIZATION_CODE => "authorization_code",
         grant::DEVICE_CODE => "device_code",
+        grant::CIBA => "ciba",
         _ => UNKNOWN_GRANT,
     }
 }
@@ -96,6 +97,7 @@ async fn issue<S: Store>(
         grant::REFRESH_TOKEN => grants::refresh::grant(state, client, &form, &possession, now).await,
         grant::AUTHORIZATION_CODE => grants::people::authorization_code(state, client, &form, &possession, now).await,
         grant::DEVICE_CODE => grants::people::device_code(state, client, &form, &possession, now).await,
+        grant::CIBA => grants::ciba::grant(state, client, &form, &possession, now).await,
         _ => grants::token_exchange::grant(state, client, &form, &possession, now).await,
     }
 }

@@ -279,6 +279,7 @@ impl<S: Store> Server<S> {
             tenant: None,
             act: None,
             cnf: None,
+            authorization_details: None,
         };
         let mut value = serde_json::to_value(&claims).unwrap();
         if let Some((k, v)) = extra {

@@ -1,5 +1,6 @@
 //! One module per subcommand group; each exposes `run`.
 
+pub mod approvals;
 pub mod audit;
 pub mod client;
 pub mod config;

@@ -30,6 +30,17 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<()> {
                 dir.as_deref()
                     .map_or_else(|| "built-in set".to_owned(), |d| d.display().to_string()),
             );
+            for (id, spec) in engine.approval_policies() {
+                println!(
+                    "approval: `{id}` allows only with the approval of {} (usable {} s)",
+                    if spec.group == warden_policy::approval::SELF_APPROVER {
+                        "the person the agent acts for".to_owned()
+                    } else {
+                        format!("a member of `{}`", spec.group)
+                    },
+                    spec.ttl
+                );
+            }
             Ok(())
         }
         PolicyCommand::Test { file, dir } => {

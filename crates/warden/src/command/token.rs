@@ -115,6 +115,7 @@ impl StoreTask for IssueTask<'_> {
             tenant: args.tenant,
             act: None,
             cnf: None,
+            authorization_details: None,
         };
         let token = encode(&key, "at+jwt", &claims)?;
         let event = EventKind::TokenIssued {

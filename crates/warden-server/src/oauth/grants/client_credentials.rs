@@ -37,6 +37,7 @@ pub async fn grant<S: Store>(
         // tenant only what belongs to none.
         tenant: c.tenant.clone(),
         jkt: possession.jkt.clone(),
+        authorization_details: None,
     };
     let minted = mint(&state.app, &grant, jti()?, now + state.app.options.default_ttl, now)?;
     let refresh = if gets_refresh_tokens(c) {

@@ -2,6 +2,7 @@
 //! choosing scopes and audiences, minting the access token, starting a
 //! refresh-token family, and the RFC 6749 §5.1 response.
 
+pub mod ciba;
 pub mod client_credentials;
 pub mod people;
 pub mod refresh;
@@ -58,6 +59,11 @@ pub struct Grant {
     /// needs a proof by the same key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jkt: Option<String>,
+    /// RFC 9396 authorization details of a single-use approval token
+    /// (`docs/approvals.md`): what a person approved, and nothing else.
+    /// Never on a refresh token's grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
 }
 
 /// What a token request proved with its `DPoP` header (RFC 9449 §5), and
@@ -151,6 +157,7 @@ pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, n
         tenant: grant.tenant.clone(),
         act: grant.act.clone(),
         cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
+        authorization_details: grant.authorization_details.clone(),
     };
     let token = encode(key, "at+jwt", &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
@@ -253,12 +260,7 @@ pub fn token_response(
     issued_token_type: Option<&str>,
     now: u64,
 ) -> Response {
-    let mut body = json!({
-        "access_token": minted.token,
-        "token_type": if minted.dpop { "DPoP" } else { "Bearer" },
-        "expires_in": minted.exp.saturating_sub(now),
-        "scope": scope::join(scopes),
-    });
+    let mut body = token_body(minted, scopes, now);
     if let Some(obj) = body.as_object_mut() {
         if let Some(r) = refresh {
             obj.insert("refresh_token".into(), Value::String(r));
@@ -267,6 +269,21 @@ pub fn token_response(
             obj.insert("issued_token_type".into(), Value::String(t.to_owned()));
         }
     }
+    no_store(body)
+}
+
+/// The members every token response has (RFC 6749 §5.1).
+pub fn token_body(minted: &Minted, scopes: &[String], now: u64) -> Value {
+    json!({
+        "access_token": minted.token,
+        "token_type": if minted.dpop { "DPoP" } else { "Bearer" },
+        "expires_in": minted.exp.saturating_sub(now),
+        "scope": scope::join(scopes),
+    })
+}
+
+/// `body` as a token response: JSON, never cached.
+pub fn no_store(body: Value) -> Response {
     let mut response = Json(body).into_response();
     response
         .headers_mut()

@@ -115,6 +115,7 @@ pub async fn grant<S: Store>(
         scopes: access_scopes,
         audience: access_audience,
         jkt,
+        authorization_details: None,
         ..stored
     };
     // Signed before the redemption, so that the rotation, its audit record

@@ -331,6 +331,7 @@ pub async fn grant<S: Store>(
         // Bound to the calling client's key when it sent a proof: the
         // delegated token is the agent's to use, with the agent's key.
         jkt: possession.jkt.clone(),
+        authorization_details: None,
     };
     let minted = mint(&state.app, &grant, jti()?, exp, now)?;
     let refresh = if gets_refresh_tokens(c) {
