@@ -14,6 +14,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use support::browser::Browser;
 use support::{Auth, Server, claims};
 use warden_jose::issue::{AccessTokenClaims, encode, new_jti};
 use warden_server::oauth::clients::{self, ClientSpec};
@@ -571,4 +572,59 @@ async fn across_replicas_an_approval_is_used_once() {
     a.stop().await;
     b.stop().await;
     support::drop_schema(&schema).await;
+}
+
+/// The dashboard: a lead finds the request on the Approvals page and
+/// approves it with a reason; someone outside the group sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_answers_on_the_dashboard() {
+    let (s, secret, _dir) = start().await;
+    let agent = token(&s, "user:ada", &[], "report-bot", Some("agent:report-bot"));
+    let (_, body) = call(&s, &agent, "delete_dataset", json!({"name": "payroll"})).await;
+    let approval = &body["error"]["data"]["approval"];
+    let id = approval["id"].as_str().unwrap().to_owned();
+    let auth_req_id = approval["auth_req_id"].as_str().unwrap().to_owned();
+
+    let mut bob = Browser::new(&s);
+    assert_eq!(
+        bob.sign_in(&person(&s, "user:bob", &["data-scientist"])).await.status,
+        303
+    );
+    let page = bob.get("/ui/approvals").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(&id), "not his to see");
+    assert_eq!(bob.get(&format!("/ui/approvals/{id}")).await.status, 404);
+
+    let mut lee = Browser::new(&s);
+    assert_eq!(lee.sign_in(&person(&s, "user:lee", &["data-leads"])).await.status, 303);
+    let page = lee.get("/ui/approvals").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("hx-trigger=\"every 5s\""),
+        "the list refreshes itself"
+    );
+    let pending = page.body.split("id=\"recent\"").next().unwrap();
+    assert!(pending.contains(&format!("data-approval=\"{id}\"")), "{}", page.body);
+    assert!(pending.contains("call the tool `delete_dataset`"));
+    let detail = lee.get(&format!("/ui/approvals/{id}")).await;
+    assert!(detail.body.contains("data-status=\"pending\""), "{}", detail.body);
+    assert!(detail.body.contains("tools.delete-needs-lead") && detail.body.contains("agent:report-bot"));
+    let action = format!("/ui/approvals/{id}/approve");
+    let r = lee.post(&action, &[("reason", "ticket 7")]).await;
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = lee
+        .post(&action, &[("csrf", &detail.csrf()), ("reason", "ticket 7")])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, format!("/ui/approvals/{id}").as_str()),
+        "{}",
+        r.body
+    );
+    let detail = lee.get(&format!("/ui/approvals/{id}")).await;
+    assert!(detail.body.contains("data-status=\"approved\""), "{}", detail.body);
+    assert!(detail.body.contains("ticket 7") && !detail.body.contains("formaction"));
+    let r = poll(&s, &secret, &auth_req_id).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.stop().await;
 }

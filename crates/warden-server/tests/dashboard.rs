@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
+use support::browser::{Browser, Page};
 use support::{Server, claims, start_pg, start_sqlite};
 use warden_store::{AuditStore, Store};
 
@@ -20,107 +19,6 @@ const UI_SCOPES: &str =
 
 fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
-}
-
-/// A browser: a cookie jar, no redirects followed, same-origin headers.
-struct Browser<'a, S: Store> {
-    server: &'a Server<S>,
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
-    origin: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
-    }
-
-    /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
-        let at = self.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-        self.body[at..].split('"').next().unwrap().to_owned()
-    }
-}
-
-impl<'a, S: Store> Browser<'a, S> {
-    fn new(server: &'a Server<S>) -> Self {
-        Browser {
-            server,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-            origin: Some(server.base.clone()),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn take(&mut self, r: reqwest::Response) -> Page {
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        for c in headers.get_all("set-cookie") {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            assert!(attrs.contains("HttpOnly"), "{c}");
-            assert!(attrs.contains("SameSite=Strict"), "{c}");
-            assert!(attrs.contains("Path=/ui"), "{c}");
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let body = r.text().await.unwrap();
-        Page { status, headers, body }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.server.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.take(r).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.server.base))
-            .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(support::form(fields));
-        if let Some(o) = &self.origin {
-            req = req.header("origin", o);
-        }
-        let r = req.send().await.unwrap();
-        self.take(r).await
-    }
-
-    async fn sign_in(&mut self, token: &str) -> Page {
-        let form = self.get("/ui/login").await;
-        assert_eq!(form.status, 200);
-        let csrf = form.csrf();
-        self.post("/ui/login", &[("csrf", &csrf), ("token", token)]).await
-    }
 }
 
 fn token<S: Store>(s: &Server<S>, sub: &str, scope: &str, roles: &[&str]) -> String {

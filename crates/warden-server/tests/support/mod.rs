@@ -9,6 +9,8 @@
     dead_code
 )]
 
+pub mod browser;
+
 use std::sync::Arc;
 
 use serde_json::Value;
