@@ -95,6 +95,9 @@ pub enum ServerError {
     /// An identity provider is misconfigured.
     #[error(transparent)]
     Login(#[from] login::ProviderError),
+    /// Approval notifications are misconfigured.
+    #[error(transparent)]
+    Approvals(#[from] approvals::notify::NotifyError),
     /// The policies are invalid.
     #[error(transparent)]
     Policy(#[from] warden_policy::PolicyError),

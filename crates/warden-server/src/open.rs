@@ -189,8 +189,10 @@ fn build_gateway(
     if options.routes.is_empty() {
         return Ok(None);
     }
+    let notifier = crate::approvals::notify::Notifier::new(&options.approvals)?;
     let mut gateway = Gateway::new(options.routes.clone(), &options.issuer, GatewaySettings::default())?
-        .with_authorizer(Arc::clone(policies) as Arc<dyn crate::access::Authorizer>);
+        .with_authorizer(Arc::clone(policies) as Arc<dyn crate::access::Authorizer>)
+        .with_notifier(Arc::new(notifier));
     if let Some(limiter) = crate::gateway::redis_limit::from_options(options, gateway.routes())? {
         gateway = gateway.with_limiter(limiter);
     }

@@ -628,3 +628,52 @@ async fn a_lead_answers_on_the_dashboard() {
     assert_eq!(r.status, 200, "{}", r.body);
     s.stop().await;
 }
+
+/// A webhook that cannot be reached is tried twice and the failure is
+/// audited; the request itself is asked all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_webhook_is_audited_not_fatal() {
+    let upstream = mcp_upstream().await;
+    let dir = policy_dir();
+    let path = dir.path().to_owned();
+    let closed = format!(
+        "http://127.0.0.1:{}/hook?token=s3cret",
+        warden_test_support::net::free_port()
+    );
+    let s = support::start_sqlite(move |o| {
+        o.routes = vec![tools_route(&upstream)];
+        o.policy_dir = Some(path);
+        o.approvals.notify = vec![warden_server::options::NotifyTarget {
+            group: "data-leads".into(),
+            webhook: Some(closed),
+            format: warden_server::options::WebhookFormat::Json,
+            email: Vec::new(),
+        }];
+    })
+    .await;
+    register_agent(&s).await;
+    let agent = token(&s, "user:ada", &[], "report-bot", Some("agent:report-bot"));
+    let (status, body) = call(&s, &agent, "delete_dataset", json!({"name": "x"})).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (200, Some(-32003)), "{body}");
+    let id = body["error"]["data"]["approval"]["id"].as_str().unwrap().to_owned();
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        failed = s
+            .stored_events("action_approval")
+            .await
+            .into_iter()
+            .filter(|e| e["approval_id"] == id.as_str() && e["step"] == "notify_failed")
+            .collect();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.len(), 1, "one failure recorded after the retry");
+    assert_eq!(failed[0]["channel"], "webhook:data-leads");
+    assert!(
+        !failed[0].to_string().contains("s3cret"),
+        "the URL stays out of the log"
+    );
+    s.stop().await;
+}

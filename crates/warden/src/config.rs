@@ -69,6 +69,11 @@ pub struct Config {
     /// of tables are set in the file only.
     #[serde(skip_serializing)]
     pub login: Vec<LoginConfig>,
+    /// Who hears about requests for a person's approval (`[approvals]`,
+    /// with `[[approvals.notify]]` and `[approvals.smtp]`): set in the
+    /// file only.
+    #[serde(skip_serializing)]
+    pub approvals: ApprovalsConfig,
     /// Directory of Cedar policies (`schema.cedarschema`, `*.cedar`);
     /// default: the built-in set.
     pub policy_dir: Option<PathBuf>,
@@ -140,6 +145,7 @@ impl Default for Config {
             dpop: o.dpop,
             federation: Vec::new(),
             login: Vec::new(),
+            approvals: ApprovalsConfig::default(),
             policy_dir: None,
             tenancy: o.tenancy,
             models: BTreeMap::new(),
@@ -298,6 +304,41 @@ pub struct FederationConfig {
     /// Namespace of its subjects; only `user` (`sub` becomes `user:<sub>`).
     #[serde(default = "default_subject_kind")]
     pub subject_kind: String,
+}
+
+/// `[approvals]`: `[[approvals.notify]]` (the server's own type) and
+/// `[approvals.smtp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// Where each approver group hears about requests.
+    pub notify: Vec<warden_server::options::NotifyTarget>,
+    /// The mail server for `email` targets.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[approvals.smtp]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name or address of the mail server.
+    pub host: String,
+    /// Its port (default 587).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// The sender (`Warden <warden@example.com>`).
+    pub from: String,
+    /// `starttls` (default), `tls`, or `none` (a relay on this machine).
+    #[serde(default)]
+    pub tls: warden_server::options::SmtpTls,
+    /// User name, with `password_file`.
+    pub username: Option<String>,
+    /// A file holding the password (mode 0600).
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
 }
 
 /// One `[[login]]` entry: an OpenID Connect provider people sign in
@@ -628,6 +669,7 @@ impl Config {
             login.push(provider);
         }
         check_login_subjects(&login)?;
+        let approvals = resolve_approvals(self.approvals)?;
         warden_server::gateway::RouteTable::new(self.route.clone()).map_err(|e| anyhow!("config `[[route]]`: {e}"))?;
         if self.keys.rotate_every != 0 && self.keys.rotate_every < 2 * TOKEN_TTL_CAP {
             bail!(
@@ -701,6 +743,7 @@ impl Config {
             audit,
             federation,
             login,
+            approvals,
             policy_dir: self.policy_dir.filter(|p| !p.as_os_str().is_empty()),
             tenancy: self.tenancy,
             model_stages: self.models,
@@ -979,24 +1022,64 @@ fn check_remote_url(key: &str, url: &str) -> anyhow::Result<()> {
 
 /// A secret from a file that only its owner may read.
 fn read_secret_file(path: &std::path::Path) -> anyhow::Result<String> {
+    read_secret(path, "client_secret_file")
+}
+
+/// The secret in `path` (named `key` in errors), refused when others may
+/// read the file or it is empty.
+fn read_secret(path: &std::path::Path, key: &str) -> anyhow::Result<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(path).map_err(|e| anyhow!("`client_secret_file` {}: {e}", path.display()))?;
+        let meta = std::fs::metadata(path).map_err(|e| anyhow!("`{key}` {}: {e}", path.display()))?;
         if meta.permissions().mode() & 0o077 != 0 {
             bail!(
-                "`client_secret_file` {} is readable by others; run `chmod 600 {}`",
+                "`{key}` {} is readable by others; run `chmod 600 {}`",
                 path.display(),
                 path.display()
             );
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("`client_secret_file` {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("`{key}` {}: {e}", path.display()))?;
     let secret = text.trim();
     if secret.is_empty() {
-        bail!("`client_secret_file` {} is empty", path.display());
+        bail!("`{key}` {} is empty", path.display());
     }
     Ok(secret.to_owned())
+}
+
+/// `[approvals]`: the notify entries as written, the SMTP password read
+/// from its file, everything checked as the server will use it.
+fn resolve_approvals(a: ApprovalsConfig) -> anyhow::Result<warden_server::options::ApprovalOptions> {
+    let smtp = match a.smtp {
+        None => None,
+        Some(s) => {
+            if s.host.trim().is_empty() {
+                bail!("config `[approvals.smtp]`: `host` is required");
+            }
+            let credentials = match (s.username, s.password_file) {
+                (None, None) => None,
+                (Some(user), Some(path)) => Some((
+                    user,
+                    warden_server::options::ClientSecret(zeroize::Zeroizing::new(
+                        read_secret(&path, "approvals.smtp.password_file")
+                            .map_err(|e| anyhow!("config `[approvals.smtp]`: {e}"))?,
+                    )),
+                )),
+                _ => bail!("config `[approvals.smtp]`: give both `username` and `password_file`, or neither"),
+            };
+            Some(warden_server::options::SmtpOptions {
+                host: s.host,
+                port: s.port,
+                from: s.from,
+                tls: s.tls,
+                credentials,
+            })
+        }
+    };
+    let options = warden_server::options::ApprovalOptions { notify: a.notify, smtp };
+    warden_server::approvals::notify::Notifier::new(&options).map_err(|e| anyhow!("config {e}"))?;
+    Ok(options)
 }
 
 fn resolve_federation(f: FederationConfig, own_issuer: &str) -> anyhow::Result<FederatedIssuer> {

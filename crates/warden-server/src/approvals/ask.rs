@@ -3,6 +3,8 @@
 //! as SHA-256 only), when it expires, how often to poll, and where a
 //! person approves it. Audited as `action_approval` step `requested`.
 
+use std::sync::Arc;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
 use warden_audit::{AuditEvent, EventKind};
@@ -12,6 +14,7 @@ use warden_store::approvals::NewApproval;
 use zeroize::Zeroizing;
 
 use super::asked::Asked;
+use super::notify::{Announcement, Notifier};
 use super::{POLL_INTERVAL, REQUEST_TTL};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -69,9 +72,16 @@ pub fn auth_req_hash(auth_req_id: &str) -> [u8; 32] {
 }
 
 /// Stores `asked` as a new request, usable for `token_ttl` seconds once
-/// approved, and audits it. 503 when the log cannot be written: nobody is
-/// asked to approve what the log does not show.
-pub async fn ask<S: Store>(app: &AppState<S>, asked: Asked, token_ttl: u64, now: u64) -> Result<Ticket, ApiError> {
+/// approved, audits it, and tells its approvers through `notifier`. 503
+/// when the log cannot be written: nobody is asked to approve what the
+/// log does not show.
+pub async fn ask<S: Store>(
+    app: &Arc<AppState<S>>,
+    notifier: &Arc<Notifier>,
+    asked: Asked,
+    token_ttl: u64,
+    now: u64,
+) -> Result<Ticket, ApiError> {
     let id = format!("apr_{}", random(16)?);
     let auth_req_id = Zeroizing::new(format!("wcb_{}", random(32)?));
     let request = asked.to_json()?;
@@ -96,6 +106,15 @@ pub async fn ask<S: Store>(app: &AppState<S>, asked: Asked, token_ttl: u64, now:
         app.options.dashboard_base().trim_end_matches('/')
     );
     tracing::info!(approval_id = %id, subject = %asked.subject, resource = %asked.resource, "approval requested");
+    notifier.announce(
+        app,
+        Announcement {
+            id: id.clone(),
+            asked: asked.clone(),
+            approve_at: approve_at.clone(),
+            expires_at: now + REQUEST_TTL,
+        },
+    );
     Ok(Ticket {
         id,
         auth_req_id,

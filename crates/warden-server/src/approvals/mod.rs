@@ -19,6 +19,7 @@
 //!   and the authorization details of a call.
 //! - `ask.rs`: storing a request and answering with its [`Ticket`].
 //! - `answer.rs`: a person's approval or denial, with who may give it.
+//! - `notify.rs`: telling approvers (webhooks, Slack, e-mail).
 //! - `redeem.rs`: the gateway's check of an approval token, and its one use.
 //! - `sweep.rs`: expiring what ran out.
 //! - `view.rs`: requests as people see them, and who sees which.
@@ -30,6 +31,7 @@
 pub mod answer;
 pub mod ask;
 pub mod asked;
+pub mod notify;
 pub mod redeem;
 pub mod sweep;
 pub mod view;

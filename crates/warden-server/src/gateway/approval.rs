@@ -12,6 +12,8 @@
 //! within the prefix the gateway reads (`gateway.max_body_prefix`):
 //! nothing more is ever buffered.
 
+use std::sync::Arc;
+
 use axum::http::request::Parts;
 use serde_json::Value;
 use warden_policy::ApprovalNeed;
@@ -20,6 +22,7 @@ use warden_store::Store;
 use super::forward::UpstreamBody;
 use super::reply::GatewayError;
 use crate::access::{AccessRequest, Caller};
+use crate::approvals::notify::Notifier;
 use crate::approvals::{self, Asked, asked};
 use crate::options::{RouteConfig, RouteKind};
 use crate::state::AppState;
@@ -56,7 +59,8 @@ pub(super) fn call_detail(
 /// decision asks for; `detail` the call ([`call_detail`]), read only when
 /// an approval is involved.
 pub(super) async fn gate<S: Store>(
-    app: &AppState<S>,
+    app: &Arc<AppState<S>>,
+    notifier: &Arc<Notifier>,
     caller: &Caller,
     access: &AccessRequest<'_>,
     config: &RouteConfig,
@@ -84,7 +88,7 @@ pub(super) async fn gate<S: Store>(
             asked.details = vec![detail];
             asked.approvers = need.groups.clone();
             asked.policy_ids = need.policy_ids.clone();
-            let ticket = approvals::ask(app, asked, need.ttl, caller.now).await.map_err(|e| {
+            let ticket = approvals::ask(app, notifier, asked, need.ttl, caller.now).await.map_err(|e| {
                 tracing::error!(error = %e.description, request_id = %caller.request_id, "an approval could not be asked for");
                 GatewayError::ApprovalUnavailable
             })?;

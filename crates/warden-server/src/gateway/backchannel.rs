@@ -162,7 +162,7 @@ async fn bc_authorize<S: Store>(
     asked.policy_ids = need.policy_ids.clone();
     asked.binding_message = binding_message;
     asked.request_id = None;
-    let ticket = approvals::ask(app, asked, need.ttl, now).await?;
+    let ticket = approvals::ask(app, gateway.notifier(), asked, need.ttl, now).await?;
     Ok(no_store(json!({
         "auth_req_id": ticket.auth_req_id.as_str(),
         "expires_in": ticket.expires_in,

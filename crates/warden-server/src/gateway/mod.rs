@@ -81,6 +81,7 @@ use self::route::{Matched, Route};
 pub use self::route::{RouteError, RouteTable};
 use crate::access::{Accept, Access, Caller, Presented, access_token, authenticate};
 pub use crate::access::{AccessRequest, Authorizer, AuthzDecision, ScopeOnlyAuthorizer};
+use crate::approvals::notify::Notifier;
 use crate::error::AuthError;
 use crate::http::client_ip;
 use crate::options::{RouteConfig, RouteKind};
@@ -138,6 +139,8 @@ pub struct Gateway {
     settings: GatewaySettings,
     /// `X-Forwarded-Proto`: the scheme of Warden's public URL.
     proto: &'static str,
+    /// Who hears about calls that wait for a person's approval.
+    notifier: Arc<Notifier>,
 }
 
 impl Gateway {
@@ -155,6 +158,7 @@ impl Gateway {
             forwarder,
             settings,
             proto: if issuer.starts_with("https:") { "https" } else { "http" },
+            notifier: Arc::new(Notifier::none()),
         })
     }
 
@@ -162,6 +166,17 @@ impl Gateway {
     pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
         self.authorizer = authorizer;
         self
+    }
+
+    /// Tells approvers through `notifier` (`[[approvals.notify]]`).
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Who hears about calls that wait for a person's approval.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// Uses `limiter` (a shared one) instead of the local one.
@@ -314,9 +329,17 @@ async fn serve<S: Store>(ctx: &GatewayContext<S>, request: Request, request_id: 
     // 6b. approval
     let max_prefix = gateway.settings.max_body_prefix;
     let detail = || approval::call_detail(config, &access, &parts, &resource.body, max_prefix);
-    approval::gate(app, &caller, &access, config, decision.approval.as_ref(), detail)
-        .await
-        .map_err(fail)?;
+    approval::gate(
+        &ctx.app,
+        &gateway.notifier,
+        &caller,
+        &access,
+        config,
+        decision.approval.as_ref(),
+        detail,
+    )
+    .await
+    .map_err(fail)?;
     // 7. audit
     app.audit
         .record(access.event(Decision::Allow, decision.policy_ids))

@@ -8,6 +8,7 @@
 //! `[registry]`, `[rate_limit]`) are deserialised straight into the types
 //! below; the others are checked and converted by the binary.
 
+pub mod approvals;
 pub mod login;
 pub mod route;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use warden_jose::{Algorithm, AlgorithmSet};
 use warden_keys::RotationPolicy;
 
+pub use self::approvals::{ApprovalOptions, NotifyTarget, SmtpOptions, SmtpTls, WebhookFormat};
 pub use self::login::{ClientSecret, LoginProvider, ProviderAuth, SubjectForm};
 pub use self::route::{IdSource, RateLimit, ResourceSpec, RouteConfig, RouteKind};
 
@@ -68,6 +70,8 @@ pub struct ServerOptions {
     pub federation: Vec<FederatedIssuer>,
     /// Identity providers people sign in through (`[[login]]`).
     pub login: Vec<LoginProvider>,
+    /// Who hears about requests for a person's approval.
+    pub approvals: ApprovalOptions,
     /// Directory of Cedar policies (`schema.cedarschema` and `*.cedar`);
     /// `None` = the built-in default set.
     pub policy_dir: Option<PathBuf>,
@@ -127,6 +131,7 @@ impl Default for ServerOptions {
             audit: AuditOptions::for_issuer(&format!("http://{DEFAULT_LISTEN}")),
             federation: Vec::new(),
             login: Vec::new(),
+            approvals: ApprovalOptions::default(),
             policy_dir: None,
             tenancy: warden_policy::Tenancy::Shared,
             model_stages: BTreeMap::new(),
@@ -205,6 +210,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("audit", &self.audit)
             .field("federation", &self.federation)
             .field("login", &self.login)
+            .field("approvals", &self.approvals)
             .field("policy_dir", &self.policy_dir)
             .field("tenancy", &self.tenancy)
             .field("model_stages", &self.model_stages)
