@@ -31,8 +31,9 @@ pub const SELF_APPROVER: &str = "self";
 pub const DEFAULT_APPROVAL_TTL: u64 = 300;
 /// The shortest `@approval_ttl` accepted (seconds).
 pub const MIN_APPROVAL_TTL: u64 = 30;
-/// The longest `@approval_ttl` accepted (seconds): a day.
-pub const MAX_APPROVAL_TTL: u64 = 86_400;
+/// The longest `@approval_ttl` accepted (seconds): an hour, the longest
+/// any Warden token lives.
+pub const MAX_APPROVAL_TTL: u64 = 3_600;
 
 /// What one policy's annotations ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,8 +180,8 @@ mod tests {
             (Some(""), None, true, "name one role"),
             (Some("two roles"), None, true, "name one role"),
             (Some("leads"), Some("soon"), true, "not a number"),
-            (Some("leads"), Some("5"), true, "outside 30..=86400"),
-            (Some("leads"), Some("100000"), true, "outside"),
+            (Some("leads"), Some("5"), true, "outside 30..=3600"),
+            (Some("leads"), Some("3601"), true, "outside 30..=3600"),
         ] {
             let e = read_annotations(approval, ttl, permit).unwrap_err();
             assert!(e.contains(needle), "{approval:?} {ttl:?}: {e}");

@@ -89,6 +89,7 @@ fn tools_route(upstream: &str) -> RouteConfig {
         scopes: Vec::new(),
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Mcp,
     }
 }
@@ -177,7 +178,7 @@ async fn register_agent<S: Store>(s: &Server<S>) -> String {
     let spec = ClientSpec {
         name: "report-bot".into(),
         kind: ClientKind::Agent,
-        grants: vec!["client_credentials".into(), "ciba".into()],
+        grants: vec!["client_credentials".into(), "ciba".into(), "token_exchange".into()],
         scopes: TOOLS.split(' ').map(str::to_owned).collect(),
         roles: Vec::new(),
         audiences: Vec::new(),
@@ -284,6 +285,13 @@ async fn an_agents_call_needs_a_leads_approval_and_passes_once() {
     assert_eq!(r.status, 403, "{}", r.body);
     let r = answer(&s, &lead, &id, "approve", "  ").await;
     assert_eq!(r.status, 400, "a reason is needed: {}", r.body);
+    // The subject in another spelling is still the subject; a lead's
+    // token held by the asking client is not the lead answering.
+    let r = answer(&s, &person(&s, "user:ADA", &["data-leads"]), &id, "approve", "mine").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let held_by_agent = token(&s, "user:lee", &["data-leads"], "report-bot", None);
+    let r = answer(&s, &held_by_agent, &id, "approve", "via the agent").await;
+    assert_eq!(r.status, 403, "{}", r.body);
 
     // Who sees it.
     let listed = s.get("/api/v1/approvals?status=pending", Some(&lead)).await;
@@ -341,6 +349,23 @@ async fn an_agents_call_needs_a_leads_approval_and_passes_once() {
     .await;
     assert_eq!(status, 403);
     assert_eq!(s.get("/api/v1/approvals", Some(&approved)).await.status, 401);
+    let exchanged = s
+        .post_form(
+            "/oauth/token",
+            Auth::Basic("report-bot", &secret),
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", &approved),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (exchanged.status, exchanged.error()),
+        (400, "invalid_request"),
+        "{}",
+        exchanged.body
+    );
 
     // The call approved passes (key order does not matter), once.
     let (status, body) = call(
@@ -369,6 +394,9 @@ async fn an_agents_call_needs_a_leads_approval_and_passes_once() {
         steps(&s, &id).await,
         [
             "requested",
+            "refused",
+            "refused",
+            "refused",
             "refused",
             "refused",
             "refused",
@@ -494,6 +522,16 @@ async fn an_agent_asks_ahead_and_the_person_approves_their_own() {
         "{}",
         r.body
     );
+    // A call the policies ask a group to approve is not asked ahead: only
+    // the person's own approval could show they let the agent act.
+    let lead_call =
+        json!([{"type": "tool_call", "route": "tools", "tool": "delete_dataset", "arguments_sha256": digest}]);
+    let r = ask(vec![
+        ("login_hint", "user:ada".into()),
+        ("authorization_details", lead_call.to_string()),
+    ])
+    .await;
+    assert_eq!((r.status, r.error()), (403, "access_denied"), "{}", r.body);
     let r = ask(vec![
         ("login_hint", "user:ada".into()),
         ("binding_message", "Export Q3 for the board".into()),
@@ -675,5 +713,55 @@ async fn an_unreachable_webhook_is_audited_not_fatal() {
         !failed[0].to_string().contains("s3cret"),
         "the URL stays out of the log"
     );
+    s.stop().await;
+}
+
+/// `approval_wait`: the call is held open until a lead answers, then goes
+/// on (approved) or is refused (denied), without the agent polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_goes_on_when_approved_and_stops_when_denied() {
+    let upstream = mcp_upstream().await;
+    let dir = policy_dir();
+    let path = dir.path().to_owned();
+    let s = support::start_sqlite(move |o| {
+        o.routes = vec![RouteConfig {
+            approval_wait: 20,
+            ..tools_route(&upstream)
+        }];
+        o.policy_dir = Some(path);
+    })
+    .await;
+    register_agent(&s).await;
+    let agent = token(&s, "user:ada", &[], "report-bot", Some("agent:report-bot"));
+    let lead = person(&s, "user:lee", &["data-leads"]);
+    for (verb, args, expected) in [
+        ("approve", json!({"name": "held-1"}), 200),
+        ("deny", json!({"name": "held-2"}), 403),
+    ] {
+        let held = call(&s, &agent, "delete_dataset", args.clone());
+        let answering = async {
+            // The request appears while the call is held; a lead answers it.
+            for _ in 0..100 {
+                let listed = s.get("/api/v1/approvals?status=pending", Some(&lead)).await;
+                if let Some(id) = listed.body["approvals"][0]["id"].as_str() {
+                    let r = answer(&s, &lead, id, verb, "on call").await;
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    return id.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the held call's request never appeared");
+        };
+        let ((status, body), id) = tokio::join!(held, answering);
+        assert_eq!(status, expected, "{verb}: {body}");
+        if expected == 200 {
+            let echoed: Value = serde_json::from_str(body["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+            assert_eq!(echoed, args);
+            let shown = s.get(&format!("/api/v1/approvals/{id}"), Some(&lead)).await;
+            assert_eq!(shown.body["status"], "used", "spent on the held call");
+        } else {
+            assert_eq!(body["error"]["code"], -32001, "{body}");
+        }
+    }
     s.stop().await;
 }

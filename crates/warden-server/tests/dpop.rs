@@ -54,6 +54,7 @@ async fn start(require_nonce: bool) -> Server<SqliteStore> {
         scopes: vec!["inference.invoke".into()],
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Http,
     };
     support::start_sqlite_with(

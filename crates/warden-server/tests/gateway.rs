@@ -139,6 +139,7 @@ fn route(name: &str, prefix: &str, upstream: &str, type_name: &str, id: IdSource
         scopes: vec!["inference.invoke".into()],
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Http,
     }
 }

@@ -42,6 +42,7 @@ fn route(name: &str, prefix: &str, upstream: &str, rate_limit: Option<RateLimit>
         scopes: vec!["inference.invoke".into()],
         rate_limit,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Http,
     }
 }

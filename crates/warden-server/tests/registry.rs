@@ -874,6 +874,7 @@ async fn gateway_policies_see_registry_stages() {
         scopes: vec!["inference.invoke".into()],
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Openai,
     };
     let s = support::start_sqlite(|o| {

@@ -421,6 +421,7 @@ async fn strict_tenancy_leaves_gateway_routes_and_unregistered_models_reachable(
         scopes: vec!["inference.invoke".into()],
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Openai,
     };
     let s = support::start_sqlite(|o| {

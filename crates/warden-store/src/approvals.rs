@@ -208,6 +208,11 @@ pub trait ApprovalStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<(bool, Option<ApprovalRecord>), StoreError>> + Send;
 
+    /// Spends an approved, still usable request at `now` for a call the
+    /// gateway held open for the answer (no token is handed out): true
+    /// for exactly one caller; `holder` is recorded as its token id.
+    fn take_approval(&self, id: &str, holder: &str, now: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Expires what ran out by `now` (pending past `expires_at`; approved
     /// or issued past `usable_until`), at most `limit`: the records this
     /// call expired, with the status they had.
@@ -310,6 +315,8 @@ pub(crate) struct ApprovalSql {
     pub issue: &'static str,
     /// (now, id, jti): issued and usable → used.
     pub use_token: &'static str,
+    /// (holder, now, id): approved and usable → used, without a token.
+    pub take: &'static str,
     /// (now, limit) → rows that ran out.
     pub expiring: &'static str,
     /// (id, status): that status → expired.
@@ -399,36 +406,43 @@ where
         jti: &str,
         now: u64,
     ) -> Result<ApprovalPoll, StoreError> {
+        let find = || async {
+            sqlx::query_as::<_, ApprovalSqlRow>(DB::APPROVALS.find_by_hash)
+                .bind(&auth_req_hash[..])
+                .fetch_optional(self.writer())
+                .await?
+                .map(record)
+                .transpose()
+        };
+        let Some(found) = find().await? else {
+            return Ok(ApprovalPoll::Unknown);
+        };
+        // Another client's poll changes nothing (not even the interval of
+        // the client that asked).
+        if found.client_id != client_id {
+            return Ok(ApprovalPoll::Found(found));
+        }
         let polled = sqlx::query(DB::APPROVALS.poll)
             .bind(to_i64(now)?)
             .bind(&auth_req_hash[..])
             .execute(self.writer())
             .await?;
-        let in_time = DB::rows_affected(&polled) == 1;
-        let issued = if in_time {
-            let done = sqlx::query(DB::APPROVALS.issue)
-                .bind(jti)
-                .bind(&auth_req_hash[..])
-                .bind(client_id)
-                .bind(to_i64(now)?)
-                .execute(self.writer())
-                .await?;
-            DB::rows_affected(&done) == 1
-        } else {
-            false
-        };
-        let Some(row) = sqlx::query_as::<_, ApprovalSqlRow>(DB::APPROVALS.find_by_hash)
+        if DB::rows_affected(&polled) != 1 {
+            return Ok(ApprovalPoll::TooFast);
+        }
+        let done = sqlx::query(DB::APPROVALS.issue)
+            .bind(jti)
             .bind(&auth_req_hash[..])
-            .fetch_optional(self.writer())
-            .await?
-        else {
+            .bind(client_id)
+            .bind(to_i64(now)?)
+            .execute(self.writer())
+            .await?;
+        let taken = DB::rows_affected(&done) == 1;
+        let Some(found) = find().await? else {
             return Ok(ApprovalPoll::Unknown);
         };
-        let found = record(row)?;
-        Ok(if issued {
+        Ok(if taken {
             ApprovalPoll::Taken(found)
-        } else if !in_time {
-            ApprovalPoll::TooFast
         } else {
             ApprovalPoll::Found(found)
         })
@@ -443,6 +457,16 @@ where
             .await?;
         let used = DB::rows_affected(&done) == 1;
         Ok((used, self.approval(id).await?))
+    }
+
+    async fn take_approval(&self, id: &str, holder: &str, now: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(DB::APPROVALS.take)
+            .bind(holder)
+            .bind(to_i64(now)?)
+            .bind(id)
+            .execute(self.writer())
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn expire_approvals(&self, now: u64, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError> {
@@ -593,6 +617,21 @@ pub(crate) async fn check_approvals<S: ApprovalStore>(store: &S) {
     assert_eq!(
         gone.iter().map(|r| (r.id.as_str(), r.status)).collect::<Vec<_>>(),
         [("apr_d", ApprovalStatus::Issued)]
+    );
+
+    // A held call takes an approved request once, and only while usable.
+    store.insert_approval(&new("apr_e", 6)).await.unwrap();
+    assert!(
+        !store.take_approval("apr_e", "held:r1", 1101).await.unwrap(),
+        "not approved yet"
+    );
+    assert!(store.decide_approval("apr_e", &yes, 1101).await.unwrap());
+    assert!(store.take_approval("apr_e", "held:r1", 1102).await.unwrap());
+    assert!(!store.take_approval("apr_e", "held:r2", 1103).await.unwrap(), "once");
+    let e = store.approval("apr_e").await.unwrap().unwrap();
+    assert_eq!(
+        (e.status, e.token_jti.as_deref()),
+        (ApprovalStatus::Used, Some("held:r1"))
     );
 
     // Purge: finished requests older than the keep window.

@@ -540,6 +540,7 @@ const APPROVALS: ApprovalSql = ApprovalSql {
     poll: "UPDATE approvals SET last_poll_at = $1 WHERE auth_req_hash = $2 AND (last_poll_at IS NULL OR last_poll_at + poll_interval <= $1)",
     issue: "UPDATE approvals SET status = 'issued', token_jti = $1 WHERE auth_req_hash = $2 AND client_id = $3 AND status = 'approved' AND usable_until > $4",
     use_token: "UPDATE approvals SET status = 'used', used_at = $1 WHERE id = $2 AND token_jti = $3 AND status = 'issued' AND usable_until > $1",
+    take: "UPDATE approvals SET status = 'used', token_jti = $1, used_at = $2 WHERE id = $3 AND status = 'approved' AND usable_until > $2",
     expiring: "SELECT id, client_id, request, status, decided_by, decided_roles, reason, decided_at, created_at, expires_at, token_ttl, poll_interval, usable_until, token_jti, used_at FROM approvals WHERE (status = 'pending' AND expires_at <= $1) OR (status IN ('approved', 'issued') AND usable_until <= $1) ORDER BY created_at LIMIT $2",
     expire: "UPDATE approvals SET status = 'expired' WHERE id = $1 AND status = $2",
     purge: "DELETE FROM approvals WHERE created_at < $1 AND status IN ('denied', 'used', 'expired')",

@@ -75,7 +75,10 @@ pub async fn list<S: Store>(
     let records = state.app.store.approvals(status, MAX_LISTED).await?;
     let mut shown = Vec::new();
     for record in records {
-        let asked = Asked::from_json(&record.request)?;
+        let Ok(asked) = Asked::from_json(&record.request) else {
+            tracing::error!(approval_id = %record.id, "a stored approval request is corrupt; not listed");
+            continue;
+        };
         if view::visible_to(&caller, &record, &asked) {
             shown.push(view::to_json(&record, &asked));
             if shown.len() >= limit as usize {

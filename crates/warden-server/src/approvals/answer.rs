@@ -33,11 +33,6 @@ pub async fn answer<S: Store>(
             "the reason is longer than {MAX_REASON_CHARS} characters"
         )));
     }
-    if person.is_delegated() {
-        return Err(ApiError::access_denied(
-            "an agent acting for a person may not answer approval requests",
-        ));
-    }
     let record = app
         .store
         .approval(id)
@@ -45,7 +40,16 @@ pub async fn answer<S: Store>(
         .ok_or_else(|| ApiError::not_found(format!("approval request `{id}` not found")))?;
     let asked = Asked::from_json(&record.request)?;
     let need = recorded_need(&asked, record.token_ttl);
-    if let Err(why) = may_answer(&need, &asked, &person.principal, &person.roles) {
+    let refusal = if person.is_delegated() {
+        Err("an agent acting for a person may not answer approval requests".to_owned())
+    } else if person.client_id == asked.client_id {
+        Err("a token issued to the asking client may not answer its request".to_owned())
+    } else if asked.tenant.is_some() && person.tenant != asked.tenant {
+        Err("only a person of the request's tenant may answer it".to_owned())
+    } else {
+        may_answer(&need, &asked, &person.principal, &person.roles)
+    };
+    if let Err(why) = refusal {
         let refused = event(id, "refused", &asked, Some(&person.principal), Some(&why), now);
         if let Err(e) = app.audit.record(refused).await {
             tracing::error!(error = %e, approval_id = id, "a refused answer could not be audited");

@@ -7,8 +7,9 @@
 //!   `arguments_sha256`, the SHA-256 (base64url) of the call's `arguments`
 //!   in JSON canonical form (RFC 8785), so key order and spacing do not
 //!   matter and any change of a value does;
-//! - `api_call`: any other gateway route — `route`, `method`, `path`,
-//!   `resource` and `body_sha256`, the SHA-256 of the body's bytes.
+//! - `api_call`: any other gateway route — `route`, `method`, `path`
+//!   (with the query), `resource` and `body_sha256`, the SHA-256 of the
+//!   body's bytes.
 //!
 //! The token an approval gives carries these details with the approval's
 //! id added (`approval_id`); the gateway compares them, without that id,
@@ -165,12 +166,13 @@ pub fn may_answer(need: &ApprovalNeed, asked: &Asked, person: &str, roles: &[Str
         return Err("only a person (`user:…`) may answer an approval request".into());
     }
     let acting_for = asked.acting_for();
-    let own = person == asked.subject || asked.actor_chain.iter().any(|a| a == person);
-    let as_self = need.groups.iter().any(|g| g == SELF_APPROVER) && acting_for == Some(person);
+    let same = warden_registry::subject::same;
+    let own = same(person, &asked.subject) || asked.actor_chain.iter().any(|a| same(a, person));
+    let as_self = need.groups.iter().any(|g| g == SELF_APPROVER) && acting_for.is_some_and(|a| same(a, person));
     if own && !as_self {
         return Err("the request's own subject or agent may not approve it".into());
     }
-    if !need.approver_qualifies(person, roles, acting_for) {
+    if !need.approver_qualifies(person, roles, acting_for) && !as_self {
         return Err(format!(
             "only {} may answer this request",
             need.groups

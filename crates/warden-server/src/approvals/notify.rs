@@ -141,6 +141,16 @@ impl Notifier {
                     .from
                     .parse::<Mailbox>()
                     .map_err(|_| bad(format!("approvals.smtp.from: `{}` is not an e-mail address", smtp.from)))?;
+                let local = smtp
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .map_or(smtp.host == "localhost", |ip| ip.is_loopback());
+                if smtp.tls == SmtpTls::None && !local {
+                    return Err(bad(
+                        "approvals.smtp: `tls = \"none\"` is only for a relay on this machine (127.0.0.1, ::1, localhost)"
+                            .into(),
+                    ));
+                }
                 let builder = match smtp.tls {
                     SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
                     SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
@@ -359,14 +369,23 @@ fn json_body(a: &Announcement) -> Value {
     })
 }
 
+/// Text Slack shows as written: `&`, `<` and `>` escaped, so that a tool
+/// name or subject cannot add a link or a mention.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 fn slack_body(a: &Announcement) -> Value {
-    let text = format!("{}. <{}|Review {}>", headline(a), a.approve_at, a.id);
+    let headline = slack_escape(&headline(a));
+    let text = format!("{headline}. <{}|Review {}>", a.approve_at, a.id);
     json!({
         "text": text,
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*Approval needed*\n{}", headline(a))}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*Approval needed*\n{headline}")}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-                "Who may answer: {} · before {}", a.asked.approvers.join(", "), crate::time::readable(a.expires_at)
+                "Who may answer: {} · before {}",
+                slack_escape(&a.asked.approvers.join(", ")),
+                crate::time::readable(a.expires_at)
             )}]},
             {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Review"}, "url": a.approve_at}]},
         ],
@@ -411,6 +430,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_smtp_only_to_this_machine() {
+        let smtp = |host: &str| ApprovalOptions {
+            notify: Vec::new(),
+            smtp: Some(crate::options::SmtpOptions {
+                host: host.into(),
+                port: 25,
+                from: "w@example.com".into(),
+                tls: SmtpTls::None,
+                credentials: None,
+            }),
+        };
+        assert!(Notifier::new(&smtp("127.0.0.1")).is_ok());
+        let e = Notifier::new(&smtp("smtp.example.com")).unwrap_err().to_string();
+        assert!(e.contains("only for a relay on this machine"), "{e}");
+    }
+
+    #[test]
     fn messages_say_what_and_link_without_secrets() {
         let caller = crate::access::Caller {
             actor_chain: vec!["agent:bot".into()],
@@ -435,5 +471,9 @@ mod tests {
                 .unwrap()
                 .contains("<https://w.example/ui/approvals/apr_1|Review apr_1>")
         );
+        let mut evil = a.clone();
+        evil.asked.details = vec![json!({"type": "tool_call", "tool": "x <https://evil.example|click>"})];
+        let text = slack_body(&evil)["text"].as_str().unwrap().to_owned();
+        assert!(!text.contains("<https://evil"), "{text}");
     }
 }

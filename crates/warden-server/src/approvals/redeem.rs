@@ -7,6 +7,7 @@
 use serde_json::Value;
 use warden_policy::ApprovalNeed;
 use warden_store::Store;
+use warden_store::approvals::ApprovalStatus;
 
 use super::ask::event;
 use super::asked::{APPROVAL_ID, Asked, may_answer, recorded_need};
@@ -82,7 +83,7 @@ pub async fn redeem<S: Store>(
         Ok((true, _)) => {}
         Ok((false, after)) => {
             let why = match after.map(|r| r.status) {
-                Some(warden_store::approvals::ApprovalStatus::Used) => "the approval was already used",
+                Some(ApprovalStatus::Used) => "the approval was already used",
                 _ => "the approval expired",
             };
             return refuse(why.into()).await;
@@ -100,6 +101,79 @@ pub async fn redeem<S: Store>(
         tracing::error!(error = %e, approval_id = id, "an approval's use could not be audited");
     }
     Ok(())
+}
+
+/// What holding a call open for the answer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Approved in time (and still satisfying the policies): the approval
+    /// is spent on this call, which may go on.
+    Approved,
+    /// A person denied it.
+    Denied,
+    /// No usable answer in time (or the agent took the token meanwhile).
+    Unanswered,
+}
+
+/// How often a held call looks for the answer.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Holds `caller`'s call open (at most `wait` seconds) for the answer to
+/// request `id`; an approval that satisfies `need` is spent on it once
+/// (audited as `used`). Nothing is buffered here: the call's body was
+/// read whole before it was asked.
+pub async fn hold<S: Store>(app: &AppState<S>, caller: &Caller, id: &str, need: &ApprovalNeed, wait: u64) -> Held {
+    let rounds = wait.saturating_mul(4);
+    for _ in 0..rounds {
+        tokio::time::sleep(HOLD_POLL).await;
+        let record = match app.store.approval(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Held::Unanswered,
+            Err(e) => {
+                tracing::error!(error = %e, approval_id = id, "approval lookup failed while holding a call");
+                return Held::Unanswered;
+            }
+        };
+        match record.status {
+            ApprovalStatus::Pending => continue,
+            ApprovalStatus::Denied => return Held::Denied,
+            ApprovalStatus::Approved => {}
+            _ => return Held::Unanswered,
+        }
+        let Ok(asked) = Asked::from_json(&record.request) else {
+            return Held::Unanswered;
+        };
+        let roles: Vec<String> = record
+            .decided_roles
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default();
+        let by = record.decided_by.clone().unwrap_or_default();
+        let now = crate::state::now();
+        if let Err(why) = may_answer(need, &asked, &by, &roles) {
+            let refused = event(id, "refused", &asked, Some(&by), Some(&why), now);
+            if let Err(e) = app.audit.record(refused).await {
+                tracing::error!(error = %e, approval_id = id, "a refused held call could not be audited");
+            }
+            return Held::Unanswered;
+        }
+        let holder = format!("held:{}", caller.request_id);
+        return match app.store.take_approval(id, &holder, now).await {
+            Ok(true) => {
+                let used = event(id, "used", &asked, Some(&by), Some("the held call went on"), now);
+                if let Err(e) = app.audit.record(used).await {
+                    tracing::error!(error = %e, approval_id = id, "an approval's use could not be audited");
+                }
+                Held::Approved
+            }
+            Ok(false) => Held::Unanswered,
+            Err(e) => {
+                tracing::error!(error = %e, approval_id = id, "spending an approval failed");
+                Held::Unanswered
+            }
+        };
+    }
+    Held::Unanswered
 }
 
 #[cfg(test)]

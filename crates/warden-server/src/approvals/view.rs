@@ -15,8 +15,13 @@ pub fn visible_to(caller: &Caller, record: &ApprovalRecord, asked: &Asked) -> bo
     if caller.is_delegated() {
         return false;
     }
-    caller.principal == asked.subject
-        || caller.roles.iter().any(|r| r == roles::ADMIN || r == roles::AUDITOR)
+    if caller.roles.iter().any(|r| r == roles::ADMIN || r == roles::AUDITOR) {
+        return true;
+    }
+    if asked.tenant.is_some() && caller.tenant != asked.tenant {
+        return false;
+    }
+    warden_registry::subject::same(&caller.principal, &asked.subject)
         || may_answer(
             &recorded_need(asked, record.token_ttl),
             asked,
@@ -31,6 +36,8 @@ pub fn answerable_by(caller: &Caller, record: &ApprovalRecord, asked: &Asked, no
     record.status == warden_store::approvals::ApprovalStatus::Pending
         && now < record.expires_at
         && !caller.is_delegated()
+        && caller.client_id != asked.client_id
+        && (asked.tenant.is_none() || caller.tenant == asked.tenant)
         && may_answer(
             &recorded_need(asked, record.token_ttl),
             asked,

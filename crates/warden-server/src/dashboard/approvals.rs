@@ -18,7 +18,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use warden_store::Store;
-use warden_store::approvals::{ApprovalRecord, ApprovalStatus};
+use warden_store::approvals::{ApprovalRecord, ApprovalStatus, MAX_LISTED};
 
 use super::DashboardState;
 use super::form::field;
@@ -107,15 +107,27 @@ pub async fn page<S: Store>(
     let chrome = Chrome::new(&state, &session, "approvals", "Approvals");
     let within = |e: ApiError| UiError::within(e, chrome.clone(), &headers);
     let call = &session.call;
-    let records = state
-        .app
-        .store
-        .approvals(None, LISTED)
+    // Every pending request first (so none drops out behind many decided
+    // ones), then the most recent of all.
+    let store = &state.app.store;
+    let mut records = store
+        .approvals(Some(ApprovalStatus::Pending), MAX_LISTED)
         .await
         .map_err(|e| within(e.into()))?;
+    records.extend(
+        store
+            .approvals(None, LISTED)
+            .await
+            .map_err(|e| within(e.into()))?
+            .into_iter()
+            .filter(|r| r.status != ApprovalStatus::Pending),
+    );
     let (mut pending, mut recent) = (Vec::new(), Vec::new());
     for record in &records {
-        let asked = Asked::from_json(&record.request).map_err(within)?;
+        let Ok(asked) = Asked::from_json(&record.request) else {
+            tracing::error!(approval_id = %record.id, "a stored approval request is corrupt; not listed");
+            continue;
+        };
         if !view::visible_to(call, record, &asked) {
             continue;
         }

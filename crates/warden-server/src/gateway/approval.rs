@@ -6,6 +6,11 @@
 //! exactly this call and be used for the first time
 //! ([`approvals::redeem`]). An approval token is good for nothing else.
 //!
+//! With `approval_wait` on the route, the call is held open (up to that
+//! many seconds) for the answer: approved in time, it goes on and the
+//! approval is spent; denied, it is refused; otherwise the caller gets the
+//! approval request as without the wait.
+//!
 //! What identifies the call: for MCP `tools/call`, the tool and the
 //! canonical JSON of its arguments; elsewhere, the route, method, path,
 //! resource and the body's bytes. Either way the body must be whole
@@ -23,6 +28,7 @@ use super::forward::UpstreamBody;
 use super::reply::GatewayError;
 use crate::access::{AccessRequest, Caller};
 use crate::approvals::notify::Notifier;
+use crate::approvals::redeem::Held;
 use crate::approvals::{self, Asked, asked};
 use crate::options::{RouteConfig, RouteKind};
 use crate::state::AppState;
@@ -48,7 +54,7 @@ pub(super) fn call_detail(
         _ => Ok(asked::api_call(
             &config.name,
             parts.method.as_str(),
-            parts.uri.path(),
+            parts.uri.path_and_query().map_or(parts.uri.path(), |pq| pq.as_str()),
             &access.resource.to_string(),
             bytes,
         )),
@@ -92,6 +98,15 @@ pub(super) async fn gate<S: Store>(
                 tracing::error!(error = %e.description, request_id = %caller.request_id, "an approval could not be asked for");
                 GatewayError::ApprovalUnavailable
             })?;
+            if config.approval_wait > 0 {
+                match approvals::redeem::hold(app, caller, &ticket.id, need, config.approval_wait).await {
+                    Held::Approved => return Ok(()),
+                    Held::Denied => {
+                        return Err(GatewayError::ApprovalRefused("a person denied this call".into()));
+                    }
+                    Held::Unanswered => {}
+                }
+            }
             Err(GatewayError::ApprovalRequired(Box::new(
                 ticket.to_json(&app.options.issuer),
             )))

@@ -9,10 +9,13 @@
 //! the gateway `route`, the `tool` and `arguments_sha256` (the SHA-256 of
 //! the arguments' canonical JSON, RFC 8785, base64url). The call is
 //! decided now, as the agent acting for the person (no roles of the
-//! person are assumed): refused when the policies would refuse it; asked
-//! of the groups the policies name when they ask for approval, else of
-//! the person (`self`). The answer: `auth_req_id`, `expires_in`,
-//! `interval`; the token then comes from the CIBA grant.
+//! person are assumed): refused when the policies would refuse it, or
+//! when they ask a group other than the person (nothing here proves the
+//! person let the agent act for them, so only the person may approve:
+//! such calls come as the person's delegated call through the gateway).
+//! Otherwise the person named answers (`self`). The answer:
+//! `auth_req_id`, `expires_in`, `interval`; the token then comes from the
+//! CIBA grant.
 //!
 //! It lives beside the gateway because it needs the routes.
 
@@ -139,11 +142,28 @@ async fn bc_authorize<S: Store>(
             "the policies do not allow this call for this person, approved or not",
         ));
     }
-    let need = decision.approval.unwrap_or_else(|| ApprovalNeed {
-        groups: vec![SELF_APPROVER.to_owned()],
-        ttl: DEFAULT_APPROVAL_TTL,
-        policy_ids: Vec::new(),
-    });
+    // Nothing proves here that the person ever let this agent act for
+    // them but their own approval: the person named answers, always. A
+    // call whose policies ask someone else (a group) must come as the
+    // person's delegated call through the gateway, which asks that group.
+    let need = match decision.approval {
+        None => ApprovalNeed {
+            groups: vec![SELF_APPROVER.to_owned()],
+            ttl: DEFAULT_APPROVAL_TTL,
+            policy_ids: Vec::new(),
+        },
+        Some(need) if need.groups.iter().any(|g| g == SELF_APPROVER) => ApprovalNeed {
+            groups: vec![SELF_APPROVER.to_owned()],
+            ..need
+        },
+        Some(need) => {
+            return Err(ApiError::bc_access_denied(format!(
+                "this call needs the approval of {}, not only the person's: make it with a token the person \
+                 delegated to the agent, and the gateway asks them",
+                need.groups.join(" or ")
+            )));
+        }
+    };
     let audience = config.audience.clone().unwrap_or_else(|| app.options.issuer.clone());
     let mut asked = Asked::of_call(
         &caller,

@@ -200,6 +200,7 @@ mod tests {
             scopes: Vec::new(),
             rate_limit: limit,
             forward_authorization: false,
+            approval_wait: 0,
             kind: RouteKind::Http,
         }])
         .unwrap()

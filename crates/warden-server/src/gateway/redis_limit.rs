@@ -436,6 +436,7 @@ mod tests {
             scopes: Vec::new(),
             rate_limit: Some(RateLimit { per_second, burst }),
             forward_authorization: false,
+            approval_wait: 0,
             kind: RouteKind::Http,
         }])
         .unwrap()

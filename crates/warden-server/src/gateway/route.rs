@@ -89,6 +89,9 @@ pub enum RouteError {
     },
 }
 
+/// The longest `approval_wait` (seconds).
+pub const MAX_APPROVAL_WAIT: u64 = 300;
+
 fn invalid(route: &str, field: &'static str, reason: impl Into<String>) -> RouteError {
     RouteError::Invalid {
         route: route.to_owned(),
@@ -295,6 +298,13 @@ fn compile(config: RouteConfig) -> Result<Route, RouteError> {
         ));
     }
     let prefix = compile_prefix(name, &config.path_prefix)?;
+    if config.approval_wait > MAX_APPROVAL_WAIT {
+        return Err(invalid(
+            name,
+            "approval_wait",
+            format!("must be at most {MAX_APPROVAL_WAIT} seconds"),
+        ));
+    }
     let mut methods = Vec::new();
     for m in &config.methods {
         let upper = m.to_ascii_uppercase();
@@ -447,6 +457,7 @@ mod tests {
             scopes: vec!["inference.invoke".into()],
             rate_limit: None,
             forward_authorization: false,
+            approval_wait: 0,
             kind: RouteKind::Http,
         }
     }

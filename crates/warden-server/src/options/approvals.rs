@@ -22,7 +22,7 @@ pub struct ApprovalOptions {
 }
 
 /// `[[approvals.notify]]`: one group's channels.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyTarget {
     /// The approver group (a role, `self`), or `*` for every request.
@@ -37,6 +37,18 @@ pub struct NotifyTarget {
     /// E-mail addresses told of each request (needs `[approvals.smtp]`).
     #[serde(default)]
     pub email: Vec<String>,
+}
+
+impl std::fmt::Debug for NotifyTarget {
+    /// Without the webhook's URL, which may hold a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyTarget")
+            .field("group", &self.group)
+            .field("webhook", &self.webhook.as_ref().map(|_| "<redacted>"))
+            .field("format", &self.format)
+            .field("email", &self.email)
+            .finish()
+    }
 }
 
 /// A webhook's body.

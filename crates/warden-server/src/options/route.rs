@@ -39,6 +39,12 @@ pub struct RouteConfig {
     /// The protocol spoken, which decides the shape of error bodies.
     #[serde(default)]
     pub kind: RouteKind,
+    /// Seconds a call that needs a person's approval is held open for the
+    /// answer before the gateway answers `approval_required` (0: answer
+    /// at once; at most 300). Approved in time: forwarded, the approval
+    /// spent; denied: refused.
+    #[serde(default)]
+    pub approval_wait: u64,
 }
 
 /// The resource of a route's requests.

@@ -148,6 +148,7 @@ pub fn demo_routes(upstream: SocketAddr) -> Vec<RouteConfig> {
         scopes: Vec::new(),
         rate_limit: None,
         forward_authorization: false,
+        approval_wait: 0,
         kind: RouteKind::Openai,
     };
     vec![

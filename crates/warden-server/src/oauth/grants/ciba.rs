@@ -65,7 +65,13 @@ pub async fn grant<S: Store>(
         ApprovalPoll::Taken(r) => r,
     };
     let asked = Asked::from_json(&record.request)?;
-    let exp = record.usable_until.unwrap_or(now).max(now + 1);
+    // Until the approval runs out, and never past the longest any token
+    // may live (revocations and retired keys are kept that long).
+    let exp = record
+        .usable_until
+        .unwrap_or(now)
+        .min(now + state.app.options.max_ttl)
+        .max(now + 1);
     let details = asked.token_details(&record.id);
     let granted = Grant {
         subject: asked.subject.clone(),

@@ -172,6 +172,13 @@ async fn verify_subject<S: Store>(
         {
             return Err(ApiError::invalid_request("subject_token is revoked"));
         }
+        // A single-use approval token is good for its one call, never as
+        // the grounds of another token.
+        if verified.claims().raw().get("authorization_details").is_some() {
+            return Err(ApiError::invalid_request(
+                "subject_token is an approval token: it is good only for the call a person approved",
+            ));
+        }
         let bound = verified
             .claims()
             .raw()
@@ -243,6 +250,11 @@ pub async fn grant<S: Store>(
             let c = verified.claims();
             if c.jti().is_some_and(|j| state.app.revocations.is_revoked(j)) {
                 return Err(ApiError::invalid_request("actor_token is revoked"));
+            }
+            if c.raw().get("authorization_details").is_some() {
+                return Err(ApiError::invalid_request(
+                    "actor_token is an approval token: it is good only for the call a person approved",
+                ));
             }
             // The actor token must be the calling client's own token, not
             // one it holds for somebody else: otherwise an agent could name
