@@ -102,17 +102,20 @@ pub struct ApprovalsArgs {
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCommand {
     /// The requests you may see, newest first (pending by default).
+    #[command(after_help = examples::APPROVALS_LIST)]
     List {
         /// pending, approved, denied, issued, used, expired, or all.
         #[arg(long, default_value = "pending", value_name = "STATUS")]
         status: String,
     },
     /// One request: what is asked, for whom, by which agent, who may answer.
+    #[command(after_help = examples::APPROVALS_SHOW)]
     Show {
         /// Its id (`apr_…`).
         id: String,
     },
     /// Approve a request: the agent may make exactly that call, once.
+    #[command(after_help = examples::APPROVALS_APPROVE)]
     Approve {
         /// Its id (`apr_…`).
         id: String,
@@ -121,6 +124,7 @@ pub enum ApprovalsCommand {
         reason: String,
     },
     /// Deny a request.
+    #[command(after_help = examples::APPROVALS_DENY)]
     Deny {
         /// Its id (`apr_…`).
         id: String,
@@ -1242,6 +1246,19 @@ Examples:
   warden approvals list
   warden approvals show apr_3q2Zk0
   warden approvals approve apr_3q2Zk0 --reason \"ticket OPS-42\"
+  warden approvals deny apr_3q2Zk0 --reason \"not before the audit\"";
+    pub const APPROVALS_LIST: &str = "\
+Examples:
+  warden approvals list
+  warden approvals list --status all --json";
+    pub const APPROVALS_SHOW: &str = "\
+Examples:
+  warden approvals show apr_3q2Zk0";
+    pub const APPROVALS_APPROVE: &str = "\
+Examples:
+  warden approvals approve apr_3q2Zk0 --reason \"ticket OPS-42\"";
+    pub const APPROVALS_DENY: &str = "\
+Examples:
   warden approvals deny apr_3q2Zk0 --reason \"not before the audit\"";
     pub const MODEL: &str = "\
 Examples:

@@ -17,9 +17,10 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Value, json};
-use warden_audit::{AuditEvent, EventKind};
+use warden_audit::EventKind;
 use warden_store::Store;
 
+use super::ask::event;
 use super::asked::Asked;
 use crate::options::approvals::EVERY_GROUP;
 use crate::options::{ApprovalOptions, SmtpTls, WebhookFormat};
@@ -213,23 +214,18 @@ impl Notifier {
                     ("notify_failed", Some(why.clone()))
                 }
             };
-            let asked = &announcement.asked;
-            let event = EventKind::ActionApproval {
-                approval_id: announcement.id.clone(),
-                step: step.to_owned(),
-                subject: asked.subject.clone(),
-                actor_chain: asked.actor_chain.clone(),
-                client_id: asked.client_id.clone(),
-                resource: asked.resource.clone(),
-                action: asked.action.clone(),
-                arguments_sha256: asked.digest(),
-                approvers: asked.approvers.clone(),
-                policy_ids: asked.policy_ids.clone(),
-                by: None,
-                reason,
-                channel: Some(name),
-            };
-            if let Err(e) = app.audit.record(AuditEvent::new(crate::state::now(), event)).await {
+            let mut event = event(
+                &announcement.id,
+                step,
+                &announcement.asked,
+                None,
+                reason.as_deref(),
+                crate::state::now(),
+            );
+            if let EventKind::ActionApproval { channel, .. } = &mut event.kind {
+                *channel = Some(name);
+            }
+            if let Err(e) = app.audit.record(event).await {
                 tracing::error!(error = %e, approval_id = %announcement.id, "a notification could not be audited");
             }
         });
