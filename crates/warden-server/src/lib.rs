@@ -9,7 +9,7 @@
 //!   revocations, audit sink, metrics, notices to other replicas),
 //!   [`options`], [`error`] (every error's HTTP answer), [`keys`], [`dpop`]
 //!   (DPoP nonces, replay cache and answers),
-//!   [`revocation`], [`refusals`], [`audit_sink`], [`metrics`], [`notice`], [`redis`]
+//!   [`revocation`], [`secret`] (opaque secrets and their stored hash), [`refusals`], [`audit_sink`], [`metrics`], [`notice`], [`redis`]
 //!   (the one way into Redis), [`http`] (bodies, client addresses,
 //!   request ids).
 //! - [`access`]: who is calling and what they may do — one
@@ -59,6 +59,7 @@ pub mod refusals;
 pub mod registry;
 pub mod replicas;
 pub mod revocation;
+pub mod secret;
 mod serve;
 pub mod state;
 pub mod time;

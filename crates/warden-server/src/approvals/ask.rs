@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
 use warden_audit::{AuditEvent, EventKind};
-use warden_jose::base64url;
+use warden_jose::issue::new_jti;
 use warden_store::Store;
 use warden_store::approvals::NewApproval;
 use zeroize::Zeroizing;
@@ -17,6 +16,7 @@ use super::asked::Asked;
 use super::notify::{Announcement, Notifier};
 use super::{POLL_INTERVAL, REQUEST_TTL};
 use crate::error::ApiError;
+use crate::secret;
 use crate::state::AppState;
 
 /// What the asking client is told.
@@ -54,23 +54,6 @@ impl Ticket {
     }
 }
 
-/// `len` random bytes, base64url.
-fn random(len: usize) -> Result<String, ApiError> {
-    let mut bytes = vec![0u8; len];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal("random generator failed"))?;
-    Ok(base64url::encode(&bytes))
-}
-
-/// The SHA-256 an `auth_req_id` is stored under.
-pub fn auth_req_hash(auth_req_id: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, auth_req_id.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
 /// Stores `asked` as a new request, usable for `token_ttl` seconds once
 /// approved, audits it, and tells its approvers through `notifier`. 503
 /// when the log cannot be written: nobody is asked to approve what the
@@ -82,13 +65,16 @@ pub async fn ask<S: Store>(
     token_ttl: u64,
     now: u64,
 ) -> Result<Ticket, ApiError> {
-    let id = format!("apr_{}", random(16)?);
-    let auth_req_id = Zeroizing::new(format!("wcb_{}", random(32)?));
+    let id = format!(
+        "apr_{}",
+        new_jti().map_err(|_| ApiError::internal("random generator failed"))?
+    );
+    let auth_req_id = Zeroizing::new(secret::new("wcb_")?);
     let request = asked.to_json()?;
     app.store
         .insert_approval(&NewApproval {
             id: id.clone(),
-            auth_req_hash: auth_req_hash(&auth_req_id),
+            auth_req_hash: secret::stored_hash(&auth_req_id),
             client_id: asked.client_id.clone(),
             request,
             created_at: now,

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use warden_policy::ApprovalNeed;
 use warden_store::Store;
-use warden_store::approvals::ApprovalStatus;
+use warden_store::approvals::{ApprovalRecord, ApprovalStatus};
 
 use super::ask::event;
 use super::asked::{APPROVAL_ID, Asked, may_answer, recorded_need};
@@ -71,14 +71,11 @@ pub async fn redeem<S: Store>(
     {
         return refuse("the token is not the one handed out for this approval".into()).await;
     }
-    let (Some(by), Some(roles)) = (record.decided_by.as_deref(), record.decided_roles.as_deref()) else {
-        return refuse("the approval has no approver".into()).await;
-    };
-    let roles: Vec<String> = serde_json::from_str(roles).unwrap_or_default();
     let recorded = recorded_need(&asked, record.token_ttl);
-    if let Err(why) = may_answer(need.unwrap_or(&recorded), &asked, by, &roles) {
-        return refuse(format!("the approval no longer satisfies the policies: {why}")).await;
-    }
+    let by = match still_approved(&record, &asked, need.unwrap_or(&recorded)) {
+        Ok(by) => by,
+        Err(why) => return refuse(why).await,
+    };
     match app.store.use_approval(id, &caller.jti, caller.now).await {
         Ok((true, _)) => {}
         Ok((false, after)) => {
@@ -95,12 +92,25 @@ pub async fn redeem<S: Store>(
     }
     if let Err(e) = app
         .audit
-        .record(event(id, "used", &asked, Some(by), None, caller.now))
+        .record(event(id, "used", &asked, Some(&by), None, caller.now))
         .await
     {
         tracing::error!(error = %e, approval_id = id, "an approval's use could not be audited");
     }
     Ok(())
+}
+
+/// The person who gave `record`'s approval, when it still lets the call
+/// through under `need` (what the policies in force ask); else why not.
+fn still_approved(record: &ApprovalRecord, asked: &Asked, need: &ApprovalNeed) -> Result<String, String> {
+    let (Some(by), Some(roles)) = (record.decided_by.as_deref(), record.decided_roles.as_deref()) else {
+        return Err("the approval has no approver".into());
+    };
+    // Roles that cannot be read are none: the check then fails closed.
+    let roles: Vec<String> = serde_json::from_str(roles).unwrap_or_default();
+    may_answer(need, asked, by, &roles)
+        .map_err(|why| format!("the approval no longer satisfies the policies: {why}"))?;
+    Ok(by.to_owned())
 }
 
 /// What holding a call open for the answer came to.
@@ -143,20 +153,17 @@ pub async fn hold<S: Store>(app: &AppState<S>, caller: &Caller, id: &str, need: 
         let Ok(asked) = Asked::from_json(&record.request) else {
             return Held::Unanswered;
         };
-        let roles: Vec<String> = record
-            .decided_roles
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or_default();
-        let by = record.decided_by.clone().unwrap_or_default();
         let now = crate::state::now();
-        if let Err(why) = may_answer(need, &asked, &by, &roles) {
-            let refused = event(id, "refused", &asked, Some(&by), Some(&why), now);
-            if let Err(e) = app.audit.record(refused).await {
-                tracing::error!(error = %e, approval_id = id, "a refused held call could not be audited");
+        let by = match still_approved(&record, &asked, need) {
+            Ok(by) => by,
+            Err(why) => {
+                let refused = event(id, "refused", &asked, record.decided_by.as_deref(), Some(&why), now);
+                if let Err(e) = app.audit.record(refused).await {
+                    tracing::error!(error = %e, approval_id = id, "a refused held call could not be audited");
+                }
+                return Held::Unanswered;
             }
-            return Held::Unanswered;
-        }
+        };
         let holder = format!("held:{}", caller.request_id);
         return match app.store.take_approval(id, &holder, now).await {
             Ok(true) => {

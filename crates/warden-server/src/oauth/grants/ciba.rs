@@ -13,9 +13,9 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 use warden_store::approvals::{ApprovalPoll, ApprovalStatus};
 
-use super::{Grant, Possession, check_grant, jti, mint, no_store, token_body};
+use super::{Grant, Possession, check_grant, jti, mint, no_store, signing_ready, token_body};
 use crate::approvals::Asked;
-use crate::approvals::ask::{auth_req_hash, event};
+use crate::approvals::ask::event;
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::client_auth::Authenticated;
@@ -33,17 +33,13 @@ pub async fn grant<S: Store>(
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::CIBA)?;
     let auth_req_id = form.require("auth_req_id")?;
-    if state.app.keys.get().signing.is_none() {
-        return Err(ApiError::unavailable(
-            "no signing key is active; run `warden keys rotate`",
-        ));
-    }
+    signing_ready(&state.app)?;
     let client_id = &client.client.client_id;
     let token_jti = jti()?;
     let record = match state
         .app
         .store
-        .poll_approval(&auth_req_hash(auth_req_id), client_id, &token_jti, now)
+        .poll_approval(&crate::secret::stored_hash(auth_req_id), client_id, &token_jti, now)
         .await?
     {
         ApprovalPoll::Unknown => return Err(ApiError::invalid_grant("the auth_req_id is invalid")),

@@ -8,8 +8,6 @@ pub mod people;
 pub mod refresh;
 pub mod token_exchange;
 
-use aws_lc_rs::digest;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -139,9 +137,7 @@ pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, n
     let keys = app.keys.get();
     let Some(key) = keys.signing.as_ref() else {
         tracing::error!("no active signing key");
-        return Err(ApiError::unavailable(
-            "no signing key is active; run `warden keys rotate`",
-        ));
+        return Err(no_signing_key());
     };
     let claims = AccessTokenClaims {
         iss: app.options.issuer.clone(),
@@ -172,6 +168,21 @@ pub fn mint<S: Store>(app: &AppState<S>, grant: &Grant, jti: String, exp: u64, n
     })
 }
 
+/// 503 unless a key can sign: checked by a grant before it spends what
+/// it redeems (a code, a refresh token, an approval), so that the client
+/// can try again once a key is active.
+pub fn signing_ready<S: Store>(app: &AppState<S>) -> Result<(), ApiError> {
+    if app.keys.get().signing.is_some() {
+        Ok(())
+    } else {
+        Err(no_signing_key())
+    }
+}
+
+fn no_signing_key() -> ApiError {
+    ApiError::unavailable("no signing key is active; run `warden keys rotate`")
+}
+
 /// A fresh `jti`.
 pub fn jti() -> Result<String, ApiError> {
     new_jti().map_err(|_| ApiError::internal("random generator failed"))
@@ -180,11 +191,7 @@ pub fn jti() -> Result<String, ApiError> {
 /// A fresh opaque secret: `prefix` and 256 random bits, base64url
 /// (refresh tokens, authorization codes, device codes).
 pub fn random_secret(prefix: &str) -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal("random generator failed"))?;
-    Ok(format!("{prefix}{}", warden_jose::base64url::encode(&bytes)))
+    crate::secret::new(prefix)
 }
 
 /// A fresh opaque refresh token (256 random bits) and its SHA-256.
@@ -196,12 +203,7 @@ pub fn new_refresh_token() -> Result<(String, [u8; 32]), ApiError> {
 
 /// SHA-256 of a refresh token, as stored.
 pub fn hash_refresh(token: &str) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    for (o, b) in out.iter_mut().zip(d.as_ref()) {
-        *o = *b;
-    }
-    out
+    crate::secret::stored_hash(token)
 }
 
 /// Starts a refresh-token family for `grant`, whose first access token is

@@ -13,7 +13,7 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 use warden_store::authorization::{CodeRedeemed, DevicePoll, DeviceStatus};
 
-use super::{Grant, Possession, check_grant, jti, mint, start_family_with_id, token_response};
+use super::{Grant, Possession, check_grant, jti, mint, signing_ready, start_family_with_id, token_response};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
 use crate::oauth::client_auth::Authenticated;
@@ -38,11 +38,7 @@ pub async fn authorization_code<S: Store>(
     let code = form.require("code")?;
     let redirect = form.require("redirect_uri")?;
     let verifier = form.require("code_verifier")?;
-    if state.app.keys.get().signing.is_none() {
-        return Err(ApiError::unavailable(
-            "no signing key is active; run `warden keys rotate`",
-        ));
-    }
+    signing_ready(&state.app)?;
     let hash = code_hash(code);
     let row = match state.app.store.redeem_code(&hash, now).await? {
         CodeRedeemed::Fresh(row) => row,
@@ -98,11 +94,7 @@ pub async fn device_code<S: Store>(
 ) -> Result<Response, ApiError> {
     check_grant(&client.client, grant::DEVICE_CODE)?;
     let device_code = form.require("device_code")?;
-    if state.app.keys.get().signing.is_none() {
-        return Err(ApiError::unavailable(
-            "no signing key is active; run `warden keys rotate`",
-        ));
-    }
+    signing_ready(&state.app)?;
     let grant = match state
         .app
         .store

@@ -8,7 +8,9 @@ use warden_audit::{AuditEvent, EventKind};
 use warden_store::Store;
 use warden_store::oauth::{NewRefresh, Redeemed};
 
-use super::{Grant, Possession, check_grant, hash_refresh, jti, mint, new_refresh_token, token_response};
+use super::{
+    Grant, Possession, check_grant, hash_refresh, jti, mint, new_refresh_token, signing_ready, token_response,
+};
 use crate::dpop::{self, DpopRefusal, Refused};
 use crate::error::ApiError;
 use crate::oauth::OAuthState;
@@ -31,11 +33,7 @@ pub async fn grant<S: Store>(
     let presented = form.require("refresh_token")?;
     // Refuse before spending the token if no key could sign its successor's
     // access token (the client could retry with the same refresh token).
-    if state.app.keys.get().signing.is_none() {
-        return Err(ApiError::unavailable(
-            "no signing key is active; run `warden keys rotate`",
-        ));
-    }
+    signing_ready(&state.app)?;
     let hash = hash_refresh(presented);
     let Some(row) = state.app.store.find_refresh(&hash).await? else {
         return Err(ApiError::invalid_grant(
